@@ -1,0 +1,165 @@
+//! Commands: everything that can ask the queue to change.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Class, Level, Role, TicketId};
+use crate::time::Timestamp;
+
+/// Where a transfer sends a ticket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferTarget {
+    /// To the queue of another service.
+    Service(String),
+    /// Reserved for one window.
+    Window(u32),
+}
+
+/// A request to change the queue. Window actions name the window and the staff member
+/// acting, and the engine checks that this person is the one signed in there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Command {
+    /// Take a ticket.
+    Issue {
+        /// Service code.
+        service: String,
+        /// Normal or green channel (appointments come through `CheckIn`).
+        class: Class,
+        /// A retry with the same key returns the same ticket.
+        idempotency_key: Option<String>,
+        /// Opaque citizen key, for the per-citizen daily limit.
+        citizen: Option<String>,
+        /// Where it was taken.
+        channel: String,
+    },
+    /// Sign a staff member in at a window (replacing whoever was there).
+    SignIn {
+        /// Window number.
+        window: u32,
+        /// Staff id.
+        staff: String,
+        /// A or B role.
+        role: Role,
+    },
+    /// Sign out.
+    SignOut {
+        /// Window number.
+        window: u32,
+        /// Staff id.
+        staff: String,
+    },
+    /// Call the next citizen by the call order.
+    CallNext {
+        /// Window number.
+        window: u32,
+        /// Staff id.
+        staff: String,
+    },
+    /// Call a given number (指呼), including a returning no-show.
+    CallNumber {
+        /// Window number.
+        window: u32,
+        /// Staff id.
+        staff: String,
+        /// The number, e.g. "A012".
+        number: String,
+    },
+    /// Call the current ticket again.
+    Recall {
+        /// Window number.
+        window: u32,
+        /// Staff id.
+        staff: String,
+    },
+    /// The citizen arrived at the window.
+    StartServing {
+        /// Window number.
+        window: u32,
+        /// Staff id.
+        staff: String,
+    },
+    /// The called citizen did not come.
+    NoShow {
+        /// Window number.
+        window: u32,
+        /// Staff id.
+        staff: String,
+    },
+    /// Move the current ticket to another service or window, keeping its issue time.
+    Transfer {
+        /// Window number.
+        window: u32,
+        /// Staff id.
+        staff: String,
+        /// Where to.
+        to: TransferTarget,
+    },
+    /// Stop calling at this window.
+    Pause {
+        /// Window number.
+        window: u32,
+        /// Staff id.
+        staff: String,
+        /// Shown to supervisors.
+        reason: String,
+    },
+    /// Calling may go on.
+    Resume {
+        /// Window number.
+        window: u32,
+        /// Staff id.
+        staff: String,
+    },
+    /// The current ticket is done; arms the rating pad.
+    Finish {
+        /// Window number.
+        window: u32,
+        /// Staff id.
+        staff: String,
+        /// 办件编号 of the application it produced.
+        case_no: Option<String>,
+    },
+    /// Withdraw a waiting ticket.
+    Cancel {
+        /// The ticket.
+        ticket: TicketId,
+        /// Who asked (kiosk, staff id).
+        by: String,
+    },
+    /// Rate a finished ticket.
+    Rate {
+        /// The ticket.
+        ticket: TicketId,
+        /// The level.
+        level: Level,
+        /// Reasons from the configured list.
+        reasons: Vec<String>,
+        /// Free text.
+        comment: Option<String>,
+        /// Channel code.
+        channel: String,
+    },
+    /// Book an appointment slot.
+    Book {
+        /// Service code.
+        service: String,
+        /// Slot start.
+        slot_at: Timestamp,
+        /// The code the citizen will show.
+        code: String,
+        /// Opaque citizen key.
+        citizen: Option<String>,
+    },
+    /// Check an appointment in: it becomes a ticket.
+    CheckIn {
+        /// Appointment code.
+        code: String,
+        /// Retry key.
+        idempotency_key: Option<String>,
+        /// Where.
+        channel: String,
+    },
+    /// Let time pass: day rollover, warnings and missed appointments.
+    Tick,
+}
