@@ -1,1 +1,267 @@
-fn main() {}
+//! `hallq`: the queue controller daemon and its command line. Thin by design: parse the
+//! arguments, load the configuration, and hand over to the library.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use hallq::config::Config;
+use hallq::report::{Period, Report};
+use hallq::store::staff::{self, Permission, StaffRecord};
+use hallq::store::{NewEvent, Store};
+use hallq_engine::Role;
+
+const DEFAULT_CONFIG: &str = "/etc/hallq/hallq.toml";
+
+#[derive(Parser)]
+#[command(name = "hallq", version, about = "Queue controller for a government service hall (政务服务大厅排队叫号)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the controller: restore the queue, serve the local API until SIGTERM.
+    Run {
+        /// Configuration file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Simulate citizens and staff; without --config uses the example county hall
+        /// in a temporary data directory.
+        #[arg(long)]
+        simulate: bool,
+        /// Override the listen address (e.g. 127.0.0.1:0 for a free port).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Override the data directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Simulation speed-up factor.
+        #[arg(long, default_value_t = 1)]
+        speed: u32,
+    },
+    /// Manage staff accounts (no account exists until you add one).
+    Staff {
+        #[command(subcommand)]
+        action: StaffCmd,
+        /// Configuration file.
+        #[arg(long, global = true, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Print per-window and per-service figures for a day, ISO week or month.
+    Report {
+        /// Configuration file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// A day, YYYY-MM-DD (default: today).
+        #[arg(long, conflicts_with_all = ["week", "month"])]
+        day: Option<chrono::NaiveDate>,
+        /// An ISO week, YYYY-Www (e.g. 2026-W48).
+        #[arg(long, conflicts_with = "month")]
+        week: Option<String>,
+        /// A month, YYYY-MM.
+        #[arg(long)]
+        month: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Validate a configuration file and exit (errors name the key and line).
+    CheckConfig {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Measure durable ticket issue, engine speed and memory on this machine.
+    Bench {
+        /// Directory for the benchmark databases (on the disk to measure).
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        /// Sequential requests.
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Also time start-up against this many days of generated history.
+        #[arg(long)]
+        history_days: Option<u32>,
+        /// Tickets per generated day.
+        #[arg(long, default_value_t = 5500)]
+        per_day: u32,
+    },
+    /// Write generated history (issued, called, finished, rated) into a database.
+    GenHistory {
+        /// Configuration file whose database receives the history.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Days of history, ending yesterday.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Tickets per day.
+        #[arg(long, default_value_t = 5500)]
+        per_day: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum StaffCmd {
+    /// Add an account; the PIN (6–12 digits) is read from standard input.
+    Add {
+        /// Staff id (工号).
+        #[arg(long)]
+        id: String,
+        /// Name.
+        #[arg(long)]
+        name: String,
+        /// Permissions: staff, supervisor, admin (repeatable).
+        #[arg(long = "role", default_value = "staff")]
+        roles: Vec<String>,
+        /// A window and role, e.g. 3 or 3:B (repeatable).
+        #[arg(long = "window")]
+        windows: Vec<String>,
+    },
+    /// List accounts.
+    List,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HALLQ_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Cmd::Run { config, simulate, listen, data_dir, speed } => run(config, simulate, listen, data_dir, speed),
+        Cmd::Staff { action, config } => staff_cmd(action, &Config::load(&config)?),
+        Cmd::Report { config, day, week, month, format } => report(&Config::load(&config)?, day, week, month, format),
+        Cmd::CheckConfig { file } => {
+            let c = Config::load(&file)?;
+            println!("{}: ok ({} services, {} windows)", file.display(), c.queue.services.len(), c.queue.windows.len());
+            Ok(())
+        }
+        Cmd::Bench { dir, requests, clients, history_days, per_day } => {
+            hallq::bench::run(&hallq::bench::BenchOptions { dir, requests, clients, history_days, per_day })
+        }
+        Cmd::GenHistory { config, days, per_day } => {
+            let c = Config::load(&config)?;
+            std::fs::create_dir_all(&c.storage.data_dir)?;
+            let n = hallq::bench::generate_history(&c.database(), days, per_day)?;
+            println!("wrote {n} tickets over {days} days into {}", c.database().display());
+            Ok(())
+        }
+    }
+}
+
+fn run(config_path: PathBuf, simulate: bool, listen: Option<std::net::SocketAddr>, data_dir: Option<PathBuf>, speed: u32) -> anyhow::Result<()> {
+    let explicit = config_path != PathBuf::from(DEFAULT_CONFIG) || !simulate;
+    let mut temp = None;
+    let mut config = if explicit {
+        Config::load(&config_path)?
+    } else {
+        let dir = tempfile::Builder::new().prefix("hallq-sim-").tempdir()?;
+        let mut c = Config::example();
+        c.storage.data_dir = dir.path().to_path_buf();
+        temp = Some(dir);
+        c
+    };
+    if simulate {
+        // A demonstration must be alive at any hour.
+        config.queue.calendar.always_open = true;
+    }
+    if let Some(l) = listen {
+        config.server.listen = l;
+    }
+    if let Some(d) = data_dir {
+        config.storage.data_dir = d;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async move {
+        let setup = config.queue.clone();
+        let data = config.storage.data_dir.clone();
+        let started = hallq::server::start(config).await?;
+        tracing::info!(addr = %started.addr, data = %data.display(), "hallq serving");
+        // One line on stdout so scripts and tests can find the address.
+        println!("hallq listening on http://{}", started.addr);
+        std::io::stdout().flush()?;
+        if simulate {
+            tokio::spawn(hallq::simulate::run(started.hall.clone(), setup, speed));
+        }
+        started.serve(hallq::server::shutdown_signal()).await?;
+        drop(temp);
+        anyhow::Ok(())
+    })
+}
+
+fn staff_cmd(action: StaffCmd, config: &Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.storage.data_dir).with_context(|| format!("creating {}", config.storage.data_dir.display()))?;
+    let mut store = Store::open(&config.database())?;
+    match action {
+        StaffCmd::List => {
+            for s in staff::list(store.conn())? {
+                let windows: Vec<String> = s.windows.iter().map(|(n, r)| format!("{n}:{r:?}")).collect();
+                let roles: Vec<String> = s.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
+                println!("{}\t{}\t{}\t{}", s.id, s.name, roles.join(","), windows.join(","));
+            }
+        }
+        StaffCmd::Add { id, name, roles, windows } => {
+            let roles = roles.iter().map(|r| Permission::parse(r).with_context(|| format!("--role {r:?}: use staff, supervisor or admin"))).collect::<anyhow::Result<Vec<_>>>()?;
+            let mut parsed = Vec::new();
+            for w in &windows {
+                let (n, role) = w.split_once(':').unwrap_or((w, "A"));
+                let n: u32 = n.parse().with_context(|| format!("--window {w:?}: expected a window number like 3 or 3:B"))?;
+                if !config.queue.windows.iter().any(|d| d.number == n) {
+                    bail!("--window {w:?}: the configuration has no window {n}");
+                }
+                let role = match role {
+                    "A" | "a" => Role::A,
+                    "B" | "b" => Role::B,
+                    _ => bail!("--window {w:?}: the role is A or B"),
+                };
+                parsed.push((n, role));
+            }
+            if roles == [Permission::Staff] && parsed.is_empty() {
+                bail!("a staff account needs at least one --window");
+            }
+            if std::io::stdin().is_terminal() {
+                eprint!("PIN for {id} (6-12 digits): ");
+            }
+            let mut pin = String::new();
+            std::io::stdin().lock().read_line(&mut pin)?;
+            let record = StaffRecord { id: id.clone(), name, roles, windows: parsed };
+            staff::add(store.conn(), &record, pin.trim(), hallq::core::wall_now())?;
+            let audit = serde_json::json!({ "type": "staff_added", "staff": id, "roles": record.roles, "windows": record.windows });
+            store.append(&[NewEvent::encode(hallq::core::wall_now(), "staff_added", &audit)?])?;
+            println!("added {id}");
+        }
+    }
+    Ok(())
+}
+
+fn report(config: &Config, day: Option<chrono::NaiveDate>, week: Option<String>, month: Option<String>, format: Format) -> anyhow::Result<()> {
+    let period = match (day, week, month) {
+        (_, Some(w), _) => Period::week(&w).with_context(|| format!("--week {w:?}: use YYYY-Www, e.g. 2026-W48"))?,
+        (_, _, Some(m)) => Period::month(&m).with_context(|| format!("--month {m:?}: use YYYY-MM"))?,
+        (Some(d), _, _) => Period::day(d),
+        (None, None, None) => {
+            let clock = hallq_engine::LocalClock::new(config.queue.utc_offset_minutes);
+            Period::day(clock.service_day(hallq::core::wall_now(), config.queue.day_starts_at))
+        }
+    };
+    if !config.database().exists() {
+        bail!("no database at {} (has the controller run?)", config.database().display());
+    }
+    let store = Store::open(&config.database())?;
+    let r: Report = hallq::report::build(store.conn(), period)?;
+    match format {
+        Format::Table => print!("{}", r.to_table()),
+        Format::Csv => print!("{}", r.to_csv()),
+    }
+    Ok(())
+}

@@ -155,7 +155,9 @@ impl PaperWidth {
 }
 
 /// Horizontal justification (`ESC a n`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Align {
     /// n = 0.
@@ -245,7 +247,9 @@ impl CharSize {
 }
 
 /// QR error correction level (`GS ( k … 31 45 n`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize, serde::Serialize,
+)]
 pub enum QrErrorLevel {
     /// 7 %: n = 48.
     L,
@@ -511,10 +515,32 @@ pub fn check_printable(text: &str) -> Result<(), EncodeError> {
 fn push_qr_function(out: &mut Vec<u8>, fn_code: u8, params: &[u8]) {
     // pL pH count cn + fn + params.
     let len = params.len() + 2;
-    out.extend_from_slice(&[GS, OP_EXTENDED, OP_SYMBOL, (len & 0xFF) as u8, (len >> 8) as u8]);
+    out.extend_from_slice(&[
+        GS,
+        OP_EXTENDED,
+        OP_SYMBOL,
+        (len & 0xFF) as u8,
+        (len >> 8) as u8,
+    ]);
     out.push(QR_CN);
     out.push(fn_code);
     out.extend_from_slice(params);
+}
+
+fn push_raster(out: &mut Vec<u8>, r: &Raster) {
+    let x = r.bytes_per_row();
+    let y = r.height as usize;
+    out.extend_from_slice(&[
+        GS,
+        OP_RASTER,
+        b'0',
+        0,
+        (x & 0xFF) as u8,
+        (x >> 8) as u8,
+        (y & 0xFF) as u8,
+        (y >> 8) as u8,
+    ]);
+    out.extend_from_slice(&r.data);
 }
 
 impl Command {
@@ -562,21 +588,7 @@ impl Command {
                 out.extend_from_slice(data);
             }
             Command::QrPrint => push_qr_function(out, QR_FN_PRINT, &[QR_M]),
-            Command::Raster(r) => {
-                let x = r.bytes_per_row();
-                let y = r.height as usize;
-                out.extend_from_slice(&[
-                    GS,
-                    OP_RASTER,
-                    b'0',
-                    0,
-                    (x & 0xFF) as u8,
-                    (x >> 8) as u8,
-                    (y & 0xFF) as u8,
-                    (y >> 8) as u8,
-                ]);
-                out.extend_from_slice(&r.data);
-            }
+            Command::Raster(r) => push_raster(out, r),
             Command::Cut(c) => match c {
                 Cut::Full => out.extend_from_slice(&[GS, OP_CUT, 0]),
                 Cut::Partial => out.extend_from_slice(&[GS, OP_CUT, 1]),
@@ -705,7 +717,7 @@ impl Encoder {
     /// `GS v 0`.
     pub fn raster(&mut self, r: &Raster) -> &mut Self {
         // Cannot fail: a Raster is validated when built.
-        let _ = Command::Raster(r.clone()).encode(&mut self.buf);
+        push_raster(&mut self.buf, r);
         self
     }
 
@@ -828,7 +840,10 @@ mod tests {
             [0xB9, 0xFD, 0xBA, 0xC5, b'A', b'1']
         );
         // 政务 : D5 FE CE F1.
-        assert_eq!(bytes(Command::Text("政务".into())), [0xD5, 0xFE, 0xCE, 0xF1]);
+        assert_eq!(
+            bytes(Command::Text("政务".into())),
+            [0xD5, 0xFE, 0xCE, 0xF1]
+        );
         // Full-width colon ： A3 BA.
         assert_eq!(bytes(Command::Text("：".into())), [0xA3, 0xBA]);
     }
@@ -902,7 +917,9 @@ mod tests {
     fn qr_store_length_counts_the_three_header_bytes() {
         assert_eq!(
             bytes(Command::QrStore(b"A012".to_vec())),
-            [0x1D, 0x28, 0x6B, 0x07, 0x00, 0x31, 0x50, 0x30, b'A', b'0', b'1', b'2']
+            [
+                0x1D, 0x28, 0x6B, 0x07, 0x00, 0x31, 0x50, 0x30, b'A', b'0', b'1', b'2'
+            ]
         );
         let long = vec![b'x'; 300];
         let b = bytes(Command::QrStore(long));
@@ -953,7 +970,10 @@ mod tests {
     fn cuts() {
         assert_eq!(bytes(Command::Cut(Cut::Full)), [0x1D, 0x56, 0x00]);
         assert_eq!(bytes(Command::Cut(Cut::Partial)), [0x1D, 0x56, 0x01]);
-        assert_eq!(bytes(Command::Cut(Cut::FeedFull(80))), [0x1D, 0x56, 0x41, 0x50]);
+        assert_eq!(
+            bytes(Command::Cut(Cut::FeedFull(80))),
+            [0x1D, 0x56, 0x41, 0x50]
+        );
         assert_eq!(
             bytes(Command::Cut(Cut::FeedPartial(3))),
             [0x1D, 0x56, 0x42, 0x03]
@@ -998,8 +1018,8 @@ mod tests {
         assert_eq!(
             e.into_bytes(),
             [
-                0x1B, 0x40, 0x1C, 0x26, 0x1B, 0x61, 0x01, 0x1D, 0x21, 0x11, 0x1B, 0x45, 0x01,
-                0xBA, 0xC5, 0x0A, 0x1D, 0x56, 0x41, 0x00
+                0x1B, 0x40, 0x1C, 0x26, 0x1B, 0x61, 0x01, 0x1D, 0x21, 0x11, 0x1B, 0x45, 0x01, 0xBA,
+                0xC5, 0x0A, 0x1D, 0x56, 0x41, 0x00
             ]
         );
     }

@@ -435,12 +435,10 @@ pub fn logo_from_png(bytes: &[u8]) -> Result<Raster, LogoError> {
             height: h,
         });
     }
-    let size = reader
-        .output_buffer_size()
-        .ok_or(LogoError::Size {
-            width: w,
-            height: h,
-        })?;
+    let size = reader.output_buffer_size().ok_or(LogoError::Size {
+        width: w,
+        height: h,
+    })?;
     let mut buf = vec![0u8; size];
     let info = reader.next_frame(&mut buf)?;
     let channels = info.color_type.samples();
@@ -453,7 +451,10 @@ pub fn logo_from_png(bytes: &[u8]) -> Result<Raster, LogoError> {
             let (l, a) = match channels {
                 1 => (p[0] as u32, 255),
                 2 => (p[0] as u32, p[1] as u32),
-                3 => ((p[0] as u32 * 299 + p[1] as u32 * 587 + p[2] as u32 * 114) / 1000, 255),
+                3 => (
+                    (p[0] as u32 * 299 + p[1] as u32 * 587 + p[2] as u32 * 114) / 1000,
+                    255,
+                ),
                 _ => (
                     (p[0] as u32 * 299 + p[1] as u32 * 587 + p[2] as u32 * 114) / 1000,
                     p[3] as u32,
@@ -518,12 +519,13 @@ impl TicketTemplate {
                 )));
             }
             // A generous sample id: the QR must fit the paper with the longest ids we issue.
-            let sample = qr_payload(self.qr_url.as_deref(), "00000000-0000-0000-0000-000000000000");
-            let code = qrcode::QrCode::with_error_correction_level(
-                sample.as_bytes(),
-                qrcode::EcLevel::M,
-            )
-            .map_err(|e| TemplateError::Qr(format!("cannot encode {sample:?}: {e}")))?;
+            let sample = qr_payload(
+                self.qr_url.as_deref(),
+                "00000000-0000-0000-0000-000000000000",
+            );
+            let code =
+                qrcode::QrCode::with_error_correction_level(sample.as_bytes(), qrcode::EcLevel::M)
+                    .map_err(|e| TemplateError::Qr(format!("cannot encode {sample:?}: {e}")))?;
             let dots = code.width() as u32 * self.qr_module as u32;
             if dots > paper.dots() {
                 return Err(TemplateError::Qr(format!(
@@ -699,7 +701,9 @@ impl PreparedTemplate {
         for line in &tpl.footer {
             emit(enc, columns, line, &footer, "template footer")?;
         }
-        enc.align(Align::Left).feed_lines(3).cut(Cut::FeedPartial(0));
+        enc.align(Align::Left)
+            .feed_lines(3)
+            .cut(Cut::FeedPartial(0));
         Ok(())
     }
 }
@@ -732,7 +736,13 @@ pub fn render_checklist(c: &ChecklistPrint, paper: PaperWidth) -> Result<Vec<u8>
         "service name",
     )?;
     if let Some(code) = &c.service_code {
-        emit(&mut enc, columns, &format!("事项编码：{code}"), &NORMAL_LEFT, "service code")?;
+        emit(
+            &mut enc,
+            columns,
+            &format!("事项编码：{code}"),
+            &NORMAL_LEFT,
+            "service code",
+        )?;
     }
     let bold_left = Style {
         size: CharSize::NORMAL,
@@ -786,20 +796,64 @@ pub fn render_checklist(c: &ChecklistPrint, paper: PaperWidth) -> Result<Vec<u8>
     }
     emit(&mut enc, columns, &rule, &NORMAL_LEFT, "rule")?;
     if let Some(d) = c.promised_days {
-        emit(&mut enc, columns, &format!("承诺时限：{d}个工作日"), &NORMAL_LEFT, "time limit")?;
+        emit(
+            &mut enc,
+            columns,
+            &format!("承诺时限：{d}个工作日"),
+            &NORMAL_LEFT,
+            "time limit",
+        )?;
     }
     if let Some(d) = c.statutory_days {
-        emit(&mut enc, columns, &format!("法定时限：{d}个工作日"), &NORMAL_LEFT, "time limit")?;
+        emit(
+            &mut enc,
+            columns,
+            &format!("法定时限：{d}个工作日"),
+            &NORMAL_LEFT,
+            "time limit",
+        )?;
     }
-    emit(&mut enc, columns, &format!("收费标准：{}", c.fees), &NORMAL_LEFT, "fees")?;
-    emit(&mut enc, columns, &format!("办理窗口：{}", c.window), &NORMAL_LEFT, "window")?;
+    emit(
+        &mut enc,
+        columns,
+        &format!("收费标准：{}", c.fees),
+        &NORMAL_LEFT,
+        "fees",
+    )?;
+    emit(
+        &mut enc,
+        columns,
+        &format!("办理窗口：{}", c.window),
+        &NORMAL_LEFT,
+        "window",
+    )?;
     if let Some(p) = &c.phone {
-        emit(&mut enc, columns, &format!("咨询电话：{p}"), &NORMAL_LEFT, "phone")?;
+        emit(
+            &mut enc,
+            columns,
+            &format!("咨询电话：{p}"),
+            &NORMAL_LEFT,
+            "phone",
+        )?;
     }
-    emit(&mut enc, columns, &format!("打印时间：{}", c.printed_at), &NORMAL_LEFT, "print time")?;
+    emit(
+        &mut enc,
+        columns,
+        &format!("打印时间：{}", c.printed_at),
+        &NORMAL_LEFT,
+        "print time",
+    )?;
     enc.lf();
-    emit(&mut enc, columns, "请备齐以上材料后到窗口办理", &centre, "notice")?;
-    enc.align(Align::Left).feed_lines(3).cut(Cut::FeedPartial(0));
+    emit(
+        &mut enc,
+        columns,
+        "请备齐以上材料后到窗口办理",
+        &centre,
+        "notice",
+    )?;
+    enc.align(Align::Left)
+        .feed_lines(3)
+        .cut(Cut::FeedPartial(0));
     Ok(enc.into_bytes())
 }
 
@@ -844,8 +898,31 @@ mod tests {
             ["please take", "number A012", "now"]
         );
         assert_eq!(wrap("", 32, CharSize::NORMAL), [""]);
-        assert_eq!(wrap("abcdefghij", 4, CharSize::NORMAL), ["abcd", "efgh", "ij"]);
-        assert_eq!(wrap("请到3号窗口", 6, CharSize::NORMAL), ["请到3", "号窗口"]);
+        assert_eq!(
+            wrap("abcdefghij", 4, CharSize::NORMAL),
+            ["abcd", "efgh", "ij"]
+        );
+        assert_eq!(
+            wrap("请到3号窗口", 6, CharSize::NORMAL),
+            ["请到3", "号窗口"]
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn wrapped_lines_fit_and_lose_only_spaces(
+            text in "[a-zA-Z0-9 政务服务中心取号过请窗口，。]{0,80}",
+            columns in 1usize..60,
+            w in 1u8..=8,
+        ) {
+            let size = CharSize::new(w, 1).unwrap();
+            let lines = wrap(&text, columns, size);
+            for l in &lines {
+                proptest::prop_assert!(text_columns(l) <= columns_at(columns, size), "{l:?}");
+            }
+            let strip = |s: &str| s.chars().filter(|c| *c != ' ').collect::<String>();
+            proptest::prop_assert_eq!(strip(&lines.concat()), strip(&text));
+        }
     }
 
     #[test]
@@ -868,7 +945,9 @@ mod tests {
 
     #[test]
     fn default_ticket_has_big_number_qr_footer_and_cut() {
-        let tpl = TicketTemplate::default().validate(PaperWidth::Mm58).unwrap();
+        let tpl = TicketTemplate::default()
+            .validate(PaperWidth::Mm58)
+            .unwrap();
         let b = tpl.render(&sample_ticket()).unwrap();
         assert_eq!(&b[..4], [0x1B, 0x40, 0x1C, 0x26]);
         // The number at quad size, bold, centred.
@@ -895,7 +974,11 @@ mod tests {
             .unwrap()
             .render(&sample_ticket())
             .unwrap();
-        let two = tpl.validate(PaperWidth::Mm80).unwrap().render(&sample_ticket()).unwrap();
+        let two = tpl
+            .validate(PaperWidth::Mm80)
+            .unwrap()
+            .render(&sample_ticket())
+            .unwrap();
         assert_eq!(two.len(), one.len() * 2);
     }
 
@@ -905,19 +988,62 @@ mod tests {
             qr_url: Some("https://hall.example/t/{id}".into()),
             ..Default::default()
         };
-        let b = tpl.validate(PaperWidth::Mm58).unwrap().render(&sample_ticket()).unwrap();
+        let b = tpl
+            .validate(PaperWidth::Mm58)
+            .unwrap()
+            .render(&sample_ticket())
+            .unwrap();
         let s = b"https://hall.example/t/T20261123-A012";
         assert!(b.windows(s.len()).any(|w| w == s));
     }
 
     #[test]
     fn unprintable_data_is_a_layout_error_naming_the_field() {
-        let tpl = TicketTemplate::default().validate(PaperWidth::Mm58).unwrap();
+        let tpl = TicketTemplate::default()
+            .validate(PaperWidth::Mm58)
+            .unwrap();
         let mut t = sample_ticket();
         t.service_name = "登记😀".into();
         let e = tpl.render(&t).unwrap_err();
         assert!(e.to_string().contains("service"), "{e}");
         assert!(e.to_string().contains('😀'), "{e}");
+    }
+
+    #[test]
+    fn a_full_template_reads_from_toml() {
+        let src = r#"
+            header = ["欢迎您来办事"]
+            footer = ["过号请重新取号", "请留意叫号屏幕"]
+            qr = true
+            qr_url = "https://hall.example/q/{id}"
+            qr_module = 5
+            copies = 1
+
+            [[fields]]
+            name = "number"
+            size = 4
+            bold = true
+
+            [[fields]]
+            name = "waiting"
+            align = "left"
+            label = "前面等候：{} 人"
+        "#;
+        let t: TicketTemplate = toml::from_str(src).unwrap();
+        assert_eq!(t.fields.len(), 2);
+        assert_eq!(t.fields[1].align, Align::Left);
+        let b = t
+            .validate(PaperWidth::Mm58)
+            .unwrap()
+            .render(&sample_ticket())
+            .unwrap();
+        let mut waiting = Vec::new();
+        crate::escpos::encode_gbk("前面等候：5 人", &mut waiting).unwrap();
+        assert!(b.windows(waiting.len()).any(|w| w == waiting));
+        // Fields the template leaves out are not printed.
+        let mut service = Vec::new();
+        crate::escpos::encode_gbk("不动产登记", &mut service).unwrap();
+        assert!(!b.windows(service.len()).any(|w| w == service));
     }
 
     #[test]
@@ -930,8 +1056,7 @@ mod tests {
 
     #[test]
     fn template_with_unknown_field_name_is_refused() {
-        let t: TicketTemplate =
-            toml::from_str("[[fields]]\nname = \"numbr\"\nsize = 4").unwrap();
+        let t: TicketTemplate = toml::from_str("[[fields]]\nname = \"numbr\"\nsize = 4").unwrap();
         let e = t.validate(PaperWidth::Mm58).unwrap_err();
         assert!(matches!(e, TemplateError::UnknownField { .. }));
         assert!(e.to_string().contains("numbr"));
@@ -954,9 +1079,15 @@ mod tests {
             Err(TemplateError::BadSize { size: 9, .. })
         ));
         let t: TicketTemplate = toml::from_str("copies = 0").unwrap();
-        assert!(matches!(t.validate(PaperWidth::Mm58), Err(TemplateError::Copies(0))));
+        assert!(matches!(
+            t.validate(PaperWidth::Mm58),
+            Err(TemplateError::Copies(0))
+        ));
         let t: TicketTemplate = toml::from_str("qr_module = 16").unwrap();
-        assert!(matches!(t.validate(PaperWidth::Mm58), Err(TemplateError::Qr(_))));
+        assert!(matches!(
+            t.validate(PaperWidth::Mm58),
+            Err(TemplateError::Qr(_))
+        ));
     }
 
     fn write_png(path: &Path, w: u32, h: u32) {
@@ -989,7 +1120,9 @@ mod tests {
         let p = t.validate(PaperWidth::Mm58).unwrap();
         let b = p.render(&sample_ticket()).unwrap();
         // GS v 0, 8 bytes per row, 8 rows, first row: 4 black bytes then 4 white.
-        let head = [0x1D, 0x76, 0x30, 0x00, 0x08, 0x00, 0x08, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0];
+        let head = [
+            0x1D, 0x76, 0x30, 0x00, 0x08, 0x00, 0x08, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0,
+        ];
         assert!(b.windows(head.len()).any(|w| w == head));
 
         let wide = dir.join("wide.png");
@@ -999,7 +1132,14 @@ mod tests {
             ..Default::default()
         };
         let e = t.validate(PaperWidth::Mm58).unwrap_err();
-        assert!(matches!(e, TemplateError::LogoTooWide { width: 400, max: 384, .. }));
+        assert!(matches!(
+            e,
+            TemplateError::LogoTooWide {
+                width: 400,
+                max: 384,
+                ..
+            }
+        ));
         assert!(t.validate(PaperWidth::Mm80).is_ok());
 
         let junk = dir.join("junk.png");
@@ -1008,12 +1148,18 @@ mod tests {
             logo: Some(junk),
             ..Default::default()
         };
-        assert!(matches!(t.validate(PaperWidth::Mm58), Err(TemplateError::LogoDecode { .. })));
+        assert!(matches!(
+            t.validate(PaperWidth::Mm58),
+            Err(TemplateError::LogoDecode { .. })
+        ));
         let t = TicketTemplate {
             logo: Some(dir.join("missing.png")),
             ..Default::default()
         };
-        assert!(matches!(t.validate(PaperWidth::Mm58), Err(TemplateError::LogoRead { .. })));
+        assert!(matches!(
+            t.validate(PaperWidth::Mm58),
+            Err(TemplateError::LogoRead { .. })
+        ));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

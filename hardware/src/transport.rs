@@ -358,9 +358,7 @@ impl Reconnect {
     /// Try once. `Ok` resets the backoff; `Err` carries the error and the delay the
     /// caller should sleep before calling again.
     #[allow(clippy::result_large_err)]
-    pub fn try_connect(
-        &mut self,
-    ) -> Result<Box<dyn PrinterTransport>, (TransportError, Duration)> {
+    pub fn try_connect(&mut self) -> Result<Box<dyn PrinterTransport>, (TransportError, Duration)> {
         match open(&self.config, self.timeout) {
             Ok(t) => {
                 self.backoff.reset();
@@ -421,7 +419,10 @@ mod tests {
         );
         let (_, d1) = r.try_connect().err().unwrap();
         let (_, d2) = r.try_connect().err().unwrap();
-        assert_eq!((d1, d2), (Duration::from_millis(10), Duration::from_millis(20)));
+        assert_eq!(
+            (d1, d2),
+            (Duration::from_millis(10), Duration::from_millis(20))
+        );
         let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let mut t = r.try_connect().ok().unwrap();
         assert_eq!(r.attempts(), 0);
@@ -452,8 +453,11 @@ mod tests {
                 hardware_flow_control: false
             }
         );
-        let c: TransportConfig = toml::from_str("kind = \"usb_lp\"\npath = \"/dev/usb/lp0\"").unwrap();
+        let c: TransportConfig =
+            toml::from_str("kind = \"usb_lp\"\npath = \"/dev/usb/lp0\"").unwrap();
         assert!(matches!(c, TransportConfig::UsbLp { .. }));
-        assert!(toml::from_str::<TransportConfig>("kind = \"tcp\"\naddr = \"a:1\"\nx = 1").is_err());
+        assert!(
+            toml::from_str::<TransportConfig>("kind = \"tcp\"\naddr = \"a:1\"\nx = 1").is_err()
+        );
     }
 }

@@ -16,9 +16,7 @@
 pub mod render;
 pub mod serve;
 
-use crate::escpos::{
-    Align, CharSize, DLE, EOT, ESC, FS, GS, LF, QrErrorLevel, Raster, StatusKind,
-};
+use crate::escpos::{Align, CharSize, DLE, EOT, ESC, FS, GS, LF, QrErrorLevel, Raster, StatusKind};
 use crate::layout::text_columns;
 
 pub use render::{CjkFont, FontError, GlyphBox, RenderError, Rendered};
@@ -251,7 +249,7 @@ impl Default for Mode {
 }
 
 /// The decoder. Feed it bytes as they arrive; read the [`Paper`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct VirtualPrinter {
     state: PrinterState,
     mode: Mode,
@@ -263,6 +261,12 @@ pub struct VirtualPrinter {
     qr_data: Option<Vec<u8>>,
     pending: Vec<u8>,
     stats: DecodeStats,
+}
+
+impl Default for VirtualPrinter {
+    fn default() -> Self {
+        VirtualPrinter::new()
+    }
 }
 
 /// Result of trying to decode one item at the front of the buffer.
@@ -277,8 +281,16 @@ impl VirtualPrinter {
     /// A printer in the normal state with empty paper.
     pub fn new() -> VirtualPrinter {
         VirtualPrinter {
+            state: PrinterState::Normal,
+            mode: Mode::default(),
+            paper: Paper::default(),
+            line: Line::default(),
+            line_started: false,
             qr_module: 3,
-            ..Default::default()
+            qr_level: QrErrorLevel::M,
+            qr_data: None,
+            pending: Vec::new(),
+            stats: DecodeStats::default(),
         }
     }
 
@@ -426,8 +438,8 @@ impl VirtualPrinter {
                         }
                         break;
                     };
-                    let (cow, had_errors) =
-                        encoding_rs::GBK.decode_without_bom_handling(&[c, t]);
+                    let pair = [c, t];
+                    let (cow, had_errors) = encoding_rs::GBK.decode_without_bom_handling(&pair);
                     if had_errors || cow.chars().count() != 1 {
                         self.stats.bad_text += 1;
                         s.push('\u{FFFD}');
@@ -757,9 +769,9 @@ impl VirtualPrinter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::escpos::PaperWidth;
     use crate::escpos::{Cut, Encoder};
     use crate::layout::{TicketPrint, TicketTemplate};
-    use crate::escpos::PaperWidth;
 
     fn ticket() -> TicketPrint {
         TicketPrint {
@@ -843,7 +855,10 @@ mod tests {
         ] {
             let r = StatusKind::ALL.map(|k| st.reply(k));
             let s = crate::status::PrinterStatus::from_replies(r).unwrap();
-            assert_eq!(s.ready(), matches!(st, PrinterState::Normal | PrinterState::PaperNearEnd));
+            assert_eq!(
+                s.ready(),
+                matches!(st, PrinterState::Normal | PrinterState::PaperNearEnd)
+            );
         }
     }
 

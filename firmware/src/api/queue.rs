@@ -1,0 +1,277 @@
+//! Citizen-side endpoints: catalogue, overview, tickets, appointments and ratings.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hallq_engine::{Class, Command, Engine, Level, Ticket, TicketId, Timestamp};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{ApiError, AppState, JsonBody, Kiosk, Language, local_time};
+use crate::core::Done;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/services", get(services))
+        .route("/api/v1/overview", get(overview))
+        .route("/api/v1/tickets", post(issue))
+        .route("/api/v1/tickets/{id}", get(ticket).delete(cancel))
+        .route("/api/v1/appointments", post(book))
+        .route("/api/v1/appointments/{code}/check-in", post(check_in))
+        .route("/api/v1/ratings", post(rate))
+}
+
+async fn health(State(s): State<AppState>, Language(lang): Language) -> Result<Json<Value>, ApiError> {
+    let (day, now) = s.hall.query(|e, _| (e.day(), e.now())).await.map_err(|e| ApiError::from_core(e, lang))?;
+    Ok(Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "controller_id": s.config.hall.controller_id,
+        "day": day.to_string(),
+        "now": now.0,
+    })))
+}
+
+fn names(n: &hallq_engine::Names) -> Value {
+    json!({ "zh-CN": n.zh_cn, "zh-TW": n.get(hallq_engine::Lang::ZhTw), "en": n.get(hallq_engine::Lang::En) })
+}
+
+fn windows_for(e: &Engine, code: &str) -> Vec<u32> {
+    e.setup().windows.iter().filter(|w| w.services.iter().any(|s| s.code == code)).map(|w| w.number).collect()
+}
+
+async fn services(State(s): State<AppState>, Language(lang): Language) -> Result<Json<Value>, ApiError> {
+    let body = s
+        .hall
+        .query(|e, _| {
+            let loads = e.loads();
+            let list: Vec<Value> = e
+                .setup()
+                .services
+                .iter()
+                .zip(loads)
+                .map(|(d, l)| {
+                    json!({
+                        "code": d.code, "prefix": d.prefix, "name": names(&d.name), "department": d.department,
+                        "windows": windows_for(e, &d.code),
+                        "waiting": l.waiting, "open_windows": l.open_windows, "estimated_wait_minutes": l.estimated_wait_minutes,
+                    })
+                })
+                .collect();
+            json!({ "services": list })
+        })
+        .await
+        .map_err(|e| ApiError::from_core(e, lang))?;
+    Ok(Json(body))
+}
+
+async fn overview(State(s): State<AppState>, Language(lang): Language) -> Result<Json<Value>, ApiError> {
+    let hall = s.config.hall.name.clone();
+    let body = s
+        .hall
+        .query(move |e, _| {
+            let services: Vec<Value> = e
+                .loads()
+                .into_iter()
+                .map(|l| json!({
+                    "code": l.code, "waiting": l.waiting, "issued": l.issued, "open_windows": l.open_windows,
+                    "estimated_wait_minutes": l.estimated_wait_minutes, "longest_wait_secs": l.longest_wait_secs,
+                }))
+                .collect();
+            let windows: Vec<Value> = e
+                .setup()
+                .windows
+                .iter()
+                .filter_map(|d| e.windows().get(&d.number).map(|w| (d, w)))
+                .map(|(d, w)| {
+                    let current = w.current.and_then(|id| e.ticket(id)).map(|t| json!({ "id": t.id, "number": t.number, "state": t.state }));
+                    json!({
+                        "number": d.number, "name": d.name, "staffed": w.staff.is_some(), "paused": w.paused.is_some(), "current": current,
+                    })
+                })
+                .collect();
+            json!({ "hall": hall, "day": e.day().to_string(), "now": e.now().0, "services": services, "windows": windows })
+        })
+        .await
+        .map_err(|e| ApiError::from_core(e, lang))?;
+    Ok(Json(body))
+}
+
+/// The ticket as clients see it.
+pub(super) fn ticket_json(s: &AppState, e: Option<&Engine>, t: &Ticket, ahead: u32) -> Value {
+    let (service_name, windows, wait) = match e {
+        Some(e) => {
+            let name = e.setup().services.iter().find(|d| d.code == t.service).map(|d| names(&d.name));
+            (name, windows_for(e, &t.service), e.estimate_wait_minutes(&t.service, ahead))
+        }
+        None => (None, Vec::new(), 0),
+    };
+    json!({
+        "id": t.id, "number": t.number, "service": t.service, "service_name": service_name, "class": t.class,
+        "state": t.state, "day": t.day.to_string(), "issued_at": t.issued_at.0, "issued_at_local": local_time(s, t.issued_at),
+        "ahead": ahead, "estimated_wait_minutes": wait, "windows": windows, "window": t.window,
+        "reserved_window": t.reserved_window, "appointment": t.appointment,
+    })
+}
+
+/// Answers an issue or check-in: 201 for a new ticket, 200 with `replayed` for a retry.
+async fn ticket_response(s: &AppState, done: Done, lang: hallq_engine::Lang) -> Result<Response, ApiError> {
+    let t = done.ticket.ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no ticket was produced"))?;
+    let st = s.clone();
+    let ahead = done.ahead;
+    let body = s.hall.query(move |e, _| ticket_json(&st, Some(e), &t, ahead)).await.map_err(|e| ApiError::from_core(e, lang))?;
+    let status = if done.replayed { StatusCode::OK } else { StatusCode::CREATED };
+    let mut resp = (status, Json(json!({ "ticket": body, "replayed": done.replayed }))).into_response();
+    if done.replayed {
+        resp.headers_mut().insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
+    }
+    Ok(resp)
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => {
+            let k = v.to_str().map_err(|_| ApiError::field("Idempotency-Key", "must be printable ASCII"))?.trim();
+            if k.is_empty() || k.len() > 128 {
+                return Err(ApiError::field("Idempotency-Key", "must be 1 to 128 characters"));
+            }
+            Ok(Some(k.to_string()))
+        }
+    }
+}
+
+/// A citizen ID is never stored: only a hash salted with the controller id, enough to
+/// count tickets per person per day.
+fn citizen_key(s: &AppState, id: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(id) = id.map(|i| i.trim().to_uppercase()).filter(|i| !i.is_empty()) else { return Ok(None) };
+    if id.len() > 32 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ApiError::field("citizen_id", "an ID number is letters and digits, at most 32"));
+    }
+    let digest = Sha256::digest(format!("{}:{id}", s.config.hall.controller_id).as_bytes());
+    Ok(Some(hex::encode(&digest[..16])))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueBody {
+    service: String,
+    #[serde(default)]
+    class: Option<String>,
+    #[serde(default)]
+    citizen_id: Option<String>,
+}
+
+async fn issue(State(s): State<AppState>, kiosk: Kiosk, Language(lang): Language, headers: HeaderMap, JsonBody(body): JsonBody<IssueBody>) -> Result<Response, ApiError> {
+    let class = match body.class.as_deref() {
+        None | Some("normal") => Class::Normal,
+        Some("green") => Class::Green,
+        Some(_) => return Err(ApiError::field("class", "must be \"normal\" or \"green\"")),
+    };
+    let cmd = Command::Issue {
+        service: body.service,
+        class,
+        idempotency_key: idempotency_key(&headers)?,
+        citizen: citizen_key(&s, body.citizen_id)?,
+        channel: kiosk.channel,
+    };
+    let done = s.hall.execute(cmd).await.map_err(|e| ApiError::from_core(e, lang))?;
+    ticket_response(&s, done, lang).await
+}
+
+fn parse_id(id: &str) -> Result<TicketId, ApiError> {
+    id.parse::<u64>().map(TicketId).map_err(|_| ApiError::field("id", "a ticket id is a whole number"))
+}
+
+async fn ticket(State(s): State<AppState>, _k: Kiosk, Language(lang): Language, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let st = s.clone();
+    let found = s
+        .hall
+        .query(move |e, store| match e.ticket(id) {
+            Some(t) => Ok(Some(ticket_json(&st, Some(e), t, e.ahead(id).unwrap_or(0)))),
+            None => store.ticket(id).map(|t| t.map(|t| ticket_json(&st, Some(e), &t, 0))),
+        })
+        .await
+        .map_err(|e| ApiError::from_core(e, lang))?
+        .map_err(|_| ApiError::from_core(crate::core::CoreError::Store("read failed".into()), lang))?;
+    found.map(|t| Json(json!({ "ticket": t }))).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_ticket", "no such ticket"))
+}
+
+async fn cancel(State(s): State<AppState>, kiosk: Kiosk, Language(lang): Language, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let cmd = Command::Cancel { ticket: parse_id(&id)?, by: kiosk.channel };
+    let done = s.hall.execute(cmd).await.map_err(|e| ApiError::from_core(e, lang))?;
+    Ok(Json(json!({ "events": done.events })))
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum When {
+    Millis(i64),
+    Local(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BookBody {
+    service: String,
+    slot_at: When,
+    code: String,
+    #[serde(default)]
+    citizen_id: Option<String>,
+}
+
+async fn book(State(s): State<AppState>, _k: Kiosk, Language(lang): Language, JsonBody(body): JsonBody<BookBody>) -> Result<Response, ApiError> {
+    let slot_at = match body.slot_at {
+        When::Millis(ms) => Timestamp(ms),
+        When::Local(text) => {
+            let local = chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M")
+                .map_err(|_| ApiError::field("slot_at", "use milliseconds or local time \"YYYY-MM-DD HH:MM\""))?;
+            hallq_engine::LocalClock::new(s.config.queue.utc_offset_minutes).instant(local)
+        }
+    };
+    let cmd = Command::Book { service: body.service, slot_at, code: body.code, citizen: citizen_key(&s, body.citizen_id)? };
+    let done = s.hall.execute(cmd).await.map_err(|e| ApiError::from_core(e, lang))?;
+    Ok((StatusCode::CREATED, Json(json!({ "events": done.events }))).into_response())
+}
+
+async fn check_in(State(s): State<AppState>, kiosk: Kiosk, Language(lang): Language, headers: HeaderMap, Path(code): Path<String>) -> Result<Response, ApiError> {
+    let cmd = Command::CheckIn { code, idempotency_key: idempotency_key(&headers)?, channel: kiosk.channel };
+    let done = s.hall.execute(cmd).await.map_err(|e| ApiError::from_core(e, lang))?;
+    ticket_response(&s, done, lang).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateBody {
+    ticket: u64,
+    level: String,
+    #[serde(default)]
+    reasons: Vec<String>,
+    #[serde(default)]
+    comment: Option<String>,
+    #[serde(default)]
+    channel: Option<String>,
+}
+
+async fn rate(State(s): State<AppState>, kiosk: Kiosk, Language(lang): Language, JsonBody(body): JsonBody<RateBody>) -> Result<Response, ApiError> {
+    let level = Level::parse(&body.level).ok_or_else(|| ApiError::field("level", "one of 非常满意, 满意, 基本满意, 不满意, 非常不满意"))?;
+    // A person at a screen can always pick a reason, so the API insists; only a
+    // keypad without reason keys may leave it pending.
+    if level.is_bad() && body.reasons.is_empty() {
+        return Err(ApiError::field("reasons", "a bad rating needs at least one reason from the list"));
+    }
+    let cmd = Command::Rate {
+        ticket: TicketId(body.ticket),
+        level,
+        reasons: body.reasons,
+        comment: body.comment,
+        channel: body.channel.unwrap_or(kiosk.channel),
+    };
+    let done = s.hall.execute(cmd).await.map_err(|e| ApiError::from_core(e, lang))?;
+    Ok((StatusCode::CREATED, Json(json!({ "events": done.events }))).into_response())
+}

@@ -1,0 +1,89 @@
+//! The live event stream (Server-Sent Events) for boards, callers and the kiosk. A
+//! client that reconnects with `Last-Event-ID` (or `?after=SEQ`) first gets what it
+//! missed from the events table, then live events, with no gap and no repeat.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::routing::get;
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{ApiError, AppState, Kiosk};
+use crate::store::StoredEvent;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/stream", get(stream))
+}
+
+#[derive(Deserialize)]
+struct StreamQuery {
+    after: Option<i64>,
+}
+
+fn sse(e: &StoredEvent) -> SseEvent {
+    SseEvent::default().id(e.seq.to_string()).event(e.kind.clone()).data(serde_json::to_string(e).unwrap_or_default())
+}
+
+async fn stream(State(s): State<AppState>, _k: Kiosk, headers: HeaderMap, Query(q): Query<StreamQuery>) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok()).or(q.after);
+    let mut live = s.hall.subscribe();
+    let (tx, rx) = mpsc::channel::<Result<SseEvent, Infallible>>(256);
+    let hall = s.hall.clone();
+    tokio::spawn(async move {
+        // Subscribed before reading the backlog, so nothing falls between the two.
+        let mut last = match resume {
+            Some(seq) => seq,
+            None => match hall.query(|_, store| store.last_seq()).await {
+                Ok(Ok(seq)) => seq,
+                _ => return,
+            },
+        };
+        loop {
+            let backlog = match hall.query(move |_, store| store.events_after(last, 500)).await {
+                Ok(Ok(b)) => b,
+                _ => return,
+            };
+            let full = backlog.len() == 500;
+            for e in backlog {
+                last = e.seq;
+                if tx.send(Ok(sse(&e))).await.is_err() {
+                    return;
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        loop {
+            match live.recv().await {
+                Ok(e) if e.seq <= last => {}
+                Ok(e) => {
+                    last = e.seq;
+                    if tx.send(Ok(sse(&e))).await.is_err() {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    // Too slow for the live feed: catch up from the table instead.
+                    let Ok(Ok(backlog)) = hall.query(move |_, store| store.events_after(last, 10_000)).await else { return };
+                    for e in backlog {
+                        last = e.seq;
+                        if tx.send(Ok(sse(&e))).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
+    Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

@@ -1,0 +1,201 @@
+//! Staff endpoints: sign-in sessions and the window actions of the caller.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hallq_engine::{Command, TransferTarget};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::queue::ticket_json;
+use super::{ApiError, AppState, JsonBody, Language, StaffAuth};
+use crate::core::wall_now;
+use crate::store::staff::{self, Permission, StaffError};
+use crate::store::{NewEvent, StoredEvent};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/sessions", post(sign_in))
+        .route("/api/v1/sessions/current", get(whoami).delete(sign_out))
+        .route("/api/v1/windows/{n}", get(window))
+        .route("/api/v1/windows/{n}/{action}", post(action))
+        .route("/api/v1/reports/daily", get(daily_report))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignInBody {
+    staff_id: String,
+    pin: String,
+    #[serde(default)]
+    window: Option<u32>,
+}
+
+async fn sign_in(State(s): State<AppState>, Language(lang): Language, JsonBody(body): JsonBody<SignInBody>) -> Result<Response, ApiError> {
+    if body.staff_id.is_empty() || body.staff_id.len() > 64 {
+        return Err(ApiError::field("staff_id", "1 to 64 characters"));
+    }
+    if let Some(w) = body.window {
+        if !s.config.queue.windows.iter().any(|d| d.number == w) {
+            return Err(ApiError::field("window", format!("there is no window {w}")));
+        }
+    }
+    let auth = s.config.auth.clone();
+    let (id, pin, window) = (body.staff_id.clone(), body.pin, body.window);
+    let result = s
+        .with_auth_db(move |c| {
+            let now = wall_now();
+            let who = staff::verify(c, &id, &pin, now, auth.max_failures, auth.lockout_minutes)?;
+            let role = match window {
+                Some(w) => Some(who.windows.iter().find(|(n, _)| *n == w).map(|(_, r)| *r).ok_or_else(|| StaffError::WrongWindow(id.clone(), w))?),
+                None => None,
+            };
+            if window.is_none() && !who.roles.iter().any(|r| matches!(r, Permission::Supervisor | Permission::Admin)) {
+                return Err(StaffError::WrongWindow(id.clone(), 0));
+            }
+            let (token, expires) = staff::open_session(c, &id, window, now, auth.session_hours)?;
+            Ok((who, role, token, expires))
+        })
+        .await?;
+    let (who, role, token, expires) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let (status, code) = match &e {
+                StaffError::Locked { .. } => (StatusCode::LOCKED, "account_locked"),
+                StaffError::WrongWindow(..) => (StatusCode::FORBIDDEN, "wrong_window"),
+                StaffError::Invalid => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+                _ => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            };
+            let audit = json!({ "type": "sign_in_failed", "staff": body.staff_id, "window": body.window, "reason": code });
+            if let Ok(ev) = NewEvent::encode(wall_now(), "sign_in_failed", &audit) {
+                let _ = s.hall.append(vec![ev]).await;
+            }
+            let message = match &e {
+                StaffError::Locked { until_ms } => format!("too many wrong PINs; locked until {}", super::local_time(&s, hallq_engine::Timestamp(*until_ms))),
+                other => other.to_string(),
+            };
+            return Err(ApiError::new(status, code, message));
+        }
+    };
+    if let (Some(w), Some(role)) = (window, role) {
+        s.hall.execute(Command::SignIn { window: w, staff: who.id.clone(), role }).await.map_err(|e| ApiError::from_core(e, lang))?;
+    }
+    let body = json!({ "token": token, "expires_at": expires, "window": window, "role": role, "staff": { "id": who.id, "name": who.name, "roles": who.roles } });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn whoami(auth: StaffAuth) -> Json<Value> {
+    Json(json!({ "staff": auth.session.staff, "window": auth.session.window, "expires_at": auth.session.expires_at }))
+}
+
+async fn sign_out(State(s): State<AppState>, Language(lang): Language, auth: StaffAuth) -> Result<StatusCode, ApiError> {
+    if let Some(w) = auth.session.window {
+        let cmd = Command::SignOut { window: w, staff: auth.session.staff.id.clone() };
+        match s.hall.execute(cmd).await {
+            Ok(_) | Err(crate::core::CoreError::Refused(_)) => {}
+            Err(e) => return Err(ApiError::from_core(e, lang)),
+        }
+    }
+    let token = auth.token.clone();
+    s.with_auth_db(move |c| staff::close_session(c, &token)).await?.map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again"))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn window(State(s): State<AppState>, Language(lang): Language, _auth: StaffAuth, Path(n): Path<u32>) -> Result<Json<Value>, ApiError> {
+    let st = s.clone();
+    let body = s
+        .hall
+        .query(move |e, _| {
+            let def = e.setup().windows.iter().find(|d| d.number == n)?;
+            let w = e.windows().get(&n)?;
+            let current = w.current.and_then(|id| e.ticket(id)).map(|t| ticket_json(&st, Some(e), t, 0));
+            let loads: Vec<Value> = e
+                .loads()
+                .into_iter()
+                .filter(|l| def.services.iter().any(|s| s.code == l.code))
+                .map(|l| json!({ "code": l.code, "waiting": l.waiting, "longest_wait_secs": l.longest_wait_secs }))
+                .collect();
+            Some(json!({
+                "number": n, "name": def.name, "services": loads, "current": current,
+                "staff": w.staff.as_ref().map(|(id, role, _)| json!({ "id": id, "role": role })),
+                "paused": w.paused.as_ref().map(|(since, reason)| json!({ "since": since.0, "reason": reason })),
+                "recall_limit": e.setup().recall_limit,
+            }))
+        })
+        .await
+        .map_err(|e| ApiError::from_core(e, lang))?;
+    body.map(Json).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_window", format!("there is no window {n}")))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    #[serde(default)]
+    number: Option<String>,
+    #[serde(default)]
+    service: Option<String>,
+    #[serde(default)]
+    window: Option<u32>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    case_no: Option<String>,
+}
+
+/// Window actions: `call-next`, `call`, `recall`, `start`, `no-show`, `transfer`,
+/// `pause`, `resume`, `finish`. Only the staff member signed in at window `n` may act.
+async fn action(
+    State(s): State<AppState>,
+    Language(lang): Language,
+    auth: StaffAuth,
+    Path((n, action)): Path<(u32, String)>,
+    JsonBody(body): JsonBody<ActionBody>,
+) -> Result<Json<Value>, ApiError> {
+    if auth.session.window != Some(n) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "wrong_window", format!("you are signed in at window {:?}, not {n}", auth.session.window)));
+    }
+    let staff = auth.session.staff.id.clone();
+    let window = n;
+    let cmd = match action.as_str() {
+        "call-next" => Command::CallNext { window, staff },
+        "call" => Command::CallNumber { window, staff, number: body.number.ok_or_else(|| ApiError::field("number", "which number to call"))? },
+        "recall" => Command::Recall { window, staff },
+        "start" => Command::StartServing { window, staff },
+        "no-show" => Command::NoShow { window, staff },
+        "transfer" => {
+            let to = match (body.service, body.window) {
+                (Some(code), None) => TransferTarget::Service(code),
+                (None, Some(w)) => TransferTarget::Window(w),
+                _ => return Err(ApiError::field("service", "give either a service or a window to transfer to")),
+            };
+            Command::Transfer { window, staff, to }
+        }
+        "pause" => Command::Pause { window, staff, reason: body.reason.unwrap_or_default() },
+        "resume" => Command::Resume { window, staff },
+        "finish" => Command::Finish { window, staff, case_no: body.case_no },
+        other => return Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_action", format!("no window action {other:?}"))),
+    };
+    let done = s.hall.execute(cmd).await.map_err(|e| ApiError::from_core(e, lang))?;
+    Ok(Json(json!({ "events": done.events.iter().map(|e: &StoredEvent| &e.payload).collect::<Vec<_>>() })))
+}
+
+#[derive(Deserialize)]
+struct ReportQuery {
+    day: Option<String>,
+}
+
+async fn daily_report(State(s): State<AppState>, auth: StaffAuth, Query(q): Query<ReportQuery>) -> Result<Json<Value>, ApiError> {
+    auth.require(Permission::Supervisor)?;
+    let day = match q.day {
+        Some(d) => d.parse::<chrono::NaiveDate>().map_err(|_| ApiError::field("day", "use YYYY-MM-DD"))?,
+        None => s.hall.query(|e, _| e.day()).await.map_err(|e| ApiError::from_core(e, hallq_engine::Lang::ZhCn))?,
+    };
+    let report = s
+        .with_auth_db(move |c| crate::report::build(c, crate::report::Period::day(day)))
+        .await?
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again"))?;
+    Ok(Json(serde_json::to_value(report).unwrap_or_default()))
+}
+

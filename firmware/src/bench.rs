@@ -1,0 +1,337 @@
+//! `hallq bench`: figures a hall can reproduce on its own board. Every speed is shown
+//! beside a baseline measured in the same run on the same disk: the durable ticket over
+//! HTTP against a bare SQLite insert with the same pragmas. Also `hallq gen-history`,
+//! which writes a year of realistic traffic so start-up time can be measured against it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, Stdio};
+use std::time::{Duration, Instant};
+
+use hallq_engine::{Class, Command, Engine, Level, Role, Setup, TicketId, Timestamp};
+use rusqlite::Connection;
+
+use crate::config::{Config, EXAMPLE_HALL};
+use crate::store::{NewEvent, Store, StoreError};
+
+/// The example hall with limits lifted, so that benchmarks measure speed, not policy.
+pub fn unlimited_setup() -> Setup {
+    let mut setup = Config::example().queue;
+    setup.calendar.always_open = true;
+    setup.per_citizen_daily_limit = None;
+    for s in &mut setup.services {
+        s.daily_cap = None;
+        s.quota = None;
+        s.wait_alarm_minutes = None;
+        s.queue_alarm = None;
+    }
+    setup.number_width = 6;
+    setup
+}
+
+/// Writes a configuration for a benchmark or test daemon and returns its path.
+pub fn write_config(dir: &Path, listen: &str, unlimited: bool) -> std::io::Result<PathBuf> {
+    let mut text = EXAMPLE_HALL.replace("data_dir = \"/var/lib/hallq\"", &format!("data_dir = {:?}", dir.join("data").display().to_string()));
+    text = text.replace("listen = \"127.0.0.1:8080\"", &format!("listen = {listen:?}"));
+    if unlimited {
+        text = text.replace("always_open = false", "");
+        text = text.replace("[queue.calendar]", "[queue.calendar]\nalways_open = true");
+        text = text.replace("per_citizen_daily_limit = 3", "");
+        text = text.replace("number_width = 3", "number_width = 6");
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| !(l.starts_with("daily_cap") || l.starts_with("quota") || l.starts_with("wait_alarm") || l.starts_with("queue_alarm")))
+            .collect();
+        text = kept.join("\n");
+    }
+    let path = dir.join("hallq.toml");
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Engine alone: issue, call and finish cycles; returns commands per second.
+pub fn engine_commands_per_sec(cycles: usize) -> f64 {
+    let setup = unlimited_setup();
+    let windows: Vec<(u32, String)> = setup.windows.iter().map(|w| (w.number, w.services[0].code.clone())).collect();
+    let mut e = Engine::new(setup, Timestamp(1_795_395_600_000)).expect("valid setup");
+    let mut now = Timestamp(1_795_395_600_000);
+    for (w, _) in &windows {
+        let _ = e.handle(Command::SignIn { window: *w, staff: format!("B{w}"), role: Role::A }, now);
+    }
+    let started = Instant::now();
+    let mut commands = 0usize;
+    for i in 0..cycles {
+        now = Timestamp(now.0 + 1);
+        let (w, code) = &windows[i % windows.len()];
+        let staff = format!("B{w}");
+        let _ = e.handle(Command::Issue { service: code.clone(), class: Class::Normal, idempotency_key: None, citizen: None, channel: "bench".into() }, now);
+        let _ = e.handle(Command::CallNext { window: *w, staff: staff.clone() }, now);
+        let _ = e.handle(Command::Finish { window: *w, staff, case_no: None }, now);
+        commands += 3;
+        if i % 1024 == 0 {
+            let _ = e.take_changes();
+        }
+    }
+    commands as f64 / started.elapsed().as_secs_f64()
+}
+
+/// A bare insert with the store's pragmas: one row, one durable commit, `n` times.
+pub fn bare_insert_latencies(dir: &Path, n: usize) -> Result<Vec<Duration>, StoreError> {
+    let path = dir.join("bare.db");
+    let _ = std::fs::remove_file(&path);
+    let conn = Connection::open(&path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, number TEXT NOT NULL, payload TEXT NOT NULL)")?;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        conn.execute("INSERT INTO t (number, payload) VALUES (?1, ?2)", rusqlite::params![format!("A{i:06}"), "{\"type\":\"ticket_issued\"}"])?;
+        out.push(t.elapsed());
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// A daemon started from this executable, stopped on drop.
+pub struct Daemon {
+    child: Child,
+    /// Its base URL.
+    pub url: String,
+}
+
+impl Daemon {
+    /// Starts `hallq run --config F` and waits for it to announce its address.
+    pub fn start(exe: &Path, config: &Path) -> std::io::Result<Daemon> {
+        let mut child = Process::new(exe).args(["run", "--config"]).arg(config).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+        let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let url = line.trim().rsplit(' ').next().unwrap_or("").to_string();
+        if !url.starts_with("http://") {
+            let _ = child.kill();
+            return Err(std::io::Error::other(format!("daemon did not start: {line:?}")));
+        }
+        Ok(Daemon { child, url })
+    }
+
+    /// Peak resident memory (VmHWM) in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn new_agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(30))).build().into()
+}
+
+fn issue_one(agent: &ureq::Agent, url: &str, key: &str) -> Result<Duration, String> {
+    let t = Instant::now();
+    let resp = agent
+        .post(format!("{url}/api/v1/tickets"))
+        .header("Idempotency-Key", key)
+        .send_json(serde_json::json!({ "service": "SB" }))
+        .map_err(|e| e.to_string())?;
+    let elapsed = t.elapsed();
+    if resp.status().as_u16() != 201 {
+        return Err(format!("status {}", resp.status()));
+    }
+    Ok(elapsed)
+}
+
+/// Options of `hallq bench`.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Directory for the databases (the disk being measured).
+    pub dir: PathBuf,
+    /// Sequential requests.
+    pub requests: usize,
+    /// Concurrent clients for the throughput run.
+    pub clients: usize,
+    /// Also measure start-up with this many days of generated history.
+    pub history_days: Option<u32>,
+    /// Tickets per generated day.
+    pub per_day: u32,
+}
+
+/// Runs the benchmark and prints the figures.
+pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&opts.dir)?;
+    let exe = std::env::current_exe()?;
+    println!("hallq bench — {} sequential requests, {} clients, data in {}", opts.requests, opts.clients, opts.dir.display());
+
+    let engine_rate = engine_commands_per_sec(200_000);
+    println!("engine alone:             {:>10.0} commands/s (issue, call, finish cycles)", engine_rate);
+
+    let bare = bare_insert_latencies(&opts.dir, opts.requests)?;
+    println!("bare SQLite insert:       p50 {:>7.3} ms   p99 {:>7.3} ms   (WAL, synchronous=FULL, same disk)", ms(percentile(&bare, 0.5)), ms(percentile(&bare, 0.99)));
+
+    let run_dir = opts.dir.join("daemon");
+    let _ = std::fs::remove_dir_all(&run_dir);
+    std::fs::create_dir_all(&run_dir)?;
+    let config = write_config(&run_dir, "127.0.0.1:0", true)?;
+    let daemon = Daemon::start(&exe, &config)?;
+    let agent = new_agent();
+    for i in 0..200 {
+        issue_one(&agent, &daemon.url, &format!("warm-{i}")).map_err(anyhow::Error::msg)?;
+    }
+    let mut seq = Vec::with_capacity(opts.requests);
+    for i in 0..opts.requests {
+        seq.push(issue_one(&agent, &daemon.url, &format!("seq-{i}")).map_err(anyhow::Error::msg)?);
+    }
+    seq.sort();
+    let (p50, p99) = (percentile(&seq, 0.5), percentile(&seq, 0.99));
+    println!(
+        "durable ticket over HTTP: p50 {:>7.3} ms   p99 {:>7.3} ms   = {:.2}x / {:.2}x the bare insert (targets ≤1.5x / ≤3x)",
+        ms(p50),
+        ms(p99),
+        ms(p50) / ms(percentile(&bare, 0.5)).max(1e-9),
+        ms(p99) / ms(percentile(&bare, 0.99)).max(1e-9)
+    );
+
+    let per_client = (opts.requests * 4 / opts.clients).max(100);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..opts.clients)
+        .map(|c| {
+            let url = daemon.url.clone();
+            std::thread::spawn(move || {
+                let agent = new_agent();
+                let mut lat = Vec::with_capacity(per_client);
+                for i in 0..per_client {
+                    match issue_one(&agent, &url, &format!("conc-{c}-{i}")) {
+                        Ok(d) => lat.push(d),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(lat)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.join().map_err(|_| anyhow::anyhow!("client thread panicked"))?.map_err(anyhow::Error::msg)?);
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    println!(
+        "{} concurrent clients:     {:>10.0} durable tickets/s   p50 {:>7.3} ms   p99 {:>7.3} ms   (target ≥ 4000/s)",
+        opts.clients,
+        all.len() as f64 / elapsed.as_secs_f64(),
+        ms(percentile(&all, 0.5)),
+        ms(percentile(&all, 0.99))
+    );
+    match daemon.peak_rss_kib() {
+        Some(kib) => println!("daemon peak RSS:          {:>10.1} MB (target ≤ 25 MB)", kib as f64 / 1024.0),
+        None => println!("daemon peak RSS:          unavailable (no /proc)"),
+    }
+    drop(daemon);
+
+    if let Some(days) = opts.history_days {
+        let hist_dir = opts.dir.join("history");
+        let _ = std::fs::remove_dir_all(&hist_dir);
+        std::fs::create_dir_all(&hist_dir)?;
+        let config = write_config(&hist_dir, "127.0.0.1:0", true)?;
+        let cfg = Config::load(&config)?;
+        std::fs::create_dir_all(&cfg.storage.data_dir)?;
+        let t = Instant::now();
+        let tickets = generate_history(&cfg.database(), days, opts.per_day)?;
+        println!("history generated:        {tickets} tickets over {days} days in {:.1} s", t.elapsed().as_secs_f64());
+        let mut best = Duration::MAX;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let d = Daemon::start(&exe, &config)?;
+            let agent = new_agent();
+            loop {
+                if let Ok(r) = agent.get(format!("{}/api/v1/health", d.url)).call() {
+                    if r.status().as_u16() == 200 {
+                        break;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            best = best.min(t.elapsed());
+        }
+        println!("start-up to serving:      {:>10.1} ms with {tickets} tickets of history (best of 3; target ≤ 300 ms)", ms(best));
+    }
+    Ok(())
+}
+
+/// Writes `days` days of traffic ending yesterday: every ticket issued, called,
+/// finished, a third of them rated, through the real engine and store. Returns the
+/// number of tickets written.
+pub fn generate_history(db: &Path, days: u32, per_day: u32) -> Result<u64, StoreError> {
+    let setup = unlimited_setup();
+    let mut store = Store::open(db)?;
+    let day_ms = 86_400_000i64;
+    let today = crate::core::wall_now();
+    let mut now = Timestamp(today.0 - i64::from(days) * day_ms);
+    let mut engine = Engine::new(setup.clone(), now).map_err(|e| StoreError::Damaged(e.to_string()))?;
+    let windows: Vec<(u32, Vec<String>)> = setup.windows.iter().map(|w| (w.number, w.services.iter().map(|s| s.code.clone()).collect())).collect();
+    let mut total = 0u64;
+    for _ in 0..days {
+        let mut pending = Vec::new();
+        let push = |events: Vec<hallq_engine::Event>, at: Timestamp, pending: &mut Vec<NewEvent>| {
+            for e in events {
+                if let Ok(n) = NewEvent::encode(at, e.kind(), &e) {
+                    pending.push(n);
+                }
+            }
+        };
+        for (w, _) in &windows {
+            if let Ok(ev) = engine.handle(Command::SignIn { window: *w, staff: format!("H{w}"), role: Role::A }, now) {
+                push(ev, engine.now(), &mut pending);
+            }
+        }
+        let step = (8 * 3_600_000 / i64::from(per_day.max(1))).max(1);
+        for i in 0..per_day {
+            now = Timestamp(now.0 + step);
+            let (w, codes) = &windows[i as usize % windows.len()];
+            let code = codes[i as usize % codes.len()].clone();
+            let staff = format!("H{w}");
+            let results = [
+                engine.handle(Command::Issue { service: code, class: Class::Normal, idempotency_key: None, citizen: None, channel: "history".into() }, now),
+                engine.handle(Command::CallNext { window: *w, staff: staff.clone() }, now),
+                engine.handle(Command::Finish { window: *w, staff, case_no: None }, now),
+            ];
+            let mut finished: Option<TicketId> = None;
+            for r in results {
+                let ev = r.unwrap_or_else(|refused| refused.events);
+                for e in &ev {
+                    if let hallq_engine::Event::TicketFinished { ticket, .. } = e {
+                        finished = Some(*ticket);
+                    }
+                }
+                push(ev, engine.now(), &mut pending);
+            }
+            if let (Some(t), 0) = (finished, i % 3) {
+                if let Ok(ev) = engine.handle(Command::Rate { ticket: t, level: Level::Satisfied, reasons: vec![], comment: None, channel: "history".into() }, now) {
+                    push(ev, engine.now(), &mut pending);
+                }
+            }
+            total += 1;
+        }
+        store.commit(&pending, &engine.take_changes())?;
+        now = Timestamp(now.0 + day_ms - 8 * 3_600_000);
+    }
+    Ok(total)
+}

@@ -1,0 +1,258 @@
+//! The daemon's TOML configuration. Every problem is reported with the key path and the
+//! line it is on, at start, so that a hall technician fixes it before the doors open
+//! rather than discovering it at the first ticket.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use hallq_engine::Setup;
+use serde::Deserialize;
+
+/// The example county hall shipped with hallq; `run --simulate` uses it.
+pub const EXAMPLE_HALL: &str = include_str!("../examples/county-hall.toml");
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Who this hall and controller are.
+    pub hall: Hall,
+    /// The local HTTP API.
+    #[serde(default)]
+    pub server: Server,
+    /// Where the database lives.
+    #[serde(default)]
+    pub storage: Storage,
+    /// Staff sign-in rules.
+    #[serde(default)]
+    pub auth: Auth,
+    /// The queue: services, windows, calendar and rules (the engine's setup).
+    pub queue: Setup,
+}
+
+/// Identity of the hall.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hall {
+    /// Printed on tickets and shown on the kiosk.
+    pub name: String,
+    /// Identifies this controller to the hall server; part of every event.
+    pub controller_id: String,
+}
+
+/// The local API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// Address to bind; loopback unless the hall puts kiosks on the LAN.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Keys that let a kiosk on another machine issue tickets (header `X-Kiosk-Key`).
+    #[serde(default)]
+    pub kiosk_keys: Vec<String>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server { listen: default_listen(), kiosk_keys: Vec::new() }
+    }
+}
+
+/// Storage.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    /// Directory of `hallq.db`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/hallq")
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage { data_dir: default_data_dir() }
+    }
+}
+
+/// Staff sign-in rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// Wrong PINs in a row before the account locks.
+    #[serde(default = "default_failures")]
+    pub max_failures: u32,
+    /// How long a locked account stays locked.
+    #[serde(default = "default_lockout")]
+    pub lockout_minutes: u32,
+    /// How long a sign-in lasts.
+    #[serde(default = "default_session")]
+    pub session_hours: u32,
+}
+
+fn default_failures() -> u32 {
+    5
+}
+fn default_lockout() -> u32 {
+    15
+}
+fn default_session() -> u32 {
+    12
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth { max_failures: default_failures(), lockout_minutes: default_lockout(), session_hours: default_session() }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A key is wrong, missing or has a bad value.
+    #[error("{file}:{line}: {key}: {message}")]
+    Invalid {
+        /// The file (or "<example>").
+        file: String,
+        /// 1-based line, 0 when unknown.
+        line: usize,
+        /// Dotted key path.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// The example hall.
+    pub fn example() -> Config {
+        Config::parse(EXAMPLE_HALL, "<example>").expect("the shipped example hall is valid")
+    }
+
+    /// Parses and validates configuration text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let invalid = |key: String, line: usize, message: String| ConfigError::Invalid { file: file.to_string(), line, key, message };
+        let de = toml::Deserializer::parse(text).map_err(|e| invalid(String::new(), line_of(text, e.span()), e.message().to_string()))?;
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let line = match inner.span() {
+                Some(span) => line_of(text, Some(span)),
+                None => key_line(text, &key),
+            };
+            invalid(if key == "." { String::new() } else { key }, line, inner.message().to_string())
+        })?;
+        let check = |key: &str, ok: bool, message: &str| if ok { Ok(()) } else { Err(invalid(key.into(), key_line(text, key), message.into())) };
+        check("hall.name", !config.hall.name.trim().is_empty(), "the hall needs a name")?;
+        check(
+            "hall.controller_id",
+            !config.hall.controller_id.is_empty() && config.hall.controller_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "use letters, digits, - and _ only",
+        )?;
+        check("auth.max_failures", config.auth.max_failures > 0, "must be at least 1")?;
+        check("auth.session_hours", config.auth.session_hours > 0, "must be at least 1")?;
+        check("server.kiosk_keys", config.server.kiosk_keys.iter().all(|k| k.len() >= 16), "each kiosk key must be at least 16 characters")?;
+        config.queue.validate().map_err(|e| {
+            let key = format!("queue.{}", e.key);
+            invalid(key.clone(), key_line(text, &key), e.message)
+        })?;
+        Ok(config)
+    }
+
+    /// The database file.
+    pub fn database(&self) -> PathBuf {
+        self.storage.data_dir.join("hallq.db")
+    }
+}
+
+fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> usize {
+    span.map_or(0, |s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+}
+
+/// The line of a dotted key path like `queue.services[2].prefix`, found by walking the
+/// document; falls back to the nearest parent that exists.
+fn key_line(text: &str, key: &str) -> usize {
+    let Ok(doc) = toml_edit::Document::parse(text) else { return 0 };
+    let mut item: &toml_edit::Item = doc.as_item();
+    let mut best = 0;
+    for part in key.split('.') {
+        let (name, index) = match part.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        let Some(next) = item.get(name) else { break };
+        item = next;
+        if let Some(i) = index {
+            let Some(next) = item.get(i) else { break };
+            item = next;
+        }
+        if let Some(span) = item.span() {
+            best = line_of(text, Some(span));
+        } else if let Some(t) = item.as_table() {
+            if let Some(span) = t.span() {
+                best = line_of(text, Some(span));
+            }
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_hall_is_valid() {
+        let c = Config::example();
+        assert!(c.queue.services.len() >= 6);
+        assert!(c.queue.windows.iter().any(|w| w.green_channel));
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_line() {
+        let text = EXAMPLE_HALL.replacen("[server]", "[server]\nlisten_port = 80", 1);
+        let err = Config::parse(&text, "hall.toml").unwrap_err().to_string();
+        let line = text.lines().position(|l| l.starts_with("listen_port")).unwrap() + 1;
+        assert!(err.starts_with(&format!("hall.toml:{line}: ")), "{err}");
+        assert!(err.contains("listen_port"), "{err}");
+    }
+
+    #[test]
+    fn a_duplicate_prefix_names_the_key_and_its_line() {
+        let text = EXAMPLE_HALL.replacen("prefix = \"B\"", "prefix = \"A\"", 1);
+        let err = Config::parse(&text, "hall.toml").unwrap_err();
+        let ConfigError::Invalid { key, line, .. } = &err else { panic!("{err}") };
+        assert_eq!(key, "queue.services[1].prefix");
+        let expected = text.lines().enumerate().filter(|(_, l)| l.starts_with("prefix = \"A\"")).nth(1).unwrap().0 + 1;
+        assert_eq!(*line, expected, "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_type_names_the_key() {
+        let text = EXAMPLE_HALL.replacen("recall_limit = 3", "recall_limit = \"three\"", 1);
+        let err = Config::parse(&text, "hall.toml").unwrap_err().to_string();
+        assert!(err.contains("queue.recall_limit"), "{err}");
+        let line = text.lines().position(|l| l.contains("\"three\"")).unwrap() + 1;
+        assert!(err.starts_with(&format!("hall.toml:{line}:")), "{err}");
+    }
+}

@@ -1,0 +1,283 @@
+//! The hall core: one thread owns the engine and the store. Requests arrive on a
+//! bounded channel; whatever has queued up while the previous commit was on its way to
+//! disk is handled as one batch and committed in one transaction (group commit). No
+//! request is answered before its events are on disk. Committed events then fan out to
+//! subscribers (the live stream now; printer, displays, voice and uplink later).
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hallq_engine::{Command, Engine, Event, Refusal, Setup, Ticket, Timestamp};
+use tokio::sync::{broadcast, oneshot};
+
+use crate::store::{NewEvent, Store, StoreError, StoredEvent};
+
+/// Requests that may wait for the writer; beyond this the API answers 503 at once.
+const QUEUE_DEPTH: usize = 4096;
+/// Most requests handled in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// The wall clock, as the engine's time value.
+pub fn wall_now() -> Timestamp {
+    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    Timestamp(ms)
+}
+
+/// Why a request to the core did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The engine refused the command; nothing changed.
+    #[error("refused: {0}")]
+    Refused(Refusal),
+    /// The database failed; nothing of this request was committed.
+    #[error("storage failed: {0}")]
+    Store(String),
+    /// Too many requests are waiting.
+    #[error("the controller is busy")]
+    Busy,
+    /// The core has stopped.
+    #[error("the controller is shutting down")]
+    Stopped,
+}
+
+/// The result of a committed command.
+#[derive(Debug, Clone)]
+pub struct Done {
+    /// The events it produced, as stored.
+    pub events: Vec<StoredEvent>,
+    /// For issue and check-in: the ticket (new, or the one the retry key made).
+    pub ticket: Option<Ticket>,
+    /// People ahead of that ticket.
+    pub ahead: u32,
+    /// The retry key had been used: nothing new was made.
+    pub replayed: bool,
+}
+
+type Query = Box<dyn FnOnce(&Engine, &Store) + Send>;
+
+enum Request {
+    Command(Command, oneshot::Sender<Result<Done, CoreError>>),
+    Append(Vec<NewEvent>, oneshot::Sender<Result<Vec<StoredEvent>, CoreError>>),
+    Query(Query),
+}
+
+/// A cheap, cloneable handle to the hall core.
+#[derive(Clone)]
+pub struct Hall {
+    tx: SyncSender<Request>,
+    events: broadcast::Sender<Arc<StoredEvent>>,
+}
+
+impl Hall {
+    /// Restores the engine from the store and starts the core thread.
+    pub fn start(setup: Setup, store: Store) -> Result<(Hall, std::thread::JoinHandle<()>), StoreError> {
+        let started = std::time::Instant::now();
+        let engine = restore(&setup, &store)?;
+        tracing::info!(
+            tickets = engine.tickets().count(),
+            day = %engine.day(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "queue state restored"
+        );
+        let (tx, rx) = sync_channel(QUEUE_DEPTH);
+        let (events, _) = broadcast::channel(4096);
+        let fanout = events.clone();
+        let handle = std::thread::Builder::new()
+            .name("hall-core".into())
+            .spawn(move || Core { engine, store, setup, fanout, broken: false }.run(rx))
+            .map_err(|e| StoreError::Damaged(format!("cannot start the core thread: {e}")))?;
+        Ok((Hall { tx, events }, handle))
+    }
+
+    fn send(&self, r: Request) -> Result<(), CoreError> {
+        self.tx.try_send(r).map_err(|e| match e {
+            TrySendError::Full(_) => CoreError::Busy,
+            TrySendError::Disconnected(_) => CoreError::Stopped,
+        })
+    }
+
+    /// Runs a command; resolves once its events are durable.
+    pub async fn execute(&self, cmd: Command) -> Result<Done, CoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Request::Command(cmd, tx))?;
+        rx.await.map_err(|_| CoreError::Stopped)?
+    }
+
+    /// Appends events that do not come from the engine (staff changes, failed sign-ins).
+    pub async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<StoredEvent>, CoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Request::Append(events, tx))?;
+        rx.await.map_err(|_| CoreError::Stopped)?
+    }
+
+    /// Reads committed state on the core thread (never sees an uncommitted change).
+    pub async fn query<T: Send + 'static>(&self, f: impl FnOnce(&Engine, &Store) -> T + Send + 'static) -> Result<T, CoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Request::Query(Box::new(move |e, s| {
+            let _ = tx.send(f(e, s));
+        })))?;
+        rx.await.map_err(|_| CoreError::Stopped)
+    }
+
+    /// Committed events as they happen.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
+        self.events.subscribe()
+    }
+}
+
+fn restore(setup: &Setup, store: &Store) -> Result<Engine, StoreError> {
+    let clock = hallq_engine::LocalClock::new(setup.utc_offset_minutes);
+    let snapshot = store.load(clock, setup.day_starts_at, wall_now())?;
+    Engine::restore(setup.clone(), snapshot).map_err(|e| StoreError::Damaged(e.to_string()))
+}
+
+struct Core {
+    engine: Engine,
+    store: Store,
+    setup: Setup,
+    fanout: broadcast::Sender<Arc<StoredEvent>>,
+    /// A commit failed and the engine could not yet be rebuilt from disk: refuse work
+    /// rather than answer from a state that is not the committed one.
+    broken: bool,
+}
+
+/// What to send back once the batch is on disk.
+enum Reply {
+    Command { tx: oneshot::Sender<Result<Done, CoreError>>, range: std::ops::Range<usize>, outcome: Result<Done, CoreError> },
+    Append { tx: oneshot::Sender<Result<Vec<StoredEvent>, CoreError>>, range: std::ops::Range<usize> },
+    Query(Query),
+}
+
+impl Core {
+    fn run(mut self, rx: Receiver<Request>) {
+        loop {
+            let wait = (self.engine.next_deadline().0 - wall_now().0).clamp(0, 60_000);
+            let first = match rx.recv_timeout(Duration::from_millis(wait as u64)) {
+                Ok(r) => r,
+                Err(RecvTimeoutError::Timeout) => {
+                    let (tx, _rx) = oneshot::channel();
+                    Request::Command(Command::Tick, tx)
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
+            }
+            self.handle_batch(batch);
+        }
+        tracing::info!("hall core stopped");
+    }
+
+    fn handle_batch(&mut self, batch: Vec<Request>) {
+        if self.broken {
+            match restore(&self.setup, &self.store) {
+                Ok(engine) => {
+                    self.engine = engine;
+                    self.broken = false;
+                    tracing::info!("queue state rebuilt from the database after a storage failure");
+                }
+                Err(e) => tracing::error!(error = %e, "database still unavailable"),
+            }
+        }
+        let mut pending: Vec<NewEvent> = Vec::new();
+        let mut replies = Vec::with_capacity(batch.len());
+        for request in batch {
+            match request {
+                Request::Query(q) => replies.push(Reply::Query(q)),
+                Request::Append(events, tx) => {
+                    let start = pending.len();
+                    pending.extend(events);
+                    replies.push(Reply::Append { tx, range: start..pending.len() });
+                }
+                Request::Command(cmd, tx) => {
+                    let start = pending.len();
+                    let outcome = if self.broken { Err(CoreError::Store("the database is unavailable".into())) } else { self.command(cmd, &mut pending) };
+                    replies.push(Reply::Command { tx, range: start..pending.len(), outcome });
+                }
+            }
+        }
+        let changes = self.engine.take_changes();
+        let stored = if pending.is_empty() && changes.is_empty() { Ok(Vec::new()) } else { self.store.commit(&pending, &changes) };
+        let stored = match stored {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed; nothing of this batch was stored");
+                self.broken = true;
+                let msg = e.to_string();
+                for r in replies {
+                    match r {
+                        Reply::Command { tx, .. } => drop(tx.send(Err(CoreError::Store(msg.clone())))),
+                        Reply::Append { tx, .. } => drop(tx.send(Err(CoreError::Store(msg.clone())))),
+                        Reply::Query(_) => {}
+                    }
+                }
+                return;
+            }
+        };
+        for r in replies {
+            match r {
+                Reply::Command { tx, range, outcome } => {
+                    let _ = tx.send(outcome.map(|mut done| {
+                        done.events = stored[range].to_vec();
+                        done
+                    }));
+                }
+                Reply::Append { tx, range } => drop(tx.send(Ok(stored[range].to_vec()))),
+                Reply::Query(q) => q(&self.engine, &self.store),
+            }
+        }
+        for e in stored {
+            let _ = self.fanout.send(Arc::new(e));
+        }
+    }
+
+    /// Runs one command; its events go to `pending`. A refusal may still leave events
+    /// (time passed), which are committed with the batch.
+    fn command(&mut self, cmd: Command, pending: &mut Vec<NewEvent>) -> Result<Done, CoreError> {
+        let key = match &cmd {
+            Command::Issue { idempotency_key, .. } | Command::CheckIn { idempotency_key, .. } => idempotency_key.clone(),
+            _ => None,
+        };
+        if let Some(k) = &key {
+            if self.engine.ticket_by_key(k).is_none() {
+                // A key from an earlier day: the engine only holds today's tickets.
+                match self.store.ticket_by_key(k) {
+                    Ok(Some(t)) => return Ok(Done { events: Vec::new(), ahead: 0, ticket: Some(t), replayed: true }),
+                    Ok(None) => {}
+                    Err(e) => return Err(CoreError::Store(e.to_string())),
+                }
+            }
+        }
+        let result = self.engine.handle(cmd, wall_now());
+        let (events, outcome) = match result {
+            Ok(events) => (events, Ok(())),
+            Err(refused) => (refused.events, Err(refused.refusal)),
+        };
+        let at = self.engine.now();
+        let mut done = Done { events: Vec::new(), ticket: None, ahead: 0, replayed: false };
+        for e in &events {
+            if let Event::TicketIssued { ticket, ahead } = e {
+                done.ticket = Some(ticket.clone());
+                done.ahead = *ahead;
+            }
+            match NewEvent::encode(at, e.kind(), e) {
+                Ok(n) => pending.push(n),
+                Err(err) => tracing::error!(error = %err, "event could not be encoded"),
+            }
+        }
+        outcome.map_err(CoreError::Refused)?;
+        if let (None, Some(k)) = (&done.ticket, &key) {
+            if let Some(t) = self.engine.ticket_by_key(k) {
+                done.ahead = self.engine.ahead(t.id).unwrap_or(0);
+                done.ticket = Some(t.clone());
+                done.replayed = true;
+            }
+        }
+        Ok(done)
+    }
+}

@@ -1,0 +1,26 @@
+//! The hallq controller: drives the queue engine, keeps it durable in SQLite, and serves
+//! the local API that kiosks, window callers, boards and rating pads use.
+//!
+//! Data flows one way: input (API, simulator; devices and uplink later) → engine command
+//! → one SQLite transaction with the state and its events → fan-out of the committed
+//! events. An effect that fails never undoes a committed ticket.
+//!
+//! # Layout
+//! - [`config`]: the TOML file, validated with errors naming key and line.
+//! - [`store`]: SQLite (WAL, `synchronous=FULL`), migrations, the events table (audit log
+//!   and outbox), projected rows, staff accounts and sessions.
+//! - [`core`]: the one thread that owns engine and store, with group commit.
+//! - [`api`]: the axum router under `/api/v1`, including the SSE live stream.
+//! - [`report`]: per-window and per-service figures for a day, week or month.
+//! - [`server`]: wiring for `hallq run`: open, restore, bind, serve, shut down.
+//! - [`simulate`]: citizens and staff for `hallq run --simulate`.
+//! - [`bench`]: `hallq bench` and the history generator behind it.
+
+pub mod api;
+pub mod bench;
+pub mod config;
+pub mod core;
+pub mod report;
+pub mod server;
+pub mod simulate;
+pub mod store;

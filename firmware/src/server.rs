@@ -1,0 +1,79 @@
+//! `hallq run`: open the database, restore the queue, bind, serve until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::api::{AppState, app};
+use crate::config::Config;
+use crate::core::Hall;
+use crate::store::{Store, StoreError};
+
+/// Errors that stop the daemon from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory could not be created.
+    #[error("cannot create data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The address could not be bound.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+}
+
+/// A started controller, before it serves.
+pub struct Started {
+    /// The hall core handle.
+    pub hall: Hall,
+    /// The bound listener.
+    pub listener: TcpListener,
+    /// The address actually bound (port 0 resolved).
+    pub addr: SocketAddr,
+    state: AppState,
+    core: std::thread::JoinHandle<()>,
+}
+
+/// Opens everything and binds; the caller then announces the address and calls `serve`.
+pub async fn start(config: Config) -> Result<Started, StartError> {
+    std::fs::create_dir_all(&config.storage.data_dir).map_err(|e| StartError::DataDir(config.storage.data_dir.display().to_string(), e))?;
+    let store = Store::open(&config.database())?;
+    let (hall, core) = Hall::start(config.queue.clone(), store)?;
+    let state = AppState::new(hall.clone(), Arc::new(config.clone()))?;
+    let listener = TcpListener::bind(config.server.listen).await.map_err(|e| StartError::Bind(config.server.listen, e))?;
+    let addr = listener.local_addr().map_err(|e| StartError::Bind(config.server.listen, e))?;
+    Ok(Started { hall, listener, addr, state, core })
+}
+
+impl Started {
+    /// Serves until `shutdown` resolves, then lets the core finish its last batch.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let router = app(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await?;
+        drop(self.hall);
+        let core = self.core;
+        let _ = tokio::task::spawn_blocking(move || core.join()).await;
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,310 @@
+//! The durable store: SQLite in WAL mode with `synchronous=FULL`. A batch of commands
+//! commits its events and the rows they changed in one transaction, so after a power
+//! cut the database holds either all of a command or none of it. The events table is
+//! the audit log and the outbox at once: append-only, ordered by `seq`.
+
+mod schema;
+pub mod staff;
+
+use std::path::Path;
+
+use chrono::NaiveDate;
+use hallq_engine::{Appointment, Changes, Class, Rating, Snapshot, Ticket, TicketId, TicketState, Timestamp, WindowState};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+
+/// Version of the event JSON layout, carried by every event row.
+pub const EVENT_SCHEMA: i64 = 1;
+
+/// What can go wrong with the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no (disk full, corrupt file, locked, …).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored row could not be read back.
+    #[error("stored row is damaged: {0}")]
+    Damaged(String),
+    /// The database is newer than this program.
+    #[error("database version {found} is newer than this hallq ({supported}); upgrade hallq")]
+    TooNew {
+        /// The database's version.
+        found: i64,
+        /// The newest this build knows.
+        supported: i64,
+    },
+    /// JSON encoding failed.
+    #[error("encoding error: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// An event ready to be appended.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// When it happened.
+    pub at: Timestamp,
+    /// Its type name.
+    pub kind: String,
+    /// Its JSON body (including `type`).
+    pub payload: String,
+}
+
+impl NewEvent {
+    /// Encodes any serialisable event that carries a `type` tag.
+    pub fn encode<E: Serialize>(at: Timestamp, kind: &str, event: &E) -> Result<NewEvent, StoreError> {
+        Ok(NewEvent { at, kind: kind.to_string(), payload: serde_json::to_string(event)? })
+    }
+}
+
+/// An event as stored: the envelope the outbox and the live stream send.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredEvent {
+    /// Monotonic sequence per controller.
+    pub seq: i64,
+    /// Stable id, the same on every resend.
+    pub id: String,
+    /// When it happened (ms since the epoch).
+    pub at: i64,
+    /// Type name.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Layout version.
+    pub schema: i64,
+    /// The event body.
+    pub payload: serde_json::Value,
+}
+
+/// An open database.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path)?;
+        Store::prepare(conn)
+    }
+
+    /// An in-memory database, for tests.
+    pub fn in_memory() -> Result<Store, StoreError> {
+        Store::prepare(Connection::open_in_memory()?)
+    }
+
+    fn prepare(mut conn: Connection) -> Result<Store, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.set_prepared_statement_cache_capacity(64);
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let supported = schema::MIGRATIONS.len() as i64;
+        if version > supported {
+            return Err(StoreError::TooNew { found: version, supported });
+        }
+        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+            tracing::info!(version = i + 1, "database migrated");
+        }
+        Ok(Store { conn })
+    }
+
+    /// The raw connection, for reports and the staff registry.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Reads what the engine needs to resume: the current day's tickets, open tickets
+    /// from any day, windows, live appointments and today's ratings. Work done at start
+    /// depends on one day's traffic, never on the length of the history.
+    pub fn load(&self, clock: hallq_engine::LocalClock, day_start: chrono::NaiveTime, fallback_now: Timestamp) -> Result<Snapshot, StoreError> {
+        let last: Option<i64> = self.conn.query_row("SELECT at FROM events ORDER BY seq DESC LIMIT 1", [], |r| r.get(0)).optional()?;
+        let now = Timestamp(last.unwrap_or(fallback_now.0));
+        let day = clock.service_day(now, day_start).to_string();
+        let next_id: i64 = self.conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM tickets", [], |r| r.get(0))?;
+        let mut stmt = self.conn.prepare(
+            "SELECT * FROM tickets WHERE day = ?1 UNION SELECT * FROM tickets WHERE state IN ('waiting', 'called', 'serving', 'transferred') ORDER BY id",
+        )?;
+        let tickets = stmt.query_map([&day], ticket_from_row)?.collect::<Result<Result<Vec<_>, _>, _>>()??;
+        let mut stmt = self.conn.prepare("SELECT state FROM windows ORDER BY number")?;
+        let windows = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .map(|s| Ok(serde_json::from_str::<WindowState>(&s?)?))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut stmt = self.conn.prepare(
+            "SELECT code, service, slot_at, citizen, ticket, missed FROM appointments WHERE missed = 0 AND (ticket IS NULL OR ticket IN (SELECT id FROM tickets WHERE day = ?1))",
+        )?;
+        let appointments = stmt
+            .query_map([&day], |r| {
+                Ok(Appointment {
+                    code: r.get(0)?,
+                    service: r.get(1)?,
+                    slot_at: Timestamp(r.get(2)?),
+                    citizen: r.get(3)?,
+                    ticket: r.get::<_, Option<i64>>(4)?.map(|t| TicketId(t as u64)),
+                    missed: r.get(5)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut stmt = self.conn.prepare("SELECT record FROM ratings WHERE day = ?1")?;
+        let ratings = stmt
+            .query_map([&day], |r| r.get::<_, String>(0))?
+            .map(|s| Ok(serde_json::from_str::<Rating>(&s?)?))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Snapshot { now, next_id: next_id as u64, tickets, windows, appointments, ratings })
+    }
+
+    /// Appends events and persists changed rows in one durable transaction; returns the
+    /// stored events (with their sequence numbers) once the commit is on disk.
+    pub fn commit(&mut self, events: &[NewEvent], changes: &Changes) -> Result<Vec<StoredEvent>, StoreError> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let stored = append(&tx, events)?;
+        {
+            let mut put = tx.prepare_cached(
+                "INSERT OR REPLACE INTO tickets VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
+            )?;
+            for t in &changes.tickets {
+                put.execute(params![
+                    t.id.0 as i64,
+                    t.number,
+                    t.seq,
+                    t.day.to_string(),
+                    t.service,
+                    t.origin_service,
+                    t.class.as_str(),
+                    t.state.as_str(),
+                    t.issued_at.0,
+                    t.queue_at.0,
+                    t.due_at.map(|x| x.0),
+                    t.reserved_window,
+                    t.window,
+                    t.staff,
+                    t.called_at.map(|x| x.0),
+                    t.serving_at.map(|x| x.0),
+                    t.closed_at.map(|x| x.0),
+                    t.recalls,
+                    t.no_shows,
+                    t.transfers,
+                    t.idempotency_key,
+                    t.citizen,
+                    t.appointment,
+                    t.case_no,
+                    t.channel,
+                    t.alarms,
+                ])?;
+            }
+            let mut put = tx.prepare_cached("INSERT OR REPLACE INTO windows (number, state) VALUES (?1, ?2)")?;
+            for w in &changes.windows {
+                put.execute(params![w.number, serde_json::to_string(w)?])?;
+            }
+            let mut put = tx.prepare_cached("INSERT OR REPLACE INTO appointments VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+            for a in &changes.appointments {
+                put.execute(params![a.code, a.service, a.slot_at.0, a.citizen, a.ticket.map(|t| t.0 as i64), a.missed])?;
+            }
+            let mut put = tx.prepare_cached("INSERT OR REPLACE INTO ratings (ticket, day, record) VALUES (?1, (SELECT day FROM tickets WHERE id = ?1), ?2)")?;
+            for r in &changes.ratings {
+                put.execute(params![r.ticket.0 as i64, serde_json::to_string(r)?])?;
+            }
+        }
+        tx.commit()?;
+        Ok(stored)
+    }
+
+    /// Appends events that do not come from the engine (staff changes, sign-in failures).
+    pub fn append(&mut self, events: &[NewEvent]) -> Result<Vec<StoredEvent>, StoreError> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let stored = append(&tx, events)?;
+        tx.commit()?;
+        Ok(stored)
+    }
+
+    /// A ticket from any day by its retry key.
+    pub fn ticket_by_key(&self, key: &str) -> Result<Option<Ticket>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT * FROM tickets WHERE idempotency_key = ?1")?;
+        stmt.query_row([key], ticket_from_row).optional()?.transpose()
+    }
+
+    /// A ticket from any day by id.
+    pub fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT * FROM tickets WHERE id = ?1")?;
+        stmt.query_row([id.0 as i64], ticket_from_row).optional()?.transpose()
+    }
+
+    /// Events after `seq`, oldest first, at most `limit`.
+    pub fn events_after(&self, seq: i64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT seq, id, at, type, schema, payload FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let rows = stmt.query_map(params![seq, limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?, r.get::<_, i64>(4)?, r.get::<_, String>(5)?))
+        })?;
+        rows.map(|row| {
+            let (seq, id, at, kind, schema, payload) = row?;
+            Ok(StoredEvent { seq, id, at, kind, schema, payload: serde_json::from_str(&payload)? })
+        })
+        .collect()
+    }
+
+    /// The newest event's sequence number (0 for an empty log).
+    pub fn last_seq(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
+    }
+}
+
+fn append(tx: &rusqlite::Transaction<'_>, events: &[NewEvent]) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut put = tx.prepare_cached("INSERT INTO events (id, at, type, schema, payload) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    let mut stored = Vec::with_capacity(events.len());
+    for e in events {
+        let id = uuid::Uuid::new_v4().to_string();
+        put.execute(params![id, e.at.0, e.kind, EVENT_SCHEMA, e.payload])?;
+        stored.push(StoredEvent {
+            seq: tx.last_insert_rowid(),
+            id,
+            at: e.at.0,
+            kind: e.kind.clone(),
+            schema: EVENT_SCHEMA,
+            payload: serde_json::from_str(&e.payload)?,
+        });
+    }
+    Ok(stored)
+}
+
+/// Reads a ticket row (`SELECT *` column order).
+pub fn ticket_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Ticket, StoreError>> {
+    let ts = |i: usize| -> rusqlite::Result<Option<Timestamp>> { Ok(r.get::<_, Option<i64>>(i)?.map(Timestamp)) };
+    let day: String = r.get(3)?;
+    let class: String = r.get(6)?;
+    let state: String = r.get(7)?;
+    let (Ok(day), Some(class), Some(state)) = (day.parse::<NaiveDate>(), Class::parse(&class), TicketState::parse(&state)) else {
+        return Ok(Err(StoreError::Damaged(format!("ticket {} has day {day:?}, class {class:?}, state {state:?}", r.get::<_, i64>(0)?))));
+    };
+    Ok(Ok(Ticket {
+        id: TicketId(r.get::<_, i64>(0)? as u64),
+        number: r.get(1)?,
+        seq: r.get(2)?,
+        day,
+        service: r.get(4)?,
+        origin_service: r.get(5)?,
+        class,
+        state,
+        issued_at: Timestamp(r.get(8)?),
+        queue_at: Timestamp(r.get(9)?),
+        due_at: ts(10)?,
+        reserved_window: r.get(11)?,
+        window: r.get(12)?,
+        staff: r.get(13)?,
+        called_at: ts(14)?,
+        serving_at: ts(15)?,
+        closed_at: ts(16)?,
+        recalls: r.get(17)?,
+        no_shows: r.get(18)?,
+        transfers: r.get(19)?,
+        idempotency_key: r.get(20)?,
+        citizen: r.get(21)?,
+        appointment: r.get(22)?,
+        case_no: r.get(23)?,
+        channel: r.get(24)?,
+        alarms: r.get(25)?,
+    }))
+}

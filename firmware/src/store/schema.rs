@@ -1,0 +1,87 @@
+//! Versioned migrations. Each entry runs once, in order, inside a transaction, and
+//! `PRAGMA user_version` records how far a database has come.
+
+/// Migrations; the index + 1 is the version a database reaches after running it.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: events (audit log and outbox), the engine's projected state, staff and sessions.
+    r#"
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        at INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        schema INTEGER NOT NULL,
+        payload TEXT NOT NULL,
+        delivered_at INTEGER
+    );
+    CREATE TRIGGER events_append_only_update BEFORE UPDATE OF seq, id, at, type, schema, payload ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+    CREATE TABLE tickets (
+        id INTEGER PRIMARY KEY,
+        number TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        day TEXT NOT NULL,
+        service TEXT NOT NULL,
+        origin_service TEXT NOT NULL,
+        class TEXT NOT NULL,
+        state TEXT NOT NULL,
+        issued_at INTEGER NOT NULL,
+        queue_at INTEGER NOT NULL,
+        due_at INTEGER,
+        reserved_window INTEGER,
+        window INTEGER,
+        staff TEXT,
+        called_at INTEGER,
+        serving_at INTEGER,
+        closed_at INTEGER,
+        recalls INTEGER NOT NULL,
+        no_shows INTEGER NOT NULL,
+        transfers INTEGER NOT NULL,
+        idempotency_key TEXT,
+        citizen TEXT,
+        appointment TEXT,
+        case_no TEXT,
+        channel TEXT NOT NULL,
+        alarms INTEGER NOT NULL,
+        UNIQUE (day, origin_service, seq)
+    );
+    CREATE UNIQUE INDEX tickets_by_key ON tickets (idempotency_key) WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX tickets_by_day ON tickets (day);
+    CREATE INDEX tickets_open ON tickets (state) WHERE state IN ('waiting', 'called', 'serving', 'transferred');
+    CREATE TABLE windows (
+        number INTEGER PRIMARY KEY,
+        state TEXT NOT NULL
+    );
+    CREATE TABLE appointments (
+        code TEXT PRIMARY KEY,
+        service TEXT NOT NULL,
+        slot_at INTEGER NOT NULL,
+        citizen TEXT,
+        ticket INTEGER,
+        missed INTEGER NOT NULL
+    );
+    CREATE TABLE ratings (
+        ticket INTEGER PRIMARY KEY,
+        day TEXT NOT NULL,
+        record TEXT NOT NULL
+    );
+    CREATE INDEX ratings_by_day ON ratings (day);
+    CREATE TABLE staff (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        windows TEXT NOT NULL,
+        pin_hash TEXT NOT NULL,
+        failures INTEGER NOT NULL DEFAULT 0,
+        locked_until INTEGER,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        staff TEXT NOT NULL,
+        window INTEGER,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    "#,
+];
