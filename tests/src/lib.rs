@@ -1,1 +1,82 @@
-//! Helpers for the end-to-end tests.
+//! Helpers for the end-to-end tests: start the real `hallq` binary on a free port with
+//! a fresh data directory, talk to it over HTTP, and kill it like a power cut.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+pub use hallq::bench::Daemon;
+use serde_json::Value;
+
+/// The `hallq` binary built beside this test (scripts/test builds it first).
+pub fn hallq_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target directory");
+    let bin = dir.join("hallq");
+    assert!(bin.exists(), "{} is missing: run `cargo build --bins` first", bin.display());
+    bin
+}
+
+/// A hall in a temporary directory: config written, daemon not yet started.
+pub struct Hall {
+    /// Keeps the directory alive.
+    pub dir: tempfile::TempDir,
+    /// The config file.
+    pub config: PathBuf,
+}
+
+impl Hall {
+    /// A hall that is always open with no caps (tests run at any hour).
+    pub fn new() -> Hall {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = hallq::bench::write_config(dir.path(), "127.0.0.1:0", true).expect("config");
+        Hall { dir, config }
+    }
+
+    /// Starts the daemon.
+    pub fn start(&self) -> Daemon {
+        Daemon::start(&hallq_bin(), &self.config).expect("daemon starts")
+    }
+
+    /// Runs `hallq staff add`, giving the PIN on stdin.
+    pub fn add_staff(&self, id: &str, pin: &str, args: &[&str]) {
+        let mut child = Command::new(hallq_bin())
+            .args(["staff", "add", "--config"])
+            .arg(&self.config)
+            .args(["--id", id, "--name", "测试员"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("hallq staff add");
+        writeln!(child.stdin.take().expect("stdin"), "{pin}").expect("write PIN");
+        assert!(child.wait().expect("wait").success(), "staff add failed");
+    }
+
+    /// Runs `hallq` with arguments and returns stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(hallq_bin()).args(args).arg("--config").arg(&self.config).output().expect("hallq runs");
+        assert!(out.status.success(), "hallq {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Default for Hall {
+    fn default() -> Self {
+        Hall::new()
+    }
+}
+
+/// An HTTP client that returns every status as a value.
+pub fn client() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(10))).build().into()
+}
+
+/// A response's status and JSON body.
+pub fn send(req: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, Value) {
+    let mut resp = req.expect("request reached the daemon");
+    let status = resp.status().as_u16();
+    let body = resp.body_mut().read_json::<Value>().unwrap_or(Value::Null);
+    (status, body)
+}
