@@ -31,8 +31,14 @@ pub fn unlimited_setup() -> Setup {
 
 /// Writes a configuration for a benchmark or test daemon and returns its path.
 pub fn write_config(dir: &Path, listen: &str, unlimited: bool) -> std::io::Result<PathBuf> {
-    let mut text = EXAMPLE_HALL.replace("data_dir = \"/var/lib/hallq\"", &format!("data_dir = {:?}", dir.join("data").display().to_string()));
-    text = text.replace("listen = \"127.0.0.1:8080\"", &format!("listen = {listen:?}"));
+    let mut text = EXAMPLE_HALL.replace(
+        "data_dir = \"/var/lib/hallq\"",
+        &format!("data_dir = {:?}", dir.join("data").display().to_string()),
+    );
+    text = text.replace(
+        "listen = \"127.0.0.1:8080\"",
+        &format!("listen = {listen:?}"),
+    );
     if unlimited {
         text = text.replace("always_open = false", "");
         text = text.replace("[queue.calendar]", "[queue.calendar]\nalways_open = true");
@@ -40,7 +46,12 @@ pub fn write_config(dir: &Path, listen: &str, unlimited: bool) -> std::io::Resul
         text = text.replace("number_width = 3", "number_width = 6");
         let kept: Vec<&str> = text
             .lines()
-            .filter(|l| !(l.starts_with("daily_cap") || l.starts_with("quota") || l.starts_with("wait_alarm") || l.starts_with("queue_alarm")))
+            .filter(|l| {
+                !(l.starts_with("daily_cap")
+                    || l.starts_with("quota")
+                    || l.starts_with("wait_alarm")
+                    || l.starts_with("queue_alarm"))
+            })
             .collect();
         text = kept.join("\n");
     }
@@ -64,11 +75,22 @@ fn ms(d: Duration) -> f64 {
 /// Engine alone: issue, call and finish cycles; returns commands per second.
 pub fn engine_commands_per_sec(cycles: usize) -> f64 {
     let setup = unlimited_setup();
-    let windows: Vec<(u32, String)> = setup.windows.iter().map(|w| (w.number, w.services[0].code.clone())).collect();
+    let windows: Vec<(u32, String)> = setup
+        .windows
+        .iter()
+        .map(|w| (w.number, w.services[0].code.clone()))
+        .collect();
     let mut e = Engine::new(setup, Timestamp(1_795_395_600_000)).expect("valid setup");
     let mut now = Timestamp(1_795_395_600_000);
     for (w, _) in &windows {
-        let _ = e.handle(Command::SignIn { window: *w, staff: format!("B{w}"), role: Role::A }, now);
+        let _ = e.handle(
+            Command::SignIn {
+                window: *w,
+                staff: format!("B{w}"),
+                role: Role::A,
+            },
+            now,
+        );
     }
     let started = Instant::now();
     let mut commands = 0usize;
@@ -76,9 +98,31 @@ pub fn engine_commands_per_sec(cycles: usize) -> f64 {
         now = Timestamp(now.0 + 1);
         let (w, code) = &windows[i % windows.len()];
         let staff = format!("B{w}");
-        let _ = e.handle(Command::Issue { service: code.clone(), class: Class::Normal, idempotency_key: None, citizen: None, channel: "bench".into() }, now);
-        let _ = e.handle(Command::CallNext { window: *w, staff: staff.clone() }, now);
-        let _ = e.handle(Command::Finish { window: *w, staff, case_no: None }, now);
+        let _ = e.handle(
+            Command::Issue {
+                service: code.clone(),
+                class: Class::Normal,
+                idempotency_key: None,
+                citizen: None,
+                channel: "bench".into(),
+            },
+            now,
+        );
+        let _ = e.handle(
+            Command::CallNext {
+                window: *w,
+                staff: staff.clone(),
+            },
+            now,
+        );
+        let _ = e.handle(
+            Command::Finish {
+                window: *w,
+                staff,
+                case_no: None,
+            },
+            now,
+        );
         commands += 3;
         if i % 1024 == 0 {
             let _ = e.take_changes();
@@ -94,11 +138,16 @@ pub fn bare_insert_latencies(dir: &Path, n: usize) -> Result<Vec<Duration>, Stor
     let conn = Connection::open(&path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, number TEXT NOT NULL, payload TEXT NOT NULL)")?;
+    conn.execute_batch(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, number TEXT NOT NULL, payload TEXT NOT NULL)",
+    )?;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let t = Instant::now();
-        conn.execute("INSERT INTO t (number, payload) VALUES (?1, ?2)", rusqlite::params![format!("A{i:06}"), "{\"type\":\"ticket_issued\"}"])?;
+        conn.execute(
+            "INSERT INTO t (number, payload) VALUES (?1, ?2)",
+            rusqlite::params![format!("A{i:06}"), "{\"type\":\"ticket_issued\"}"],
+        )?;
         out.push(t.elapsed());
     }
     out.sort();
@@ -115,14 +164,24 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `hallq run --config F` and waits for it to announce its address.
     pub fn start(exe: &Path, config: &Path) -> std::io::Result<Daemon> {
-        let mut child = Process::new(exe).args(["run", "--config"]).arg(config).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
-        let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
+        let mut child = Process::new(exe)
+            .args(["run", "--config"])
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdout"))?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
         let url = line.trim().rsplit(' ').next().unwrap_or("").to_string();
         if !url.starts_with("http://") {
             let _ = child.kill();
-            return Err(std::io::Error::other(format!("daemon did not start: {line:?}")));
+            return Err(std::io::Error::other(format!(
+                "daemon did not start: {line:?}"
+            )));
         }
         Ok(Daemon { child, url })
     }
@@ -130,7 +189,13 @@ impl Daemon {
     /// Peak resident memory (VmHWM) in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
     }
 }
 
@@ -142,7 +207,11 @@ impl Drop for Daemon {
 }
 
 fn new_agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(30))).build().into()
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
 }
 
 fn issue_one(agent: &ureq::Agent, url: &str, key: &str) -> Result<Duration, String> {
@@ -178,13 +247,25 @@ pub struct BenchOptions {
 pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&opts.dir)?;
     let exe = std::env::current_exe()?;
-    println!("hallq bench — {} sequential requests, {} clients, data in {}", opts.requests, opts.clients, opts.dir.display());
+    println!(
+        "hallq bench — {} sequential requests, {} clients, data in {}",
+        opts.requests,
+        opts.clients,
+        opts.dir.display()
+    );
 
     let engine_rate = engine_commands_per_sec(200_000);
-    println!("engine alone:             {:>10.0} commands/s (issue, call, finish cycles)", engine_rate);
+    println!(
+        "engine alone:             {:>10.0} commands/s (issue, call, finish cycles)",
+        engine_rate
+    );
 
     let bare = bare_insert_latencies(&opts.dir, opts.requests)?;
-    println!("bare SQLite insert:       p50 {:>7.3} ms   p99 {:>7.3} ms   (WAL, synchronous=FULL, same disk)", ms(percentile(&bare, 0.5)), ms(percentile(&bare, 0.99)));
+    println!(
+        "bare SQLite insert:       p50 {:>7.3} ms   p99 {:>7.3} ms   (WAL, synchronous=FULL, same disk)",
+        ms(percentile(&bare, 0.5)),
+        ms(percentile(&bare, 0.99))
+    );
 
     let run_dir = opts.dir.join("daemon");
     let _ = std::fs::remove_dir_all(&run_dir);
@@ -229,7 +310,11 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
         .collect();
     let mut all = Vec::new();
     for h in handles {
-        all.extend(h.join().map_err(|_| anyhow::anyhow!("client thread panicked"))?.map_err(anyhow::Error::msg)?);
+        all.extend(
+            h.join()
+                .map_err(|_| anyhow::anyhow!("client thread panicked"))?
+                .map_err(anyhow::Error::msg)?,
+        );
     }
     let elapsed = started.elapsed();
     all.sort();
@@ -241,7 +326,10 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
         ms(percentile(&all, 0.99))
     );
     match daemon.peak_rss_kib() {
-        Some(kib) => println!("daemon peak RSS:          {:>10.1} MB (target ≤ 25 MB)", kib as f64 / 1024.0),
+        Some(kib) => println!(
+            "daemon peak RSS:          {:>10.1} MB (target ≤ 25 MB)",
+            kib as f64 / 1024.0
+        ),
         None => println!("daemon peak RSS:          unavailable (no /proc)"),
     }
     drop(daemon);
@@ -255,23 +343,29 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
         std::fs::create_dir_all(&cfg.storage.data_dir)?;
         let t = Instant::now();
         let tickets = generate_history(&cfg.database(), days, opts.per_day)?;
-        println!("history generated:        {tickets} tickets over {days} days in {:.1} s", t.elapsed().as_secs_f64());
+        println!(
+            "history generated:        {tickets} tickets over {days} days in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
         let mut best = Duration::MAX;
         for _ in 0..3 {
             let t = Instant::now();
             let d = Daemon::start(&exe, &config)?;
             let agent = new_agent();
             loop {
-                if let Ok(r) = agent.get(format!("{}/api/v1/health", d.url)).call() {
-                    if r.status().as_u16() == 200 {
-                        break;
-                    }
+                if let Ok(r) = agent.get(format!("{}/api/v1/health", d.url)).call()
+                    && r.status().as_u16() == 200
+                {
+                    break;
                 }
                 std::thread::sleep(Duration::from_millis(1));
             }
             best = best.min(t.elapsed());
         }
-        println!("start-up to serving:      {:>10.1} ms with {tickets} tickets of history (best of 3; target ≤ 300 ms)", ms(best));
+        println!(
+            "start-up to serving:      {:>10.1} ms with {tickets} tickets of history (best of 3; target ≤ 300 ms)",
+            ms(best)
+        );
     }
     Ok(())
 }
@@ -285,20 +379,38 @@ pub fn generate_history(db: &Path, days: u32, per_day: u32) -> Result<u64, Store
     let day_ms = 86_400_000i64;
     let today = crate::core::wall_now();
     let mut now = Timestamp(today.0 - i64::from(days) * day_ms);
-    let mut engine = Engine::new(setup.clone(), now).map_err(|e| StoreError::Damaged(e.to_string()))?;
-    let windows: Vec<(u32, Vec<String>)> = setup.windows.iter().map(|w| (w.number, w.services.iter().map(|s| s.code.clone()).collect())).collect();
+    let mut engine =
+        Engine::new(setup.clone(), now).map_err(|e| StoreError::Damaged(e.to_string()))?;
+    let windows: Vec<(u32, Vec<String>)> = setup
+        .windows
+        .iter()
+        .map(|w| {
+            (
+                w.number,
+                w.services.iter().map(|s| s.code.clone()).collect(),
+            )
+        })
+        .collect();
     let mut total = 0u64;
     for _ in 0..days {
         let mut pending = Vec::new();
-        let push = |events: Vec<hallq_engine::Event>, at: Timestamp, pending: &mut Vec<NewEvent>| {
-            for e in events {
-                if let Ok(n) = NewEvent::encode(at, e.kind(), &e) {
-                    pending.push(n);
+        let push =
+            |events: Vec<hallq_engine::Event>, at: Timestamp, pending: &mut Vec<NewEvent>| {
+                for e in events {
+                    if let Ok(n) = NewEvent::encode(at, e.kind(), &e) {
+                        pending.push(n);
+                    }
                 }
-            }
-        };
+            };
         for (w, _) in &windows {
-            if let Ok(ev) = engine.handle(Command::SignIn { window: *w, staff: format!("H{w}"), role: Role::A }, now) {
+            if let Ok(ev) = engine.handle(
+                Command::SignIn {
+                    window: *w,
+                    staff: format!("H{w}"),
+                    role: Role::A,
+                },
+                now,
+            ) {
                 push(ev, engine.now(), &mut pending);
             }
         }
@@ -309,9 +421,31 @@ pub fn generate_history(db: &Path, days: u32, per_day: u32) -> Result<u64, Store
             let code = codes[i as usize % codes.len()].clone();
             let staff = format!("H{w}");
             let results = [
-                engine.handle(Command::Issue { service: code, class: Class::Normal, idempotency_key: None, citizen: None, channel: "history".into() }, now),
-                engine.handle(Command::CallNext { window: *w, staff: staff.clone() }, now),
-                engine.handle(Command::Finish { window: *w, staff, case_no: None }, now),
+                engine.handle(
+                    Command::Issue {
+                        service: code,
+                        class: Class::Normal,
+                        idempotency_key: None,
+                        citizen: None,
+                        channel: "history".into(),
+                    },
+                    now,
+                ),
+                engine.handle(
+                    Command::CallNext {
+                        window: *w,
+                        staff: staff.clone(),
+                    },
+                    now,
+                ),
+                engine.handle(
+                    Command::Finish {
+                        window: *w,
+                        staff,
+                        case_no: None,
+                    },
+                    now,
+                ),
             ];
             let mut finished: Option<TicketId> = None;
             for r in results {
@@ -323,10 +457,19 @@ pub fn generate_history(db: &Path, days: u32, per_day: u32) -> Result<u64, Store
                 }
                 push(ev, engine.now(), &mut pending);
             }
-            if let (Some(t), 0) = (finished, i % 3) {
-                if let Ok(ev) = engine.handle(Command::Rate { ticket: t, level: Level::Satisfied, reasons: vec![], comment: None, channel: "history".into() }, now) {
-                    push(ev, engine.now(), &mut pending);
-                }
+            if let (Some(t), 0) = (finished, i % 3)
+                && let Ok(ev) = engine.handle(
+                    Command::Rate {
+                        ticket: t,
+                        level: Level::Satisfied,
+                        reasons: vec![],
+                        comment: None,
+                        channel: "history".into(),
+                    },
+                    now,
+                )
+            {
+                push(ev, engine.now(), &mut pending);
             }
             total += 1;
         }

@@ -58,7 +58,10 @@ fn default_listen() -> SocketAddr {
 
 impl Default for Server {
     fn default() -> Self {
-        Server { listen: default_listen(), kiosk_keys: Vec::new() }
+        Server {
+            listen: default_listen(),
+            kiosk_keys: Vec::new(),
+        }
     }
 }
 
@@ -77,7 +80,9 @@ fn default_data_dir() -> PathBuf {
 
 impl Default for Storage {
     fn default() -> Self {
-        Storage { data_dir: default_data_dir() }
+        Storage {
+            data_dir: default_data_dir(),
+        }
     }
 }
 
@@ -108,7 +113,11 @@ fn default_session() -> u32 {
 
 impl Default for Auth {
     fn default() -> Self {
-        Auth { max_failures: default_failures(), lockout_minutes: default_lockout(), session_hours: default_session() }
+        Auth {
+            max_failures: default_failures(),
+            lockout_minutes: default_lockout(),
+            session_hours: default_session(),
+        }
     }
 }
 
@@ -140,7 +149,10 @@ pub enum ConfigError {
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Config::parse(&text, &path.display().to_string())
     }
 
@@ -151,8 +163,19 @@ impl Config {
 
     /// Parses and validates configuration text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let invalid = |key: String, line: usize, message: String| ConfigError::Invalid { file: file.to_string(), line, key, message };
-        let de = toml::Deserializer::parse(text).map_err(|e| invalid(String::new(), line_of(text, e.span()), e.message().to_string()))?;
+        let invalid = |key: String, line: usize, message: String| ConfigError::Invalid {
+            file: file.to_string(),
+            line,
+            key,
+            message,
+        };
+        let de = toml::Deserializer::parse(text).map_err(|e| {
+            invalid(
+                String::new(),
+                line_of(text, e.span()),
+                e.message().to_string(),
+            )
+        })?;
         let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let inner = e.into_inner();
@@ -160,18 +183,49 @@ impl Config {
                 Some(span) => line_of(text, Some(span)),
                 None => key_line(text, &key),
             };
-            invalid(if key == "." { String::new() } else { key }, line, inner.message().to_string())
+            invalid(
+                if key == "." { String::new() } else { key },
+                line,
+                inner.message().to_string(),
+            )
         })?;
-        let check = |key: &str, ok: bool, message: &str| if ok { Ok(()) } else { Err(invalid(key.into(), key_line(text, key), message.into())) };
-        check("hall.name", !config.hall.name.trim().is_empty(), "the hall needs a name")?;
+        let check = |key: &str, ok: bool, message: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(invalid(key.into(), key_line(text, key), message.into()))
+            }
+        };
+        check(
+            "hall.name",
+            !config.hall.name.trim().is_empty(),
+            "the hall needs a name",
+        )?;
         check(
             "hall.controller_id",
-            !config.hall.controller_id.is_empty() && config.hall.controller_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            !config.hall.controller_id.is_empty()
+                && config
+                    .hall
+                    .controller_id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
             "use letters, digits, - and _ only",
         )?;
-        check("auth.max_failures", config.auth.max_failures > 0, "must be at least 1")?;
-        check("auth.session_hours", config.auth.session_hours > 0, "must be at least 1")?;
-        check("server.kiosk_keys", config.server.kiosk_keys.iter().all(|k| k.len() >= 16), "each kiosk key must be at least 16 characters")?;
+        check(
+            "auth.max_failures",
+            config.auth.max_failures > 0,
+            "must be at least 1",
+        )?;
+        check(
+            "auth.session_hours",
+            config.auth.session_hours > 0,
+            "must be at least 1",
+        )?;
+        check(
+            "server.kiosk_keys",
+            config.server.kiosk_keys.iter().all(|k| k.len() >= 16),
+            "each kiosk key must be at least 16 characters",
+        )?;
         config.queue.validate().map_err(|e| {
             let key = format!("queue.{}", e.key);
             invalid(key.clone(), key_line(text, &key), e.message)
@@ -186,13 +240,17 @@ impl Config {
 }
 
 fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> usize {
-    span.map_or(0, |s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+    span.map_or(0, |s| {
+        text[..s.start.min(text.len())].matches('\n').count() + 1
+    })
 }
 
 /// The line of a dotted key path like `queue.services[2].prefix`, found by walking the
 /// document; falls back to the nearest parent that exists.
 fn key_line(text: &str, key: &str) -> usize {
-    let Ok(doc) = toml_edit::Document::parse(text) else { return 0 };
+    let Ok(doc) = toml_edit::Document::parse(text) else {
+        return 0;
+    };
     let mut item: &toml_edit::Item = doc.as_item();
     let mut best = 0;
     for part in key.split('.') {
@@ -208,10 +266,10 @@ fn key_line(text: &str, key: &str) -> usize {
         }
         if let Some(span) = item.span() {
             best = line_of(text, Some(span));
-        } else if let Some(t) = item.as_table() {
-            if let Some(span) = t.span() {
-                best = line_of(text, Some(span));
-            }
+        } else if let Some(t) = item.as_table()
+            && let Some(span) = t.span()
+        {
+            best = line_of(text, Some(span));
         }
     }
     best
@@ -232,7 +290,11 @@ mod tests {
     fn an_unknown_key_is_named_with_its_line() {
         let text = EXAMPLE_HALL.replacen("[server]", "[server]\nlisten_port = 80", 1);
         let err = Config::parse(&text, "hall.toml").unwrap_err().to_string();
-        let line = text.lines().position(|l| l.starts_with("listen_port")).unwrap() + 1;
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("listen_port"))
+            .unwrap()
+            + 1;
         assert!(err.starts_with(&format!("hall.toml:{line}: ")), "{err}");
         assert!(err.contains("listen_port"), "{err}");
     }
@@ -241,9 +303,18 @@ mod tests {
     fn a_duplicate_prefix_names_the_key_and_its_line() {
         let text = EXAMPLE_HALL.replacen("prefix = \"B\"", "prefix = \"A\"", 1);
         let err = Config::parse(&text, "hall.toml").unwrap_err();
-        let ConfigError::Invalid { key, line, .. } = &err else { panic!("{err}") };
+        let ConfigError::Invalid { key, line, .. } = &err else {
+            panic!("{err}")
+        };
         assert_eq!(key, "queue.services[1].prefix");
-        let expected = text.lines().enumerate().filter(|(_, l)| l.starts_with("prefix = \"A\"")).nth(1).unwrap().0 + 1;
+        let expected = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with("prefix = \"A\""))
+            .nth(1)
+            .unwrap()
+            .0
+            + 1;
         assert_eq!(*line, expected, "{err}");
     }
 

@@ -20,7 +20,10 @@ const MAX_BATCH: usize = 512;
 
 /// The wall clock, as the engine's time value.
 pub fn wall_now() -> Timestamp {
-    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
     Timestamp(ms)
 }
 
@@ -50,6 +53,8 @@ pub struct Done {
     pub ticket: Option<Ticket>,
     /// People ahead of that ticket.
     pub ahead: u32,
+    /// Estimated minutes until that ticket is called.
+    pub wait_minutes: u32,
     /// The retry key had been used: nothing new was made.
     pub replayed: bool,
 }
@@ -58,7 +63,10 @@ type Query = Box<dyn FnOnce(&Engine, &Store) + Send>;
 
 enum Request {
     Command(Command, oneshot::Sender<Result<Done, CoreError>>),
-    Append(Vec<NewEvent>, oneshot::Sender<Result<Vec<StoredEvent>, CoreError>>),
+    Append(
+        Vec<NewEvent>,
+        oneshot::Sender<Result<Vec<StoredEvent>, CoreError>>,
+    ),
     Query(Query),
 }
 
@@ -71,7 +79,10 @@ pub struct Hall {
 
 impl Hall {
     /// Restores the engine from the store and starts the core thread.
-    pub fn start(setup: Setup, store: Store) -> Result<(Hall, std::thread::JoinHandle<()>), StoreError> {
+    pub fn start(
+        setup: Setup,
+        store: Store,
+    ) -> Result<(Hall, std::thread::JoinHandle<()>), StoreError> {
         let started = std::time::Instant::now();
         let engine = restore(&setup, &store)?;
         tracing::info!(
@@ -85,7 +96,16 @@ impl Hall {
         let fanout = events.clone();
         let handle = std::thread::Builder::new()
             .name("hall-core".into())
-            .spawn(move || Core { engine, store, setup, fanout, broken: false }.run(rx))
+            .spawn(move || {
+                Core {
+                    engine,
+                    store,
+                    setup,
+                    fanout,
+                    broken: false,
+                }
+                .run(rx)
+            })
             .map_err(|e| StoreError::Damaged(format!("cannot start the core thread: {e}")))?;
         Ok((Hall { tx, events }, handle))
     }
@@ -112,7 +132,10 @@ impl Hall {
     }
 
     /// Reads committed state on the core thread (never sees an uncommitted change).
-    pub async fn query<T: Send + 'static>(&self, f: impl FnOnce(&Engine, &Store) -> T + Send + 'static) -> Result<T, CoreError> {
+    pub async fn query<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Engine, &Store) -> T + Send + 'static,
+    ) -> Result<T, CoreError> {
         let (tx, rx) = oneshot::channel();
         self.send(Request::Query(Box::new(move |e, s| {
             let _ = tx.send(f(e, s));
@@ -142,10 +165,19 @@ struct Core {
     broken: bool,
 }
 
-/// What to send back once the batch is on disk.
+/// What to send back once the batch is on disk. Lives only for one batch, so the
+/// size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Reply {
-    Command { tx: oneshot::Sender<Result<Done, CoreError>>, range: std::ops::Range<usize>, outcome: Result<Done, CoreError> },
-    Append { tx: oneshot::Sender<Result<Vec<StoredEvent>, CoreError>>, range: std::ops::Range<usize> },
+    Command {
+        tx: oneshot::Sender<Result<Done, CoreError>>,
+        range: std::ops::Range<usize>,
+        outcome: Result<Done, CoreError>,
+    },
+    Append {
+        tx: oneshot::Sender<Result<Vec<StoredEvent>, CoreError>>,
+        range: std::ops::Range<usize>,
+    },
     Query(Query),
 }
 
@@ -192,17 +224,32 @@ impl Core {
                 Request::Append(events, tx) => {
                     let start = pending.len();
                     pending.extend(events);
-                    replies.push(Reply::Append { tx, range: start..pending.len() });
+                    replies.push(Reply::Append {
+                        tx,
+                        range: start..pending.len(),
+                    });
                 }
                 Request::Command(cmd, tx) => {
                     let start = pending.len();
-                    let outcome = if self.broken { Err(CoreError::Store("the database is unavailable".into())) } else { self.command(cmd, &mut pending) };
-                    replies.push(Reply::Command { tx, range: start..pending.len(), outcome });
+                    let outcome = if self.broken {
+                        Err(CoreError::Store("the database is unavailable".into()))
+                    } else {
+                        self.command(cmd, &mut pending)
+                    };
+                    replies.push(Reply::Command {
+                        tx,
+                        range: start..pending.len(),
+                        outcome,
+                    });
                 }
             }
         }
         let changes = self.engine.take_changes();
-        let stored = if pending.is_empty() && changes.is_empty() { Ok(Vec::new()) } else { self.store.commit(&pending, &changes) };
+        let stored = if pending.is_empty() && changes.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.store.commit(&pending, &changes)
+        };
         let stored = match stored {
             Ok(s) => s,
             Err(e) => {
@@ -211,8 +258,12 @@ impl Core {
                 let msg = e.to_string();
                 for r in replies {
                     match r {
-                        Reply::Command { tx, .. } => drop(tx.send(Err(CoreError::Store(msg.clone())))),
-                        Reply::Append { tx, .. } => drop(tx.send(Err(CoreError::Store(msg.clone())))),
+                        Reply::Command { tx, .. } => {
+                            drop(tx.send(Err(CoreError::Store(msg.clone()))))
+                        }
+                        Reply::Append { tx, .. } => {
+                            drop(tx.send(Err(CoreError::Store(msg.clone()))))
+                        }
                         Reply::Query(_) => {}
                     }
                 }
@@ -240,17 +291,30 @@ impl Core {
     /// (time passed), which are committed with the batch.
     fn command(&mut self, cmd: Command, pending: &mut Vec<NewEvent>) -> Result<Done, CoreError> {
         let key = match &cmd {
-            Command::Issue { idempotency_key, .. } | Command::CheckIn { idempotency_key, .. } => idempotency_key.clone(),
+            Command::Issue {
+                idempotency_key, ..
+            }
+            | Command::CheckIn {
+                idempotency_key, ..
+            } => idempotency_key.clone(),
             _ => None,
         };
-        if let Some(k) = &key {
-            if self.engine.ticket_by_key(k).is_none() {
-                // A key from an earlier day: the engine only holds today's tickets.
-                match self.store.ticket_by_key(k) {
-                    Ok(Some(t)) => return Ok(Done { events: Vec::new(), ahead: 0, ticket: Some(t), replayed: true }),
-                    Ok(None) => {}
-                    Err(e) => return Err(CoreError::Store(e.to_string())),
+        if let Some(k) = &key
+            && self.engine.ticket_by_key(k).is_none()
+        {
+            // A key from an earlier day: the engine only holds today's tickets.
+            match self.store.ticket_by_key(k) {
+                Ok(Some(t)) => {
+                    return Ok(Done {
+                        events: Vec::new(),
+                        ahead: 0,
+                        wait_minutes: 0,
+                        ticket: Some(t),
+                        replayed: true,
+                    });
                 }
+                Ok(None) => {}
+                Err(e) => return Err(CoreError::Store(e.to_string())),
             }
         }
         let result = self.engine.handle(cmd, wall_now());
@@ -259,7 +323,13 @@ impl Core {
             Err(refused) => (refused.events, Err(refused.refusal)),
         };
         let at = self.engine.now();
-        let mut done = Done { events: Vec::new(), ticket: None, ahead: 0, replayed: false };
+        let mut done = Done {
+            events: Vec::new(),
+            ticket: None,
+            ahead: 0,
+            wait_minutes: 0,
+            replayed: false,
+        };
         for e in &events {
             if let Event::TicketIssued { ticket, ahead } = e {
                 done.ticket = Some(ticket.clone());
@@ -271,12 +341,15 @@ impl Core {
             }
         }
         outcome.map_err(CoreError::Refused)?;
-        if let (None, Some(k)) = (&done.ticket, &key) {
-            if let Some(t) = self.engine.ticket_by_key(k) {
-                done.ahead = self.engine.ahead(t.id).unwrap_or(0);
-                done.ticket = Some(t.clone());
-                done.replayed = true;
-            }
+        if let (None, Some(k)) = (&done.ticket, &key)
+            && let Some(t) = self.engine.ticket_by_key(k)
+        {
+            done.ahead = self.engine.ahead(t.id).unwrap_or(0);
+            done.ticket = Some(t.clone());
+            done.replayed = true;
+        }
+        if let Some(t) = &done.ticket {
+            done.wait_minutes = self.engine.estimate_wait_minutes(&t.service, done.ahead);
         }
         Ok(done)
     }

@@ -15,7 +15,11 @@ use hallq_engine::Role;
 const DEFAULT_CONFIG: &str = "/etc/hallq/hallq.toml";
 
 #[derive(Parser)]
-#[command(name = "hallq", version, about = "Queue controller for a government service hall (政务服务大厅排队叫号)")]
+#[command(
+    name = "hallq",
+    version,
+    about = "Queue controller for a government service hall (政务服务大厅排队叫号)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -134,33 +138,76 @@ enum Format {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HALLQ_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HALLQ_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Cmd::Run { config, simulate, listen, data_dir, speed } => run(config, simulate, listen, data_dir, speed),
+        Cmd::Run {
+            config,
+            simulate,
+            listen,
+            data_dir,
+            speed,
+        } => run(config, simulate, listen, data_dir, speed),
         Cmd::Staff { action, config } => staff_cmd(action, &Config::load(&config)?),
-        Cmd::Report { config, day, week, month, format } => report(&Config::load(&config)?, day, week, month, format),
+        Cmd::Report {
+            config,
+            day,
+            week,
+            month,
+            format,
+        } => report(&Config::load(&config)?, day, week, month, format),
         Cmd::CheckConfig { file } => {
             let c = Config::load(&file)?;
-            println!("{}: ok ({} services, {} windows)", file.display(), c.queue.services.len(), c.queue.windows.len());
+            println!(
+                "{}: ok ({} services, {} windows)",
+                file.display(),
+                c.queue.services.len(),
+                c.queue.windows.len()
+            );
             Ok(())
         }
-        Cmd::Bench { dir, requests, clients, history_days, per_day } => {
-            hallq::bench::run(&hallq::bench::BenchOptions { dir, requests, clients, history_days, per_day })
-        }
-        Cmd::GenHistory { config, days, per_day } => {
+        Cmd::Bench {
+            dir,
+            requests,
+            clients,
+            history_days,
+            per_day,
+        } => hallq::bench::run(&hallq::bench::BenchOptions {
+            dir,
+            requests,
+            clients,
+            history_days,
+            per_day,
+        }),
+        Cmd::GenHistory {
+            config,
+            days,
+            per_day,
+        } => {
             let c = Config::load(&config)?;
             std::fs::create_dir_all(&c.storage.data_dir)?;
             let n = hallq::bench::generate_history(&c.database(), days, per_day)?;
-            println!("wrote {n} tickets over {days} days into {}", c.database().display());
+            println!(
+                "wrote {n} tickets over {days} days into {}",
+                c.database().display()
+            );
             Ok(())
         }
     }
 }
 
-fn run(config_path: PathBuf, simulate: bool, listen: Option<std::net::SocketAddr>, data_dir: Option<PathBuf>, speed: u32) -> anyhow::Result<()> {
-    let explicit = config_path != PathBuf::from(DEFAULT_CONFIG) || !simulate;
+fn run(
+    config_path: PathBuf,
+    simulate: bool,
+    listen: Option<std::net::SocketAddr>,
+    data_dir: Option<PathBuf>,
+    speed: u32,
+) -> anyhow::Result<()> {
+    let explicit = config_path.as_path() != std::path::Path::new(DEFAULT_CONFIG) || !simulate;
     let mut temp = None;
     let mut config = if explicit {
         Config::load(&config_path)?
@@ -181,7 +228,10 @@ fn run(config_path: PathBuf, simulate: bool, listen: Option<std::net::SocketAddr
     if let Some(d) = data_dir {
         config.storage.data_dir = d;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let setup = config.queue.clone();
         let data = config.storage.data_dir.clone();
@@ -200,22 +250,50 @@ fn run(config_path: PathBuf, simulate: bool, listen: Option<std::net::SocketAddr
 }
 
 fn staff_cmd(action: StaffCmd, config: &Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.storage.data_dir).with_context(|| format!("creating {}", config.storage.data_dir.display()))?;
+    std::fs::create_dir_all(&config.storage.data_dir)
+        .with_context(|| format!("creating {}", config.storage.data_dir.display()))?;
     let mut store = Store::open(&config.database())?;
     match action {
         StaffCmd::List => {
             for s in staff::list(store.conn())? {
-                let windows: Vec<String> = s.windows.iter().map(|(n, r)| format!("{n}:{r:?}")).collect();
-                let roles: Vec<String> = s.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
-                println!("{}\t{}\t{}\t{}", s.id, s.name, roles.join(","), windows.join(","));
+                let windows: Vec<String> = s
+                    .windows
+                    .iter()
+                    .map(|(n, r)| format!("{n}:{r:?}"))
+                    .collect();
+                let roles: Vec<String> = s
+                    .roles
+                    .iter()
+                    .map(|r| format!("{r:?}").to_lowercase())
+                    .collect();
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    s.id,
+                    s.name,
+                    roles.join(","),
+                    windows.join(",")
+                );
             }
         }
-        StaffCmd::Add { id, name, roles, windows } => {
-            let roles = roles.iter().map(|r| Permission::parse(r).with_context(|| format!("--role {r:?}: use staff, supervisor or admin"))).collect::<anyhow::Result<Vec<_>>>()?;
+        StaffCmd::Add {
+            id,
+            name,
+            roles,
+            windows,
+        } => {
+            let roles = roles
+                .iter()
+                .map(|r| {
+                    Permission::parse(r)
+                        .with_context(|| format!("--role {r:?}: use staff, supervisor or admin"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let mut parsed = Vec::new();
             for w in &windows {
                 let (n, role) = w.split_once(':').unwrap_or((w, "A"));
-                let n: u32 = n.parse().with_context(|| format!("--window {w:?}: expected a window number like 3 or 3:B"))?;
+                let n: u32 = n.parse().with_context(|| {
+                    format!("--window {w:?}: expected a window number like 3 or 3:B")
+                })?;
                 if !config.queue.windows.iter().any(|d| d.number == n) {
                     bail!("--window {w:?}: the configuration has no window {n}");
                 }
@@ -234,20 +312,38 @@ fn staff_cmd(action: StaffCmd, config: &Config) -> anyhow::Result<()> {
             }
             let mut pin = String::new();
             std::io::stdin().lock().read_line(&mut pin)?;
-            let record = StaffRecord { id: id.clone(), name, roles, windows: parsed };
+            let record = StaffRecord {
+                id: id.clone(),
+                name,
+                roles,
+                windows: parsed,
+            };
             staff::add(store.conn(), &record, pin.trim(), hallq::core::wall_now())?;
             let audit = serde_json::json!({ "type": "staff_added", "staff": id, "roles": record.roles, "windows": record.windows });
-            store.append(&[NewEvent::encode(hallq::core::wall_now(), "staff_added", &audit)?])?;
+            store.append(&[NewEvent::encode(
+                hallq::core::wall_now(),
+                "staff_added",
+                &audit,
+            )?])?;
             println!("added {id}");
         }
     }
     Ok(())
 }
 
-fn report(config: &Config, day: Option<chrono::NaiveDate>, week: Option<String>, month: Option<String>, format: Format) -> anyhow::Result<()> {
+fn report(
+    config: &Config,
+    day: Option<chrono::NaiveDate>,
+    week: Option<String>,
+    month: Option<String>,
+    format: Format,
+) -> anyhow::Result<()> {
     let period = match (day, week, month) {
-        (_, Some(w), _) => Period::week(&w).with_context(|| format!("--week {w:?}: use YYYY-Www, e.g. 2026-W48"))?,
-        (_, _, Some(m)) => Period::month(&m).with_context(|| format!("--month {m:?}: use YYYY-MM"))?,
+        (_, Some(w), _) => Period::week(&w)
+            .with_context(|| format!("--week {w:?}: use YYYY-Www, e.g. 2026-W48"))?,
+        (_, _, Some(m)) => {
+            Period::month(&m).with_context(|| format!("--month {m:?}: use YYYY-MM"))?
+        }
         (Some(d), _, _) => Period::day(d),
         (None, None, None) => {
             let clock = hallq_engine::LocalClock::new(config.queue.utc_offset_minutes);
@@ -255,7 +351,10 @@ fn report(config: &Config, day: Option<chrono::NaiveDate>, week: Option<String>,
         }
     };
     if !config.database().exists() {
-        bail!("no database at {} (has the controller run?)", config.database().display());
+        bail!(
+            "no database at {} (has the controller run?)",
+            config.database().display()
+        );
     }
     let store = Store::open(&config.database())?;
     let r: Report = hallq::report::build(store.conn(), period)?;

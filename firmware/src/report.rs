@@ -23,15 +23,26 @@ impl Period {
     /// An ISO week written `2026-W48`.
     pub fn week(text: &str) -> Option<Period> {
         let (y, w) = text.split_once("-W")?;
-        let from = NaiveDate::from_isoywd_opt(y.parse().ok()?, w.parse().ok()?, chrono::Weekday::Mon)?;
-        Some(Period { from, to: from + Duration::days(6) })
+        let from =
+            NaiveDate::from_isoywd_opt(y.parse().ok()?, w.parse().ok()?, chrono::Weekday::Mon)?;
+        Some(Period {
+            from,
+            to: from + Duration::days(6),
+        })
     }
 
     /// A month written `2026-11`.
     pub fn month(text: &str) -> Option<Period> {
         let from = NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d").ok()?;
-        let next = if from.month() == 12 { NaiveDate::from_ymd_opt(from.year() + 1, 1, 1)? } else { NaiveDate::from_ymd_opt(from.year(), from.month() + 1, 1)? };
-        Some(Period { from, to: next - Duration::days(1) })
+        let next = if from.month() == 12 {
+            NaiveDate::from_ymd_opt(from.year() + 1, 1, 1)?
+        } else {
+            NaiveDate::from_ymd_opt(from.year(), from.month() + 1, 1)?
+        };
+        Some(Period {
+            from,
+            to: next - Duration::days(1),
+        })
     }
 }
 
@@ -93,16 +104,32 @@ fn lines(conn: &Connection, key: &str, p: Period) -> rusqlite::Result<Vec<Line>>
 
 /// Builds the report for a period.
 pub fn build(conn: &Connection, p: Period) -> rusqlite::Result<Report> {
-    Ok(Report { from: p.from.to_string(), to: p.to.to_string(), windows: lines(conn, "window", p)?, services: lines(conn, "origin_service", p)? })
+    Ok(Report {
+        from: p.from.to_string(),
+        to: p.to.to_string(),
+        windows: lines(conn, "window", p)?,
+        services: lines(conn, "origin_service", p)?,
+    })
 }
 
 impl Report {
     /// CSV with a `scope` column (window or service), for spreadsheets.
     pub fn to_csv(&self) -> String {
-        let mut out = String::from("scope,key,tickets,served,no_shows,avg_wait_secs,max_wait_secs,avg_service_secs\n");
+        let mut out = String::from(
+            "scope,key,tickets,served,no_shows,avg_wait_secs,max_wait_secs,avg_service_secs\n",
+        );
         for (scope, rows) in [("window", &self.windows), ("service", &self.services)] {
             for l in rows {
-                out.push_str(&format!("{scope},{},{},{},{},{},{},{}\n", l.key, l.tickets, l.served, l.no_shows, l.avg_wait_secs, l.max_wait_secs, l.avg_service_secs));
+                out.push_str(&format!(
+                    "{scope},{},{},{},{},{},{},{}\n",
+                    l.key,
+                    l.tickets,
+                    l.served,
+                    l.no_shows,
+                    l.avg_wait_secs,
+                    l.max_wait_secs,
+                    l.avg_service_secs
+                ));
             }
         }
         out
@@ -112,11 +139,20 @@ impl Report {
     pub fn to_table(&self) -> String {
         let mut out = format!("Report {} .. {}\n", self.from, self.to);
         for (title, rows) in [("Window", &self.windows), ("Service", &self.services)] {
-            out.push_str(&format!("\n{title:<8} {:>8} {:>8} {:>8} {:>10} {:>10} {:>12}\n", "tickets", "served", "no-show", "avg wait", "max wait", "avg service"));
+            out.push_str(&format!(
+                "\n{title:<8} {:>8} {:>8} {:>8} {:>10} {:>10} {:>12}\n",
+                "tickets", "served", "no-show", "avg wait", "max wait", "avg service"
+            ));
             for l in rows {
                 out.push_str(&format!(
                     "{:<8} {:>8} {:>8} {:>8} {:>9}s {:>9}s {:>11}s\n",
-                    l.key, l.tickets, l.served, l.no_shows, l.avg_wait_secs, l.max_wait_secs, l.avg_service_secs
+                    l.key,
+                    l.tickets,
+                    l.served,
+                    l.no_shows,
+                    l.avg_wait_secs,
+                    l.max_wait_secs,
+                    l.avg_service_secs
                 ));
             }
         }
@@ -131,9 +167,15 @@ mod tests {
     #[test]
     fn weeks_and_months_cover_the_right_days() {
         let w = Period::week("2026-W48").unwrap();
-        assert_eq!((w.from.to_string(), w.to.to_string()), ("2026-11-23".into(), "2026-11-29".into()));
+        assert_eq!(
+            (w.from.to_string(), w.to.to_string()),
+            ("2026-11-23".into(), "2026-11-29".into())
+        );
         let m = Period::month("2026-12").unwrap();
-        assert_eq!((m.from.to_string(), m.to.to_string()), ("2026-12-01".into(), "2026-12-31".into()));
+        assert_eq!(
+            (m.from.to_string(), m.to.to_string()),
+            ("2026-12-01".into(), "2026-12-31".into())
+        );
         assert!(Period::week("2026-48").is_none());
     }
 }

@@ -38,20 +38,36 @@ pub struct Started {
 
 /// Opens everything and binds; the caller then announces the address and calls `serve`.
 pub async fn start(config: Config) -> Result<Started, StartError> {
-    std::fs::create_dir_all(&config.storage.data_dir).map_err(|e| StartError::DataDir(config.storage.data_dir.display().to_string(), e))?;
+    std::fs::create_dir_all(&config.storage.data_dir)
+        .map_err(|e| StartError::DataDir(config.storage.data_dir.display().to_string(), e))?;
     let store = Store::open(&config.database())?;
     let (hall, core) = Hall::start(config.queue.clone(), store)?;
     let state = AppState::new(hall.clone(), Arc::new(config.clone()))?;
-    let listener = TcpListener::bind(config.server.listen).await.map_err(|e| StartError::Bind(config.server.listen, e))?;
-    let addr = listener.local_addr().map_err(|e| StartError::Bind(config.server.listen, e))?;
-    Ok(Started { hall, listener, addr, state, core })
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|e| StartError::Bind(config.server.listen, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Bind(config.server.listen, e))?;
+    Ok(Started {
+        hall,
+        listener,
+        addr,
+        state,
+        core,
+    })
 }
 
 impl Started {
     /// Serves until `shutdown` resolves, then lets the core finish its last batch.
-    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let router = app(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await?;
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
         drop(self.hall);
         let core = self.core;
         let _ = tokio::task::spawn_blocking(move || core.join()).await;

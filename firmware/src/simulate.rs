@@ -29,20 +29,40 @@ pub async fn run(hall: Hall, setup: hallq_engine::Setup, speed: u32) {
     let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
     let windows: Vec<u32> = setup.windows.iter().map(|w| w.number).collect();
     for &w in &windows {
-        let cmd = Command::SignIn { window: w, staff: format!("SIM{w:02}"), role: Role::A };
+        let cmd = Command::SignIn {
+            window: w,
+            staff: format!("SIM{w:02}"),
+            role: Role::A,
+        };
         if let Err(e) = hall.execute(cmd).await {
             tracing::warn!(window = w, error = %e, "simulated staff could not sign in");
         }
     }
-    tracing::info!(windows = windows.len(), "simulation started: citizens arrive, windows call and serve");
+    tracing::info!(
+        windows = windows.len(),
+        "simulation started: citizens arrive, windows call and serve"
+    );
     let mut tick: u64 = 0;
     loop {
         tokio::time::sleep(Duration::from_millis(1000 / speed)).await;
         tick += 1;
         if dice.below(3) == 0 {
             let s = &setup.services[dice.below(setup.services.len() as u64) as usize];
-            let class = if dice.below(12) == 0 { Class::Green } else { Class::Normal };
-            match hall.execute(Command::Issue { service: s.code.clone(), class, idempotency_key: None, citizen: None, channel: "simulator".into() }).await {
+            let class = if dice.below(12) == 0 {
+                Class::Green
+            } else {
+                Class::Normal
+            };
+            match hall
+                .execute(Command::Issue {
+                    service: s.code.clone(),
+                    class,
+                    idempotency_key: None,
+                    citizen: None,
+                    channel: "simulator".into(),
+                })
+                .await
+            {
                 Ok(done) => {
                     if let Some(t) = done.ticket {
                         tracing::info!(number = %t.number, service = %s.code, ahead = done.ahead, "citizen took a ticket");
@@ -57,7 +77,11 @@ pub async fn run(hall: Hall, setup: hallq_engine::Setup, speed: u32) {
         let action = match dice.below(10) {
             0..=3 => Command::CallNext { window: w, staff },
             4..=5 => Command::StartServing { window: w, staff },
-            6..=7 => Command::Finish { window: w, staff, case_no: Some(format!("SIM{tick:06}")) },
+            6..=7 => Command::Finish {
+                window: w,
+                staff,
+                case_no: Some(format!("SIM{tick:06}")),
+            },
             8 => Command::Recall { window: w, staff },
             _ => Command::NoShow { window: w, staff },
         };
@@ -66,19 +90,37 @@ pub async fn run(hall: Hall, setup: hallq_engine::Setup, speed: u32) {
                 for e in &done.events {
                     let p = &e.payload;
                     match e.kind.as_str() {
-                        "ticket_called" => tracing::info!(number = %p["number"].as_str().unwrap_or(""), window = w, "请 {} 号到 {} 号窗口办理", p["number"].as_str().unwrap_or(""), w),
+                        "ticket_called" => {
+                            tracing::info!(number = %p["number"].as_str().unwrap_or(""), window = w, "请 {} 号到 {} 号窗口办理", p["number"].as_str().unwrap_or(""), w)
+                        }
                         "ticket_finished" => {
                             tracing::info!(number = %p["number"].as_str().unwrap_or(""), window = w, "service finished");
                             if let Some(id) = p["ticket"].as_u64() {
                                 let level = Level::ALL[(dice.below(100) as usize).min(99) / 40];
-                                let reasons = if level.is_bad() { vec!["其他".to_string()] } else { Vec::new() };
-                                let rate = Command::Rate { ticket: TicketId(id), level, reasons, comment: None, channel: format!("pad-{w}") };
+                                let reasons = if level.is_bad() {
+                                    vec!["其他".to_string()]
+                                } else {
+                                    Vec::new()
+                                };
+                                let rate = Command::Rate {
+                                    ticket: TicketId(id),
+                                    level,
+                                    reasons,
+                                    comment: None,
+                                    channel: format!("pad-{w}"),
+                                };
                                 if hall.execute(rate).await.is_ok() {
-                                    tracing::info!(window = w, level = level.name(), "citizen rated the service");
+                                    tracing::info!(
+                                        window = w,
+                                        level = level.name(),
+                                        "citizen rated the service"
+                                    );
                                 }
                             }
                         }
-                        "ticket_no_show" => tracing::info!(number = %p["number"].as_str().unwrap_or(""), window = w, "citizen did not come"),
+                        "ticket_no_show" => {
+                            tracing::info!(number = %p["number"].as_str().unwrap_or(""), window = w, "citizen did not come")
+                        }
                         _ => {}
                     }
                 }

@@ -12,9 +12,16 @@ use serde_json::Value;
 /// The `hallq` binary built beside this test (scripts/test builds it first).
 pub fn hallq_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target directory");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
     let bin = dir.join("hallq");
-    assert!(bin.exists(), "{} is missing: run `cargo build --bins` first", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --bins` first",
+        bin.display()
+    );
     bin
 }
 
@@ -56,8 +63,17 @@ impl Hall {
 
     /// Runs `hallq` with arguments and returns stdout.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(hallq_bin()).args(args).arg("--config").arg(&self.config).output().expect("hallq runs");
-        assert!(out.status.success(), "hallq {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(hallq_bin())
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .expect("hallq runs");
+        assert!(
+            out.status.success(),
+            "hallq {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
@@ -70,7 +86,11 @@ impl Default for Hall {
 
 /// An HTTP client that returns every status as a value.
 pub fn client() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(10))).build().into()
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into()
 }
 
 /// A response's status and JSON body.

@@ -13,20 +13,41 @@ fn a_citizen_takes_a_ticket_and_a_retry_returns_the_same_one() {
     let c = client();
     let (s, services) = send(c.get(format!("{}/api/v1/services", d.url)).call());
     assert_eq!(s, 200);
-    assert!(services["services"].as_array().unwrap().iter().any(|s| s["code"] == "SB" && s["name"]["zh-CN"] == "社会保障"));
-    let (s, first) = send(c.post(format!("{}/api/v1/tickets", d.url)).header("Idempotency-Key", "k-1").send_json(json!({"service": "SB"})));
+    assert!(
+        services["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["code"] == "SB" && s["name"]["zh-CN"] == "社会保障")
+    );
+    let (s, first) = send(
+        c.post(format!("{}/api/v1/tickets", d.url))
+            .header("Idempotency-Key", "k-1")
+            .send_json(json!({"service": "SB"})),
+    );
     assert_eq!(s, 201, "{first}");
     assert_eq!(first["ticket"]["number"], "A000001");
-    let (s, again) = send(c.post(format!("{}/api/v1/tickets", d.url)).header("Idempotency-Key", "k-1").send_json(json!({"service": "SB"})));
+    let (s, again) = send(
+        c.post(format!("{}/api/v1/tickets", d.url))
+            .header("Idempotency-Key", "k-1")
+            .send_json(json!({"service": "SB"})),
+    );
     assert_eq!(s, 200);
     assert_eq!(again["ticket"]["id"], first["ticket"]["id"]);
     assert_eq!(again["replayed"], true);
-    let (_, second) = send(c.post(format!("{}/api/v1/tickets", d.url)).header("Idempotency-Key", "k-2").send_json(json!({"service": "SB"})));
+    let (_, second) = send(
+        c.post(format!("{}/api/v1/tickets", d.url))
+            .header("Idempotency-Key", "k-2")
+            .send_json(json!({"service": "SB"})),
+    );
     assert_eq!(second["ticket"]["number"], "A000002");
     assert_eq!(second["ticket"]["ahead"], 1);
     let id = second["ticket"]["id"].as_u64().unwrap();
     let (s, status) = send(c.get(format!("{}/api/v1/tickets/{id}", d.url)).call());
-    assert_eq!((s, status["ticket"]["state"].as_str()), (200, Some("waiting")));
+    assert_eq!(
+        (s, status["ticket"]["state"].as_str()),
+        (200, Some("waiting"))
+    );
 }
 
 #[test]
@@ -34,17 +55,43 @@ fn bad_input_gets_a_4xx_naming_the_field() {
     let hall = Hall::new();
     let d = hall.start();
     let c = client();
-    let post = |body: serde_json::Value| send(c.post(format!("{}/api/v1/tickets", d.url)).header("Accept-Language", "en").send_json(body));
+    let post = |body: serde_json::Value| {
+        send(
+            c.post(format!("{}/api/v1/tickets", d.url))
+                .header("Accept-Language", "en")
+                .send_json(body),
+        )
+    };
     let (s, b) = post(json!({}));
-    assert_eq!((s, b["error"]["field"].as_str()), (422, Some("service")), "{b}");
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (422, Some("service")),
+        "{b}"
+    );
     let (s, b) = post(json!({"service": 5}));
-    assert_eq!((s, b["error"]["field"].as_str()), (422, Some("service")), "{b}");
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (422, Some("service")),
+        "{b}"
+    );
     let (s, b) = post(json!({"service": "NOPE"}));
-    assert_eq!((s, b["error"]["code"].as_str()), (422, Some("unknown_service")), "{b}");
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (422, Some("unknown_service")),
+        "{b}"
+    );
     assert!(b["error"]["message"].as_str().unwrap().contains("NOPE"));
     let (s, b) = post(json!({"service": "SB", "class": "vip"}));
-    assert_eq!((s, b["error"]["field"].as_str()), (422, Some("class")), "{b}");
-    let (s, b) = send(c.post(format!("{}/api/v1/tickets", d.url)).header("Content-Type", "application/json").send("{not json"));
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (422, Some("class")),
+        "{b}"
+    );
+    let (s, b) = send(
+        c.post(format!("{}/api/v1/tickets", d.url))
+            .header("Content-Type", "application/json")
+            .send("{not json"),
+    );
     assert_eq!(s, 422, "{b}");
     let (s, _) = send(c.get(format!("{}/api/v1/tickets/abc", d.url)).call());
     assert_eq!(s, 422);
@@ -58,40 +105,109 @@ fn staff_sign_in_call_and_rate_through_the_api_with_a_live_stream() {
     let c = client();
     // The stream is open before anything happens and must see the call.
     let stream = std::net::TcpStream::connect(d.url.trim_start_matches("http://")).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     use std::io::Write;
-    (&stream).write_all(b"GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n").unwrap();
-    let (_, t) = send(c.post(format!("{}/api/v1/tickets", d.url)).send_json(json!({"service": "SB"})));
+    (&stream)
+        .write_all(b"GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        .unwrap();
+    let (_, t) = send(
+        c.post(format!("{}/api/v1/tickets", d.url))
+            .send_json(json!({"service": "SB"})),
+    );
     let ticket = t["ticket"]["id"].as_u64().unwrap();
 
-    let (s, b) = send(c.post(format!("{}/api/v1/sessions", d.url)).send_json(json!({"staff_id": "S001", "pin": "000000", "window": 1})));
-    assert_eq!((s, b["error"]["code"].as_str()), (401, Some("invalid_credentials")));
-    let (s, b) = send(c.post(format!("{}/api/v1/sessions", d.url)).send_json(json!({"staff_id": "S001", "pin": "135790", "window": 2})));
-    assert_eq!((s, b["error"]["code"].as_str()), (403, Some("wrong_window")));
-    let (s, b) = send(c.post(format!("{}/api/v1/sessions", d.url)).send_json(json!({"staff_id": "S001", "pin": "135790", "window": 1})));
+    let (s, b) = send(
+        c.post(format!("{}/api/v1/sessions", d.url))
+            .send_json(json!({"staff_id": "S001", "pin": "000000", "window": 1})),
+    );
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (401, Some("invalid_credentials"))
+    );
+    let (s, b) = send(
+        c.post(format!("{}/api/v1/sessions", d.url))
+            .send_json(json!({"staff_id": "S001", "pin": "135790", "window": 2})),
+    );
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (403, Some("wrong_window"))
+    );
+    let (s, b) = send(
+        c.post(format!("{}/api/v1/sessions", d.url))
+            .send_json(json!({"staff_id": "S001", "pin": "135790", "window": 1})),
+    );
     assert_eq!(s, 201, "{b}");
     let token = format!("Bearer {}", b["token"].as_str().unwrap());
 
-    let (s, _) = send(c.post(format!("{}/api/v1/windows/1/call-next", d.url)).send_json(json!({})));
+    let (s, _) = send(
+        c.post(format!("{}/api/v1/windows/1/call-next", d.url))
+            .send_json(json!({})),
+    );
     assert_eq!(s, 401, "no token, no call");
-    let (s, b) = send(c.post(format!("{}/api/v1/windows/2/call-next", d.url)).header("Authorization", &token).send_json(json!({})));
-    assert_eq!((s, b["error"]["code"].as_str()), (403, Some("wrong_window")));
-    let (s, b) = send(c.post(format!("{}/api/v1/windows/1/call-next", d.url)).header("Authorization", &token).send_json(json!({})));
+    let (s, b) = send(
+        c.post(format!("{}/api/v1/windows/2/call-next", d.url))
+            .header("Authorization", &token)
+            .send_json(json!({})),
+    );
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (403, Some("wrong_window"))
+    );
+    let (s, b) = send(
+        c.post(format!("{}/api/v1/windows/1/call-next", d.url))
+            .header("Authorization", &token)
+            .send_json(json!({})),
+    );
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["events"][0]["type"], "ticket_called");
     assert_eq!(b["events"][0]["staff"], "S001");
-    let (s, b) = send(c.post(format!("{}/api/v1/windows/1/call-next", d.url)).header("Authorization", &token).header("Accept-Language", "en").send_json(json!({})));
-    assert_eq!((s, b["error"]["code"].as_str()), (409, Some("current_ticket_pending")), "{b}");
-    send(c.post(format!("{}/api/v1/windows/1/start", d.url)).header("Authorization", &token).send_json(json!({})));
-    let (s, _) = send(c.post(format!("{}/api/v1/windows/1/finish", d.url)).header("Authorization", &token).send_json(json!({"case_no": "QS2026112300017"})));
+    let (s, b) = send(
+        c.post(format!("{}/api/v1/windows/1/call-next", d.url))
+            .header("Authorization", &token)
+            .header("Accept-Language", "en")
+            .send_json(json!({})),
+    );
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (409, Some("current_ticket_pending")),
+        "{b}"
+    );
+    send(
+        c.post(format!("{}/api/v1/windows/1/start", d.url))
+            .header("Authorization", &token)
+            .send_json(json!({})),
+    );
+    let (s, _) = send(
+        c.post(format!("{}/api/v1/windows/1/finish", d.url))
+            .header("Authorization", &token)
+            .send_json(json!({"case_no": "QS2026112300017"})),
+    );
     assert_eq!(s, 200);
 
-    let (s, b) = send(c.post(format!("{}/api/v1/ratings", d.url)).send_json(json!({"ticket": ticket, "level": "不满意"})));
-    assert_eq!((s, b["error"]["field"].as_str()), (422, Some("reasons")), "{b}");
-    let (s, b) = send(c.post(format!("{}/api/v1/ratings", d.url)).send_json(json!({"ticket": ticket, "level": "不满意", "reasons": ["办事效率低"], "channel": "pad-1"})));
+    let (s, b) = send(
+        c.post(format!("{}/api/v1/ratings", d.url))
+            .send_json(json!({"ticket": ticket, "level": "不满意"})),
+    );
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (422, Some("reasons")),
+        "{b}"
+    );
+    let (s, b) = send(c.post(format!("{}/api/v1/ratings", d.url)).send_json(
+        json!({"ticket": ticket, "level": "不满意", "reasons": ["办事效率低"], "channel": "pad-1"}),
+    ));
     assert_eq!(s, 201, "{b}");
     let rating = &b["events"][0]["payload"]["rating"];
-    assert_eq!((rating["level"].as_str(), rating["case_no"].as_str(), rating["staff"].as_str()), (Some("不满意"), Some("QS2026112300017"), Some("S001")));
+    assert_eq!(
+        (
+            rating["level"].as_str(),
+            rating["case_no"].as_str(),
+            rating["staff"].as_str()
+        ),
+        (Some("不满意"), Some("QS2026112300017"), Some("S001"))
+    );
 
     let mut seen = String::new();
     let mut reader = BufReader::new(stream);
@@ -103,13 +219,28 @@ fn staff_sign_in_call_and_rate_through_the_api_with_a_live_stream() {
         }
         seen.push_str(&line);
     }
-    for kind in ["ticket_issued", "staff_signed_in", "ticket_called", "ticket_finished", "rating_recorded"] {
-        assert!(seen.contains(&format!("event: {kind}")), "stream lacks {kind}:\n{seen}");
+    for kind in [
+        "ticket_issued",
+        "staff_signed_in",
+        "ticket_called",
+        "ticket_finished",
+        "rating_recorded",
+    ] {
+        assert!(
+            seen.contains(&format!("event: {kind}")),
+            "stream lacks {kind}:\n{seen}"
+        );
     }
 
     let csv = hall.cli(&["report", "--format", "csv"]);
-    assert!(csv.lines().any(|l| l.starts_with("window,1,1,1,0,")), "{csv}");
-    assert!(csv.lines().any(|l| l.starts_with("service,SB,1,1,0,")), "{csv}");
+    assert!(
+        csv.lines().any(|l| l.starts_with("window,1,1,1,0,")),
+        "{csv}"
+    );
+    assert!(
+        csv.lines().any(|l| l.starts_with("service,SB,1,1,0,")),
+        "{csv}"
+    );
 }
 
 #[test]
@@ -118,13 +249,22 @@ fn repeated_wrong_pins_lock_the_account() {
     hall.add_staff("S002", "864200", &["--window", "2:B"]);
     let d = hall.start();
     let c = client();
-    let login = |pin: &str| send(c.post(format!("{}/api/v1/sessions", d.url)).send_json(json!({"staff_id": "S002", "pin": pin, "window": 2})));
+    let login = |pin: &str| {
+        send(
+            c.post(format!("{}/api/v1/sessions", d.url))
+                .send_json(json!({"staff_id": "S002", "pin": pin, "window": 2})),
+        )
+    };
     for _ in 0..4 {
         assert_eq!(login("111111").0, 401);
     }
     assert_eq!(login("111111").0, 423);
     let (s, b) = login("864200");
-    assert_eq!((s, b["error"]["code"].as_str()), (423, Some("account_locked")), "the right PIN is refused while locked");
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (423, Some("account_locked")),
+        "the right PIN is refused while locked"
+    );
 }
 
 #[test]
@@ -134,14 +274,30 @@ fn a_restart_keeps_numbering_and_the_queue() {
     let first = {
         let d = hall.start();
         for i in 0..3 {
-            send(c.post(format!("{}/api/v1/tickets", d.url)).header("Idempotency-Key", format!("r-{i}")).send_json(json!({"service": "BDC"})));
+            send(
+                c.post(format!("{}/api/v1/tickets", d.url))
+                    .header("Idempotency-Key", format!("r-{i}"))
+                    .send_json(json!({"service": "BDC"})),
+            );
         }
-        send(c.post(format!("{}/api/v1/tickets", d.url)).header("Idempotency-Key", "r-0").send_json(json!({"service": "BDC"}))).1
+        send(
+            c.post(format!("{}/api/v1/tickets", d.url))
+                .header("Idempotency-Key", "r-0")
+                .send_json(json!({"service": "BDC"})),
+        )
+        .1
     };
     let d = hall.start();
-    let (_, again) = send(c.post(format!("{}/api/v1/tickets", d.url)).header("Idempotency-Key", "r-0").send_json(json!({"service": "BDC"})));
+    let (_, again) = send(
+        c.post(format!("{}/api/v1/tickets", d.url))
+            .header("Idempotency-Key", "r-0")
+            .send_json(json!({"service": "BDC"})),
+    );
     assert_eq!(again["ticket"]["id"], first["ticket"]["id"]);
-    let (_, next) = send(c.post(format!("{}/api/v1/tickets", d.url)).send_json(json!({"service": "BDC"})));
+    let (_, next) = send(
+        c.post(format!("{}/api/v1/tickets", d.url))
+            .send_json(json!({"service": "BDC"})),
+    );
     assert_eq!(next["ticket"]["number"], "C000004");
     assert_eq!(next["ticket"]["ahead"], 3);
 }

@@ -25,10 +25,20 @@ impl Dice {
 
 #[test]
 fn acknowledged_tickets_survive_sigkill_and_numbers_never_repeat() {
-    let cycles: usize = std::env::var("HALLQ_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
-    let seed = std::env::var("HALLQ_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1
-    });
+    let cycles: usize = std::env::var("HALLQ_CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let seed = std::env::var("HALLQ_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+                | 1
+        });
     eprintln!("crash test: {cycles} cycles, HALLQ_CRASH_SEED={seed}");
     let mut dice = Dice(seed);
     let hall = Hall::new();
@@ -51,11 +61,16 @@ fn acknowledged_tickets_survive_sigkill_and_numbers_never_repeat() {
                 while !stop.load(Ordering::Relaxed) {
                     let key = format!("crash-{k}");
                     last_sent = Some(key.clone());
-                    match c.post(format!("{url}/api/v1/tickets")).header("Idempotency-Key", &key).send_json(json!({"service": "SB"})) {
+                    match c
+                        .post(format!("{url}/api/v1/tickets"))
+                        .header("Idempotency-Key", &key)
+                        .send_json(json!({"service": "SB"}))
+                    {
                         Ok(mut r) if r.status().as_u16() == 201 => {
                             if let Ok(v) = r.body_mut().read_json::<serde_json::Value>() {
                                 let id = v["ticket"]["id"].as_u64().unwrap_or(0);
-                                let number = v["ticket"]["number"].as_str().unwrap_or("").to_string();
+                                let number =
+                                    v["ticket"]["number"].as_str().unwrap_or("").to_string();
                                 acked.lock().unwrap().insert(key.clone(), (id, number));
                                 last_sent = None;
                             }
@@ -75,39 +90,89 @@ fn acknowledged_tickets_survive_sigkill_and_numbers_never_repeat() {
         next_key = k + 1;
         in_flight_keys.extend(in_flight);
         if cycle % 5 == 0 {
-            eprintln!("cycle {cycle}: {} tickets acknowledged so far", acked.lock().unwrap().len());
+            eprintln!(
+                "cycle {cycle}: {} tickets acknowledged so far",
+                acked.lock().unwrap().len()
+            );
         }
     }
 
     let d = hall.start();
     let c = client();
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > cycles, "too few tickets were issued to mean anything: {}", acked.len());
+    assert!(
+        acked.len() > cycles,
+        "too few tickets were issued to mean anything: {}",
+        acked.len()
+    );
     // Every acknowledged ticket is there, and a retry of its key returns it.
     for (key, (id, number)) in &acked {
-        let (s, b) = send(c.post(format!("{}/api/v1/tickets", d.url)).header("Idempotency-Key", key).send_json(json!({"service": "SB"})));
-        assert_eq!(s, 200, "retry of acknowledged {key} made something new: {b}");
-        assert_eq!((b["ticket"]["id"].as_u64(), b["ticket"]["number"].as_str()), (Some(*id), Some(number.as_str())), "{key}");
+        let (s, b) = send(
+            c.post(format!("{}/api/v1/tickets", d.url))
+                .header("Idempotency-Key", key)
+                .send_json(json!({"service": "SB"})),
+        );
+        assert_eq!(
+            s, 200,
+            "retry of acknowledged {key} made something new: {b}"
+        );
+        assert_eq!(
+            (b["ticket"]["id"].as_u64(), b["ticket"]["number"].as_str()),
+            (Some(*id), Some(number.as_str())),
+            "{key}"
+        );
     }
     // The request in flight at each cut: a retry gives one ticket, and a second retry the same one.
     for key in &in_flight_keys {
-        let (_, a) = send(c.post(format!("{}/api/v1/tickets", d.url)).header("Idempotency-Key", key).send_json(json!({"service": "SB"})));
-        let (s, b) = send(c.post(format!("{}/api/v1/tickets", d.url)).header("Idempotency-Key", key).send_json(json!({"service": "SB"})));
+        let (_, a) = send(
+            c.post(format!("{}/api/v1/tickets", d.url))
+                .header("Idempotency-Key", key)
+                .send_json(json!({"service": "SB"})),
+        );
+        let (s, b) = send(
+            c.post(format!("{}/api/v1/tickets", d.url))
+                .header("Idempotency-Key", key)
+                .send_json(json!({"service": "SB"})),
+        );
         assert_eq!(s, 200);
-        assert_eq!(a["ticket"]["id"], b["ticket"]["id"], "retries of {key} disagree");
+        assert_eq!(
+            a["ticket"]["id"], b["ticket"]["id"],
+            "retries of {key} disagree"
+        );
     }
     // Numbers never repeat and the queue calls them back in issue order.
-    let (_, b) = send(c.post(format!("{}/api/v1/sessions", d.url)).send_json(json!({"staff_id": "S100", "pin": "112233", "window": 1})));
+    let (_, b) = send(
+        c.post(format!("{}/api/v1/sessions", d.url))
+            .send_json(json!({"staff_id": "S100", "pin": "112233", "window": 1})),
+    );
     let token = format!("Bearer {}", b["token"].as_str().expect("signed in"));
     let mut called = Vec::new();
     loop {
-        let (s, b) = send(c.post(format!("{}/api/v1/windows/1/call-next", d.url)).header("Authorization", &token).send_json(json!({})));
+        let (s, b) = send(
+            c.post(format!("{}/api/v1/windows/1/call-next", d.url))
+                .header("Authorization", &token)
+                .send_json(json!({})),
+        );
         if s != 200 {
             assert_eq!(b["error"]["code"], "queue_empty", "{b}");
             break;
         }
-        called.push(b["events"].as_array().unwrap().iter().find(|e| e["type"] == "ticket_called").unwrap()["number"].as_str().unwrap().to_string());
-        send(c.post(format!("{}/api/v1/windows/1/finish", d.url)).header("Authorization", &token).send_json(json!({})));
+        called.push(
+            b["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["type"] == "ticket_called")
+                .unwrap()["number"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+        send(
+            c.post(format!("{}/api/v1/windows/1/finish", d.url))
+                .header("Authorization", &token)
+                .send_json(json!({})),
+        );
     }
     let unique: HashSet<&String> = called.iter().collect();
     assert_eq!(unique.len(), called.len(), "a number was called twice");
@@ -116,7 +181,14 @@ fn acknowledged_tickets_survive_sigkill_and_numbers_never_repeat() {
     assert_eq!(called, sorted, "the queue lost its order");
     let numbers: HashSet<&str> = called.iter().map(String::as_str).collect();
     for (key, (_, number)) in &acked {
-        assert!(numbers.contains(number.as_str()), "acknowledged {key} ({number}) was not in the queue");
+        assert!(
+            numbers.contains(number.as_str()),
+            "acknowledged {key} ({number}) was not in the queue"
+        );
     }
-    eprintln!("crash test: {} acknowledged, {} called in order after {cycles} power cuts", acked.len(), called.len());
+    eprintln!(
+        "crash test: {} acknowledged, {} called in order after {cycles} power cuts",
+        acked.len(),
+        called.len()
+    );
 }

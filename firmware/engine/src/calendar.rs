@@ -40,7 +40,11 @@ pub fn check_open(cal: &CalendarDef, at: NaiveDateTime) -> Result<(), Closed> {
     for (i, span) in sorted.iter().enumerate() {
         let last_issue = span.close - margin;
         if time < span.open {
-            return Err(if i == 0 { Closed::BeforeOpening(span.open) } else { Closed::Break(span.open) });
+            return Err(if i == 0 {
+                Closed::BeforeOpening(span.open)
+            } else {
+                Closed::Break(span.open)
+            });
         }
         if time < last_issue {
             return Ok(());
@@ -69,13 +73,28 @@ mod tests {
 
     #[test]
     fn weekday_hours_with_a_lunch_break() {
-        let cal = CalendarDef { stop_issuing_minutes_before_close: 15, ..CalendarDef::default() };
+        let cal = CalendarDef {
+            stop_issuing_minutes_before_close: 15,
+            ..CalendarDef::default()
+        };
         // 2026-11-23 is a Monday.
-        assert_eq!(check_open(&cal, at("2026-11-23", "08:10")), Err(Closed::BeforeOpening(hm("09:00"))));
+        assert_eq!(
+            check_open(&cal, at("2026-11-23", "08:10")),
+            Err(Closed::BeforeOpening(hm("09:00")))
+        );
         assert_eq!(check_open(&cal, at("2026-11-23", "09:00")), Ok(()));
-        assert_eq!(check_open(&cal, at("2026-11-23", "11:50")), Err(Closed::Break(hm("13:30"))));
-        assert_eq!(check_open(&cal, at("2026-11-23", "17:20")), Err(Closed::AfterClosing));
-        assert_eq!(check_open(&cal, at("2026-11-28", "10:00")), Err(Closed::ClosedToday));
+        assert_eq!(
+            check_open(&cal, at("2026-11-23", "11:50")),
+            Err(Closed::Break(hm("13:30")))
+        );
+        assert_eq!(
+            check_open(&cal, at("2026-11-23", "17:20")),
+            Err(Closed::AfterClosing)
+        );
+        assert_eq!(
+            check_open(&cal, at("2026-11-28", "10:00")),
+            Err(Closed::ClosedToday)
+        );
     }
 
     #[test]
@@ -85,7 +104,10 @@ mod tests {
             workdays: vec![NaiveDate::from_ymd_opt(2026, 10, 10).unwrap()],
             ..CalendarDef::default()
         };
-        assert_eq!(check_open(&cal, at("2026-10-01", "10:00")), Err(Closed::Holiday));
+        assert_eq!(
+            check_open(&cal, at("2026-10-01", "10:00")),
+            Err(Closed::Holiday)
+        );
         // 2026-10-10 is a Saturday worked in exchange (调休).
         assert_eq!(check_open(&cal, at("2026-10-10", "10:00")), Ok(()));
     }

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::calendar;
 use crate::command::{Command, TransferTarget};
 use crate::event::{Alarm, CancelReason, Event, SignOutReason};
-use crate::model::{Appointment, Class, Level, Rating, Role, Ticket, TicketId, TicketState, WindowState};
+use crate::model::{
+    Appointment, Class, Level, Rating, Role, Ticket, TicketId, TicketState, WindowState,
+};
 use crate::queue::{Candidate, Lines};
 use crate::refusal::Refusal;
 use crate::setup::{NoShowPolicy, Setup, SetupError};
@@ -63,7 +65,10 @@ pub struct Changes {
 impl Changes {
     /// Nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.tickets.is_empty() && self.windows.is_empty() && self.appointments.is_empty() && self.ratings.is_empty()
+        self.tickets.is_empty()
+            && self.windows.is_empty()
+            && self.appointments.is_empty()
+            && self.ratings.is_empty()
     }
 }
 
@@ -131,7 +136,14 @@ pub struct Engine {
 impl Engine {
     /// A fresh engine with no history, its clock at `now`.
     pub fn new(setup: Setup, now: Timestamp) -> Result<Engine, SetupError> {
-        Engine::restore(setup, Snapshot { now, next_id: 1, ..Snapshot::default() })
+        Engine::restore(
+            setup,
+            Snapshot {
+                now,
+                next_id: 1,
+                ..Snapshot::default()
+            },
+        )
     }
 
     /// Rebuilds an engine from stored rows. Indices, counters and deadlines are derived
@@ -140,10 +152,31 @@ impl Engine {
         setup.validate()?;
         let clock = LocalClock::new(setup.utc_offset_minutes);
         let n = setup.services.len();
-        let service_index = setup.services.iter().enumerate().map(|(i, s)| (s.code.clone(), i)).collect();
-        let window_index = setup.windows.iter().enumerate().map(|(i, w)| (w.number, i)).collect();
-        let mut windows: BTreeMap<u32, WindowState> =
-            setup.windows.iter().map(|w| (w.number, WindowState { number: w.number, ..WindowState::default() })).collect();
+        let service_index = setup
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.code.clone(), i))
+            .collect();
+        let window_index = setup
+            .windows
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.number, i))
+            .collect();
+        let mut windows: BTreeMap<u32, WindowState> = setup
+            .windows
+            .iter()
+            .map(|w| {
+                (
+                    w.number,
+                    WindowState {
+                        number: w.number,
+                        ..WindowState::default()
+                    },
+                )
+            })
+            .collect();
         for w in snap.windows {
             if windows.contains_key(&w.number) {
                 windows.insert(w.number, w);
@@ -167,7 +200,11 @@ impl Engine {
             slices: HashMap::new(),
             citizens: HashMap::new(),
             windows,
-            appointments: snap.appointments.into_iter().map(|a| (a.code.clone(), a)).collect(),
+            appointments: snap
+                .appointments
+                .into_iter()
+                .map(|a| (a.code.clone(), a))
+                .collect(),
             ratings: snap.ratings.into_iter().map(|r| (r.ticket, r)).collect(),
             served: vec![(0, 0); n],
             queue_alarmed: vec![false; n],
@@ -182,20 +219,32 @@ impl Engine {
             engine.adopt(t);
         }
         for (&number, w) in &engine.windows {
-            if let (Some((since, _)), Some(limit), false) = (&w.paused, engine.setup.pause_alarm_minutes, w.pause_alarmed) {
-                engine.deadlines.insert((since.plus_minutes(i64::from(limit)), Due::Pause(number)));
+            if let (Some((since, _)), Some(limit), false) =
+                (&w.paused, engine.setup.pause_alarm_minutes, w.pause_alarmed)
+            {
+                engine
+                    .deadlines
+                    .insert((since.plus_minutes(i64::from(limit)), Due::Pause(number)));
             }
         }
         for (i, alarmed) in engine.queue_alarmed.iter_mut().enumerate() {
-            *alarmed = engine.setup.services[i].queue_alarm.is_some_and(|a| engine.waiting[i] > a);
+            *alarmed = engine.setup.services[i]
+                .queue_alarm
+                .is_some_and(|a| engine.waiting[i] > a);
         }
         Ok(engine)
     }
 
     /// Indexes one stored ticket as if it had just reached its current state.
     fn adopt(&mut self, t: Ticket) {
-        let Some(&s) = self.service_index.get(&t.service) else { return };
-        let origin = self.service_index.get(&t.origin_service).copied().unwrap_or(s);
+        let Some(&s) = self.service_index.get(&t.service) else {
+            return;
+        };
+        let origin = self
+            .service_index
+            .get(&t.origin_service)
+            .copied()
+            .unwrap_or(s);
         self.by_number.insert(t.number.clone(), t.id);
         if let Some(k) = &t.idempotency_key {
             self.by_key.insert(k.clone(), t.id);
@@ -203,7 +252,10 @@ impl Engine {
         if t.day == self.day {
             self.issued[origin] = self.issued[origin].max(t.seq);
             if t.class != Class::Appointment {
-                *self.slices.entry((origin, self.slice_of(t.issued_at, origin))).or_insert(0) += 1;
+                *self
+                    .slices
+                    .entry((origin, self.slice_of(t.issued_at, origin)))
+                    .or_insert(0) += 1;
             }
             if let Some(c) = &t.citizen {
                 *self.citizens.entry(c.clone()).or_insert(0) += 1;
@@ -212,12 +264,12 @@ impl Engine {
         if t.state.is_queued() {
             self.enqueue(&t);
         }
-        if t.state == TicketState::Finished {
-            if let (Some(start), Some(end)) = (t.serving_at.or(t.called_at), t.closed_at) {
-                let e = &mut self.served[s];
-                e.0 += end.secs_since(start);
-                e.1 += 1;
-            }
+        if t.state == TicketState::Finished
+            && let (Some(start), Some(end)) = (t.serving_at.or(t.called_at), t.closed_at)
+        {
+            let e = &mut self.served[s];
+            e.0 += end.secs_since(start);
+            e.1 += 1;
         }
         self.arm_deadlines(&t);
         self.tickets.insert(t.id, t);
@@ -255,7 +307,9 @@ impl Engine {
 
     /// A ticket of the current day by its printed number.
     pub fn ticket_by_number(&self, number: &str) -> Option<&Ticket> {
-        self.by_number.get(number).and_then(|id| self.tickets.get(id))
+        self.by_number
+            .get(number)
+            .and_then(|id| self.tickets.get(id))
     }
 
     /// All tickets held, in no particular order.
@@ -298,24 +352,44 @@ impl Engine {
 
     /// When the engine next needs a `Tick`: a day rollover or a warning falling due.
     pub fn next_deadline(&self) -> Timestamp {
-        let rollover = self.clock.next_day_start(self.day, self.setup.day_starts_at);
-        self.deadlines.first().map_or(rollover, |(at, _)| (*at).min(rollover))
+        let rollover = self
+            .clock
+            .next_day_start(self.day, self.setup.day_starts_at);
+        self.deadlines
+            .first()
+            .map_or(rollover, |(at, _)| (*at).min(rollover))
     }
 
     /// Takes copies of everything changed since the last call.
     pub fn take_changes(&mut self) -> Changes {
         let d = std::mem::take(&mut self.dirty);
         let mut tickets = d.retired;
-        tickets.extend(d.tickets.iter().filter_map(|id| self.tickets.get(id).cloned()));
+        tickets.extend(
+            d.tickets
+                .iter()
+                .filter_map(|id| self.tickets.get(id).cloned()),
+        );
         Changes {
             tickets,
-            windows: d.windows.iter().filter_map(|n| self.windows.get(n).cloned()).collect(),
+            windows: d
+                .windows
+                .iter()
+                .filter_map(|n| self.windows.get(n).cloned())
+                .collect(),
             appointments: d
                 .retired_appointments
                 .into_iter()
-                .chain(d.appointments.iter().filter_map(|c| self.appointments.get(c).cloned()))
+                .chain(
+                    d.appointments
+                        .iter()
+                        .filter_map(|c| self.appointments.get(c).cloned()),
+                )
                 .collect(),
-            ratings: d.ratings.iter().filter_map(|t| self.ratings.get(t).cloned()).collect(),
+            ratings: d
+                .ratings
+                .iter()
+                .filter_map(|t| self.ratings.get(t).cloned())
+                .collect(),
         }
     }
 
@@ -352,13 +426,23 @@ impl Engine {
 
     fn roll_over(&mut self, today: NaiveDate, events: &mut Vec<Event>) {
         let previous = self.day;
-        let mut open: Vec<TicketId> = self.tickets.values().filter(|t| !t.state.is_terminal()).map(|t| t.id).collect();
+        let mut open: Vec<TicketId> = self
+            .tickets
+            .values()
+            .filter(|t| !t.state.is_terminal())
+            .map(|t| t.id)
+            .collect();
         open.sort();
         for id in open {
             if let Some(t) = self.tickets.get_mut(&id) {
                 t.state = TicketState::Cancelled;
                 t.closed_at = Some(self.now);
-                events.push(Event::TicketCancelled { ticket: id, number: t.number.clone(), by: "system".into(), reason: CancelReason::DayEnded });
+                events.push(Event::TicketCancelled {
+                    ticket: id,
+                    number: t.number.clone(),
+                    by: "system".into(),
+                    reason: CancelReason::DayEnded,
+                });
             }
         }
         let old = std::mem::take(&mut self.tickets);
@@ -386,7 +470,11 @@ impl Engine {
         let mut ended: Vec<String> = self
             .appointments
             .values()
-            .filter(|a| a.ticket.is_some() || a.missed || self.clock.service_day(a.slot_at, self.setup.day_starts_at) < today)
+            .filter(|a| {
+                a.ticket.is_some()
+                    || a.missed
+                    || self.clock.service_day(a.slot_at, self.setup.day_starts_at) < today
+            })
             .map(|a| a.code.clone())
             .collect();
         ended.sort();
@@ -395,45 +483,65 @@ impl Engine {
             if let Some(mut a) = self.appointments.remove(&code) {
                 if a.ticket.is_none() && !a.missed {
                     a.missed = true;
-                    events.push(Event::AppointmentMissed { code: a.code.clone(), service: a.service.clone() });
+                    events.push(Event::AppointmentMissed {
+                        code: a.code.clone(),
+                        service: a.service.clone(),
+                    });
                 }
                 self.dirty.retired_appointments.push(a);
             }
         }
         self.day = today;
-        events.push(Event::DayStarted { day: today, previous });
+        events.push(Event::DayStarted {
+            day: today,
+            previous,
+        });
     }
 
     fn fire(&mut self, due: Due, events: &mut Vec<Event>) {
         let now = self.now;
         match due {
             Due::Wait(id) => {
-                if let Some(t) = self.tickets.get_mut(&id) {
-                    if t.state.is_queued() && t.alarms & Alarm::WAIT == 0 {
-                        t.alarms |= Alarm::WAIT;
-                        self.dirty.tickets.insert(id);
-                        events.push(Event::WaitAlarm { ticket: id, number: t.number.clone(), service: t.service.clone(), waited_secs: now.secs_since(t.issued_at) });
-                    }
+                if let Some(t) = self.tickets.get_mut(&id)
+                    && t.state.is_queued()
+                    && t.alarms & Alarm::WAIT == 0
+                {
+                    t.alarms |= Alarm::WAIT;
+                    self.dirty.tickets.insert(id);
+                    events.push(Event::WaitAlarm {
+                        ticket: id,
+                        number: t.number.clone(),
+                        service: t.service.clone(),
+                        waited_secs: now.secs_since(t.issued_at),
+                    });
                 }
             }
             Due::Overtime(id) => {
-                if let Some(t) = self.tickets.get_mut(&id) {
-                    if let (TicketState::Serving, Some(w), Some(start)) = (t.state, t.window, t.serving_at) {
-                        if t.alarms & Alarm::OVERTIME == 0 {
-                            t.alarms |= Alarm::OVERTIME;
-                            self.dirty.tickets.insert(id);
-                            events.push(Event::ServiceOverTime { ticket: id, number: t.number.clone(), window: w, served_secs: now.secs_since(start) });
-                        }
-                    }
+                if let Some(t) = self.tickets.get_mut(&id)
+                    && let (TicketState::Serving, Some(w), Some(start)) =
+                        (t.state, t.window, t.serving_at)
+                    && t.alarms & Alarm::OVERTIME == 0
+                {
+                    t.alarms |= Alarm::OVERTIME;
+                    self.dirty.tickets.insert(id);
+                    events.push(Event::ServiceOverTime {
+                        ticket: id,
+                        number: t.number.clone(),
+                        window: w,
+                        served_secs: now.secs_since(start),
+                    });
                 }
             }
             Due::Pause(n) => {
-                if let Some(w) = self.windows.get_mut(&n) {
-                    if let (Some((since, _)), false) = (&w.paused, w.pause_alarmed) {
-                        w.pause_alarmed = true;
-                        self.dirty.windows.insert(n);
-                        events.push(Event::PauseAlarm { window: n, paused_secs: now.secs_since(*since) });
-                    }
+                if let Some(w) = self.windows.get_mut(&n)
+                    && let (Some((since, _)), false) = (&w.paused, w.pause_alarmed)
+                {
+                    w.pause_alarmed = true;
+                    self.dirty.windows.insert(n);
+                    events.push(Event::PauseAlarm {
+                        window: n,
+                        paused_secs: now.secs_since(*since),
+                    });
                 }
             }
         }
@@ -442,22 +550,48 @@ impl Engine {
     fn execute(&mut self, cmd: Command) -> Result<Vec<Event>, Refusal> {
         match cmd {
             Command::Tick => Ok(Vec::new()),
-            Command::Issue { service, class, idempotency_key, citizen, channel } => self.issue(service, class, idempotency_key, citizen, channel),
-            Command::SignIn { window, staff, role } => self.sign_in(window, staff, role),
+            Command::Issue {
+                service,
+                class,
+                idempotency_key,
+                citizen,
+                channel,
+            } => self.issue(service, class, idempotency_key, citizen, channel),
+            Command::SignIn {
+                window,
+                staff,
+                role,
+            } => self.sign_in(window, staff, role),
             Command::SignOut { window, staff } => {
                 self.staffed(window, &staff)?;
                 self.set_window(window, |w| w.staff = None);
-                Ok(vec![Event::StaffSignedOut { window, staff, reason: SignOutReason::Requested }])
+                Ok(vec![Event::StaffSignedOut {
+                    window,
+                    staff,
+                    reason: SignOutReason::Requested,
+                }])
             }
             Command::CallNext { window, staff } => self.call_next(window, staff),
-            Command::CallNumber { window, staff, number } => self.call_number(window, staff, number),
+            Command::CallNumber {
+                window,
+                staff,
+                number,
+            } => self.call_number(window, staff, number),
             Command::Recall { window, staff } => self.recall(window, staff),
             Command::StartServing { window, staff } => self.start_serving(window, staff),
             Command::NoShow { window, staff } => self.no_show(window, staff),
             Command::Transfer { window, staff, to } => self.transfer(window, staff, to),
-            Command::Pause { window, staff, reason } => self.pause(window, staff, reason),
+            Command::Pause {
+                window,
+                staff,
+                reason,
+            } => self.pause(window, staff, reason),
             Command::Resume { window, staff } => self.resume(window, staff),
-            Command::Finish { window, staff, case_no } => {
+            Command::Finish {
+                window,
+                staff,
+                case_no,
+            } => {
                 check_text("case_no", case_no.as_deref(), 64)?;
                 let id = self.current(window, &staff)?;
                 let mut events = Vec::new();
@@ -465,43 +599,72 @@ impl Engine {
                 Ok(events)
             }
             Command::Cancel { ticket, by } => self.cancel(ticket, by),
-            Command::Rate { ticket, level, reasons, comment, channel } => self.rate(ticket, level, reasons, comment, channel),
-            Command::Book { service, slot_at, code, citizen } => self.book(service, slot_at, code, citizen),
-            Command::CheckIn { code, idempotency_key, channel } => self.check_in(code, idempotency_key, channel),
+            Command::Rate {
+                ticket,
+                level,
+                reasons,
+                comment,
+                channel,
+            } => self.rate(ticket, level, reasons, comment, channel),
+            Command::Book {
+                service,
+                slot_at,
+                code,
+                citizen,
+            } => self.book(service, slot_at, code, citizen),
+            Command::CheckIn {
+                code,
+                idempotency_key,
+                channel,
+            } => self.check_in(code, idempotency_key, channel),
         }
     }
 
     // ----- issuing -------------------------------------------------------------------
 
-    fn issue(&mut self, service: String, class: Class, key: Option<String>, citizen: Option<String>, channel: String) -> Result<Vec<Event>, Refusal> {
+    fn issue(
+        &mut self,
+        service: String,
+        class: Class,
+        key: Option<String>,
+        citizen: Option<String>,
+        channel: String,
+    ) -> Result<Vec<Event>, Refusal> {
         if let Some(k) = &key {
             check_text("idempotency_key", Some(k), 128)?;
             if self.by_key.contains_key(k) {
                 return Ok(Vec::new());
             }
         }
-        let s = *self.service_index.get(&service).ok_or_else(|| Refusal::UnknownService(service.clone()))?;
+        let s = *self
+            .service_index
+            .get(&service)
+            .ok_or_else(|| Refusal::UnknownService(service.clone()))?;
         if class == Class::Appointment {
             return Err(Refusal::ClassNotIssuable("appointment"));
         }
         check_text("citizen", citizen.as_deref(), 128)?;
         check_text("channel", Some(&channel), 64)?;
-        calendar::check_open(&self.setup.calendar, self.clock.local(self.now)).map_err(Refusal::Closed)?;
+        calendar::check_open(&self.setup.calendar, self.clock.local(self.now))
+            .map_err(Refusal::Closed)?;
         let def = &self.setup.services[s];
         if def.daily_cap.is_some_and(|cap| self.issued[s] >= cap) {
             return Err(Refusal::DailyCapReached(service));
         }
         let slice = self.slice_of(self.now, s);
-        if let Some(q) = &def.quota {
-            if self.slices.get(&(s, slice)).copied().unwrap_or(0) >= q.max {
-                let minutes = self.minutes_into_day(self.now);
-                return Err(Refusal::QuotaReached(service, calendar::next_slice_start(minutes, q.minutes)));
-            }
+        if let Some(q) = &def.quota
+            && self.slices.get(&(s, slice)).copied().unwrap_or(0) >= q.max
+        {
+            let minutes = self.minutes_into_day(self.now);
+            return Err(Refusal::QuotaReached(
+                service,
+                calendar::next_slice_start(minutes, q.minutes),
+            ));
         }
-        if let (Some(limit), Some(c)) = (self.setup.per_citizen_daily_limit, &citizen) {
-            if self.citizens.get(c).copied().unwrap_or(0) >= limit {
-                return Err(Refusal::CitizenLimitReached(limit));
-            }
+        if let (Some(limit), Some(c)) = (self.setup.per_citizen_daily_limit, &citizen)
+            && self.citizens.get(c).copied().unwrap_or(0) >= limit
+        {
+            return Err(Refusal::CitizenLimitReached(limit));
         }
         let mut events = Vec::new();
         self.create_ticket(s, class, key, citizen, channel, None, &mut events);
@@ -509,7 +672,16 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn create_ticket(&mut self, s: usize, class: Class, key: Option<String>, citizen: Option<String>, channel: String, appointment: Option<&Appointment>, events: &mut Vec<Event>) -> TicketId {
+    fn create_ticket(
+        &mut self,
+        s: usize,
+        class: Class,
+        key: Option<String>,
+        citizen: Option<String>,
+        channel: String,
+        appointment: Option<&Appointment>,
+        events: &mut Vec<Event>,
+    ) -> TicketId {
         let def = &self.setup.services[s];
         self.issued[s] += 1;
         let seq = self.issued[s];
@@ -559,7 +731,10 @@ impl Engine {
         self.arm_deadlines(&t);
         let ahead = self.lines[s].ahead_of(&t, self.now) as u32;
         self.dirty.tickets.insert(id);
-        events.push(Event::TicketIssued { ticket: t.clone(), ahead });
+        events.push(Event::TicketIssued {
+            ticket: t.clone(),
+            ahead,
+        });
         self.tickets.insert(id, t);
         self.check_queue_alarm(s, events);
         id
@@ -571,14 +746,22 @@ impl Engine {
     }
 
     fn slice_of(&self, at: Timestamp, s: usize) -> u32 {
-        self.setup.services[s].quota.as_ref().map_or(0, |q| self.minutes_into_day(at) / q.minutes)
+        self.setup.services[s]
+            .quota
+            .as_ref()
+            .map_or(0, |q| self.minutes_into_day(at) / q.minutes)
     }
 
     fn check_queue_alarm(&mut self, s: usize, events: &mut Vec<Event>) {
-        let Some(level) = self.setup.services[s].queue_alarm else { return };
+        let Some(level) = self.setup.services[s].queue_alarm else {
+            return;
+        };
         let over = self.waiting[s] > level;
         if over && !self.queue_alarmed[s] {
-            events.push(Event::QueueAlarm { service: self.setup.services[s].code.clone(), waiting: self.waiting[s] });
+            events.push(Event::QueueAlarm {
+                service: self.setup.services[s].code.clone(),
+                waiting: self.waiting[s],
+            });
         }
         self.queue_alarmed[s] = over;
     }
@@ -586,7 +769,9 @@ impl Engine {
     // ----- queue bookkeeping ---------------------------------------------------------
 
     fn enqueue(&mut self, t: &Ticket) {
-        let Some(&s) = self.service_index.get(&t.service) else { return };
+        let Some(&s) = self.service_index.get(&t.service) else {
+            return;
+        };
         match t.reserved_window {
             Some(w) => self.reserved.entry(w).or_default().insert(t),
             None => self.lines[s].insert(t),
@@ -595,41 +780,60 @@ impl Engine {
     }
 
     fn dequeue(&mut self, t: &Ticket) {
-        let Some(&s) = self.service_index.get(&t.service) else { return };
+        let Some(&s) = self.service_index.get(&t.service) else {
+            return;
+        };
         let removed = match t.reserved_window {
             Some(w) => self.reserved.get_mut(&w).is_some_and(|l| l.remove(t)),
             None => self.lines[s].remove(t),
         };
         if removed {
             self.waiting[s] -= 1;
-            if self.queue_alarmed[s] && self.setup.services[s].queue_alarm.is_some_and(|a| self.waiting[s] <= a) {
+            if self.queue_alarmed[s]
+                && self.setup.services[s]
+                    .queue_alarm
+                    .is_some_and(|a| self.waiting[s] <= a)
+            {
                 self.queue_alarmed[s] = false;
             }
         }
     }
 
     fn arm_deadlines(&mut self, t: &Ticket) {
-        let def = self.service_index.get(&t.service).map(|&s| &self.setup.services[s]);
+        let def = self
+            .service_index
+            .get(&t.service)
+            .map(|&s| &self.setup.services[s]);
         let Some(def) = def else { return };
-        if t.state.is_queued() && t.alarms & Alarm::WAIT == 0 {
-            if let Some(m) = def.wait_alarm_minutes {
-                self.deadlines.insert((t.issued_at.plus_minutes(i64::from(m)), Due::Wait(t.id)));
-            }
+        if t.state.is_queued()
+            && t.alarms & Alarm::WAIT == 0
+            && let Some(m) = def.wait_alarm_minutes
+        {
+            self.deadlines
+                .insert((t.issued_at.plus_minutes(i64::from(m)), Due::Wait(t.id)));
         }
-        if t.state == TicketState::Serving && t.alarms & Alarm::OVERTIME == 0 {
-            if let (Some(m), Some(start)) = (def.time_limit_minutes, t.serving_at) {
-                self.deadlines.insert((start.plus_minutes(i64::from(m)), Due::Overtime(t.id)));
-            }
+        if t.state == TicketState::Serving
+            && t.alarms & Alarm::OVERTIME == 0
+            && let (Some(m), Some(start)) = (def.time_limit_minutes, t.serving_at)
+        {
+            self.deadlines
+                .insert((start.plus_minutes(i64::from(m)), Due::Overtime(t.id)));
         }
     }
 
     fn disarm(&mut self, t: &Ticket) {
-        if let Some(def) = self.service_index.get(&t.service).map(|&s| &self.setup.services[s]) {
+        if let Some(def) = self
+            .service_index
+            .get(&t.service)
+            .map(|&s| &self.setup.services[s])
+        {
             if let Some(m) = def.wait_alarm_minutes {
-                self.deadlines.remove(&(t.issued_at.plus_minutes(i64::from(m)), Due::Wait(t.id)));
+                self.deadlines
+                    .remove(&(t.issued_at.plus_minutes(i64::from(m)), Due::Wait(t.id)));
             }
             if let (Some(m), Some(start)) = (def.time_limit_minutes, t.serving_at) {
-                self.deadlines.remove(&(start.plus_minutes(i64::from(m)), Due::Overtime(t.id)));
+                self.deadlines
+                    .remove(&(start.plus_minutes(i64::from(m)), Due::Overtime(t.id)));
             }
         }
     }
@@ -661,7 +865,10 @@ impl Engine {
     // ----- windows -------------------------------------------------------------------
 
     fn window_def(&self, n: u32) -> Result<&crate::setup::WindowDef, Refusal> {
-        self.window_index.get(&n).map(|&i| &self.setup.windows[i]).ok_or(Refusal::UnknownWindow(n))
+        self.window_index
+            .get(&n)
+            .map(|&i| &self.setup.windows[i])
+            .ok_or(Refusal::UnknownWindow(n))
     }
 
     /// The window exists and `staff` is the one signed in there.
@@ -675,7 +882,9 @@ impl Engine {
     }
 
     fn current(&self, n: u32, staff: &str) -> Result<TicketId, Refusal> {
-        self.staffed(n, staff)?.current.ok_or(Refusal::NoCurrentTicket(n))
+        self.staffed(n, staff)?
+            .current
+            .ok_or(Refusal::NoCurrentTicket(n))
     }
 
     fn sign_in(&mut self, window: u32, staff: String, role: Role) -> Result<Vec<Event>, Refusal> {
@@ -687,18 +896,34 @@ impl Engine {
                 return Ok(events);
             }
             if *s != staff {
-                events.push(Event::StaffSignedOut { window, staff: s.clone(), reason: SignOutReason::Replaced });
+                events.push(Event::StaffSignedOut {
+                    window,
+                    staff: s.clone(),
+                    reason: SignOutReason::Replaced,
+                });
             }
         }
-        let elsewhere: Vec<u32> =
-            self.windows.values().filter(|w| w.number != window && w.staff.as_ref().is_some_and(|(s, _, _)| *s == staff)).map(|w| w.number).collect();
+        let elsewhere: Vec<u32> = self
+            .windows
+            .values()
+            .filter(|w| w.number != window && w.staff.as_ref().is_some_and(|(s, _, _)| *s == staff))
+            .map(|w| w.number)
+            .collect();
         for n in elsewhere {
             self.set_window(n, |w| w.staff = None);
-            events.push(Event::StaffSignedOut { window: n, staff: staff.clone(), reason: SignOutReason::MovedWindow });
+            events.push(Event::StaffSignedOut {
+                window: n,
+                staff: staff.clone(),
+                reason: SignOutReason::MovedWindow,
+            });
         }
         let now = self.now;
         self.set_window(window, |w| w.staff = Some((staff.clone(), role, now)));
-        events.push(Event::StaffSignedIn { window, staff, role });
+        events.push(Event::StaffSignedIn {
+            window,
+            staff,
+            role,
+        });
         Ok(events)
     }
 
@@ -713,12 +938,17 @@ impl Engine {
         };
         for ws in &def.services {
             if let Some(&s) = self.service_index.get(&ws.code) {
-                self.lines[s].heads(self.now, ws.priority, ws.weight).for_each(&mut consider);
+                self.lines[s]
+                    .heads(self.now, ws.priority, ws.weight)
+                    .for_each(&mut consider);
             }
         }
         if def.green_channel {
             for lines in &self.lines {
-                lines.heads(self.now, 0, 1).filter(|c| c.rank == 0).for_each(&mut consider);
+                lines
+                    .heads(self.now, 0, 1)
+                    .filter(|c| c.rank == 0)
+                    .for_each(&mut consider);
             }
         }
         if let Some(l) = self.reserved.get(&n) {
@@ -729,18 +959,25 @@ impl Engine {
 
     /// Before a new call: a called ticket blocks it, a served one is finished implicitly
     /// (a three-key caller's "next" means "done, next").
-    fn clear_current(&mut self, window: u32, staff: &str, events: &mut Vec<Event>) -> Result<(), Refusal> {
+    fn clear_current(
+        &mut self,
+        window: u32,
+        staff: &str,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Refusal> {
         let w = self.staffed(window, staff)?;
         if w.paused.is_some() {
             return Err(Refusal::WindowPaused(window));
         }
-        if let Some(id) = w.current {
-            if let Some(t) = self.tickets.get(&id) {
-                match t.state {
-                    TicketState::Called => return Err(Refusal::CurrentTicketPending(t.number.clone())),
-                    TicketState::Serving => self.finish(window, staff, id, None, events)?,
-                    _ => self.set_window(window, |w| w.current = None),
+        if let Some(id) = w.current
+            && let Some(t) = self.tickets.get(&id)
+        {
+            match t.state {
+                TicketState::Called => {
+                    return Err(Refusal::CurrentTicketPending(t.number.clone()));
                 }
+                TicketState::Serving => self.finish(window, staff, id, None, events)?,
+                _ => self.set_window(window, |w| w.current = None),
             }
         }
         Ok(())
@@ -751,10 +988,10 @@ impl Engine {
         if w.paused.is_some() {
             return Err(Refusal::WindowPaused(window));
         }
-        if let Some(t) = w.current.and_then(|id| self.tickets.get(&id)) {
-            if t.state == TicketState::Called {
-                return Err(Refusal::CurrentTicketPending(t.number.clone()));
-            }
+        if let Some(t) = w.current.and_then(|id| self.tickets.get(&id))
+            && t.state == TicketState::Called
+        {
+            return Err(Refusal::CurrentTicketPending(t.number.clone()));
         }
         let id = self.peek_next(window).ok_or(Refusal::QueueEmpty(window))?;
         let mut events = Vec::new();
@@ -763,15 +1000,25 @@ impl Engine {
         Ok(events)
     }
 
-    fn call_number(&mut self, window: u32, staff: String, number: String) -> Result<Vec<Event>, Refusal> {
+    fn call_number(
+        &mut self,
+        window: u32,
+        staff: String,
+        number: String,
+    ) -> Result<Vec<Event>, Refusal> {
         let def = self.window_def(window)?;
-        let t = self.ticket_by_number(number.trim()).ok_or_else(|| Refusal::UnknownTicket(number.clone()))?;
+        let t = self
+            .ticket_by_number(number.trim())
+            .ok_or_else(|| Refusal::UnknownTicket(number.clone()))?;
         if !(t.state.is_queued() || t.state == TicketState::NoShow) {
             return Err(Refusal::WrongState(t.number.clone(), t.state.as_str()));
         }
         let served_here = match t.reserved_window {
             Some(w) => w == window,
-            None => def.services.iter().any(|s| s.code == t.service) || (def.green_channel && t.class == Class::Green),
+            None => {
+                def.services.iter().any(|s| s.code == t.service)
+                    || (def.green_channel && t.class == Class::Green)
+            }
         };
         if !served_here {
             return Err(Refusal::NotServedHere(window, t.service.clone()));
@@ -783,7 +1030,14 @@ impl Engine {
         Ok(events)
     }
 
-    fn call(&mut self, window: u32, staff: String, id: TicketId, direct: bool, events: &mut Vec<Event>) {
+    fn call(
+        &mut self,
+        window: u32,
+        staff: String,
+        id: TicketId,
+        direct: bool,
+        events: &mut Vec<Event>,
+    ) {
         let now = self.now;
         let Some(t) = self.update_ticket(id, |t| {
             t.state = TicketState::Called;
@@ -818,8 +1072,16 @@ impl Engine {
         if t.recalls >= self.setup.recall_limit {
             return Err(Refusal::RecallLimit(self.setup.recall_limit));
         }
-        let t = self.update_ticket(id, |t| t.recalls += 1).ok_or(Refusal::NoCurrentTicket(window))?;
-        Ok(vec![Event::TicketRecalled { ticket: id, number: t.number, window, staff, count: t.recalls }])
+        let t = self
+            .update_ticket(id, |t| t.recalls += 1)
+            .ok_or(Refusal::NoCurrentTicket(window))?;
+        Ok(vec![Event::TicketRecalled {
+            ticket: id,
+            number: t.number,
+            window,
+            staff,
+            count: t.recalls,
+        }])
     }
 
     fn start_serving(&mut self, window: u32, staff: String) -> Result<Vec<Event>, Refusal> {
@@ -834,7 +1096,12 @@ impl Engine {
             t.serving_at = Some(now);
         });
         let number = t.map(|t| t.number).unwrap_or_default();
-        Ok(vec![Event::ServingStarted { ticket: id, number, window, staff }])
+        Ok(vec![Event::ServingStarted {
+            ticket: id,
+            number,
+            window,
+            staff,
+        }])
     }
 
     fn no_show(&mut self, window: u32, staff: String) -> Result<Vec<Event>, Refusal> {
@@ -857,10 +1124,21 @@ impl Engine {
         });
         self.set_window(window, |w| w.current = None);
         let number = t.map(|t| t.number).unwrap_or_default();
-        Ok(vec![Event::TicketNoShow { ticket: id, number, window, staff, requeued: requeue }])
+        Ok(vec![Event::TicketNoShow {
+            ticket: id,
+            number,
+            window,
+            staff,
+            requeued: requeue,
+        }])
     }
 
-    fn transfer(&mut self, window: u32, staff: String, to: TransferTarget) -> Result<Vec<Event>, Refusal> {
+    fn transfer(
+        &mut self,
+        window: u32,
+        staff: String,
+        to: TransferTarget,
+    ) -> Result<Vec<Event>, Refusal> {
         let id = self.current(window, &staff)?;
         let t = &self.tickets[&id];
         if !matches!(t.state, TicketState::Called | TicketState::Serving) {
@@ -899,7 +1177,14 @@ impl Engine {
         });
         self.set_window(window, |w| w.current = None);
         let number = t.map(|t| t.number).unwrap_or_default();
-        Ok(vec![Event::TicketTransferred { ticket: id, number, from_service, to, window, staff }])
+        Ok(vec![Event::TicketTransferred {
+            ticket: id,
+            number,
+            from_service,
+            to,
+            window,
+            staff,
+        }])
     }
 
     fn pause(&mut self, window: u32, staff: String, reason: String) -> Result<Vec<Event>, Refusal> {
@@ -916,9 +1201,14 @@ impl Engine {
             w.pause_alarmed = false;
         });
         if let Some(m) = self.setup.pause_alarm_minutes {
-            self.deadlines.insert((now.plus_minutes(i64::from(m)), Due::Pause(window)));
+            self.deadlines
+                .insert((now.plus_minutes(i64::from(m)), Due::Pause(window)));
         }
-        Ok(vec![Event::WindowPaused { window, staff, reason }])
+        Ok(vec![Event::WindowPaused {
+            window,
+            staff,
+            reason,
+        }])
     }
 
     fn resume(&mut self, window: u32, staff: String) -> Result<Vec<Event>, Refusal> {
@@ -926,17 +1216,32 @@ impl Engine {
             return Err(Refusal::WindowNotPaused(window));
         };
         if let Some(m) = self.setup.pause_alarm_minutes {
-            self.deadlines.remove(&(since.plus_minutes(i64::from(m)), Due::Pause(window)));
+            self.deadlines
+                .remove(&(since.plus_minutes(i64::from(m)), Due::Pause(window)));
         }
         self.set_window(window, |w| {
             w.paused = None;
             w.pause_alarmed = false;
         });
-        Ok(vec![Event::WindowResumed { window, staff, paused_secs: self.now.secs_since(since) }])
+        Ok(vec![Event::WindowResumed {
+            window,
+            staff,
+            paused_secs: self.now.secs_since(since),
+        }])
     }
 
-    fn finish(&mut self, window: u32, staff: &str, id: TicketId, case_no: Option<String>, events: &mut Vec<Event>) -> Result<(), Refusal> {
-        let t = self.tickets.get(&id).ok_or_else(|| Refusal::UnknownTicket(id.to_string()))?;
+    fn finish(
+        &mut self,
+        window: u32,
+        staff: &str,
+        id: TicketId,
+        case_no: Option<String>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Refusal> {
+        let t = self
+            .tickets
+            .get(&id)
+            .ok_or_else(|| Refusal::UnknownTicket(id.to_string()))?;
         if !matches!(t.state, TicketState::Called | TicketState::Serving) {
             return Err(Refusal::WrongState(t.number.clone(), t.state.as_str()));
         }
@@ -972,7 +1277,10 @@ impl Engine {
 
     fn cancel(&mut self, id: TicketId, by: String) -> Result<Vec<Event>, Refusal> {
         check_text("by", Some(&by), 64)?;
-        let t = self.tickets.get(&id).ok_or_else(|| Refusal::UnknownTicket(id.to_string()))?;
+        let t = self
+            .tickets
+            .get(&id)
+            .ok_or_else(|| Refusal::UnknownTicket(id.to_string()))?;
         if !t.state.is_queued() {
             return Err(Refusal::WrongState(t.number.clone(), t.state.as_str()));
         }
@@ -982,18 +1290,36 @@ impl Engine {
             t.closed_at = Some(now);
         });
         let number = t.map(|t| t.number).unwrap_or_default();
-        Ok(vec![Event::TicketCancelled { ticket: id, number, by, reason: CancelReason::Withdrawn }])
+        Ok(vec![Event::TicketCancelled {
+            ticket: id,
+            number,
+            by,
+            reason: CancelReason::Withdrawn,
+        }])
     }
 
     // ----- ratings and appointments --------------------------------------------------
 
-    fn rate(&mut self, id: TicketId, level: Level, reasons: Vec<String>, comment: Option<String>, channel: String) -> Result<Vec<Event>, Refusal> {
+    fn rate(
+        &mut self,
+        id: TicketId,
+        level: Level,
+        reasons: Vec<String>,
+        comment: Option<String>,
+        channel: String,
+    ) -> Result<Vec<Event>, Refusal> {
         check_text("channel", Some(&channel), 64)?;
         let comment = comment.filter(|c| !c.trim().is_empty());
-        if comment.as_ref().is_some_and(|c| c.chars().count() > MAX_TEXT) {
+        if comment
+            .as_ref()
+            .is_some_and(|c| c.chars().count() > MAX_TEXT)
+        {
             return Err(Refusal::BadText("comment"));
         }
-        let t = self.tickets.get(&id).ok_or_else(|| Refusal::UnknownTicket(id.to_string()))?;
+        let t = self
+            .tickets
+            .get(&id)
+            .ok_or_else(|| Refusal::UnknownTicket(id.to_string()))?;
         if t.state != TicketState::Finished {
             return Err(Refusal::WrongState(t.number.clone(), t.state.as_str()));
         }
@@ -1007,10 +1333,17 @@ impl Engine {
             }
         }
         if !level.is_bad() && !reasons.is_empty() {
-            return Err(Refusal::BadRating("reasons are given only with a bad rating"));
+            return Err(Refusal::BadRating(
+                "reasons are given only with a bad rating",
+            ));
         }
         let replaced = match self.ratings.get(&id) {
-            Some(prev) if self.now.secs_since(prev.at) <= i64::from(self.setup.rating.replace_within_secs) => true,
+            Some(prev)
+                if self.now.secs_since(prev.at)
+                    <= i64::from(self.setup.rating.replace_within_secs) =>
+            {
+                true
+            }
             Some(_) => return Err(Refusal::AlreadyRated(t.number.clone())),
             None => false,
         };
@@ -1033,7 +1366,13 @@ impl Engine {
         Ok(vec![Event::RatingRecorded { rating, replaced }])
     }
 
-    fn book(&mut self, service: String, slot_at: Timestamp, code: String, citizen: Option<String>) -> Result<Vec<Event>, Refusal> {
+    fn book(
+        &mut self,
+        service: String,
+        slot_at: Timestamp,
+        code: String,
+        citizen: Option<String>,
+    ) -> Result<Vec<Event>, Refusal> {
         if !self.service_index.contains_key(&service) {
             return Err(Refusal::UnknownService(service));
         }
@@ -1045,13 +1384,25 @@ impl Engine {
         if slot_at.plus_minutes(i64::from(self.setup.checkin_after_minutes)) < self.now {
             return Err(Refusal::SlotInPast);
         }
-        let a = Appointment { code: code.clone(), service, slot_at, citizen, ticket: None, missed: false };
+        let a = Appointment {
+            code: code.clone(),
+            service,
+            slot_at,
+            citizen,
+            ticket: None,
+            missed: false,
+        };
         self.appointments.insert(code.clone(), a.clone());
         self.dirty.appointments.insert(code);
         Ok(vec![Event::AppointmentBooked { appointment: a }])
     }
 
-    fn check_in(&mut self, code: String, key: Option<String>, channel: String) -> Result<Vec<Event>, Refusal> {
+    fn check_in(
+        &mut self,
+        code: String,
+        key: Option<String>,
+        channel: String,
+    ) -> Result<Vec<Event>, Refusal> {
         if let Some(k) = &key {
             check_text("idempotency_key", Some(k), 128)?;
             if self.by_key.contains_key(k) {
@@ -1059,26 +1410,48 @@ impl Engine {
             }
         }
         check_text("channel", Some(&channel), 64)?;
-        let a = self.appointments.get(code.trim()).ok_or_else(|| Refusal::UnknownAppointment(code.clone()))?.clone();
+        let a = self
+            .appointments
+            .get(code.trim())
+            .ok_or_else(|| Refusal::UnknownAppointment(code.clone()))?
+            .clone();
         if a.ticket.is_some() {
             return Err(Refusal::AlreadyCheckedIn(code));
         }
-        let opens = a.slot_at.plus_minutes(-i64::from(self.setup.checkin_before_minutes));
-        let closes = a.slot_at.plus_minutes(i64::from(self.setup.checkin_after_minutes));
+        let opens = a
+            .slot_at
+            .plus_minutes(-i64::from(self.setup.checkin_before_minutes));
+        let closes = a
+            .slot_at
+            .plus_minutes(i64::from(self.setup.checkin_after_minutes));
         if a.missed || self.now > closes {
             return Err(Refusal::CheckInTooLate);
         }
         if self.now < opens {
             return Err(Refusal::CheckInTooEarly(self.clock.local(opens).time()));
         }
-        let s = *self.service_index.get(&a.service).ok_or_else(|| Refusal::UnknownService(a.service.clone()))?;
+        let s = *self
+            .service_index
+            .get(&a.service)
+            .ok_or_else(|| Refusal::UnknownService(a.service.clone()))?;
         let mut events = Vec::new();
-        let id = self.create_ticket(s, Class::Appointment, key, a.citizen.clone(), channel, Some(&a), &mut events);
+        let id = self.create_ticket(
+            s,
+            Class::Appointment,
+            key,
+            a.citizen.clone(),
+            channel,
+            Some(&a),
+            &mut events,
+        );
         if let Some(app) = self.appointments.get_mut(&a.code) {
             app.ticket = Some(id);
         }
         self.dirty.appointments.insert(a.code.clone());
-        events.push(Event::AppointmentCheckedIn { code: a.code, ticket: id });
+        events.push(Event::AppointmentCheckedIn {
+            code: a.code,
+            ticket: id,
+        });
         Ok(events)
     }
 
@@ -1092,7 +1465,10 @@ impl Engine {
         }
         let n = match t.reserved_window {
             Some(w) => self.reserved.get(&w).map_or(0, |l| l.ahead_of(t, self.now)),
-            None => self.service_index.get(&t.service).map_or(0, |&s| self.lines[s].ahead_of(t, self.now)),
+            None => self
+                .service_index
+                .get(&t.service)
+                .map_or(0, |&s| self.lines[s].ahead_of(t, self.now)),
         };
         Some(n as u32)
     }
@@ -1100,7 +1476,11 @@ impl Engine {
     /// Average seconds one citizen takes for service `s` today, or the configured guess.
     fn average_service_secs(&self, s: usize) -> i64 {
         let (total, count) = self.served[s];
-        if count >= 3 { total / count } else { i64::from(self.setup.services[s].expected_minutes) * 60 }
+        if count >= 3 {
+            total / count
+        } else {
+            i64::from(self.setup.services[s].expected_minutes) * 60
+        }
     }
 
     /// Windows signed in, not paused, that serve the service.
@@ -1109,13 +1489,19 @@ impl Engine {
             .windows
             .iter()
             .filter(|d| d.services.iter().any(|s| s.code == code))
-            .filter(|d| self.windows.get(&d.number).is_some_and(|w| w.staff.is_some() && w.paused.is_none()))
+            .filter(|d| {
+                self.windows
+                    .get(&d.number)
+                    .is_some_and(|w| w.staff.is_some() && w.paused.is_none())
+            })
             .count() as u32
     }
 
     /// Estimated minutes until `ahead` people have been served in service `code`.
     pub fn estimate_wait_minutes(&self, code: &str, ahead: u32) -> u32 {
-        let Some(&s) = self.service_index.get(code) else { return 0 };
+        let Some(&s) = self.service_index.get(code) else {
+            return 0;
+        };
         let windows = i64::from(self.open_windows(code).max(1));
         let secs = i64::from(ahead) * self.average_service_secs(s) / windows;
         u32::try_from((secs + 59) / 60).unwrap_or(u32::MAX)
@@ -1128,8 +1514,7 @@ impl Engine {
             .iter()
             .enumerate()
             .map(|(i, def)| {
-                let longest = self
-                    .lines[i]
+                let longest = self.lines[i]
                     .green
                     .first()
                     .into_iter()
@@ -1153,7 +1538,13 @@ impl Engine {
 
 fn check_text(field: &'static str, value: Option<&str>, max: usize) -> Result<(), Refusal> {
     match value {
-        Some(v) if v.trim().is_empty() || v.chars().count() > max || v.chars().any(char::is_control) => Err(Refusal::BadText(field)),
+        Some(v)
+            if v.trim().is_empty()
+                || v.chars().count() > max
+                || v.chars().any(char::is_control) =>
+        {
+            Err(Refusal::BadText(field))
+        }
         _ => Ok(()),
     }
 }

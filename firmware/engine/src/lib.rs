@@ -32,7 +32,9 @@ pub mod time;
 pub use command::{Command, TransferTarget};
 pub use engine::{Changes, Engine, Refused, ServiceLoad, Snapshot};
 pub use event::{CancelReason, Event, SignOutReason};
-pub use model::{Appointment, Class, Level, Rating, Role, Ticket, TicketId, TicketState, WindowState};
+pub use model::{
+    Appointment, Class, Level, Rating, Role, Ticket, TicketId, TicketState, WindowState,
+};
 pub use refusal::{Closed, Refusal};
 pub use setup::{Lang, Names, Setup, SetupError};
 pub use time::{LocalClock, Timestamp};

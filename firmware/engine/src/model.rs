@@ -44,7 +44,10 @@ impl TicketState {
 
     /// Nothing more will happen to it, except a rating after `Finished`.
     pub fn is_terminal(self) -> bool {
-        matches!(self, TicketState::Finished | TicketState::NoShow | TicketState::Cancelled)
+        matches!(
+            self,
+            TicketState::Finished | TicketState::NoShow | TicketState::Cancelled
+        )
     }
 
     /// Name used in the database and the API.
@@ -76,7 +79,9 @@ impl TicketState {
 }
 
 /// Priority class; the call order serves classes in this order.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Class {
     /// 绿色通道: elderly, disabled, veterans, pregnant women.
@@ -213,8 +218,13 @@ pub enum Level {
 
 impl Level {
     /// All levels, best first.
-    pub const ALL: [Level; 5] =
-        [Level::VerySatisfied, Level::Satisfied, Level::BasicallySatisfied, Level::Dissatisfied, Level::VeryDissatisfied];
+    pub const ALL: [Level; 5] = [
+        Level::VerySatisfied,
+        Level::Satisfied,
+        Level::BasicallySatisfied,
+        Level::Dissatisfied,
+        Level::VeryDissatisfied,
+    ];
 
     /// A bad rating needs a reason and a follow-up (回访整改).
     pub fn is_bad(self) -> bool {
@@ -234,7 +244,9 @@ impl Level {
 
     /// Inverse of [`Level::name`], also taking the English keys.
     pub fn parse(s: &str) -> Option<Level> {
-        Level::ALL.into_iter().find(|l| l.name() == s || l.key() == s)
+        Level::ALL
+            .into_iter()
+            .find(|l| l.name() == s || l.key() == s)
     }
 }
 
@@ -242,11 +254,11 @@ impl Level {
     /// English key, accepted by the API beside the Chinese name.
     pub fn key(self) -> &'static str {
         match self {
-        Level::VerySatisfied => "very_satisfied",
-        Level::Satisfied => "satisfied",
-        Level::BasicallySatisfied => "basically_satisfied",
-        Level::Dissatisfied => "dissatisfied",
-        Level::VeryDissatisfied => "very_dissatisfied",
+            Level::VerySatisfied => "very_satisfied",
+            Level::Satisfied => "satisfied",
+            Level::BasicallySatisfied => "basically_satisfied",
+            Level::Dissatisfied => "dissatisfied",
+            Level::VeryDissatisfied => "very_dissatisfied",
         }
     }
 }

@@ -22,7 +22,10 @@ impl Lines {
     pub fn insert(&mut self, t: &Ticket) {
         match t.class {
             Class::Green => self.green.insert((t.queue_at, t.id)),
-            Class::Appointment => self.appointments.insert((t.due_at.unwrap_or(t.queue_at), t.queue_at, t.id)),
+            Class::Appointment => {
+                self.appointments
+                    .insert((t.due_at.unwrap_or(t.queue_at), t.queue_at, t.id))
+            }
             Class::Normal => self.normal.insert((t.queue_at, t.id)),
         };
     }
@@ -31,7 +34,10 @@ impl Lines {
     pub fn remove(&mut self, t: &Ticket) -> bool {
         match t.class {
             Class::Green => self.green.remove(&(t.queue_at, t.id)),
-            Class::Appointment => self.appointments.remove(&(t.due_at.unwrap_or(t.queue_at), t.queue_at, t.id)),
+            Class::Appointment => {
+                self.appointments
+                    .remove(&(t.due_at.unwrap_or(t.queue_at), t.queue_at, t.id))
+            }
             Class::Normal => self.normal.remove(&(t.queue_at, t.id)),
         }
     }
@@ -53,14 +59,31 @@ impl Lines {
     /// The order key is compared within a rank; `weight` turns a walk-in's wait into a
     /// larger claim so a hall can favour one service at a comprehensive window.
     pub fn heads(&self, now: Timestamp, group: u8, weight: u32) -> impl Iterator<Item = Candidate> {
-        let green = self.green.first().map(|&(q, id)| Candidate { rank: 0, group: 0, claim: -i128::from(q.0), at: q, id });
+        let green = self.green.first().map(|&(q, id)| Candidate {
+            rank: 0,
+            group: 0,
+            claim: -i128::from(q.0),
+            at: q,
+            id,
+        });
         let due = self
             .appointments
             .iter()
             .take_while(|(due, _, _)| *due <= now)
             .min_by_key(|(due, q, id)| (*due, *q, *id))
-            .map(|&(due, _, id)| Candidate { rank: 1, group: 0, claim: -i128::from(due.0), at: due, id });
-        let early = self.appointments.iter().filter(|(due, _, _)| *due > now).min_by_key(|(_, q, id)| (*q, *id)).map(|&(_, q, id)| (q, id));
+            .map(|&(due, _, id)| Candidate {
+                rank: 1,
+                group: 0,
+                claim: -i128::from(due.0),
+                at: due,
+                id,
+            });
+        let early = self
+            .appointments
+            .iter()
+            .filter(|(due, _, _)| *due > now)
+            .min_by_key(|(_, q, id)| (*q, *id))
+            .map(|&(_, q, id)| (q, id));
         let walk_in = self.normal.first().copied();
         let oldest = match (early, walk_in) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -78,7 +101,11 @@ impl Lines {
 
     /// Tickets that would be called before `t` from these lines.
     pub fn ahead_of(&self, t: &Ticket, now: Timestamp) -> usize {
-        let due_count = self.appointments.iter().take_while(|(due, _, _)| *due <= now).count();
+        let due_count = self
+            .appointments
+            .iter()
+            .take_while(|(due, _, _)| *due <= now)
+            .count();
         match t.class {
             Class::Green => self.green.range(..(t.queue_at, t.id)).count(),
             Class::Appointment if t.due_at.is_some_and(|d| d <= now) => {
@@ -86,8 +113,15 @@ impl Lines {
                 self.green.len() + self.appointments.range(..key).count()
             }
             _ => {
-                let early_before = self.appointments.iter().filter(|(due, q, id)| *due > now && (*q, *id) < (t.queue_at, t.id)).count();
-                self.green.len() + due_count + self.normal.range(..(t.queue_at, t.id)).count() + early_before
+                let early_before = self
+                    .appointments
+                    .iter()
+                    .filter(|(due, q, id)| *due > now && (*q, *id) < (t.queue_at, t.id))
+                    .count();
+                self.green.len()
+                    + due_count
+                    + self.normal.range(..(t.queue_at, t.id)).count()
+                    + early_before
             }
         }
     }

@@ -164,7 +164,11 @@ impl Refusal {
 
     /// Whether this is a state conflict (409) rather than bad input (422).
     pub fn is_conflict(&self) -> bool {
-        self.field().is_none() || matches!(self, Refusal::DuplicateAppointment(_) | Refusal::NotServedHere(..))
+        self.field().is_none()
+            || matches!(
+                self,
+                Refusal::DuplicateAppointment(_) | Refusal::NotServedHere(..)
+            )
     }
 
     /// What to tell the person, in their language.

@@ -219,7 +219,10 @@ pub struct CalendarDef {
 }
 
 fn default_weekday_hours() -> Vec<Span> {
-    vec!["09:00-12:00".parse().expect("constant"), "13:30-17:30".parse().expect("constant")]
+    vec![
+        "09:00-12:00".parse().expect("constant"),
+        "13:30-17:30".parse().expect("constant"),
+    ]
 }
 
 impl Default for CalendarDef {
@@ -263,7 +266,15 @@ pub struct RatingRules {
 }
 
 fn default_reasons() -> Vec<String> {
-    ["服务态度差", "办事效率低", "材料要求不清", "多次跑腿", "其他"].map(String::from).to_vec()
+    [
+        "服务态度差",
+        "办事效率低",
+        "材料要求不清",
+        "多次跑腿",
+        "其他",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 fn default_replace_secs() -> u32 {
     30
@@ -346,7 +357,8 @@ fn default_checkin_after() -> u32 {
 
 fn de_time<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveTime, D::Error> {
     let s = String::deserialize(d)?;
-    NaiveTime::parse_from_str(&s, "%H:%M").map_err(|_| serde::de::Error::custom(format!("expected a time like \"03:00\", got {s:?}")))
+    NaiveTime::parse_from_str(&s, "%H:%M")
+        .map_err(|_| serde::de::Error::custom(format!("expected a time like \"03:00\", got {s:?}")))
 }
 
 /// A setup the engine cannot work with, naming the offending key path.
@@ -364,10 +376,16 @@ impl Setup {
     pub fn validate(&self) -> Result<(), SetupError> {
         let err = |key: String, message: String| Err(SetupError { key, message });
         if !(-720..=840).contains(&self.utc_offset_minutes) {
-            return err("utc_offset_minutes".into(), "must be between -720 and 840".into());
+            return err(
+                "utc_offset_minutes".into(),
+                "must be between -720 and 840".into(),
+            );
         }
         if !(1..=6).contains(&self.number_width) {
-            return err("number_width".into(), "must be between 1 and 6 digits".into());
+            return err(
+                "number_width".into(),
+                "must be between 1 and 6 digits".into(),
+            );
         }
         if self.services.is_empty() {
             return err("services".into(), "at least one service is needed".into());
@@ -380,21 +398,39 @@ impl Setup {
                 return err(key("code"), "must be 1 to 32 characters".into());
             }
             if !codes.insert(s.code.as_str()) {
-                return err(key("code"), format!("service code {:?} is used twice", s.code));
+                return err(
+                    key("code"),
+                    format!("service code {:?} is used twice", s.code),
+                );
             }
-            if s.prefix.is_empty() || s.prefix.len() > 3 || !s.prefix.chars().all(|c| c.is_ascii_uppercase()) {
+            if s.prefix.is_empty()
+                || s.prefix.len() > 3
+                || !s.prefix.chars().all(|c| c.is_ascii_uppercase())
+            {
                 return err(key("prefix"), "must be 1 to 3 capital letters A-Z".into());
             }
             if !prefixes.insert(s.prefix.as_str()) {
-                return err(key("prefix"), format!("prefix {:?} is used by another service; numbers would repeat", s.prefix));
+                return err(
+                    key("prefix"),
+                    format!(
+                        "prefix {:?} is used by another service; numbers would repeat",
+                        s.prefix
+                    ),
+                );
             }
             if s.name.zh_cn.trim().is_empty() {
-                return err(key("name.zh-CN"), "a Simplified Chinese name is required".into());
+                return err(
+                    key("name.zh-CN"),
+                    "a Simplified Chinese name is required".into(),
+                );
             }
-            if let Some(q) = &s.quota {
-                if q.minutes == 0 || 1440 % q.minutes != 0 {
-                    return err(key("quota.minutes"), "must divide the day evenly (e.g. 15, 30, 60)".into());
-                }
+            if let Some(q) = &s.quota
+                && (q.minutes == 0 || 1440 % q.minutes != 0)
+            {
+                return err(
+                    key("quota.minutes"),
+                    "must divide the day evenly (e.g. 15, 30, 60)".into(),
+                );
             }
             if s.expected_minutes == 0 {
                 return err(key("expected_minutes"), "must be at least 1".into());
@@ -404,33 +440,61 @@ impl Setup {
         for (i, w) in self.windows.iter().enumerate() {
             let key = |f: &str| format!("windows[{i}].{f}");
             if w.number == 0 || !numbers.insert(w.number) {
-                return err(key("number"), format!("window number {} is zero or used twice", w.number));
+                return err(
+                    key("number"),
+                    format!("window number {} is zero or used twice", w.number),
+                );
             }
             if w.services.is_empty() && !w.green_channel {
-                return err(key("services"), "a window must serve at least one service".into());
+                return err(
+                    key("services"),
+                    "a window must serve at least one service".into(),
+                );
             }
             for (j, ws) in w.services.iter().enumerate() {
                 if !codes.contains(ws.code.as_str()) {
-                    return err(format!("windows[{i}].services[{j}].code"), format!("unknown service {:?}", ws.code));
+                    return err(
+                        format!("windows[{i}].services[{j}].code"),
+                        format!("unknown service {:?}", ws.code),
+                    );
                 }
                 if ws.weight == 0 {
-                    return err(format!("windows[{i}].services[{j}].weight"), "must be at least 1".into());
+                    return err(
+                        format!("windows[{i}].services[{j}].weight"),
+                        "must be at least 1".into(),
+                    );
                 }
             }
         }
         for (i, s) in self.services.iter().enumerate() {
-            if !self.windows.iter().any(|w| w.services.iter().any(|ws| ws.code == s.code)) {
-                return err(format!("services[{i}].code"), format!("no window serves {:?}", s.code));
+            if !self
+                .windows
+                .iter()
+                .any(|w| w.services.iter().any(|ws| ws.code == s.code))
+            {
+                return err(
+                    format!("services[{i}].code"),
+                    format!("no window serves {:?}", s.code),
+                );
             }
         }
         let max_seq = 10u64.pow(u32::from(self.number_width)) - 1;
         for (i, s) in self.services.iter().enumerate() {
             if s.daily_cap.is_some_and(|c| u64::from(c) > max_seq) {
-                return err(format!("services[{i}].daily_cap"), format!("exceeds what {} digits can number ({max_seq})", self.number_width));
+                return err(
+                    format!("services[{i}].daily_cap"),
+                    format!(
+                        "exceeds what {} digits can number ({max_seq})",
+                        self.number_width
+                    ),
+                );
             }
         }
         if self.rating.reasons.is_empty() {
-            return err("rating.reasons".into(), "bad ratings need at least one reason to choose".into());
+            return err(
+                "rating.reasons".into(),
+                "bad ratings need at least one reason to choose".into(),
+            );
         }
         Ok(())
     }

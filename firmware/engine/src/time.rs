@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 /// An instant as milliseconds since the Unix epoch (UTC). Plain integers keep events,
 /// SQLite rows and JSON identical and make arithmetic in property tests trivial.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 
@@ -38,7 +40,9 @@ pub struct LocalClock {
 impl LocalClock {
     /// A clock `offset_minutes` east of UTC (480 for China Standard Time).
     pub fn new(offset_minutes: i32) -> Self {
-        LocalClock { offset_secs: i64::from(offset_minutes) * 60 }
+        LocalClock {
+            offset_secs: i64::from(offset_minutes) * 60,
+        }
     }
 
     /// The hall's wall-clock reading at `ts`.
@@ -57,7 +61,8 @@ impl LocalClock {
     /// The service day `ts` belongs to, when days start at `day_start` local time
     /// (a ticket taken at 02:00 with a 03:00 start belongs to the day before).
     pub fn service_day(&self, ts: Timestamp, day_start: NaiveTime) -> NaiveDate {
-        let since_start = self.local(ts) - Duration::seconds(i64::from(day_start.num_seconds_from_midnight()));
+        let since_start =
+            self.local(ts) - Duration::seconds(i64::from(day_start.num_seconds_from_midnight()));
         since_start.date()
     }
 
@@ -94,6 +99,9 @@ mod tests {
         let later = clock.instant(at("2026-11-24 03:00"));
         assert_eq!(clock.service_day(early, start).to_string(), "2026-11-23");
         assert_eq!(clock.service_day(later, start).to_string(), "2026-11-24");
-        assert_eq!(clock.next_day_start(NaiveDate::from_ymd_opt(2026, 11, 23).unwrap(), start), later);
+        assert_eq!(
+            clock.next_day_start(NaiveDate::from_ymd_opt(2026, 11, 23).unwrap(), start),
+            later
+        );
     }
 }

@@ -61,20 +61,77 @@ fn to_command(op: &Op, now: Timestamp) -> Command {
             citizen: None,
             channel: "prop".into(),
         },
-        Op::Call(w) => Command::CallNext { window: w, staff: staff(w) },
-        Op::CallNumber(w, n) => Command::CallNumber { window: w, staff: staff(w), number: format!("A{n:03}") },
-        Op::Recall(w) => Command::Recall { window: w, staff: staff(w) },
-        Op::Start(w) => Command::StartServing { window: w, staff: staff(w) },
-        Op::NoShow(w) => Command::NoShow { window: w, staff: staff(w) },
-        Op::TransferService(w, s) => Command::Transfer { window: w, staff: staff(w), to: TransferTarget::Service(SERVICES[s].into()) },
-        Op::TransferWindow(w, t) => Command::Transfer { window: w, staff: staff(w), to: TransferTarget::Window(t) },
-        Op::Finish(w) => Command::Finish { window: w, staff: staff(w), case_no: None },
-        Op::Pause(w) => Command::Pause { window: w, staff: staff(w), reason: "break".into() },
-        Op::Resume(w) => Command::Resume { window: w, staff: staff(w) },
-        Op::Cancel(t) => Command::Cancel { ticket: TicketId(t), by: "kiosk".into() },
-        Op::Rate(t, l) => Command::Rate { ticket: TicketId(t), level: Level::ALL[l], reasons: if Level::ALL[l].is_bad() { vec!["其他".into()] } else { vec![] }, comment: None, channel: "pad".into() },
-        Op::Book(s, c, m) => Command::Book { service: SERVICES[s].into(), slot_at: now.plus_minutes(m), code: format!("Y{c}"), citizen: None },
-        Op::CheckIn(c) => Command::CheckIn { code: format!("Y{c}"), idempotency_key: None, channel: "prop".into() },
+        Op::Call(w) => Command::CallNext {
+            window: w,
+            staff: staff(w),
+        },
+        Op::CallNumber(w, n) => Command::CallNumber {
+            window: w,
+            staff: staff(w),
+            number: format!("A{n:03}"),
+        },
+        Op::Recall(w) => Command::Recall {
+            window: w,
+            staff: staff(w),
+        },
+        Op::Start(w) => Command::StartServing {
+            window: w,
+            staff: staff(w),
+        },
+        Op::NoShow(w) => Command::NoShow {
+            window: w,
+            staff: staff(w),
+        },
+        Op::TransferService(w, s) => Command::Transfer {
+            window: w,
+            staff: staff(w),
+            to: TransferTarget::Service(SERVICES[s].into()),
+        },
+        Op::TransferWindow(w, t) => Command::Transfer {
+            window: w,
+            staff: staff(w),
+            to: TransferTarget::Window(t),
+        },
+        Op::Finish(w) => Command::Finish {
+            window: w,
+            staff: staff(w),
+            case_no: None,
+        },
+        Op::Pause(w) => Command::Pause {
+            window: w,
+            staff: staff(w),
+            reason: "break".into(),
+        },
+        Op::Resume(w) => Command::Resume {
+            window: w,
+            staff: staff(w),
+        },
+        Op::Cancel(t) => Command::Cancel {
+            ticket: TicketId(t),
+            by: "kiosk".into(),
+        },
+        Op::Rate(t, l) => Command::Rate {
+            ticket: TicketId(t),
+            level: Level::ALL[l],
+            reasons: if Level::ALL[l].is_bad() {
+                vec!["其他".into()]
+            } else {
+                vec![]
+            },
+            comment: None,
+            channel: "pad".into(),
+        },
+        Op::Book(s, c, m) => Command::Book {
+            service: SERVICES[s].into(),
+            slot_at: now.plus_minutes(m),
+            code: format!("Y{c}"),
+            citizen: None,
+        },
+        Op::CheckIn(c) => Command::CheckIn {
+            code: format!("Y{c}"),
+            idempotency_key: None,
+            channel: "prop".into(),
+        },
         Op::Tick => Command::Tick,
     }
 }
@@ -108,7 +165,11 @@ fn run(ops: &[(Op, i64)]) -> (Vec<Event>, Engine) {
         if events.iter().any(|e| matches!(e, Event::DayStarted { .. })) {
             keys.clear(); // retry keys are the store's business across days
         }
-        if let Command::Issue { idempotency_key: Some(k), .. } = &cmd {
+        if let Command::Issue {
+            idempotency_key: Some(k),
+            ..
+        } = &cmd
+        {
             let id = e.ticket_by_key(k).map(|t| t.id);
             if let (Some(prev), Some(id)) = (keys.get(k), id) {
                 assert_eq!(*prev, id, "a retry key made a second ticket");
@@ -120,12 +181,30 @@ fn run(ops: &[(Op, i64)]) -> (Vec<Event>, Engine) {
         for ev in &events {
             match ev {
                 Event::TicketIssued { ticket, .. } => {
-                    assert!(numbers.insert((ticket.day, ticket.number.clone())), "number {} repeated", ticket.number);
-                    *issued_per_day.entry((ticket.day, ticket.service.clone())).or_default() += 1;
+                    assert!(
+                        numbers.insert((ticket.day, ticket.number.clone())),
+                        "number {} repeated",
+                        ticket.number
+                    );
+                    *issued_per_day
+                        .entry((ticket.day, ticket.service.clone()))
+                        .or_default() += 1;
                 }
-                Event::TicketFinished { ticket, .. } => assert!(finished.insert(*ticket), "ticket {ticket} finished twice"),
-                Event::TicketCalled { ticket, service, class, direct: false, window, .. } => {
-                    let called = before.iter().find(|t| t.id == *ticket).expect("called ticket existed");
+                Event::TicketFinished { ticket, .. } => {
+                    assert!(finished.insert(*ticket), "ticket {ticket} finished twice")
+                }
+                Event::TicketCalled {
+                    ticket,
+                    service,
+                    class,
+                    direct: false,
+                    window,
+                    ..
+                } => {
+                    let called = before
+                        .iter()
+                        .find(|t| t.id == *ticket)
+                        .expect("called ticket existed");
                     if *class != Class::Appointment && called.reserved_window.is_none() {
                         let jumped = before.iter().find(|t| {
                             t.state.is_queued()
@@ -134,7 +213,12 @@ fn run(ops: &[(Op, i64)]) -> (Vec<Event>, Engine) {
                                 && t.reserved_window.is_none()
                                 && (t.queue_at, t.id) < (called.queue_at, called.id)
                         });
-                        assert!(jumped.is_none(), "window {window} called {} before older {:?}", called.number, jumped.map(|t| &t.number));
+                        assert!(
+                            jumped.is_none(),
+                            "window {window} called {} before older {:?}",
+                            called.number,
+                            jumped.map(|t| &t.number)
+                        );
                     }
                 }
                 _ => {}
@@ -145,7 +229,10 @@ fn run(ops: &[(Op, i64)]) -> (Vec<Event>, Engine) {
             if let Some(id) = w.current {
                 assert!(current.insert(id), "ticket {id} is current at two windows");
                 let t = e.ticket(id).expect("current ticket exists");
-                assert!(matches!(t.state, TicketState::Called | TicketState::Serving));
+                assert!(matches!(
+                    t.state,
+                    TicketState::Called | TicketState::Serving
+                ));
                 assert_eq!(t.window, Some(w.number));
             }
         }

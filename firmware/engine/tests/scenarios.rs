@@ -8,10 +8,19 @@ use hallq_engine::*;
 #[test]
 fn numbers_count_up_per_service_with_the_configured_width() {
     let mut e = engine(setup());
-    let a = issued(&e.handle(issue("SB"), at("09:01")).unwrap()).number.clone();
-    let b = issued(&e.handle(issue("SB"), at("09:02")).unwrap()).number.clone();
-    let c = issued(&e.handle(issue("HJ"), at("09:03")).unwrap()).number.clone();
-    assert_eq!((a.as_str(), b.as_str(), c.as_str()), ("A001", "A002", "B001"));
+    let a = issued(&e.handle(issue("SB"), at("09:01")).unwrap())
+        .number
+        .clone();
+    let b = issued(&e.handle(issue("SB"), at("09:02")).unwrap())
+        .number
+        .clone();
+    let c = issued(&e.handle(issue("HJ"), at("09:03")).unwrap())
+        .number
+        .clone();
+    assert_eq!(
+        (a.as_str(), b.as_str(), c.as_str()),
+        ("A001", "A002", "B001")
+    );
 }
 
 #[test]
@@ -20,11 +29,22 @@ fn numbering_restarts_at_the_day_start_and_old_tickets_are_cancelled() {
     e.handle(issue("SB"), at("09:01")).unwrap();
     let next_day = at("09:00").plus_secs(24 * 3600);
     let events = e.handle(issue("SB"), next_day).unwrap();
-    assert!(events.iter().any(|e| matches!(e, Event::TicketCancelled { reason: CancelReason::DayEnded, .. })));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::TicketCancelled {
+            reason: CancelReason::DayEnded,
+            ..
+        }
+    )));
     assert!(events.iter().any(|e| matches!(e, Event::DayStarted { .. })));
     assert_eq!(issued(&events).number, "A001");
     let changes = e.take_changes();
-    assert!(changes.tickets.iter().any(|t| t.state == TicketState::Cancelled && t.number == "A001"));
+    assert!(
+        changes
+            .tickets
+            .iter()
+            .any(|t| t.state == TicketState::Cancelled && t.number == "A001")
+    );
 }
 
 #[test]
@@ -39,7 +59,13 @@ fn a_clock_stepped_backwards_does_not_reopen_the_day() {
 #[test]
 fn an_idempotency_key_never_makes_a_second_ticket() {
     let mut e = engine(setup());
-    let cmd = Command::Issue { service: "SB".into(), class: Class::Normal, idempotency_key: Some("k1".into()), citizen: None, channel: "kiosk".into() };
+    let cmd = Command::Issue {
+        service: "SB".into(),
+        class: Class::Normal,
+        idempotency_key: Some("k1".into()),
+        citizen: None,
+        channel: "kiosk".into(),
+    };
     let first = issued(&e.handle(cmd.clone(), at("09:01")).unwrap()).id;
     let again = e.handle(cmd, at("09:02")).unwrap();
     assert!(again.is_empty());
@@ -51,7 +77,11 @@ fn outside_office_hours_the_citizen_is_told_when_to_come() {
     let mut e = engine(setup());
     let r = e.handle(issue("SB"), at("12:30")).unwrap_err().refusal;
     assert_eq!(r.code(), "closed");
-    assert!(r.message(Lang::ZhCn).contains("13:30"), "{}", r.message(Lang::ZhCn));
+    assert!(
+        r.message(Lang::ZhCn).contains("13:30"),
+        "{}",
+        r.message(Lang::ZhCn)
+    );
     assert!(r.message(Lang::En).contains("13:30"));
 }
 
@@ -59,14 +89,57 @@ fn outside_office_hours_the_citizen_is_told_when_to_come() {
 fn the_green_channel_goes_first_then_due_appointments_then_walk_ins() {
     let mut e = engine(setup());
     e.handle(issue("SB"), at("09:00")).unwrap();
-    e.handle(Command::Book { service: "SB".into(), slot_at: at("09:30"), code: "Y1".into(), citizen: None }, at("09:00")).unwrap();
-    e.handle(Command::CheckIn { code: "Y1".into(), idempotency_key: None, channel: "kiosk".into() }, at("09:10")).unwrap();
-    e.handle(Command::Issue { service: "SB".into(), class: Class::Green, idempotency_key: None, citizen: None, channel: "k".into() }, at("09:20")).unwrap();
+    e.handle(
+        Command::Book {
+            service: "SB".into(),
+            slot_at: at("09:30"),
+            code: "Y1".into(),
+            citizen: None,
+        },
+        at("09:00"),
+    )
+    .unwrap();
+    e.handle(
+        Command::CheckIn {
+            code: "Y1".into(),
+            idempotency_key: None,
+            channel: "kiosk".into(),
+        },
+        at("09:10"),
+    )
+    .unwrap();
+    e.handle(
+        Command::Issue {
+            service: "SB".into(),
+            class: Class::Green,
+            idempotency_key: None,
+            citizen: None,
+            channel: "k".into(),
+        },
+        at("09:20"),
+    )
+    .unwrap();
     // Before the slot the appointment waits by its check-in time, behind A001.
     assert_eq!(called(&e.handle(call(1), at("09:25")).unwrap()), "A003");
-    e.handle(Command::Finish { window: 1, staff: "S1".into(), case_no: None }, at("09:26")).unwrap();
+    e.handle(
+        Command::Finish {
+            window: 1,
+            staff: "S1".into(),
+            case_no: None,
+        },
+        at("09:26"),
+    )
+    .unwrap();
     assert_eq!(called(&e.handle(call(1), at("09:31")).unwrap()), "A002");
-    e.handle(Command::Finish { window: 1, staff: "S1".into(), case_no: None }, at("09:32")).unwrap();
+    e.handle(
+        Command::Finish {
+            window: 1,
+            staff: "S1".into(),
+            case_no: None,
+        },
+        at("09:32"),
+    )
+    .unwrap();
     assert_eq!(called(&e.handle(call(1), at("09:33")).unwrap()), "A001");
 }
 
@@ -79,7 +152,15 @@ fn first_come_first_served_across_a_comprehensive_windows_services() {
     let mut order = Vec::new();
     for m in 10..13 {
         order.push(called(&e.handle(call(3), at(&format!("09:{m}"))).unwrap()));
-        e.handle(Command::Finish { window: 3, staff: "S3".into(), case_no: None }, at(&format!("09:{m}:30"))).unwrap();
+        e.handle(
+            Command::Finish {
+                window: 3,
+                staff: "S3".into(),
+                case_no: None,
+            },
+            at(&format!("09:{m}:30")),
+        )
+        .unwrap();
     }
     assert_eq!(order, ["B001", "A001", "B002"]);
 }
@@ -90,9 +171,25 @@ fn recall_after_the_limit_is_refused() {
     e.handle(issue("SB"), at("09:00")).unwrap();
     e.handle(call(1), at("09:01")).unwrap();
     for _ in 0..3 {
-        e.handle(Command::Recall { window: 1, staff: "S1".into() }, at("09:02")).unwrap();
+        e.handle(
+            Command::Recall {
+                window: 1,
+                staff: "S1".into(),
+            },
+            at("09:02"),
+        )
+        .unwrap();
     }
-    let r = e.handle(Command::Recall { window: 1, staff: "S1".into() }, at("09:03")).unwrap_err().refusal;
+    let r = e
+        .handle(
+            Command::Recall {
+                window: 1,
+                staff: "S1".into(),
+            },
+            at("09:03"),
+        )
+        .unwrap_err()
+        .refusal;
     assert_eq!(r, Refusal::RecallLimit(3));
 }
 
@@ -102,14 +199,47 @@ fn a_no_show_is_requeued_once_at_the_back_then_ended() {
     e.handle(issue("SB"), at("09:00")).unwrap();
     e.handle(issue("SB"), at("09:01")).unwrap();
     e.handle(call(1), at("09:02")).unwrap();
-    let ev = e.handle(Command::NoShow { window: 1, staff: "S1".into() }, at("09:03")).unwrap();
+    let ev = e
+        .handle(
+            Command::NoShow {
+                window: 1,
+                staff: "S1".into(),
+            },
+            at("09:03"),
+        )
+        .unwrap();
     assert!(matches!(ev[0], Event::TicketNoShow { requeued: true, .. }));
     assert_eq!(called(&e.handle(call(1), at("09:04")).unwrap()), "A002");
-    e.handle(Command::Finish { window: 1, staff: "S1".into(), case_no: None }, at("09:05")).unwrap();
+    e.handle(
+        Command::Finish {
+            window: 1,
+            staff: "S1".into(),
+            case_no: None,
+        },
+        at("09:05"),
+    )
+    .unwrap();
     assert_eq!(called(&e.handle(call(1), at("09:06")).unwrap()), "A001");
-    let ev = e.handle(Command::NoShow { window: 1, staff: "S1".into() }, at("09:07")).unwrap();
-    assert!(matches!(ev[0], Event::TicketNoShow { requeued: false, .. }));
-    assert_eq!(e.ticket_by_number("A001").unwrap().state, TicketState::NoShow);
+    let ev = e
+        .handle(
+            Command::NoShow {
+                window: 1,
+                staff: "S1".into(),
+            },
+            at("09:07"),
+        )
+        .unwrap();
+    assert!(matches!(
+        ev[0],
+        Event::TicketNoShow {
+            requeued: false,
+            ..
+        }
+    ));
+    assert_eq!(
+        e.ticket_by_number("A001").unwrap().state,
+        TicketState::NoShow
+    );
 }
 
 #[test]
@@ -118,7 +248,15 @@ fn a_transfer_keeps_the_original_issue_time() {
     e.handle(issue("SB"), at("09:00")).unwrap();
     e.handle(issue("HJ"), at("09:05")).unwrap();
     e.handle(call(1), at("09:10")).unwrap();
-    e.handle(Command::Transfer { window: 1, staff: "S1".into(), to: TransferTarget::Service("HJ".into()) }, at("09:11")).unwrap();
+    e.handle(
+        Command::Transfer {
+            window: 1,
+            staff: "S1".into(),
+            to: TransferTarget::Service("HJ".into()),
+        },
+        at("09:11"),
+    )
+    .unwrap();
     // A001 was issued before B001, so window 2 takes it first.
     assert_eq!(called(&e.handle(call(2), at("09:12")).unwrap()), "A001");
     assert_eq!(e.ticket_by_number("A001").unwrap().transfers, 1);
@@ -130,7 +268,15 @@ fn a_transfer_to_a_window_reserves_the_ticket_for_it() {
     e.handle(issue("SB"), at("09:00")).unwrap();
     e.handle(issue("SB"), at("09:01")).unwrap();
     e.handle(call(1), at("09:02")).unwrap();
-    e.handle(Command::Transfer { window: 1, staff: "S1".into(), to: TransferTarget::Window(3) }, at("09:03")).unwrap();
+    e.handle(
+        Command::Transfer {
+            window: 1,
+            staff: "S1".into(),
+            to: TransferTarget::Window(3),
+        },
+        at("09:03"),
+    )
+    .unwrap();
     assert_eq!(called(&e.handle(call(1), at("09:04")).unwrap()), "A002");
     assert_eq!(called(&e.handle(call(3), at("09:05")).unwrap()), "A001");
 }
@@ -141,10 +287,26 @@ fn a_called_ticket_blocks_the_next_call_but_a_served_one_is_finished_implicitly(
     e.handle(issue("SB"), at("09:00")).unwrap();
     e.handle(issue("SB"), at("09:01")).unwrap();
     e.handle(call(1), at("09:02")).unwrap();
-    assert_eq!(e.handle(call(1), at("09:03")).unwrap_err().refusal.code(), "current_ticket_pending");
-    e.handle(Command::StartServing { window: 1, staff: "S1".into() }, at("09:03")).unwrap();
+    assert_eq!(
+        e.handle(call(1), at("09:03")).unwrap_err().refusal.code(),
+        "current_ticket_pending"
+    );
+    e.handle(
+        Command::StartServing {
+            window: 1,
+            staff: "S1".into(),
+        },
+        at("09:03"),
+    )
+    .unwrap();
     let ev = e.handle(call(1), at("09:10")).unwrap();
-    assert!(matches!(ev[0], Event::TicketFinished { served_secs: 420, .. }));
+    assert!(matches!(
+        ev[0],
+        Event::TicketFinished {
+            served_secs: 420,
+            ..
+        }
+    ));
     assert_eq!(called(&ev), "A002");
 }
 
@@ -152,7 +314,16 @@ fn a_called_ticket_blocks_the_next_call_but_a_served_one_is_finished_implicitly(
 fn only_the_signed_in_staff_member_acts_at_a_window() {
     let mut e = engine(setup());
     e.handle(issue("SB"), at("09:00")).unwrap();
-    let r = e.handle(Command::CallNext { window: 1, staff: "S2".into() }, at("09:01")).unwrap_err().refusal;
+    let r = e
+        .handle(
+            Command::CallNext {
+                window: 1,
+                staff: "S2".into(),
+            },
+            at("09:01"),
+        )
+        .unwrap_err()
+        .refusal;
     assert_eq!(r.code(), "not_signed_in");
 }
 
@@ -162,12 +333,36 @@ fn a_paused_window_cannot_call_until_resumed() {
     s.pause_alarm_minutes = Some(10);
     let mut e = engine(s);
     e.handle(issue("SB"), at("09:00")).unwrap();
-    e.handle(Command::Pause { window: 1, staff: "S1".into(), reason: "午休".into() }, at("09:01")).unwrap();
-    assert_eq!(e.handle(call(1), at("09:02")).unwrap_err().refusal, Refusal::WindowPaused(1));
+    e.handle(
+        Command::Pause {
+            window: 1,
+            staff: "S1".into(),
+            reason: "午休".into(),
+        },
+        at("09:01"),
+    )
+    .unwrap();
+    assert_eq!(
+        e.handle(call(1), at("09:02")).unwrap_err().refusal,
+        Refusal::WindowPaused(1)
+    );
     assert_eq!(e.next_deadline(), at("09:11"));
     let ev = e.handle(Command::Tick, at("09:12")).unwrap();
-    assert!(matches!(ev[0], Event::PauseAlarm { window: 1, paused_secs: 660 }));
-    e.handle(Command::Resume { window: 1, staff: "S1".into() }, at("09:13")).unwrap();
+    assert!(matches!(
+        ev[0],
+        Event::PauseAlarm {
+            window: 1,
+            paused_secs: 660
+        }
+    ));
+    e.handle(
+        Command::Resume {
+            window: 1,
+            staff: "S1".into(),
+        },
+        at("09:13"),
+    )
+    .unwrap();
     assert_eq!(called(&e.handle(call(1), at("09:14")).unwrap()), "A001");
 }
 
@@ -175,14 +370,23 @@ fn a_paused_window_cannot_call_until_resumed() {
 fn caps_and_quotas_refuse_with_a_reason() {
     let mut s = setup();
     s.services[0].daily_cap = Some(3);
-    s.services[0].quota = Some(Quota { minutes: 30, max: 2 });
+    s.services[0].quota = Some(Quota {
+        minutes: 30,
+        max: 2,
+    });
     let mut e = engine(s);
     e.handle(issue("SB"), at("09:00")).unwrap();
     e.handle(issue("SB"), at("09:10")).unwrap();
     let r = e.handle(issue("SB"), at("09:20")).unwrap_err().refusal;
     assert!(r.message(Lang::ZhCn).contains("09:30"));
     e.handle(issue("SB"), at("09:31")).unwrap();
-    assert_eq!(e.handle(issue("SB"), at("09:32")).unwrap_err().refusal.code(), "daily_cap_reached");
+    assert_eq!(
+        e.handle(issue("SB"), at("09:32"))
+            .unwrap_err()
+            .refusal
+            .code(),
+        "daily_cap_reached"
+    );
 }
 
 #[test]
@@ -190,19 +394,55 @@ fn a_citizen_may_take_only_the_daily_limit() {
     let mut s = setup();
     s.per_citizen_daily_limit = Some(1);
     let mut e = engine(s);
-    let mine = |svc: &str| Command::Issue { service: svc.into(), class: Class::Normal, idempotency_key: None, citizen: Some("h(id)".into()), channel: "k".into() };
+    let mine = |svc: &str| Command::Issue {
+        service: svc.into(),
+        class: Class::Normal,
+        idempotency_key: None,
+        citizen: Some("h(id)".into()),
+        channel: "k".into(),
+    };
     e.handle(mine("SB"), at("09:00")).unwrap();
-    assert_eq!(e.handle(mine("HJ"), at("09:01")).unwrap_err().refusal, Refusal::CitizenLimitReached(1));
+    assert_eq!(
+        e.handle(mine("HJ"), at("09:01")).unwrap_err().refusal,
+        Refusal::CitizenLimitReached(1)
+    );
 }
 
 #[test]
 fn appointment_check_in_is_allowed_only_in_its_window() {
     let mut e = engine(setup());
-    e.handle(Command::Book { service: "SB".into(), slot_at: at("11:00"), code: "Y9".into(), citizen: None }, at("08:40")).unwrap();
-    let early = e.handle(Command::CheckIn { code: "Y9".into(), idempotency_key: None, channel: "k".into() }, at("09:59")).unwrap_err();
+    e.handle(
+        Command::Book {
+            service: "SB".into(),
+            slot_at: at("11:00"),
+            code: "Y9".into(),
+            citizen: None,
+        },
+        at("08:40"),
+    )
+    .unwrap();
+    let early = e
+        .handle(
+            Command::CheckIn {
+                code: "Y9".into(),
+                idempotency_key: None,
+                channel: "k".into(),
+            },
+            at("09:59"),
+        )
+        .unwrap_err();
     assert_eq!(early.refusal.code(), "check_in_too_early");
     assert!(early.refusal.message(Lang::ZhCn).contains("10:00"));
-    let late = e.handle(Command::CheckIn { code: "Y9".into(), idempotency_key: None, channel: "k".into() }, at("11:21")).unwrap_err();
+    let late = e
+        .handle(
+            Command::CheckIn {
+                code: "Y9".into(),
+                idempotency_key: None,
+                channel: "k".into(),
+            },
+            at("11:21"),
+        )
+        .unwrap_err();
     assert_eq!(late.refusal, Refusal::CheckInTooLate);
 }
 
@@ -211,17 +451,59 @@ fn a_bad_rating_without_a_reason_is_flagged_and_a_quick_second_press_replaces_th
     let mut e = engine(setup());
     let id = issued(&e.handle(issue("SB"), at("09:00")).unwrap()).id;
     e.handle(call(1), at("09:01")).unwrap();
-    e.handle(Command::Finish { window: 1, staff: "S1".into(), case_no: Some("BJ2026-1".into()) }, at("09:05")).unwrap();
-    let rate = |level, reasons: Vec<&str>| Command::Rate { ticket: id, level, reasons: reasons.into_iter().map(String::from).collect(), comment: None, channel: "pad-1".into() };
-    let ev = e.handle(rate(Level::Dissatisfied, vec![]), at("09:05:10")).unwrap();
-    let Event::RatingRecorded { rating, replaced: false } = &ev[0] else { panic!("{ev:?}") };
+    e.handle(
+        Command::Finish {
+            window: 1,
+            staff: "S1".into(),
+            case_no: Some("BJ2026-1".into()),
+        },
+        at("09:05"),
+    )
+    .unwrap();
+    let rate = |level, reasons: Vec<&str>| Command::Rate {
+        ticket: id,
+        level,
+        reasons: reasons.into_iter().map(String::from).collect(),
+        comment: None,
+        channel: "pad-1".into(),
+    };
+    let ev = e
+        .handle(rate(Level::Dissatisfied, vec![]), at("09:05:10"))
+        .unwrap();
+    let Event::RatingRecorded {
+        rating,
+        replaced: false,
+    } = &ev[0]
+    else {
+        panic!("{ev:?}")
+    };
     assert!(rating.reason_pending);
     assert_eq!(rating.case_no.as_deref(), Some("BJ2026-1"));
-    assert_eq!((rating.window, rating.staff.as_deref()), (Some(1), Some("S1")));
-    let ev = e.handle(rate(Level::Satisfied, vec![]), at("09:05:20")).unwrap();
-    assert!(matches!(ev[0], Event::RatingRecorded { replaced: true, .. }));
-    assert_eq!(e.handle(rate(Level::Satisfied, vec![]), at("09:07")).unwrap_err().refusal.code(), "already_rated");
-    assert_eq!(e.handle(rate(Level::Dissatisfied, vec!["不在列表"]), at("09:05:25")).unwrap_err().refusal.code(), "unknown_reason");
+    assert_eq!(
+        (rating.window, rating.staff.as_deref()),
+        (Some(1), Some("S1"))
+    );
+    let ev = e
+        .handle(rate(Level::Satisfied, vec![]), at("09:05:20"))
+        .unwrap();
+    assert!(matches!(
+        ev[0],
+        Event::RatingRecorded { replaced: true, .. }
+    ));
+    assert_eq!(
+        e.handle(rate(Level::Satisfied, vec![]), at("09:07"))
+            .unwrap_err()
+            .refusal
+            .code(),
+        "already_rated"
+    );
+    assert_eq!(
+        e.handle(rate(Level::Dissatisfied, vec!["不在列表"]), at("09:05:25"))
+            .unwrap_err()
+            .refusal
+            .code(),
+        "unknown_reason"
+    );
 }
 
 #[test]
@@ -235,7 +517,10 @@ fn a_long_wait_raises_one_warning_per_ticket() {
     assert!(matches!(&ev[1], Event::QueueAlarm { waiting: 2, .. }));
     assert_eq!(e.next_deadline(), at("09:30"));
     let ev = e.handle(Command::Tick, at("09:31")).unwrap();
-    let warned: Vec<_> = ev.iter().filter(|e| matches!(e, Event::WaitAlarm { .. })).collect();
+    let warned: Vec<_> = ev
+        .iter()
+        .filter(|e| matches!(e, Event::WaitAlarm { .. }))
+        .collect();
     assert_eq!(warned.len(), 2);
     assert!(e.handle(Command::Tick, at("09:40")).unwrap().is_empty());
 }
@@ -244,7 +529,11 @@ fn a_long_wait_raises_one_warning_per_ticket() {
 fn a_restored_engine_continues_where_the_old_one_stopped() {
     let mut e = engine(setup());
     for m in 0..5 {
-        e.handle(issue(if m % 2 == 0 { "SB" } else { "HJ" }), at(&format!("09:0{m}"))).unwrap();
+        e.handle(
+            issue(if m % 2 == 0 { "SB" } else { "HJ" }),
+            at(&format!("09:0{m}")),
+        )
+        .unwrap();
     }
     e.handle(call(3), at("09:06")).unwrap();
     let snap = e.snapshot();
@@ -253,7 +542,24 @@ fn a_restored_engine_continues_where_the_old_one_stopped() {
     let a = e.handle(issue("SB"), at("09:07")).unwrap();
     let b = back.handle(issue("SB"), at("09:07")).unwrap();
     assert_eq!(a, b);
-    e.handle(Command::StartServing { window: 3, staff: "S3".into() }, at("09:08")).unwrap();
-    back.handle(Command::StartServing { window: 3, staff: "S3".into() }, at("09:08")).unwrap();
-    assert_eq!(e.handle(call(3), at("09:09")).unwrap(), back.handle(call(3), at("09:09")).unwrap());
+    e.handle(
+        Command::StartServing {
+            window: 3,
+            staff: "S3".into(),
+        },
+        at("09:08"),
+    )
+    .unwrap();
+    back.handle(
+        Command::StartServing {
+            window: 3,
+            staff: "S3".into(),
+        },
+        at("09:08"),
+    )
+    .unwrap();
+    assert_eq!(
+        e.handle(call(3), at("09:09")).unwrap(),
+        back.handle(call(3), at("09:09")).unwrap()
+    );
 }

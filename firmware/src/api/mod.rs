@@ -41,11 +41,18 @@ impl AppState {
         let conn = Connection::open(config.database())?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        Ok(AppState { hall, config, auth_db: Arc::new(Mutex::new(conn)) })
+        Ok(AppState {
+            hall,
+            config,
+            auth_db: Arc::new(Mutex::new(conn)),
+        })
     }
 
     /// Runs `f` with the auth connection on a blocking thread.
-    async fn with_auth_db<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> T + Send + 'static) -> Result<T, ApiError> {
+    async fn with_auth_db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
         let db = self.auth_db.clone();
         tokio::task::spawn_blocking(move || {
             let conn = db.lock().unwrap_or_else(|p| p.into_inner());
@@ -62,7 +69,9 @@ pub fn app(state: AppState) -> Router {
         .merge(queue::routes())
         .merge(windows::routes())
         .merge(stream::routes())
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
         .with_state(state)
 }
 
@@ -79,23 +88,40 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a status, a machine code and a human message.
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code: code.into(), message: message.into(), field: None, retry_after: None }
+        ApiError {
+            status,
+            code: code.into(),
+            message: message.into(),
+            field: None,
+            retry_after: None,
+        }
     }
 
     /// Bad input in a named field (422).
     pub fn field(field: &str, message: impl Into<String>) -> ApiError {
-        ApiError { field: Some(field.into()), ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message) }
+        ApiError {
+            field: Some(field.into()),
+            ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+        }
     }
 
     fn unavailable() -> ApiError {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the controller cannot take this request now; please try again")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the controller cannot take this request now; please try again",
+        )
     }
 
     /// Maps a core error, with the refusal's text in the caller's language.
     pub fn from_core(e: CoreError, lang: Lang) -> ApiError {
         match e {
             CoreError::Refused(r) => ApiError {
-                status: if r.is_conflict() { StatusCode::CONFLICT } else { StatusCode::UNPROCESSABLE_ENTITY },
+                status: if r.is_conflict() {
+                    StatusCode::CONFLICT
+                } else {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                },
                 code: r.code().into(),
                 message: r.message(lang),
                 field: r.field().map(String::from),
@@ -104,13 +130,29 @@ impl ApiError {
             CoreError::Store(detail) => {
                 tracing::error!(%detail, "request failed in storage");
                 let message = match lang {
-                    Lang::En => "The system cannot record this right now. Please ask the staff for help.",
+                    Lang::En => {
+                        "The system cannot record this right now. Please ask the staff for help."
+                    }
                     Lang::ZhTw => "系統暫時無法記錄，請聯繫工作人員。",
                     Lang::ZhCn => "系统暂时无法记录，请联系工作人员。",
                 };
-                ApiError { retry_after: Some(5), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", message) }
+                ApiError {
+                    retry_after: Some(5),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "storage_unavailable",
+                        message,
+                    )
+                }
             }
-            CoreError::Busy => ApiError { retry_after: Some(1), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the controller is busy; retry") },
+            CoreError::Busy => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "the controller is busy; retry",
+                )
+            },
             CoreError::Stopped => ApiError::unavailable(),
         }
     }
@@ -142,7 +184,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Language {
 }
 
 fn lang_of(headers: &HeaderMap) -> Lang {
-    headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).map_or(Lang::ZhCn, |v| Lang::from_tag(v.split(',').next().unwrap_or("")))
+    headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .map_or(Lang::ZhCn, |v| {
+            Lang::from_tag(v.split(',').next().unwrap_or(""))
+        })
 }
 
 /// A JSON body whose errors name the offending field.
@@ -153,21 +200,35 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_unreadable", "the request body is too large or unreadable"))?;
-        let bytes = if bytes.is_empty() { axum::body::Bytes::from_static(b"{}") } else { bytes };
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_unreadable",
+                    "the request body is too large or unreadable",
+                )
+            })?;
+        let bytes = if bytes.is_empty() {
+            axum::body::Bytes::from_static(b"{}")
+        } else {
+            bytes
+        };
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(de).map(JsonBody).map_err(|e| {
-            let path = e.path().to_string();
-            let msg = e.inner().to_string();
-            let named = msg.split('`').nth(1).filter(|_| msg.starts_with("missing field") || msg.starts_with("unknown field"));
-            let field = match (path.as_str(), named) {
-                (".", Some(n)) => n.to_string(),
-                (".", None) => "body".to_string(),
-                (p, Some(n)) if msg.starts_with("missing field") => format!("{p}.{n}"),
-                (p, _) => p.to_string(),
-            };
-            ApiError::field(&field, msg)
-        })
+        serde_path_to_error::deserialize(de)
+            .map(JsonBody)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let msg = e.inner().to_string();
+                let named = msg.split('`').nth(1).filter(|_| {
+                    msg.starts_with("missing field") || msg.starts_with("unknown field")
+                });
+                let field = match (path.as_str(), named) {
+                    (".", Some(n)) => n.to_string(),
+                    (".", None) => "body".to_string(),
+                    (p, Some(n)) if msg.starts_with("missing field") => format!("{p}.{n}"),
+                    (p, _) => p.to_string(),
+                };
+                ApiError::field(&field, msg)
+            })
     }
 }
 
@@ -180,24 +241,60 @@ pub struct Kiosk {
 impl FromRequestParts<AppState> for Kiosk {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let local = parts.extensions.get::<ConnectInfo<SocketAddr>>().is_some_and(|c| c.0.ip().is_loopback());
-        let key = parts.headers.get("x-kiosk-key").and_then(|v| v.to_str().ok());
-        let keyed = key.is_some_and(|k| state.config.server.kiosk_keys.iter().any(|known| constant_eq(known, k)));
-        let channel = parts.headers.get("x-kiosk-id").and_then(|v| v.to_str().ok()).filter(|s| !s.is_empty() && s.len() <= 32).unwrap_or("kiosk").to_string();
-        if local || keyed || bearer(&parts.headers).is_some() && StaffAuth::from_request_parts(parts, state).await.is_ok() {
+        let local = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_some_and(|c| c.0.ip().is_loopback());
+        let key = parts
+            .headers
+            .get("x-kiosk-key")
+            .and_then(|v| v.to_str().ok());
+        let keyed = key.is_some_and(|k| {
+            state
+                .config
+                .server
+                .kiosk_keys
+                .iter()
+                .any(|known| constant_eq(known, k))
+        });
+        let channel = parts
+            .headers
+            .get("x-kiosk-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|s| !s.is_empty() && s.len() <= 32)
+            .unwrap_or("kiosk")
+            .to_string();
+        if local
+            || keyed
+            || bearer(&parts.headers).is_some()
+                && StaffAuth::from_request_parts(parts, state).await.is_ok()
+        {
             Ok(Kiosk { channel })
         } else {
-            Err(ApiError::new(StatusCode::FORBIDDEN, "kiosk_key_required", "this endpoint is open to kiosks on this machine or with a kiosk key"))
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "kiosk_key_required",
+                "this endpoint is open to kiosks on this machine or with a kiosk key",
+            ))
         }
     }
 }
 
 fn constant_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
 }
 
 /// A signed-in staff member (bearer token).
@@ -211,10 +308,16 @@ pub struct StaffAuth {
 impl StaffAuth {
     /// Refuses unless the session has `p`.
     pub fn require(&self, p: Permission) -> Result<(), ApiError> {
-        if self.session.staff.roles.contains(&p) || self.session.staff.roles.contains(&Permission::Admin) {
+        if self.session.staff.roles.contains(&p)
+            || self.session.staff.roles.contains(&Permission::Admin)
+        {
             Ok(())
         } else {
-            Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "your account may not do this"))
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "your account may not do this",
+            ))
         }
     }
 }
@@ -222,15 +325,29 @@ impl StaffAuth {
 impl FromRequestParts<AppState> for StaffAuth {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "sign_in_required", "sign in with your staff id and PIN");
+        let unauthorized = || {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "sign_in_required",
+                "sign in with your staff id and PIN",
+            )
+        };
         let token = bearer(&parts.headers).ok_or_else(unauthorized)?.to_string();
         let t = token.clone();
-        let session = state.with_auth_db(move |c| staff::session(c, &t, wall_now())).await?.map_err(|_| ApiError::unavailable())?;
-        session.map(|session| StaffAuth { session, token }).ok_or_else(unauthorized)
+        let session = state
+            .with_auth_db(move |c| staff::session(c, &t, wall_now()))
+            .await?
+            .map_err(|_| ApiError::unavailable())?;
+        session
+            .map(|session| StaffAuth { session, token })
+            .ok_or_else(unauthorized)
     }
 }
 
 /// Milliseconds as the hall's local time, for people reading JSON.
 pub fn local_time(state: &AppState, ts: Timestamp) -> String {
-    hallq_engine::LocalClock::new(state.config.queue.utc_offset_minutes).local(ts).format("%Y-%m-%d %H:%M:%S").to_string()
+    hallq_engine::LocalClock::new(state.config.queue.utc_offset_minutes)
+        .local(ts)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }

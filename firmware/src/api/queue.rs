@@ -25,8 +25,15 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/ratings", post(rate))
 }
 
-async fn health(State(s): State<AppState>, Language(lang): Language) -> Result<Json<Value>, ApiError> {
-    let (day, now) = s.hall.query(|e, _| (e.day(), e.now())).await.map_err(|e| ApiError::from_core(e, lang))?;
+async fn health(
+    State(s): State<AppState>,
+    Language(lang): Language,
+) -> Result<Json<Value>, ApiError> {
+    let (day, now) = s
+        .hall
+        .query(|e, _| (e.day(), e.now()))
+        .await
+        .map_err(|e| ApiError::from_core(e, lang))?;
     Ok(Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
@@ -41,10 +48,18 @@ fn names(n: &hallq_engine::Names) -> Value {
 }
 
 fn windows_for(e: &Engine, code: &str) -> Vec<u32> {
-    e.setup().windows.iter().filter(|w| w.services.iter().any(|s| s.code == code)).map(|w| w.number).collect()
+    e.setup()
+        .windows
+        .iter()
+        .filter(|w| w.services.iter().any(|s| s.code == code))
+        .map(|w| w.number)
+        .collect()
 }
 
-async fn services(State(s): State<AppState>, Language(lang): Language) -> Result<Json<Value>, ApiError> {
+async fn services(
+    State(s): State<AppState>,
+    Language(lang): Language,
+) -> Result<Json<Value>, ApiError> {
     let body = s
         .hall
         .query(|e, _| {
@@ -69,7 +84,10 @@ async fn services(State(s): State<AppState>, Language(lang): Language) -> Result
     Ok(Json(body))
 }
 
-async fn overview(State(s): State<AppState>, Language(lang): Language) -> Result<Json<Value>, ApiError> {
+async fn overview(
+    State(s): State<AppState>,
+    Language(lang): Language,
+) -> Result<Json<Value>, ApiError> {
     let hall = s.config.hall.name.clone();
     let body = s
         .hall
@@ -101,15 +119,21 @@ async fn overview(State(s): State<AppState>, Language(lang): Language) -> Result
     Ok(Json(body))
 }
 
-/// The ticket as clients see it.
-pub(super) fn ticket_json(s: &AppState, e: Option<&Engine>, t: &Ticket, ahead: u32) -> Value {
-    let (service_name, windows, wait) = match e {
-        Some(e) => {
-            let name = e.setup().services.iter().find(|d| d.code == t.service).map(|d| names(&d.name));
-            (name, windows_for(e, &t.service), e.estimate_wait_minutes(&t.service, ahead))
-        }
-        None => (None, Vec::new(), 0),
-    };
+/// The ticket as clients see it. Names and windows come from the configuration so
+/// that answering an issue needs no second trip to the core thread.
+pub(super) fn ticket_json(s: &AppState, t: &Ticket, ahead: u32, wait: u32) -> Value {
+    let setup = &s.config.queue;
+    let service_name = setup
+        .services
+        .iter()
+        .find(|d| d.code == t.service)
+        .map(|d| names(&d.name));
+    let windows: Vec<u32> = setup
+        .windows
+        .iter()
+        .filter(|w| w.services.iter().any(|x| x.code == t.service))
+        .map(|w| w.number)
+        .collect();
     json!({
         "id": t.id, "number": t.number, "service": t.service, "service_name": service_name, "class": t.class,
         "state": t.state, "day": t.day.to_string(), "issued_at": t.issued_at.0, "issued_at_local": local_time(s, t.issued_at),
@@ -119,15 +143,30 @@ pub(super) fn ticket_json(s: &AppState, e: Option<&Engine>, t: &Ticket, ahead: u
 }
 
 /// Answers an issue or check-in: 201 for a new ticket, 200 with `replayed` for a retry.
-async fn ticket_response(s: &AppState, done: Done, lang: hallq_engine::Lang) -> Result<Response, ApiError> {
-    let t = done.ticket.ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no ticket was produced"))?;
-    let st = s.clone();
-    let ahead = done.ahead;
-    let body = s.hall.query(move |e, _| ticket_json(&st, Some(e), &t, ahead)).await.map_err(|e| ApiError::from_core(e, lang))?;
-    let status = if done.replayed { StatusCode::OK } else { StatusCode::CREATED };
-    let mut resp = (status, Json(json!({ "ticket": body, "replayed": done.replayed }))).into_response();
+fn ticket_response(s: &AppState, done: Done) -> Result<Response, ApiError> {
+    let t = done.ticket.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "no ticket was produced",
+        )
+    })?;
+    let body = ticket_json(s, &t, done.ahead, done.wait_minutes);
+    let status = if done.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let mut resp = (
+        status,
+        Json(json!({ "ticket": body, "replayed": done.replayed })),
+    )
+        .into_response();
     if done.replayed {
-        resp.headers_mut().insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
+        resp.headers_mut().insert(
+            "idempotent-replayed",
+            axum::http::HeaderValue::from_static("true"),
+        );
     }
     Ok(resp)
 }
@@ -136,9 +175,15 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     match headers.get("idempotency-key") {
         None => Ok(None),
         Some(v) => {
-            let k = v.to_str().map_err(|_| ApiError::field("Idempotency-Key", "must be printable ASCII"))?.trim();
+            let k = v
+                .to_str()
+                .map_err(|_| ApiError::field("Idempotency-Key", "must be printable ASCII"))?
+                .trim();
             if k.is_empty() || k.len() > 128 {
-                return Err(ApiError::field("Idempotency-Key", "must be 1 to 128 characters"));
+                return Err(ApiError::field(
+                    "Idempotency-Key",
+                    "must be 1 to 128 characters",
+                ));
             }
             Ok(Some(k.to_string()))
         }
@@ -148,9 +193,17 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 /// A citizen ID is never stored: only a hash salted with the controller id, enough to
 /// count tickets per person per day.
 fn citizen_key(s: &AppState, id: Option<String>) -> Result<Option<String>, ApiError> {
-    let Some(id) = id.map(|i| i.trim().to_uppercase()).filter(|i| !i.is_empty()) else { return Ok(None) };
+    let Some(id) = id
+        .map(|i| i.trim().to_uppercase())
+        .filter(|i| !i.is_empty())
+    else {
+        return Ok(None);
+    };
     if id.len() > 32 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(ApiError::field("citizen_id", "an ID number is letters and digits, at most 32"));
+        return Err(ApiError::field(
+            "citizen_id",
+            "an ID number is letters and digits, at most 32",
+        ));
     }
     let digest = Sha256::digest(format!("{}:{id}", s.config.hall.controller_id).as_bytes());
     Ok(Some(hex::encode(&digest[..16])))
@@ -166,7 +219,13 @@ struct IssueBody {
     citizen_id: Option<String>,
 }
 
-async fn issue(State(s): State<AppState>, kiosk: Kiosk, Language(lang): Language, headers: HeaderMap, JsonBody(body): JsonBody<IssueBody>) -> Result<Response, ApiError> {
+async fn issue(
+    State(s): State<AppState>,
+    kiosk: Kiosk,
+    Language(lang): Language,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<IssueBody>,
+) -> Result<Response, ApiError> {
     let class = match body.class.as_deref() {
         None | Some("normal") => Class::Normal,
         Some("green") => Class::Green,
@@ -179,32 +238,69 @@ async fn issue(State(s): State<AppState>, kiosk: Kiosk, Language(lang): Language
         citizen: citizen_key(&s, body.citizen_id)?,
         channel: kiosk.channel,
     };
-    let done = s.hall.execute(cmd).await.map_err(|e| ApiError::from_core(e, lang))?;
-    ticket_response(&s, done, lang).await
+    let done = s
+        .hall
+        .execute(cmd)
+        .await
+        .map_err(|e| ApiError::from_core(e, lang))?;
+    ticket_response(&s, done)
 }
 
 fn parse_id(id: &str) -> Result<TicketId, ApiError> {
-    id.parse::<u64>().map(TicketId).map_err(|_| ApiError::field("id", "a ticket id is a whole number"))
+    id.parse::<u64>()
+        .map(TicketId)
+        .map_err(|_| ApiError::field("id", "a ticket id is a whole number"))
 }
 
-async fn ticket(State(s): State<AppState>, _k: Kiosk, Language(lang): Language, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn ticket(
+    State(s): State<AppState>,
+    _k: Kiosk,
+    Language(lang): Language,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
     let st = s.clone();
     let found = s
         .hall
         .query(move |e, store| match e.ticket(id) {
-            Some(t) => Ok(Some(ticket_json(&st, Some(e), t, e.ahead(id).unwrap_or(0)))),
-            None => store.ticket(id).map(|t| t.map(|t| ticket_json(&st, Some(e), &t, 0))),
+            Some(t) => {
+                let ahead = e.ahead(id).unwrap_or(0);
+                Ok(Some(ticket_json(
+                    &st,
+                    t,
+                    ahead,
+                    e.estimate_wait_minutes(&t.service, ahead),
+                )))
+            }
+            None => store
+                .ticket(id)
+                .map(|t| t.map(|t| ticket_json(&st, &t, 0, 0))),
         })
         .await
         .map_err(|e| ApiError::from_core(e, lang))?
-        .map_err(|_| ApiError::from_core(crate::core::CoreError::Store("read failed".into()), lang))?;
-    found.map(|t| Json(json!({ "ticket": t }))).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_ticket", "no such ticket"))
+        .map_err(|_| {
+            ApiError::from_core(crate::core::CoreError::Store("read failed".into()), lang)
+        })?;
+    found
+        .map(|t| Json(json!({ "ticket": t })))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_ticket", "no such ticket"))
 }
 
-async fn cancel(State(s): State<AppState>, kiosk: Kiosk, Language(lang): Language, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let cmd = Command::Cancel { ticket: parse_id(&id)?, by: kiosk.channel };
-    let done = s.hall.execute(cmd).await.map_err(|e| ApiError::from_core(e, lang))?;
+async fn cancel(
+    State(s): State<AppState>,
+    kiosk: Kiosk,
+    Language(lang): Language,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let cmd = Command::Cancel {
+        ticket: parse_id(&id)?,
+        by: kiosk.channel,
+    };
+    let done = s
+        .hall
+        .execute(cmd)
+        .await
+        .map_err(|e| ApiError::from_core(e, lang))?;
     Ok(Json(json!({ "events": done.events })))
 }
 
@@ -225,24 +321,57 @@ struct BookBody {
     citizen_id: Option<String>,
 }
 
-async fn book(State(s): State<AppState>, _k: Kiosk, Language(lang): Language, JsonBody(body): JsonBody<BookBody>) -> Result<Response, ApiError> {
+async fn book(
+    State(s): State<AppState>,
+    _k: Kiosk,
+    Language(lang): Language,
+    JsonBody(body): JsonBody<BookBody>,
+) -> Result<Response, ApiError> {
     let slot_at = match body.slot_at {
         When::Millis(ms) => Timestamp(ms),
         When::Local(text) => {
-            let local = chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M")
-                .map_err(|_| ApiError::field("slot_at", "use milliseconds or local time \"YYYY-MM-DD HH:MM\""))?;
+            let local =
+                chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M").map_err(|_| {
+                    ApiError::field(
+                        "slot_at",
+                        "use milliseconds or local time \"YYYY-MM-DD HH:MM\"",
+                    )
+                })?;
             hallq_engine::LocalClock::new(s.config.queue.utc_offset_minutes).instant(local)
         }
     };
-    let cmd = Command::Book { service: body.service, slot_at, code: body.code, citizen: citizen_key(&s, body.citizen_id)? };
-    let done = s.hall.execute(cmd).await.map_err(|e| ApiError::from_core(e, lang))?;
+    let cmd = Command::Book {
+        service: body.service,
+        slot_at,
+        code: body.code,
+        citizen: citizen_key(&s, body.citizen_id)?,
+    };
+    let done = s
+        .hall
+        .execute(cmd)
+        .await
+        .map_err(|e| ApiError::from_core(e, lang))?;
     Ok((StatusCode::CREATED, Json(json!({ "events": done.events }))).into_response())
 }
 
-async fn check_in(State(s): State<AppState>, kiosk: Kiosk, Language(lang): Language, headers: HeaderMap, Path(code): Path<String>) -> Result<Response, ApiError> {
-    let cmd = Command::CheckIn { code, idempotency_key: idempotency_key(&headers)?, channel: kiosk.channel };
-    let done = s.hall.execute(cmd).await.map_err(|e| ApiError::from_core(e, lang))?;
-    ticket_response(&s, done, lang).await
+async fn check_in(
+    State(s): State<AppState>,
+    kiosk: Kiosk,
+    Language(lang): Language,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+) -> Result<Response, ApiError> {
+    let cmd = Command::CheckIn {
+        code,
+        idempotency_key: idempotency_key(&headers)?,
+        channel: kiosk.channel,
+    };
+    let done = s
+        .hall
+        .execute(cmd)
+        .await
+        .map_err(|e| ApiError::from_core(e, lang))?;
+    ticket_response(&s, done)
 }
 
 #[derive(Deserialize)]
@@ -258,12 +387,25 @@ struct RateBody {
     channel: Option<String>,
 }
 
-async fn rate(State(s): State<AppState>, kiosk: Kiosk, Language(lang): Language, JsonBody(body): JsonBody<RateBody>) -> Result<Response, ApiError> {
-    let level = Level::parse(&body.level).ok_or_else(|| ApiError::field("level", "one of 非常满意, 满意, 基本满意, 不满意, 非常不满意"))?;
+async fn rate(
+    State(s): State<AppState>,
+    kiosk: Kiosk,
+    Language(lang): Language,
+    JsonBody(body): JsonBody<RateBody>,
+) -> Result<Response, ApiError> {
+    let level = Level::parse(&body.level).ok_or_else(|| {
+        ApiError::field(
+            "level",
+            "one of 非常满意, 满意, 基本满意, 不满意, 非常不满意",
+        )
+    })?;
     // A person at a screen can always pick a reason, so the API insists; only a
     // keypad without reason keys may leave it pending.
     if level.is_bad() && body.reasons.is_empty() {
-        return Err(ApiError::field("reasons", "a bad rating needs at least one reason from the list"));
+        return Err(ApiError::field(
+            "reasons",
+            "a bad rating needs at least one reason from the list",
+        ));
     }
     let cmd = Command::Rate {
         ticket: TicketId(body.ticket),
@@ -272,6 +414,10 @@ async fn rate(State(s): State<AppState>, kiosk: Kiosk, Language(lang): Language,
         comment: body.comment,
         channel: body.channel.unwrap_or(kiosk.channel),
     };
-    let done = s.hall.execute(cmd).await.map_err(|e| ApiError::from_core(e, lang))?;
+    let done = s
+        .hall
+        .execute(cmd)
+        .await
+        .map_err(|e| ApiError::from_core(e, lang))?;
     Ok((StatusCode::CREATED, Json(json!({ "events": done.events }))).into_response())
 }

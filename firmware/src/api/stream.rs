@@ -29,11 +29,23 @@ struct StreamQuery {
 }
 
 fn sse(e: &StoredEvent) -> SseEvent {
-    SseEvent::default().id(e.seq.to_string()).event(e.kind.clone()).data(serde_json::to_string(e).unwrap_or_default())
+    SseEvent::default()
+        .id(e.seq.to_string())
+        .event(e.kind.clone())
+        .data(serde_json::to_string(e).unwrap_or_default())
 }
 
-async fn stream(State(s): State<AppState>, _k: Kiosk, headers: HeaderMap, Query(q): Query<StreamQuery>) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok()).or(q.after);
+async fn stream(
+    State(s): State<AppState>,
+    _k: Kiosk,
+    headers: HeaderMap,
+    Query(q): Query<StreamQuery>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .or(q.after);
     let mut live = s.hall.subscribe();
     let (tx, rx) = mpsc::channel::<Result<SseEvent, Infallible>>(256);
     let hall = s.hall.clone();
@@ -47,7 +59,10 @@ async fn stream(State(s): State<AppState>, _k: Kiosk, headers: HeaderMap, Query(
             },
         };
         loop {
-            let backlog = match hall.query(move |_, store| store.events_after(last, 500)).await {
+            let backlog = match hall
+                .query(move |_, store| store.events_after(last, 500))
+                .await
+            {
                 Ok(Ok(b)) => b,
                 _ => return,
             };
@@ -73,7 +88,12 @@ async fn stream(State(s): State<AppState>, _k: Kiosk, headers: HeaderMap, Query(
                 }
                 Err(RecvError::Lagged(_)) => {
                     // Too slow for the live feed: catch up from the table instead.
-                    let Ok(Ok(backlog)) = hall.query(move |_, store| store.events_after(last, 10_000)).await else { return };
+                    let Ok(Ok(backlog)) = hall
+                        .query(move |_, store| store.events_after(last, 10_000))
+                        .await
+                    else {
+                        return;
+                    };
                     for e in backlog {
                         last = e.seq;
                         if tx.send(Ok(sse(&e))).await.is_err() {
@@ -85,5 +105,6 @@ async fn stream(State(s): State<AppState>, _k: Kiosk, headers: HeaderMap, Query(
             }
         }
     });
-    Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok(Sse::new(ReceiverStream::new(rx))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

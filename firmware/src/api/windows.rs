@@ -33,14 +33,18 @@ struct SignInBody {
     window: Option<u32>,
 }
 
-async fn sign_in(State(s): State<AppState>, Language(lang): Language, JsonBody(body): JsonBody<SignInBody>) -> Result<Response, ApiError> {
+async fn sign_in(
+    State(s): State<AppState>,
+    Language(lang): Language,
+    JsonBody(body): JsonBody<SignInBody>,
+) -> Result<Response, ApiError> {
     if body.staff_id.is_empty() || body.staff_id.len() > 64 {
         return Err(ApiError::field("staff_id", "1 to 64 characters"));
     }
-    if let Some(w) = body.window {
-        if !s.config.queue.windows.iter().any(|d| d.number == w) {
-            return Err(ApiError::field("window", format!("there is no window {w}")));
-        }
+    if let Some(w) = body.window
+        && !s.config.queue.windows.iter().any(|d| d.number == w)
+    {
+        return Err(ApiError::field("window", format!("there is no window {w}")));
     }
     let auth = s.config.auth.clone();
     let (id, pin, window) = (body.staff_id.clone(), body.pin, body.window);
@@ -49,10 +53,21 @@ async fn sign_in(State(s): State<AppState>, Language(lang): Language, JsonBody(b
             let now = wall_now();
             let who = staff::verify(c, &id, &pin, now, auth.max_failures, auth.lockout_minutes)?;
             let role = match window {
-                Some(w) => Some(who.windows.iter().find(|(n, _)| *n == w).map(|(_, r)| *r).ok_or_else(|| StaffError::WrongWindow(id.clone(), w))?),
+                Some(w) => Some(
+                    who.windows
+                        .iter()
+                        .find(|(n, _)| *n == w)
+                        .map(|(_, r)| *r)
+                        .ok_or_else(|| StaffError::WrongWindow(id.clone(), w))?,
+                ),
                 None => None,
             };
-            if window.is_none() && !who.roles.iter().any(|r| matches!(r, Permission::Supervisor | Permission::Admin)) {
+            if window.is_none()
+                && !who
+                    .roles
+                    .iter()
+                    .any(|r| matches!(r, Permission::Supervisor | Permission::Admin))
+            {
                 return Err(StaffError::WrongWindow(id.clone(), 0));
             }
             let (token, expires) = staff::open_session(c, &id, window, now, auth.session_hours)?;
@@ -73,44 +88,70 @@ async fn sign_in(State(s): State<AppState>, Language(lang): Language, JsonBody(b
                 let _ = s.hall.append(vec![ev]).await;
             }
             let message = match &e {
-                StaffError::Locked { until_ms } => format!("too many wrong PINs; locked until {}", super::local_time(&s, hallq_engine::Timestamp(*until_ms))),
+                StaffError::Locked { until_ms } => format!(
+                    "too many wrong PINs; locked until {}",
+                    super::local_time(&s, hallq_engine::Timestamp(*until_ms))
+                ),
                 other => other.to_string(),
             };
             return Err(ApiError::new(status, code, message));
         }
     };
     if let (Some(w), Some(role)) = (window, role) {
-        s.hall.execute(Command::SignIn { window: w, staff: who.id.clone(), role }).await.map_err(|e| ApiError::from_core(e, lang))?;
+        s.hall
+            .execute(Command::SignIn {
+                window: w,
+                staff: who.id.clone(),
+                role,
+            })
+            .await
+            .map_err(|e| ApiError::from_core(e, lang))?;
     }
     let body = json!({ "token": token, "expires_at": expires, "window": window, "role": role, "staff": { "id": who.id, "name": who.name, "roles": who.roles } });
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 async fn whoami(auth: StaffAuth) -> Json<Value> {
-    Json(json!({ "staff": auth.session.staff, "window": auth.session.window, "expires_at": auth.session.expires_at }))
+    Json(
+        json!({ "staff": auth.session.staff, "window": auth.session.window, "expires_at": auth.session.expires_at }),
+    )
 }
 
-async fn sign_out(State(s): State<AppState>, Language(lang): Language, auth: StaffAuth) -> Result<StatusCode, ApiError> {
+async fn sign_out(
+    State(s): State<AppState>,
+    Language(lang): Language,
+    auth: StaffAuth,
+) -> Result<StatusCode, ApiError> {
     if let Some(w) = auth.session.window {
-        let cmd = Command::SignOut { window: w, staff: auth.session.staff.id.clone() };
+        let cmd = Command::SignOut {
+            window: w,
+            staff: auth.session.staff.id.clone(),
+        };
         match s.hall.execute(cmd).await {
             Ok(_) | Err(crate::core::CoreError::Refused(_)) => {}
             Err(e) => return Err(ApiError::from_core(e, lang)),
         }
     }
     let token = auth.token.clone();
-    s.with_auth_db(move |c| staff::close_session(c, &token)).await?.map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again"))?;
+    s.with_auth_db(move |c| staff::close_session(c, &token))
+        .await?
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again"))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn window(State(s): State<AppState>, Language(lang): Language, _auth: StaffAuth, Path(n): Path<u32>) -> Result<Json<Value>, ApiError> {
+async fn window(
+    State(s): State<AppState>,
+    Language(lang): Language,
+    _auth: StaffAuth,
+    Path(n): Path<u32>,
+) -> Result<Json<Value>, ApiError> {
     let st = s.clone();
     let body = s
         .hall
         .query(move |e, _| {
             let def = e.setup().windows.iter().find(|d| d.number == n)?;
             let w = e.windows().get(&n)?;
-            let current = w.current.and_then(|id| e.ticket(id)).map(|t| ticket_json(&st, Some(e), t, 0));
+            let current = w.current.and_then(|id| e.ticket(id)).map(|t| ticket_json(&st, t, 0, 0));
             let loads: Vec<Value> = e
                 .loads()
                 .into_iter()
@@ -126,7 +167,13 @@ async fn window(State(s): State<AppState>, Language(lang): Language, _auth: Staf
         })
         .await
         .map_err(|e| ApiError::from_core(e, lang))?;
-    body.map(Json).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_window", format!("there is no window {n}")))
+    body.map(Json).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_window",
+            format!("there is no window {n}"),
+        )
+    })
 }
 
 #[derive(Deserialize, Default)]
@@ -154,13 +201,26 @@ async fn action(
     JsonBody(body): JsonBody<ActionBody>,
 ) -> Result<Json<Value>, ApiError> {
     if auth.session.window != Some(n) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "wrong_window", format!("you are signed in at window {:?}, not {n}", auth.session.window)));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_window",
+            format!(
+                "you are signed in at window {:?}, not {n}",
+                auth.session.window
+            ),
+        ));
     }
     let staff = auth.session.staff.id.clone();
     let window = n;
     let cmd = match action.as_str() {
         "call-next" => Command::CallNext { window, staff },
-        "call" => Command::CallNumber { window, staff, number: body.number.ok_or_else(|| ApiError::field("number", "which number to call"))? },
+        "call" => Command::CallNumber {
+            window,
+            staff,
+            number: body
+                .number
+                .ok_or_else(|| ApiError::field("number", "which number to call"))?,
+        },
         "recall" => Command::Recall { window, staff },
         "start" => Command::StartServing { window, staff },
         "no-show" => Command::NoShow { window, staff },
@@ -168,17 +228,42 @@ async fn action(
             let to = match (body.service, body.window) {
                 (Some(code), None) => TransferTarget::Service(code),
                 (None, Some(w)) => TransferTarget::Window(w),
-                _ => return Err(ApiError::field("service", "give either a service or a window to transfer to")),
+                _ => {
+                    return Err(ApiError::field(
+                        "service",
+                        "give either a service or a window to transfer to",
+                    ));
+                }
             };
             Command::Transfer { window, staff, to }
         }
-        "pause" => Command::Pause { window, staff, reason: body.reason.unwrap_or_default() },
+        "pause" => Command::Pause {
+            window,
+            staff,
+            reason: body.reason.unwrap_or_default(),
+        },
         "resume" => Command::Resume { window, staff },
-        "finish" => Command::Finish { window, staff, case_no: body.case_no },
-        other => return Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_action", format!("no window action {other:?}"))),
+        "finish" => Command::Finish {
+            window,
+            staff,
+            case_no: body.case_no,
+        },
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_action",
+                format!("no window action {other:?}"),
+            ));
+        }
     };
-    let done = s.hall.execute(cmd).await.map_err(|e| ApiError::from_core(e, lang))?;
-    Ok(Json(json!({ "events": done.events.iter().map(|e: &StoredEvent| &e.payload).collect::<Vec<_>>() })))
+    let done = s
+        .hall
+        .execute(cmd)
+        .await
+        .map_err(|e| ApiError::from_core(e, lang))?;
+    Ok(Json(
+        json!({ "events": done.events.iter().map(|e: &StoredEvent| &e.payload).collect::<Vec<_>>() }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -186,11 +271,21 @@ struct ReportQuery {
     day: Option<String>,
 }
 
-async fn daily_report(State(s): State<AppState>, auth: StaffAuth, Query(q): Query<ReportQuery>) -> Result<Json<Value>, ApiError> {
+async fn daily_report(
+    State(s): State<AppState>,
+    auth: StaffAuth,
+    Query(q): Query<ReportQuery>,
+) -> Result<Json<Value>, ApiError> {
     auth.require(Permission::Supervisor)?;
     let day = match q.day {
-        Some(d) => d.parse::<chrono::NaiveDate>().map_err(|_| ApiError::field("day", "use YYYY-MM-DD"))?,
-        None => s.hall.query(|e, _| e.day()).await.map_err(|e| ApiError::from_core(e, hallq_engine::Lang::ZhCn))?,
+        Some(d) => d
+            .parse::<chrono::NaiveDate>()
+            .map_err(|_| ApiError::field("day", "use YYYY-MM-DD"))?,
+        None => s
+            .hall
+            .query(|e, _| e.day())
+            .await
+            .map_err(|e| ApiError::from_core(e, hallq_engine::Lang::ZhCn))?,
     };
     let report = s
         .with_auth_db(move |c| crate::report::build(c, crate::report::Period::day(day)))
@@ -198,4 +293,3 @@ async fn daily_report(State(s): State<AppState>, auth: StaffAuth, Query(q): Quer
         .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again"))?;
     Ok(Json(serde_json::to_value(report).unwrap_or_default()))
 }
-

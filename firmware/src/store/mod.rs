@@ -9,7 +9,10 @@ pub mod staff;
 use std::path::Path;
 
 use chrono::NaiveDate;
-use hallq_engine::{Appointment, Changes, Class, Rating, Snapshot, Ticket, TicketId, TicketState, Timestamp, WindowState};
+use hallq_engine::{
+    Appointment, Changes, Class, Rating, Snapshot, Ticket, TicketId, TicketState, Timestamp,
+    WindowState,
+};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
@@ -51,8 +54,16 @@ pub struct NewEvent {
 
 impl NewEvent {
     /// Encodes any serialisable event that carries a `type` tag.
-    pub fn encode<E: Serialize>(at: Timestamp, kind: &str, event: &E) -> Result<NewEvent, StoreError> {
-        Ok(NewEvent { at, kind: kind.to_string(), payload: serde_json::to_string(event)? })
+    pub fn encode<E: Serialize>(
+        at: Timestamp,
+        kind: &str,
+        event: &E,
+    ) -> Result<NewEvent, StoreError> {
+        Ok(NewEvent {
+            at,
+            kind: kind.to_string(),
+            payload: serde_json::to_string(event)?,
+        })
     }
 }
 
@@ -100,7 +111,10 @@ impl Store {
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let supported = schema::MIGRATIONS.len() as i64;
         if version > supported {
-            return Err(StoreError::TooNew { found: version, supported });
+            return Err(StoreError::TooNew {
+                found: version,
+                supported,
+            });
         }
         for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = conn.transaction()?;
@@ -120,16 +134,34 @@ impl Store {
     /// Reads what the engine needs to resume: the current day's tickets, open tickets
     /// from any day, windows, live appointments and today's ratings. Work done at start
     /// depends on one day's traffic, never on the length of the history.
-    pub fn load(&self, clock: hallq_engine::LocalClock, day_start: chrono::NaiveTime, fallback_now: Timestamp) -> Result<Snapshot, StoreError> {
-        let last: Option<i64> = self.conn.query_row("SELECT at FROM events ORDER BY seq DESC LIMIT 1", [], |r| r.get(0)).optional()?;
+    pub fn load(
+        &self,
+        clock: hallq_engine::LocalClock,
+        day_start: chrono::NaiveTime,
+        fallback_now: Timestamp,
+    ) -> Result<Snapshot, StoreError> {
+        let last: Option<i64> = self
+            .conn
+            .query_row("SELECT at FROM events ORDER BY seq DESC LIMIT 1", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
         let now = Timestamp(last.unwrap_or(fallback_now.0));
         let day = clock.service_day(now, day_start).to_string();
-        let next_id: i64 = self.conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM tickets", [], |r| r.get(0))?;
+        let next_id: i64 =
+            self.conn
+                .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM tickets", [], |r| {
+                    r.get(0)
+                })?;
         let mut stmt = self.conn.prepare(
             "SELECT * FROM tickets WHERE day = ?1 UNION SELECT * FROM tickets WHERE state IN ('waiting', 'called', 'serving', 'transferred') ORDER BY id",
         )?;
-        let tickets = stmt.query_map([&day], ticket_from_row)?.collect::<Result<Result<Vec<_>, _>, _>>()??;
-        let mut stmt = self.conn.prepare("SELECT state FROM windows ORDER BY number")?;
+        let tickets = stmt
+            .query_map([&day], ticket_from_row)?
+            .collect::<Result<Result<Vec<_>, _>, _>>()??;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT state FROM windows ORDER BY number")?;
         let windows = stmt
             .query_map([], |r| r.get::<_, String>(0))?
             .map(|s| Ok(serde_json::from_str::<WindowState>(&s?)?))
@@ -149,18 +181,33 @@ impl Store {
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        let mut stmt = self.conn.prepare("SELECT record FROM ratings WHERE day = ?1")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT record FROM ratings WHERE day = ?1")?;
         let ratings = stmt
             .query_map([&day], |r| r.get::<_, String>(0))?
             .map(|s| Ok(serde_json::from_str::<Rating>(&s?)?))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(Snapshot { now, next_id: next_id as u64, tickets, windows, appointments, ratings })
+        Ok(Snapshot {
+            now,
+            next_id: next_id as u64,
+            tickets,
+            windows,
+            appointments,
+            ratings,
+        })
     }
 
     /// Appends events and persists changed rows in one durable transaction; returns the
     /// stored events (with their sequence numbers) once the commit is on disk.
-    pub fn commit(&mut self, events: &[NewEvent], changes: &Changes) -> Result<Vec<StoredEvent>, StoreError> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    pub fn commit(
+        &mut self,
+        events: &[NewEvent],
+        changes: &Changes,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let stored = append(&tx, events)?;
         {
             let mut put = tx.prepare_cached(
@@ -196,13 +243,23 @@ impl Store {
                     t.alarms,
                 ])?;
             }
-            let mut put = tx.prepare_cached("INSERT OR REPLACE INTO windows (number, state) VALUES (?1, ?2)")?;
+            let mut put = tx
+                .prepare_cached("INSERT OR REPLACE INTO windows (number, state) VALUES (?1, ?2)")?;
             for w in &changes.windows {
                 put.execute(params![w.number, serde_json::to_string(w)?])?;
             }
-            let mut put = tx.prepare_cached("INSERT OR REPLACE INTO appointments VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+            let mut put = tx.prepare_cached(
+                "INSERT OR REPLACE INTO appointments VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
             for a in &changes.appointments {
-                put.execute(params![a.code, a.service, a.slot_at.0, a.citizen, a.ticket.map(|t| t.0 as i64), a.missed])?;
+                put.execute(params![
+                    a.code,
+                    a.service,
+                    a.slot_at.0,
+                    a.citizen,
+                    a.ticket.map(|t| t.0 as i64),
+                    a.missed
+                ])?;
             }
             let mut put = tx.prepare_cached("INSERT OR REPLACE INTO ratings (ticket, day, record) VALUES (?1, (SELECT day FROM tickets WHERE id = ?1), ?2)")?;
             for r in &changes.ratings {
@@ -215,7 +272,9 @@ impl Store {
 
     /// Appends events that do not come from the engine (staff changes, sign-in failures).
     pub fn append(&mut self, events: &[NewEvent]) -> Result<Vec<StoredEvent>, StoreError> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let stored = append(&tx, events)?;
         tx.commit()?;
         Ok(stored)
@@ -223,37 +282,66 @@ impl Store {
 
     /// A ticket from any day by its retry key.
     pub fn ticket_by_key(&self, key: &str) -> Result<Option<Ticket>, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT * FROM tickets WHERE idempotency_key = ?1")?;
-        stmt.query_row([key], ticket_from_row).optional()?.transpose()
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT * FROM tickets WHERE idempotency_key = ?1")?;
+        stmt.query_row([key], ticket_from_row)
+            .optional()?
+            .transpose()
     }
 
     /// A ticket from any day by id.
     pub fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT * FROM tickets WHERE id = ?1")?;
-        stmt.query_row([id.0 as i64], ticket_from_row).optional()?.transpose()
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT * FROM tickets WHERE id = ?1")?;
+        stmt.query_row([id.0 as i64], ticket_from_row)
+            .optional()?
+            .transpose()
     }
 
     /// Events after `seq`, oldest first, at most `limit`.
     pub fn events_after(&self, seq: i64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
         let mut stmt = self.conn.prepare_cached("SELECT seq, id, at, type, schema, payload FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
         let rows = stmt.query_map(params![seq, limit as i64], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?, r.get::<_, i64>(4)?, r.get::<_, String>(5)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+            ))
         })?;
         rows.map(|row| {
             let (seq, id, at, kind, schema, payload) = row?;
-            Ok(StoredEvent { seq, id, at, kind, schema, payload: serde_json::from_str(&payload)? })
+            Ok(StoredEvent {
+                seq,
+                id,
+                at,
+                kind,
+                schema,
+                payload: serde_json::from_str(&payload)?,
+            })
         })
         .collect()
     }
 
     /// The newest event's sequence number (0 for an empty log).
     pub fn last_seq(&self) -> Result<i64, StoreError> {
-        Ok(self.conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
     }
 }
 
-fn append(tx: &rusqlite::Transaction<'_>, events: &[NewEvent]) -> Result<Vec<StoredEvent>, StoreError> {
-    let mut put = tx.prepare_cached("INSERT INTO events (id, at, type, schema, payload) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+fn append(
+    tx: &rusqlite::Transaction<'_>,
+    events: &[NewEvent],
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut put = tx.prepare_cached(
+        "INSERT INTO events (id, at, type, schema, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
     let mut stored = Vec::with_capacity(events.len());
     for e in events {
         let id = uuid::Uuid::new_v4().to_string();
@@ -272,12 +360,21 @@ fn append(tx: &rusqlite::Transaction<'_>, events: &[NewEvent]) -> Result<Vec<Sto
 
 /// Reads a ticket row (`SELECT *` column order).
 pub fn ticket_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Ticket, StoreError>> {
-    let ts = |i: usize| -> rusqlite::Result<Option<Timestamp>> { Ok(r.get::<_, Option<i64>>(i)?.map(Timestamp)) };
+    let ts = |i: usize| -> rusqlite::Result<Option<Timestamp>> {
+        Ok(r.get::<_, Option<i64>>(i)?.map(Timestamp))
+    };
     let day: String = r.get(3)?;
     let class: String = r.get(6)?;
     let state: String = r.get(7)?;
-    let (Ok(day), Some(class), Some(state)) = (day.parse::<NaiveDate>(), Class::parse(&class), TicketState::parse(&state)) else {
-        return Ok(Err(StoreError::Damaged(format!("ticket {} has day {day:?}, class {class:?}, state {state:?}", r.get::<_, i64>(0)?))));
+    let (Ok(day), Some(class), Some(state)) = (
+        day.parse::<NaiveDate>(),
+        Class::parse(&class),
+        TicketState::parse(&state),
+    ) else {
+        return Ok(Err(StoreError::Damaged(format!(
+            "ticket {} has day {day:?}, class {class:?}, state {state:?}",
+            r.get::<_, i64>(0)?
+        ))));
     };
     Ok(Ok(Ticket {
         id: TicketId(r.get::<_, i64>(0)? as u64),

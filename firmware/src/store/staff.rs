@@ -100,14 +100,24 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], StaffError> {
 }
 
 /// Adds an account. PINs are 6 to 12 digits: a keypad is all a window has.
-pub fn add(conn: &Connection, record: &StaffRecord, pin: &str, now: Timestamp) -> Result<(), StaffError> {
+pub fn add(
+    conn: &Connection,
+    record: &StaffRecord,
+    pin: &str,
+    now: Timestamp,
+) -> Result<(), StaffError> {
     if !(6..=12).contains(&pin.len()) || !pin.chars().all(|c| c.is_ascii_digit()) {
         return Err(StaffError::WeakPin);
     }
     let salt = random_bytes::<16>()?;
-    let hash = hasher().hash_password_with_salt(pin.as_bytes(), &salt).map_err(|e| StaffError::Hash(e.to_string()))?.to_string();
-    let roles = serde_json::to_string(&record.roles).map_err(|e| StaffError::Hash(e.to_string()))?;
-    let windows = serde_json::to_string(&record.windows).map_err(|e| StaffError::Hash(e.to_string()))?;
+    let hash = hasher()
+        .hash_password_with_salt(pin.as_bytes(), &salt)
+        .map_err(|e| StaffError::Hash(e.to_string()))?
+        .to_string();
+    let roles =
+        serde_json::to_string(&record.roles).map_err(|e| StaffError::Hash(e.to_string()))?;
+    let windows =
+        serde_json::to_string(&record.windows).map_err(|e| StaffError::Hash(e.to_string()))?;
     let inserted = conn.execute(
         "INSERT OR IGNORE INTO staff (id, name, roles, windows, pin_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![record.id, record.name, roles, windows, hash, now.0],
@@ -119,19 +129,33 @@ pub fn add(conn: &Connection, record: &StaffRecord, pin: &str, now: Timestamp) -
 }
 
 fn record(id: String, name: String, roles: String, windows: String) -> StaffRecord {
-    StaffRecord { id, name, roles: serde_json::from_str(&roles).unwrap_or_default(), windows: serde_json::from_str(&windows).unwrap_or_default() }
+    StaffRecord {
+        id,
+        name,
+        roles: serde_json::from_str(&roles).unwrap_or_default(),
+        windows: serde_json::from_str(&windows).unwrap_or_default(),
+    }
 }
 
 /// All accounts, by id.
 pub fn list(conn: &Connection) -> Result<Vec<StaffRecord>, StaffError> {
     let mut stmt = conn.prepare("SELECT id, name, roles, windows FROM staff ORDER BY id")?;
-    let rows = stmt.query_map([], |r| Ok(record(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    let rows = stmt.query_map([], |r| {
+        Ok(record(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Checks a PIN, counting failures and locking the account after `max_failures`.
 /// The Argon2 work is done whether or not the id exists, so timing tells nothing.
-pub fn verify(conn: &Connection, id: &str, pin: &str, now: Timestamp, max_failures: u32, lockout_minutes: u32) -> Result<StaffRecord, StaffError> {
+pub fn verify(
+    conn: &Connection,
+    id: &str,
+    pin: &str,
+    now: Timestamp,
+    max_failures: u32,
+    lockout_minutes: u32,
+) -> Result<StaffRecord, StaffError> {
     let row: Option<(String, String, String, String, i64, Option<i64>)> = conn
         .query_row("SELECT name, roles, windows, pin_hash, failures, locked_until FROM staff WHERE id = ?1", [id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
@@ -144,17 +168,29 @@ pub fn verify(conn: &Connection, id: &str, pin: &str, now: Timestamp, max_failur
     if let Some(until) = locked_until.filter(|u| *u > now.0) {
         return Err(StaffError::Locked { until_ms: until });
     }
-    if hasher().verify_password(pin.as_bytes(), hash.as_str()).is_ok() {
-        conn.execute("UPDATE staff SET failures = 0, locked_until = NULL WHERE id = ?1", [id])?;
+    if hasher()
+        .verify_password(pin.as_bytes(), hash.as_str())
+        .is_ok()
+    {
+        conn.execute(
+            "UPDATE staff SET failures = 0, locked_until = NULL WHERE id = ?1",
+            [id],
+        )?;
         return Ok(record(id.to_string(), name, roles, windows));
     }
     let failures = failures + 1;
     if failures >= i64::from(max_failures) {
         let until = now.plus_minutes(i64::from(lockout_minutes)).0;
-        conn.execute("UPDATE staff SET failures = 0, locked_until = ?2 WHERE id = ?1", params![id, until])?;
+        conn.execute(
+            "UPDATE staff SET failures = 0, locked_until = ?2 WHERE id = ?1",
+            params![id, until],
+        )?;
         return Err(StaffError::Locked { until_ms: until });
     }
-    conn.execute("UPDATE staff SET failures = ?2 WHERE id = ?1", params![id, failures])?;
+    conn.execute(
+        "UPDATE staff SET failures = ?2 WHERE id = ?1",
+        params![id, failures],
+    )?;
     Err(StaffError::Invalid)
 }
 
@@ -165,7 +201,13 @@ fn token_hash(token: &str) -> String {
 }
 
 /// Starts a session and returns its bearer token (shown once, stored only as a hash).
-pub fn open_session(conn: &Connection, staff: &str, window: Option<u32>, now: Timestamp, hours: u32) -> Result<(String, i64), StaffError> {
+pub fn open_session(
+    conn: &Connection,
+    staff: &str,
+    window: Option<u32>,
+    now: Timestamp,
+    hours: u32,
+) -> Result<(String, i64), StaffError> {
     let token = hex::encode(random_bytes::<32>()?);
     let expires = now.plus_minutes(i64::from(hours) * 60).0;
     conn.execute(
@@ -177,7 +219,11 @@ pub fn open_session(conn: &Connection, staff: &str, window: Option<u32>, now: Ti
 }
 
 /// The live session behind a token.
-pub fn session(conn: &Connection, token: &str, now: Timestamp) -> Result<Option<Session>, StaffError> {
+pub fn session(
+    conn: &Connection,
+    token: &str,
+    now: Timestamp,
+) -> Result<Option<Session>, StaffError> {
     let row = conn
         .query_row(
             "SELECT s.window, s.expires_at, t.id, t.name, t.roles, t.windows FROM sessions s JOIN staff t ON t.id = s.staff WHERE s.token_hash = ?1 AND s.expires_at > ?2",
@@ -185,12 +231,19 @@ pub fn session(conn: &Connection, token: &str, now: Timestamp) -> Result<Option<
             |r| Ok((r.get::<_, Option<u32>>(0)?, r.get::<_, i64>(1)?, record(r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))),
         )
         .optional()?;
-    Ok(row.map(|(window, expires_at, staff)| Session { staff, window, expires_at }))
+    Ok(row.map(|(window, expires_at, staff)| Session {
+        staff,
+        window,
+        expires_at,
+    }))
 }
 
 /// Ends a session.
 pub fn close_session(conn: &Connection, token: &str) -> Result<(), StaffError> {
-    conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash(token)])?;
+    conn.execute(
+        "DELETE FROM sessions WHERE token_hash = ?1",
+        [token_hash(token)],
+    )?;
     Ok(())
 }
 
@@ -200,7 +253,12 @@ mod tests {
     use crate::store::Store;
 
     fn alice() -> StaffRecord {
-        StaffRecord { id: "S001".into(), name: "王芳".into(), roles: vec![Permission::Staff], windows: vec![(1, Role::A)] }
+        StaffRecord {
+            id: "S001".into(),
+            name: "王芳".into(),
+            roles: vec![Permission::Staff],
+            windows: vec![(1, Role::A)],
+        }
     }
 
     #[test]
@@ -214,15 +272,38 @@ mod tests {
         let store = Store::in_memory().unwrap();
         let c = store.conn();
         add(c, &alice(), "246810", Timestamp(0)).unwrap();
-        assert!(matches!(add(c, &alice(), "246810", Timestamp(0)), Err(StaffError::Exists(_))));
-        assert_eq!(verify(c, "S001", "246810", Timestamp(1), 3, 15).unwrap().name, "王芳");
-        assert!(matches!(verify(c, "S001", "111111", Timestamp(2), 3, 15), Err(StaffError::Invalid)));
-        assert!(matches!(verify(c, "S001", "111111", Timestamp(3), 3, 15), Err(StaffError::Invalid)));
-        assert!(matches!(verify(c, "S001", "111111", Timestamp(4), 3, 15), Err(StaffError::Locked { .. })));
+        assert!(matches!(
+            add(c, &alice(), "246810", Timestamp(0)),
+            Err(StaffError::Exists(_))
+        ));
+        assert_eq!(
+            verify(c, "S001", "246810", Timestamp(1), 3, 15)
+                .unwrap()
+                .name,
+            "王芳"
+        );
+        assert!(matches!(
+            verify(c, "S001", "111111", Timestamp(2), 3, 15),
+            Err(StaffError::Invalid)
+        ));
+        assert!(matches!(
+            verify(c, "S001", "111111", Timestamp(3), 3, 15),
+            Err(StaffError::Invalid)
+        ));
+        assert!(matches!(
+            verify(c, "S001", "111111", Timestamp(4), 3, 15),
+            Err(StaffError::Locked { .. })
+        ));
         // Even the right PIN is refused while locked, and accepted after.
-        assert!(matches!(verify(c, "S001", "246810", Timestamp(5), 3, 15), Err(StaffError::Locked { .. })));
+        assert!(matches!(
+            verify(c, "S001", "246810", Timestamp(5), 3, 15),
+            Err(StaffError::Locked { .. })
+        ));
         assert!(verify(c, "S001", "246810", Timestamp(16 * 60_000), 3, 15).is_ok());
-        assert!(matches!(verify(c, "nobody", "246810", Timestamp(5), 3, 15), Err(StaffError::Invalid)));
+        assert!(matches!(
+            verify(c, "nobody", "246810", Timestamp(5), 3, 15),
+            Err(StaffError::Invalid)
+        ));
     }
 
     #[test]
@@ -231,7 +312,10 @@ mod tests {
         let c = store.conn();
         add(c, &alice(), "246810", Timestamp(0)).unwrap();
         let (token, _) = open_session(c, "S001", Some(1), Timestamp(0), 1).unwrap();
-        assert_eq!(session(c, &token, Timestamp(10)).unwrap().unwrap().window, Some(1));
+        assert_eq!(
+            session(c, &token, Timestamp(10)).unwrap().unwrap().window,
+            Some(1)
+        );
         assert!(session(c, &token, Timestamp(3_600_001)).unwrap().is_none());
         assert!(session(c, "forged", Timestamp(10)).unwrap().is_none());
     }

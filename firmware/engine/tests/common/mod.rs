@@ -8,7 +8,11 @@ pub fn service(code: &str, prefix: &str) -> ServiceDef {
     ServiceDef {
         code: code.into(),
         prefix: prefix.into(),
-        name: Names { zh_cn: format!("事项{code}"), zh_tw: String::new(), en: String::new() },
+        name: Names {
+            zh_cn: format!("事项{code}"),
+            zh_tw: String::new(),
+            en: String::new(),
+        },
         department: "测试".into(),
         daily_cap: None,
         quota: None,
@@ -26,7 +30,14 @@ pub fn window(number: u32, codes: &[&str]) -> WindowDef {
         kind: Default::default(),
         green_channel: false,
         location: String::new(),
-        services: codes.iter().map(|c| WindowService { code: (*c).into(), priority: 0, weight: 1 }).collect(),
+        services: codes
+            .iter()
+            .map(|c| WindowService {
+                code: (*c).into(),
+                priority: 0,
+                weight: 1,
+            })
+            .collect(),
     }
 }
 
@@ -44,7 +55,11 @@ pub fn setup() -> Setup {
         rating: Default::default(),
         calendar: Default::default(),
         services: vec![service("SB", "A"), service("HJ", "B")],
-        windows: vec![window(1, &["SB"]), window(2, &["HJ"]), window(3, &["SB", "HJ"])],
+        windows: vec![
+            window(1, &["SB"]),
+            window(2, &["HJ"]),
+            window(3, &["SB", "HJ"]),
+        ],
     };
     toml_free.validate().unwrap();
     toml_free
@@ -53,7 +68,9 @@ pub fn setup() -> Setup {
 /// Monday 2026-11-23 at the given local time.
 pub fn at(hm: &str) -> Timestamp {
     let t = chrono::NaiveDateTime::parse_from_str(&format!("2026-11-23 {hm}"), "%Y-%m-%d %H:%M:%S")
-        .or_else(|_| chrono::NaiveDateTime::parse_from_str(&format!("2026-11-23 {hm}"), "%Y-%m-%d %H:%M"))
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(&format!("2026-11-23 {hm}"), "%Y-%m-%d %H:%M")
+        })
         .unwrap();
     LocalClock::new(480).instant(t)
 }
@@ -62,24 +79,59 @@ pub fn engine(setup: Setup) -> Engine {
     let mut e = Engine::new(setup, at("08:00")).unwrap();
     for w in [1, 2, 3] {
         if e.windows().contains_key(&w) {
-            e.handle(Command::SignIn { window: w, staff: format!("S{w}"), role: Role::A }, at("08:30")).unwrap();
+            e.handle(
+                Command::SignIn {
+                    window: w,
+                    staff: format!("S{w}"),
+                    role: Role::A,
+                },
+                at("08:30"),
+            )
+            .unwrap();
         }
     }
     e
 }
 
 pub fn issue(service: &str) -> Command {
-    Command::Issue { service: service.into(), class: Class::Normal, idempotency_key: None, citizen: None, channel: "test".into() }
+    Command::Issue {
+        service: service.into(),
+        class: Class::Normal,
+        idempotency_key: None,
+        citizen: None,
+        channel: "test".into(),
+    }
 }
 
 pub fn issued(events: &[Event]) -> &Ticket {
-    events.iter().find_map(|e| if let Event::TicketIssued { ticket, .. } = e { Some(ticket) } else { None }).expect("a ticket was issued")
+    events
+        .iter()
+        .find_map(|e| {
+            if let Event::TicketIssued { ticket, .. } = e {
+                Some(ticket)
+            } else {
+                None
+            }
+        })
+        .expect("a ticket was issued")
 }
 
 pub fn called(events: &[Event]) -> String {
-    events.iter().find_map(|e| if let Event::TicketCalled { number, .. } = e { Some(number.clone()) } else { None }).expect("a ticket was called")
+    events
+        .iter()
+        .find_map(|e| {
+            if let Event::TicketCalled { number, .. } = e {
+                Some(number.clone())
+            } else {
+                None
+            }
+        })
+        .expect("a ticket was called")
 }
 
 pub fn call(window: u32) -> Command {
-    Command::CallNext { window, staff: format!("S{window}") }
+    Command::CallNext {
+        window,
+        staff: format!("S{window}"),
+    }
 }
