@@ -30,15 +30,7 @@ fn measure(name: &str, iters: u32, mut f: impl FnMut()) {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tpl = TicketTemplate::default().validate(PaperWidth::Mm58)?;
-    let ticket = TicketPrint {
-        hall_name: "某某县政务服务中心".into(),
-        number: "A012".into(),
-        service_name: "不动产登记".into(),
-        waiting_ahead: 5,
-        windows: vec!["3号窗口".into(), "5号窗口".into()],
-        issued_at: "2026-11-23 09:30".into(),
-        ticket_id: "T20261123-A012".into(),
-    };
+    let ticket = TicketPrint::sample();
     let bytes = tpl.render(&ticket)?;
     println!(
         "ticket job: {} bytes (58 mm, default template)",

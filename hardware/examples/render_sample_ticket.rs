@@ -27,15 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         footer: vec!["过号请重新取号".into(), "请留意叫号屏幕及语音提示".into()],
         ..TicketTemplate::default()
     };
-    let ticket = TicketPrint {
-        hall_name: "某某县政务服务中心".into(),
-        number: "A012".into(),
-        service_name: "不动产登记".into(),
-        waiting_ahead: 5,
-        windows: vec!["3号窗口".into(), "5号窗口".into()],
-        issued_at: "2026-11-23 09:30".into(),
-        ticket_id: "T20261123-A012".into(),
-    };
+    let ticket = TicketPrint::sample();
     let bytes = template.validate(PaperWidth::Mm58)?.render(&ticket)?;
     let (paper, _) = VirtualPrinter::decode(&bytes);
     let path = out.join("sample-ticket.png");

@@ -144,6 +144,22 @@ pub struct TicketPrint {
     pub ticket_id: String,
 }
 
+impl TicketPrint {
+    /// A realistic ticket (A012, real-estate registration, two windows) that tests,
+    /// examples and benchmarks share, so they all print the same thing.
+    pub fn sample() -> TicketPrint {
+        TicketPrint {
+            hall_name: "某某县政务服务中心".into(),
+            number: "A012".into(),
+            service_name: "不动产登记".into(),
+            waiting_ahead: 5,
+            windows: vec!["3号窗口".into(), "5号窗口".into()],
+            issued_at: "2026-11-23 09:30".into(),
+            ticket_id: "T20261123-A012".into(),
+        }
+    }
+}
+
 /// How a material is to be brought (原件/复印件).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -932,15 +948,7 @@ mod tests {
     }
 
     fn sample_ticket() -> TicketPrint {
-        TicketPrint {
-            hall_name: "某某县政务服务中心".into(),
-            number: "A012".into(),
-            service_name: "不动产登记".into(),
-            waiting_ahead: 5,
-            windows: vec!["3号窗口".into(), "5号窗口".into()],
-            issued_at: "2026-11-23 09:30".into(),
-            ticket_id: "T20261123-A012".into(),
-        }
+        TicketPrint::sample()
     }
 
     #[test]

@@ -15,15 +15,7 @@ fn font() -> CjkFont {
 }
 
 fn ticket() -> TicketPrint {
-    TicketPrint {
-        hall_name: "某某县政务服务中心".into(),
-        number: "A012".into(),
-        service_name: "不动产登记".into(),
-        waiting_ahead: 5,
-        windows: vec!["3号窗口".into(), "5号窗口".into()],
-        issued_at: "2026-11-23 09:30".into(),
-        ticket_id: "T20261123-A012".into(),
-    }
+    TicketPrint::sample()
 }
 
 fn decode_qrs(r: &Rendered) -> Vec<String> {
