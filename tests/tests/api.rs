@@ -112,6 +112,16 @@ fn staff_sign_in_call_and_rate_through_the_api_with_a_live_stream() {
     (&stream)
         .write_all(b"GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
         .unwrap();
+    // Wait for the headers: from then on the stream misses nothing.
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    while line != "\r\n" {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "stream closed before its headers"
+        );
+    }
     let (_, t) = send(
         c.post(format!("{}/api/v1/tickets", d.url))
             .send_json(json!({"service": "SB"})),
@@ -210,8 +220,6 @@ fn staff_sign_in_call_and_rate_through_the_api_with_a_live_stream() {
     );
 
     let mut seen = String::new();
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
     while !seen.contains("event: rating_recorded") {
         line.clear();
         if reader.read_line(&mut line).unwrap_or(0) == 0 {

@@ -47,17 +47,26 @@ async fn stream(
         .and_then(|v| v.parse::<i64>().ok())
         .or(q.after);
     let mut live = s.hall.subscribe();
+    // The starting point is fixed before the response goes out, so a client that has
+    // seen the headers misses nothing committed afterwards.
+    let mut last = match resume {
+        Some(seq) => seq,
+        None => s
+            .hall
+            .query(|_, store| store.last_seq())
+            .await
+            .map_err(|e| ApiError::from_core(e, hallq_engine::Lang::ZhCn))?
+            .map_err(|e| {
+                ApiError::from_core(
+                    crate::core::CoreError::Store(e.to_string()),
+                    hallq_engine::Lang::ZhCn,
+                )
+            })?,
+    };
     let (tx, rx) = mpsc::channel::<Result<SseEvent, Infallible>>(256);
     let hall = s.hall.clone();
     tokio::spawn(async move {
         // Subscribed before reading the backlog, so nothing falls between the two.
-        let mut last = match resume {
-            Some(seq) => seq,
-            None => match hall.query(|_, store| store.last_seq()).await {
-                Ok(Ok(seq)) => seq,
-                _ => return,
-            },
-        };
         loop {
             let backlog = match hall
                 .query(move |_, store| store.events_after(last, 500))
