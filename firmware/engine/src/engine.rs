@@ -79,6 +79,17 @@ enum Due {
     Pause(u32),
 }
 
+/// What the callers of `update_ticket` need of the changed ticket: a few fields rather
+/// than a clone of the whole ticket on every change (the engine's hot path).
+struct Touched {
+    number: String,
+    service: String,
+    class: Class,
+    issued_at: Timestamp,
+    serving_at: Option<Timestamp>,
+    recalls: u32,
+}
+
 #[derive(Default)]
 struct Dirty {
     tickets: BTreeSet<TicketId>,
@@ -839,7 +850,7 @@ impl Engine {
     }
 
     /// Applies `f` to a ticket, keeping queues, deadlines and the dirty set in step.
-    fn update_ticket(&mut self, id: TicketId, f: impl FnOnce(&mut Ticket)) -> Option<Ticket> {
+    fn update_ticket(&mut self, id: TicketId, f: impl FnOnce(&mut Ticket)) -> Option<Touched> {
         let mut t = self.tickets.remove(&id)?;
         if t.state.is_queued() {
             self.dequeue(&t);
@@ -851,8 +862,16 @@ impl Engine {
         }
         self.arm_deadlines(&t);
         self.dirty.tickets.insert(id);
-        self.tickets.insert(id, t.clone());
-        Some(t)
+        let touched = Touched {
+            number: t.number.clone(),
+            service: t.service.clone(),
+            class: t.class,
+            issued_at: t.issued_at,
+            serving_at: t.serving_at,
+            recalls: t.recalls,
+        };
+        self.tickets.insert(id, t);
+        Some(touched)
     }
 
     fn set_window(&mut self, n: u32, f: impl FnOnce(&mut WindowState)) {
