@@ -40,7 +40,6 @@ pub fn write_config(dir: &Path, listen: &str, unlimited: bool) -> std::io::Resul
         &format!("listen = {listen:?}"),
     );
     if unlimited {
-        text = text.replace("always_open = false", "");
         text = text.replace("[queue.calendar]", "[queue.calendar]\nalways_open = true");
         text = text.replace("per_citizen_daily_limit = 3", "");
         text = text.replace("number_width = 3", "number_width = 6");

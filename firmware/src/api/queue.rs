@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hallq_engine::{Class, Command, Engine, Level, Ticket, TicketId, Timestamp};
+use hallq_engine::{Class, Command, Level, Ticket, TicketId, Timestamp};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -47,8 +47,9 @@ fn names(n: &hallq_engine::Names) -> Value {
     json!({ "zh-CN": n.zh_cn, "zh-TW": n.get(hallq_engine::Lang::ZhTw), "en": n.get(hallq_engine::Lang::En) })
 }
 
-fn windows_for(e: &Engine, code: &str) -> Vec<u32> {
-    e.setup()
+/// The windows that serve a service, from the configuration.
+fn windows_for(setup: &hallq_engine::Setup, code: &str) -> Vec<u32> {
+    setup
         .windows
         .iter()
         .filter(|w| w.services.iter().any(|s| s.code == code))
@@ -72,7 +73,7 @@ async fn services(
                 .map(|(d, l)| {
                     json!({
                         "code": d.code, "prefix": d.prefix, "name": names(&d.name), "department": d.department,
-                        "windows": windows_for(e, &d.code),
+                        "windows": windows_for(e.setup(), &d.code),
                         "waiting": l.waiting, "open_windows": l.open_windows, "estimated_wait_minutes": l.estimated_wait_minutes,
                     })
                 })
@@ -128,12 +129,7 @@ pub(super) fn ticket_json(s: &AppState, t: &Ticket, ahead: u32, wait: u32) -> Va
         .iter()
         .find(|d| d.code == t.service)
         .map(|d| names(&d.name));
-    let windows: Vec<u32> = setup
-        .windows
-        .iter()
-        .filter(|w| w.services.iter().any(|x| x.code == t.service))
-        .map(|w| w.number)
-        .collect();
+    let windows = windows_for(setup, &t.service);
     json!({
         "id": t.id, "number": t.number, "service": t.service, "service_name": service_name, "class": t.class,
         "state": t.state, "day": t.day.to_string(), "issued_at": t.issued_at.0, "issued_at_local": local_time(s, t.issued_at),

@@ -17,6 +17,7 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{ApiError, AppState, Kiosk};
+use crate::core::Hall;
 use crate::store::StoredEvent;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -33,6 +34,35 @@ fn sse(e: &StoredEvent) -> SseEvent {
         .id(e.seq.to_string())
         .event(e.kind.clone())
         .data(serde_json::to_string(e).unwrap_or_default())
+}
+
+/// Sends every stored event after `last`, page by page, until the table has no more;
+/// `false` when the client has gone or the store cannot be read.
+async fn catch_up(
+    hall: &Hall,
+    tx: &mpsc::Sender<Result<SseEvent, Infallible>>,
+    last: &mut i64,
+) -> bool {
+    const PAGE: usize = 500;
+    loop {
+        let after = *last;
+        let Ok(Ok(page)) = hall
+            .query(move |_, store| store.events_after(after, PAGE))
+            .await
+        else {
+            return false;
+        };
+        let full = page.len() == PAGE;
+        for e in page {
+            *last = e.seq;
+            if tx.send(Ok(sse(&e))).await.is_err() {
+                return false;
+            }
+        }
+        if !full {
+            return true;
+        }
+    }
 }
 
 async fn stream(
@@ -67,50 +97,22 @@ async fn stream(
     let hall = s.hall.clone();
     tokio::spawn(async move {
         // Subscribed before reading the backlog, so nothing falls between the two.
-        loop {
-            let backlog = match hall
-                .query(move |_, store| store.events_after(last, 500))
-                .await
-            {
-                Ok(Ok(b)) => b,
-                _ => return,
-            };
-            let full = backlog.len() == 500;
-            for e in backlog {
-                last = e.seq;
-                if tx.send(Ok(sse(&e))).await.is_err() {
-                    return;
-                }
-            }
-            if !full {
-                break;
-            }
+        if !catch_up(&hall, &tx, &mut last).await {
+            return;
         }
         loop {
-            match live.recv().await {
-                Ok(e) if e.seq <= last => {}
+            let sent = match live.recv().await {
+                Ok(e) if e.seq <= last => true,
                 Ok(e) => {
                     last = e.seq;
-                    if tx.send(Ok(sse(&e))).await.is_err() {
-                        return;
-                    }
+                    tx.send(Ok(sse(&e))).await.is_ok()
                 }
-                Err(RecvError::Lagged(_)) => {
-                    // Too slow for the live feed: catch up from the table instead.
-                    let Ok(Ok(backlog)) = hall
-                        .query(move |_, store| store.events_after(last, 10_000))
-                        .await
-                    else {
-                        return;
-                    };
-                    for e in backlog {
-                        last = e.seq;
-                        if tx.send(Ok(sse(&e))).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                Err(RecvError::Closed) => return,
+                // Too slow for the live feed: catch up from the table instead.
+                Err(RecvError::Lagged(_)) => catch_up(&hall, &tx, &mut last).await,
+                Err(RecvError::Closed) => false,
+            };
+            if !sent {
+                return;
             }
         }
     });
