@@ -46,3 +46,4 @@ pub mod layout;
 pub mod status;
 pub mod transport;
 pub mod virtual_printer;
+pub mod window;
