@@ -28,7 +28,11 @@ fn parse_u16(s: &str) -> Option<u16> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let link = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "/tmp/hallq-bus0".into()));
+    let link = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "/tmp/hallq-bus0".into()),
+    );
     let bus = SimBus::new(&[
         SimSpec::window_screen(3),
         SimSpec::hall_board(10),
@@ -36,7 +40,10 @@ async fn main() -> anyhow::Result<()> {
         SimSpec::rating_keypad(33, 5),
     ]);
     bus.plug(&link)?;
-    println!("simulated window bus on {} (units 3 screen, 10 board, 23 caller, 33 rating)", link.display());
+    println!(
+        "simulated window bus on {} (units 3 screen, 10 board, 23 caller, 33 rating)",
+        link.display()
+    );
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines().map_while(Result::ok) {

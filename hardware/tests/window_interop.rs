@@ -37,16 +37,25 @@ fn tool(name: &str, package: &str) -> String {
 /// Run mbpoll once against `link` with options, then values to write (after the
 /// device, as mbpoll wants them); its standard output.
 fn mbpoll(link: &Path, args: &[&str]) -> String {
-    let split = args.iter().position(|a| *a == "--values").unwrap_or(args.len());
+    let split = args
+        .iter()
+        .position(|a| *a == "--values")
+        .unwrap_or(args.len());
     let out = Command::new(tool("mbpoll", "mbpoll"))
-        .args(["-m", "rtu", "-b", "9600", "-P", "none", "-0", "-1", "-o", "1"])
+        .args([
+            "-m", "rtu", "-b", "9600", "-P", "none", "-0", "-1", "-o", "1",
+        ])
         .args(&args[..split])
         .arg(link)
         .args(args.get(split + 1..).unwrap_or(&[]))
         .output()
         .expect("run mbpoll");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "mbpoll {args:?} failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "mbpoll {args:?} failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
@@ -73,35 +82,64 @@ async fn mbpoll_reads_and_writes_our_simulated_devices_as_the_protocol_page_show
     let sim2 = sim.clone();
     tokio::task::spawn_blocking(move || {
         // Identity of the window screen.
-        let id = mbpoll_values(&mbpoll(&l, &["-a", "3", "-t", "3:hex", "-r", "0", "-c", "12"]));
+        let id = mbpoll_values(&mbpoll(
+            &l,
+            &["-a", "3", "-t", "3:hex", "-r", "0", "-c", "12"],
+        ));
         assert_eq!(id, vec![0x4851, 1, 1, 0x3D, 2, 8, 128, 32, 0, 0, 0x0100, 0]);
         // The example write of the protocol page: 请 A001 号, red, centred.
         mbpoll(
             &l,
-            &["-a", "3", "-t", "4:hex", "-r", "0x1000", "--values", "0x0001", "0x0100", "0x000A", "0xC7EB", "0x2041", "0x3030", "0x3120", "0xBAC5"],
+            &[
+                "-a", "3", "-t", "4:hex", "-r", "0x1000", "--values", "0x0001", "0x0100", "0x000A",
+                "0xC7EB", "0x2041", "0x3030", "0x3120", "0xBAC5",
+            ],
         );
         let lines = sim2.lines(3).unwrap();
         assert_eq!(lines[0].text.as_str(), "请 A001 号");
-        assert_eq!((lines[0].colour, lines[0].align), (Colour::Red, Align::Centre));
+        assert_eq!(
+            (lines[0].colour, lines[0].align),
+            (Colour::Red, Align::Centre)
+        );
         // Read it back.
-        let back = mbpoll_values(&mbpoll(&l, &["-a", "3", "-t", "4:hex", "-r", "4096", "-c", "8"]));
-        assert_eq!(back, vec![0x0001, 0x0100, 0x000A, 0xC7EB, 0x2041, 0x3030, 0x3120, 0xBAC5]);
+        let back = mbpoll_values(&mbpoll(
+            &l,
+            &["-a", "3", "-t", "4:hex", "-r", "4096", "-c", "8"],
+        ));
+        assert_eq!(
+            back,
+            vec![
+                0x0001, 0x0100, 0x000A, 0xC7EB, 0x2041, 0x3030, 0x3120, 0xBAC5
+            ]
+        );
         // Key queue on the rating pad: two presses, read, acknowledge, gone.
         sim2.press(33, Key::Rating(1)).unwrap();
         sim2.press(33, Key::Reason(2)).unwrap();
-        let st = mbpoll_values(&mbpoll(&l, &["-a", "33", "-t", "3:hex", "-r", "0x20", "-c", "6"]));
+        let st = mbpoll_values(&mbpoll(
+            &l,
+            &["-a", "33", "-t", "3:hex", "-r", "0x20", "-c", "6"],
+        ));
         assert_eq!(st, vec![2, 2, 1, 0x0101, 2, 0x0202]);
         mbpoll(&l, &["-a", "33", "-t", "4", "-r", "0x100", "--values", "2"]);
-        let st = mbpoll_values(&mbpoll(&l, &["-a", "33", "-t", "3:hex", "-r", "0x20", "-c", "2"]));
+        let st = mbpoll_values(&mbpoll(
+            &l,
+            &["-a", "33", "-t", "3:hex", "-r", "0x20", "-c", "2"],
+        ));
         assert_eq!(st, vec![2, 0]);
         // Text that is not GB2312 is refused with exception 3 and the old text stays.
         let out = Command::new(tool("mbpoll", "mbpoll"))
-            .args(["-m", "rtu", "-b", "9600", "-P", "none", "-0", "-1", "-o", "1", "-a", "3", "-t", "4:hex", "-r", "0x1000"])
+            .args([
+                "-m", "rtu", "-b", "9600", "-P", "none", "-0", "-1", "-o", "1", "-a", "3", "-t",
+                "4:hex", "-r", "0x1000",
+            ])
             .arg(&l)
             .args(["0", "0", "2", "0x8140"])
             .output()
             .unwrap();
-        assert!(!out.status.success() || String::from_utf8_lossy(&out.stderr).contains("Illegal data value"));
+        assert!(
+            !out.status.success()
+                || String::from_utf8_lossy(&out.stderr).contains("Illegal data value")
+        );
         assert_eq!(sim2.texts(3).unwrap()[0], "请 A001 号");
     })
     .await
@@ -154,13 +192,26 @@ async fn a_pymodbus_window_screen_holds_exactly_what_the_register_map_says_after
         .expect("start pymodbus"));
     wait_for_path(&dump, Duration::from_secs(10));
 
-    let mut config = BusConfig::new("interop", &b.to_string_lossy(), vec![BusDevice { unit: 5, kind: DeviceKind::WindowScreen }]);
+    let mut config = BusConfig::new(
+        "interop",
+        &b.to_string_lossy(),
+        vec![BusDevice {
+            unit: 5,
+            kind: DeviceKind::WindowScreen,
+        }],
+    );
     config.response_timeout = Duration::from_millis(300);
     let (bus, mut events) = bus::spawn(config);
     let content = DisplayContent {
         lines: vec![
-            DisplayLine::new("A001").unwrap().colour(Colour::Red).effect(Effect::Blink).align(Align::Centre),
-            DisplayLine::new("请到3号窗口").unwrap().colour(Colour::Green),
+            DisplayLine::new("A001")
+                .unwrap()
+                .colour(Colour::Red)
+                .effect(Effect::Blink)
+                .align(Align::Centre),
+            DisplayLine::new("请到3号窗口")
+                .unwrap()
+                .colour(Colour::Green),
         ],
         brightness: 12,
     };
@@ -181,7 +232,10 @@ async fn a_pymodbus_window_screen_holds_exactly_what_the_register_map_says_after
     assert_eq!(d.lines[0].regs, vec![1, 0x0101, 4, 0x4130, 0x3031]);
     assert_eq!(d.lines[0].text, "A001");
     // Line 1: green, steady left, 11 bytes of GB2312 decoded by Python's own codec.
-    assert_eq!((d.lines[1].colour, d.lines[1].mode, d.lines[1].length), (2, 0, 11));
+    assert_eq!(
+        (d.lines[1].colour, d.lines[1].mode, d.lines[1].length),
+        (2, 0, 11)
+    );
     assert_eq!(d.lines[1].text, "请到3号窗口");
     assert_eq!(d.brightness, 12);
     bus.shutdown();

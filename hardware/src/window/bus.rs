@@ -30,7 +30,7 @@ use tokio_modbus::client::{Context as Modbus, Reader, Writer};
 use tokio_modbus::slave::{Slave, SlaveContext};
 
 use super::keys::Key;
-use super::regmap::{self, fault, DeviceKind, Identity, KeyTracker, Status};
+use super::regmap::{self, DeviceKind, Identity, KeyTracker, Status, fault};
 use super::rtu::{self, Request};
 use super::text::DisplayContent;
 
@@ -193,13 +193,21 @@ struct Clocked<T> {
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Clocked<T> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for Clocked<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = r {
             *self.last_write.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
@@ -259,7 +267,9 @@ where
         Ok(Ok(Ok(v))) => Ok(v),
         Ok(Ok(Err(code))) => Err(Failure::Exception(code)),
         Ok(Err(tokio_modbus::Error::Protocol(e))) => Err(Failure::Device(e.to_string())),
-        Ok(Err(tokio_modbus::Error::Transport(e))) if e.kind() == std::io::ErrorKind::InvalidData => {
+        Ok(Err(tokio_modbus::Error::Transport(e)))
+            if e.kind() == std::io::ErrorKind::InvalidData =>
+        {
             Err(Failure::Device(e.to_string()))
         }
         Ok(Err(tokio_modbus::Error::Transport(e))) => Err(Failure::Port(e.to_string())),
@@ -279,7 +289,9 @@ impl Bus {
                 d.want = Some((content, at));
                 d.dirty = true;
             }
-            None => tracing::warn!(bus = %self.config.name, unit, "show for a unit not on this bus"),
+            None => {
+                tracing::warn!(bus = %self.config.name, unit, "show for a unit not on this bus")
+            }
         }
     }
 
@@ -313,7 +325,9 @@ impl Bus {
     /// Count a failed request; true if the port must be reopened.
     fn failed(&mut self, unit: u8, f: Failure) -> bool {
         let offline_after = self.config.offline_after;
-        let Some(d) = self.devices.get_mut(&unit) else { return false };
+        let Some(d) = self.devices.get_mut(&unit) else {
+            return false;
+        };
         let reason = match f {
             Failure::Port(r) => {
                 tracing::warn!(bus = %self.config.name, "port failed: {r}");
@@ -345,7 +359,11 @@ impl Bus {
         if d.online == Some(true) && d.identity.is_some() {
             return Ok(());
         }
-        let regs = call(timeout, ctx.read_input_registers(regmap::MAGIC, regmap::IDENTITY_LEN)).await?;
+        let regs = call(
+            timeout,
+            ctx.read_input_registers(regmap::MAGIC, regmap::IDENTITY_LEN),
+        )
+        .await?;
         let d = self.devices.get_mut(&unit).expect("configured unit");
         let identity = match Identity::decode(&regs) {
             Ok(i) if Some(i.kind) == d.kind => i,
@@ -376,7 +394,9 @@ impl Bus {
         let timeout = self.config.response_timeout;
         let d = self.devices.get_mut(&unit).expect("configured unit");
         d.dirty = false;
-        let Some((content, requested)) = d.want.clone() else { return Ok(()) };
+        let Some((content, requested)) = d.want.clone() else {
+            return Ok(());
+        };
         let lines = d.shown.len() as u16;
         let before = *clock.1.lock().unwrap_or_else(|p| p.into_inner());
         let mut wrote_any = false;
@@ -455,7 +475,9 @@ impl Bus {
                     seq: p.seq,
                     key,
                 }),
-                None => tracing::warn!(bus = %self.config.name, unit, code = p.code, "unknown key code"),
+                None => {
+                    tracing::warn!(bus = %self.config.name, unit, code = p.code, "unknown key code")
+                }
             }
         }
         if faults_changed {
@@ -468,7 +490,11 @@ impl Bus {
             call(timeout, ctx.write_single_register(regmap::KEY_ACK, ack)).await?;
         }
         if status.faults != 0 {
-            call(timeout, ctx.write_single_register(regmap::FAULT_CLEAR, status.faults)).await?;
+            call(
+                timeout,
+                ctx.write_single_register(regmap::FAULT_CLEAR, status.faults),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -490,7 +516,12 @@ impl Bus {
 
     /// Serve on an open port until it fails or the handle is dropped.
     /// Returns false when the daemon is gone.
-    async fn serve(&mut self, ctx: &mut Modbus, cmds: &mut mpsc::UnboundedReceiver<Cmd>, clock: &(Arc<Mutex<Instant>>, Arc<Mutex<usize>>)) -> bool {
+    async fn serve(
+        &mut self,
+        ctx: &mut Modbus,
+        cmds: &mut mpsc::UnboundedReceiver<Cmd>,
+        clock: &(Arc<Mutex<Instant>>, Arc<Mutex<usize>>),
+    ) -> bool {
         loop {
             while let Ok(cmd) = cmds.try_recv() {
                 self.take_cmd(cmd);
@@ -503,10 +534,10 @@ impl Bus {
                 .map(|(u, _)| *u);
             if let Some(unit) = dirty {
                 ctx.set_slave(Slave(unit));
-                if let Err(f) = self.draw(ctx, unit, clock).await {
-                    if self.failed(unit, f) {
-                        return true;
-                    }
+                if let Err(f) = self.draw(ctx, unit, clock).await
+                    && self.failed(unit, f)
+                {
+                    return true;
                 }
                 continue;
             }
@@ -517,17 +548,18 @@ impl Bus {
                 .map(|i| self.order[(self.cursor + i) % n])
                 .find(|u| self.devices[u].next_poll.is_none_or(|t| t <= now));
             if let Some(unit) = due {
-                self.cursor = (self.order.iter().position(|u| *u == unit).unwrap_or(0) + 1) % n.max(1);
+                self.cursor =
+                    (self.order.iter().position(|u| *u == unit).unwrap_or(0) + 1) % n.max(1);
                 ctx.set_slave(Slave(unit));
                 let r = self.poll(ctx, unit).await;
                 let period = self.poll_period(unit);
                 if let Some(d) = self.devices.get_mut(&unit) {
                     d.next_poll = Some(Instant::now() + period);
                 }
-                if let Err(f) = r {
-                    if self.failed(unit, f) {
-                        return true;
-                    }
+                if let Err(f) = r
+                    && self.failed(unit, f)
+                {
+                    return true;
                 }
                 continue;
             }
@@ -549,7 +581,11 @@ impl Bus {
     }
 }
 
-async fn run(config: BusConfig, mut cmds: mpsc::UnboundedReceiver<Cmd>, events: mpsc::UnboundedSender<BusEvent>) {
+async fn run(
+    config: BusConfig,
+    mut cmds: mpsc::UnboundedReceiver<Cmd>,
+    events: mpsc::UnboundedSender<BusEvent>,
+) {
     let mut devices = BTreeMap::new();
     for d in &config.devices {
         devices.insert(
@@ -571,7 +607,8 @@ async fn run(config: BusConfig, mut cmds: mpsc::UnboundedReceiver<Cmd>, events: 
     let mut backoff = Duration::from_millis(50);
     let mut port_down = false;
     loop {
-        let opened = tokio_serial::SerialStream::open(&tokio_serial::new(&bus.config.port, bus.config.baud));
+        let opened =
+            tokio_serial::SerialStream::open(&tokio_serial::new(&bus.config.port, bus.config.baud));
         let port = match opened {
             Ok(p) => p,
             Err(e) => {
@@ -599,7 +636,10 @@ async fn run(config: BusConfig, mut cmds: mpsc::UnboundedReceiver<Cmd>, events: 
         tracing::info!(bus = %bus.config.name, port = %bus.config.port, "port open");
         backoff = Duration::from_millis(50);
         bus.emit(BusEvent::PortUp);
-        let clock = (Arc::new(Mutex::new(Instant::now())), Arc::new(Mutex::new(0usize)));
+        let clock = (
+            Arc::new(Mutex::new(Instant::now())),
+            Arc::new(Mutex::new(0usize)),
+        );
         let transport = Clocked {
             inner: port,
             last_write: clock.0.clone(),

@@ -41,7 +41,9 @@ pub enum FontError {
         line: usize,
     },
     /// No font file found.
-    #[error("no 16×16 bitmap font: set {HEX_FONT_ENV} or install the Debian package unifont (looked at {0:?})")]
+    #[error(
+        "no 16×16 bitmap font: set {HEX_FONT_ENV} or install the Debian package unifont (looked at {0:?})"
+    )]
     NotFound(Vec<String>),
     /// A character is missing from the font.
     #[error("the bitmap font has no glyph for {0:?}")]
@@ -60,7 +62,9 @@ pub struct Glyph {
 impl Glyph {
     /// Dot at (x, y).
     pub fn dot(&self, x: usize, y: usize) -> bool {
-        x < self.width as usize && y < GLYPH_H && (self.rows[y] >> (self.width as usize - 1 - x)) & 1 == 1
+        x < self.width as usize
+            && y < GLYPH_H
+            && (self.rows[y] >> (self.width as usize - 1 - x)) & 1 == 1
     }
 }
 
@@ -82,7 +86,9 @@ impl BitmapFont {
             let bad = || FontError::Syntax { line: i + 1 };
             let (cp, hex) = line.split_once(':').ok_or_else(bad)?;
             let cp = u32::from_str_radix(cp, 16).map_err(|_| bad())?;
-            let Some(ch) = char::from_u32(cp) else { continue };
+            let Some(ch) = char::from_u32(cp) else {
+                continue;
+            };
             let width = match hex.len() {
                 32 => 8,
                 64 => 16,
@@ -119,7 +125,9 @@ impl BitmapFont {
                 return BitmapFont::load(c);
             }
         }
-        Err(FontError::NotFound(HEX_CANDIDATES.map(String::from).to_vec()))
+        Err(FontError::NotFound(
+            HEX_CANDIDATES.map(String::from).to_vec(),
+        ))
     }
 
     /// The glyph of `ch`.
@@ -184,8 +192,14 @@ pub(crate) mod tests {
 
     #[test]
     fn malformed_lines_are_errors_with_their_line_number() {
-        assert!(matches!(BitmapFont::parse_hex("0041:00\n"), Err(FontError::Syntax { line: 1 })));
-        assert!(matches!(BitmapFont::parse_hex("\nzz:0000000018242442427E424242420000"), Err(FontError::Syntax { line: 2 })));
+        assert!(matches!(
+            BitmapFont::parse_hex("0041:00\n"),
+            Err(FontError::Syntax { line: 1 })
+        ));
+        assert!(matches!(
+            BitmapFont::parse_hex("\nzz:0000000018242442427E424242420000"),
+            Err(FontError::Syntax { line: 2 })
+        ));
     }
 
     #[test]

@@ -192,14 +192,30 @@ mod tests {
         let ms = |n| t0 + Duration::from_millis(n);
         let mut d = Debouncer::new(DEBOUNCE);
         // Bounce for 8 ms, then hold.
-        let samples = [(0, true), (2, false), (4, true), (6, false), (8, true), (18, true), (28, true), (40, true)];
+        let samples = [
+            (0, true),
+            (2, false),
+            (4, true),
+            (6, false),
+            (8, true),
+            (18, true),
+            (28, true),
+            (40, true),
+        ];
         let presses: Vec<u64> = samples
             .iter()
             .filter_map(|&(t, p)| d.sample(p, ms(t)).then_some(t))
             .collect();
         assert_eq!(presses, vec![28]);
         // Release bounce, then a second press.
-        for (t, p) in [(100, false), (103, true), (105, false), (130, false), (200, true), (225, true)] {
+        for (t, p) in [
+            (100, false),
+            (103, true),
+            (105, false),
+            (130, false),
+            (200, true),
+            (225, true),
+        ] {
             if d.sample(p, ms(t)) {
                 assert_eq!(t, 225);
             }
@@ -221,14 +237,22 @@ mod tests {
     fn keypad_reads_pins_low_as_pressed() {
         let t0 = Instant::now();
         let pin = |states: &[State]| {
-            Mock::new(&states.iter().map(|s| Transaction::get(*s)).collect::<Vec<_>>())
+            Mock::new(
+                &states
+                    .iter()
+                    .map(|s| Transaction::get(*s))
+                    .collect::<Vec<_>>(),
+            )
         };
         let p1 = pin(&[State::High, State::Low, State::Low]);
         let p2 = pin(&[State::Low, State::Low, State::Low]);
         let mut pad = GpioKeypad::new(vec![(p1, Key::Rating(1)), (p2, Key::Rating(5))], DEBOUNCE);
         assert!(pad.poll(t0).unwrap().is_empty());
         assert_eq!(pad.poll(t0 + Duration::from_millis(10)).unwrap(), vec![]);
-        assert_eq!(pad.poll(t0 + Duration::from_millis(30)).unwrap(), vec![Key::Rating(1), Key::Rating(5)]);
+        assert_eq!(
+            pad.poll(t0 + Duration::from_millis(30)).unwrap(),
+            vec![Key::Rating(1), Key::Rating(5)]
+        );
         for mut p in pad.release() {
             p.done();
         }

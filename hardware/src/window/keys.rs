@@ -127,7 +127,10 @@ impl RatingLevel {
 
     /// 不满意 and 非常不满意 need a reason and a follow-up.
     pub fn is_bad(self) -> bool {
-        matches!(self, RatingLevel::Dissatisfied | RatingLevel::VeryDissatisfied)
+        matches!(
+            self,
+            RatingLevel::Dissatisfied | RatingLevel::VeryDissatisfied
+        )
     }
 }
 
@@ -163,9 +166,15 @@ pub struct RatingKeyMap {
 }
 
 fn default_reasons() -> Vec<String> {
-    ["服务态度差", "办事效率低", "材料要求不清", "多次跑腿", "其他"]
-        .map(String::from)
-        .to_vec()
+    [
+        "服务态度差",
+        "办事效率低",
+        "材料要求不清",
+        "多次跑腿",
+        "其他",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 impl RatingKeyMap {
@@ -211,7 +220,10 @@ impl RatingKeyMap {
     /// Meaning of a key; `None` for keys this pad does not have (never a guess).
     pub fn decode(&self, key: Key) -> Option<RatingInput> {
         match key {
-            Key::Rating(n) if n >= 1 => self.levels.get(n as usize - 1).map(|l| RatingInput::Level(*l)),
+            Key::Rating(n) if n >= 1 => self
+                .levels
+                .get(n as usize - 1)
+                .map(|l| RatingInput::Level(*l)),
             Key::Reason(n) if n >= 1 => self
                 .reasons
                 .get(n as usize - 1)
@@ -351,9 +363,10 @@ mod tests {
         );
         assert_eq!(five.decode(Key::Reason(9)), None);
         assert_eq!(five.decode(Key::Function(CallerKey::CallNext)), None);
-        let reversed: RatingKeyMap =
-            toml::from_str("levels = [\"非常不满意\", \"不满意\", \"基本满意\", \"满意\", \"非常满意\"]")
-                .unwrap();
+        let reversed: RatingKeyMap = toml::from_str(
+            "levels = [\"非常不满意\", \"不满意\", \"基本满意\", \"满意\", \"非常满意\"]",
+        )
+        .unwrap();
         assert_eq!(
             reversed.validate().unwrap().decode(Key::Rating(1)),
             Some(RatingInput::Level(RatingLevel::VeryDissatisfied))
@@ -368,7 +381,12 @@ mod tests {
     #[test]
     fn the_caller_types_a_number_and_calls_it() {
         let mut c = CallerInput::default();
-        for k in [Key::Letter('A'), Key::Digit(0), Key::Digit(1), Key::Digit(2)] {
+        for k in [
+            Key::Letter('A'),
+            Key::Digit(0),
+            Key::Digit(1),
+            Key::Digit(2),
+        ] {
             assert_eq!(c.key(k), None);
         }
         assert_eq!(c.typed(), "A012");
@@ -387,7 +405,10 @@ mod tests {
             c.key(Key::Function(CallerKey::Transfer)),
             Some(CallerAction::Transfer { to_window: Some(4) })
         );
-        assert_eq!(c.key(Key::Function(CallerKey::CallNext)), Some(CallerAction::CallNext));
+        assert_eq!(
+            c.key(Key::Function(CallerKey::CallNext)),
+            Some(CallerAction::CallNext)
+        );
         assert_eq!(c.key(Key::Rating(1)), None);
     }
 

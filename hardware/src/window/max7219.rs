@@ -14,9 +14,9 @@
 use embedded_hal::spi::SpiDevice;
 use thiserror::Error;
 
+use super::CounterDisplay;
 use super::font::{BitmapFont, FontError};
 use super::text::{Align, DisplayContent, Effect};
-use super::CounterDisplay;
 
 /// No-op register (pads a chain write).
 pub const REG_NOOP: u8 = 0x00;
@@ -115,7 +115,9 @@ impl<SPI: SpiDevice> Max7219Display<SPI> {
 
     /// Write `reg = value` to every module in one chain transaction.
     fn all(&mut self, reg: u8, value: u8) -> Result<(), Max7219Error<SPI::Error>> {
-        let buf: Vec<u8> = (0..self.geometry.modules()).flat_map(|_| [reg, value]).collect();
+        let buf: Vec<u8> = (0..self.geometry.modules())
+            .flat_map(|_| [reg, value])
+            .collect();
         self.spi.write(&buf).map_err(Max7219Error::Spi)
     }
 
@@ -141,7 +143,8 @@ impl<SPI: SpiDevice> Max7219Display<SPI> {
 
     fn render(&mut self) {
         let width = self.geometry.width();
-        let visible = !self.lines.iter().any(|l| l.blink) || (self.ticks / BLINK_TICKS) % 2 == 0;
+        let visible =
+            !self.lines.iter().any(|l| l.blink) || (self.ticks / BLINK_TICKS).is_multiple_of(2);
         for m in self.fb.iter_mut() {
             *m = [0; 8];
         }
@@ -161,7 +164,10 @@ impl<SPI: SpiDevice> Max7219Display<SPI> {
                         Align::Centre => (width - len.min(width)) / 2,
                         Align::Right => width - len.min(width),
                     };
-                    x.checked_sub(start).and_then(|i| line.cols.get(i)).copied().unwrap_or(0)
+                    x.checked_sub(start)
+                        .and_then(|i| line.cols.get(i))
+                        .copied()
+                        .unwrap_or(0)
                 };
                 for y in 0..16 {
                     if col >> y & 1 == 1 {
@@ -200,7 +206,7 @@ impl<SPI: SpiDevice> Max7219Display<SPI> {
                 l.offset = (l.offset + 1) % (l.cols.len() + SCROLL_GAP);
                 moved = true;
             }
-            if l.blink && self.ticks % BLINK_TICKS == 0 {
+            if l.blink && self.ticks.is_multiple_of(BLINK_TICKS) {
                 moved = true;
             }
         }
@@ -275,7 +281,8 @@ mod tests {
         let font = BitmapFont::parse_hex(SAMPLE_HEX).unwrap();
         let mut d = Max7219Display::new(spi, ONE_CHAR, font);
         d.init().unwrap();
-        d.show(&DisplayContent::from_lines(&["号"]).unwrap()).unwrap();
+        d.show(&DisplayContent::from_lines(&["号"]).unwrap())
+            .unwrap();
         assert!(d.dot(0, 7) && d.dot(14, 7) && !d.dot(15, 7));
         d.release().done();
     }
@@ -289,13 +296,17 @@ mod tests {
             type Error = core::convert::Infallible;
         }
         impl SpiDevice for Sink {
-            fn transaction(&mut self, ops: &mut [embedded_hal::spi::Operation<'_, u8>]) -> Result<(), Self::Error> {
+            fn transaction(
+                &mut self,
+                ops: &mut [embedded_hal::spi::Operation<'_, u8>],
+            ) -> Result<(), Self::Error> {
                 self.0 += ops.len();
                 Ok(())
             }
         }
         let mut d = Max7219Display::new(Sink(0), ONE_CHAR, font);
-        d.show(&DisplayContent::from_lines(&["A号请"]).unwrap()).unwrap();
+        d.show(&DisplayContent::from_lines(&["A号请"]).unwrap())
+            .unwrap();
         let first: Vec<bool> = (0..16).map(|x| d.dot(x, 7)).collect();
         assert!(d.tick().unwrap());
         let second: Vec<bool> = (0..16).map(|x| d.dot(x, 7)).collect();
@@ -307,7 +318,8 @@ mod tests {
         let round: Vec<bool> = (0..16).map(|x| d.dot(x, 7)).collect();
         assert_eq!(first, round);
         // A line that fits stays still: no redraw on tick.
-        d.show(&DisplayContent::from_lines(&["A"]).unwrap()).unwrap();
+        d.show(&DisplayContent::from_lines(&["A"]).unwrap())
+            .unwrap();
         assert!(!d.tick().unwrap());
     }
 

@@ -77,7 +77,8 @@ pub mod fault {
     /// Powered up or reset.
     pub const RESTARTED: u16 = 1 << 15;
     /// Bits that are faults worth reporting (RESTARTED is information, not a fault).
-    pub const REPORTABLE: u16 = DISPLAY | KEY_STUCK | KEY_OVERFLOW | TEXT_REJECTED | SUPPLY | OVER_TEMP;
+    pub const REPORTABLE: u16 =
+        DISPLAY | KEY_STUCK | KEY_OVERFLOW | TEXT_REJECTED | SUPPLY | OVER_TEMP;
 
     /// Short names of the set bits, for fault events and logs.
     pub fn names(bits: u16) -> Vec<&'static str> {
@@ -366,19 +367,34 @@ pub fn decode_line(regs: &[u16]) -> Result<DisplayLine, MapError> {
         7 => Colour::White,
         // Other RGB mixes are legal on the wire; we show them in white.
         4..=6 => Colour::White,
-        v => return Err(MapError::LineAttribute { name: "COLOUR", value: v }),
+        v => {
+            return Err(MapError::LineAttribute {
+                name: "COLOUR",
+                value: v,
+            });
+        }
     };
     let effect = match regs[1] & 0xFF {
         0 => Effect::Steady,
         1 => Effect::Blink,
         2 => Effect::Scroll,
-        v => return Err(MapError::LineAttribute { name: "MODE", value: v }),
+        v => {
+            return Err(MapError::LineAttribute {
+                name: "MODE",
+                value: v,
+            });
+        }
     };
     let align = match regs[1] >> 8 {
         0 => Align::Left,
         1 => Align::Centre,
         2 => Align::Right,
-        v => return Err(MapError::LineAttribute { name: "MODE", value: v << 8 }),
+        v => {
+            return Err(MapError::LineAttribute {
+                name: "MODE",
+                value: v << 8,
+            });
+        }
     };
     let len = regs[2];
     if len as usize > LINE_MAX_BYTES {
@@ -468,7 +484,11 @@ impl DeviceKeyQueue {
             self.overflowed = true;
             return None;
         }
-        self.last_seq = if self.last_seq == u16::MAX { 1 } else { self.last_seq + 1 };
+        self.last_seq = if self.last_seq == u16::MAX {
+            1
+        } else {
+            self.last_seq + 1
+        };
         self.pending.push_back(Press {
             seq: self.last_seq,
             code,
@@ -553,7 +573,9 @@ mod tests {
             .align(Align::Centre);
         assert_eq!(
             encode_line(&line),
-            vec![0x0001, 0x0100, 0x000A, 0xC7EB, 0x2041, 0x3030, 0x3120, 0xBAC5]
+            vec![
+                0x0001, 0x0100, 0x000A, 0xC7EB, 0x2041, 0x3030, 0x3120, 0xBAC5
+            ]
         );
         assert_eq!(decode_line(&encode_line(&line)).unwrap(), line);
         assert_eq!(line_address(1), 0x1040);
@@ -565,7 +587,13 @@ mod tests {
         assert_eq!(encode_line(&line), vec![0, 0, 4, 0x4131, 0xBAC5]);
         let line = DisplayLine::new("号A").unwrap();
         assert_eq!(encode_line(&line), vec![0, 0, 3, 0xBAC5, 0x4100]);
-        assert_eq!(decode_line(&[0, 0, 3, 0xBAC5, 0x4100]).unwrap().text.as_str(), "号A");
+        assert_eq!(
+            decode_line(&[0, 0, 3, 0xBAC5, 0x4100])
+                .unwrap()
+                .text
+                .as_str(),
+            "号A"
+        );
     }
 
     #[test]
@@ -597,7 +625,10 @@ mod tests {
         let mut r = id.encode();
         r[0] = 0x1234;
         assert_eq!(Identity::decode(&r), Err(MapError::Magic(0x1234)));
-        assert!(matches!(Identity::decode(&r[..3]), Err(MapError::Short { .. })));
+        assert!(matches!(
+            Identity::decode(&r[..3]),
+            Err(MapError::Short { .. })
+        ));
     }
 
     fn status_of(q: &DeviceKeyQueue, boot: u16) -> Status {
@@ -613,12 +644,24 @@ mod tests {
         let mut host = KeyTracker::default();
         dev.press(0x0101);
         let s = host.step(&status_of(&dev, 7));
-        assert_eq!(s.new, vec![Press { seq: 1, code: 0x0101 }]);
+        assert_eq!(
+            s.new,
+            vec![Press {
+                seq: 1,
+                code: 0x0101
+            }]
+        );
         assert_eq!(s.ack, Some(1));
         // The ack was lost: the device still holds press 1 and gets another.
         dev.press(0x0102);
         let s = host.step(&status_of(&dev, 7));
-        assert_eq!(s.new, vec![Press { seq: 2, code: 0x0102 }]);
+        assert_eq!(
+            s.new,
+            vec![Press {
+                seq: 2,
+                code: 0x0102
+            }]
+        );
         dev.ack(s.ack.unwrap());
         assert_eq!(dev.pending(), 0);
         assert!(host.step(&status_of(&dev, 7)).new.is_empty());
@@ -637,7 +680,13 @@ mod tests {
         dev.press(0x0302);
         let s = host.step(&status_of(&dev, 2));
         assert!(s.restarted);
-        assert_eq!(s.new, vec![Press { seq: 1, code: 0x0302 }]);
+        assert_eq!(
+            s.new,
+            vec![Press {
+                seq: 1,
+                code: 0x0302
+            }]
+        );
     }
 
     #[test]
@@ -652,12 +701,21 @@ mod tests {
         dev.last_seq = u16::MAX;
         assert_eq!(dev.press(1), Some(1));
         assert!(seq_newer(1, u16::MAX));
-        let mut host = KeyTracker { boot_id: Some(3), delivered: u16::MAX - 1 };
-        let mut d2 = DeviceKeyQueue { last_seq: u16::MAX - 1, ..Default::default() };
+        let mut host = KeyTracker {
+            boot_id: Some(3),
+            delivered: u16::MAX - 1,
+        };
+        let mut d2 = DeviceKeyQueue {
+            last_seq: u16::MAX - 1,
+            ..Default::default()
+        };
         d2.press(9);
         d2.press(10);
         let s = host.step(&status_of(&d2, 3));
-        assert_eq!(s.new.iter().map(|p| p.seq).collect::<Vec<_>>(), vec![u16::MAX, 1]);
+        assert_eq!(
+            s.new.iter().map(|p| p.seq).collect::<Vec<_>>(),
+            vec![u16::MAX, 1]
+        );
     }
 
     proptest::proptest! {
@@ -684,7 +742,7 @@ mod tests {
                     1 | 2 => {
                         let s = host.step(&status_of(&dev, 9));
                         got.extend(s.new.iter().map(|p| p.code));
-                        if op == 1 { if let Some(a) = s.ack { dev.ack(a); } }
+                        if op == 1 && let Some(a) = s.ack { dev.ack(a); }
                     }
                     _ => {}
                 }

@@ -10,9 +10,9 @@ use std::io::{Read, Write};
 
 use thiserror::Error;
 
+use super::CounterDisplay;
 use super::regmap;
 use super::text::DisplayContent;
-use super::CounterDisplay;
 
 /// Read Holding Registers.
 pub const FC_READ_HOLDING: u8 = 0x03;
@@ -33,7 +33,11 @@ pub fn crc16(data: &[u8]) -> u16 {
     for &b in data {
         crc ^= b as u16;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xA001 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xA001
+            } else {
+                crc >> 1
+            };
         }
     }
     crc
@@ -231,10 +235,10 @@ impl<T: Read + Write> RtuMaster<T> {
 
     /// Send `req` to `unit` and wait for the answer.
     pub fn call(&mut self, unit: u8, req: &Request) -> Result<Response, RtuError> {
-        if let Request::WriteMultiple { values, .. } = req {
-            if values.len() > MAX_WRITE_REGS {
-                return Err(RtuError::TooLarge(values.len()));
-            }
+        if let Request::WriteMultiple { values, .. } = req
+            && values.len() > MAX_WRITE_REGS
+        {
+            return Err(RtuError::TooLarge(values.len()));
         }
         self.io.write_all(&req.encode(unit))?;
         self.io.flush()?;
@@ -242,7 +246,11 @@ impl<T: Read + Write> RtuMaster<T> {
         let mut chunk = [0u8; 256];
         loop {
             // An exception frame is 5 bytes; a normal one is response_len.
-            let want = if buf.len() >= 2 && buf[1] & 0x80 != 0 { 5 } else { req.response_len() };
+            let want = if buf.len() >= 2 && buf[1] & 0x80 != 0 {
+                5
+            } else {
+                req.response_len()
+            };
             if buf.len() >= want {
                 return parse_response(unit, req, &buf[..want]);
             }
@@ -272,7 +280,8 @@ impl<T: Read + Write> RtuMaster<T> {
 
     /// FC 0x06.
     pub fn write_single(&mut self, unit: u8, addr: u16, value: u16) -> Result<(), RtuError> {
-        self.call(unit, &Request::WriteSingle { addr, value }).map(|_| ())
+        self.call(unit, &Request::WriteSingle { addr, value })
+            .map(|_| ())
     }
 
     /// FC 0x10.
@@ -319,7 +328,11 @@ pub struct ModbusDisplay<T> {
 impl<T: Read + Write> ModbusDisplay<T> {
     /// A screen at `unit` with `lines` lines (from its identity block, or config).
     pub fn new(master: RtuMaster<T>, unit: u8, lines: u16) -> Self {
-        ModbusDisplay { master, unit, lines }
+        ModbusDisplay {
+            master,
+            unit,
+            lines,
+        }
     }
 
     /// Give the master back.
@@ -381,13 +394,19 @@ mod tests {
     #[test]
     fn crc_matches_the_modbus_specification_example() {
         // Modbus over Serial Line v1.02, the classic "01 03 00 00 00 0A" → C5 CD.
-        assert_eq!(Request::ReadHolding { addr: 0, count: 10 }.encode(1), hex("01 03 00 00 00 0A C5 CD"));
+        assert_eq!(
+            Request::ReadHolding { addr: 0, count: 10 }.encode(1),
+            hex("01 03 00 00 00 0A C5 CD")
+        );
         assert_eq!(crc16(&hex("02 07")), 0x1241);
     }
 
     #[test]
     fn the_call_line_of_the_protocol_page_is_this_frame() {
-        let line = DisplayLine::new("请 A001 号").unwrap().colour(Colour::Red).align(Align::Centre);
+        let line = DisplayLine::new("请 A001 号")
+            .unwrap()
+            .colour(Colour::Red)
+            .align(Align::Centre);
         let req = Request::WriteMultiple {
             addr: regmap::line_address(0),
             values: regmap::encode_line(&line),
@@ -401,11 +420,19 @@ mod tests {
     #[test]
     fn status_poll_and_ack_frames() {
         assert_eq!(
-            Request::ReadInput { addr: regmap::STATUS_START, count: regmap::STATUS_LEN }.encode(5),
+            Request::ReadInput {
+                addr: regmap::STATUS_START,
+                count: regmap::STATUS_LEN
+            }
+            .encode(5),
             hex("05 04 00 10 00 22 70 52")
         );
         assert_eq!(
-            Request::WriteSingle { addr: regmap::KEY_ACK, value: 3 }.encode(5),
+            Request::WriteSingle {
+                addr: regmap::KEY_ACK,
+                value: 3
+            }
+            .encode(5),
             hex("05 06 01 00 00 03 C9 B3")
         );
     }
@@ -418,13 +445,22 @@ mod tests {
             .iter()
             .map(|r| match r {
                 Request::WriteMultiple { addr, values } => finish(
-                    [vec![7, 0x10], addr.to_be_bytes().to_vec(), (values.len() as u16).to_be_bytes().to_vec()].concat(),
+                    [
+                        vec![7, 0x10],
+                        addr.to_be_bytes().to_vec(),
+                        (values.len() as u16).to_be_bytes().to_vec(),
+                    ]
+                    .concat(),
                 ),
                 Request::WriteSingle { .. } => r.encode(7),
                 _ => unreachable!(),
             })
             .collect();
-        let script = Script { written: vec![], answers, current: std::io::Cursor::new(vec![]) };
+        let script = Script {
+            written: vec![],
+            answers,
+            current: std::io::Cursor::new(vec![]),
+        };
         let mut d = ModbusDisplay::new(RtuMaster::new(script), 7, 2);
         d.show(&content).unwrap();
         let written = d.release().release().written;
@@ -437,9 +473,19 @@ mod tests {
             current: std::io::Cursor::new(vec![]),
         };
         let mut d = ModbusDisplay::new(RtuMaster::new(script), 7, 2);
-        assert!(matches!(d.show(&content), Err(RtuError::Exception { function: 0x10, code: 3 })));
+        assert!(matches!(
+            d.show(&content),
+            Err(RtuError::Exception {
+                function: 0x10,
+                code: 3
+            })
+        ));
         // A silent device times out instead of hanging.
-        let script = Script { written: vec![], answers: Default::default(), current: std::io::Cursor::new(vec![]) };
+        let script = Script {
+            written: vec![],
+            answers: Default::default(),
+            current: std::io::Cursor::new(vec![]),
+        };
         let mut d = ModbusDisplay::new(RtuMaster::new(script), 7, 2);
         assert!(matches!(d.show(&content), Err(RtuError::Io(_))));
     }

@@ -14,16 +14,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use std::os::unix::fs::OpenOptionsExt;
 use thiserror::Error;
 use tokio::sync::{oneshot, watch};
 use tokio_modbus::{ExceptionCode, Request, Response, SlaveRequest};
-use std::os::unix::fs::OpenOptionsExt;
 
 use tokio_serial::SerialPort;
 
 use super::font::{BitmapFont, FontError};
 use super::keys::Key;
-use super::regmap::{self, capability, fault, DeviceKeyQueue, DeviceKind, Identity};
+use super::regmap::{self, DeviceKeyQueue, DeviceKind, Identity, capability, fault};
 use super::text::{Align, Colour, DisplayLine, Effect};
 
 /// What a simulated device is.
@@ -46,30 +46,65 @@ pub struct SimSpec {
 impl SimSpec {
     /// A window screen: 2 lines of 8 characters (128 × 32 dots), red/green/amber.
     pub fn window_screen(unit: u8) -> SimSpec {
-        SimSpec { unit, kind: DeviceKind::WindowScreen, lines: 2, columns: 8, keys: 0, reason_keys: 0 }
+        SimSpec {
+            unit,
+            kind: DeviceKind::WindowScreen,
+            lines: 2,
+            columns: 8,
+            keys: 0,
+            reason_keys: 0,
+        }
     }
     /// A hall board: 6 lines of 16 characters.
     pub fn hall_board(unit: u8) -> SimSpec {
-        SimSpec { unit, kind: DeviceKind::HallBoard, lines: 6, columns: 16, keys: 0, reason_keys: 0 }
+        SimSpec {
+            unit,
+            kind: DeviceKind::HallBoard,
+            lines: 6,
+            columns: 16,
+            keys: 0,
+            reason_keys: 0,
+        }
     }
     /// A caller keypad with function, digit and letter keys.
     pub fn caller_keypad(unit: u8) -> SimSpec {
-        SimSpec { unit, kind: DeviceKind::CallerKeypad, lines: 0, columns: 0, keys: 10, reason_keys: 0 }
+        SimSpec {
+            unit,
+            kind: DeviceKind::CallerKeypad,
+            lines: 0,
+            columns: 0,
+            keys: 10,
+            reason_keys: 0,
+        }
     }
     /// A rating keypad with 5 (or 3) level keys and 5 reason keys.
     pub fn rating_keypad(unit: u8, keys: u16) -> SimSpec {
-        SimSpec { unit, kind: DeviceKind::RatingKeypad, lines: 0, columns: 0, keys, reason_keys: 5 }
+        SimSpec {
+            unit,
+            kind: DeviceKind::RatingKeypad,
+            lines: 0,
+            columns: 0,
+            keys,
+            reason_keys: 5,
+        }
     }
 
     fn identity(&self) -> Identity {
         let mut caps = 0;
         if self.kind.has_display() {
-            caps |= capability::DISPLAY | capability::COLOUR | capability::BLINK | capability::SCROLL | capability::BRIGHTNESS;
+            caps |= capability::DISPLAY
+                | capability::COLOUR
+                | capability::BLINK
+                | capability::SCROLL
+                | capability::BRIGHTNESS;
         }
         if self.kind.has_keys() {
             caps |= capability::KEYS;
         }
-        if matches!(self.kind, DeviceKind::CallerKeypad | DeviceKind::WindowTerminal) {
+        if matches!(
+            self.kind,
+            DeviceKind::CallerKeypad | DeviceKind::WindowTerminal
+        ) {
             caps |= capability::DIGITS;
         }
         if self.reason_keys > 0 {
@@ -124,7 +159,12 @@ impl SimDevice {
     fn input_image(&self) -> Vec<u16> {
         let mut img = vec![0u16; (regmap::STATUS_START + regmap::STATUS_LEN) as usize];
         img[..regmap::IDENTITY_LEN as usize].copy_from_slice(&self.spec.identity().encode());
-        let faults = self.faults | if self.keys.overflowed { fault::KEY_OVERFLOW } else { 0 };
+        let faults = self.faults
+            | if self.keys.overflowed {
+                fault::KEY_OVERFLOW
+            } else {
+                0
+            };
         img[regmap::FAULTS as usize] = faults;
         img[regmap::BOOT_ID as usize] = self.boot_id;
         img[regmap::KEY_LAST_SEQ as usize..].copy_from_slice(&self.keys.registers());
@@ -140,7 +180,9 @@ impl SimDevice {
             let from = (addr - regmap::KEY_ACK) as usize;
             return Ok(s[from..from + cnt as usize].to_vec());
         }
-        let (line, off) = self.line_of(addr).ok_or(ExceptionCode::IllegalDataAddress)?;
+        let (line, off) = self
+            .line_of(addr)
+            .ok_or(ExceptionCode::IllegalDataAddress)?;
         if off as u32 + cnt as u32 > regmap::LINE_BLOCK_LEN as u32 {
             return Err(ExceptionCode::IllegalDataAddress);
         }
@@ -153,7 +195,8 @@ impl SimDevice {
         }
         let n = (addr - regmap::LINE_BASE) / regmap::LINE_STRIDE;
         let off = (addr - regmap::LINE_BASE) % regmap::LINE_STRIDE;
-        ((n as usize) < self.blocks.len() && off < regmap::LINE_BLOCK_LEN).then_some((n as usize, off))
+        ((n as usize) < self.blocks.len() && off < regmap::LINE_BLOCK_LEN)
+            .then_some((n as usize, off))
     }
 
     fn write_setting(&mut self, addr: u16, value: u16) -> Result<(), ExceptionCode> {
@@ -214,13 +257,17 @@ impl SimDevice {
                 if end > img.len() {
                     return Err(ExceptionCode::IllegalDataAddress);
                 }
-                Ok(Response::ReadInputRegisters(img[addr as usize..end].to_vec()))
+                Ok(Response::ReadInputRegisters(
+                    img[addr as usize..end].to_vec(),
+                ))
             }
             Request::ReadHoldingRegisters(addr, cnt) => {
                 if cnt == 0 || cnt > 125 {
                     return Err(ExceptionCode::IllegalDataValue);
                 }
-                Ok(Response::ReadHoldingRegisters(self.read_holding(addr, cnt)?))
+                Ok(Response::ReadHoldingRegisters(
+                    self.read_holding(addr, cnt)?,
+                ))
             }
             Request::WriteSingleRegister(addr, value) => {
                 if self.line_of(addr).is_some() {
@@ -331,7 +378,9 @@ impl SimBus {
         let mut state = State::default();
         for s in specs {
             state.boots += 1;
-            state.devices.insert(s.unit, SimDevice::new(*s, 0x1000 + state.boots));
+            state
+                .devices
+                .insert(s.unit, SimDevice::new(*s, 0x1000 + state.boots));
         }
         SimBus {
             shared: Arc::new(Shared {
@@ -450,7 +499,11 @@ impl SimBus {
 
     /// The lines as text.
     pub fn texts(&self, unit: u8) -> Result<Vec<String>, SimError> {
-        Ok(self.lines(unit)?.into_iter().map(|l| l.text.as_str().to_string()).collect())
+        Ok(self
+            .lines(unit)?
+            .into_iter()
+            .map(|l| l.text.as_str().to_string())
+            .collect())
     }
 
     /// Line writes a screen accepted since power-up.
@@ -476,7 +529,10 @@ impl SimBus {
             if pred(self) {
                 return true;
             }
-            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
                 return pred(self);
             }
         }
@@ -514,7 +570,11 @@ fn rgb(c: Colour) -> [u8; 3] {
 }
 
 /// Render lines onto a `width`-dot-wide LED matrix, 16 dots per line, as a PNG.
-pub fn render_matrix(lines: &[DisplayLine], width: usize, font: &BitmapFont) -> Result<Vec<u8>, SimError> {
+pub fn render_matrix(
+    lines: &[DisplayLine],
+    width: usize,
+    font: &BitmapFont,
+) -> Result<Vec<u8>, SimError> {
     let height = lines.len().max(1) * 16;
     let (w, h) = (width * DOT_PX, height * DOT_PX);
     let mut px = vec![0u8; w * h * 3];
@@ -571,16 +631,25 @@ pub fn render_matrix(lines: &[DisplayLine], width: usize, font: &BitmapFont) -> 
 /// tests prove by pixels that text was drawn, not blank.
 pub fn lit_dots(png_bytes: &[u8], x: usize, y: usize, w: usize, h: usize) -> usize {
     let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
-    let Ok(mut reader) = decoder.read_info() else { return 0 };
-    let Some(size) = reader.output_buffer_size() else { return 0 };
+    let Ok(mut reader) = decoder.read_info() else {
+        return 0;
+    };
+    let Some(size) = reader.output_buffer_size() else {
+        return 0;
+    };
     let mut buf = vec![0; size];
-    let Ok(info) = reader.next_frame(&mut buf) else { return 0 };
+    let Ok(info) = reader.next_frame(&mut buf) else {
+        return 0;
+    };
     let width = info.width as usize;
     let mut n = 0;
     for dy in y..y + h {
         for dx in x..x + w {
             let o = ((dy * DOT_PX + DOT_PX / 2) * width + dx * DOT_PX + DOT_PX / 2) * 3;
-            if buf.get(o..o + 3).is_some_and(|p| p.iter().any(|&c| c > 100)) {
+            if buf
+                .get(o..o + 3)
+                .is_some_and(|p| p.iter().any(|&c| c > 100))
+            {
                 n += 1;
             }
         }
@@ -591,7 +660,7 @@ pub fn lit_dots(png_bytes: &[u8], x: usize, y: usize, w: usize, h: usize) -> usi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::window::rtu::{display_requests, RtuMaster};
+    use crate::window::rtu::{RtuMaster, display_requests};
     use crate::window::text::DisplayContent;
 
     #[test]
@@ -609,7 +678,9 @@ mod tests {
                 crate::window::rtu::Request::WriteMultiple { addr, values } => {
                     Request::WriteMultipleRegisters(addr, values.into())
                 }
-                crate::window::rtu::Request::WriteSingle { addr, value } => Request::WriteSingleRegister(addr, value),
+                crate::window::rtu::Request::WriteSingle { addr, value } => {
+                    Request::WriteSingleRegister(addr, value)
+                }
                 _ => unreachable!(),
             };
             d.handle(r).unwrap();
@@ -620,10 +691,22 @@ mod tests {
         assert_eq!(d.handle(bad), Err(ExceptionCode::IllegalDataValue));
         assert_eq!(d.lines()[0].text.as_str(), "A001");
         assert_ne!(d.faults & fault::TEXT_REJECTED, 0);
-        assert_eq!(d.handle(Request::ReadInputRegisters(0x30, 3)), Err(ExceptionCode::IllegalDataAddress));
-        assert_eq!(d.handle(Request::ReadCoils(0, 1)), Err(ExceptionCode::IllegalFunction));
-        assert_eq!(d.handle(Request::WriteSingleRegister(0x1000, 1)), Err(ExceptionCode::IllegalDataAddress));
-        assert_eq!(d.handle(Request::ReadHoldingRegisters(0x1080, 1)), Err(ExceptionCode::IllegalDataAddress));
+        assert_eq!(
+            d.handle(Request::ReadInputRegisters(0x30, 3)),
+            Err(ExceptionCode::IllegalDataAddress)
+        );
+        assert_eq!(
+            d.handle(Request::ReadCoils(0, 1)),
+            Err(ExceptionCode::IllegalFunction)
+        );
+        assert_eq!(
+            d.handle(Request::WriteSingleRegister(0x1000, 1)),
+            Err(ExceptionCode::IllegalDataAddress)
+        );
+        assert_eq!(
+            d.handle(Request::ReadHoldingRegisters(0x1080, 1)),
+            Err(ExceptionCode::IllegalDataAddress)
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -645,7 +728,9 @@ mod tests {
             let mut master = m.release();
             // Unit 9 is not on the bus: silence, then a timeout.
             assert!(master.read_input(9, 0, 1).is_err());
-            master.read_input(4, regmap::STATUS_START, regmap::STATUS_LEN).unwrap()
+            master
+                .read_input(4, regmap::STATUS_START, regmap::STATUS_LEN)
+                .unwrap()
         })
         .await
         .unwrap();

@@ -239,7 +239,10 @@ mod tests {
             t.bytes(),
             &[0xC7, 0xEB, 0x20, 0x41, 0x30, 0x30, 0x31, 0x20, 0xBA, 0xC5]
         );
-        assert_eq!(Gb2312Text::from_bytes(t.bytes()).unwrap().as_str(), "请 A001 号");
+        assert_eq!(
+            Gb2312Text::from_bytes(t.bytes()).unwrap().as_str(),
+            "请 A001 号"
+        );
     }
 
     #[test]

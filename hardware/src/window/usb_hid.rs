@@ -128,10 +128,10 @@ impl EvdevKeypad {
     pub fn read_keys(&mut self) -> std::io::Result<Vec<Key>> {
         let mut keys = Vec::new();
         for ev in self.device.fetch_events()? {
-            if let EventSummary::Key(_, code, value) = ev.destructure() {
-                if let Some(k) = self.map.decode(code.code(), value) {
-                    keys.push(k);
-                }
+            if let EventSummary::Key(_, code, value) = ev.destructure()
+                && let Some(k) = self.map.decode(code.code(), value)
+            {
+                keys.push(k);
             }
         }
         Ok(keys)

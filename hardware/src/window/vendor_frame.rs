@@ -17,8 +17,8 @@ use std::io::Write;
 
 use thiserror::Error;
 
-use super::text::{Colour, DisplayContent, Effect, Gb2312Text};
 use super::CounterDisplay;
+use super::text::{Colour, DisplayContent, Effect, Gb2312Text};
 
 /// Command: show text on a line.
 pub const CMD_TEXT: u8 = 0x31;
@@ -103,7 +103,13 @@ pub fn attr(colour: Colour, effect: Effect) -> u8 {
 
 impl VendorFrame {
     /// Show `text` on `line`.
-    pub fn text(addr: u8, line: u8, colour: Colour, effect: Effect, text: &Gb2312Text) -> Result<VendorFrame, VendorError> {
+    pub fn text(
+        addr: u8,
+        line: u8,
+        colour: Colour,
+        effect: Effect,
+        text: &Gb2312Text,
+    ) -> Result<VendorFrame, VendorError> {
         if text.bytes().len() > MAX_TEXT {
             return Err(VendorError::TooLong(text.bytes().len()));
         }
@@ -208,7 +214,13 @@ impl<W: Write> VendorDisplay<W> {
         for n in 0..self.lines {
             let frame = match content.lines.get(n as usize) {
                 Some(l) => VendorFrame::text(self.addr, n, l.colour, l.effect, &l.text)?,
-                None => VendorFrame::text(self.addr, n, Colour::Default, Effect::Steady, &Gb2312Text::default())?,
+                None => VendorFrame::text(
+                    self.addr,
+                    n,
+                    Colour::Default,
+                    Effect::Steady,
+                    &Gb2312Text::default(),
+                )?,
             };
             out.extend(frame.encode(self.profile));
         }
@@ -255,7 +267,12 @@ mod tests {
     fn a_two_line_screen_gets_these_exact_bytes() {
         let mut d = VendorDisplay::new(Vec::new(), 3, 2, VendorProfile::default());
         let content = DisplayContent {
-            lines: vec![DisplayLine::new("A001").unwrap().colour(Colour::Red).effect(Effect::Blink)],
+            lines: vec![
+                DisplayLine::new("A001")
+                    .unwrap()
+                    .colour(Colour::Red)
+                    .effect(Effect::Blink),
+            ],
             brightness: 12,
         };
         d.show(&content).unwrap();
@@ -285,7 +302,14 @@ mod tests {
 
     #[test]
     fn an_end_byte_that_text_may_hold_is_refused() {
-        assert_eq!(VendorProfile { header: 0x02, end: b'Z' }.validate(), Err(VendorError::EndInText(b'Z')));
+        assert_eq!(
+            VendorProfile {
+                header: 0x02,
+                end: b'Z'
+            }
+            .validate(),
+            Err(VendorError::EndInText(b'Z'))
+        );
         assert!(VendorProfile::default().validate().is_ok());
     }
 
