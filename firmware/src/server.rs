@@ -55,6 +55,7 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
         None => None,
     };
     let state = AppState::new(hall.clone(), Arc::new(config.clone()), devices, printer)?;
+    tokio::spawn(state.metrics.clone().follow(hall.subscribe()));
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| StartError::Bind(config.server.listen, e))?;

@@ -4,6 +4,7 @@
 //! internals.
 
 mod devices;
+mod metrics;
 mod queue;
 mod stream;
 mod windows;
@@ -25,6 +26,7 @@ use crate::config::Config;
 use crate::core::{CoreError, Hall, wall_now};
 use crate::devices::health::Devices;
 use crate::devices::printer::Printer;
+use crate::metrics::Metrics;
 use crate::store::staff::{self, Permission, Session};
 
 /// What every handler shares.
@@ -40,6 +42,8 @@ pub struct AppState {
     pub devices: Devices,
     /// The ticket printer, when the hall has one.
     pub printer: Option<Printer>,
+    /// Counters and latencies for `/metrics`.
+    pub metrics: Metrics,
 }
 
 impl AppState {
@@ -59,6 +63,7 @@ impl AppState {
             auth_db: Arc::new(Mutex::new(conn)),
             devices,
             printer,
+            metrics: Metrics::new(),
         })
     }
 
@@ -82,11 +87,16 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(queue::routes())
         .merge(devices::routes())
+        .merge(metrics::routes())
         .merge(windows::routes())
         .merge(stream::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::record,
+        ))
         .with_state(state)
 }
 
