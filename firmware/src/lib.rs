@@ -15,6 +15,7 @@
 //! - [`metrics`]: Prometheus counters, histograms and the text exposition.
 //! - [`report`]: per-window and per-service figures for a day, week or month.
 //! - [`server`]: wiring for `hallq run`: open, restore, bind, serve, shut down.
+//! - [`systemd`]: readiness and watchdog notifications.
 //! - [`simulate`]: citizens and staff for `hallq run --simulate`.
 //! - [`bench`]: `hallq bench` and the history generator behind it.
 
@@ -28,3 +29,4 @@ pub mod report;
 pub mod server;
 pub mod simulate;
 pub mod store;
+pub mod systemd;

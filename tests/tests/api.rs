@@ -354,3 +354,33 @@ fn metrics_show_the_queue_and_request_latencies() {
         assert!(value.parse::<f64>().is_ok(), "bad sample line {line:?}");
     }
 }
+
+#[test]
+fn a_backup_taken_while_running_holds_every_ticket() {
+    let hall = Hall::new();
+    let d = hall.start();
+    let c = client();
+    for key in ["b-1", "b-2", "b-3"] {
+        let (s, _) = send(
+            c.post(format!("{}/api/v1/tickets", d.url))
+                .header("Idempotency-Key", key)
+                .send_json(json!({"service": "SB"})),
+        );
+        assert_eq!(s, 201);
+    }
+    let to = hall.dir.path().join("backup.db");
+    let out = hall.cli(&["backup", "--to", to.to_str().unwrap()]);
+    assert!(out.contains("backed up"), "{out}");
+    let copy = rusqlite::Connection::open(&to).unwrap();
+    let n: i64 = copy
+        .query_row("SELECT COUNT(*) FROM tickets", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 3);
+    // A second backup to the same file is refused rather than overwriting it.
+    let refused = std::process::Command::new(hallq_tests::hallq_bin())
+        .args(["backup", "--to", to.to_str().unwrap(), "--config"])
+        .arg(&hall.config)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+}
