@@ -33,6 +33,9 @@ pub struct Config {
     /// The ticket printer; without this section tickets are not printed.
     #[serde(default)]
     pub printer: Option<PrinterConfig>,
+    /// RS-485 window buses (`[[bus]]`): LED screens, hall board, keypads.
+    #[serde(default, rename = "bus")]
+    pub buses: Vec<crate::devices::window_bus::WindowBusConfig>,
 }
 
 /// Identity of the hall.
@@ -244,6 +247,13 @@ impl Config {
                 !p.channels.is_empty(),
                 "list at least one channel whose tickets print, e.g. [\"kiosk\"]",
             )?;
+        }
+        let windows: Vec<u32> = config.queue.windows.iter().map(|w| w.number).collect();
+        for (i, b) in config.buses.iter().enumerate() {
+            b.check(&windows).map_err(|(k, m)| {
+                let key = format!("bus[{i}].{k}");
+                invalid(key.clone(), key_line(text, &key), m)
+            })?;
         }
         config.queue.validate().map_err(|e| {
             let key = format!("queue.{}", e.key);

@@ -5,7 +5,9 @@
 //! - [`health`]: the registry and the `device_fault` / `device_recovered` events.
 //! - [`printer`]: the ticket printer thread, its queue and status polling.
 //! - [`tickets`]: turning a committed ticket into the printer's ticket layout.
+//! - [`window_bus`]: LED screens, hall board, caller and rating keypads on RS-485 buses.
 
 pub mod health;
 pub mod printer;
 pub mod tickets;
+pub mod window_bus;
