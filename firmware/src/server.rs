@@ -55,7 +55,13 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
         None => None,
     };
     // The window buses follow committed events on their own; the API needs no handle.
-    let _buses = crate::devices::window_bus::start(&config.buses, &config.queue, hall.clone(), devices.clone()).await;
+    let _buses = crate::devices::window_bus::start(
+        &config.buses,
+        &config.queue,
+        hall.clone(),
+        devices.clone(),
+    )
+    .await;
     let state = AppState::new(hall.clone(), Arc::new(config.clone()), devices, printer)?;
     tokio::spawn(state.metrics.clone().follow(hall.subscribe()));
     let listener = TcpListener::bind(config.server.listen)

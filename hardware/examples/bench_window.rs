@@ -50,7 +50,10 @@ fn ms(d: Duration) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let rounds: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(300);
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(300);
     let dir = tempfile::tempdir()?;
     let link = dir.path().join("bus");
     let sim = SimBus::new(&[
@@ -84,19 +87,33 @@ async fn main() -> anyhow::Result<()> {
         let values = regmap::encode_line(&screen(n).lines[0]);
         let t = Instant::now();
         ctx.set_slave(Slave(3));
-        ctx.write_multiple_registers(regmap::line_address(0), &values).await??;
+        ctx.write_multiple_registers(regmap::line_address(0), &values)
+            .await??;
         base.push(t.elapsed());
     }
     drop(ctx);
 
     // The bus task, with keypads polled every 100 ms as in the hall.
     let devices = vec![
-        BusDevice { unit: 3, kind: DeviceKind::WindowScreen },
-        BusDevice { unit: 10, kind: DeviceKind::HallBoard },
-        BusDevice { unit: 23, kind: DeviceKind::CallerKeypad },
-        BusDevice { unit: 33, kind: DeviceKind::RatingKeypad },
+        BusDevice {
+            unit: 3,
+            kind: DeviceKind::WindowScreen,
+        },
+        BusDevice {
+            unit: 10,
+            kind: DeviceKind::HallBoard,
+        },
+        BusDevice {
+            unit: 23,
+            kind: DeviceKind::CallerKeypad,
+        },
+        BusDevice {
+            unit: 33,
+            kind: DeviceKind::RatingKeypad,
+        },
     ];
-    let (handle, mut events) = bus::spawn(BusConfig::new("bench", &link.to_string_lossy(), devices));
+    let (handle, mut events) =
+        bus::spawn(BusConfig::new("bench", &link.to_string_lossy(), devices));
     let mut online = 0;
     while online < 4 {
         if let Some(BusEvent::Online { .. }) = events.recv().await {
@@ -113,7 +130,12 @@ async fn main() -> anyhow::Result<()> {
         let mut got = 0;
         while got < 2 {
             match events.recv().await {
-                Some(BusEvent::Shown { unit, requested, written, bytes }) => {
+                Some(BusEvent::Shown {
+                    unit,
+                    requested,
+                    written,
+                    bytes,
+                }) => {
                     got += 1;
                     if n == 0 {
                         continue; // the first round also writes line 1 and brightness
@@ -174,7 +196,11 @@ async fn main() -> anyhow::Result<()> {
         ms(wire),
         ms(s99 + wire),
         ms(wire) + 2.0,
-        if s99 <= Duration::from_millis(2) { "met" } else { "NOT met" }
+        if s99 <= Duration::from_millis(2) {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
     Ok(())
 }

@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 
 use hallq_engine::{Command, Level, TicketId, TransferTarget};
 use hallq_hardware::window::bus::{self, BusConfig, BusDevice, BusEvent, BusHandle};
-use hallq_hardware::window::keys::{CallerAction, CallerInput, Key, RatingInput, RatingKeyMap, RatingLevel};
+use hallq_hardware::window::keys::{
+    CallerAction, CallerInput, Key, RatingInput, RatingKeyMap, RatingLevel,
+};
 use hallq_hardware::window::regmap::{DeviceKind, fault};
 use hallq_hardware::window::{Colour, DisplayContent, DisplayLine, Effect};
 use serde::Deserialize;
@@ -116,7 +118,10 @@ impl WindowBusConfig {
                 return Err((key("unit"), "Modbus unit ids are 1 to 247".into()));
             }
             if seen.contains(&d.unit) {
-                return Err((key("unit"), format!("unit {} is used twice on this bus", d.unit)));
+                return Err((
+                    key("unit"),
+                    format!("unit {} is used twice on this bus", d.unit),
+                ));
             }
             seen.push(d.unit);
             match (d.kind, d.window) {
@@ -251,7 +256,8 @@ pub fn board_call(number: &str, window: u32) -> String {
 impl Controller {
     fn show(&self, kind: DeviceKind, window: Option<u32>, c: &DisplayContent) {
         for p in self.placed.iter().filter(|p| {
-            (p.kind == kind || (kind == DeviceKind::WindowScreen && p.kind == DeviceKind::WindowTerminal))
+            (p.kind == kind
+                || (kind == DeviceKind::WindowScreen && p.kind == DeviceKind::WindowTerminal))
                 && (window.is_none() || p.window == window)
         }) {
             if self.buses[p.bus].1.show(p.unit, c.clone()).is_err() {
@@ -288,7 +294,11 @@ impl Controller {
     fn on_event(&mut self, ev: &StoredEvent) {
         let p = &ev.payload;
         let window = p.get("window").and_then(|w| w.as_u64()).map(|w| w as u32);
-        let number = p.get("number").and_then(|n| n.as_str()).unwrap_or_default().to_string();
+        let number = p
+            .get("number")
+            .and_then(|n| n.as_str())
+            .unwrap_or_default()
+            .to_string();
         match (ev.kind.as_str(), window) {
             ("ticket_called" | "ticket_recalled", Some(w)) => {
                 self.show(DeviceKind::WindowScreen, Some(w), &call_screen(&number, w));
@@ -299,7 +309,9 @@ impl Controller {
                 self.draw_board();
                 self.armed.remove(&w);
             }
-            ("window_paused", Some(w)) => self.show(DeviceKind::WindowScreen, Some(w), &paused_screen(w)),
+            ("window_paused", Some(w)) => {
+                self.show(DeviceKind::WindowScreen, Some(w), &paused_screen(w))
+            }
             ("window_resumed" | "ticket_no_show" | "ticket_transferred", Some(w)) => {
                 self.show(DeviceKind::WindowScreen, Some(w), &idle_screen(w))
             }
@@ -333,11 +345,18 @@ impl Controller {
 
     async fn on_bus(&mut self, bus: usize, ev: BusEvent) {
         match ev {
-            BusEvent::Online { unit, .. } => self.devices.report(&self.device_id(bus, unit), Health::Ok).await,
+            BusEvent::Online { unit, .. } => {
+                self.devices
+                    .report(&self.device_id(bus, unit), Health::Ok)
+                    .await
+            }
             BusEvent::Offline { unit, reason } => {
                 let id = self.device_id(bus, unit);
                 self.devices
-                    .report(&id, Health::fault("offline", format!("设备离线 / not answering: {reason}")))
+                    .report(
+                        &id,
+                        Health::fault("offline", format!("设备离线 / not answering: {reason}")),
+                    )
                     .await
             }
             BusEvent::Faults { unit, bits } => {
@@ -360,12 +379,19 @@ impl Controller {
     }
 
     async fn on_key(&mut self, bus: usize, unit: u8, key: Key) {
-        let Some(p) = self.placed.iter().find(|p| p.bus == bus && p.unit == unit).cloned() else {
+        let Some(p) = self
+            .placed
+            .iter()
+            .find(|p| p.bus == bus && p.unit == unit)
+            .cloned()
+        else {
             return;
         };
         let Some(window) = p.window else { return };
         match (p.kind, &p.keymap) {
-            (DeviceKind::RatingKeypad, Some(map)) => self.on_rating_key(window, map.decode(key)).await,
+            (DeviceKind::RatingKeypad, Some(map)) => {
+                self.on_rating_key(window, map.decode(key)).await
+            }
             (DeviceKind::CallerKeypad | DeviceKind::WindowTerminal, _) => {
                 let action = self.callers.entry((bus, unit)).or_default().key(key);
                 if let Some(a) = action {
@@ -378,7 +404,10 @@ impl Controller {
 
     async fn on_rating_key(&mut self, window: u32, input: Option<RatingInput>) {
         let Some(armed) = self.armed.get_mut(&window) else {
-            tracing::info!(window, "rating key pressed with no finished service to rate; ignored");
+            tracing::info!(
+                window,
+                "rating key pressed with no finished service to rate; ignored"
+            );
             return;
         };
         if Instant::now() > armed.until {
@@ -418,11 +447,20 @@ impl Controller {
                 e.windows()
                     .get(&window)
                     .and_then(|w| w.staff.as_ref().map(|s| s.0.clone()))
-                    .map(|s| (s, e.windows().get(&window).is_some_and(|w| w.paused.is_some())))
+                    .map(|s| {
+                        (
+                            s,
+                            e.windows().get(&window).is_some_and(|w| w.paused.is_some()),
+                        )
+                    })
             })
             .await;
         let Ok(Some((staff, paused))) = staff else {
-            tracing::warn!(window, ?action, "caller key pressed but nobody is signed in at the window");
+            tracing::warn!(
+                window,
+                ?action,
+                "caller key pressed but nobody is signed in at the window"
+            );
             return;
         };
         let cmd = match action {
@@ -446,7 +484,9 @@ impl Controller {
                 staff,
                 reason: "caller keypad".into(),
             },
-            CallerAction::Transfer { to_window: Some(to) } => Command::Transfer {
+            CallerAction::Transfer {
+                to_window: Some(to),
+            } => Command::Transfer {
                 window,
                 staff,
                 to: TransferTarget::Window(to),
@@ -458,13 +498,22 @@ impl Controller {
             CallerAction::CallNumber(typed) => {
                 let number = if typed.starts_with(|c: char| c.is_ascii_digit()) {
                     // Digits only: the window's first service prefix, zero-padded.
-                    let prefix = self.prefixes.get(&window).and_then(|p| p.first()).cloned().unwrap_or_default();
+                    let prefix = self
+                        .prefixes
+                        .get(&window)
+                        .and_then(|p| p.first())
+                        .cloned()
+                        .unwrap_or_default();
                     let digits = typed.trim_start_matches('0');
                     format!("{prefix}{digits:0>width$}", width = self.number_width)
                 } else {
                     typed
                 };
-                Command::CallNumber { window, staff, number }
+                Command::CallNumber {
+                    window,
+                    staff,
+                    number,
+                }
             }
         };
         if let Err(e) = self.hall.execute(cmd).await {
@@ -492,7 +541,13 @@ pub async fn start(
         let mut bc = BusConfig::new(
             &name,
             &b.port,
-            b.devices.iter().map(|d| BusDevice { unit: d.unit, kind: d.kind }).collect(),
+            b.devices
+                .iter()
+                .map(|d| BusDevice {
+                    unit: d.unit,
+                    kind: d.kind,
+                })
+                .collect(),
         );
         bc.baud = b.baud;
         bc.response_timeout = Duration::from_millis(b.response_timeout_ms.max(10));
@@ -530,7 +585,13 @@ pub async fn start(
                 w.number,
                 w.services
                     .iter()
-                    .filter_map(|s| setup.services.iter().find(|d| d.code == s.code).map(|d| d.prefix.clone()))
+                    .filter_map(|s| {
+                        setup
+                            .services
+                            .iter()
+                            .find(|d| d.code == s.code)
+                            .map(|d| d.prefix.clone())
+                    })
                     .collect(),
             )
         })
@@ -541,7 +602,11 @@ pub async fn start(
         buses: buses.clone(),
         placed,
         armed_for: Duration::from_secs(config[0].rating_armed_secs.max(1)),
-        notice: config.iter().map(|b| b.notice.clone()).find(|n| !n.is_empty()).unwrap_or_default(),
+        notice: config
+            .iter()
+            .map(|b| b.notice.clone())
+            .find(|n| !n.is_empty())
+            .unwrap_or_default(),
         board_lines: VecDeque::new(),
         armed: HashMap::new(),
         callers: HashMap::new(),
@@ -555,7 +620,15 @@ pub async fn start(
         .query(|e, _| {
             e.windows()
                 .values()
-                .map(|w| (w.number, w.paused.is_some(), w.current.and_then(|t| e.ticket(t)).map(|t| t.number.clone())))
+                .map(|w| {
+                    (
+                        w.number,
+                        w.paused.is_some(),
+                        w.current
+                            .and_then(|t| e.ticket(t))
+                            .map(|t| t.number.clone()),
+                    )
+                })
                 .collect::<Vec<_>>()
         })
         .await

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use thiserror::Error;
 use tokio::sync::{oneshot, watch};
@@ -396,6 +397,14 @@ impl SimBus {
     pub fn plug(&self, link: &Path) -> Result<(), SimError> {
         self.unplug();
         let (master, slave) = tokio_serial::SerialStream::pair()?;
+        // The pair is opened without close-on-exec: a daemon started later by the same
+        // test would inherit the master and the terminal would never hang up on unplug.
+        for fd in [master.as_raw_fd(), slave.as_raw_fd()] {
+            // SAFETY: fcntl on a file descriptor we own, with no pointer arguments.
+            unsafe {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
         let name = slave
             .name()
             .ok_or_else(|| std::io::Error::other("pseudo-terminal without a name"))?;
