@@ -272,6 +272,13 @@ fn run(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        let mut config = config;
+        // The simulated hall's LED screens and hall board, kept alive for the run.
+        let _window_sim = if simulate && config.buses.is_empty() {
+            Some(hallq::simulate::window_bus(&mut config)?)
+        } else {
+            None
+        };
         let setup = config.queue.clone();
         let data = config.storage.data_dir.clone();
         let started = hallq::server::start(config).await?;

@@ -39,6 +39,7 @@ pub struct Started {
     pub addr: SocketAddr,
     state: AppState,
     core: std::thread::JoinHandle<()>,
+    buses: crate::devices::window_bus::WindowBuses,
 }
 
 /// Opens everything and binds; the caller then announces the address and calls `serve`.
@@ -54,8 +55,8 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
         Some(p) => Some(Printer::start(p, devices.clone())?.0),
         None => None,
     };
-    // The window buses follow committed events on their own; the API needs no handle.
-    let _buses = crate::devices::window_bus::start(
+    // The window buses follow committed events on their own; kept to stop them at the end.
+    let buses = crate::devices::window_bus::start(
         &config.buses,
         &config.queue,
         hall.clone(),
@@ -76,6 +77,7 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
         addr,
         state,
         core,
+        buses,
     })
 }
 
@@ -89,6 +91,7 @@ impl Started {
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;
+        self.buses.shutdown();
         drop(self.hall);
         let core = self.core;
         let _ = tokio::task::spawn_blocking(move || core.join()).await;

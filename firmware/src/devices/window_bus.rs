@@ -29,7 +29,7 @@ use hallq_hardware::window::keys::{
 use hallq_hardware::window::regmap::{DeviceKind, fault};
 use hallq_hardware::window::{Colour, DisplayContent, DisplayLine, Effect};
 use serde::Deserialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::health::{Devices, Health};
 use crate::core::Hall;
@@ -156,10 +156,12 @@ impl WindowDeviceConfig {
     }
 }
 
-/// Handles to the running buses (for the API and tests).
+/// Handles to the running buses. [`WindowBuses::shutdown`] stops the controller and
+/// the bus tasks, which lets go of the hall core so the daemon can stop.
 #[derive(Clone, Default)]
 pub struct WindowBuses {
     buses: Vec<(String, BusHandle)>,
+    stop: Option<watch::Sender<bool>>,
 }
 
 impl WindowBuses {
@@ -168,8 +170,11 @@ impl WindowBuses {
         self.buses.iter().map(|(n, _)| n.clone()).collect()
     }
 
-    /// Stop every bus task.
+    /// Stop the controller and every bus task.
     pub fn shutdown(&self) {
+        if let Some(s) = &self.stop {
+            let _ = s.send(true);
+        }
         for (_, b) in &self.buses {
             b.shutdown();
         }
@@ -644,9 +649,11 @@ pub async fn start(
         c.show(DeviceKind::WindowScreen, Some(w), &screen);
     }
     c.draw_board();
+    let (stop, mut stopped) = watch::channel(false);
     tokio::spawn(async move {
         loop {
             tokio::select! {
+                _ = stopped.changed() => break,
                 ev = committed.recv() => match ev {
                     Ok(ev) => c.on_event(&ev),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
@@ -659,7 +666,10 @@ pub async fn start(
         }
         c.buses.iter().for_each(|(_, b)| b.shutdown());
     });
-    WindowBuses { buses }
+    WindowBuses {
+        buses,
+        stop: Some(stop),
+    }
 }
 
 #[cfg(test)]
