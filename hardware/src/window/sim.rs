@@ -140,6 +140,8 @@ struct SimDevice {
     blocks: Vec<Vec<u16>>,
     /// Accepted line writes, for tests that check redraws.
     line_writes: u64,
+    /// When the last line write was accepted (its last byte had arrived).
+    last_write: Option<std::time::Instant>,
 }
 
 impl SimDevice {
@@ -154,6 +156,7 @@ impl SimDevice {
             brightness: 8,
             blocks: vec![vec![0; regmap::LINE_BLOCK_LEN as usize]; spec.lines as usize],
             line_writes: 0,
+            last_write: None,
         }
     }
 
@@ -231,6 +234,7 @@ impl SimDevice {
                     block.iter_mut().for_each(|r| *r = 0);
                     block[..values.len()].copy_from_slice(values);
                     self.line_writes += 1;
+                    self.last_write = Some(std::time::Instant::now());
                     Ok(())
                 }
                 Err(_) => {
@@ -518,6 +522,25 @@ impl SimBus {
     /// Line writes a screen accepted since power-up.
     pub fn line_writes(&self, unit: u8) -> Result<u64, SimError> {
         self.with(unit, |d| d.line_writes)
+    }
+
+    /// When the screen last accepted a line write, and what it then showed: lets a
+    /// benchmark time a call from the controller to the device.
+    pub fn last_line_write(
+        &self,
+        unit: u8,
+    ) -> Result<Option<(std::time::Instant, Vec<String>)>, SimError> {
+        self.with(unit, |d| {
+            d.last_write.map(|t| {
+                (
+                    t,
+                    d.lines()
+                        .into_iter()
+                        .map(|l| l.text.as_str().to_string())
+                        .collect(),
+                )
+            })
+        })
     }
 
     /// Brightness register.
