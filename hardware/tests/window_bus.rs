@@ -245,6 +245,37 @@ async fn a_device_that_drops_off_goes_offline_and_is_redrawn_when_it_returns() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_screen_that_refuses_text_is_reported_not_hammered() {
+    let mut r = rig();
+    next_matching(&mut r.events, Duration::from_secs(3), |e| {
+        matches!(e, BusEvent::Online { unit: SCREEN, .. })
+    })
+    .await;
+    r.sim.set_refuse_writes(SCREEN, true).unwrap();
+    let before = r.sim.requests();
+    r.bus.show(SCREEN, call_screen("A003")).unwrap();
+    let e = next_matching(&mut r.events, Duration::from_secs(3), |e| {
+        matches!(e, BusEvent::Faults { unit: SCREEN, .. })
+    })
+    .await;
+    assert_eq!(
+        e,
+        BusEvent::Faults {
+            unit: SCREEN,
+            bits: fault::TEXT_REJECTED
+        }
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Polls of four devices for 0.3 s plus one refused write: not a retry storm.
+    assert!(
+        r.sim.requests() - before < 60,
+        "{} requests",
+        r.sim.requests() - before
+    );
+    assert_eq!(r.sim.texts(SCREEN).unwrap()[0], "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_power_cut_on_a_screen_is_noticed_and_redrawn() {
     let r = rig();
     r.bus.show(SCREEN, call_screen("C010")).unwrap();

@@ -413,7 +413,9 @@ impl Bus {
                     match r {
                         Ok(()) => d.shown[n] = Some(values),
                         Err(e) => {
-                            d.dirty = true;
+                            // Retry after a lost answer; a refusal (exception) would
+                            // only be refused again, so it is reported, not repeated.
+                            d.dirty = !matches!(e, Failure::Exception(_));
                             return Err(e);
                         }
                     }

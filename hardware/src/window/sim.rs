@@ -142,6 +142,8 @@ struct SimDevice {
     line_writes: u64,
     /// When the last line write was accepted (its last byte had arrived).
     last_write: Option<std::time::Instant>,
+    /// Refuse every line write (a screen whose font lacks the characters).
+    refuse_writes: bool,
 }
 
 impl SimDevice {
@@ -157,6 +159,7 @@ impl SimDevice {
             blocks: vec![vec![0; regmap::LINE_BLOCK_LEN as usize]; spec.lines as usize],
             line_writes: 0,
             last_write: None,
+            refuse_writes: false,
         }
     }
 
@@ -229,7 +232,7 @@ impl SimDevice {
             }
             // Check the whole write before showing any of it.
             match regmap::decode_line(values) {
-                Ok(_) => {
+                Ok(_) if !self.refuse_writes => {
                     let block = &mut self.blocks[line];
                     block.iter_mut().for_each(|r| *r = 0);
                     block[..values.len()].copy_from_slice(values);
@@ -237,7 +240,7 @@ impl SimDevice {
                     self.last_write = Some(std::time::Instant::now());
                     Ok(())
                 }
-                Err(_) => {
+                _ => {
                     self.faults |= fault::TEXT_REJECTED;
                     Err(ExceptionCode::IllegalDataValue)
                 }
@@ -493,6 +496,11 @@ impl SimBus {
         drop(st);
         self.shared.changed.send_modify(|g| *g += 1);
         Ok(())
+    }
+
+    /// Make a screen refuse (exception 0x03) or accept line writes.
+    pub fn set_refuse_writes(&self, unit: u8, refuse: bool) -> Result<(), SimError> {
+        self.with(unit, |d| d.refuse_writes = refuse)
     }
 
     /// Raise fault bits as the device's firmware would.
