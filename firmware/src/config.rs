@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use hallq_engine::Setup;
 
 use crate::devices::printer::PrinterConfig;
+use crate::devices::voice::VoiceConfig;
 use serde::Deserialize;
 
 /// The example county hall shipped with hallq; `run --simulate` uses it.
@@ -33,6 +34,9 @@ pub struct Config {
     /// The ticket printer; without this section tickets are not printed.
     #[serde(default)]
     pub printer: Option<PrinterConfig>,
+    /// Spoken calls; without this section (or with `enabled = false`) the hall is silent.
+    #[serde(default)]
+    pub voice: Option<VoiceConfig>,
 }
 
 /// Identity of the hall.
@@ -244,6 +248,10 @@ impl Config {
                 !p.channels.is_empty(),
                 "list at least one channel whose tickets print, e.g. [\"kiosk\"]",
             )?;
+        }
+        if let Some(v) = &config.voice {
+            v.check()
+                .map_err(|(key, message)| invalid(key.into(), key_line(text, key), message))?;
         }
         config.queue.validate().map_err(|e| {
             let key = format!("queue.{}", e.key);

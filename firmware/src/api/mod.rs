@@ -6,6 +6,7 @@
 mod devices;
 mod queue;
 mod stream;
+mod voice;
 mod windows;
 
 use std::net::SocketAddr;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub devices: Devices,
     /// The ticket printer, when the hall has one.
     pub printer: Option<Printer>,
+    /// The voice, when the hall speaks its calls (set by the server after start).
+    pub voice: Option<crate::devices::voice::Voice>,
 }
 
 impl AppState {
@@ -59,6 +62,7 @@ impl AppState {
             auth_db: Arc::new(Mutex::new(conn)),
             devices,
             printer,
+            voice: None,
         })
     }
 
@@ -84,6 +88,7 @@ pub fn app(state: AppState) -> Router {
         .merge(devices::routes())
         .merge(windows::routes())
         .merge(stream::routes())
+        .merge(voice::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

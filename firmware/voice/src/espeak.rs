@@ -143,7 +143,9 @@ mod tests {
     #[test]
     fn espeak_speaks_pinyin_at_the_pack_rate() {
         if !installed() {
-            panic!("espeak-ng is not installed: scripts/test installs it (apt-get install espeak-ng)");
+            panic!(
+                "espeak-ng is not installed: scripts/test installs it (apt-get install espeak-ng)"
+            );
         }
         let mut e = Espeak::new(Some("espeak-ng".into()));
         let a = e.speak("cmn-latn-pinyin", "chuang1 kou3", 16_000).unwrap();
@@ -151,7 +153,10 @@ mod tests {
         assert!(a.duration() > Duration::from_millis(200));
         assert!(a.rms() > 0.02, "{}", a.rms());
         let again = e.speak("cmn-latn-pinyin", "chuang1 kou3", 16_000).unwrap();
-        assert!(Arc::ptr_eq(&a, &again), "second request comes from the cache");
+        assert!(
+            Arc::ptr_eq(&a, &again),
+            "second request comes from the cache"
+        );
     }
 
     #[test]

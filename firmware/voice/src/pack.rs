@@ -109,9 +109,9 @@ impl Pack {
         })?;
         let m: Manifest = toml::from_str(&text).map_err(|e| PackError::Manifest {
             path: path.clone(),
-            line: e
-                .span()
-                .map_or(0, |s| text[..s.start.min(text.len())].matches('\n').count() + 1),
+            line: e.span().map_or(0, |s| {
+                text[..s.start.min(text.len())].matches('\n').count() + 1
+            }),
             message: e.message().to_string(),
         })?;
         if !(8_000..=48_000).contains(&m.sample_rate) {
@@ -207,7 +207,9 @@ mod tests {
         let p = Pack::load(&source_tree_pack_dir()).unwrap();
         assert_eq!(p.rate, 16_000);
         for e in lexicon::entries() {
-            let clip = p.clip(e.token).unwrap_or_else(|| panic!("{} missing", e.token));
+            let clip = p
+                .clip(e.token)
+                .unwrap_or_else(|| panic!("{} missing", e.token));
             assert!(clip.rms() > 0.02, "{} is nearly silent", e.token);
         }
         assert!(p.clip(lexicon::CHIME).is_some());

@@ -277,7 +277,11 @@ mod tests {
             .without("zh.chuangkou");
         let mut r = Renderer::new(pack, Espeak::new(Some("espeak-ng".into())), 100);
         let out = r.render(&call("A001", 3));
-        assert!(out.missing.is_empty(), "{:?} (is espeak-ng installed?)", out.missing);
+        assert!(
+            out.missing.is_empty(),
+            "{:?} (is espeak-ng installed?)",
+            out.missing
+        );
         assert!(!out.chime_only);
         assert_eq!(out.fallbacks(), ["zh.chuangkou"]);
         let seg = out
@@ -298,7 +302,11 @@ mod tests {
             .unwrap()
             .without("zh.chuangkou");
         let chime = pack.clip("chime").unwrap().clone();
-        let mut r = Renderer::new(pack, Espeak::new(Some("/nonexistent/espeak-ng".into())), 100);
+        let mut r = Renderer::new(
+            pack,
+            Espeak::new(Some("/nonexistent/espeak-ng".into())),
+            100,
+        );
         let out = r.render(&call("A001", 3));
         assert!(out.chime_only);
         assert_eq!(out.tokens(), ["chime"]);
@@ -306,7 +314,9 @@ mod tests {
         assert_eq!(out.missing.len(), 1);
         assert_eq!(out.missing[0].token, "zh.chuangkou");
         assert!(
-            out.missing[0].reason.contains("cannot run /nonexistent/espeak-ng"),
+            out.missing[0]
+                .reason
+                .contains("cannot run /nonexistent/espeak-ng"),
             "{}",
             out.missing[0].reason
         );

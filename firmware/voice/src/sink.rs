@@ -278,7 +278,9 @@ impl Sink for FileSink {
             rendered: p.rendered,
             started_unix_us: unix_us(first_sample),
             finished_unix_us: unix_us(finished),
-            latency_us: first_sample.saturating_duration_since(p.received).as_micros(),
+            latency_us: first_sample
+                .saturating_duration_since(p.received)
+                .as_micros(),
         };
         let json = serde_json::to_vec_pretty(&sidecar).expect("sidecar serialises");
         self.write(&path.with_extension("json"), &[&json])?;

@@ -9,8 +9,8 @@ use chrono::NaiveTime;
 use hallq_voice::announcer::wall_clock;
 use hallq_voice::pack::source_tree_pack_dir;
 use hallq_voice::{
-    AlsaSink, Announcer, Audio, DropReason, Espeak, FileSink, Message, Pack, QuietHours,
-    QuietMode, Renderer, Report, Settings, Sink, Style,
+    AlsaSink, Announcer, Audio, DropReason, Espeak, FileSink, Message, Pack, QuietHours, QuietMode,
+    Renderer, Report, Settings, Sink, Style,
 };
 use serde_json::Value;
 
@@ -115,8 +115,8 @@ fn a_burst_of_calls_plays_one_at_a_time_in_call_order_and_drops_the_stale_ones()
     }
     for f in &files {
         let secs = f["samples"].as_u64().unwrap() as f64 / f["rate"].as_u64().unwrap() as f64;
-        let held = (f["finished_unix_us"].as_u64().unwrap() - f["started_unix_us"].as_u64().unwrap())
-            as f64
+        let held = (f["finished_unix_us"].as_u64().unwrap()
+            - f["started_unix_us"].as_u64().unwrap()) as f64
             / 1e6;
         assert!(held + 0.005 >= secs, "held {held}s for {secs}s of audio");
     }
@@ -124,7 +124,11 @@ fn a_burst_of_calls_plays_one_at_a_time_in_call_order_and_drops_the_stale_ones()
 
 #[test]
 fn twenty_calls_through_aplay_all_play_in_order_without_overlap() {
-    if std::process::Command::new("aplay").arg("--version").output().is_err() {
+    if std::process::Command::new("aplay")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         panic!("aplay is not installed: scripts/test installs alsa-utils");
     }
     let (a, rx) = start(
