@@ -328,6 +328,35 @@ mod tests {
     }
 
     #[test]
+    fn the_commented_voice_section_of_the_example_is_valid() {
+        let start = EXAMPLE_HALL.find("# [voice]").expect("voice example");
+        let section: String = EXAMPLE_HALL[start..]
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::parse(&format!("{EXAMPLE_HALL}\n{section}"), "<example>").unwrap();
+        let v = c.voice.expect("voice section");
+        assert_eq!((v.repeat, v.volume, v.max_queue), (2, 100, 5));
+        assert!(v.quiet_hours.is_some());
+        let bad = format!(
+            "{EXAMPLE_HALL}\n{}",
+            section.replace("repeat = 2", "repeat = 9")
+        );
+        let err = Config::parse(&bad, "hall.toml").unwrap_err().to_string();
+        let line = bad
+            .lines()
+            .position(|l| l.starts_with("repeat = 9"))
+            .unwrap()
+            + 1;
+        assert!(
+            err.starts_with(&format!("hall.toml:{line}: voice.repeat:")),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn an_unknown_key_is_named_with_its_line() {
         let text = EXAMPLE_HALL.replacen("[server]", "[server]\nlisten_port = 80", 1);
         let err = Config::parse(&text, "hall.toml").unwrap_err().to_string();

@@ -155,7 +155,7 @@ pub fn zh_cardinal(n: u32) -> Vec<String> {
 pub fn en_cardinal(n: u32) -> Vec<String> {
     match n {
         0..=19 => vec![format!("en.{n}")],
-        20..=99 if n % 10 == 0 => vec![format!("en.{n}")],
+        20..=99 if n.is_multiple_of(10) => vec![format!("en.{n}")],
         20..=99 => vec![format!("en.{}", n / 10 * 10), format!("en.{}", n % 10)],
         _ => spell(&n.to_string(), "en"),
     }
