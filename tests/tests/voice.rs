@@ -178,10 +178,9 @@ fn a_called_ticket_is_spoken_word_for_word_from_the_pack_and_a_recall_says_it_ag
     assert_eq!(voice["health"]["state"], "ok");
 }
 
-#[test]
-fn a_pack_missing_a_word_without_espeak_gives_the_chime_alone_and_a_device_warning() {
+/// A hall whose own pack is the default one without 窗口, with `extra` voice settings.
+fn hall_with_a_pack_missing_chuangkou(extra: &str) -> Hall {
     let hall = Hall::new();
-    // A hall's own pack: the default one without 窗口.
     let pack = hall.dir.path().join("pack");
     std::fs::create_dir_all(&pack).unwrap();
     for entry in std::fs::read_dir(pack_dir()).unwrap() {
@@ -197,13 +196,50 @@ fn a_pack_missing_a_word_without_espeak_gives_the_chime_alone_and_a_device_warni
     assert_ne!(manifest, without);
     std::fs::write(pack.join("pack.toml"), without).unwrap();
     let mut text = std::fs::read_to_string(&hall.config).unwrap();
-    text.push_str(&voice_section(
-        hall.dir.path(),
-        &pack,
-        "repeat = 1\nespeak = \"\"",
-    ));
+    text.push_str(&voice_section(hall.dir.path(), &pack, extra));
     std::fs::write(&hall.config, text).unwrap();
     hall.add_staff("S001", "135790", &["--window", "1"]);
+    hall
+}
+
+#[test]
+fn a_pack_missing_a_word_is_helped_out_by_espeak_when_it_is_installed() {
+    let hall = hall_with_a_pack_missing_chuangkou("repeat = 1\nchime = false");
+    let d = hall.start();
+    let _ = sign_in_and_call(&d);
+    let a = announcement(hall.dir.path(), 1);
+    assert_eq!(a["chime_only"], false, "{a} (is espeak-ng installed?)");
+    let zh = "zh.qing letter.A zh.0 zh.0 zh.0 zh.0 zh.0 zh.1 zh.hao zh.dao zh.1 zh.hao zh.chuangkou zh.banli";
+    assert_eq!(tokens(&a).join(" "), zh);
+    let (_, wav) = read_wav(&hall.dir.path().join("announcements/000001.wav"));
+    for seg in a["segments"].as_array().unwrap() {
+        let (offset, len) = (
+            seg["offset"].as_u64().unwrap() as usize,
+            seg["len"].as_u64().unwrap() as usize,
+        );
+        let expected = if seg["token"] == "zh.chuangkou" {
+            "espeak"
+        } else {
+            "pack"
+        };
+        assert_eq!(seg["source"], expected, "{seg}");
+        let level = rms(&wav[offset..offset + len]);
+        assert!(level > 0.02, "{seg}: RMS {level}");
+    }
+    let (_, devices) = send(client().get(format!("{}/api/v1/devices", d.url)).call());
+    let pack_health = devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["device"] == "voice/pack")
+        .unwrap_or_else(|| panic!("{devices}"));
+    assert_eq!(pack_health["health"]["state"], "ok");
+}
+
+#[test]
+fn a_pack_missing_a_word_without_espeak_gives_the_chime_alone_and_a_device_warning() {
+    // espeak-ng turned off in the configuration (as on a board without it installed).
+    let hall = hall_with_a_pack_missing_chuangkou("repeat = 1\nespeak = \"\"");
     let d = hall.start();
     let _ = sign_in_and_call(&d);
 

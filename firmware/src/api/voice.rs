@@ -51,6 +51,13 @@ async fn prompt(
     let accepted = voice
         .prompt(&body.prompt)
         .map_err(|e| ApiError::field("prompt", e.to_string()))?;
+    if !accepted.queued {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "voice_busy",
+            "calls fill the announcer's queue; the prompt was not queued",
+        ));
+    }
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "queued": true, "ahead": accepted.ahead })),

@@ -158,6 +158,8 @@ pub struct Accepted {
     pub ahead: usize,
     /// It joined an identical call already waiting instead of adding another.
     pub merged: bool,
+    /// False when the queue was full of calls and this prompt gave way at once.
+    pub queued: bool,
 }
 
 struct Waiting {
@@ -238,29 +240,38 @@ impl Announcer {
                 _ => false,
             };
             let playing = q.playing as usize;
-            if let Some(i) = q.waiting.iter().position(same) {
+            let merged_at = q.waiting.iter().position(same);
+            if let Some(i) = merged_at {
                 // A recall while its call still waits: one announcement says both.
                 Accepted {
                     ahead: playing + i,
                     merged: true,
+                    queued: true,
                 }
             } else {
                 q.waiting.push_back(Waiting { message, received });
+                let mut mine = Some(q.waiting.len() - 1);
                 while q.waiting.len() > self.shared.settings.max_queue.max(1) {
-                    // Oldest prompt first (it has lost its citizen), else the oldest call.
+                    // Calls before prompts: the oldest prompt goes first (even the one
+                    // just asked for), else the oldest call.
                     let i = q
                         .waiting
                         .iter()
                         .position(|w| matches!(w.message, Message::Prompt { .. }))
-                        .filter(|&i| i + 1 < q.waiting.len())
                         .unwrap_or(0);
+                    mine = match mine {
+                        Some(m) if m == i => None,
+                        Some(m) if i < m => Some(m - 1),
+                        other => other,
+                    };
                     if let Some(w) = q.waiting.remove(i) {
                         dropped.push(w.message);
                     }
                 }
                 Accepted {
-                    ahead: playing + q.waiting.len() - 1,
+                    ahead: playing + mine.unwrap_or(q.waiting.len()),
                     merged: false,
+                    queued: mine.is_some(),
                 }
             }
         };

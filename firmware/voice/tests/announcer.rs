@@ -123,6 +123,52 @@ fn a_burst_of_calls_plays_one_at_a_time_in_call_order_and_drops_the_stale_ones()
 }
 
 #[test]
+fn when_the_queue_is_full_a_kiosk_prompt_gives_way_to_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, rx) = start(
+        Box::new(FileSink::new(dir.path(), true).unwrap()),
+        settings(2),
+    );
+    let now = Instant::now();
+    a.announce(call("A1", 1), now);
+    let t = Instant::now();
+    while !(a.waiting() == 0 && a.backlog() == 1) {
+        assert!(t.elapsed() < Duration::from_secs(10), "A1 never started");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let prompt = Message::Prompt {
+        id: "welcome".into(),
+    };
+    assert!(a.announce(prompt.clone(), now).queued);
+    assert!(a.announce(call("A2", 1), now).queued);
+    // Full: the waiting prompt is dropped, not A2.
+    let a3 = a.announce(call("A3", 1), now);
+    assert!(a3.queued);
+    assert_eq!(a3.ahead, 2);
+    // Full of calls: a new prompt is refused at once.
+    assert!(!a.announce(prompt.clone(), now).queued);
+    assert!(a.wait_idle(Duration::from_secs(60)));
+    drop(a);
+    let dropped: Vec<Message> = rx
+        .try_iter()
+        .filter_map(|r| match r {
+            Report::Dropped { message, reason } => {
+                assert_eq!(reason, DropReason::QueueFull);
+                Some(message)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dropped, [prompt.clone(), prompt]);
+    let played: Vec<Value> = sidecars(dir.path());
+    let numbers: Vec<&str> = played
+        .iter()
+        .map(|s| s["message"]["number"].as_str().unwrap())
+        .collect();
+    assert_eq!(numbers, ["A1", "A2", "A3"]);
+}
+
+#[test]
 fn twenty_calls_through_aplay_all_play_in_order_without_overlap() {
     if std::process::Command::new("aplay")
         .arg("--version")
