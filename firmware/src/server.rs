@@ -71,6 +71,7 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
     };
     let mut state = AppState::new(hall.clone(), Arc::new(config.clone()), devices, printer)?;
     state.voice = voice.clone();
+    tokio::spawn(state.metrics.clone().follow(hall.subscribe()));
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| StartError::Bind(config.server.listen, e))?;

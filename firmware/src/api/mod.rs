@@ -4,6 +4,7 @@
 //! internals.
 
 mod devices;
+mod metrics;
 mod queue;
 mod stream;
 mod voice;
@@ -26,6 +27,7 @@ use crate::config::Config;
 use crate::core::{CoreError, Hall, wall_now};
 use crate::devices::health::Devices;
 use crate::devices::printer::Printer;
+use crate::metrics::Metrics;
 use crate::store::staff::{self, Permission, Session};
 
 /// What every handler shares.
@@ -43,6 +45,8 @@ pub struct AppState {
     pub printer: Option<Printer>,
     /// The voice, when the hall speaks its calls (set by the server after start).
     pub voice: Option<crate::devices::voice::Voice>,
+    /// Counters and latencies for `/metrics`.
+    pub metrics: Metrics,
 }
 
 impl AppState {
@@ -63,6 +67,7 @@ impl AppState {
             devices,
             printer,
             voice: None,
+            metrics: Metrics::new(),
         })
     }
 
@@ -86,12 +91,17 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(queue::routes())
         .merge(devices::routes())
+        .merge(metrics::routes())
         .merge(windows::routes())
         .merge(stream::routes())
         .merge(voice::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::record,
+        ))
         .with_state(state)
 }
 
