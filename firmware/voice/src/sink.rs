@@ -130,11 +130,14 @@ impl Sink for AlsaSink {
         let wav = p.rendered.audio.to_wav();
         let split = (44 + FIRST_CHUNK * 2).min(wav.len());
         let mut stdin = child.stdin.take().expect("stdin is piped");
-        let written = stdin.write_all(&wav[..split]);
-        let first_sample = Instant::now();
-        let written = written.and_then(|_| stdin.write_all(&wav[split..]));
-        drop(stdin);
-        // aplay drains its buffer after stdin closes; allow the sound's length and more.
+        // Written from a helper thread: a player stuck before reading (a card that hangs
+        // on open) must not hang this thread past the deadline below.
+        let writer = std::thread::spawn(move || {
+            let first = stdin.write_all(&wav[..split]).map(|_| Instant::now())?;
+            stdin.write_all(&wav[split..])?;
+            Ok::<Instant, std::io::Error>(first)
+        });
+        // Real playback takes the sound's length; allow that and more.
         let deadline = Instant::now() + p.rendered.audio.duration() + Duration::from_secs(10);
         let status = loop {
             match child.try_wait() {
@@ -149,6 +152,9 @@ impl Sink for AlsaSink {
             }
         };
         let finished = Instant::now();
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("writer thread panicked")));
         let said = err_reader.join().unwrap_or_default();
         let failed = |detail: String| SinkError::Player {
             program: program.clone(),
@@ -159,13 +165,13 @@ impl Sink for AlsaSink {
             Ok(s) => return Err(failed(format!("{s}: {}", said.trim()))),
             Err(e) => return Err(failed(e)),
         }
-        if let Err(e) = written {
-            return Err(failed(format!("audio not accepted: {e}; {}", said.trim())));
+        match written {
+            Ok(first_sample) => Ok(Played {
+                first_sample,
+                finished,
+            }),
+            Err(e) => Err(failed(format!("audio not accepted: {e}; {}", said.trim()))),
         }
-        Ok(Played {
-            first_sample,
-            finished,
-        })
     }
 }
 
