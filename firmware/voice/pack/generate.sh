@@ -6,8 +6,8 @@
 # Mandarin rows use espeak-ng's `cmn-latn-pinyin` voice: pinyin with tone numbers in, correct
 # Mandarin out (plain `cmn` reads Latin letters as English). Letters and English use `en-us`.
 # Every clip is trimmed of leading and trailing silence, normalised to -3 dBFS and stored as
-# mono 16-bit PCM at 16 kHz, which is what pack.toml declares and the loader checks. The chime
-# is two sine tones made by sox. A hall replaces any clip with its own recording by pointing
+# mono 16-bit PCM at 16 kHz, which is what pack.toml declares and the loader checks; sox runs
+# without dither, so every run gives the same bytes. The chime is two sine tones made by sox. A hall replaces any clip with its own recording by pointing
 # the token at another file in pack.toml (same format), or ships a whole pack of its own.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -38,14 +38,14 @@ speed_for() { case "$1" in prompt.*) echo 175 ;; *) echo 150 ;; esac; }
 } > "$out/pack.toml"
 
 # The chime: a soft two-tone "ding-dong" (E5 then C5), about a second.
-sox -n -r "$rate" -c 1 -b 16 "$tmp/ding.wav" synth 0.42 sine 659.25 fade q 0.01 0.42 0.3 vol 0.5
-sox -n -r "$rate" -c 1 -b 16 "$tmp/dong.wav" synth 0.65 sine 523.25 fade q 0.01 0.65 0.5 vol 0.5
-sox "$tmp/ding.wav" "$tmp/dong.wav" "$out/chime.wav"
+sox -D -n -r "$rate" -c 1 -b 16 "$tmp/ding.wav" synth 0.42 sine 659.25 fade q 0.01 0.42 0.3 vol 0.5
+sox -D -n -r "$rate" -c 1 -b 16 "$tmp/dong.wav" synth 0.65 sine 523.25 fade q 0.01 0.65 0.5 vol 0.5
+sox -D "$tmp/ding.wav" "$tmp/dong.wav" "$out/chime.wav"
 
 while IFS=$'\t' read -r token voice text _meaning; do
   [[ -z "$token" || "$token" == \#* ]] && continue
   espeak-ng -v "$voice" -s "$(speed_for "$token")" -w "$tmp/raw.wav" -- "$text"
-  sox "$tmp/raw.wav" -r "$rate" -c 1 -b 16 -e signed-integer "$out/$token.wav" \
+  sox -D "$tmp/raw.wav" -r "$rate" -c 1 -b 16 -e signed-integer "$out/$token.wav" \
     silence 1 0.01 0.5% reverse silence 1 0.01 0.5% reverse norm -3
   printf '"%s" = "%s.wav"\n' "$token" "$token" >> "$out/pack.toml"
 done < "$here/lexicon.tsv"
