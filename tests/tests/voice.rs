@@ -308,3 +308,73 @@ fn a_pack_clip_in_the_wrong_format_stops_the_daemon_at_start_naming_the_clip() {
     let started = hallq::bench::Daemon::start(&hallq_tests::hallq_bin(), &hall.config);
     assert!(started.is_err(), "the daemon refuses the pack");
 }
+
+#[test]
+fn calls_from_several_windows_at_once_are_spoken_one_after_another() {
+    let hall = Hall::new();
+    let mut text = std::fs::read_to_string(&hall.config).unwrap();
+    // Paced: each file is held for its playing time, as a speaker would be.
+    text.push_str(
+        &voice_section(hall.dir.path(), &pack_dir(), "repeat = 1\nchime = false")
+            .replace("pace = false", "pace = true"),
+    );
+    std::fs::write(&hall.config, text).unwrap();
+    for w in 1..=3 {
+        hall.add_staff(&format!("S00{w}"), "135790", &["--window", &w.to_string()]);
+    }
+    let d = hall.start();
+    let c = client();
+    let mut tokens_by_window = Vec::new();
+    for (w, service) in [(1, "SB"), (2, "SB"), (3, "MZ")] {
+        let (s, t) = send(
+            c.post(format!("{}/api/v1/tickets", d.url))
+                .send_json(json!({"service": service})),
+        );
+        assert_eq!(s, 201, "{t}");
+        let (s, b) = send(
+            c.post(format!("{}/api/v1/sessions", d.url))
+                .send_json(json!({"staff_id": format!("S00{w}"), "pin": "135790", "window": w})),
+        );
+        assert_eq!(s, 201, "{b}");
+        tokens_by_window.push((w, format!("Bearer {}", b["token"].as_str().unwrap())));
+    }
+    // Three windows press "call next" at the same moment.
+    let url = d.url.clone();
+    let threads: Vec<_> = tokens_by_window
+        .into_iter()
+        .map(|(w, token)| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let (s, b) = send(
+                    client()
+                        .post(format!("{url}/api/v1/windows/{w}/call-next"))
+                        .header("Authorization", &token)
+                        .send_json(json!({})),
+                );
+                assert_eq!(s, 200, "{b}");
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let played: Vec<Value> = (1..=3).map(|n| announcement(hall.dir.path(), n)).collect();
+    let mut windows: Vec<u64> = played
+        .iter()
+        .map(|a| a["message"]["window"].as_u64().unwrap())
+        .collect();
+    windows.sort();
+    assert_eq!(windows, [1, 2, 3], "every call spoken once");
+    for pair in played.windows(2) {
+        let end = pair[0]["finished_unix_us"].as_u64().unwrap();
+        let start = pair[1]["started_unix_us"].as_u64().unwrap();
+        assert!(end <= start, "announcements overlap: {end} > {start}");
+    }
+    for a in &played {
+        let secs = a["samples"].as_f64().unwrap() / a["rate"].as_f64().unwrap();
+        let held = (a["finished_unix_us"].as_u64().unwrap()
+            - a["started_unix_us"].as_u64().unwrap()) as f64
+            / 1e6;
+        assert!(held + 0.005 >= secs, "held {held}s for {secs}s of audio");
+    }
+}
