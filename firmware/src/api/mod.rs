@@ -7,6 +7,7 @@ mod devices;
 mod metrics;
 mod queue;
 mod stream;
+mod voice;
 mod windows;
 
 use std::net::SocketAddr;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub devices: Devices,
     /// The ticket printer, when the hall has one.
     pub printer: Option<Printer>,
+    /// The voice, when the hall speaks its calls (set by the server after start).
+    pub voice: Option<crate::devices::voice::Voice>,
     /// Counters and latencies for `/metrics`.
     pub metrics: Metrics,
 }
@@ -63,6 +66,7 @@ impl AppState {
             auth_db: Arc::new(Mutex::new(conn)),
             devices,
             printer,
+            voice: None,
             metrics: Metrics::new(),
         })
     }
@@ -90,6 +94,7 @@ pub fn app(state: AppState) -> Router {
         .merge(metrics::routes())
         .merge(windows::routes())
         .merge(stream::routes())
+        .merge(voice::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
