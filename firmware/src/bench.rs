@@ -163,9 +163,19 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `hallq run --config F` and waits for it to announce its address.
     pub fn start(exe: &Path, config: &Path) -> std::io::Result<Daemon> {
+        Daemon::start_with_env(exe, config, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables (a preloaded fake clock, say).
+    pub fn start_with_env(
+        exe: &Path,
+        config: &Path,
+        env: &[(&str, &str)],
+    ) -> std::io::Result<Daemon> {
         let mut child = Process::new(exe)
             .args(["run", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(if std::env::var_os("HALLQ_TEST_LOG").is_some() {
                 Stdio::inherit()

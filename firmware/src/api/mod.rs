@@ -175,6 +175,20 @@ impl ApiError {
                     )
                 }
             }
+            CoreError::StorageFull(detail) => {
+                tracing::error!(%detail, "disk full: refusing new records");
+                let message = match lang {
+                    Lang::En => {
+                        "The controller's disk is full, so nothing new can be recorded. Please ask the staff for help."
+                    }
+                    Lang::ZhTw => "控制器磁碟已滿，暫時無法記錄，請聯繫工作人員。",
+                    Lang::ZhCn => "控制器磁盘已满，暂时无法记录，请联系工作人员。",
+                };
+                ApiError {
+                    retry_after: Some(30),
+                    ..ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "storage_full", message)
+                }
+            }
             CoreError::Busy => ApiError {
                 retry_after: Some(1),
                 ..ApiError::new(
