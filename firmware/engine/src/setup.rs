@@ -324,6 +324,10 @@ pub struct Setup {
     /// A window paused longer than this raises a warning.
     #[serde(default)]
     pub pause_alarm_minutes: Option<u32>,
+    /// A window with no staff signed in for this long during office hours raises a
+    /// warning (a window is never to be left unmanned: B stands in for A).
+    #[serde(default)]
+    pub unmanned_alarm_minutes: Option<u32>,
     /// Rating rules.
     #[serde(default)]
     pub rating: RatingRules,
