@@ -3,8 +3,10 @@
 //! go through one [`ApiError`] so that every 4xx names its field and no 5xx leaks
 //! internals.
 
+mod pages;
 mod queue;
 mod stream;
+pub mod supervision;
 mod windows;
 
 use std::net::SocketAddr;
@@ -69,6 +71,8 @@ pub fn app(state: AppState) -> Router {
         .merge(queue::routes())
         .merge(windows::routes())
         .merge(stream::routes())
+        .merge(supervision::routes())
+        .merge(pages::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
