@@ -20,6 +20,11 @@
     return w ? w.name : '';
   }
 
+  /** People waiting for the services a window serves. */
+  function waitingAt(w) {
+    return board.services.filter((s) => (w.services || []).includes(s.code)).reduce((n, s) => n + s.waiting, 0);
+  }
+
   async function load() {
     try {
       board = await api('GET', '/api/v1/board');
@@ -63,7 +68,8 @@
         el('div', { class: 'col-window' }, w.number),
         el('div', { class: 'col-name' }, w.name),
         el('div', { class: 'col-number' }, w.current && st !== 'paused' ? w.current.number : '—'),
-        el('div', { class: 'col-state' }, stText));
+        el('div', { class: 'col-state' }, stText),
+        el('div', { class: 'col-waiting' }, t('waiting_people', { n: waitingAt(w) })));
       if (flashing && flashing.window === w.number && Date.now() < flashing.until) col.classList.add('flash');
       return col;
     }));
@@ -102,6 +108,10 @@
       // Calls replayed after a reconnect are shown but not chimed twice over.
       const fresh = HQ.now() - ev.at < 60000;
       if (fresh) announce(p, ev.at);
+      if (board && ev.type === 'ticket_called') {
+        board.recent_calls = [{ number: p.number, window: p.window, at: ev.at }, ...board.recent_calls.filter((c) => c.number !== p.number)];
+        render();
+      }
     }
     reloadSoon();
   }

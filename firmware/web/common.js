@@ -71,6 +71,7 @@ const HQ = (() => {
     err_account_locked: ['密码错误次数过多，账号已锁定', '密碼錯誤次數過多，帳號已鎖定', 'Too many wrong PINs: the account is locked'],
     err_wrong_window: ['您无权在此窗口操作', '您無權在此窗口操作', 'You may not work at this window'],
     err_sign_in_required: ['登录已失效，请重新登录', '登入已失效，請重新登入', 'Your sign-in has ended; sign in again'],
+    locked_until: ['，请于 {t} 后再试', '，請於 {t} 後再試', ' until {t}'],
     err_network: ['无法连接叫号控制器', '無法連線叫號控制器', 'Cannot reach the controller'],
     err_forbidden: ['您的账号无此权限', '您的帳號無此權限', 'Your account may not do this'],
     // rating pad
@@ -225,7 +226,10 @@ const HQ = (() => {
   /** The message to show for an API error: ours for sign-in problems, else the server's. */
   function errorText(e) {
     const key = 'err_' + e.code;
-    if (T[key]) return t(key) + (e.code === 'account_locked' && e.message ? ' — ' + e.message : '');
+    if (T[key]) {
+      const until = e.code === 'account_locked' && /(\d{2}:\d{2}):\d{2}/.exec(e.message || '');
+      return t(key) + (until ? t('locked_until', { t: until[1] }) : '');
+    }
     return e.message || String(e);
   }
 

@@ -455,7 +455,11 @@ async fn board(
                 .filter_map(|d| e.windows().get(&d.number).map(|w| (d, w)))
                 .map(|(d, w)| {
                     let current = w.current.and_then(|id| e.ticket(id)).map(|t| json!({ "number": t.number, "state": t.state }));
-                    json!({ "number": d.number, "name": d.name, "location": d.location, "staffed": w.staff.is_some(), "paused": w.paused.is_some(), "current": current })
+                    json!({
+                        "number": d.number, "name": d.name, "location": d.location, "staffed": w.staff.is_some(),
+                        "paused": w.paused.is_some(), "current": current,
+                        "services": d.services.iter().map(|s| s.code.clone()).collect::<Vec<_>>(),
+                    })
                 })
                 .collect();
             let services: Vec<Value> = e
