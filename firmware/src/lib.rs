@@ -10,6 +10,7 @@
 //! - [`store`]: SQLite (WAL, `synchronous=FULL`), migrations, the events table (audit log
 //!   and outbox), projected rows, staff accounts and sessions.
 //! - [`core`]: the one thread that owns engine and store, with group commit.
+//! - [`devices`]: the printer thread and the device health registry.
 //! - [`api`]: the axum router under `/api/v1`, including the SSE live stream.
 //! - [`report`]: per-window and per-service figures for a day, week or month.
 //! - [`server`]: wiring for `hallq run`: open, restore, bind, serve, shut down.
@@ -20,6 +21,7 @@ pub mod api;
 pub mod bench;
 pub mod config;
 pub mod core;
+pub mod devices;
 pub mod report;
 pub mod server;
 pub mod simulate;

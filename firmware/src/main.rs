@@ -229,9 +229,16 @@ fn run(
         temp = Some(dir);
         c
     };
+    // Kept alive for the whole run: the simulated hall's ticket printer.
+    let mut virtual_printer = None;
     if simulate {
         // A demonstration must be alive at any hour.
         config.queue.calendar.always_open = true;
+        if config.printer.is_none() {
+            let (handle, p) = hallq::simulate::virtual_printer()?;
+            config.printer = Some(p);
+            virtual_printer = Some(handle);
+        }
     }
     if let Some(l) = listen {
         config.server.listen = l;
@@ -255,6 +262,7 @@ fn run(
             tokio::spawn(hallq::simulate::run(started.hall.clone(), setup, speed));
         }
         started.serve(hallq::server::shutdown_signal()).await?;
+        drop(virtual_printer);
         drop(temp);
         anyhow::Ok(())
     })

@@ -8,6 +8,8 @@ use tokio::net::TcpListener;
 use crate::api::{AppState, app};
 use crate::config::Config;
 use crate::core::Hall;
+use crate::devices::health::Devices;
+use crate::devices::printer::{Printer, PrinterError};
 use crate::store::{Store, StoreError};
 
 /// Errors that stop the daemon from starting.
@@ -19,6 +21,9 @@ pub enum StartError {
     /// The database could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The printer could not be started.
+    #[error(transparent)]
+    Printer(#[from] PrinterError),
     /// The address could not be bound.
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
@@ -42,7 +47,14 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
         .map_err(|e| StartError::DataDir(config.storage.data_dir.display().to_string(), e))?;
     let store = Store::open(&config.database())?;
     let (hall, core) = Hall::start(config.queue.clone(), store)?;
-    let state = AppState::new(hall.clone(), Arc::new(config.clone()))?;
+    let devices = Devices::load(hall.clone())
+        .await
+        .map_err(|e| StoreError::Damaged(e.to_string()))?;
+    let printer = match config.printer.clone() {
+        Some(p) => Some(Printer::start(p, devices.clone())?.0),
+        None => None,
+    };
+    let state = AppState::new(hall.clone(), Arc::new(config.clone()), devices, printer)?;
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| StartError::Bind(config.server.listen, e))?;

@@ -126,6 +126,12 @@
         el('td', { class: 'num longest' }, s.waiting ? HQ.duration(s.longest_wait_secs) : '—'), el('td', { class: 'num' }, s.issued));
     }));
 
+    const devs = data.devices || [];
+    $('devices').replaceChildren(...(devs.length
+      ? devs.map((d) => el('li', { class: d.health.state, 'data-device': d.device },
+        el('span', {}, d.device), el('span', {}, d.health.state === 'ok' ? t('dev_ok') : (d.health.detail || d.health.code) + ' · ' + since(d.since))))
+      : [el('li', {}, t('dev_none'))]));
+
     const r = data.ratings;
     $('rating-total').textContent = t('total_ratings', { n: r.total, b: r.bad });
     const max = Math.max(1, ...LEVELS.map((l) => r.levels[l] || 0));

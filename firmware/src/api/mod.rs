@@ -3,6 +3,7 @@
 //! go through one [`ApiError`] so that every 4xx names its field and no 5xx leaks
 //! internals.
 
+mod devices;
 mod pages;
 mod queue;
 mod stream;
@@ -24,6 +25,8 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::core::{CoreError, Hall, wall_now};
+use crate::devices::health::Devices;
+use crate::devices::printer::Printer;
 use crate::store::staff::{self, Permission, Session};
 
 /// What every handler shares.
@@ -35,11 +38,20 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// A second connection for staff sign-in (Argon2 work stays off the core thread).
     pub auth_db: Arc<Mutex<Connection>>,
+    /// Every device's health.
+    pub devices: Devices,
+    /// The ticket printer, when the hall has one.
+    pub printer: Option<Printer>,
 }
 
 impl AppState {
     /// Opens the auth connection beside the core's own.
-    pub fn new(hall: Hall, config: Arc<Config>) -> Result<AppState, crate::store::StoreError> {
+    pub fn new(
+        hall: Hall,
+        config: Arc<Config>,
+        devices: Devices,
+        printer: Option<Printer>,
+    ) -> Result<AppState, crate::store::StoreError> {
         let conn = Connection::open(config.database())?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -47,6 +59,8 @@ impl AppState {
             hall,
             config,
             auth_db: Arc::new(Mutex::new(conn)),
+            devices,
+            printer,
         })
     }
 
@@ -69,6 +83,7 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(queue::routes())
+        .merge(devices::routes())
         .merge(windows::routes())
         .merge(stream::routes())
         .merge(supervision::routes())

@@ -333,6 +333,7 @@ async fn supervision(
         })?;
     body["hall"] = json!(s.config.hall.name);
     body["warnings"] = Value::Array(classify(rows, &present));
+    body["devices"] = json!(s.devices.snapshot());
     Ok(Json(body))
 }
 

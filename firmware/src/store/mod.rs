@@ -327,6 +327,27 @@ impl Store {
         .collect()
     }
 
+    /// Every device event ever stored, oldest first, with its time; the device registry
+    /// replays them to know each device's last state.
+    pub fn device_events(
+        &self,
+    ) -> Result<Vec<(i64, crate::devices::health::DeviceEvent)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT at, payload FROM events WHERE type IN ('device_fault', 'device_recovered') ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (at, payload) = row?;
+            // An event this version cannot read is skipped, never fatal at start.
+            match serde_json::from_str(&payload) {
+                Ok(ev) => out.push((at, ev)),
+                Err(e) => tracing::warn!(error = %e, "unreadable device event skipped"),
+            }
+        }
+        Ok(out)
+    }
+
     /// The newest event's sequence number (0 for an empty log).
     pub fn last_seq(&self) -> Result<i64, StoreError> {
         Ok(self
