@@ -39,7 +39,9 @@ pub struct Driver {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 impl Driver {
@@ -93,7 +95,12 @@ impl Driver {
             "browserName": "chrome",
             "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args },
         }}});
-        let v = call(&self.agent, "POST", &format!("{}/session", self.url), Some(caps))?;
+        let v = call(
+            &self.agent,
+            "POST",
+            &format!("{}/session", self.url),
+            Some(caps),
+        )?;
         let id = v["value"]["sessionId"]
             .as_str()
             .ok_or_else(|| anyhow!("no session id in {v}"))?
@@ -108,9 +115,11 @@ impl Driver {
         browser.cmd(
             "POST",
             "/goog/cdp/execute",
-            Some(json!({ "cmd": "Emulation.setDeviceMetricsOverride", "params": {
-                "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false,
-            }})),
+            Some(
+                json!({ "cmd": "Emulation.setDeviceMetricsOverride", "params": {
+                    "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false,
+                }}),
+            ),
         )?;
         Ok(browser)
     }
@@ -202,9 +211,11 @@ impl Browser {
         self.cmd(
             "POST",
             "/actions",
-            Some(json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": [
-                { "type": "keyDown", "value": key }, { "type": "keyUp", "value": key },
-            ]}]})),
+            Some(
+                json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": [
+                    { "type": "keyDown", "value": key }, { "type": "keyUp", "value": key },
+                ]}]}),
+            ),
         )
         .map(drop)
     }

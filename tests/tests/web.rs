@@ -101,8 +101,14 @@ fn staff_call_the_board_shows_it_and_a_bad_rating_needs_a_reason() {
             b.js("return document.body.dataset.live", json!([])).ok() == Some(json!("true"))
         })
         .unwrap();
-    assert!(board.text("#notices").contains("绿色通道"), "notices scroll");
-    assert!(!board.visible("#offline"), "no reconnecting mark while live");
+    assert!(
+        board.text("#notices").contains("绿色通道"),
+        "notices scroll"
+    );
+    assert!(
+        !board.visible("#offline"),
+        "no reconnecting mark while live"
+    );
 
     let pad = driver.browser(1280, 800).unwrap();
     pad.go(&format!("{url}/rate/1")).unwrap();
@@ -138,13 +144,25 @@ fn staff_call_the_board_shows_it_and_a_bad_rating_needs_a_reason() {
         })
         .unwrap();
     assert!(
-        board.js("return document.querySelector('#latest').classList.contains('flash')", json!([])).unwrap() == json!(true),
+        board
+            .js(
+                "return document.querySelector('#latest').classList.contains('flash')",
+                json!([])
+            )
+            .unwrap()
+            == json!(true),
         "the newest call blinks"
     );
     let chimes = board
-        .js("return Number(document.body.dataset.chimes || 0)", json!([]))
+        .js(
+            "return Number(document.body.dataset.chimes || 0)",
+            json!([]),
+        )
         .unwrap();
-    assert!(chimes.as_u64().unwrap_or(0) >= 1, "the call chimed: {chimes}");
+    assert!(
+        chimes.as_u64().unwrap_or(0) >= 1,
+        "the call chimed: {chimes}"
+    );
     board
         .wait_for("A001 in the latest calls", 10, |b| {
             b.text("#recent").contains("A001")
@@ -158,8 +176,11 @@ fn staff_call_the_board_shows_it_and_a_bad_rating_needs_a_reason() {
     counter.press("n").unwrap();
     counter
         .wait_for("a refusal message", 10, |b| {
-            b.js("return document.getElementById('message').dataset.code", json!([]))
-                .ok()
+            b.js(
+                "return document.getElementById('message').dataset.code",
+                json!([]),
+            )
+            .ok()
                 == Some(json!("current_ticket_pending"))
         })
         .unwrap();
@@ -183,11 +204,18 @@ fn staff_call_the_board_shows_it_and_a_bad_rating_needs_a_reason() {
     pad.wait_for("the reasons", 10, |b| b.visible("#reasons"))
         .unwrap();
     pad.click("#submit").unwrap();
-    pad.wait_for("the controller to refuse a bad rating without a reason", 10, |b| {
-        b.js("return document.getElementById('rate-message').dataset.field", json!([]))
+    pad.wait_for(
+        "the controller to refuse a bad rating without a reason",
+        10,
+        |b| {
+            b.js(
+                "return document.getElementById('rate-message').dataset.field",
+                json!([]),
+            )
             .ok()
-            == Some(json!("reasons"))
-    })
+                == Some(json!("reasons"))
+        },
+    )
     .unwrap();
     let sup = sign_in(&url, "J001", "246801", None);
     assert_eq!(
@@ -199,7 +227,8 @@ fn staff_call_the_board_shows_it_and_a_bad_rating_needs_a_reason() {
     pad.type_into("#comment", "等了很久").unwrap();
     shot(&pad, "web-rate-reasons.png");
     pad.click("#submit").unwrap();
-    pad.wait_for("thanks", 10, |b| b.visible("#thanks")).unwrap();
+    pad.wait_for("thanks", 10, |b| b.visible("#thanks"))
+        .unwrap();
 
     let s = supervision(&url, &sup);
     assert_eq!(s["ratings"]["levels"]["不满意"], 1, "{}", s["ratings"]);
@@ -266,8 +295,11 @@ fn supervision_shows_a_long_wait_warning_and_offers_the_daily_csv() {
     page.type_into("#login-pin", "135790").unwrap();
     page.click("#login-submit").unwrap();
     page.wait_for("window staff to be refused", 10, |b| {
-        b.js("return document.getElementById('login-message').dataset.code", json!([]))
-            .ok()
+        b.js(
+            "return document.getElementById('login-message').dataset.code",
+            json!([]),
+        )
+        .ok()
             == Some(json!("wrong_window"))
     })
     .unwrap();
@@ -300,7 +332,10 @@ fn supervision_shows_a_long_wait_warning_and_offers_the_daily_csv() {
         .js("return document.body.dataset.lastCsv", json!([]))
         .unwrap();
     let csv = csv.as_str().unwrap();
-    assert!(csv.lines().any(|l| l.starts_with("window,1,2,1,0,")), "{csv}");
+    assert!(
+        csv.lines().any(|l| l.starts_with("window,1,2,1,0,")),
+        "{csv}"
+    );
     assert_eq!(page.text("#ratings li[data-level='满意'] .n"), "1");
     assert!(!csv.lines().any(|l| l.starts_with("service,")), "{csv}");
     shot(&page, "web-supervision.png");
@@ -319,23 +354,38 @@ fn wrong_pins_at_the_counter_lock_the_account() {
         .wait_for("the sign-in form", 20, |b| b.visible("#login-staff"))
         .unwrap();
     let code = |b: &Browser| {
-        b.js("return document.getElementById('login-message').dataset.code || ''", json!([]))
-            .unwrap()
+        b.js(
+            "return document.getElementById('login-message').dataset.code || ''",
+            json!([]),
+        )
+        .unwrap()
     };
     for i in 1..=5 {
         counter
-            .js("document.getElementById('login-message').dataset.code = ''", json!([]))
+            .js(
+                "document.getElementById('login-message').dataset.code = ''",
+                json!([]),
+            )
             .unwrap();
         counter.type_into("#login-staff", "S002").unwrap();
         counter.type_into("#login-pin", "111111").unwrap();
         counter.click("#login-submit").unwrap();
-        let want = if i < 5 { "invalid_credentials" } else { "account_locked" };
+        let want = if i < 5 {
+            "invalid_credentials"
+        } else {
+            "account_locked"
+        };
         counter
-            .wait_for(&format!("attempt {i} answered {want}"), 10, |b| code(b) == json!(want))
+            .wait_for(&format!("attempt {i} answered {want}"), 10, |b| {
+                code(b) == json!(want)
+            })
             .unwrap();
     }
     counter
-        .js("document.getElementById('login-message').dataset.code = ''", json!([]))
+        .js(
+            "document.getElementById('login-message').dataset.code = ''",
+            json!([]),
+        )
         .unwrap();
     counter.type_into("#login-staff", "S002").unwrap();
     counter.type_into("#login-pin", "864200").unwrap();

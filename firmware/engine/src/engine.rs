@@ -381,8 +381,12 @@ impl Engine {
     fn spans_ahead(&self) -> Vec<(Timestamp, Timestamp)> {
         let cal = &self.setup.calendar;
         if cal.always_open {
-            let start = self.clock.instant(self.day.and_time(self.setup.day_starts_at));
-            let end = self.clock.next_day_start(self.day, self.setup.day_starts_at);
+            let start = self
+                .clock
+                .instant(self.day.and_time(self.setup.day_starts_at));
+            let end = self
+                .clock
+                .next_day_start(self.day, self.setup.day_starts_at);
             return vec![(start, end)];
         }
         let local = self.clock.local(self.now);

@@ -65,7 +65,10 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/board", get(|| async { page("board.html") }))
         .route("/supervision", get(|| async { page("supervision.html") }))
         .route("/rate/{window}", get(rate))
-        .route("/web/{file}", get(|Path(file): Path<String>| async move { page(&file) }))
+        .route(
+            "/web/{file}",
+            get(|Path(file): Path<String>| async move { page(&file) }),
+        )
 }
 
 fn find(name: &str) -> Option<&'static Asset> {
@@ -135,7 +138,11 @@ mod tests {
                     .chars()
                     .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-')
                     .collect();
-                assert!(find(&name).is_some(), "{} refers to missing /web/{name}", a.name);
+                assert!(
+                    find(&name).is_some(),
+                    "{} refers to missing /web/{name}",
+                    a.name
+                );
             }
             assert!(
                 !text.contains("<script>") && !text.contains(" onclick="),

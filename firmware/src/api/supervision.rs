@@ -219,7 +219,8 @@ fn picture(e: &Engine) -> (Value, Present, i64) {
     let mut served_at: HashMap<u32, u32> = HashMap::new();
     let (mut issued, mut served, mut no_shows, mut cancelled, mut waiting) = (0, 0, 0, 0, 0);
     let (mut waits, mut max_wait, mut service_secs, mut service_n) = (Vec::new(), 0i64, 0i64, 0);
-    let mut levels: BTreeMap<&'static str, u32> = Level::ALL.iter().map(|l| (l.name(), 0)).collect();
+    let mut levels: BTreeMap<&'static str, u32> =
+        Level::ALL.iter().map(|l| (l.name(), 0)).collect();
     let mut reasons: BTreeMap<String, u32> = BTreeMap::new();
     for t in &today {
         issued += 1;
@@ -356,10 +357,7 @@ async fn daily_csv(
         None | Some("all") => None,
         Some(sc @ ("window" | "service")) => Some(sc.to_string()),
         Some(_) => {
-            return Err(ApiError::field(
-                "scope",
-                "use window, service or all",
-            ));
+            return Err(ApiError::field("scope", "use window, service or all"));
         }
     };
     let day = match q.day {
@@ -528,7 +526,11 @@ mod tests {
     fn a_recovered_device_closes_its_fault_and_present_state_decides_the_rest() {
         let c = db(&[
             (5, "wait_alarm", r#"{"ticket": 1}"#),
-            (10, "device_fault", r#"{"device": "printer", "code": "paper_out"}"#),
+            (
+                10,
+                "device_fault",
+                r#"{"device": "printer", "code": "paper_out"}"#,
+            ),
             (11, "wait_alarm", r#"{"ticket": 2}"#),
             (12, "device_recovered", r#"{"device": "printer"}"#),
             (13, "device_fault", r#"{"device": "led-1"}"#),
