@@ -242,6 +242,38 @@ impl Browser {
         .unwrap_or(false)
     }
 
+    /// Characters of the text in `css` that the page draws blank or as the missing-glyph
+    /// box, found by drawing each in the element's font on a canvas and comparing it with
+    /// a code point no font has. Empty when every glyph is really there.
+    pub fn blank_glyphs(&self, css: &str) -> Result<Vec<String>> {
+        let v = self.js(
+            r#"
+            const e = document.querySelector(arguments[0]);
+            if (!e) return null;
+            const font = getComputedStyle(e).fontFamily;
+            const draw = (ch) => {
+              const c = document.createElement('canvas');
+              c.width = 64; c.height = 64;
+              const x = c.getContext('2d');
+              x.font = '48px ' + font;
+              x.fillText(ch, 4, 52);
+              return Array.from(x.getImageData(0, 0, 64, 64).data).join(',');
+            };
+            const tofu = draw('\u{10FFFD}');
+            const chars = [...new Set([...e.innerText].filter((c) => c.trim()))];
+            return chars.filter((c) => { const d = draw(c); return d === tofu || !/[1-9]/.test(d); });
+            "#,
+            json!([css]),
+        )?;
+        let list = v
+            .as_array()
+            .ok_or_else(|| anyhow!("no element {css}"))?
+            .iter()
+            .filter_map(|c| c.as_str().map(String::from))
+            .collect();
+        Ok(list)
+    }
+
     /// Polls `check` until it holds or `secs` pass; the error names what was awaited and
     /// what the page last showed.
     pub fn wait_for(&self, what: &str, secs: u64, check: impl Fn(&Browser) -> bool) -> Result<()> {

@@ -105,6 +105,13 @@ fn staff_call_the_board_shows_it_and_a_bad_rating_needs_a_reason() {
         board.text("#notices").contains("绿色通道"),
         "notices scroll"
     );
+    for css in ["header", "#notices", "#waiting"] {
+        assert_eq!(
+            board.blank_glyphs(css).unwrap(),
+            Vec::<String>::new(),
+            "{css} has glyphs the fonts lack"
+        );
+    }
     assert!(
         !board.visible("#offline"),
         "no reconnecting mark while live"
@@ -396,6 +403,20 @@ fn wrong_pins_at_the_counter_lock_the_account() {
         })
         .unwrap();
     assert!(counter.text("#login-message").contains("锁定"));
+    assert_eq!(
+        counter.blank_glyphs("#login").unwrap(),
+        Vec::<String>::new()
+    );
+    // The language switch: Traditional Chinese, then English, for the same page.
+    counter.click(".langs button[data-lang='zh-TW']").unwrap();
+    assert_eq!(counter.text("#login-submit"), "登入");
+    assert_eq!(
+        counter.blank_glyphs("#login").unwrap(),
+        Vec::<String>::new()
+    );
+    counter.click(".langs button[data-lang='en']").unwrap();
+    assert_eq!(counter.text("#login-submit"), "Sign in");
+    counter.click(".langs button[data-lang='zh-CN']").unwrap();
     assert!(!counter.visible("#desk"));
     shot(&counter, "web-counter-locked.png");
 }

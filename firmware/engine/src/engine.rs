@@ -413,7 +413,16 @@ impl Engine {
         };
         let spans = self.spans_ahead();
         let mut due = Vec::new();
-        for w in self.windows.values().filter(|w| w.staff.is_none()) {
+        let open = |n: u32| {
+            self.window_index
+                .get(&n)
+                .is_some_and(|&i| self.setup.windows[i].open)
+        };
+        for w in self
+            .windows
+            .values()
+            .filter(|w| w.staff.is_none() && open(w.number))
+        {
             for (open, close) in &spans {
                 let start = w.vacant_since.map_or(*open, |v| v.max(*open));
                 if start >= *close || w.unmanned_alarm_at.is_some_and(|a| a >= start) {

@@ -159,6 +159,14 @@ pub struct WindowDef {
     pub location: String,
     /// Services served here, in the hall's preferred order.
     pub services: Vec<WindowService>,
+    /// The window is meant to be staffed through office hours. A window the hall keeps
+    /// closed, or opens only on demand, says `false` and raises no unmanned warning.
+    #[serde(default = "yes")]
+    pub open: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A span of opening hours, written "09:00-12:00".

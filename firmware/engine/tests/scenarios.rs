@@ -642,6 +642,16 @@ fn an_empty_window_over_the_lunch_break_warns_only_after_the_limit_of_afternoon_
 }
 
 #[test]
+fn a_window_configured_closed_is_never_unmanned() {
+    let mut s = setup();
+    s.unmanned_alarm_minutes = Some(15);
+    s.windows[2].open = false;
+    let mut e = Engine::new(s, at("08:00")).unwrap();
+    let ev = e.handle(Command::Tick, at("09:30")).unwrap();
+    assert_eq!(unmanned(&ev), vec![(1, 1800), (2, 1800)]);
+}
+
+#[test]
 fn without_the_setting_an_empty_window_raises_nothing() {
     let mut e = engine(setup());
     e.handle(sign_out(3), at("09:00")).unwrap();

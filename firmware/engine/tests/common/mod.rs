@@ -38,6 +38,7 @@ pub fn window(number: u32, codes: &[&str]) -> WindowDef {
                 weight: 1,
             })
             .collect(),
+        open: true,
     }
 }
 
