@@ -38,7 +38,8 @@
       await start();
     } catch (e) {
       $('login-pin').value = '';
-      $('login-message').textContent = errorText(e);
+      // Window staff have no dashboard: the controller says "wrong window", we say why.
+      $('login-message').textContent = e.code === 'wrong_window' ? t('err_forbidden') : errorText(e);
       $('login-message').dataset.code = e.code || '';
     }
   }
