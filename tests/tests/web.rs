@@ -509,3 +509,126 @@ fn an_unmanned_window_is_a_warning_until_someone_signs_in() {
     let (s, _) = send(client().get(format!("{url}/rate/99")).call());
     assert_eq!(s, 404, "no pad for a window that does not exist");
 }
+
+#[test]
+fn the_caller_transfers_calls_a_number_pauses_and_says_when_the_queue_is_empty() {
+    let _one = BROWSERS.lock().unwrap_or_else(|p| p.into_inner());
+    let (hall, url) = hall(|t| t);
+    hall.add_staff("S003", "135792", &["--window", "3"]);
+    let _d = hall.start();
+    issue(&url, "MZ");
+    issue(&url, "MZ");
+    let driver = Driver::start().unwrap();
+    let counter = driver.browser(1366, 900).unwrap();
+    counter.go(&format!("{url}/counter?window=3")).unwrap();
+    counter
+        .wait_for("the sign-in form", 20, |b| b.visible("#login-staff"))
+        .unwrap();
+    counter.type_into("#login-staff", "S003").unwrap();
+    counter.type_into("#login-pin", "135792").unwrap();
+    counter.click("#login-submit").unwrap();
+    counter
+        .wait_for("the desk", 20, |b| b.visible("#desk"))
+        .unwrap();
+    counter.click("#cur-number").unwrap();
+    let message = |b: &Browser| b.text("#message");
+    let current = |b: &Browser| b.text("#cur-number");
+
+    counter.press("n").unwrap();
+    counter
+        .wait_for("B001 called", 10, |b| current(b) == "B001")
+        .unwrap();
+    // T opens the transfer dialog; send B001 to household registration.
+    counter.press("t").unwrap();
+    counter
+        .wait_for("the transfer dialog", 5, |b| b.visible("#dlg-transfer"))
+        .unwrap();
+    counter
+        .js(
+            "document.getElementById('transfer-service').value = 'HJ'",
+            json!([]),
+        )
+        .unwrap();
+    counter.click("#form-transfer button[type=submit]").unwrap();
+    counter
+        .wait_for("transferred", 10, |b| {
+            message(b).contains("B001 已转移") && current(b) == "暂无"
+        })
+        .unwrap();
+
+    counter.press("n").unwrap();
+    counter
+        .wait_for("B002 called", 10, |b| current(b) == "B002")
+        .unwrap();
+    counter.press("r").unwrap();
+    counter
+        .wait_for("recalled once", 10, |b| {
+            b.text("#cur-detail").contains("已重呼 1/3")
+        })
+        .unwrap();
+    counter.press("x").unwrap();
+    counter
+        .wait_for("no-show", 10, |b| message(b).contains("B002 已过号"))
+        .unwrap();
+    // G calls a given number: the citizen who missed the call came back.
+    counter.press("g").unwrap();
+    counter
+        .wait_for("the call dialog", 5, |b| b.visible("#dlg-call"))
+        .unwrap();
+    counter.type_into("#call-number", "b002").unwrap();
+    counter.click("#form-call button[type=submit]").unwrap();
+    counter
+        .wait_for("B002 called by number", 10, |b| {
+            current(b) == "B002" && message(b).contains("已呼叫 B002")
+        })
+        .unwrap();
+    counter.press("s").unwrap();
+    counter
+        .wait_for("serving", 10, |b| b.text("#cur-state").contains("办理中"))
+        .unwrap();
+    counter.press("f").unwrap();
+    counter
+        .wait_for("finished", 10, |b| message(b).contains("B002 已办结"))
+        .unwrap();
+
+    counter.press("n").unwrap();
+    counter
+        .wait_for("the empty queue said plainly", 10, |b| {
+            message(b).contains("当前没有等候的办事群众")
+                && b.js(
+                    "return document.getElementById('message').dataset.code",
+                    json!([]),
+                )
+                .ok()
+                    == Some(json!("queue_empty"))
+        })
+        .unwrap();
+
+    counter.press("p").unwrap();
+    counter
+        .wait_for("the pause dialog", 5, |b| b.visible("#dlg-pause"))
+        .unwrap();
+    counter.type_into("#pause-reason", "午休").unwrap();
+    counter.click("#form-pause button[type=submit]").unwrap();
+    counter
+        .wait_for("paused", 10, |b| {
+            b.text("#cur-state").contains("暂停服务") && b.visible("#act-resume")
+        })
+        .unwrap();
+    assert_eq!(
+        counter
+            .js(
+                "return document.getElementById('act-call-next').disabled",
+                json!([])
+            )
+            .unwrap(),
+        json!(true),
+        "no calling while paused"
+    );
+    counter.press("p").unwrap();
+    counter
+        .wait_for("resumed", 10, |b| {
+            b.text("#cur-state").contains("空闲") && message(b).contains("已恢复叫号")
+        })
+        .unwrap();
+}
