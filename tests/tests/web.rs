@@ -236,6 +236,10 @@ fn staff_call_the_board_shows_it_and_a_bad_rating_needs_a_reason() {
     pad.click("#submit").unwrap();
     pad.wait_for("thanks", 10, |b| b.visible("#thanks"))
         .unwrap();
+    pad.wait_for("the pad to sleep again after thanking", 15, |b| {
+        b.visible("#sleep")
+    })
+    .unwrap();
 
     let s = supervision(&url, &sup);
     assert_eq!(s["ratings"]["levels"]["不满意"], 1, "{}", s["ratings"]);
