@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use hallq_engine::Setup;
 
 use crate::devices::printer::PrinterConfig;
+use crate::devices::voice::VoiceConfig;
 use serde::Deserialize;
 
 /// The example county hall shipped with hallq; `run --simulate` uses it.
@@ -36,6 +37,9 @@ pub struct Config {
     /// The ticket printer; without this section tickets are not printed.
     #[serde(default)]
     pub printer: Option<PrinterConfig>,
+    /// Spoken calls; without this section (or with `enabled = false`) the hall is silent.
+    #[serde(default)]
+    pub voice: Option<VoiceConfig>,
 }
 
 /// The hall call board shown on a TV (`/board`): which layout the hall chose and the
@@ -298,6 +302,10 @@ impl Config {
                 "list at least one channel whose tickets print, e.g. [\"kiosk\"]",
             )?;
         }
+        if let Some(v) = &config.voice {
+            v.check()
+                .map_err(|(key, message)| invalid(key.into(), key_line(text, key), message))?;
+        }
         config.queue.validate().map_err(|e| {
             let key = format!("queue.{}", e.key);
             invalid(key.clone(), key_line(text, &key), e.message)
@@ -370,6 +378,35 @@ mod tests {
         let p = c.printer.expect("printer section");
         assert_eq!(p.ticket.fields.len(), 6);
         assert!(p.prints("kiosk-2"));
+    }
+
+    #[test]
+    fn the_commented_voice_section_of_the_example_is_valid() {
+        let start = EXAMPLE_HALL.find("# [voice]").expect("voice example");
+        let section: String = EXAMPLE_HALL[start..]
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::parse(&format!("{EXAMPLE_HALL}\n{section}"), "<example>").unwrap();
+        let v = c.voice.expect("voice section");
+        assert_eq!((v.repeat, v.volume, v.max_queue), (2, 100, 5));
+        assert!(v.quiet_hours.is_some());
+        let bad = format!(
+            "{EXAMPLE_HALL}\n{}",
+            section.replace("repeat = 2", "repeat = 9")
+        );
+        let err = Config::parse(&bad, "hall.toml").unwrap_err().to_string();
+        let line = bad
+            .lines()
+            .position(|l| l.starts_with("repeat = 9"))
+            .unwrap()
+            + 1;
+        assert!(
+            err.starts_with(&format!("hall.toml:{line}: voice.repeat:")),
+            "{err}"
+        );
     }
 
     #[test]

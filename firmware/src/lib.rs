@@ -12,8 +12,10 @@
 //! - [`core`]: the one thread that owns engine and store, with group commit.
 //! - [`devices`]: the printer thread and the device health registry.
 //! - [`api`]: the axum router under `/api/v1`, including the SSE live stream.
+//! - [`metrics`]: Prometheus counters, histograms and the text exposition.
 //! - [`report`]: per-window and per-service figures for a day, week or month.
 //! - [`server`]: wiring for `hallq run`: open, restore, bind, serve, shut down.
+//! - [`systemd`]: readiness and watchdog notifications.
 //! - [`simulate`]: citizens and staff for `hallq run --simulate`.
 //! - [`bench`]: `hallq bench` and the history generator behind it.
 
@@ -22,7 +24,9 @@ pub mod bench;
 pub mod config;
 pub mod core;
 pub mod devices;
+pub mod metrics;
 pub mod report;
 pub mod server;
 pub mod simulate;
 pub mod store;
+pub mod systemd;

@@ -95,6 +95,15 @@ enum Cmd {
         #[arg(long, default_value_t = 5500)]
         per_day: u32,
     },
+    /// Copy the database to a file while the controller runs (a consistent snapshot).
+    Backup {
+        /// Configuration file naming the database.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The backup file to write (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Write generated history (issued, called, finished, rated) into a database.
     GenHistory {
         /// Configuration file whose database receives the history.
@@ -154,6 +163,8 @@ fn real_main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Under systemd stderr goes to the journal, where colour codes are noise.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Cli::parse().command {
         Cmd::Run {
@@ -173,6 +184,9 @@ fn real_main() -> anyhow::Result<()> {
         } => report(&Config::load(&config)?, day, week, month, format),
         Cmd::CheckConfig { file } => {
             let c = Config::load(&file)?;
+            if let Some(v) = c.voice.as_ref().filter(|v| v.enabled) {
+                v.load_pack()?;
+            }
             println!(
                 "{}: ok ({} services, {} windows)",
                 file.display(),
@@ -194,6 +208,16 @@ fn real_main() -> anyhow::Result<()> {
             history_days,
             per_day,
         }),
+        Cmd::Backup { config, to } => {
+            let c = Config::load(&config)?;
+            let events = hallq::store::Store::backup(&c.database(), &to)?;
+            println!(
+                "backed up {} ({events} events) to {}",
+                c.database().display(),
+                to.display()
+            );
+            Ok(())
+        }
         Cmd::GenHistory {
             config,
             days,
@@ -258,6 +282,8 @@ fn run(
         // One line on stdout so scripts and tests can find the address.
         println!("hallq listening on http://{}", started.addr);
         std::io::stdout().flush()?;
+        hallq::systemd::notify("READY=1");
+        tokio::spawn(hallq::systemd::watchdog(started.hall.clone()));
         if simulate {
             tokio::spawn(hallq::simulate::run(started.hall.clone(), setup, speed));
         }

@@ -4,10 +4,12 @@
 //! internals.
 
 mod devices;
+mod metrics;
 mod pages;
 mod queue;
 mod stream;
 pub mod supervision;
+mod voice;
 mod windows;
 
 use std::net::SocketAddr;
@@ -27,6 +29,7 @@ use crate::config::Config;
 use crate::core::{CoreError, Hall, wall_now};
 use crate::devices::health::Devices;
 use crate::devices::printer::Printer;
+use crate::metrics::Metrics;
 use crate::store::staff::{self, Permission, Session};
 
 /// What every handler shares.
@@ -42,6 +45,10 @@ pub struct AppState {
     pub devices: Devices,
     /// The ticket printer, when the hall has one.
     pub printer: Option<Printer>,
+    /// The voice, when the hall speaks its calls (set by the server after start).
+    pub voice: Option<crate::devices::voice::Voice>,
+    /// Counters and latencies for `/metrics`.
+    pub metrics: Metrics,
 }
 
 impl AppState {
@@ -61,6 +68,8 @@ impl AppState {
             auth_db: Arc::new(Mutex::new(conn)),
             devices,
             printer,
+            voice: None,
+            metrics: Metrics::new(),
         })
     }
 
@@ -84,13 +93,19 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(queue::routes())
         .merge(devices::routes())
+        .merge(metrics::routes())
         .merge(windows::routes())
         .merge(stream::routes())
+        .merge(voice::routes())
         .merge(supervision::routes())
         .merge(pages::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::record,
+        ))
         .with_state(state)
 }
 

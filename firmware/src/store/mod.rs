@@ -327,6 +327,27 @@ impl Store {
         .collect()
     }
 
+    /// Writes a consistent copy of the database at `db` to `to` (`VACUUM INTO`), safe
+    /// while the daemon runs: readers never block the writer in WAL mode. Returns the
+    /// number of events in the copy, read back from it.
+    pub fn backup(db: &Path, to: &Path) -> Result<i64, StoreError> {
+        if to.exists() {
+            return Err(StoreError::Damaged(format!(
+                "{} already exists; choose a new file",
+                to.display()
+            )));
+        }
+        let conn = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute("VACUUM INTO ?1", [to.to_string_lossy()])?;
+        let copy = Connection::open_with_flags(to, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let check: String = copy.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            return Err(StoreError::Damaged(format!("backup check failed: {check}")));
+        }
+        Ok(copy.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?)
+    }
+
     /// Every device event ever stored, oldest first, with its time; the device registry
     /// replays them to know each device's last state.
     pub fn device_events(
