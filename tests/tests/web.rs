@@ -298,7 +298,7 @@ fn supervision_shows_a_long_wait_warning_and_offers_the_daily_csv() {
     let hj = issue(&url, "HJ");
 
     let driver = Driver::start().unwrap();
-    let page = driver.browser(1600, 1000).unwrap();
+    let page = driver.browser(1600, 1100).unwrap();
     page.go(&format!("{url}/supervision")).unwrap();
     page.wait_for("the sign-in form", 20, |b| b.visible("#login-staff"))
         .unwrap();
@@ -349,6 +349,7 @@ fn supervision_shows_a_long_wait_warning_and_offers_the_daily_csv() {
     );
     assert_eq!(page.text("#ratings li[data-level='满意'] .n"), "1");
     assert!(!csv.lines().any(|l| l.starts_with("service,")), "{csv}");
+    page.js("window.scrollTo(0, 0)", json!([])).unwrap();
     shot(&page, "web-supervision.png");
 }
 
