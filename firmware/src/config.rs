@@ -31,12 +31,55 @@ pub struct Config {
     pub auth: Auth,
     /// The queue: services, windows, calendar and rules (the engine's setup).
     pub queue: Setup,
+    /// The hall call board page (`/board`).
+    #[serde(default)]
+    pub board: Board,
     /// The ticket printer; without this section tickets are not printed.
     #[serde(default)]
     pub printer: Option<PrinterConfig>,
     /// Spoken calls; without this section (or with `enabled = false`) the hall is silent.
     #[serde(default)]
     pub voice: Option<VoiceConfig>,
+}
+
+/// The hall call board shown on a TV (`/board`): which layout the hall chose and the
+/// notices (通知公告) that scroll along its foot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Board {
+    /// `list` (the latest calls) or `windows` (a column per window showing whom it serves).
+    #[serde(default = "default_layout")]
+    pub layout: String,
+    /// How many recent calls the board lists.
+    #[serde(default = "default_recent")]
+    pub recent_calls: usize,
+    /// Notices scrolled along the foot of the board, in the order given.
+    #[serde(default)]
+    pub notices: Vec<String>,
+    /// Play the call chime.
+    #[serde(default = "default_chime")]
+    pub chime: bool,
+}
+
+fn default_layout() -> String {
+    "list".into()
+}
+fn default_recent() -> usize {
+    8
+}
+fn default_chime() -> bool {
+    true
+}
+
+impl Default for Board {
+    fn default() -> Self {
+        Board {
+            layout: default_layout(),
+            recent_calls: default_recent(),
+            notices: Vec::new(),
+            chime: default_chime(),
+        }
+    }
 }
 
 /// Identity of the hall.
@@ -234,6 +277,16 @@ impl Config {
             "server.kiosk_keys",
             config.server.kiosk_keys.iter().all(|k| k.len() >= 16),
             "each kiosk key must be at least 16 characters",
+        )?;
+        check(
+            "board.layout",
+            matches!(config.board.layout.as_str(), "list" | "windows"),
+            "use \"list\" (latest calls) or \"windows\" (a column per window)",
+        )?;
+        check(
+            "board.recent_calls",
+            (1..=30).contains(&config.board.recent_calls),
+            "must be between 1 and 30",
         )?;
         if let Some(p) = &config.printer {
             p.prepare().map_err(|e| {

@@ -5,8 +5,10 @@
 
 mod devices;
 mod metrics;
+mod pages;
 mod queue;
 mod stream;
+pub mod supervision;
 mod voice;
 mod windows;
 
@@ -95,6 +97,8 @@ pub fn app(state: AppState) -> Router {
         .merge(windows::routes())
         .merge(stream::routes())
         .merge(voice::routes())
+        .merge(supervision::routes())
+        .merge(pages::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
