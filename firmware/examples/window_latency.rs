@@ -81,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
     let store = Store::open(&config.database())?;
     let (hall, core) = Hall::start(config.queue.clone(), store)?;
     let devices = Devices::load(hall.clone()).await?;
-    let buses = window_bus::start(&config.buses, &config.queue, hall.clone(), devices).await;
+    let buses = window_bus::start(&config.buses, &config.queue, &[], hall.clone(), devices).await;
     let staff = "B001".to_string();
     hall.execute(Command::SignIn {
         window,

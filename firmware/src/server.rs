@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::core::Hall;
 use crate::devices::health::Devices;
 use crate::devices::printer::{Printer, PrinterError};
+use crate::devices::voice::{self, Voice, VoiceError};
 use crate::store::{Store, StoreError};
 
 /// Errors that stop the daemon from starting.
@@ -24,6 +25,9 @@ pub enum StartError {
     /// The printer could not be started.
     #[error(transparent)]
     Printer(#[from] PrinterError),
+    /// The voice could not be started (its message names the bad clip or folder).
+    #[error(transparent)]
+    Voice(#[from] VoiceError),
     /// The address could not be bound.
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
@@ -40,6 +44,7 @@ pub struct Started {
     state: AppState,
     core: std::thread::JoinHandle<()>,
     buses: crate::devices::window_bus::WindowBuses,
+    voice: Option<Voice>,
 }
 
 /// Opens everything and binds; the caller then announces the address and calls `serve`.
@@ -59,11 +64,23 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
     let buses = crate::devices::window_bus::start(
         &config.buses,
         &config.queue,
+        &config.board.notices,
         hall.clone(),
         devices.clone(),
     )
     .await;
-    let state = AppState::new(hall.clone(), Arc::new(config.clone()), devices, printer)?;
+    let voice = match config.voice.as_ref().filter(|v| v.enabled) {
+        Some(v) => {
+            let (voice, pack_health) =
+                Voice::start(v, config.queue.utc_offset_minutes, devices.clone())?;
+            devices.report(voice::PACK_DEVICE, pack_health).await;
+            voice.follow(&hall);
+            Some(voice)
+        }
+        None => None,
+    };
+    let mut state = AppState::new(hall.clone(), Arc::new(config.clone()), devices, printer)?;
+    state.voice = voice.clone();
     tokio::spawn(state.metrics.clone().follow(hall.subscribe()));
     let listener = TcpListener::bind(config.server.listen)
         .await
@@ -78,6 +95,7 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
         state,
         core,
         buses,
+        voice,
     })
 }
 
@@ -93,6 +111,9 @@ impl Started {
             .await?;
         self.buses.shutdown();
         drop(self.hall);
+        // The voice thread finishes the announcement playing, then lets go of the core.
+        let voice = self.voice;
+        let _ = tokio::task::spawn_blocking(move || drop(voice)).await;
         let core = self.core;
         let _ = tokio::task::spawn_blocking(move || core.join()).await;
         Ok(())

@@ -9,6 +9,8 @@ use std::time::Duration;
 pub use hallq::bench::Daemon;
 use serde_json::Value;
 
+pub mod webdriver;
+
 /// The `hallq` binary built beside this test (scripts/test builds it first).
 pub fn hallq_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");

@@ -151,7 +151,8 @@ async fn window(
         .query(move |e, _| {
             let def = e.setup().windows.iter().find(|d| d.number == n)?;
             let w = e.windows().get(&n)?;
-            let current = w.current.and_then(|id| e.ticket(id)).map(|t| ticket_json(&st, t, 0, 0));
+            let cur = w.current.and_then(|id| e.ticket(id));
+            let current = cur.map(|t| ticket_json(&st, t, 0, 0));
             let loads: Vec<Value> = e
                 .loads()
                 .into_iter()
@@ -163,6 +164,9 @@ async fn window(
                 "staff": w.staff.as_ref().map(|(id, role, _)| json!({ "id": id, "role": role })),
                 "paused": w.paused.as_ref().map(|(since, reason)| json!({ "since": since.0, "reason": reason })),
                 "recall_limit": e.setup().recall_limit,
+                "recalls": cur.map(|t| t.recalls),
+                "current_since": cur.and_then(|t| t.serving_at.or(t.called_at)).map(|t| t.0),
+                "now": e.now().0,
             }))
         })
         .await

@@ -6,8 +6,10 @@
 //! - [`printer`]: the ticket printer thread, its queue and status polling.
 //! - [`tickets`]: turning a committed ticket into the printer's ticket layout.
 //! - [`window_bus`]: LED screens, hall board, caller and rating keypads on RS-485 buses.
+//! - [`voice`]: call announcements and kiosk prompts through the `hallq-voice` announcer.
 
 pub mod health;
 pub mod printer;
 pub mod tickets;
+pub mod voice;
 pub mod window_bus;

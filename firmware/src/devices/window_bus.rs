@@ -56,7 +56,8 @@ pub struct WindowBusConfig {
     /// How long finish arms the window's rating keypad, seconds.
     #[serde(default = "default_armed")]
     pub rating_armed_secs: u64,
-    /// Scrolling notice on the hall board's last line (通知公告); none if empty.
+    /// Scrolling notice on the hall board's last line (通知公告); when empty, the
+    /// `[board]` notices are used.
     #[serde(default)]
     pub notice: String,
     /// The devices.
@@ -527,10 +528,12 @@ impl Controller {
     }
 }
 
-/// Start every configured bus and the controller task that drives them.
+/// Start every configured bus and the controller task that drives them. The hall
+/// board's scrolling line is the bus's `notice`, else the `[board]` notices joined.
 pub async fn start(
     config: &[WindowBusConfig],
     setup: &hallq_engine::Setup,
+    board_notices: &[String],
     hall: Hall,
     devices: Devices,
 ) -> WindowBuses {
@@ -611,7 +614,7 @@ pub async fn start(
             .iter()
             .map(|b| b.notice.clone())
             .find(|n| !n.is_empty())
-            .unwrap_or_default(),
+            .unwrap_or_else(|| board_notices.join("　")),
         board_lines: VecDeque::new(),
         armed: HashMap::new(),
         callers: HashMap::new(),
