@@ -266,9 +266,10 @@ async fn a_screen_that_refuses_text_is_reported_not_hammered() {
         }
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    // Polls of four devices for 0.3 s plus one refused write: not a retry storm.
+    // Keypad polls every 20 ms for about half a second plus one refused write; a
+    // retry loop on a pseudo-terminal would be thousands.
     assert!(
-        r.sim.requests() - before < 60,
+        r.sim.requests() - before < 300,
         "{} requests",
         r.sim.requests() - before
     );
