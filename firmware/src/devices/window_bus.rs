@@ -351,7 +351,14 @@ impl Controller {
 
     async fn on_bus(&mut self, bus: usize, ev: BusEvent) {
         match ev {
-            BusEvent::Online { unit, .. } => {
+            BusEvent::Online { unit, identity } => {
+                // The board's own line count decides how many calls it lists.
+                let rows = identity.lines as usize;
+                if identity.kind == DeviceKind::HallBoard && rows > 0 && rows != self.board_rows {
+                    self.board_rows = rows;
+                    self.board_lines.truncate(rows);
+                    self.draw_board();
+                }
                 self.devices
                     .report(&self.device_id(bus, unit), Health::Ok)
                     .await
@@ -572,6 +579,7 @@ pub async fn start(
         buses.push((name, handle));
         for d in &b.devices {
             if d.kind == DeviceKind::HallBoard {
+                // Until the board says how many lines it has (its identity block).
                 board_rows = board_rows.max(6);
             }
             placed.push(Placed {
