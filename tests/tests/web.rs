@@ -5,7 +5,6 @@
 //! board marks a lost connection and recovers after a restart. Each page is saved as a
 //! screenshot in `docs/screens/` for the README.
 
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -17,12 +16,9 @@ use serde_json::{Value, json};
 /// that runs the suite has two cores.
 static BROWSERS: Mutex<()> = Mutex::new(());
 
-fn screens() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screens")
-}
-
 fn shot(b: &Browser, name: &str) {
-    b.screenshot(&screens().join(name)).expect("screenshot");
+    b.screenshot(&hallq_tests::screens_dir().join(name))
+        .expect("screenshot");
 }
 
 /// A test hall on a fixed port (so a restart keeps the address): three-digit numbers,

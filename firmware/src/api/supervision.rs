@@ -360,20 +360,7 @@ async fn daily_csv(
             return Err(ApiError::field("scope", "use window, service or all"));
         }
     };
-    let day = match q.day {
-        Some(d) => d
-            .parse::<chrono::NaiveDate>()
-            .map_err(|_| ApiError::field("day", "use YYYY-MM-DD"))?,
-        None => s
-            .hall
-            .query(|e, _| e.day())
-            .await
-            .map_err(|e| ApiError::from_core(e, hallq_engine::Lang::ZhCn))?,
-    };
-    let report = s
-        .with_auth_db(move |c| crate::report::build(c, crate::report::Period::day(day)))
-        .await?
-        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again"))?;
+    let report = super::windows::day_report(&s, q.day.clone()).await?;
     let csv = report.to_csv();
     let text = match &scope {
         None => csv,
@@ -385,7 +372,8 @@ async fn daily_csv(
             .collect(),
     };
     let name = format!(
-        "attachment; filename=\"hallq-{day}-{}.csv\"",
+        "attachment; filename=\"hallq-{}-{}.csv\"",
+        report.from,
         scope.as_deref().unwrap_or("all")
     );
     let mut resp = text.into_response();

@@ -281,7 +281,17 @@ async fn daily_report(
     Query(q): Query<ReportQuery>,
 ) -> Result<Json<Value>, ApiError> {
     auth.require(Permission::Supervisor)?;
-    let day = match q.day {
+    let report = day_report(&s, q.day).await?;
+    Ok(Json(serde_json::to_value(report).unwrap_or_default()))
+}
+
+/// The figures of one day (`YYYY-MM-DD`, default the current service day), for the
+/// JSON report and the CSV download alike.
+pub(super) async fn day_report(
+    s: &AppState,
+    day: Option<String>,
+) -> Result<crate::report::Report, ApiError> {
+    let day = match day {
         Some(d) => d
             .parse::<chrono::NaiveDate>()
             .map_err(|_| ApiError::field("day", "use YYYY-MM-DD"))?,
@@ -291,9 +301,7 @@ async fn daily_report(
             .await
             .map_err(|e| ApiError::from_core(e, hallq_engine::Lang::ZhCn))?,
     };
-    let report = s
-        .with_auth_db(move |c| crate::report::build(c, crate::report::Period::day(day)))
+    s.with_auth_db(move |c| crate::report::build(c, crate::report::Period::day(day)))
         .await?
-        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again"))?;
-    Ok(Json(serde_json::to_value(report).unwrap_or_default()))
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again"))
 }
