@@ -290,11 +290,25 @@ fn run(
         println!("hallq listening on http://{}", started.addr);
         std::io::stdout().flush()?;
         hallq::systemd::notify("READY=1");
-        tokio::spawn(hallq::systemd::watchdog(started.hall.clone()));
+        // Tasks that hold the core open; stopped first on shutdown so the core can
+        // finish its last batch and exit.
+        let mut helpers = vec![tokio::spawn(hallq::systemd::watchdog(started.hall.clone()))];
         if simulate {
-            tokio::spawn(hallq::simulate::run(started.hall.clone(), setup, speed));
+            helpers.push(tokio::spawn(hallq::simulate::run(
+                started.hall.clone(),
+                setup,
+                speed,
+            )));
         }
-        started.serve(hallq::server::shutdown_signal()).await?;
+        started
+            .serve(async move {
+                hallq::server::shutdown_signal().await;
+                hallq::systemd::notify("STOPPING=1");
+                for h in helpers {
+                    h.abort();
+                }
+            })
+            .await?;
         drop(virtual_printer);
         drop(temp);
         anyhow::Ok(())
