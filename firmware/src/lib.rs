@@ -15,6 +15,8 @@
 //! - [`server`]: wiring for `hallq run`: open, restore, bind, serve, shut down.
 //! - [`simulate`]: citizens and staff for `hallq run --simulate`.
 //! - [`bench`]: `hallq bench` and the history generator behind it.
+//! - [`uplink`]: MQTT to the hall server: the outbox, configuration and commands from
+//!   above, the reference receiver.
 
 pub mod api;
 pub mod bench;
@@ -24,3 +26,4 @@ pub mod report;
 pub mod server;
 pub mod simulate;
 pub mod store;
+pub mod uplink;

@@ -34,6 +34,7 @@ pub struct Started {
     pub addr: SocketAddr,
     state: AppState,
     core: std::thread::JoinHandle<()>,
+    uplink: Option<crate::uplink::downstream::Running>,
 }
 
 /// Opens everything and binds; the caller then announces the address and calls `serve`.
@@ -41,8 +42,12 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
     std::fs::create_dir_all(&config.storage.data_dir)
         .map_err(|e| StartError::DataDir(config.storage.data_dir.display().to_string(), e))?;
     let store = Store::open(&config.database())?;
-    let (hall, core) = Hall::start(config.queue.clone(), store)?;
-    let state = AppState::new(hall.clone(), Arc::new(config.clone()))?;
+    let shared = crate::uplink::Shared::load(store.conn())?;
+    let setup = crate::uplink::pushed_setup(store.conn(), &shared)?.unwrap_or(config.queue.clone());
+    let (hall, core) = Hall::start(setup, store)?;
+    let mut state = AppState::new(hall.clone(), Arc::new(config.clone()))?;
+    let uplink = crate::uplink::downstream::start(&config, &hall, shared.clone(), None)?;
+    state.uplink = shared;
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| StartError::Bind(config.server.listen, e))?;
@@ -55,6 +60,7 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
         addr,
         state,
         core,
+        uplink,
     })
 }
 
@@ -68,6 +74,9 @@ impl Started {
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;
+        if let Some(u) = self.uplink {
+            u.stop().await;
+        }
         drop(self.hall);
         let core = self.core;
         let _ = tokio::task::spawn_blocking(move || core.join()).await;
