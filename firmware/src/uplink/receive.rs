@@ -240,8 +240,16 @@ pub async fn run(
     let (client, mut events) = AsyncClient::new(o, 1024);
     let mut ready = Some(ready);
     let mut last_seq: std::collections::HashMap<String, i64> = Default::default();
+    // Acks wait here while rumqttc's request queue is full; the event loop drains it.
+    let mut acks: std::collections::VecDeque<rumqttc::Publish> = Default::default();
     tokio::pin!(shutdown);
     loop {
+        while let Some(p) = acks.front() {
+            if client.try_ack(p).is_err() {
+                break;
+            }
+            acks.pop_front();
+        }
         tokio::select! {
             _ = &mut shutdown => break,
             ev = events.poll() => match ev {
@@ -264,7 +272,7 @@ pub async fn run(
                         }
                         *last = (*last).max(e.seq);
                     }
-                    client.try_ack(&p)?;
+                    acks.push_back(p);
                 }
                 Ok(_) => {}
                 Err(e) => {

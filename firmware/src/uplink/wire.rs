@@ -262,7 +262,7 @@ mod tests {
         assert_eq!(e.controller_id, "qingshan-main");
         assert_eq!(e.kind, "ticket_called");
         assert_eq!(e.payload["number"], "A001");
-        assert_eq!(e.time, "2026-11-24T06:20:00.123+08:00");
+        assert_eq!(e.time, "2026-11-23T09:00:00.123+08:00");
     }
 
     #[test]
