@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use hallq_engine::Setup;
+
+use crate::devices::printer::PrinterConfig;
 use serde::Deserialize;
 
 /// The example county hall shipped with hallq; `run --simulate` uses it.
@@ -31,6 +33,9 @@ pub struct Config {
     /// The MQTT uplink to the hall server; absent means the events wait in the outbox.
     #[serde(default)]
     pub uplink: Option<crate::uplink::UplinkConfig>,
+    /// The ticket printer; without this section tickets are not printed.
+    #[serde(default)]
+    pub printer: Option<PrinterConfig>,
 }
 
 /// Identity of the hall.
@@ -233,6 +238,20 @@ impl Config {
             u.validate()
                 .map_err(|(key, message)| invalid(key.into(), key_line(text, key), message))?;
         }
+        if let Some(p) = &config.printer {
+            p.prepare().map_err(|e| {
+                invalid(
+                    "printer.ticket".into(),
+                    key_line(text, "printer.ticket"),
+                    e.to_string(),
+                )
+            })?;
+            check(
+                "printer.channels",
+                !p.channels.is_empty(),
+                "list at least one channel whose tickets print, e.g. [\"kiosk\"]",
+            )?;
+        }
         config.queue.validate().map_err(|e| {
             let key = format!("queue.{}", e.key);
             invalid(key.clone(), key_line(text, &key), e.message)
@@ -291,6 +310,20 @@ mod tests {
         let c = Config::example();
         assert!(c.queue.services.len() >= 6);
         assert!(c.queue.windows.iter().any(|w| w.green_channel));
+    }
+
+    #[test]
+    fn the_commented_printer_section_of_the_example_is_valid() {
+        let start = EXAMPLE_HALL.find("# [printer]").expect("printer example");
+        let section: String = EXAMPLE_HALL[start..]
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::parse(&format!("{EXAMPLE_HALL}\n{section}"), "<example>").unwrap();
+        let p = c.printer.expect("printer section");
+        assert_eq!(p.ticket.fields.len(), 6);
+        assert!(p.prints("kiosk-2"));
     }
 
     #[test]

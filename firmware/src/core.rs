@@ -163,6 +163,13 @@ impl Hall {
         rx.await.map_err(|_| CoreError::Stopped)?
     }
 
+    /// [`Hall::append`] for a device's own thread, outside the async runtime.
+    pub fn append_blocking(&self, events: Vec<NewEvent>) -> Result<Vec<StoredEvent>, CoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Request::Append(events, tx))?;
+        rx.blocking_recv().map_err(|_| CoreError::Stopped)?
+    }
+
     /// Reads committed state on the core thread (never sees an uncommitted change).
     pub async fn query<T: Send + 'static>(
         &self,

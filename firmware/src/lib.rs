@@ -10,9 +10,12 @@
 //! - [`store`]: SQLite (WAL, `synchronous=FULL`), migrations, the events table (audit log
 //!   and outbox), projected rows, staff accounts and sessions.
 //! - [`core`]: the one thread that owns engine and store, with group commit.
+//! - [`devices`]: the printer thread and the device health registry.
 //! - [`api`]: the axum router under `/api/v1`, including the SSE live stream.
+//! - [`metrics`]: Prometheus counters, histograms and the text exposition.
 //! - [`report`]: per-window and per-service figures for a day, week or month.
 //! - [`server`]: wiring for `hallq run`: open, restore, bind, serve, shut down.
+//! - [`systemd`]: readiness and watchdog notifications.
 //! - [`simulate`]: citizens and staff for `hallq run --simulate`.
 //! - [`bench`]: `hallq bench` and the history generator behind it.
 //! - [`uplink`]: MQTT to the hall server: the outbox, configuration and commands from
@@ -22,8 +25,11 @@ pub mod api;
 pub mod bench;
 pub mod config;
 pub mod core;
+pub mod devices;
+pub mod metrics;
 pub mod report;
 pub mod server;
 pub mod simulate;
 pub mod store;
 pub mod uplink;
+pub mod systemd;

@@ -134,6 +134,15 @@ enum Cmd {
         #[arg(long)]
         report: bool,
     },
+    /// Copy the database to a file while the controller runs (a consistent snapshot).
+    Backup {
+        /// Configuration file naming the database.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The backup file to write (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Write generated history (issued, called, finished, rated) into a database.
     GenHistory {
         /// Configuration file whose database receives the history.
@@ -222,6 +231,8 @@ fn real_main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Under systemd stderr goes to the journal, where colour codes are noise.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Cli::parse().command {
         Cmd::Run {
@@ -274,6 +285,16 @@ fn real_main() -> anyhow::Result<()> {
             username,
             report,
         } => receive(broker, db, topic, client_id, ca, cert, key, username, report),
+        Cmd::Backup { config, to } => {
+            let c = Config::load(&config)?;
+            let events = hallq::store::Store::backup(&c.database(), &to)?;
+            println!(
+                "backed up {} ({events} events) to {}",
+                c.database().display(),
+                to.display()
+            );
+            Ok(())
+        }
         Cmd::GenHistory {
             config,
             days,
@@ -309,9 +330,16 @@ fn run(
         temp = Some(dir);
         c
     };
+    // Kept alive for the whole run: the simulated hall's ticket printer.
+    let mut virtual_printer = None;
     if simulate {
         // A demonstration must be alive at any hour.
         config.queue.calendar.always_open = true;
+        if config.printer.is_none() {
+            let (handle, p) = hallq::simulate::virtual_printer()?;
+            config.printer = Some(p);
+            virtual_printer = Some(handle);
+        }
     }
     if let Some(l) = listen {
         config.server.listen = l;
@@ -331,10 +359,13 @@ fn run(
         // One line on stdout so scripts and tests can find the address.
         println!("hallq listening on http://{}", started.addr);
         std::io::stdout().flush()?;
+        hallq::systemd::notify("READY=1");
+        tokio::spawn(hallq::systemd::watchdog(started.hall.clone()));
         if simulate {
             tokio::spawn(hallq::simulate::run(started.hall.clone(), setup, speed));
         }
         started.serve(hallq::server::shutdown_signal()).await?;
+        drop(virtual_printer);
         drop(temp);
         anyhow::Ok(())
     })

@@ -8,6 +8,8 @@ use tokio::net::TcpListener;
 use crate::api::{AppState, app};
 use crate::config::Config;
 use crate::core::Hall;
+use crate::devices::health::Devices;
+use crate::devices::printer::{Printer, PrinterError};
 use crate::store::{Store, StoreError};
 
 /// Errors that stop the daemon from starting.
@@ -19,6 +21,9 @@ pub enum StartError {
     /// The database could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The printer could not be started.
+    #[error(transparent)]
+    Printer(#[from] PrinterError),
     /// The address could not be bound.
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
@@ -45,9 +50,24 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
     let shared = crate::uplink::Shared::load(store.conn())?;
     let setup = crate::uplink::pushed_setup(store.conn(), &shared)?.unwrap_or(config.queue.clone());
     let (hall, core) = Hall::start(setup, store)?;
-    let mut state = AppState::new(hall.clone(), Arc::new(config.clone()))?;
-    let uplink = crate::uplink::downstream::start(&config, &hall, shared.clone(), None)?;
-    state.uplink = shared;
+    let devices = Devices::load(hall.clone())
+        .await
+        .map_err(|e| StoreError::Damaged(e.to_string()))?;
+    let printer = match config.printer.clone() {
+        Some(p) => Some(Printer::start(p, devices.clone())?.0),
+        None => None,
+    };
+    let mut state = AppState::new(hall.clone(), Arc::new(config.clone()), devices, printer)?;
+    tokio::spawn(state.metrics.clone().follow(hall.subscribe()));
+    let mut shared = shared;
+    shared.device_health = Some(crate::uplink::device_health(state.devices.clone()));
+    state.uplink = shared.clone();
+    let uplink = crate::uplink::downstream::start(
+        &config,
+        &hall,
+        shared,
+        crate::api::reprinter(state.clone()),
+    )?;
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| StartError::Bind(config.server.listen, e))?;

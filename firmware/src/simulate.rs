@@ -130,3 +130,25 @@ pub async fn run(hall: Hall, setup: hallq_engine::Setup, speed: u32) {
         }
     }
 }
+
+/// A virtual ticket printer on a free loopback port, and the config that points at it,
+/// so that `run --simulate` prints (and polls, and faults) like a hall with a printer.
+pub fn virtual_printer() -> std::io::Result<(
+    hallq_hardware::virtual_printer::VirtualPrinterHandle,
+    crate::devices::printer::PrinterConfig,
+)> {
+    use hallq_hardware::transport::TransportConfig;
+    use hallq_hardware::virtual_printer::{VirtualPrinter, VirtualPrinterHandle};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let handle = VirtualPrinterHandle::serve_tcp(VirtualPrinter::new(), listener)?;
+    let addr = handle
+        .local_addr()
+        .ok_or_else(|| std::io::Error::other("the virtual printer has no address"))?;
+    tracing::info!(%addr, "simulated ticket printer listening");
+    Ok((
+        handle,
+        crate::devices::printer::PrinterConfig::with_transport(TransportConfig::Tcp {
+            addr: addr.to_string(),
+        }),
+    ))
+}

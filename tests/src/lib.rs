@@ -43,6 +43,38 @@ impl Hall {
         Hall { dir, config }
     }
 
+    /// The same hall with `extra` TOML (a device section, say) added to its config.
+    pub fn with_config(extra: &str) -> Hall {
+        let hall = Hall::new();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&hall.config)
+            .expect("config file");
+        writeln!(f, "\n{extra}").expect("append config");
+        hall
+    }
+
+    /// The hall's database, opened read-only, to check what the daemon stored.
+    pub fn database(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open_with_flags(
+            self.dir.path().join("data").join("hallq.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open the database")
+    }
+
+    /// Payloads of stored events of one type, oldest first.
+    pub fn events_of(&self, kind: &str) -> Vec<Value> {
+        let db = self.database();
+        let mut stmt = db
+            .prepare("SELECT payload FROM events WHERE type = ?1 ORDER BY seq")
+            .expect("query");
+        stmt.query_map([kind], |r| r.get::<_, String>(0))
+            .expect("rows")
+            .map(|p| serde_json::from_str(&p.expect("row")).expect("json payload"))
+            .collect()
+    }
+
     /// Starts the daemon.
     pub fn start(&self) -> Daemon {
         Daemon::start(&hallq_bin(), &self.config).expect("daemon starts")

@@ -129,7 +129,7 @@ fn every_event_is_delivered_once_in_order_and_matches_the_schema() {
     for t in [
         "ticket_issued", "staff_signed_in", "sign_in_failed", "ticket_called", "serving_started",
         "ticket_finished", "rating_recorded", "ticket_cancelled", "notice_shown", "notice_cleared",
-        "report_requested", "ticket_reprint_requested", "kiosk_locked", "kiosk_unlocked",
+        "report_requested", "command_refused", "kiosk_locked", "kiosk_unlocked",
         "config_refused", "staff_added",
     ] {
         assert!(types.contains(t), "no {t} event among {types:?}");

@@ -5,7 +5,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use hallq_engine::{Lang, Setup};
+use std::sync::Arc;
+
+use hallq_engine::{Lang, Setup, Ticket};
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, Language};
@@ -27,6 +29,17 @@ impl AppState {
             None => f(&self.config.queue),
         }
     }
+}
+
+/// A reprint as the uplink asks for it: the same layout and printer as the kiosk's.
+pub fn reprinter(state: AppState) -> Option<crate::uplink::downstream::Reprinter> {
+    let printer = state.printer.clone()?;
+    Some(Arc::new(move |t: Ticket, ahead: u32| {
+        let (s, p) = (state.clone(), printer.clone());
+        Box::pin(async move {
+            super::queue::print_ticket(&s, &p, &t, ahead, std::time::Instant::now()).await
+        })
+    }))
 }
 
 /// 423 with the lock's message while the hall server has locked the kiosk.

@@ -4,6 +4,9 @@
 //! internals.
 
 mod kiosk;
+pub use kiosk::reprinter;
+mod devices;
+mod metrics;
 mod queue;
 mod stream;
 mod windows;
@@ -23,6 +26,9 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::core::{CoreError, Hall, wall_now};
+use crate::devices::health::Devices;
+use crate::devices::printer::Printer;
+use crate::metrics::Metrics;
 use crate::store::staff::{self, Permission, Session};
 
 /// What every handler shares.
@@ -36,11 +42,22 @@ pub struct AppState {
     pub auth_db: Arc<Mutex<Connection>>,
     /// Uplink status, kiosk lock and board notice, and the pushed queue setup.
     pub uplink: crate::uplink::Shared,
+    /// Every device's health.
+    pub devices: Devices,
+    /// The ticket printer, when the hall has one.
+    pub printer: Option<Printer>,
+    /// Counters and latencies for `/metrics`.
+    pub metrics: Metrics,
 }
 
 impl AppState {
     /// Opens the auth connection beside the core's own.
-    pub fn new(hall: Hall, config: Arc<Config>) -> Result<AppState, crate::store::StoreError> {
+    pub fn new(
+        hall: Hall,
+        config: Arc<Config>,
+        devices: Devices,
+        printer: Option<Printer>,
+    ) -> Result<AppState, crate::store::StoreError> {
         let conn = Connection::open(config.database())?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -49,6 +66,9 @@ impl AppState {
             config,
             auth_db: Arc::new(Mutex::new(conn)),
             uplink: crate::uplink::Shared::default(),
+            devices,
+            printer,
+            metrics: Metrics::new(),
         })
     }
 
@@ -71,12 +91,18 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(queue::routes())
+        .merge(devices::routes())
+        .merge(metrics::routes())
         .merge(windows::routes())
         .merge(stream::routes())
         .merge(kiosk::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::record,
+        ))
         .with_state(state)
 }
 

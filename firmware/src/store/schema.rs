@@ -84,7 +84,12 @@ pub const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
     );
     "#,
-    // 2: the uplink. An event may be marked delivered once (never changed after), only
+    // 2: device faults and recoveries are rare; this partial index lets the start-up
+    // read every device's last state without scanning years of events.
+    r#"
+    CREATE INDEX events_device ON events (seq) WHERE type IN ('device_fault', 'device_recovered');
+    "#,
+    // 3: the uplink. An event may be marked delivered once (never changed after), only
     // delivered events may be deleted (retention), a partial index finds the first
     // undelivered event at once, and configurations pushed from the hall server are kept.
     r#"

@@ -17,10 +17,19 @@ use super::wire::{Cmd, CmdAck, CmdMessage, ConfigAck, ConfigSet, Origin, Topics}
 use super::{Shared, apply};
 use crate::config::Config;
 use crate::core::{CoreError, Hall, ReconfigureError, wall_now};
+use crate::devices::printer::PrintOutcome;
 use crate::store::{NewEvent, StoreError, StoredEvent};
 
-/// Prints a ticket again; given by the device layer when a printer is configured.
-pub type Reprinter = Arc<dyn Fn(hallq_engine::Ticket) -> Result<(), String> + Send + Sync>;
+/// Prints a ticket again (ticket, people ahead) and says what became of the print;
+/// given by the API layer when the hall has a printer.
+pub type Reprinter = Arc<
+    dyn Fn(
+            hallq_engine::Ticket,
+            u32,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = PrintOutcome> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Commands remembered for answering repeats without doing them twice.
 const REMEMBERED_COMMANDS: usize = 1000;
@@ -310,6 +319,13 @@ impl Worker {
         }
         let name = msg.command.name();
         let outcome = self.execute(&msg).await;
+        if let Err(reason) = &outcome {
+            // A refused command is recorded too: everything from above is audited.
+            let body = json!({ "command_id": msg.id, "command": name, "reason": reason });
+            if let Err(e) = self.append(vec![event("command_refused", body)]).await {
+                tracing::error!(error = %e, "refused command could not be recorded");
+            }
+        }
         let ack = match outcome {
             Ok(result) => CmdAck {
                 id: Some(msg.id.clone()),
@@ -388,33 +404,44 @@ impl Worker {
                 Ok(None)
             }
             Cmd::ReprintTicket { ticket } => {
+                let Some(reprint) = &self.reprint else {
+                    return Err("this controller has no ticket printer configured".into());
+                };
                 let tid = hallq_engine::TicketId(*ticket);
                 let found = self
                     .hall
-                    .query(move |e, s| match e.ticket(tid) {
-                        Some(t) => Ok(Some(t.clone())),
-                        None => s.ticket(tid),
-                    })
+                    .query(move |e, _| e.ticket(tid).map(|t| (t.clone(), e.ahead(tid).unwrap_or(0))))
                     .await
-                    .map_err(store_err)?
-                    .map_err(|e| format!("not read: {e}"))?;
-                let Some(t) = found else {
-                    return Err(format!("ticket: there is no ticket {ticket}"));
+                    .map_err(store_err)?;
+                let Some((t, ahead)) = found else {
+                    return Err(format!("ticket: there is no ticket {ticket} today"));
                 };
-                let printed = match &self.reprint {
-                    Some(p) => p(t.clone()),
-                    None => Err("this controller has no ticket printer configured".into()),
-                };
+                if t.state.is_terminal() {
+                    return Err(format!(
+                        "ticket: {} is no longer in the queue ({})",
+                        t.number,
+                        t.state.as_str()
+                    ));
+                }
+                let outcome = reprint(t.clone(), ahead).await;
                 self.append(vec![event(
-                    "ticket_reprint_requested",
+                    "ticket_reprinted",
                     json!({
-                        "command_id": id, "ticket": t.id, "number": t.number,
-                        "printed": printed.is_ok(), "reason": printed.as_ref().err(),
+                        "ticket": t.id, "number": t.number, "by": "hall_server",
+                        "outcome": outcome, "command_id": id,
                     }),
                 )])
                 .await
                 .map_err(store_err)?;
-                printed.map(|()| Some(json!({ "ticket": t.id, "number": t.number })))
+                match &outcome {
+                    PrintOutcome::Printing | PrintOutcome::Queued => {
+                        Ok(Some(json!({ "ticket": t.id, "number": t.number, "print": outcome })))
+                    }
+                    PrintOutcome::Unavailable { code } => {
+                        Err(format!("the printer cannot print now ({code})"))
+                    }
+                    PrintOutcome::NotPrinted => Err("the ticket was not printed".into()),
+                }
             }
             Cmd::RequestReport { period } => {
                 let p = parse_period(period).ok_or_else(|| {

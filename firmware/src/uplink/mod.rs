@@ -63,6 +63,11 @@ pub struct LinkStatus {
 /// A snapshot of device health for the state topic (from the device layer).
 pub type DeviceHealth = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
+/// The device registry as the state topic's `devices` field.
+pub fn device_health(devices: crate::devices::health::Devices) -> DeviceHealth {
+    Arc::new(move || serde_json::json!(devices.snapshot()))
+}
+
 /// What the API, the uplink and the CLI share: link status and the controls.
 #[derive(Clone, Default)]
 pub struct Shared {

@@ -1,0 +1,11 @@
+//! Devices the controller drives, each owned by one task or thread, and the health
+//! registry they all report to. A device failing never undoes what the store
+//! committed; it raises a `device_fault` event and the kiosk or page says so.
+//!
+//! - [`health`]: the registry and the `device_fault` / `device_recovered` events.
+//! - [`printer`]: the ticket printer thread, its queue and status polling.
+//! - [`tickets`]: turning a committed ticket into the printer's ticket layout.
+
+pub mod health;
+pub mod printer;
+pub mod tickets;
