@@ -31,5 +31,5 @@ pub mod report;
 pub mod server;
 pub mod simulate;
 pub mod store;
-pub mod uplink;
 pub mod systemd;
+pub mod uplink;

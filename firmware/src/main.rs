@@ -284,7 +284,9 @@ fn real_main() -> anyhow::Result<()> {
             key,
             username,
             report,
-        } => receive(broker, db, topic, client_id, ca, cert, key, username, report),
+        } => receive(
+            broker, db, topic, client_id, ca, cert, key, username, report,
+        ),
         Cmd::Backup { config, to } => {
             let c = Config::load(&config)?;
             let events = hallq::store::Store::backup(&c.database(), &to)?;

@@ -123,7 +123,10 @@ impl Receiver {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("the receiver has {last} of {n} events: {:?}", self.summary());
+        panic!(
+            "the receiver has {last} of {n} events: {:?}",
+            self.summary()
+        );
     }
 }
 
@@ -200,7 +203,11 @@ impl HallServer {
                 body.to_string(),
             )
             .expect("publish");
-        let reply = if suffix == "config/set" { "config" } else { suffix };
+        let reply = if suffix == "config/set" {
+            "config"
+        } else {
+            suffix
+        };
         let topic = format!("{}/{reply}/ack", self.base);
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
@@ -260,30 +267,67 @@ impl Certs {
         openssl(
             dir,
             &[
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "2",
+                "-subj",
                 "/CN=hallq test CA",
             ],
         );
         for (name, cn, ext) in [
-            ("server", "127.0.0.1", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
+            (
+                "server",
+                "127.0.0.1",
+                "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            ),
             ("client", "qingshan-main", "extendedKeyUsage=clientAuth"),
         ] {
             openssl(
                 dir,
                 &[
-                    "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr"),
-                    "-subj", &format!("/CN={cn}"),
+                    "req",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-keyout",
+                    &format!("{name}.key"),
+                    "-out",
+                    &format!("{name}.csr"),
+                    "-subj",
+                    &format!("/CN={cn}"),
                 ],
             );
             std::fs::write(dir.join(format!("{name}.ext")), format!("{ext}\n")).expect("ext");
             openssl(
                 dir,
                 &[
-                    "x509", "-req", "-in", &format!("{name}.csr"), "-CA", "ca.crt", "-CAkey",
-                    "ca.key", "-CAcreateserial", "-out", &format!("{name}.crt"), "-days", "2",
-                    "-extfile", &format!("{name}.ext"),
+                    "x509",
+                    "-req",
+                    "-in",
+                    &format!("{name}.csr"),
+                    "-CA",
+                    "ca.crt",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-out",
+                    &format!("{name}.crt"),
+                    "-days",
+                    "2",
+                    "-extfile",
+                    &format!("{name}.ext"),
                 ],
             );
         }
@@ -323,7 +367,10 @@ pub fn assert_events_match_schema(events: &[Value]) -> std::collections::BTreeSe
             .iter_errors(e)
             .map(|err| format!("{} at {}", err, err.instance_path()))
             .collect();
-        assert!(errors.is_empty(), "event does not match the schema: {errors:?}\n{e}");
+        assert!(
+            errors.is_empty(),
+            "event does not match the schema: {errors:?}\n{e}"
+        );
         types.insert(e["type"].as_str().unwrap_or_default().to_string());
     }
     types

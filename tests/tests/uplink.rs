@@ -35,7 +35,9 @@ fn status(hall: &Hall, d: &Daemon) -> Value {
 }
 
 fn last_seq(hall: &Hall, d: &Daemon) -> i64 {
-    status(hall, d)["backlog"]["last_seq"].as_i64().expect("last_seq")
+    status(hall, d)["backlog"]["last_seq"]
+        .as_i64()
+        .expect("last_seq")
 }
 
 /// Every event arrived once, without gaps, in sequence order.
@@ -47,7 +49,11 @@ fn assert_complete(r: &Receiver, last: i64) -> Vec<Value> {
         .iter()
         .find(|c| c.controller_id == CONTROLLER)
         .expect("the controller's events");
-    assert_eq!((c.first_seq, c.last_seq, c.events), (1, last, last), "{s:?}");
+    assert_eq!(
+        (c.first_seq, c.last_seq, c.events),
+        (1, last, last),
+        "{s:?}"
+    );
     assert!(c.gaps.is_empty(), "gaps: {:?}", c.gaps);
     let events = r.events();
     let mut seen = std::collections::HashSet::new();
@@ -100,11 +106,20 @@ fn every_event_is_delivered_once_in_order_and_matches_the_schema() {
     // Commands from above are events too.
     let server = HallServer::connect(broker.port, "test-hall");
     for (id, cmd) in [
-        ("n1", json!({"command": "show_notice", "text": "今日下午16:00后暂停受理不动产业务", "minutes": 60})),
+        (
+            "n1",
+            json!({"command": "show_notice", "text": "今日下午16:00后暂停受理不动产业务", "minutes": 60}),
+        ),
         ("n2", json!({"command": "clear_notice"})),
-        ("r1", json!({"command": "request_report", "period": "2026-W48"})),
+        (
+            "r1",
+            json!({"command": "request_report", "period": "2026-W48"}),
+        ),
         ("p1", json!({"command": "reprint_ticket", "ticket": 3})),
-        ("l1", json!({"command": "lock_kiosk", "message": "系统维护"})),
+        (
+            "l1",
+            json!({"command": "lock_kiosk", "message": "系统维护"}),
+        ),
         ("u1", json!({"command": "unlock_kiosk"})),
     ] {
         let mut body = cmd.clone();
@@ -112,7 +127,10 @@ fn every_event_is_delivered_once_in_order_and_matches_the_schema() {
         let ack = server.request("cmd", &body, "id", &json!(id));
         if id == "p1" {
             assert_eq!(ack["ok"], false, "{ack}");
-            assert!(ack["reason"].as_str().unwrap_or("").contains("printer"), "{ack}");
+            assert!(
+                ack["reason"].as_str().unwrap_or("").contains("printer"),
+                "{ack}"
+            );
         } else {
             assert_eq!(ack["ok"], true, "{id}: {ack}");
         }
@@ -120,17 +138,34 @@ fn every_event_is_delivered_once_in_order_and_matches_the_schema() {
             assert_eq!(ack["result"]["from"], "2026-11-23", "{ack}");
         }
     }
-    let ack = server.request("config/set", &json!({"version": 1, "queue": {"services": []}}), "version", &json!(1));
+    let ack = server.request(
+        "config/set",
+        &json!({"version": 1, "queue": {"services": []}}),
+        "version",
+        &json!(1),
+    );
     assert_eq!(ack["ok"], false, "{ack}");
 
     let last = last_seq(&hall, &d);
     let events = assert_complete(&receiver, last);
     let types = assert_events_match_schema(&events);
     for t in [
-        "ticket_issued", "staff_signed_in", "sign_in_failed", "ticket_called", "serving_started",
-        "ticket_finished", "rating_recorded", "ticket_cancelled", "notice_shown", "notice_cleared",
-        "report_requested", "command_refused", "kiosk_locked", "kiosk_unlocked",
-        "config_refused", "staff_added",
+        "ticket_issued",
+        "staff_signed_in",
+        "sign_in_failed",
+        "ticket_called",
+        "serving_started",
+        "ticket_finished",
+        "rating_recorded",
+        "ticket_cancelled",
+        "notice_shown",
+        "notice_cleared",
+        "report_requested",
+        "command_refused",
+        "kiosk_locked",
+        "kiosk_unlocked",
+        "config_refused",
+        "staff_added",
     ] {
         assert!(types.contains(t), "no {t} event among {types:?}");
     }
@@ -197,17 +232,25 @@ fn a_controller_killed_mid_backlog_resumes_and_nothing_is_lost() {
         broker.stop();
         let d = hall.start();
         let st = status(&hall, &d);
-        assert_eq!(st["backlog"]["undelivered"], st["backlog"]["last_seq"], "{st}");
+        assert_eq!(
+            st["backlog"]["undelivered"], st["backlog"]["last_seq"],
+            "{st}"
+        );
         drop(d);
         st["backlog"]["last_seq"].as_i64().expect("last_seq")
     };
     assert!(total > 10_000, "a real backlog: {total}");
     broker.restart().expect("mosquitto restarts");
     let d = hall.start();
-    wait_for(LONG, "the drain to start", || (receiver.count() > 500).then_some(()));
+    wait_for(LONG, "the drain to start", || {
+        (receiver.count() > 500).then_some(())
+    });
     drop(d); // SIGKILL
     let at_kill = receiver.count();
-    assert!(at_kill < total, "killed after the backlog had drained ({at_kill}/{total})");
+    assert!(
+        at_kill < total,
+        "killed after the backlog had drained ({at_kill}/{total})"
+    );
     let d = hall.start();
     issue(&d, 5);
     assert_complete(&receiver, total + 5);
@@ -224,7 +267,10 @@ fn tls_with_a_generated_certificate_client_certificate_and_password() {
     let certs = Certs::generate(&dir.join("certs"));
     let passwords = password_file(
         dir,
-        &[("qingshan-main", "controller-secret"), ("receiver", "receiver-secret")],
+        &[
+            ("qingshan-main", "controller-secret"),
+            ("receiver", "receiver-secret"),
+        ],
     );
     let broker = Broker::start(
         &dir.join("broker"),
@@ -247,7 +293,16 @@ fn tls_with_a_generated_certificate_client_certificate_and_password() {
     let receiver = Receiver::start(
         dir,
         broker.port,
-        &["--ca", &ca, "--cert", &cert, "--key", &key, "--username", "receiver"],
+        &[
+            "--ca",
+            &ca,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--username",
+            "receiver",
+        ],
     );
     add_uplink(
         &hall.config,
@@ -313,10 +368,18 @@ fn a_bad_configuration_is_refused_with_its_reason_and_the_old_one_stays() {
     // Two services with one prefix: refused, with the key and the reason.
     let mut bad = original.clone();
     bad["services"][1]["prefix"] = bad["services"][0]["prefix"].clone();
-    let ack = server.request("config/set", &json!({"version": 2, "queue": bad}), "version", &json!(2));
+    let ack = server.request(
+        "config/set",
+        &json!({"version": 2, "queue": bad}),
+        "version",
+        &json!(2),
+    );
     assert_eq!(ack["ok"], false, "{ack}");
     assert_eq!(ack["key"], "queue.services[1].prefix", "{ack}");
-    assert!(ack["reason"].as_str().is_some_and(|r| !r.is_empty()), "{ack}");
+    assert!(
+        ack["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{ack}"
+    );
     assert_eq!(service_codes(&d), before, "the old configuration stays");
 
     // Removing a service that still has a citizen waiting is refused too.
@@ -335,7 +398,12 @@ fn a_bad_configuration_is_refused_with_its_reason_and_the_old_one_stays() {
         .as_array_mut()
         .expect("windows")
         .retain(|w| w["services"].as_array().is_some_and(|l| !l.is_empty()));
-    let ack = server.request("config/set", &json!({"version": 3, "queue": without_sb}), "version", &json!(3));
+    let ack = server.request(
+        "config/set",
+        &json!({"version": 3, "queue": without_sb}),
+        "version",
+        &json!(3),
+    );
     assert_eq!(ack["ok"], false, "{ack}");
     assert!(ack["reason"].as_str().unwrap_or("").contains("SB"), "{ack}");
     assert_eq!(service_codes(&d), before);
@@ -343,7 +411,12 @@ fn a_bad_configuration_is_refused_with_its_reason_and_the_old_one_stays() {
     // A good one is applied at once, survives a restart, and an older one is refused.
     let mut renamed = original.clone();
     renamed["services"][1]["name"]["zh-CN"] = "民政事务（新）".into();
-    let ack = server.request("config/set", &json!({"version": 4, "queue": renamed}), "version", &json!(4));
+    let ack = server.request(
+        "config/set",
+        &json!({"version": 4, "queue": renamed}),
+        "version",
+        &json!(4),
+    );
     assert_eq!(ack["ok"], true, "{ack}");
     assert_eq!(ack["in_force"], 4);
     let name = |d: &Daemon| {
@@ -354,10 +427,19 @@ fn a_bad_configuration_is_refused_with_its_reason_and_the_old_one_stays() {
     drop(server);
     drop(d);
     let d = hall.start();
-    assert_eq!(name(&d), "民政事务（新）", "the pushed configuration survives a restart");
+    assert_eq!(
+        name(&d),
+        "民政事务（新）",
+        "the pushed configuration survives a restart"
+    );
     assert_eq!(status(&hall, &d)["config_version"], 4);
     let server = HallServer::connect(broker.port, "test-hall");
-    let ack = server.request("config/set", &json!({"version": 3, "queue": original}), "version", &json!(3));
+    let ack = server.request(
+        "config/set",
+        &json!({"version": 3, "queue": original}),
+        "version",
+        &json!(3),
+    );
     assert_eq!(ack["ok"], false, "{ack}");
     assert_eq!(ack["in_force"], 4, "{ack}");
 }
@@ -392,8 +474,18 @@ fn a_lock_command_shows_on_the_kiosk_api_and_stops_ticket_issue() {
             .header("Accept-Language", "en")
             .send_json(json!({"service": "SB"})),
     );
-    assert_eq!((s, b["error"]["code"].as_str()), (423, Some("kiosk_locked")), "{b}");
-    assert!(b["error"]["message"].as_str().unwrap_or("").contains("系统维护"), "{b}");
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (423, Some("kiosk_locked")),
+        "{b}"
+    );
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("系统维护"),
+        "{b}"
+    );
     server.state_where(|v| v["kiosk"]["locked"] == true);
 
     // A repeated command id is answered again, not done twice.
@@ -405,16 +497,29 @@ fn a_lock_command_shows_on_the_kiosk_api_and_stops_ticket_issue() {
     );
     assert_eq!(again, ack);
     // An unknown command is refused with its reason.
-    let ack = server.request("cmd", &json!({"id": "x-1", "command": "reboot"}), "id", &json!("x-1"));
+    let ack = server.request(
+        "cmd",
+        &json!({"id": "x-1", "command": "reboot"}),
+        "id",
+        &json!("x-1"),
+    );
     assert_eq!(ack["ok"], false);
-    assert!(ack["reason"].as_str().unwrap_or("").contains("reboot"), "{ack}");
+    assert!(
+        ack["reason"].as_str().unwrap_or("").contains("reboot"),
+        "{ack}"
+    );
 
     // The lock survives a restart.
     drop(d);
     let d = hall.start();
     let (_, k) = send(c.get(format!("{}/api/v1/kiosk", d.url)).call());
     assert_eq!(k["locked"], true, "{k}");
-    let ack = server.request("cmd", &json!({"id": "unlock-1", "command": "unlock_kiosk"}), "id", &json!("unlock-1"));
+    let ack = server.request(
+        "cmd",
+        &json!({"id": "unlock-1", "command": "unlock_kiosk"}),
+        "id",
+        &json!("unlock-1"),
+    );
     assert_eq!(ack["ok"], true, "{ack}");
     let (_, k) = send(c.get(format!("{}/api/v1/kiosk", d.url)).call());
     assert_eq!(k["locked"], false, "{k}");

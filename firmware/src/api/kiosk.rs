@@ -77,10 +77,7 @@ async fn notices(State(s): State<AppState>) -> Json<Value> {
     Json(json!({ "notices": notices }))
 }
 
-async fn uplink(
-    State(s): State<AppState>,
-    Language(_): Language,
-) -> Result<Json<Value>, ApiError> {
+async fn uplink(State(s): State<AppState>, Language(_): Language) -> Result<Json<Value>, ApiError> {
     let status = s.uplink.status();
     Ok(Json(json!({ "uplink": status })))
 }

@@ -48,9 +48,7 @@ pub fn delivered_watermark(conn: &Connection) -> Result<i64, StoreError> {
     )?;
     match first {
         Some(seq) => Ok(seq - 1),
-        None => Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| {
-            r.get(0)
-        })?),
+        None => Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?),
     }
 }
 
@@ -107,9 +105,7 @@ pub fn backlog(conn: &Connection) -> Result<Backlog, StoreError> {
             .optional()?,
         None => None,
     };
-    let last_seq = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| {
-        r.get(0)
-    })?;
+    let last_seq = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
     Ok(Backlog {
         undelivered,
         oldest_seq,

@@ -78,7 +78,8 @@ async fn drain(dir: &std::path::Path, port: u16, n: usize) -> anyhow::Result<(Du
     let mut o = MqttOptions::new("bench-subscriber", "127.0.0.1", port);
     o.set_max_packet_size(1 << 20, 1 << 20);
     let (sub, mut sub_events) = AsyncClient::new(o, 64);
-    sub.subscribe(topics.events.clone(), QoS::AtLeastOnce).await?;
+    sub.subscribe(topics.events.clone(), QoS::AtLeastOnce)
+        .await?;
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let count = received.clone();
     let subscriber = tokio::spawn(async move {

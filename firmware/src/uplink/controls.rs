@@ -132,7 +132,11 @@ mod tests {
         assert_eq!(c.notice(50).unwrap().text, "午休");
         assert!(c.notice(100).is_none(), "an expired notice is not shown");
         store
-            .append(&[ev(3, "kiosk_unlocked", json!({"type": "kiosk_unlocked", "command_id": "c3"}))])
+            .append(&[ev(
+                3,
+                "kiosk_unlocked",
+                json!({"type": "kiosk_unlocked", "command_id": "c3"}),
+            )])
             .unwrap();
         assert!(Controls::load(store.conn()).unwrap().lock().is_none());
     }

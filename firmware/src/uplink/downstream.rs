@@ -68,11 +68,7 @@ pub fn start(
     };
     let outbox = Outbox::open(&config.database())?;
     let controller = config.hall.controller_id.clone();
-    let origin = Origin::new(
-        &controller,
-        &cfg.hall_id,
-        config.queue.utc_offset_minutes,
-    );
+    let origin = Origin::new(&controller, &cfg.hall_id, config.queue.utc_offset_minutes);
     let topics = Topics::new(&cfg.topic_prefix, &cfg.hall_id, &controller);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (out_tx, out_rx) = mpsc::channel(256);
@@ -243,7 +239,10 @@ impl Worker {
                 return refuse(
                     Some(set.version),
                     Some("version".into()),
-                    format!("version {} is older than version {current} in force", set.version),
+                    format!(
+                        "version {} is older than version {current} in force",
+                        set.version
+                    ),
                 );
             }
         }
@@ -275,7 +274,10 @@ impl Worker {
         match outcome {
             Ok(()) => {
                 self.shared.update(|s| s.config_version = Some(set.version));
-                tracing::info!(version = set.version, "configuration from the hall server applied");
+                tracing::info!(
+                    version = set.version,
+                    "configuration from the hall server applied"
+                );
                 ConfigAck {
                     version: Some(set.version),
                     ok: true,
@@ -410,7 +412,10 @@ impl Worker {
                 let tid = hallq_engine::TicketId(*ticket);
                 let found = self
                     .hall
-                    .query(move |e, _| e.ticket(tid).map(|t| (t.clone(), e.ahead(tid).unwrap_or(0))))
+                    .query(move |e, _| {
+                        e.ticket(tid)
+                            .map(|t| (t.clone(), e.ahead(tid).unwrap_or(0)))
+                    })
                     .await
                     .map_err(store_err)?;
                 let Some((t, ahead)) = found else {
@@ -434,9 +439,9 @@ impl Worker {
                 .await
                 .map_err(store_err)?;
                 match &outcome {
-                    PrintOutcome::Printing | PrintOutcome::Queued => {
-                        Ok(Some(json!({ "ticket": t.id, "number": t.number, "print": outcome })))
-                    }
+                    PrintOutcome::Printing | PrintOutcome::Queued => Ok(Some(
+                        json!({ "ticket": t.id, "number": t.number, "print": outcome }),
+                    )),
                     PrintOutcome::Unavailable { code } => {
                         Err(format!("the printer cannot print now ({code})"))
                     }
@@ -458,7 +463,9 @@ impl Worker {
                 )])
                 .await
                 .map_err(store_err)?;
-                Ok(Some(serde_json::to_value(report).map_err(|e| e.to_string())?))
+                Ok(Some(
+                    serde_json::to_value(report).map_err(|e| e.to_string())?,
+                ))
             }
         }
     }
@@ -558,7 +565,8 @@ impl StateTask {
         };
         doc["notice"] = json!(self.shared.controls.notice(now));
         doc["queue"] = queue;
-        doc["backlog"] = json!({ "undelivered": backlog.undelivered, "oldest_at": backlog.oldest_at });
+        doc["backlog"] =
+            json!({ "undelivered": backlog.undelivered, "oldest_at": backlog.oldest_at });
         doc["devices"] = self.shared.devices();
         Ok(doc)
     }

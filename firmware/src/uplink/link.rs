@@ -153,9 +153,7 @@ impl Link {
         loop {
             set_state(&self.shared, "connecting", None);
             let started = Instant::now();
-            let outcome = self
-                .session(tls.clone(), &mut pending, &mut shutdown)
-                .await;
+            let outcome = self.session(tls.clone(), &mut pending, &mut shutdown).await;
             match outcome {
                 Ok(()) => {
                     set_state(&self.shared, "stopped", None);
@@ -357,7 +355,12 @@ impl Link {
     /// seconds to be acknowledged, then DISCONNECT (so the last will is not sent).
     async fn goodbye(&self, client: &AsyncClient, events: &mut rumqttc::EventLoop, f: &mut Flight) {
         if client
-            .try_publish(self.topics.state.clone(), QoS::AtLeastOnce, true, self.offline.clone())
+            .try_publish(
+                self.topics.state.clone(),
+                QoS::AtLeastOnce,
+                true,
+                self.offline.clone(),
+            )
             .is_ok()
         {
             f.requested.push_back(None);

@@ -170,7 +170,9 @@ pub fn status_report(
     let pushed = crate::store::uplink::pushed_config(&conn)?.map(|(v, _)| v);
     let url = match api {
         Some(u) => Some(u.trim_end_matches('/').to_string()),
-        None if config.server.listen.port() != 0 => Some(format!("http://{}", config.server.listen)),
+        None if config.server.listen.port() != 0 => {
+            Some(format!("http://{}", config.server.listen))
+        }
         None => None,
     };
     let link = url.as_ref().and_then(|u| {
@@ -207,17 +209,26 @@ pub fn status_text(v: &serde_json::Value) -> String {
         Some(c) => out.push_str(&format!(
             "uplink:     broker {} ({}), topics {}\n",
             c["broker"].as_str().unwrap_or("?"),
-            if c["tls"].as_bool() == Some(true) { "TLS" } else { "plain TCP" },
+            if c["tls"].as_bool() == Some(true) {
+                "TLS"
+            } else {
+                "plain TCP"
+            },
             c["topics"].as_str().unwrap_or("?"),
         )),
-        None => out.push_str("uplink:     not configured (no [uplink] section); events wait in the outbox\n"),
+        None => out.push_str(
+            "uplink:     not configured (no [uplink] section); events wait in the outbox\n",
+        ),
     }
     match v["link"].as_object() {
         Some(l) => {
             out.push_str(&format!(
                 "connection: {}{}\n",
                 l["state"].as_str().unwrap_or("?"),
-                l["last_error"].as_str().map(|e| format!(" (last error: {e})")).unwrap_or_default()
+                l["last_error"]
+                    .as_str()
+                    .map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default()
             ));
             out.push_str(&format!(
                 "            acknowledged up to seq {}, {} in flight\n",
@@ -226,7 +237,10 @@ pub fn status_text(v: &serde_json::Value) -> String {
         }
         None => out.push_str(&format!(
             "connection: unknown, the daemon did not answer{}\n",
-            v["daemon"].as_str().map(|u| format!(" at {u}")).unwrap_or_else(|| " (use --api URL)".into())
+            v["daemon"]
+                .as_str()
+                .map(|u| format!(" at {u}"))
+                .unwrap_or_else(|| " (use --api URL)".into())
         )),
     }
     let b = &v["backlog"];
@@ -238,13 +252,12 @@ pub fn status_text(v: &serde_json::Value) -> String {
             v["oldest_local"].as_str().unwrap_or("?"),
             v["oldest_age_secs"]
         )),
-        None => out.push_str(&format!(
-            "backlog:    empty (last seq {})\n",
-            b["last_seq"]
-        )),
+        None => out.push_str(&format!("backlog:    empty (last seq {})\n", b["last_seq"])),
     }
     match v["config_version"].as_i64() {
-        Some(n) => out.push_str(&format!("config:     version {n} pushed by the hall server\n")),
+        Some(n) => out.push_str(&format!(
+            "config:     version {n} pushed by the hall server\n"
+        )),
         None => out.push_str("config:     the file's [queue] (nothing pushed yet)\n"),
     }
     out

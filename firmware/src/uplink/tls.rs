@@ -26,7 +26,10 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
-fn certs(key: &'static str, path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+fn certs(
+    key: &'static str,
+    path: &std::path::Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let err = |message: String| TlsError::File {
         key,
         path: path.display().to_string(),

@@ -168,7 +168,12 @@ impl CmdMessage {
         };
         let id = match obj.remove("id") {
             Some(serde_json::Value::String(s)) if !s.is_empty() && s.len() <= 128 => s,
-            _ => return Err((None, "id: a string of 1 to 128 characters is required".into())),
+            _ => {
+                return Err((
+                    None,
+                    "id: a string of 1 to 128 characters is required".into(),
+                ));
+            }
         };
         let command = serde_json::from_value::<Cmd>(v)
             .map_err(|e| (Some(id.clone()), format!("command: {e}")))?;
@@ -277,8 +282,7 @@ mod tests {
         );
         let m = CmdMessage::parse(br#"{"id":"c2","command":"unlock_kiosk"}"#).unwrap();
         assert_eq!(m.command.name(), "unlock_kiosk");
-        let (id, reason) =
-            CmdMessage::parse(br#"{"id":"c3","command":"reboot"}"#).unwrap_err();
+        let (id, reason) = CmdMessage::parse(br#"{"id":"c3","command":"reboot"}"#).unwrap_err();
         assert_eq!(id.as_deref(), Some("c3"));
         assert!(reason.contains("reboot"), "{reason}");
         assert!(CmdMessage::parse(b"{\"command\":\"unlock_kiosk\"}").is_err());
