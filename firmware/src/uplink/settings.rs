@@ -139,3 +139,44 @@ impl UplinkConfig {
             .unwrap_or_else(|| format!("hallq-{controller_id}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, EXAMPLE_HALL};
+
+    fn with_uplink(section: &str) -> String {
+        format!("{EXAMPLE_HALL}\n[uplink]\n{section}\n")
+    }
+
+    #[test]
+    fn an_uplink_section_reads_with_its_defaults() {
+        let c = Config::parse(
+            &with_uplink("host = \"mqtt.example\"\nhall_id = \"qs\""),
+            "h.toml",
+        )
+        .unwrap();
+        let u = c.uplink.unwrap();
+        assert_eq!((u.port, u.inflight, u.retention_days), (1883, 500, 180));
+        assert_eq!(u.client_id("qingshan-main"), "hallq-qingshan-main");
+    }
+
+    #[test]
+    fn a_bad_uplink_value_names_its_key_and_line() {
+        let text = with_uplink("host = \"mqtt.example\"\nhall_id = \"a/b\"");
+        let err = Config::parse(&text, "h.toml").unwrap_err().to_string();
+        let line = text.lines().position(|l| l.starts_with("hall_id")).unwrap() + 1;
+        assert!(
+            err.starts_with(&format!("h.toml:{line}: uplink.hall_id")),
+            "{err}"
+        );
+        let text = with_uplink("host = \"m\"\nhall_id = \"x\"\npassword = \"p\"");
+        let err = Config::parse(&text, "h.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("uplink.password: a password needs a username"),
+            "{err}"
+        );
+        let text = with_uplink("host = \"m\"\nhall_id = \"x\"\nport = \"mqtt\"");
+        let err = Config::parse(&text, "h.toml").unwrap_err().to_string();
+        assert!(err.contains("uplink.port"), "{err}");
+    }
+}
