@@ -525,3 +525,77 @@ fn a_lock_command_shows_on_the_kiosk_api_and_stops_ticket_issue() {
     assert_eq!(k["locked"], false, "{k}");
     issue(&d, 1);
 }
+
+#[test]
+fn a_reprint_command_prints_the_ticket_again_on_the_halls_printer() {
+    use hallq_hardware::virtual_printer::{VirtualPrinter, VirtualPrinterHandle};
+    use serialport::{SerialPort, TTYPort};
+    let (master, slave) = TTYPort::pair().expect("pseudo-terminal pair");
+    let path = slave.name().expect("the slave side has a path");
+    let printer = VirtualPrinterHandle::serve_stream(VirtualPrinter::new(), master)
+        .expect("virtual printer starts");
+    let hall = Hall::with_config(&format!(
+        "[printer]\npaper = \"58mm\"\nstatus_poll_secs = 1\n\
+         [printer.transport]\nkind = \"serial\"\npath = {path:?}\nbaud = 115200\n"
+    ));
+    let broker = Broker::start(&hall.dir.path().join("broker"), &BrokerOptions::default())
+        .expect("mosquitto starts");
+    let receiver = Receiver::start(hall.dir.path(), broker.port, &[]);
+    add_uplink(&hall.config, &plain_uplink(broker.port));
+    let d = hall.start();
+    let server = HallServer::connect(broker.port, "test-hall");
+    let (s, t) = send(
+        client()
+            .post(format!("{}/api/v1/tickets", d.url))
+            .send_json(json!({"service": "SB"})),
+    );
+    assert_eq!(s, 201, "{t}");
+    let number = t["ticket"]["number"].as_str().expect("number").to_string();
+    let copies = |n: &str| {
+        printer
+            .paper()
+            .runs()
+            .filter(|r| r.text.contains(n))
+            .count()
+    };
+    assert!(printer.wait_for(Duration::from_secs(5), |p| {
+        p.runs().any(|r| r.text.contains(&number))
+    }));
+    let once = copies(&number);
+    let ack = server.request(
+        "cmd",
+        &json!({"id": "rp-1", "command": "reprint_ticket", "ticket": t["ticket"]["id"]}),
+        "id",
+        &json!("rp-1"),
+    );
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert_eq!(ack["result"]["number"], number.as_str(), "{ack}");
+    assert!(
+        printer.wait_for(Duration::from_secs(5), |p| p
+            .runs()
+            .filter(|r| r.text.contains(&number))
+            .count()
+            > once),
+        "no second copy of {number}"
+    );
+    let ack = server.request(
+        "cmd",
+        &json!({"id": "rp-2", "command": "reprint_ticket", "ticket": 999}),
+        "id",
+        &json!("rp-2"),
+    );
+    assert_eq!(ack["ok"], false, "{ack}");
+    let last = last_seq(&hall, &d);
+    let events = assert_complete(&receiver, last);
+    let types = assert_events_match_schema(&events);
+    assert!(
+        types.contains("ticket_reprinted") && types.contains("command_refused"),
+        "{types:?}"
+    );
+    let reprinted = events
+        .iter()
+        .find(|e| e["type"] == "ticket_reprinted")
+        .expect("reprint event");
+    assert_eq!(reprinted["payload"]["by"], "hall_server");
+    assert_eq!(reprinted["payload"]["command_id"], "rp-1");
+}
