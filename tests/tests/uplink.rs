@@ -221,7 +221,7 @@ fn a_broker_restart_mid_stream_loses_nothing_and_repeats_are_dropped_by_id() {
 #[test]
 fn a_controller_killed_mid_backlog_resumes_and_nothing_is_lost() {
     let hall = Hall::new();
-    let out = hall.cli(&["gen-history", "--days", "2", "--per-day", "3000"]);
+    let out = hall.cli(&["gen-history", "--days", "3", "--per-day", "4000"]);
     assert!(out.contains("wrote"), "{out}");
     let mut broker = Broker::start(&hall.dir.path().join("broker"), &BrokerOptions::default())
         .expect("mosquitto starts");
