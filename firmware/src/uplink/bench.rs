@@ -159,19 +159,35 @@ fn issue(agent: &ureq::Agent, url: &str, key: &str) -> anyhow::Result<Duration> 
     Ok(elapsed)
 }
 
-/// Sequential p50 and concurrent throughput of durable ticket issue.
+/// Figures of one run of ticket issue.
+struct IssueRun {
+    p50: Duration,
+    p99: Duration,
+    rate: f64,
+    /// Undelivered events when the run ended (for the run during a drain).
+    left: i64,
+}
+
+/// Sequential p50/p99 and concurrent throughput of durable ticket issue; `prefill`
+/// undelivered events are put in the outbox first.
 fn issue_figures(
     exe: &std::path::Path,
     dir: &std::path::Path,
     extra: &str,
+    prefill: usize,
     opts: &UplinkBenchOptions,
-) -> anyhow::Result<(Duration, Duration, f64)> {
+) -> anyhow::Result<IssueRun> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir)?;
     let config = write_config(dir, "127.0.0.1:0", true)?;
     let mut text = std::fs::read_to_string(&config)?;
     text.push_str(extra);
     std::fs::write(&config, text)?;
+    let db = crate::config::Config::load(&config)?.database();
+    if prefill > 0 {
+        std::fs::create_dir_all(db.parent().unwrap_or(dir))?;
+        fill(&db, prefill)?;
+    }
     let daemon = Daemon::start(exe, &config)?;
     let a = agent();
     for i in 0..100 {
@@ -203,7 +219,14 @@ fn issue_figures(
             .map_err(|_| anyhow::anyhow!("client thread panicked"))??;
     }
     let rate = total as f64 / started.elapsed().as_secs_f64();
-    Ok((p(0.5), p(0.99), rate))
+    let conn = rusqlite::Connection::open(&db)?;
+    let left = crate::store::uplink::backlog(&conn)?.undelivered;
+    Ok(IssueRun {
+        p50: p(0.5),
+        p99: p(0.99),
+        rate,
+        left,
+    })
 }
 
 /// Runs the benchmark and prints the figures.
@@ -229,29 +252,51 @@ pub fn run(opts: &UplinkBenchOptions) -> anyhow::Result<()> {
         received
     );
     let exe = std::env::current_exe()?;
-    let (off50, off99, off_rate) = issue_figures(&exe, &dir.join("off"), "", opts)?;
-    let (on50, on99, on_rate) =
-        issue_figures(&exe, &dir.join("on"), &uplink_toml(broker.port), opts)?;
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let line = |name: &str, r: &IssueRun| {
+        println!(
+            "{name:<34} p50 {:>7.3} ms   p99 {:>7.3} ms   {:>7.0} tickets/s with {} clients",
+            ms(r.p50),
+            ms(r.p99),
+            r.rate,
+            opts.clients
+        )
+    };
+    // Alternate off and on, twice, so a disk or a neighbour that slows down for a
+    // while does not land on one side only; the best of each pair is compared.
+    let on = uplink_toml(broker.port);
+    let mut off_runs = Vec::new();
+    let mut on_runs = Vec::new();
+    for round in 1..=2 {
+        let r = issue_figures(&exe, &dir.join("off"), "", 0, opts)?;
+        line(&format!("ticket issue, uplink off ({round})"), &r);
+        off_runs.push(r);
+        let r = issue_figures(&exe, &dir.join("on"), &on, 0, opts)?;
+        line(&format!("ticket issue, uplink on ({round})"), &r);
+        on_runs.push(r);
+    }
+    let best = |runs: &[IssueRun]| IssueRun {
+        p50: runs.iter().map(|r| r.p50).min().unwrap_or_default(),
+        p99: runs.iter().map(|r| r.p99).min().unwrap_or_default(),
+        rate: runs.iter().map(|r| r.rate).fold(0.0, f64::max),
+        left: 0,
+    };
+    let (off, on_best) = (best(&off_runs), best(&on_runs));
     println!(
-        "ticket issue, uplink off: p50 {:>7.3} ms   p99 {:>7.3} ms   {:>7.0} tickets/s with {} clients",
-        ms(off50),
-        ms(off99),
-        off_rate,
-        opts.clients
+        "cost of the outbox (on / off):     p50 {:.2}x   p99 {:.2}x   throughput {:.2}x",
+        ms(on_best.p50) / ms(off.p50).max(1e-9),
+        ms(on_best.p99) / ms(off.p99).max(1e-9),
+        on_best.rate / off.rate.max(1e-9)
     );
+    let drain = issue_figures(&exe, &dir.join("draining"), &on, opts.events, opts)?;
+    line("ticket issue while draining", &drain);
     println!(
-        "ticket issue, uplink on:  p50 {:>7.3} ms   p99 {:>7.3} ms   {:>7.0} tickets/s with {} clients",
-        ms(on50),
-        ms(on99),
-        on_rate,
-        opts.clients
-    );
-    println!(
-        "cost of the outbox:       p50 {:.2}x   p99 {:.2}x   throughput {:.2}x (on / off)",
-        ms(on50) / ms(off50).max(1e-9),
-        ms(on99) / ms(off99).max(1e-9),
-        on_rate / off_rate.max(1e-9)
+        "  …with {} events in the outbox at start, {} left at the end: p50 {:.2}x   p99 {:.2}x   throughput {:.2}x of uplink off",
+        opts.events,
+        drain.left,
+        ms(drain.p50) / ms(off.p50).max(1e-9),
+        ms(drain.p99) / ms(off.p99).max(1e-9),
+        drain.rate / off.rate.max(1e-9)
     );
     broker.stop();
     Ok(())

@@ -301,10 +301,10 @@ impl Link {
                 }
             }
             // Write the delivered mark in batches.
+            // Not after every PUBACK: each mark takes SQLite's write lock for a moment,
+            // and the core's next commit would wait for it.
             if f.acked > *marked
-                && (last_mark.elapsed() >= MARK_INTERVAL
-                    || f.acked - *marked >= 5000
-                    || f.window.is_empty())
+                && (last_mark.elapsed() >= MARK_INTERVAL || f.acked - *marked >= 5000)
             {
                 self.outbox.mark(f.acked).await?;
                 *marked = f.acked;
