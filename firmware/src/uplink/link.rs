@@ -25,6 +25,9 @@ use super::{LinkStatus, Shared};
 use crate::core::wall_now;
 use crate::store::StoredEvent;
 
+/// How long new events gather before they are read and sent while the link is idle.
+const LINGER: Duration = Duration::from_millis(20);
+
 /// A message for the broker other than an event (state, replies).
 #[derive(Debug, Clone)]
 pub struct Message {
@@ -333,6 +336,10 @@ impl Link {
                 },
                 r = self.wake.recv(), if idle => {
                     if !matches!(r, Err(broadcast::error::RecvError::Closed)) {
+                        // Let a busy hall's commits gather for a moment: one read and
+                        // one burst of publishes per handful of tickets, not per ticket.
+                        tokio::time::sleep(LINGER).await;
+                        while self.wake.try_recv().is_ok() {}
                         f.more = true;
                     }
                 }
