@@ -19,6 +19,7 @@ pub fn unlimited_setup() -> Setup {
     let mut setup = Config::example().queue;
     setup.calendar.always_open = true;
     setup.per_citizen_daily_limit = None;
+    setup.unmanned_alarm_minutes = None;
     for s in &mut setup.services {
         s.daily_cap = None;
         s.quota = None;
@@ -49,7 +50,8 @@ pub fn write_config(dir: &Path, listen: &str, unlimited: bool) -> std::io::Resul
                 !(l.starts_with("daily_cap")
                     || l.starts_with("quota")
                     || l.starts_with("wait_alarm")
-                    || l.starts_with("queue_alarm"))
+                    || l.starts_with("queue_alarm")
+                    || l.starts_with("unmanned_alarm"))
             })
             .collect();
         text = kept.join("\n");
@@ -163,9 +165,19 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `hallq run --config F` and waits for it to announce its address.
     pub fn start(exe: &Path, config: &Path) -> std::io::Result<Daemon> {
+        Daemon::start_with_env(exe, config, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables (a preloaded fake clock, say).
+    pub fn start_with_env(
+        exe: &Path,
+        config: &Path,
+        env: &[(&str, &str)],
+    ) -> std::io::Result<Daemon> {
         let mut child = Process::new(exe)
             .args(["run", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(if std::env::var_os("HALLQ_TEST_LOG").is_some() {
                 Stdio::inherit()

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use hallq_engine::Setup;
 
 use crate::devices::printer::PrinterConfig;
+use crate::devices::voice::VoiceConfig;
 use serde::Deserialize;
 
 /// The example county hall shipped with hallq; `run --simulate` uses it.
@@ -33,9 +34,55 @@ pub struct Config {
     /// The MQTT uplink to the hall server; absent means the events wait in the outbox.
     #[serde(default)]
     pub uplink: Option<crate::uplink::UplinkConfig>,
+    /// The hall call board page (`/board`).
+    #[serde(default)]
+    pub board: Board,
     /// The ticket printer; without this section tickets are not printed.
     #[serde(default)]
     pub printer: Option<PrinterConfig>,
+    /// Spoken calls; without this section (or with `enabled = false`) the hall is silent.
+    #[serde(default)]
+    pub voice: Option<VoiceConfig>,
+}
+
+/// The hall call board shown on a TV (`/board`): which layout the hall chose and the
+/// notices (通知公告) that scroll along its foot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Board {
+    /// `list` (the latest calls) or `windows` (a column per window showing whom it serves).
+    #[serde(default = "default_layout")]
+    pub layout: String,
+    /// How many recent calls the board lists.
+    #[serde(default = "default_recent")]
+    pub recent_calls: usize,
+    /// Notices scrolled along the foot of the board, in the order given.
+    #[serde(default)]
+    pub notices: Vec<String>,
+    /// Play the call chime.
+    #[serde(default = "default_chime")]
+    pub chime: bool,
+}
+
+fn default_layout() -> String {
+    "list".into()
+}
+fn default_recent() -> usize {
+    8
+}
+fn default_chime() -> bool {
+    true
+}
+
+impl Default for Board {
+    fn default() -> Self {
+        Board {
+            layout: default_layout(),
+            recent_calls: default_recent(),
+            notices: Vec::new(),
+            chime: default_chime(),
+        }
+    }
 }
 
 /// Identity of the hall.
@@ -238,6 +285,16 @@ impl Config {
             u.validate()
                 .map_err(|(key, message)| invalid(key.into(), key_line(text, key), message))?;
         }
+        check(
+            "board.layout",
+            matches!(config.board.layout.as_str(), "list" | "windows"),
+            "use \"list\" (latest calls) or \"windows\" (a column per window)",
+        )?;
+        check(
+            "board.recent_calls",
+            (1..=30).contains(&config.board.recent_calls),
+            "must be between 1 and 30",
+        )?;
         if let Some(p) = &config.printer {
             p.prepare().map_err(|e| {
                 invalid(
@@ -251,6 +308,10 @@ impl Config {
                 !p.channels.is_empty(),
                 "list at least one channel whose tickets print, e.g. [\"kiosk\"]",
             )?;
+        }
+        if let Some(v) = &config.voice {
+            v.check()
+                .map_err(|(key, message)| invalid(key.into(), key_line(text, key), message))?;
         }
         config.queue.validate().map_err(|e| {
             let key = format!("queue.{}", e.key);
@@ -324,6 +385,35 @@ mod tests {
         let p = c.printer.expect("printer section");
         assert_eq!(p.ticket.fields.len(), 6);
         assert!(p.prints("kiosk-2"));
+    }
+
+    #[test]
+    fn the_commented_voice_section_of_the_example_is_valid() {
+        let start = EXAMPLE_HALL.find("# [voice]").expect("voice example");
+        let section: String = EXAMPLE_HALL[start..]
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::parse(&format!("{EXAMPLE_HALL}\n{section}"), "<example>").unwrap();
+        let v = c.voice.expect("voice section");
+        assert_eq!((v.repeat, v.volume, v.max_queue), (2, 100, 5));
+        assert!(v.quiet_hours.is_some());
+        let bad = format!(
+            "{EXAMPLE_HALL}\n{}",
+            section.replace("repeat = 2", "repeat = 9")
+        );
+        let err = Config::parse(&bad, "hall.toml").unwrap_err().to_string();
+        let line = bad
+            .lines()
+            .position(|l| l.starts_with("repeat = 9"))
+            .unwrap()
+            + 1;
+        assert!(
+            err.starts_with(&format!("hall.toml:{line}: voice.repeat:")),
+            "{err}"
+        );
     }
 
     #[test]

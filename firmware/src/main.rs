@@ -252,6 +252,9 @@ fn real_main() -> anyhow::Result<()> {
         } => report(&Config::load(&config)?, day, week, month, format),
         Cmd::CheckConfig { file } => {
             let c = Config::load(&file)?;
+            if let Some(v) = c.voice.as_ref().filter(|v| v.enabled) {
+                v.load_pack()?;
+            }
             println!(
                 "{}: ok ({} services, {} windows)",
                 file.display(),

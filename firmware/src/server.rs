@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::core::Hall;
 use crate::devices::health::Devices;
 use crate::devices::printer::{Printer, PrinterError};
+use crate::devices::voice::{self, Voice, VoiceError};
 use crate::store::{Store, StoreError};
 
 /// Errors that stop the daemon from starting.
@@ -24,6 +25,9 @@ pub enum StartError {
     /// The printer could not be started.
     #[error(transparent)]
     Printer(#[from] PrinterError),
+    /// The voice could not be started (its message names the bad clip or folder).
+    #[error(transparent)]
+    Voice(#[from] VoiceError),
     /// The address could not be bound.
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
@@ -39,6 +43,7 @@ pub struct Started {
     pub addr: SocketAddr,
     state: AppState,
     core: std::thread::JoinHandle<()>,
+    voice: Option<Voice>,
     uplink: Option<crate::uplink::downstream::Running>,
 }
 
@@ -57,7 +62,18 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
         Some(p) => Some(Printer::start(p, devices.clone())?.0),
         None => None,
     };
+    let voice = match config.voice.as_ref().filter(|v| v.enabled) {
+        Some(v) => {
+            let (voice, pack_health) =
+                Voice::start(v, config.queue.utc_offset_minutes, devices.clone())?;
+            devices.report(voice::PACK_DEVICE, pack_health).await;
+            voice.follow(&hall);
+            Some(voice)
+        }
+        None => None,
+    };
     let mut state = AppState::new(hall.clone(), Arc::new(config.clone()), devices, printer)?;
+    state.voice = voice.clone();
     tokio::spawn(state.metrics.clone().follow(hall.subscribe()));
     let mut shared = shared;
     shared.device_health = Some(crate::uplink::device_health(state.devices.clone()));
@@ -80,6 +96,7 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
         addr,
         state,
         core,
+        voice,
         uplink,
     })
 }
@@ -98,6 +115,9 @@ impl Started {
             u.stop().await;
         }
         drop(self.hall);
+        // The voice thread finishes the announcement playing, then lets go of the core.
+        let voice = self.voice;
+        let _ = tokio::task::spawn_blocking(move || drop(voice)).await;
         let core = self.core;
         let _ = tokio::task::spawn_blocking(move || core.join()).await;
         Ok(())

@@ -11,6 +11,8 @@ pub use hallq::bench::Daemon;
 pub mod mqtt;
 use serde_json::Value;
 
+pub mod webdriver;
+
 /// The `hallq` binary built beside this test (scripts/test builds it first).
 pub fn hallq_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
@@ -116,6 +118,19 @@ impl Default for Hall {
     fn default() -> Self {
         Hall::new()
     }
+}
+
+/// Where tests save screenshots: `docs/screens/` when `HALLQ_SCREENS=1` (to refresh
+/// the README's pictures), else `hallq-screens` in the temp folder, so that a test run leaves the
+/// working tree clean.
+pub fn screens_dir() -> PathBuf {
+    let dir = if std::env::var_os("HALLQ_SCREENS").is_some() {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screens")
+    } else {
+        std::env::temp_dir().join("hallq-screens")
+    };
+    std::fs::create_dir_all(&dir).expect("screenshot folder");
+    dir
 }
 
 /// An HTTP client that returns every status as a value.

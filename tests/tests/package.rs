@@ -55,6 +55,7 @@ fn the_package_installs_runs_a_hall_and_removes_cleanly() {
         (0, gid, 0o640)
     );
     assert!(Path::new("/usr/lib/systemd/system/hallq.service").exists());
+    assert!(Path::new("/usr/share/hallq/voice/default/pack.toml").exists());
     run("/usr/bin/hallq", &["check-config", "/etc/hallq/hallq.toml"]);
 
     // Run the installed binary as the service would: as hallq, with the installed config.

@@ -372,9 +372,90 @@ impl Engine {
         let rollover = self
             .clock
             .next_day_start(self.day, self.setup.day_starts_at);
-        self.deadlines
+        let next = self
+            .deadlines
             .first()
-            .map_or(rollover, |(at, _)| (*at).min(rollover))
+            .map_or(rollover, |(at, _)| (*at).min(rollover));
+        self.unmanned_due()
+            .into_iter()
+            .map(|(_, _, due)| due)
+            .fold(next, Timestamp::min)
+    }
+
+    /// Office-hour spans (as instants) from the current one on, for today's local date;
+    /// the whole service day when the hall is always open.
+    fn spans_ahead(&self) -> Vec<(Timestamp, Timestamp)> {
+        let cal = &self.setup.calendar;
+        if cal.always_open {
+            let start = self
+                .clock
+                .instant(self.day.and_time(self.setup.day_starts_at));
+            let end = self
+                .clock
+                .next_day_start(self.day, self.setup.day_starts_at);
+            return vec![(start, end)];
+        }
+        let local = self.clock.local(self.now);
+        let date = local.date();
+        let mut spans: Vec<(Timestamp, Timestamp)> = calendar::spans_on(cal, local)
+            .iter()
+            .map(|s| {
+                (
+                    self.clock.instant(date.and_time(s.open)),
+                    self.clock.instant(date.and_time(s.close)),
+                )
+            })
+            .filter(|(_, close)| *close > self.now)
+            .collect();
+        spans.sort();
+        spans
+    }
+
+    /// Windows that will need an unmanned warning, with the start of their empty
+    /// stretch and the instant the warning falls due (possibly already past).
+    fn unmanned_due(&self) -> Vec<(u32, Timestamp, Timestamp)> {
+        let Some(limit) = self.setup.unmanned_alarm_minutes else {
+            return Vec::new();
+        };
+        let spans = self.spans_ahead();
+        let mut due = Vec::new();
+        let open = |n: u32| {
+            self.window_index
+                .get(&n)
+                .is_some_and(|&i| self.setup.windows[i].open)
+        };
+        for w in self
+            .windows
+            .values()
+            .filter(|w| w.staff.is_none() && open(w.number))
+        {
+            for (open, close) in &spans {
+                let start = w.vacant_since.map_or(*open, |v| v.max(*open));
+                if start >= *close || w.unmanned_alarm_at.is_some_and(|a| a >= start) {
+                    continue;
+                }
+                let at = start.plus_minutes(i64::from(limit));
+                if at < *close {
+                    due.push((w.number, start, at));
+                    break;
+                }
+            }
+        }
+        due
+    }
+
+    /// Raises the unmanned-window warnings that have fallen due.
+    fn check_unmanned(&mut self, events: &mut Vec<Event>) {
+        let now = self.now;
+        for (n, start, at) in self.unmanned_due() {
+            if at <= now {
+                self.set_window(n, |w| w.unmanned_alarm_at = Some(now));
+                events.push(Event::UnmannedAlarm {
+                    window: n,
+                    unmanned_secs: now.secs_since(start),
+                });
+            }
+        }
     }
 
     /// Takes copies of everything changed since the last call.
@@ -438,6 +519,7 @@ impl Engine {
             self.deadlines.pop_first();
             self.fire(due, &mut events);
         }
+        self.check_unmanned(&mut events);
         events
     }
 
@@ -581,7 +663,11 @@ impl Engine {
             } => self.sign_in(window, staff, role),
             Command::SignOut { window, staff } => {
                 self.staffed(window, &staff)?;
-                self.set_window(window, |w| w.staff = None);
+                let now = self.now;
+                self.set_window(window, |w| {
+                    w.staff = None;
+                    w.vacant_since = Some(now);
+                });
                 Ok(vec![Event::StaffSignedOut {
                     window,
                     staff,
@@ -934,15 +1020,18 @@ impl Engine {
             .filter(|w| w.number != window && w.staff.as_ref().is_some_and(|(s, _, _)| *s == staff))
             .map(|w| w.number)
             .collect();
+        let now = self.now;
         for n in elsewhere {
-            self.set_window(n, |w| w.staff = None);
+            self.set_window(n, |w| {
+                w.staff = None;
+                w.vacant_since = Some(now);
+            });
             events.push(Event::StaffSignedOut {
                 window: n,
                 staff: staff.clone(),
                 reason: SignOutReason::MovedWindow,
             });
         }
-        let now = self.now;
         self.set_window(window, |w| w.staff = Some((staff.clone(), role, now)));
         events.push(Event::StaffSignedIn {
             window,

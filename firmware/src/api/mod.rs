@@ -7,8 +7,11 @@ mod kiosk;
 pub use kiosk::reprinter;
 mod devices;
 mod metrics;
+mod pages;
 mod queue;
 mod stream;
+pub mod supervision;
+mod voice;
 mod windows;
 
 use std::net::SocketAddr;
@@ -46,6 +49,8 @@ pub struct AppState {
     pub devices: Devices,
     /// The ticket printer, when the hall has one.
     pub printer: Option<Printer>,
+    /// The voice, when the hall speaks its calls (set by the server after start).
+    pub voice: Option<crate::devices::voice::Voice>,
     /// Counters and latencies for `/metrics`.
     pub metrics: Metrics,
 }
@@ -68,6 +73,7 @@ impl AppState {
             uplink: crate::uplink::Shared::default(),
             devices,
             printer,
+            voice: None,
             metrics: Metrics::new(),
         })
     }
@@ -95,6 +101,9 @@ pub fn app(state: AppState) -> Router {
         .merge(metrics::routes())
         .merge(windows::routes())
         .merge(stream::routes())
+        .merge(voice::routes())
+        .merge(supervision::routes())
+        .merge(pages::routes())
         .merge(kiosk::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
@@ -174,6 +183,20 @@ impl ApiError {
                         "storage_unavailable",
                         message,
                     )
+                }
+            }
+            CoreError::StorageFull(detail) => {
+                tracing::error!(%detail, "disk full: refusing new records");
+                let message = match lang {
+                    Lang::En => {
+                        "The controller's disk is full, so nothing new can be recorded. Please ask the staff for help."
+                    }
+                    Lang::ZhTw => "控制器磁碟已滿，暫時無法記錄，請聯繫工作人員。",
+                    Lang::ZhCn => "控制器磁盘已满，暂时无法记录，请联系工作人员。",
+                };
+                ApiError {
+                    retry_after: Some(30),
+                    ..ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "storage_full", message)
                 }
             }
             CoreError::Busy => ApiError {

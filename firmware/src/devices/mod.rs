@@ -5,7 +5,9 @@
 //! - [`health`]: the registry and the `device_fault` / `device_recovered` events.
 //! - [`printer`]: the ticket printer thread, its queue and status polling.
 //! - [`tickets`]: turning a committed ticket into the printer's ticket layout.
+//! - [`voice`]: call announcements and kiosk prompts through the `hallq-voice` announcer.
 
 pub mod health;
 pub mod printer;
 pub mod tickets;
+pub mod voice;

@@ -42,6 +42,14 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
 }
 
+impl StoreError {
+    /// The disk (or the database's size limit) is full: a condition staff can fix by
+    /// freeing space, unlike a damaged file.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::Sqlite(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull))
+    }
+}
+
 /// An event ready to be appended.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
