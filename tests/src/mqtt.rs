@@ -224,16 +224,19 @@ impl HallServer {
     /// Waits for a retained or fresh state document matching `f`.
     pub fn state_where(&self, f: impl Fn(&Value) -> bool) -> Value {
         let topic = format!("{}/state", self.base);
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut last = Value::Null;
         while Instant::now() < deadline {
             if let Ok((t, v)) = self.acks.recv_timeout(Duration::from_millis(100))
                 && t == topic
-                && f(&v)
             {
-                return v;
+                if f(&v) {
+                    return v;
+                }
+                last = v;
             }
         }
-        panic!("no matching state document on {topic}");
+        panic!("no matching state document on {topic}; the last was {last}");
     }
 }
 

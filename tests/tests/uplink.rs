@@ -599,3 +599,30 @@ fn a_reprint_command_prints_the_ticket_again_on_the_halls_printer() {
     assert_eq!(reprinted["payload"]["by"], "hall_server");
     assert_eq!(reprinted["payload"]["command_id"], "rp-1");
 }
+
+#[test]
+fn the_retained_state_says_online_with_the_queue_and_the_last_will_says_offline() {
+    let hall = Hall::new();
+    let broker = Broker::start(&hall.dir.path().join("broker"), &BrokerOptions::default())
+        .expect("mosquitto starts");
+    add_uplink(
+        &hall.config,
+        &format!("{}\nkeep_alive_secs = 5", plain_uplink(broker.port)),
+    );
+    let d = hall.start();
+    let server = HallServer::connect(broker.port, "test-hall");
+    issue(&d, 2);
+    let online = server.state_where(|v| v["status"] == "online" && v["queue"]["waiting"] == 2);
+    assert_eq!(online["controller_id"], CONTROLLER);
+    assert_eq!(online["kiosk"]["locked"], false);
+    assert!(
+        online["queue"]["services"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+    );
+    assert!(online["devices"].is_array(), "{online}");
+    drop(d); // SIGKILL: no goodbye, the broker publishes the last will.
+    let offline = server.state_where(|v| v["status"] == "offline");
+    assert_eq!(offline["reason"], "connection lost", "{offline}");
+    assert_eq!(offline["controller_id"], CONTROLLER);
+}

@@ -495,19 +495,23 @@ struct StateTask {
 impl StateTask {
     async fn run(self) {
         let mut events = self.hall.subscribe();
+        let mut changed = false;
         loop {
-            tokio::select! {
-                _ = self.want_state.notified() => {}
-                r = events.recv() => {
-                    if matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
-                        return;
+            if !changed {
+                tokio::select! {
+                    _ = self.want_state.notified() => {}
+                    r = events.recv() => {
+                        if matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                            return;
+                        }
                     }
+                    _ = tokio::time::sleep(STATE_MAX_GAP) => {}
                 }
-                _ = tokio::time::sleep(STATE_MAX_GAP) => {}
             }
             if self.shared.status().state == "connected" {
                 match self.document().await {
                     Ok(doc) => {
+                        tracing::debug!(waiting = %doc["queue"]["waiting"], "state document");
                         let _ = self
                             .out
                             .send(Message {
@@ -521,8 +525,11 @@ impl StateTask {
                 }
             }
             tokio::time::sleep(STATE_MIN_GAP).await;
-            // Events that came during the gap are covered by the next document.
-            while events.try_recv().is_ok() {}
+            // Whatever happened during the gap goes into the next document, at once.
+            changed = false;
+            while events.try_recv().is_ok() {
+                changed = true;
+            }
         }
     }
 
