@@ -105,11 +105,13 @@ impl Receiver {
 
     /// Distinct events of the test controller stored so far.
     pub fn count(&self) -> i64 {
-        self.summary()
-            .controllers
-            .iter()
-            .find(|c| c.controller_id == CONTROLLER)
-            .map_or(0, |c| c.events)
+        let conn = receive::open_db(&self.db).expect("receiver db");
+        conn.query_row(
+            "SELECT COUNT(*) FROM received WHERE controller_id = ?1",
+            [CONTROLLER],
+            |r| r.get(0),
+        )
+        .expect("count")
     }
 
     /// Waits until the receiver holds `n` distinct events of the test controller.
