@@ -445,7 +445,7 @@ fn a_bad_configuration_is_refused_with_its_reason_and_the_old_one_stays() {
 }
 
 #[test]
-fn a_lock_command_shows_on_the_kiosk_api_and_stops_ticket_issue() {
+fn a_lock_stops_ticket_issue_and_a_notice_scrolls_on_the_board_both_surviving_a_restart() {
     let hall = Hall::new();
     let broker = Broker::start(&hall.dir.path().join("broker"), &BrokerOptions::default())
         .expect("mosquitto starts");
@@ -509,6 +509,22 @@ fn a_lock_command_shows_on_the_kiosk_api_and_stops_ticket_issue() {
         "{ack}"
     );
 
+    // A notice from above scrolls on the hall board and is listed by the API.
+    let ack = server.request(
+        "cmd",
+        &json!({"id": "n-1", "command": "show_notice", "text": "今日16:00后暂停受理不动产业务"}),
+        "id",
+        &json!("n-1"),
+    );
+    assert_eq!(ack["ok"], true, "{ack}");
+    let (_, b) = send(c.get(format!("{}/api/v1/board", d.url)).call());
+    assert_eq!(b["notices"][0], "今日16:00后暂停受理不动产业务", "{b}");
+    let (_, n) = send(c.get(format!("{}/api/v1/notices", d.url)).call());
+    assert_eq!(
+        n["notices"][0]["text"], "今日16:00后暂停受理不动产业务",
+        "{n}"
+    );
+
     // The lock survives a restart.
     drop(d);
     let d = hall.start();
@@ -524,6 +540,15 @@ fn a_lock_command_shows_on_the_kiosk_api_and_stops_ticket_issue() {
     let (_, k) = send(c.get(format!("{}/api/v1/kiosk", d.url)).call());
     assert_eq!(k["locked"], false, "{k}");
     issue(&d, 1);
+    let ack = server.request(
+        "cmd",
+        &json!({"id": "n-2", "command": "clear_notice"}),
+        "id",
+        &json!("n-2"),
+    );
+    assert_eq!(ack["ok"], true, "{ack}");
+    let (_, n) = send(c.get(format!("{}/api/v1/notices", d.url)).call());
+    assert_eq!(n["notices"], json!([]), "{n}");
 }
 
 #[test]
