@@ -31,6 +31,9 @@ pub struct Config {
     pub auth: Auth,
     /// The queue: services, windows, calendar and rules (the engine's setup).
     pub queue: Setup,
+    /// The MQTT uplink to the hall server; absent means the events wait in the outbox.
+    #[serde(default)]
+    pub uplink: Option<crate::uplink::UplinkConfig>,
     /// The hall call board page (`/board`).
     #[serde(default)]
     pub board: Board,
@@ -281,6 +284,10 @@ impl Config {
             config.server.kiosk_keys.iter().all(|k| k.len() >= 16),
             "each kiosk key must be at least 16 characters",
         )?;
+        if let Some(u) = &config.uplink {
+            u.validate()
+                .map_err(|(key, message)| invalid(key.into(), key_line(text, key), message))?;
+        }
         check(
             "board.layout",
             matches!(config.board.layout.as_str(), "list" | "windows"),

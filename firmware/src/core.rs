@@ -72,6 +72,38 @@ enum Request {
         oneshot::Sender<Result<Vec<StoredEvent>, CoreError>>,
     ),
     Query(Query),
+    Reconfigure(Box<Reconfigure>),
+}
+
+/// A new queue setup pushed from the hall server, applied on the core thread between
+/// two batches: everything before it is committed under the old setup, everything after
+/// runs under the new one.
+pub struct Reconfigure {
+    /// The new setup.
+    pub setup: Setup,
+    /// Its version, as the hall server numbered it.
+    pub version: i64,
+    /// The document as received, kept so a restart applies exactly what was acknowledged.
+    pub document: String,
+    /// The audit event (`config_applied`) committed with the configuration row.
+    pub event: NewEvent,
+    reply: Option<oneshot::Sender<Result<Vec<StoredEvent>, ReconfigureError>>>,
+}
+
+/// Why a new setup was not applied; the old one stays in force.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconfigureError {
+    /// The setup does not fit the hall as it is now (key path and reason).
+    #[error("{key}: {message}")]
+    Rejected {
+        /// Dotted key path in the queue setup.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Storage or the core failed.
+    #[error(transparent)]
+    Core(#[from] CoreError),
 }
 
 /// A cheap, cloneable handle to the hall core.
@@ -154,6 +186,27 @@ impl Hall {
         rx.await.map_err(|_| CoreError::Stopped)
     }
 
+    /// Validates `setup` against the hall's live state and, if it fits, swaps the engine
+    /// for one restored from the store under the new setup; the configuration row and
+    /// its audit event commit in one transaction. On any error the old setup stays.
+    pub async fn reconfigure(
+        &self,
+        setup: Setup,
+        version: i64,
+        document: String,
+        event: NewEvent,
+    ) -> Result<Vec<StoredEvent>, ReconfigureError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Request::Reconfigure(Box::new(Reconfigure {
+            setup,
+            version,
+            document,
+            event,
+            reply: Some(tx),
+        })))?;
+        rx.await.map_err(|_| CoreError::Stopped)?
+    }
+
     /// Committed events as they happen.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
         self.events.subscribe()
@@ -216,7 +269,69 @@ impl Core {
         tracing::info!("hall core stopped");
     }
 
+    /// Splits the batch at reconfigurations, so each segment runs under one setup.
     fn handle_batch(&mut self, batch: Vec<Request>) {
+        let mut segment = Vec::with_capacity(batch.len());
+        for request in batch {
+            match request {
+                Request::Reconfigure(r) => {
+                    if !segment.is_empty() {
+                        self.handle_segment(std::mem::take(&mut segment));
+                    }
+                    self.reconfigure(*r);
+                }
+                other => segment.push(other),
+            }
+        }
+        if !segment.is_empty() {
+            self.handle_segment(segment);
+        }
+    }
+
+    fn reconfigure(&mut self, mut r: Reconfigure) {
+        let outcome = self.try_reconfigure(&r);
+        let stored = match outcome {
+            Ok((engine, stored)) => {
+                self.engine = engine;
+                self.setup = r.setup.clone();
+                tracing::info!(version = r.version, "queue setup replaced");
+                Ok(stored)
+            }
+            Err(e) => Err(e),
+        };
+        if let Ok(events) = &stored {
+            for e in events {
+                let _ = self.fanout.send(Arc::new(e.clone()));
+            }
+        }
+        if let Some(tx) = r.reply.take() {
+            let _ = tx.send(stored);
+        }
+    }
+
+    fn try_reconfigure(
+        &mut self,
+        r: &Reconfigure,
+    ) -> Result<(Engine, Vec<StoredEvent>), ReconfigureError> {
+        if self.broken {
+            return Err(CoreError::Store("the database is unavailable".into()).into());
+        }
+        crate::uplink::apply::fits(&self.engine, &r.setup)?;
+        let engine = restore(&r.setup, &self.store).map_err(|e| match e {
+            StoreError::Damaged(message) => ReconfigureError::Rejected {
+                key: "queue".into(),
+                message,
+            },
+            other => CoreError::Store(other.to_string()).into(),
+        })?;
+        let stored = self
+            .store
+            .save_config(r.version, &r.document, std::slice::from_ref(&r.event))
+            .map_err(|e| CoreError::Store(e.to_string()))?;
+        Ok((engine, stored))
+    }
+
+    fn handle_segment(&mut self, batch: Vec<Request>) {
         if self.broken {
             match restore(&self.setup, &self.store) {
                 Ok(engine) => {
@@ -232,6 +347,7 @@ impl Core {
         for request in batch {
             match request {
                 Request::Query(q) => replies.push(Reply::Query(q)),
+                Request::Reconfigure(_) => unreachable!("handle_batch splits at reconfigurations"),
                 Request::Append(events, tx) => {
                     let start = pending.len();
                     pending.extend(events);

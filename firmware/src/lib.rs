@@ -18,6 +18,8 @@
 //! - [`systemd`]: readiness and watchdog notifications.
 //! - [`simulate`]: citizens and staff for `hallq run --simulate`.
 //! - [`bench`]: `hallq bench` and the history generator behind it.
+//! - [`uplink`]: MQTT to the hall server: the outbox, configuration and commands from
+//!   above, the reference receiver.
 
 pub mod api;
 pub mod bench;
@@ -30,3 +32,4 @@ pub mod server;
 pub mod simulate;
 pub mod store;
 pub mod systemd;
+pub mod uplink;

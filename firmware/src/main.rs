@@ -95,6 +95,45 @@ enum Cmd {
         #[arg(long, default_value_t = 5500)]
         per_day: u32,
     },
+    /// The uplink to the hall server.
+    Uplink {
+        #[command(subcommand)]
+        action: UplinkCmd,
+        /// Configuration file.
+        #[arg(long, global = true, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Reference receiver: store controllers' events from a broker in SQLite, once
+    /// each by event id, and report gaps in their sequences.
+    Receive {
+        /// Broker, HOST:PORT.
+        #[arg(long, default_value = "127.0.0.1:1883")]
+        broker: String,
+        /// The receiver's database.
+        #[arg(long, default_value = "received.db")]
+        db: PathBuf,
+        /// Topic filter.
+        #[arg(long, default_value = "hallq/+/+/events")]
+        topic: String,
+        /// Client id (the broker keeps a session for it while away).
+        #[arg(long, default_value = "hallq-receiver")]
+        client_id: String,
+        /// CA for a TLS broker.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// Client certificate.
+        #[arg(long, requires = "key")]
+        cert: Option<PathBuf>,
+        /// Client key.
+        #[arg(long, requires = "cert")]
+        key: Option<PathBuf>,
+        /// User name; the password is read from HALLQ_BROKER_PASSWORD.
+        #[arg(long)]
+        username: Option<String>,
+        /// Print what is stored (counts, gaps, duplicates) and exit.
+        #[arg(long)]
+        report: bool,
+    },
     /// Copy the database to a file while the controller runs (a consistent snapshot).
     Backup {
         /// Configuration file naming the database.
@@ -115,6 +154,35 @@ enum Cmd {
         /// Tickets per day.
         #[arg(long, default_value_t = 5500)]
         per_day: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum UplinkCmd {
+    /// Connection state, backlog size and the oldest undelivered event.
+    Status {
+        /// The daemon's API (default: the configured listen address).
+        #[arg(long)]
+        api: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drain a buffered backlog to a local mosquitto and measure the outbox's cost on
+    /// ticket issue (needs /usr/sbin/mosquitto).
+    Bench {
+        /// Working directory.
+        #[arg(long, default_value = "bench-uplink")]
+        dir: PathBuf,
+        /// Events in the backlog.
+        #[arg(long, default_value_t = 100_000)]
+        events: usize,
+        /// Sequential tickets per run (uplink off, then on).
+        #[arg(long, default_value_t = 1000)]
+        requests: usize,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
     },
 }
 
@@ -208,6 +276,20 @@ fn real_main() -> anyhow::Result<()> {
             history_days,
             per_day,
         }),
+        Cmd::Uplink { action, config } => uplink_cmd(action, &config),
+        Cmd::Receive {
+            broker,
+            db,
+            topic,
+            client_id,
+            ca,
+            cert,
+            key,
+            username,
+            report,
+        } => receive(
+            broker, db, topic, client_id, ca, cert, key, username, report,
+        ),
         Cmd::Backup { config, to } => {
             let c = Config::load(&config)?;
             let events = hallq::store::Store::backup(&c.database(), &to)?;
@@ -428,5 +510,92 @@ fn report(
         Format::Table => print!("{}", r.to_table()),
         Format::Csv => print!("{}", r.to_csv()),
     }
+    Ok(())
+}
+
+fn uplink_cmd(action: UplinkCmd, config: &std::path::Path) -> anyhow::Result<()> {
+    match action {
+        UplinkCmd::Status { api, json } => {
+            let c = Config::load(config)?;
+            if !c.database().exists() {
+                bail!(
+                    "no database at {} (has the controller run?)",
+                    c.database().display()
+                );
+            }
+            let v = hallq::uplink::status_report(&c, api.as_deref())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", hallq::uplink::status_text(&v));
+            }
+            Ok(())
+        }
+        UplinkCmd::Bench {
+            dir,
+            events,
+            requests,
+            clients,
+        } => hallq::uplink::bench::run(&hallq::uplink::bench::UplinkBenchOptions {
+            dir,
+            events,
+            requests,
+            clients,
+        }),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn receive(
+    broker: String,
+    db: PathBuf,
+    topic: String,
+    client_id: String,
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    username: Option<String>,
+    report: bool,
+) -> anyhow::Result<()> {
+    use hallq::uplink::receive;
+    let conn = receive::open_db(&db).with_context(|| format!("opening {}", db.display()))?;
+    if report {
+        print!("{}", receive::summarize(&conn)?.to_text());
+        return Ok(());
+    }
+    let (host, port) = broker
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+        .with_context(|| format!("--broker {broker:?}: use HOST:PORT"))?;
+    let credentials = match username {
+        Some(u) => Some((
+            u,
+            std::env::var("HALLQ_BROKER_PASSWORD")
+                .context("--username needs the password in HALLQ_BROKER_PASSWORD")?,
+        )),
+        None => None,
+    };
+    let opts = receive::ReceiveOptions {
+        host,
+        port,
+        topic: topic.clone(),
+        client_id,
+        tls: ca.map(|ca| hallq::uplink::settings::TlsFiles { ca, cert, key }),
+        credentials,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(receive::run(
+        opts,
+        conn,
+        || {
+            println!("receiving {topic} from {broker}");
+            let _ = std::io::stdout().flush();
+        },
+        hallq::server::shutdown_signal(),
+    ))?;
+    let conn = receive::open_db(&db)?;
+    print!("{}", receive::summarize(&conn)?.to_text());
     Ok(())
 }

@@ -45,6 +45,7 @@ pub struct Started {
     core: std::thread::JoinHandle<()>,
     buses: crate::devices::window_bus::WindowBuses,
     voice: Option<Voice>,
+    uplink: Option<crate::uplink::downstream::Running>,
 }
 
 /// Opens everything and binds; the caller then announces the address and calls `serve`.
@@ -52,7 +53,9 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
     std::fs::create_dir_all(&config.storage.data_dir)
         .map_err(|e| StartError::DataDir(config.storage.data_dir.display().to_string(), e))?;
     let store = Store::open(&config.database())?;
-    let (hall, core) = Hall::start(config.queue.clone(), store)?;
+    let shared = crate::uplink::Shared::load(store.conn())?;
+    let setup = crate::uplink::pushed_setup(store.conn(), &shared)?.unwrap_or(config.queue.clone());
+    let (hall, core) = Hall::start(setup, store)?;
     let devices = Devices::load(hall.clone())
         .await
         .map_err(|e| StoreError::Damaged(e.to_string()))?;
@@ -82,6 +85,15 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
     let mut state = AppState::new(hall.clone(), Arc::new(config.clone()), devices, printer)?;
     state.voice = voice.clone();
     tokio::spawn(state.metrics.clone().follow(hall.subscribe()));
+    let mut shared = shared;
+    shared.device_health = Some(crate::uplink::device_health(state.devices.clone()));
+    state.uplink = shared.clone();
+    let uplink = crate::uplink::downstream::start(
+        &config,
+        &hall,
+        shared,
+        crate::api::reprinter(state.clone()),
+    )?;
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| StartError::Bind(config.server.listen, e))?;
@@ -96,6 +108,7 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
         core,
         buses,
         voice,
+        uplink,
     })
 }
 
@@ -109,6 +122,9 @@ impl Started {
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;
+        if let Some(u) = self.uplink {
+            u.stop().await;
+        }
         self.buses.shutdown();
         drop(self.hall);
         // The voice thread finishes the announcement playing, then lets go of the core.

@@ -7,6 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 pub use hallq::bench::Daemon;
+
+pub mod mqtt;
 use serde_json::Value;
 
 pub mod webdriver;

@@ -3,6 +3,8 @@
 //! go through one [`ApiError`] so that every 4xx names its field and no 5xx leaks
 //! internals.
 
+mod kiosk;
+pub use kiosk::reprinter;
 mod devices;
 mod metrics;
 mod pages;
@@ -41,6 +43,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// A second connection for staff sign-in (Argon2 work stays off the core thread).
     pub auth_db: Arc<Mutex<Connection>>,
+    /// Uplink status, kiosk lock and board notice, and the pushed queue setup.
+    pub uplink: crate::uplink::Shared,
     /// Every device's health.
     pub devices: Devices,
     /// The ticket printer, when the hall has one.
@@ -66,6 +70,7 @@ impl AppState {
             hall,
             config,
             auth_db: Arc::new(Mutex::new(conn)),
+            uplink: crate::uplink::Shared::default(),
             devices,
             printer,
             voice: None,
@@ -99,6 +104,7 @@ pub fn app(state: AppState) -> Router {
         .merge(voice::routes())
         .merge(supervision::routes())
         .merge(pages::routes())
+        .merge(kiosk::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -394,7 +400,7 @@ impl FromRequestParts<AppState> for StaffAuth {
 
 /// Milliseconds as the hall's local time, for people reading JSON.
 pub fn local_time(state: &AppState, ts: Timestamp) -> String {
-    hallq_engine::LocalClock::new(state.config.queue.utc_offset_minutes)
+    hallq_engine::LocalClock::new(state.with_setup(|s| s.utc_offset_minutes))
         .local(ts)
         .format("%Y-%m-%d %H:%M:%S")
         .to_string()

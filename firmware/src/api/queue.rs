@@ -125,13 +125,14 @@ async fn overview(
 /// The ticket as clients see it. Names and windows come from the configuration so
 /// that answering an issue needs no second trip to the core thread.
 pub(super) fn ticket_json(s: &AppState, t: &Ticket, ahead: u32, wait: u32) -> Value {
-    let setup = &s.config.queue;
-    let service_name = setup
-        .services
-        .iter()
-        .find(|d| d.code == t.service)
-        .map(|d| names(&d.name));
-    let windows = windows_for(setup, &t.service);
+    let (service_name, windows) = s.with_setup(|setup| {
+        let name = setup
+            .services
+            .iter()
+            .find(|d| d.code == t.service)
+            .map(|d| names(&d.name));
+        (name, windows_for(setup, &t.service))
+    });
     json!({
         "id": t.id, "number": t.number, "service": t.service, "service_name": service_name, "class": t.class,
         "state": t.state, "day": t.day.to_string(), "issued_at": t.issued_at.0, "issued_at_local": local_time(s, t.issued_at),
@@ -273,6 +274,7 @@ async fn issue(
     headers: HeaderMap,
     JsonBody(body): JsonBody<IssueBody>,
 ) -> Result<Response, ApiError> {
+    super::kiosk::refuse_if_locked(&s, lang)?;
     let class = match body.class.as_deref() {
         None | Some("normal") => Class::Normal,
         Some("green") => Class::Green,
@@ -385,7 +387,7 @@ async fn book(
                         "use milliseconds or local time \"YYYY-MM-DD HH:MM\"",
                     )
                 })?;
-            hallq_engine::LocalClock::new(s.config.queue.utc_offset_minutes).instant(local)
+            hallq_engine::LocalClock::new(s.with_setup(|x| x.utc_offset_minutes)).instant(local)
         }
     };
     let cmd = Command::Book {
@@ -409,6 +411,7 @@ async fn check_in(
     headers: HeaderMap,
     Path(code): Path<String>,
 ) -> Result<Response, ApiError> {
+    super::kiosk::refuse_if_locked(&s, lang)?;
     let channel = kiosk.channel;
     let cmd = Command::CheckIn {
         code,

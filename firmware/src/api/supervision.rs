@@ -465,7 +465,13 @@ async fn board(
         .await
         .map_err(|e| ApiError::from_core(e, lang))?;
     let b = &s.config.board;
-    let mut notices: Vec<Value> = b.notices.iter().map(|n| json!(n)).collect();
+    // A notice pushed by the hall server (`show_notice`) scrolls first.
+    let pushed = s.uplink.controls.notice(crate::core::wall_now().0);
+    let mut notices: Vec<Value> = pushed
+        .map(|n| json!(n.text))
+        .into_iter()
+        .chain(b.notices.iter().map(|n| json!(n)))
+        .collect();
     if let Some(h) = body["hours"].as_str() {
         notices.push(json!(h));
     }

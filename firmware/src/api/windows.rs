@@ -42,7 +42,7 @@ async fn sign_in(
         return Err(ApiError::field("staff_id", "1 to 64 characters"));
     }
     if let Some(w) = body.window
-        && !s.config.queue.windows.iter().any(|d| d.number == w)
+        && !s.with_setup(|setup| setup.windows.iter().any(|d| d.number == w))
     {
         return Err(ApiError::field("window", format!("there is no window {w}")));
     }

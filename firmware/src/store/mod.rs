@@ -5,6 +5,7 @@
 
 mod schema;
 pub mod staff;
+pub mod uplink;
 
 use std::path::Path;
 

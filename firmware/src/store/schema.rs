@@ -89,4 +89,23 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX events_device ON events (seq) WHERE type IN ('device_fault', 'device_recovered');
     "#,
+    // 3: the uplink. An event may be marked delivered once (never changed after), only
+    // delivered events may be deleted (retention), a partial index finds the first
+    // undelivered event at once, and configurations pushed from the hall server are kept.
+    r#"
+    CREATE TRIGGER events_delivered_once BEFORE UPDATE OF delivered_at ON events
+        WHEN OLD.delivered_at IS NOT NULL
+        BEGIN SELECT RAISE(ABORT, 'an event is marked delivered only once'); END;
+    CREATE TRIGGER events_keep_undelivered BEFORE DELETE ON events
+        WHEN OLD.delivered_at IS NULL
+        BEGIN SELECT RAISE(ABORT, 'an undelivered event cannot be deleted'); END;
+    CREATE INDEX events_undelivered ON events (seq) WHERE delivered_at IS NULL;
+    CREATE INDEX events_controls ON events (type, seq)
+        WHERE type IN ('kiosk_locked', 'kiosk_unlocked', 'notice_shown', 'notice_cleared');
+    CREATE TABLE pushed_config (
+        version INTEGER PRIMARY KEY,
+        document TEXT NOT NULL,
+        applied_at INTEGER NOT NULL
+    );
+    "#,
 ];

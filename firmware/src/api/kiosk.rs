@@ -1,0 +1,83 @@
+//! What the hall server controls on the hall's screens: the kiosk lock (tickets are
+//! refused while it holds), the board notice, and the uplink's own status.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use std::sync::Arc;
+
+use hallq_engine::{Lang, Setup, Ticket};
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, Language};
+use crate::core::wall_now;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/kiosk", get(kiosk))
+        .route("/api/v1/notices", get(notices))
+        .route("/api/v1/uplink", get(uplink))
+}
+
+impl AppState {
+    /// Runs `f` with the queue setup in force: the one pushed from the hall server if
+    /// there is one, else the file's `[queue]`.
+    pub fn with_setup<T>(&self, f: impl FnOnce(&Setup) -> T) -> T {
+        match self.uplink.setup() {
+            Some(s) => f(&s),
+            None => f(&self.config.queue),
+        }
+    }
+}
+
+/// A reprint as the uplink asks for it: the same layout and printer as the kiosk's.
+pub fn reprinter(state: AppState) -> Option<crate::uplink::downstream::Reprinter> {
+    let printer = state.printer.clone()?;
+    Some(Arc::new(move |t: Ticket, ahead: u32| {
+        let (s, p) = (state.clone(), printer.clone());
+        Box::pin(async move {
+            super::queue::print_ticket(&s, &p, &t, ahead, std::time::Instant::now()).await
+        })
+    }))
+}
+
+/// 423 with the lock's message while the hall server has locked the kiosk.
+pub(super) fn refuse_if_locked(s: &AppState, lang: Lang) -> Result<(), ApiError> {
+    let Some(lock) = s.uplink.controls.lock() else {
+        return Ok(());
+    };
+    let lead = match lang {
+        Lang::En => "Tickets are not being issued here right now",
+        Lang::ZhTw => "本機暫停取號",
+        Lang::ZhCn => "本机暂停取号",
+    };
+    Err(ApiError::new(
+        StatusCode::LOCKED,
+        "kiosk_locked",
+        format!("{lead}: {}", lock.message),
+    ))
+}
+
+async fn kiosk(State(s): State<AppState>) -> Json<Value> {
+    let now = wall_now().0;
+    let body = match s.uplink.controls.lock() {
+        Some(l) => json!({
+            "locked": true, "message": l.message, "since": l.since, "command_id": l.command_id,
+        }),
+        None => json!({ "locked": false, "message": null }),
+    };
+    let mut body = body;
+    body["notice"] = json!(s.uplink.controls.notice(now));
+    Json(body)
+}
+
+async fn notices(State(s): State<AppState>) -> Json<Value> {
+    let notices: Vec<_> = s.uplink.controls.notice(wall_now().0).into_iter().collect();
+    Json(json!({ "notices": notices }))
+}
+
+async fn uplink(State(s): State<AppState>, Language(_): Language) -> Result<Json<Value>, ApiError> {
+    let status = s.uplink.status();
+    Ok(Json(json!({ "uplink": status })))
+}

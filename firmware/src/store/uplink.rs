@@ -1,0 +1,258 @@
+//! The store's side of the uplink: the events table read as an outbox (first
+//! undelivered event, pages of undelivered rows, delivered marks, retention), and the
+//! configurations pushed from the hall server.
+//!
+//! The outbox functions take a plain [`Connection`] so the uplink can use a connection
+//! of its own beside the core's (see `uplink::outbox` for why).
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{NewEvent, Store, StoreError, StoredEvent, append};
+
+/// One undelivered row, as the uplink sends it (the payload stays JSON text).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    /// Sequence number.
+    pub seq: i64,
+    /// Event id (UUID), stable across resends.
+    pub id: String,
+    /// When it happened (ms since the epoch).
+    pub at: i64,
+    /// Type name.
+    pub kind: String,
+    /// Layout version.
+    pub schema: i64,
+    /// The body, JSON text as stored.
+    pub payload: String,
+}
+
+/// What the outbox holds right now.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Backlog {
+    /// Events not yet acknowledged by the broker.
+    pub undelivered: i64,
+    /// The oldest undelivered event: sequence number and time (ms).
+    pub oldest_seq: Option<i64>,
+    /// Its time, ms since the epoch.
+    pub oldest_at: Option<i64>,
+    /// The newest event's sequence number (0 for an empty log).
+    pub last_seq: i64,
+}
+
+/// The sequence number before the first undelivered event: sending resumes after it.
+pub fn delivered_watermark(conn: &Connection) -> Result<i64, StoreError> {
+    let first: Option<i64> = conn.query_row(
+        "SELECT MIN(seq) FROM events WHERE delivered_at IS NULL",
+        [],
+        |r| r.get(0),
+    )?;
+    match first {
+        Some(seq) => Ok(seq - 1),
+        None => Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?),
+    }
+}
+
+/// Undelivered events after `seq`, oldest first, at most `limit`.
+pub fn undelivered_after(
+    conn: &Connection,
+    seq: i64,
+    limit: usize,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, id, at, type, schema, payload FROM events WHERE delivered_at IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![seq, limit as i64], |r| {
+        Ok(OutboxRow {
+            seq: r.get(0)?,
+            id: r.get(1)?,
+            at: r.get(2)?,
+            kind: r.get(3)?,
+            schema: r.get(4)?,
+            payload: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Marks every undelivered event up to and including `upto` as delivered at `at`.
+/// Returns how many rows changed.
+pub fn mark_delivered(conn: &Connection, upto: i64, at: i64) -> Result<usize, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE events SET delivered_at = ?1 WHERE delivered_at IS NULL AND seq <= ?2",
+    )?;
+    Ok(stmt.execute(params![at, upto])?)
+}
+
+/// Deletes delivered events that were delivered before `cutoff` (ms). Undelivered
+/// events are never deleted (a trigger enforces it too). Returns the number removed.
+pub fn prune_delivered(conn: &Connection, cutoff: i64) -> Result<usize, StoreError> {
+    Ok(conn.execute(
+        "DELETE FROM events WHERE delivered_at IS NOT NULL AND delivered_at < ?1",
+        [cutoff],
+    )?)
+}
+
+/// Size and age of the backlog.
+pub fn backlog(conn: &Connection) -> Result<Backlog, StoreError> {
+    let (undelivered, oldest_seq): (i64, Option<i64>) = conn.query_row(
+        "SELECT COUNT(*), MIN(seq) FROM events WHERE delivered_at IS NULL",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let oldest_at = match oldest_seq {
+        Some(s) => conn
+            .query_row("SELECT at FROM events WHERE seq = ?1", [s], |r| r.get(0))
+            .optional()?,
+        None => None,
+    };
+    let last_seq = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+    Ok(Backlog {
+        undelivered,
+        oldest_seq,
+        oldest_at,
+        last_seq,
+    })
+}
+
+/// The newest event of one of `kinds` (they must be covered by the `events_controls`
+/// index), for state that commands from above leave behind (kiosk lock, notice).
+pub fn latest_of(conn: &Connection, kinds: &[&str]) -> Result<Option<StoredEvent>, StoreError> {
+    let marks = vec!["?"; kinds.len()].join(", ");
+    let sql = format!(
+        "SELECT seq, id, at, type, schema, payload FROM events WHERE type IN ({marks}) ORDER BY seq DESC LIMIT 1"
+    );
+    let row = conn
+        .query_row(&sql, rusqlite::params_from_iter(kinds.iter()), |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })
+        .optional()?;
+    row.map(|(seq, id, at, kind, schema, payload)| {
+        Ok(StoredEvent {
+            seq,
+            id,
+            at,
+            kind,
+            schema,
+            payload: serde_json::from_str(&payload)?,
+        })
+    })
+    .transpose()
+}
+
+/// The newest configuration pushed from the hall server: version and document.
+pub fn pushed_config(conn: &Connection) -> Result<Option<(i64, String)>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT version, document FROM pushed_config ORDER BY version DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
+impl Store {
+    /// Records a pushed configuration and its audit events in one durable transaction.
+    pub fn save_config(
+        &mut self,
+        version: i64,
+        document: &str,
+        events: &[NewEvent],
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let at = events.first().map_or(0, |e| e.at.0);
+        tx.execute(
+            "INSERT OR REPLACE INTO pushed_config (version, document, applied_at) VALUES (?1, ?2, ?3)",
+            params![version, document, at],
+        )?;
+        let stored = append(&tx, events)?;
+        tx.commit()?;
+        Ok(stored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hallq_engine::Timestamp;
+
+    fn events(store: &mut Store, n: usize) {
+        let batch: Vec<NewEvent> = (0..n)
+            .map(|i| NewEvent {
+                at: Timestamp(1_000 + i as i64),
+                kind: "test".into(),
+                payload: format!("{{\"type\":\"test\",\"i\":{i}}}"),
+            })
+            .collect();
+        store.append(&batch).unwrap();
+    }
+
+    #[test]
+    fn sending_resumes_after_the_last_contiguous_delivered_event() {
+        let mut store = Store::in_memory().unwrap();
+        assert_eq!(delivered_watermark(store.conn()).unwrap(), 0);
+        events(&mut store, 10);
+        assert_eq!(delivered_watermark(store.conn()).unwrap(), 0);
+        assert_eq!(mark_delivered(store.conn(), 4, 5_000).unwrap(), 4);
+        assert_eq!(delivered_watermark(store.conn()).unwrap(), 4);
+        let rows = undelivered_after(store.conn(), 4, 3).unwrap();
+        assert_eq!(
+            rows.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            vec![5, 6, 7]
+        );
+        let b = backlog(store.conn()).unwrap();
+        assert_eq!((b.undelivered, b.oldest_seq, b.last_seq), (6, Some(5), 10));
+        mark_delivered(store.conn(), 10, 6_000).unwrap();
+        assert_eq!(delivered_watermark(store.conn()).unwrap(), 10);
+    }
+
+    #[test]
+    fn a_delivered_mark_is_never_changed_and_content_never_edited() {
+        let mut store = Store::in_memory().unwrap();
+        events(&mut store, 2);
+        mark_delivered(store.conn(), 1, 5_000).unwrap();
+        assert!(
+            store
+                .conn()
+                .execute("UPDATE events SET delivered_at = 9 WHERE seq = 1", [])
+                .is_err()
+        );
+        assert!(
+            store
+                .conn()
+                .execute("UPDATE events SET payload = '{}' WHERE seq = 2", [])
+                .is_err()
+        );
+        // Marking again leaves the first mark alone.
+        assert_eq!(mark_delivered(store.conn(), 1, 7_000).unwrap(), 0);
+    }
+
+    #[test]
+    fn retention_removes_only_old_delivered_events() {
+        let mut store = Store::in_memory().unwrap();
+        events(&mut store, 5);
+        mark_delivered(store.conn(), 2, 1_000).unwrap();
+        mark_delivered(store.conn(), 3, 9_000).unwrap();
+        assert_eq!(prune_delivered(store.conn(), 5_000).unwrap(), 2);
+        assert!(
+            store
+                .conn()
+                .execute("DELETE FROM events WHERE seq = 5", [])
+                .is_err(),
+            "an undelivered event must not be deletable"
+        );
+        let b = backlog(store.conn()).unwrap();
+        assert_eq!((b.undelivered, b.oldest_seq, b.last_seq), (2, Some(4), 5));
+        // Sequence numbers are never reused after a deletion.
+        events(&mut store, 1);
+        assert_eq!(store.last_seq().unwrap(), 6);
+    }
+}

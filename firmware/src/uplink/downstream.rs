@@ -1,0 +1,580 @@
+//! Starting the uplink, and what comes down from the hall server: versioned queue
+//! configuration and commands. Each is handled in arrival order by one worker, each
+//! leaves an event in the log (so it goes back up too), and each is answered on its
+//! `…/ack` topic. A state task keeps the retained `state` topic current.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::link::{Inbound, Link, Message};
+use super::outbox::Outbox;
+use super::wire::{Cmd, CmdAck, CmdMessage, ConfigAck, ConfigSet, Origin, Topics};
+use super::{Shared, apply};
+use crate::config::Config;
+use crate::core::{CoreError, Hall, ReconfigureError, wall_now};
+use crate::devices::printer::PrintOutcome;
+use crate::store::{NewEvent, StoreError, StoredEvent};
+
+/// Prints a ticket again (ticket, people ahead) and says what became of the print;
+/// given by the API layer when the hall has a printer.
+pub type Reprinter = Arc<
+    dyn Fn(
+            hallq_engine::Ticket,
+            u32,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = PrintOutcome> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Commands remembered for answering repeats without doing them twice.
+const REMEMBERED_COMMANDS: usize = 1000;
+/// Shortest gap between two state documents while the hall is busy.
+const STATE_MIN_GAP: Duration = Duration::from_secs(1);
+/// Longest gap between two state documents.
+const STATE_MAX_GAP: Duration = Duration::from_secs(30);
+
+/// A running uplink; [`Running::stop`] publishes the offline state and disconnects.
+pub struct Running {
+    shutdown: watch::Sender<bool>,
+    link: JoinHandle<()>,
+    others: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops cleanly: offline state, pending delivered marks written, DISCONNECT.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.link).await;
+        for t in self.others {
+            t.abort();
+        }
+    }
+}
+
+/// Starts the uplink if `[uplink]` is configured.
+pub fn start(
+    config: &Config,
+    hall: &Hall,
+    shared: Shared,
+    reprint: Option<Reprinter>,
+) -> Result<Option<Running>, StoreError> {
+    let Some(cfg) = config.uplink.clone() else {
+        return Ok(None);
+    };
+    let outbox = Outbox::open(&config.database())?;
+    let controller = config.hall.controller_id.clone();
+    let origin = Origin::new(&controller, &cfg.hall_id, config.queue.utc_offset_minutes);
+    let topics = Topics::new(&cfg.topic_prefix, &cfg.hall_id, &controller);
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let (out_tx, out_rx) = mpsc::channel(256);
+    let (in_tx, in_rx) = mpsc::channel(256);
+    let want_state = Arc::new(Notify::new());
+    let identity = json!({
+        "controller_id": controller,
+        "hall_id": cfg.hall_id,
+        "hall_name": config.hall.name,
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    let offline = |reason: &str| {
+        let mut v = identity.clone();
+        v["status"] = "offline".into();
+        v["reason"] = reason.into();
+        v.to_string().into_bytes()
+    };
+    let link = Link {
+        cfg: cfg.clone(),
+        origin,
+        topics: topics.clone(),
+        outbox: outbox.clone(),
+        wake: hall.subscribe(),
+        outgoing: out_rx,
+        inbound: in_tx,
+        want_state: want_state.clone(),
+        shared: shared.clone(),
+        last_will: offline("connection lost"),
+        offline: offline("shut down"),
+    };
+    let worker = Worker {
+        hall: hall.clone(),
+        shared: shared.clone(),
+        topics: topics.clone(),
+        out: out_tx.clone(),
+        outbox: outbox.clone(),
+        reprint,
+        remembered: HashMap::new(),
+        order: VecDeque::new(),
+        want_state: want_state.clone(),
+    };
+    let state = StateTask {
+        hall: hall.clone(),
+        shared,
+        topic: topics.state.clone(),
+        out: out_tx,
+        outbox: outbox.clone(),
+        identity,
+        want_state,
+    };
+    let retention = cfg.retention_days;
+    let others = vec![
+        tokio::spawn(worker.run(in_rx)),
+        tokio::spawn(state.run()),
+        tokio::spawn(async move {
+            let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                hourly.tick().await;
+                match outbox.prune(retention).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(removed = n, "delivered events past retention removed"),
+                    Err(e) => tracing::warn!(error = %e, "retention clean-up failed"),
+                }
+            }
+        }),
+    ];
+    let link = tokio::spawn(link.run(shutdown_rx));
+    Ok(Some(Running {
+        shutdown,
+        link,
+        others,
+    }))
+}
+
+struct Worker {
+    hall: Hall,
+    shared: Shared,
+    topics: Topics,
+    out: mpsc::Sender<Message>,
+    outbox: Outbox,
+    reprint: Option<Reprinter>,
+    remembered: HashMap<String, CmdAck>,
+    order: VecDeque<String>,
+    want_state: Arc<Notify>,
+}
+
+fn event(kind: &str, mut body: Value) -> NewEvent {
+    body["type"] = kind.into();
+    NewEvent {
+        at: wall_now(),
+        kind: kind.into(),
+        payload: body.to_string(),
+    }
+}
+
+impl Worker {
+    async fn run(mut self, mut rx: mpsc::Receiver<Inbound>) {
+        while let Some(m) = rx.recv().await {
+            if m.topic == self.topics.config_set {
+                let ack = self.config(&m.payload).await;
+                self.reply(&self.topics.config_ack.clone(), &ack).await;
+            } else if m.topic == self.topics.cmd {
+                let ack = self.command(&m.payload).await;
+                self.reply(&self.topics.cmd_ack.clone(), &ack).await;
+            }
+            self.want_state.notify_one();
+        }
+    }
+
+    async fn reply<T: serde::Serialize>(&self, topic: &str, ack: &T) {
+        let payload = match serde_json::to_vec(ack) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "reply could not be encoded");
+                return;
+            }
+        };
+        let _ = self
+            .out
+            .send(Message {
+                topic: topic.into(),
+                payload,
+                retain: false,
+            })
+            .await;
+    }
+
+    async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<StoredEvent>, CoreError> {
+        let stored = self.hall.append(events).await?;
+        for e in &stored {
+            self.shared.controls.apply(&e.kind, &e.payload, e.at);
+        }
+        Ok(stored)
+    }
+
+    async fn config(&mut self, bytes: &[u8]) -> ConfigAck {
+        let in_force = self.shared.status().config_version;
+        let refuse = |version: Option<i64>, key: Option<String>, reason: String| ConfigAck {
+            version,
+            ok: false,
+            reason: Some(reason),
+            key,
+            in_force,
+        };
+        let loose_version = serde_json::from_slice::<Value>(bytes)
+            .ok()
+            .and_then(|v| v["version"].as_i64());
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        let set: ConfigSet = match serde_path_to_error::deserialize(de) {
+            Ok(s) => s,
+            Err(e) => {
+                let path = e.path().to_string();
+                let key = (path != ".").then_some(path);
+                return refuse(loose_version, key, e.into_inner().to_string());
+            }
+        };
+        if let Some(current) = in_force {
+            if set.version == current {
+                return ConfigAck {
+                    version: Some(set.version),
+                    ok: true,
+                    reason: Some("already in force".into()),
+                    key: None,
+                    in_force,
+                };
+            }
+            if set.version < current {
+                return refuse(
+                    Some(set.version),
+                    Some("version".into()),
+                    format!(
+                        "version {} is older than version {current} in force",
+                        set.version
+                    ),
+                );
+            }
+        }
+        let outcome = match apply::parse_setup(&set.queue) {
+            Ok(setup) => {
+                let body = json!({
+                    "version": set.version,
+                    "previous": in_force,
+                    "services": setup.services.len(),
+                    "windows": setup.windows.len(),
+                });
+                let document = String::from_utf8_lossy(bytes).into_owned();
+                let applied = self
+                    .hall
+                    .reconfigure(
+                        setup.clone(),
+                        set.version,
+                        document,
+                        event("config_applied", body),
+                    )
+                    .await;
+                if applied.is_ok() {
+                    self.shared.set_setup(setup);
+                }
+                applied.map(drop)
+            }
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(()) => {
+                self.shared.update(|s| s.config_version = Some(set.version));
+                tracing::info!(
+                    version = set.version,
+                    "configuration from the hall server applied"
+                );
+                ConfigAck {
+                    version: Some(set.version),
+                    ok: true,
+                    reason: None,
+                    key: None,
+                    in_force: Some(set.version),
+                }
+            }
+            Err(e) => {
+                let (key, reason) = match &e {
+                    ReconfigureError::Rejected { key, message } => {
+                        (Some(key.clone()), message.clone())
+                    }
+                    ReconfigureError::Core(c) => (None, c.to_string()),
+                };
+                tracing::warn!(version = set.version, reason = %e, "configuration refused");
+                let body = json!({ "version": set.version, "key": key, "reason": reason, "in_force": in_force });
+                if let Err(err) = self.append(vec![event("config_refused", body)]).await {
+                    tracing::error!(error = %err, "refusal could not be recorded");
+                }
+                refuse(Some(set.version), key, reason)
+            }
+        }
+    }
+
+    async fn command(&mut self, bytes: &[u8]) -> CmdAck {
+        let msg = match CmdMessage::parse(bytes) {
+            Ok(m) => m,
+            Err((id, reason)) => {
+                return CmdAck {
+                    id,
+                    command: None,
+                    ok: false,
+                    reason: Some(reason),
+                    result: None,
+                };
+            }
+        };
+        if let Some(ack) = self.remembered.get(&msg.id) {
+            return ack.clone();
+        }
+        let name = msg.command.name();
+        let outcome = self.execute(&msg).await;
+        if let Err(reason) = &outcome {
+            // A refused command is recorded too: everything from above is audited.
+            let body = json!({ "command_id": msg.id, "command": name, "reason": reason });
+            if let Err(e) = self.append(vec![event("command_refused", body)]).await {
+                tracing::error!(error = %e, "refused command could not be recorded");
+            }
+        }
+        let ack = match outcome {
+            Ok(result) => CmdAck {
+                id: Some(msg.id.clone()),
+                command: Some(name.into()),
+                ok: true,
+                reason: None,
+                result,
+            },
+            Err(reason) => CmdAck {
+                id: Some(msg.id.clone()),
+                command: Some(name.into()),
+                ok: false,
+                reason: Some(reason),
+                result: None,
+            },
+        };
+        self.order.push_back(msg.id.clone());
+        self.remembered.insert(msg.id, ack.clone());
+        if self.order.len() > REMEMBERED_COMMANDS
+            && let Some(old) = self.order.pop_front()
+        {
+            self.remembered.remove(&old);
+        }
+        ack
+    }
+
+    /// Runs one command; `Ok` carries the optional result for the ack.
+    async fn execute(&self, msg: &CmdMessage) -> Result<Option<Value>, String> {
+        let id = msg.id.clone();
+        let store_err = |e: CoreError| format!("not recorded: {e}");
+        match &msg.command {
+            Cmd::LockKiosk { message } => {
+                let message = message.trim();
+                if message.is_empty() || message.chars().count() > 200 {
+                    return Err("message: 1 to 200 characters, shown to citizens".into());
+                }
+                self.append(vec![event(
+                    "kiosk_locked",
+                    json!({ "command_id": id, "message": message }),
+                )])
+                .await
+                .map_err(store_err)?;
+                Ok(None)
+            }
+            Cmd::UnlockKiosk {} => {
+                let was_locked = self.shared.controls.lock().is_some();
+                self.append(vec![event(
+                    "kiosk_unlocked",
+                    json!({ "command_id": id, "was_locked": was_locked }),
+                )])
+                .await
+                .map_err(store_err)?;
+                Ok(None)
+            }
+            Cmd::ShowNotice { text, minutes } => {
+                let text = text.trim();
+                if text.is_empty() || text.chars().count() > 500 {
+                    return Err("text: 1 to 500 characters".into());
+                }
+                if minutes == &Some(0) {
+                    return Err("minutes: at least 1, or leave it out to show until cleared".into());
+                }
+                let until = minutes.map(|m| wall_now().0 + i64::from(m) * 60_000);
+                self.append(vec![event(
+                    "notice_shown",
+                    json!({ "command_id": id, "text": text, "until": until }),
+                )])
+                .await
+                .map_err(store_err)?;
+                Ok(None)
+            }
+            Cmd::ClearNotice {} => {
+                self.append(vec![event("notice_cleared", json!({ "command_id": id }))])
+                    .await
+                    .map_err(store_err)?;
+                Ok(None)
+            }
+            Cmd::ReprintTicket { ticket } => {
+                let Some(reprint) = &self.reprint else {
+                    return Err("this controller has no ticket printer configured".into());
+                };
+                let tid = hallq_engine::TicketId(*ticket);
+                let found = self
+                    .hall
+                    .query(move |e, _| {
+                        e.ticket(tid)
+                            .map(|t| (t.clone(), e.ahead(tid).unwrap_or(0)))
+                    })
+                    .await
+                    .map_err(store_err)?;
+                let Some((t, ahead)) = found else {
+                    return Err(format!("ticket: there is no ticket {ticket} today"));
+                };
+                if t.state.is_terminal() {
+                    return Err(format!(
+                        "ticket: {} is no longer in the queue ({})",
+                        t.number,
+                        t.state.as_str()
+                    ));
+                }
+                let outcome = reprint(t.clone(), ahead).await;
+                self.append(vec![event(
+                    "ticket_reprinted",
+                    json!({
+                        "ticket": t.id, "number": t.number, "by": "hall_server",
+                        "outcome": outcome, "command_id": id,
+                    }),
+                )])
+                .await
+                .map_err(store_err)?;
+                match &outcome {
+                    PrintOutcome::Printing | PrintOutcome::Queued => Ok(Some(
+                        json!({ "ticket": t.id, "number": t.number, "print": outcome }),
+                    )),
+                    PrintOutcome::Unavailable { code } => {
+                        Err(format!("the printer cannot print now ({code})"))
+                    }
+                    PrintOutcome::NotPrinted => Err("the ticket was not printed".into()),
+                }
+            }
+            Cmd::RequestReport { period } => {
+                let p = parse_period(period).ok_or_else(|| {
+                    "period: a day YYYY-MM-DD, an ISO week YYYY-Www or a month YYYY-MM".to_string()
+                })?;
+                let report = self
+                    .outbox
+                    .read(move |c| Ok(crate::report::build(c, p)?))
+                    .await
+                    .map_err(|e| format!("report failed: {e}"))?;
+                self.append(vec![event(
+                    "report_requested",
+                    json!({ "command_id": id, "period": period, "from": report.from, "to": report.to }),
+                )])
+                .await
+                .map_err(store_err)?;
+                Ok(Some(
+                    serde_json::to_value(report).map_err(|e| e.to_string())?,
+                ))
+            }
+        }
+    }
+}
+
+fn parse_period(text: &str) -> Option<crate::report::Period> {
+    use crate::report::Period;
+    if text.contains("-W") {
+        Period::week(text)
+    } else if text.len() == 7 {
+        Period::month(text)
+    } else {
+        text.parse().ok().map(Period::day)
+    }
+}
+
+struct StateTask {
+    hall: Hall,
+    shared: Shared,
+    topic: String,
+    out: mpsc::Sender<Message>,
+    outbox: Outbox,
+    identity: Value,
+    want_state: Arc<Notify>,
+}
+
+impl StateTask {
+    async fn run(self) {
+        let mut events = self.hall.subscribe();
+        let mut changed = false;
+        loop {
+            if !changed {
+                tokio::select! {
+                    _ = self.want_state.notified() => {}
+                    r = events.recv() => {
+                        if matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                            return;
+                        }
+                    }
+                    _ = tokio::time::sleep(STATE_MAX_GAP) => {}
+                }
+            }
+            if self.shared.status().state == "connected" {
+                match self.document().await {
+                    Ok(doc) => {
+                        tracing::debug!(waiting = %doc["queue"]["waiting"], "state document");
+                        let _ = self
+                            .out
+                            .send(Message {
+                                topic: self.topic.clone(),
+                                payload: doc.to_string().into_bytes(),
+                                retain: true,
+                            })
+                            .await;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "state not published"),
+                }
+            }
+            tokio::time::sleep(STATE_MIN_GAP).await;
+            // Whatever happened during the gap goes into the next document, at once.
+            changed = false;
+            while events.try_recv().is_ok() {
+                changed = true;
+            }
+        }
+    }
+
+    async fn document(&self) -> Result<Value, String> {
+        let queue = self
+            .hall
+            .query(|e, _| {
+                let services: Vec<Value> = e
+                    .loads()
+                    .into_iter()
+                    .map(|l| {
+                        json!({
+                            "code": l.code, "waiting": l.waiting, "issued": l.issued,
+                            "open_windows": l.open_windows,
+                            "estimated_wait_minutes": l.estimated_wait_minutes,
+                            "longest_wait_secs": l.longest_wait_secs,
+                        })
+                    })
+                    .collect();
+                let staffed = e.windows().values().filter(|w| w.staff.is_some()).count();
+                json!({
+                    "day": e.day().to_string(),
+                    "waiting": services.iter().map(|s| s["waiting"].as_u64().unwrap_or(0)).sum::<u64>(),
+                    "windows_staffed": staffed,
+                    "services": services,
+                })
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let backlog = self.outbox.backlog().await.map_err(|e| e.to_string())?;
+        let now = wall_now().0;
+        let status = self.shared.status();
+        let mut doc = self.identity.clone();
+        doc["status"] = "online".into();
+        doc["at"] = now.into();
+        doc["config_version"] = json!(status.config_version);
+        doc["kiosk"] = match self.shared.controls.lock() {
+            Some(l) => json!({ "locked": true, "message": l.message, "since": l.since }),
+            None => json!({ "locked": false }),
+        };
+        doc["notice"] = json!(self.shared.controls.notice(now));
+        doc["queue"] = queue;
+        doc["backlog"] =
+            json!({ "undelivered": backlog.undelivered, "oldest_at": backlog.oldest_at });
+        doc["devices"] = self.shared.devices();
+        Ok(doc)
+    }
+}

@@ -1,0 +1,290 @@
+//! What travels over MQTT: the topic names and the JSON on them. Documented for the
+//! hall server's developers in `docs/events.md`; the event envelope's schema is
+//! `docs/events.schema.json`.
+
+use chrono::{DateTime, FixedOffset, SecondsFormat};
+use serde::{Deserialize, Serialize};
+
+use crate::store::uplink::OutboxRow;
+
+/// The topics of one controller: `<prefix>/<hall>/<controller>/…`.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    /// Events, QoS 1, in sequence order.
+    pub events: String,
+    /// Retained state; the last will sets it offline.
+    pub state: String,
+    /// Configuration from the hall server.
+    pub config_set: String,
+    /// Replies to configuration.
+    pub config_ack: String,
+    /// Commands from the hall server.
+    pub cmd: String,
+    /// Replies to commands.
+    pub cmd_ack: String,
+}
+
+impl Topics {
+    /// Topics under `prefix/hall/controller`.
+    pub fn new(prefix: &str, hall: &str, controller: &str) -> Topics {
+        let base = format!("{prefix}/{hall}/{controller}");
+        Topics {
+            events: format!("{base}/events"),
+            state: format!("{base}/state"),
+            config_set: format!("{base}/config/set"),
+            config_ack: format!("{base}/config/ack"),
+            cmd: format!("{base}/cmd"),
+            cmd_ack: format!("{base}/cmd/ack"),
+        }
+    }
+}
+
+/// Who is sending, stamped on every event.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The controller id (`hall.controller_id`).
+    pub controller_id: String,
+    /// The hall id in topics (`uplink.hall_id`).
+    pub hall_id: String,
+    /// The hall's clock offset, for the readable `time` field.
+    pub offset: FixedOffset,
+}
+
+impl Origin {
+    /// An origin with the hall's offset in minutes east of UTC.
+    pub fn new(controller_id: &str, hall_id: &str, utc_offset_minutes: i32) -> Origin {
+        Origin {
+            controller_id: controller_id.into(),
+            hall_id: hall_id.into(),
+            offset: FixedOffset::east_opt(utc_offset_minutes * 60)
+                .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset")),
+        }
+    }
+
+    /// RFC 3339 local time with milliseconds, e.g. `2026-11-23T09:30:00.000+08:00`.
+    pub fn time(&self, ms: i64) -> String {
+        DateTime::from_timestamp_millis(ms)
+            .unwrap_or_default()
+            .with_timezone(&self.offset)
+            .to_rfc3339_opts(SecondsFormat::Millis, false)
+    }
+}
+
+/// The event envelope as JSON bytes. The payload is embedded as stored, so what the
+/// hall server receives is byte for byte what the controller committed.
+pub fn encode_event(origin: &Origin, row: &OutboxRow) -> Vec<u8> {
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    let mut out = String::with_capacity(row.payload.len() + 256);
+    out.push_str("{\"id\":");
+    out.push_str(&q(&row.id));
+    out.push_str(",\"controller_id\":");
+    out.push_str(&q(&origin.controller_id));
+    out.push_str(",\"hall_id\":");
+    out.push_str(&q(&origin.hall_id));
+    out.push_str(",\"seq\":");
+    out.push_str(&row.seq.to_string());
+    out.push_str(",\"schema\":");
+    out.push_str(&row.schema.to_string());
+    out.push_str(",\"at\":");
+    out.push_str(&row.at.to_string());
+    out.push_str(",\"time\":");
+    out.push_str(&q(&origin.time(row.at)));
+    out.push_str(",\"type\":");
+    out.push_str(&q(&row.kind));
+    out.push_str(",\"payload\":");
+    out.push_str(&row.payload);
+    out.push('}');
+    out.into_bytes()
+}
+
+/// An event as the hall server (and `hallq receive`) reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Event id, the same on every resend: the key to deduplicate by.
+    pub id: String,
+    /// The controller that recorded it.
+    pub controller_id: String,
+    /// The hall.
+    pub hall_id: String,
+    /// Per-controller sequence, without gaps.
+    pub seq: i64,
+    /// Layout version.
+    pub schema: i64,
+    /// Milliseconds since the epoch.
+    pub at: i64,
+    /// The same instant in the hall's local time.
+    pub time: String,
+    /// Event type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Type-specific body.
+    pub payload: serde_json::Value,
+}
+
+/// A configuration pushed on `config/set`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigSet {
+    /// Increases with every configuration the hall server publishes.
+    pub version: i64,
+    /// The queue setup: service catalogue, windows, calendar and rules, in the same
+    /// shape as `[queue]` in `hallq.toml`.
+    pub queue: serde_json::Value,
+}
+
+/// The reply on `config/ack`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigAck {
+    /// The version this answers (absent when the message could not be read at all).
+    pub version: Option<i64>,
+    /// Applied, or refused.
+    pub ok: bool,
+    /// Why it was refused.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+    /// The offending key, e.g. `queue.services[1].prefix`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub key: Option<String>,
+    /// The version in force after this message.
+    pub in_force: Option<i64>,
+}
+
+/// A command on `cmd`: `{"id": "...", "command": "lock_kiosk", ...fields}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CmdMessage {
+    /// The hall server's id for this command; repeated ids are answered, not redone.
+    pub id: String,
+    /// What to do.
+    pub command: Cmd,
+}
+
+impl CmdMessage {
+    /// Reads a command; on failure returns the id (if one could be read) and the reason.
+    pub fn parse(bytes: &[u8]) -> Result<CmdMessage, (Option<String>, String)> {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| (None, format!("not JSON: {e}")))?;
+        let Some(obj) = v.as_object_mut() else {
+            return Err((None, "a command is a JSON object".into()));
+        };
+        let id = match obj.remove("id") {
+            Some(serde_json::Value::String(s)) if !s.is_empty() && s.len() <= 128 => s,
+            _ => {
+                return Err((
+                    None,
+                    "id: a string of 1 to 128 characters is required".into(),
+                ));
+            }
+        };
+        let command = serde_json::from_value::<Cmd>(v)
+            .map_err(|e| (Some(id.clone()), format!("command: {e}")))?;
+        Ok(CmdMessage { id, command })
+    }
+}
+
+/// The commands the hall server may send.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Cmd {
+    /// Stop the kiosks issuing tickets, showing `message` to citizens.
+    LockKiosk {
+        /// Shown on the kiosk and returned by the API, e.g. "系统维护，请到服务台取号".
+        message: String,
+    },
+    /// Let the kiosks issue tickets again.
+    UnlockKiosk {},
+    /// Show a notice (通知公告) on the boards.
+    ShowNotice {
+        /// The text.
+        text: String,
+        /// Minutes to show it; absent means until cleared.
+        #[serde(default)]
+        minutes: Option<u32>,
+    },
+    /// Take the notice down.
+    ClearNotice {},
+    /// Print a ticket again (the citizen lost it).
+    ReprintTicket {
+        /// Ticket id.
+        ticket: u64,
+    },
+    /// Send a report of a day (`YYYY-MM-DD`), ISO week (`YYYY-Www`) or month (`YYYY-MM`).
+    RequestReport {
+        /// The period.
+        period: String,
+    },
+}
+
+impl Cmd {
+    /// The name used on the wire and in events.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Cmd::LockKiosk { .. } => "lock_kiosk",
+            Cmd::UnlockKiosk {} => "unlock_kiosk",
+            Cmd::ShowNotice { .. } => "show_notice",
+            Cmd::ClearNotice {} => "clear_notice",
+            Cmd::ReprintTicket { .. } => "reprint_ticket",
+            Cmd::RequestReport { .. } => "request_report",
+        }
+    }
+}
+
+/// The reply on `cmd/ack`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CmdAck {
+    /// The command's id (absent when it could not be read).
+    pub id: Option<String>,
+    /// The command name.
+    pub command: Option<String>,
+    /// Done, or refused.
+    pub ok: bool,
+    /// Why it was refused.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+    /// What it produced (the report, for `request_report`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub result: Option<serde_json::Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_envelope_embeds_the_stored_payload_and_reads_back() {
+        let origin = Origin::new("qingshan-main", "qingshan", 480);
+        let row = OutboxRow {
+            seq: 42,
+            id: "0b7c3f9e-1111-4222-8333-944455556666".into(),
+            at: 1_795_395_600_123,
+            kind: "ticket_called".into(),
+            schema: 1,
+            payload: r#"{"type":"ticket_called","number":"A001","window":3}"#.into(),
+        };
+        let bytes = encode_event(&origin, &row);
+        let e: Envelope = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(e.seq, 42);
+        assert_eq!(e.id, row.id);
+        assert_eq!(e.controller_id, "qingshan-main");
+        assert_eq!(e.kind, "ticket_called");
+        assert_eq!(e.payload["number"], "A001");
+        assert_eq!(e.time, "2026-11-23T09:00:00.123+08:00");
+    }
+
+    #[test]
+    fn commands_read_by_name_and_unknown_ones_are_refused() {
+        let text = r#"{"id":"c1","command":"lock_kiosk","message":"维护中"}"#;
+        let m = CmdMessage::parse(text.as_bytes()).unwrap();
+        assert_eq!(
+            m.command,
+            Cmd::LockKiosk {
+                message: "维护中".into()
+            }
+        );
+        let m = CmdMessage::parse(br#"{"id":"c2","command":"unlock_kiosk"}"#).unwrap();
+        assert_eq!(m.command.name(), "unlock_kiosk");
+        let (id, reason) = CmdMessage::parse(br#"{"id":"c3","command":"reboot"}"#).unwrap_err();
+        assert_eq!(id.as_deref(), Some("c3"));
+        assert!(reason.contains("reboot"), "{reason}");
+        assert!(CmdMessage::parse(b"{\"command\":\"unlock_kiosk\"}").is_err());
+    }
+}
