@@ -10,6 +10,7 @@
 //! - [`store`]: SQLite (WAL, `synchronous=FULL`), migrations, the events table (audit log
 //!   and outbox), projected rows, staff accounts and sessions.
 //! - [`core`]: the one thread that owns engine and store, with group commit.
+//! - [`guide`]: the service guides (办事指南) and their printed material checklists.
 //! - [`api`]: the axum router under `/api/v1`, including the SSE live stream.
 //! - [`report`]: per-window and per-service figures for a day, week or month.
 //! - [`server`]: wiring for `hallq run`: open, restore, bind, serve, shut down.
@@ -20,6 +21,7 @@ pub mod api;
 pub mod bench;
 pub mod config;
 pub mod core;
+pub mod guide;
 pub mod report;
 pub mod server;
 pub mod simulate;

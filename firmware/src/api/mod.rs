@@ -3,6 +3,7 @@
 //! go through one [`ApiError`] so that every 4xx names its field and no 5xx leaks
 //! internals.
 
+mod guide;
 mod queue;
 mod stream;
 mod windows;
@@ -67,6 +68,7 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(queue::routes())
+        .merge(guide::routes())
         .merge(windows::routes())
         .merge(stream::routes())
         .fallback(|| async {
