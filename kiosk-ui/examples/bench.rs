@@ -14,14 +14,18 @@ use hallq_kiosk::client::Endpoint;
 use hallq_kiosk::headless::Screen;
 use hallq_kiosk::{App, Kiosk, Screen as Page, Settings};
 use i_slint_backend_testing::ElementHandle;
-use slint::{ComponentHandle, Model};
 use slint::Rgb8Pixel;
+use slint::{ComponentHandle, Model};
 
 fn stats(mut v: Vec<Duration>) -> (f64, f64, f64) {
     v.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let mean = v.iter().map(|d| ms(*d)).sum::<f64>() / v.len() as f64;
-    (mean, ms(v[v.len() / 2]), ms(v[(v.len() * 99 / 100).min(v.len() - 1)]))
+    (
+        mean,
+        ms(v[v.len() / 2]),
+        ms(v[(v.len() * 99 / 100).min(v.len() - 1)]),
+    )
 }
 
 fn status_kib(field: &str) -> u64 {
@@ -46,8 +50,14 @@ fn centre(app: &App, label: &str) -> (f32, f32) {
 }
 
 fn main() -> anyhow::Result<()> {
-    let frames: usize = std::env::var("FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
-    let taps: usize = std::env::var("TAPS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    let frames: usize = std::env::var("FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let taps: usize = std::env::var("TAPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
     let rss_before = status_kib("VmRSS:");
 
     let hall = hallq_tests::Hall::new();
@@ -69,12 +79,14 @@ fn main() -> anyhow::Result<()> {
             refresh_every: Duration::from_secs(15),
             hall_name: String::new(),
             locked_reason: None,
+            utc_offset_minutes: 480,
         },
     );
     let app = logic.app();
     let k = app.global::<Kiosk>();
     anyhow::ensure!(
-        screen.pump_until(Duration::from_secs(10), || k.get_services().iter().count() == 6),
+        screen.pump_until(Duration::from_secs(10), || k.get_services().iter().count()
+            == 6),
         "the catalogue did not arrive"
     );
 
@@ -149,8 +161,12 @@ fn main() -> anyhow::Result<()> {
     }
     let (bm, bp50, bp99) = stats(bare);
     let (tm, tp50, tp99) = stats(touch);
-    println!("touch → confirmation screen (ticket committed with fsync by the controller), {taps} tickets:");
-    println!("  baseline: bare HTTP issue             mean {bm:6.2} ms  p50 {bp50:6.2} ms  p99 {bp99:6.2} ms");
+    println!(
+        "touch → confirmation screen (ticket committed with fsync by the controller), {taps} tickets:"
+    );
+    println!(
+        "  baseline: bare HTTP issue             mean {bm:6.2} ms  p50 {bp50:6.2} ms  p99 {bp99:6.2} ms"
+    );
     println!(
         "  tap → drawn confirmation              mean {tm:6.2} ms  p50 {tp50:6.2} ms  p99 {tp99:6.2} ms  = {:.2}× the bare request",
         tm / bm

@@ -113,7 +113,9 @@ pub fn search<'a>(services: &'a [Service], input: &str) -> Vec<&'a Service> {
         .filter(|s| {
             s.pinyin.iter().any(|p| p.starts_with(&input))
                 || s.code.starts_with(&input)
-                || s.item_code.as_deref().is_some_and(|c| c.starts_with(&input))
+                || s.item_code
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with(&input))
         })
         .collect()
 }
@@ -256,7 +258,9 @@ impl Guide {
             .map(|(i, m)| {
                 let form = form_label(&m.form, lang);
                 let mut line = match lang {
-                    Language::En => format!("{}. {} ({form}) × {}", i + 1, m.name.get(lang), m.count),
+                    Language::En => {
+                        format!("{}. {} ({form}) × {}", i + 1, m.name.get(lang), m.count)
+                    }
                     _ => format!("{}. {}（{form}）× {}", i + 1, m.name.get(lang), m.count),
                 };
                 if let Some(n) = &m.note {
@@ -363,9 +367,18 @@ mod tests {
             "location": { "zh-CN": "一楼" }, "phone": "1"
         }))
         .unwrap();
-        assert_eq!(g.materials_text(Language::ZhCn), "1. 户口簿（原件及复印件）× 2 — 首页及本人页");
-        assert_eq!(g.materials_text(Language::En), "1. Household register (original and copy) × 2 — 首页及本人页");
-        assert_eq!(g.materials_text(Language::ZhTw), "1. 户口簿（原件及影本）× 2 — 首页及本人页");
+        assert_eq!(
+            g.materials_text(Language::ZhCn),
+            "1. 户口簿（原件及复印件）× 2 — 首页及本人页"
+        );
+        assert_eq!(
+            g.materials_text(Language::En),
+            "1. Household register (original and copy) × 2 — 首页及本人页"
+        );
+        assert_eq!(
+            g.materials_text(Language::ZhTw),
+            "1. 户口簿（原件及影本）× 2 — 首页及本人页"
+        );
     }
 
     #[test]

@@ -131,8 +131,9 @@ impl Client {
         if (200..300).contains(&status) {
             serde_json::from_value(body).map_err(|e| ClientError::Protocol(e.to_string()))
         } else {
-            let e: ErrorBody = serde_json::from_value(body)
-                .map_err(|_| ClientError::Protocol(format!("status {status} without an error body")))?;
+            let e: ErrorBody = serde_json::from_value(body).map_err(|_| {
+                ClientError::Protocol(format!("status {status} without an error body"))
+            })?;
             Err(ClientError::Refused {
                 status,
                 code: e.error.code,
@@ -165,7 +166,9 @@ impl Client {
         struct Answer {
             services: Vec<Service>,
         }
-        Ok(self.get::<Answer>("/api/v1/services", Language::ZhCn)?.services)
+        Ok(self
+            .get::<Answer>("/api/v1/services", Language::ZhCn)?
+            .services)
     }
 
     /// The hall overview: windows and what they serve.

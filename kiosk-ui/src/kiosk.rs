@@ -29,6 +29,8 @@ pub struct Settings {
     pub hall_name: String,
     /// Why the kiosk is locked, if an operator locked it (shown on the locked screen).
     pub locked_reason: Option<String>,
+    /// The hall's offset from UTC, for the clock on screen (480 in China).
+    pub utc_offset_minutes: i32,
 }
 
 /// The most recent answers from the controller, shared with the worker threads.
@@ -41,10 +43,24 @@ struct Shared {
 
 /// A citizen's request for the worker.
 enum Job {
-    Issue { service: String, key: String, lang: Language },
-    CheckIn { code: String, key: String, lang: Language },
-    Guide { code: String, lang: Language },
-    Checklist { code: String, lang: Language },
+    Issue {
+        service: String,
+        key: String,
+        lang: Language,
+    },
+    CheckIn {
+        code: String,
+        key: String,
+        lang: Language,
+    },
+    Guide {
+        code: String,
+        lang: Language,
+    },
+    Checklist {
+        code: String,
+        lang: Language,
+    },
 }
 
 /// The kiosk's logic bound to one `App`. Dropping it stops its threads.
@@ -131,8 +147,9 @@ impl KioskLogic {
             let state = state.clone();
             clock.start(TimerMode::Repeated, Duration::from_secs(1), move || {
                 if let Some(app) = weak.upgrade() {
-                    let lang = state.borrow().language;
-                    app.global::<Kiosk>().set_clock_text(clock_text(lang).into());
+                    let st = state.borrow();
+                    let text = clock_text(st.language, st.settings.utc_offset_minutes);
+                    app.global::<Kiosk>().set_clock_text(text.into());
                 }
             });
         }
@@ -249,7 +266,8 @@ impl KioskLogic {
                 if let Some(app) = weak.upgrade() {
                     let mut st = state.borrow_mut();
                     edit(&mut st.checkin_code, key.as_str(), 12);
-                    app.global::<Kiosk>().set_checkin_code(st.checkin_code.clone().into());
+                    app.global::<Kiosk>()
+                        .set_checkin_code(st.checkin_code.clone().into());
                 }
             });
         }
@@ -313,15 +331,20 @@ fn edit(input: &mut String, key: &str, max: usize) {
     }
 }
 
-fn clock_text(lang: Language) -> String {
-    let now = chrono::Local::now();
+fn clock_text(lang: Language, utc_offset_minutes: i32) -> String {
+    let offset = chrono::FixedOffset::east_opt(utc_offset_minutes * 60)
+        .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset"));
+    let now = chrono::Utc::now().with_timezone(&offset);
     match lang {
         Language::En => now.format("%a %-d %b %Y  %H:%M").to_string(),
         Language::ZhCn | Language::ZhTw => {
             let wd = ["一", "二", "三", "四", "五", "六", "日"]
                 [chrono::Datelike::weekday(&now).num_days_from_monday() as usize];
-            let week = if lang == Language::ZhTw { "星期" } else { "星期" };
-            format!("{}  {week}{wd}  {}", now.format("%Y年%-m月%-d日"), now.format("%H:%M"))
+            format!(
+                "{}  星期{wd}  {}",
+                now.format("%Y年%-m月%-d日"),
+                now.format("%H:%M")
+            )
         }
     }
 }
@@ -396,7 +419,9 @@ fn offline_message(lang: Language) -> &'static str {
     match lang {
         Language::ZhCn => "暂时连不上叫号系统，请稍候再试，或请工作人员帮忙。",
         Language::ZhTw => "暫時連不上叫號系統，請稍候再試，或請工作人員幫忙。",
-        Language::En => "The queue system cannot be reached right now. Please try again in a moment or ask the staff.",
+        Language::En => {
+            "The queue system cannot be reached right now. Please try again in a moment or ask the staff."
+        }
     }
 }
 
@@ -472,12 +497,13 @@ fn tile(s: &Service, lang: Language) -> ServiceTile {
 /// Selects the bundled translation and refills every model in the language.
 fn apply_language(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
     let lang = state.borrow().language;
+    let offset = state.borrow().settings.utc_offset_minutes;
     if let Err(e) = slint::select_bundled_translation(lang.code()) {
         tracing::warn!(lang = lang.code(), "no bundled translation: {e}");
     }
     let k = app.global::<Kiosk>();
     k.set_language(lang.code().into());
-    k.set_clock_text(clock_text(lang).into());
+    k.set_clock_text(clock_text(lang, offset).into());
     fill_catalogue(app, state);
     refresh_search(app, state);
     let st = state.borrow();
@@ -486,7 +512,12 @@ fn apply_language(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
     }
     if let Some((t, printer)) = &st.ticket {
         k.set_ticket(ticket_view(t, lang));
-        k.set_printer_state(printer.clone().unwrap_or_else(|| "unavailable".into()).into());
+        k.set_printer_state(
+            printer
+                .clone()
+                .unwrap_or_else(|| "unavailable".into())
+                .into(),
+        );
     }
 }
 
@@ -576,7 +607,7 @@ fn guide_view(g: &Guide, lang: Language) -> GuideView {
 /// What the worker hands back to the UI thread.
 enum Outcome {
     Ticket(Result<(Ticket, Option<String>), ClientError>),
-    Guide(Result<Guide, ClientError>),
+    Guide(Result<Box<Guide>, ClientError>),
     Checklist(Result<String, ClientError>),
 }
 
@@ -591,7 +622,10 @@ fn worker(client: Client, jobs: Receiver<Job>, app: Weak<App>) {
                 lang,
                 Outcome::Ticket(retrying(|| client.check_in(&code, &key, lang))),
             ),
-            Job::Guide { code, lang } => (lang, Outcome::Guide(client.guide(&code, lang))),
+            Job::Guide { code, lang } => (
+                lang,
+                Outcome::Guide(client.guide(&code, lang).map(Box::new)),
+            ),
             Job::Checklist { code, lang } => (
                 lang,
                 Outcome::Checklist(client.checklist(&code, lang).map(|a| a.printer)),
@@ -645,7 +679,12 @@ fn deliver(app: &App, lang: Language, outcome: Outcome) {
             state.borrow_mut().pending_key = None;
             let lang_now = state.borrow().language;
             k.set_ticket(ticket_view(&t, lang_now));
-            k.set_printer_state(printer.clone().unwrap_or_else(|| "unavailable".into()).into());
+            k.set_printer_state(
+                printer
+                    .clone()
+                    .unwrap_or_else(|| "unavailable".into())
+                    .into(),
+            );
             state.borrow_mut().ticket = Some((t, printer));
             state.borrow_mut().checkin_code.clear();
             k.set_checkin_code("".into());
@@ -680,7 +719,7 @@ fn deliver(app: &App, lang: Language, outcome: Outcome) {
             k.set_guide(guide_view(&g, lang_now));
             k.set_checklist_state("".into());
             k.set_guide_step(0);
-            state.borrow_mut().guide = Some(g);
+            state.borrow_mut().guide = Some(*g);
             k.set_screen(Screen::Guide);
             restart_idle(app, state);
         }
@@ -744,7 +783,11 @@ fn refresher(
         {
             return;
         }
-        let wait = if online { every } else { Duration::from_secs(2) };
+        let wait = if online {
+            every
+        } else {
+            Duration::from_secs(2)
+        };
         match wake.recv_timeout(wait) {
             Ok(()) => {
                 // Fold a burst of events into one refresh.

@@ -16,7 +16,11 @@ use slint::ComponentHandle;
 #[command(version)]
 struct Cli {
     /// The controller's address; a second kiosk in the hall points at the same one.
-    #[arg(long, env = "HALLQ_CONTROLLER", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "HALLQ_CONTROLLER",
+        default_value = "http://127.0.0.1:8080"
+    )]
     controller: String,
     /// This kiosk's id, recorded on its tickets (`X-Kiosk-Id`).
     #[arg(long, env = "HALLQ_KIOSK_ID", default_value = "kiosk-1")]
@@ -39,6 +43,9 @@ struct Cli {
     /// Lock the kiosk with this reason shown (e.g. maintenance).
     #[arg(long)]
     locked: Option<String>,
+    /// The hall's offset from UTC in minutes, for the clock (China: 480).
+    #[arg(long, default_value_t = 480, allow_negative_numbers = true)]
+    utc_offset_minutes: i32,
     /// Landscape 1920×1080 instead of portrait 1080×1920 (for the desktop window).
     #[arg(long)]
     landscape: bool,
@@ -47,8 +54,7 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let cli = Cli::parse();
@@ -62,7 +68,11 @@ fn main() -> anyhow::Result<()> {
         // Chinese would be blank: say so loudly, but still show what can be shown.
         tracing::error!("{e}");
     }
-    let (w, h) = if cli.landscape { (1920, 1080) } else { (1080, 1920) };
+    let (w, h) = if cli.landscape {
+        (1920, 1080)
+    } else {
+        (1080, 1920)
+    };
     app.window().set_size(slint::PhysicalSize::new(w, h));
     let settings = Settings {
         endpoint: Endpoint {
@@ -76,6 +86,7 @@ fn main() -> anyhow::Result<()> {
         refresh_every: Duration::from_secs(15),
         hall_name: String::new(),
         locked_reason: cli.locked,
+        utc_offset_minutes: cli.utc_offset_minutes,
     };
     let logic = hallq_kiosk::attach(app, settings);
     logic.app().run().context("the kiosk's event loop failed")?;

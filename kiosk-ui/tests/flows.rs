@@ -69,6 +69,7 @@ impl Rig {
                 refresh_every: Duration::from_secs(15),
                 hall_name: String::new(),
                 locked_reason: None,
+                utc_offset_minutes: 480,
             },
         );
         Rig {
@@ -98,7 +99,10 @@ impl Rig {
         ElementHandle::find_by_accessible_label(self.app(), label).find(|e| {
             let p = e.absolute_position();
             let s = e.size();
-            s.width > 0.0 && p.x >= 0.0 && p.y >= 0.0 && p.x + s.width <= w as f32 + 1.0
+            s.width > 0.0
+                && p.x >= 0.0
+                && p.y >= 0.0
+                && p.x + s.width <= w as f32 + 1.0
                 && p.y + s.height <= h as f32 + 1.0
         })
     }
@@ -118,7 +122,9 @@ impl Rig {
     }
 
     fn area_of(&self, label: &str) -> Area {
-        let e = self.find(label).unwrap_or_else(|| panic!("no \"{label}\" on screen"));
+        let e = self
+            .find(label)
+            .unwrap_or_else(|| panic!("no \"{label}\" on screen"));
         let p = e.absolute_position();
         let s = e.size();
         Area {
@@ -145,9 +151,14 @@ impl Rig {
     fn screenshot(&self, name: &str) -> Frame {
         let frame = self.screen.render();
         let file = format!("{name}.png");
-        let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screens").join(&file);
+        let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("screens")
+            .join(&file);
         frame.save_png(&target).expect("write screenshot");
-        if std::env::var_os("HALLQ_WRITE_SCREENS").is_some_and(|v| v == "1") {
+        // The docs get the screen gallery; a flow's intermediate shots stay in target.
+        if !name.starts_with("test-")
+            && std::env::var_os("HALLQ_WRITE_SCREENS").is_some_and(|v| v == "1")
+        {
             let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                 .join("../docs/screens")
                 .join(&file);
@@ -219,7 +230,11 @@ fn a_guide_opens_and_its_checklist_is_requested() {
     assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Guide));
     let g = rig.kiosk().get_guide();
     assert_eq!(g.code, "BDC");
-    assert!(g.materials.contains("不动产权属证书（原件）× 1"), "{}", g.materials);
+    assert!(
+        g.materials.contains("不动产权属证书（原件）× 1"),
+        "{}",
+        g.materials
+    );
     assert!(rig.shows("申请材料"));
     assert!(rig.shows("设定依据"));
     let frame = rig.screenshot("test-guide");
@@ -247,7 +262,10 @@ fn sb_on_the_letter_pad_finds_social_insurance() {
         .iter()
         .map(|t| t.code.to_string())
         .collect();
-    assert!(after_s.contains(&"SB".to_string()) && after_s.contains(&"SW".to_string()), "{after_s:?}");
+    assert!(
+        after_s.contains(&"SB".to_string()) && after_s.contains(&"SW".to_string()),
+        "{after_s:?}"
+    );
     rig.tap("B");
     assert_eq!(rig.kiosk().get_search_input(), "SB");
     let found: Vec<String> = rig
@@ -337,14 +355,24 @@ fn elder_mode_is_larger_with_fewer_tiles_and_one_step_at_a_time() {
     let rig = Rig::new();
     rig.tap("取号");
     let normal = rig.area_of("社会保障");
-    let visible_normal = ["社会保障", "民政事务", "不动产登记", "户籍办理", "税务办理", "市场主体登记"]
-        .iter()
-        .filter(|n| rig.shows(n))
-        .count();
+    let visible_normal = [
+        "社会保障",
+        "民政事务",
+        "不动产登记",
+        "户籍办理",
+        "税务办理",
+        "市场主体登记",
+    ]
+    .iter()
+    .filter(|n| rig.shows(n))
+    .count();
     rig.tap("关怀模式");
     assert!(rig.kiosk().get_elder());
     let elder = rig.area_of("社会保障");
-    assert!(elder.w > normal.w, "elder tiles are larger: {elder:?} vs {normal:?}");
+    assert!(
+        elder.w > normal.w,
+        "elder tiles are larger: {elder:?} vs {normal:?}"
+    );
     assert!(rig.shows("第 1 页，共 2 页"));
     let frame = rig.screenshot("test-services-elder");
     rig.assert_drawn(&frame, "社会保障");
@@ -365,7 +393,11 @@ fn elder_mode_is_larger_with_fewer_tiles_and_one_step_at_a_time() {
     assert!(rig.shows("申请材料"));
     assert!(!rig.shows("办理地点"));
     let body = rig.find("申请材料").expect("heading");
-    assert!(body.size().height >= 48.0, "elder text is at least 48 px: {:?}", body.size());
+    assert!(
+        body.size().height >= 48.0,
+        "elder text is at least 48 px: {:?}",
+        body.size()
+    );
 }
 
 fn an_idle_kiosk_returns_home_in_the_default_language() {
@@ -378,7 +410,11 @@ fn an_idle_kiosk_returns_home_in_the_default_language() {
     assert_eq!(rig.kiosk().get_screen(), Page::Guides, "not yet idle");
     rig.tap("Next page");
     rig.screen.advance(Duration::from_secs(45));
-    assert_eq!(rig.kiosk().get_screen(), Page::Guides, "a touch restarts the wait");
+    assert_eq!(
+        rig.kiosk().get_screen(),
+        Page::Guides,
+        "a touch restarts the wait"
+    );
     rig.screen.advance(Duration::from_secs(20));
     assert_eq!(rig.kiosk().get_screen(), Page::Home);
     assert_eq!(rig.kiosk().get_language(), "zh_CN");
@@ -397,7 +433,7 @@ fn an_unreachable_controller_is_said_in_plain_words_and_the_kiosk_recovers() {
     assert!(rig.wait_for(|a| !a.global::<Kiosk>().get_online()));
     let banner = "暂时连不上叫号系统，本机正在自动重试。请稍候，或请工作人员帮忙。";
     assert!(rig.shows(banner));
-    let frame = rig.screenshot("test-offline");
+    let frame = rig.screenshot("offline-portrait");
     rig.assert_drawn(&frame, banner);
 
     // Taking a ticket now explains itself; the UI stays responsive meanwhile.
@@ -434,7 +470,8 @@ fn live_events_update_the_queue_figures() {
     // Well inside the 15 s periodic refresh: the event stream woke the kiosk.
     assert!(
         rig.screen
-            .pump_until(Duration::from_secs(5), || rig.kiosk().get_total_waiting() == 1)
+            .pump_until(Duration::from_secs(5), || rig.kiosk().get_total_waiting()
+                == 1)
     );
     assert!(rig.shows("当前等候人数：1"));
 }
@@ -448,7 +485,9 @@ fn every_screen_renders_in_both_orientations_and_elder_mode() {
             .post(format!("{}/api/v1/tickets", rig.url))
             .send_json(serde_json::json!({ "service": "BDC" })),
     );
-    rig.screen.pump_until(Duration::from_secs(3), || rig.kiosk().get_total_waiting() == 1);
+    rig.screen.pump_until(Duration::from_secs(3), || {
+        rig.kiosk().get_total_waiting() == 1
+    });
 
     type Step = fn(&Rig);
     let screens: [(&str, Step); 9] = [
@@ -477,7 +516,8 @@ fn every_screen_renders_in_both_orientations_and_elder_mode() {
         }),
         ("status", |r| r.kiosk().invoke_navigate(Page::Status)),
         ("closed", |r| {
-            r.kiosk().set_closed_reason("今日办公时间已结束（9:00-12:00，13:30-17:30）".into());
+            r.kiosk()
+                .set_closed_reason("今日办公时间已结束（9:00-12:00，13:30-17:30）".into());
             r.kiosk().set_screen(Page::Closed);
         }),
     ];
@@ -503,7 +543,6 @@ fn every_screen_renders_in_both_orientations_and_elder_mode() {
     }
 }
 
-
 /// Slint's platform is process-wide and its UI bound to one thread, so the flows run one
 /// after the other on this test's thread, each with its own controller and kiosk.
 #[test]
@@ -512,15 +551,48 @@ fn the_kiosk_flows() {
         eprintln!("flow: {name}");
         flow();
     }
-    run("a_citizen_takes_a_ticket_and_sees_a_durable_number_in_chinese", a_citizen_takes_a_ticket_and_sees_a_durable_number_in_chinese);
-    run("a_double_tap_makes_one_ticket", a_double_tap_makes_one_ticket);
-    run("a_guide_opens_and_its_checklist_is_requested", a_guide_opens_and_its_checklist_is_requested);
-    run("sb_on_the_letter_pad_finds_social_insurance", sb_on_the_letter_pad_finds_social_insurance);
-    run("an_appointment_checks_in_on_the_number_pad", an_appointment_checks_in_on_the_number_pad);
-    run("the_language_switches_on_every_screen_and_names_follow", the_language_switches_on_every_screen_and_names_follow);
-    run("elder_mode_is_larger_with_fewer_tiles_and_one_step_at_a_time", elder_mode_is_larger_with_fewer_tiles_and_one_step_at_a_time);
-    run("an_idle_kiosk_returns_home_in_the_default_language", an_idle_kiosk_returns_home_in_the_default_language);
-    run("an_unreachable_controller_is_said_in_plain_words_and_the_kiosk_recovers", an_unreachable_controller_is_said_in_plain_words_and_the_kiosk_recovers);
-    run("live_events_update_the_queue_figures", live_events_update_the_queue_figures);
-    run("every_screen_renders_in_both_orientations_and_elder_mode", every_screen_renders_in_both_orientations_and_elder_mode);
+    run(
+        "a_citizen_takes_a_ticket_and_sees_a_durable_number_in_chinese",
+        a_citizen_takes_a_ticket_and_sees_a_durable_number_in_chinese,
+    );
+    run(
+        "a_double_tap_makes_one_ticket",
+        a_double_tap_makes_one_ticket,
+    );
+    run(
+        "a_guide_opens_and_its_checklist_is_requested",
+        a_guide_opens_and_its_checklist_is_requested,
+    );
+    run(
+        "sb_on_the_letter_pad_finds_social_insurance",
+        sb_on_the_letter_pad_finds_social_insurance,
+    );
+    run(
+        "an_appointment_checks_in_on_the_number_pad",
+        an_appointment_checks_in_on_the_number_pad,
+    );
+    run(
+        "the_language_switches_on_every_screen_and_names_follow",
+        the_language_switches_on_every_screen_and_names_follow,
+    );
+    run(
+        "elder_mode_is_larger_with_fewer_tiles_and_one_step_at_a_time",
+        elder_mode_is_larger_with_fewer_tiles_and_one_step_at_a_time,
+    );
+    run(
+        "an_idle_kiosk_returns_home_in_the_default_language",
+        an_idle_kiosk_returns_home_in_the_default_language,
+    );
+    run(
+        "an_unreachable_controller_is_said_in_plain_words_and_the_kiosk_recovers",
+        an_unreachable_controller_is_said_in_plain_words_and_the_kiosk_recovers,
+    );
+    run(
+        "live_events_update_the_queue_figures",
+        live_events_update_the_queue_figures,
+    );
+    run(
+        "every_screen_renders_in_both_orientations_and_elder_mode",
+        every_screen_renders_in_both_orientations_and_elder_mode,
+    );
 }
