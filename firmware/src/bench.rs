@@ -19,6 +19,7 @@ pub fn unlimited_setup() -> Setup {
     let mut setup = Config::example().queue;
     setup.calendar.always_open = true;
     setup.per_citizen_daily_limit = None;
+    setup.unmanned_alarm_minutes = None;
     for s in &mut setup.services {
         s.daily_cap = None;
         s.quota = None;
@@ -49,7 +50,8 @@ pub fn write_config(dir: &Path, listen: &str, unlimited: bool) -> std::io::Resul
                 !(l.starts_with("daily_cap")
                     || l.starts_with("quota")
                     || l.starts_with("wait_alarm")
-                    || l.starts_with("queue_alarm"))
+                    || l.starts_with("queue_alarm")
+                    || l.starts_with("unmanned_alarm"))
             })
             .collect();
         text = kept.join("\n");
@@ -163,11 +165,25 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `hallq run --config F` and waits for it to announce its address.
     pub fn start(exe: &Path, config: &Path) -> std::io::Result<Daemon> {
+        Daemon::start_with_env(exe, config, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables (a preloaded fake clock, say).
+    pub fn start_with_env(
+        exe: &Path,
+        config: &Path,
+        env: &[(&str, &str)],
+    ) -> std::io::Result<Daemon> {
         let mut child = Process::new(exe)
             .args(["run", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(if std::env::var_os("HALLQ_TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()?;
         let stdout = child
             .stdout
@@ -333,6 +349,8 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
     }
     drop(daemon);
 
+    printer_latency(&exe, &opts.dir, 300)?;
+
     if let Some(days) = opts.history_days {
         let hist_dir = opts.dir.join("history");
         let _ = std::fs::remove_dir_all(&hist_dir);
@@ -388,6 +406,71 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
             opts.per_day
         );
     }
+    Ok(())
+}
+
+/// Ticket committed → last byte written to a (virtual) serial printer on a
+/// pseudo-terminal, against the same bytes' wire time at 9600 baud. A PTY has no baud
+/// limit, so the figure is the controller's own delay: layout, the `DLE EOT` status
+/// check before printing, the thread hand-off and the write.
+fn printer_latency(exe: &Path, dir: &Path, n: usize) -> anyhow::Result<()> {
+    use hallq_hardware::virtual_printer::{VirtualPrinter, VirtualPrinterHandle};
+    use serialport::SerialPort;
+    let (master, slave) = serialport::TTYPort::pair()?;
+    let path = slave
+        .name()
+        .ok_or_else(|| anyhow::anyhow!("the pseudo-terminal has no path"))?;
+    let printer = VirtualPrinterHandle::serve_stream(VirtualPrinter::new(), master)?;
+    let run_dir = dir.join("printer");
+    let _ = std::fs::remove_dir_all(&run_dir);
+    std::fs::create_dir_all(&run_dir)?;
+    let config = write_config(&run_dir, "127.0.0.1:0", true)?;
+    let mut text = std::fs::read_to_string(&config)?;
+    text.push_str(&format!(
+        "\n[printer]\npaper = \"80mm\"\n[printer.transport]\nkind = \"serial\"\npath = {path:?}\nbaud = 9600\n"
+    ));
+    std::fs::write(&config, text)?;
+    let daemon = Daemon::start(exe, &config)?;
+    let agent = new_agent();
+    for i in 0..n {
+        issue_one(&agent, &daemon.url, &format!("print-{i}")).map_err(anyhow::Error::msg)?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stats = loop {
+        let v: serde_json::Value = agent
+            .get(format!("{}/api/v1/devices", daemon.url))
+            .call()?
+            .body_mut()
+            .read_json()?;
+        let stats = v["printer"]["stats"].clone();
+        if stats["printed"].as_u64() >= Some(n as u64) || Instant::now() > deadline {
+            break stats;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut lat: Vec<Duration> = stats["recent_latency_us"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_u64())
+                .map(Duration::from_micros)
+                .collect()
+        })
+        .unwrap_or_default();
+    lat.sort();
+    let printed = stats["printed"].as_u64().unwrap_or(0);
+    let bytes = stats["bytes"].as_u64().unwrap_or(0) / printed.max(1);
+    let wire = Duration::from_secs_f64(bytes as f64 * 10.0 / 9600.0);
+    println!(
+        "printer (PTY): committed → last byte p50 {:>7.3} ms   p99 {:>7.3} ms   over {printed} tickets of {bytes} bytes; \
+         the same bytes take {:.0} ms on a 9600-baud wire",
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99)),
+        ms(wire)
+    );
+    drop(daemon);
+    drop(printer);
+    drop(slave);
     Ok(())
 }
 

@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use hallq_engine::Setup;
+
+use crate::devices::printer::PrinterConfig;
+use crate::devices::voice::VoiceConfig;
 use serde::Deserialize;
 
 /// The example county hall shipped with hallq; `run --simulate` uses it.
@@ -31,6 +34,58 @@ pub struct Config {
     /// The service guide (办事指南) of each service, keyed by service code.
     #[serde(default)]
     pub guide: std::collections::BTreeMap<String, crate::guide::Guide>,
+    /// The hall call board page (`/board`).
+    #[serde(default)]
+    pub board: Board,
+    /// The ticket printer; without this section tickets are not printed.
+    #[serde(default)]
+    pub printer: Option<PrinterConfig>,
+    /// RS-485 window buses (`[[bus]]`): LED screens, hall board, keypads.
+    #[serde(default, rename = "bus")]
+    pub buses: Vec<crate::devices::window_bus::WindowBusConfig>,
+    /// Spoken calls; without this section (or with `enabled = false`) the hall is silent.
+    #[serde(default)]
+    pub voice: Option<VoiceConfig>,
+}
+
+/// The hall call board shown on a TV (`/board`): which layout the hall chose and the
+/// notices (通知公告) that scroll along its foot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Board {
+    /// `list` (the latest calls) or `windows` (a column per window showing whom it serves).
+    #[serde(default = "default_layout")]
+    pub layout: String,
+    /// How many recent calls the board lists.
+    #[serde(default = "default_recent")]
+    pub recent_calls: usize,
+    /// Notices scrolled along the foot of the board, in the order given.
+    #[serde(default)]
+    pub notices: Vec<String>,
+    /// Play the call chime.
+    #[serde(default = "default_chime")]
+    pub chime: bool,
+}
+
+fn default_layout() -> String {
+    "list".into()
+}
+fn default_recent() -> usize {
+    8
+}
+fn default_chime() -> bool {
+    true
+}
+
+impl Default for Board {
+    fn default() -> Self {
+        Board {
+            layout: default_layout(),
+            recent_calls: default_recent(),
+            notices: Vec::new(),
+            chime: default_chime(),
+        }
+    }
 }
 
 /// Identity of the hall.
@@ -229,6 +284,41 @@ impl Config {
             config.server.kiosk_keys.iter().all(|k| k.len() >= 16),
             "each kiosk key must be at least 16 characters",
         )?;
+        check(
+            "board.layout",
+            matches!(config.board.layout.as_str(), "list" | "windows"),
+            "use \"list\" (latest calls) or \"windows\" (a column per window)",
+        )?;
+        check(
+            "board.recent_calls",
+            (1..=30).contains(&config.board.recent_calls),
+            "must be between 1 and 30",
+        )?;
+        if let Some(p) = &config.printer {
+            p.prepare().map_err(|e| {
+                invalid(
+                    "printer.ticket".into(),
+                    key_line(text, "printer.ticket"),
+                    e.to_string(),
+                )
+            })?;
+            check(
+                "printer.channels",
+                !p.channels.is_empty(),
+                "list at least one channel whose tickets print, e.g. [\"kiosk\"]",
+            )?;
+        }
+        let windows: Vec<u32> = config.queue.windows.iter().map(|w| w.number).collect();
+        for (i, b) in config.buses.iter().enumerate() {
+            b.check(&windows).map_err(|(k, m)| {
+                let key = format!("bus[{i}].{k}");
+                invalid(key.clone(), key_line(text, &key), m)
+            })?;
+        }
+        if let Some(v) = &config.voice {
+            v.check()
+                .map_err(|(key, message)| invalid(key.into(), key_line(text, key), message))?;
+        }
         config.queue.validate().map_err(|e| {
             let key = format!("queue.{}", e.key);
             invalid(key.clone(), key_line(text, &key), e.message)
@@ -299,6 +389,49 @@ mod tests {
         let c = Config::example();
         assert!(c.queue.services.len() >= 6);
         assert!(c.queue.windows.iter().any(|w| w.green_channel));
+    }
+
+    #[test]
+    fn the_commented_printer_section_of_the_example_is_valid() {
+        let start = EXAMPLE_HALL.find("# [printer]").expect("printer example");
+        let section: String = EXAMPLE_HALL[start..]
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::parse(&format!("{EXAMPLE_HALL}\n{section}"), "<example>").unwrap();
+        let p = c.printer.expect("printer section");
+        assert_eq!(p.ticket.fields.len(), 6);
+        assert!(p.prints("kiosk-2"));
+    }
+
+    #[test]
+    fn the_commented_voice_section_of_the_example_is_valid() {
+        let start = EXAMPLE_HALL.find("# [voice]").expect("voice example");
+        let section: String = EXAMPLE_HALL[start..]
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::parse(&format!("{EXAMPLE_HALL}\n{section}"), "<example>").unwrap();
+        let v = c.voice.expect("voice section");
+        assert_eq!((v.repeat, v.volume, v.max_queue), (2, 100, 5));
+        assert!(v.quiet_hours.is_some());
+        let bad = format!(
+            "{EXAMPLE_HALL}\n{}",
+            section.replace("repeat = 2", "repeat = 9")
+        );
+        let err = Config::parse(&bad, "hall.toml").unwrap_err().to_string();
+        let line = bad
+            .lines()
+            .position(|l| l.starts_with("repeat = 9"))
+            .unwrap()
+            + 1;
+        assert!(
+            err.starts_with(&format!("hall.toml:{line}: voice.repeat:")),
+            "{err}"
+        );
     }
 
     #[test]

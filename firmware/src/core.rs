@@ -36,6 +36,10 @@ pub enum CoreError {
     /// The database failed; nothing of this request was committed.
     #[error("storage failed: {0}")]
     Store(String),
+    /// The disk is full: nothing of this request was committed, and nothing new can be
+    /// until space is freed (then the next request simply succeeds).
+    #[error("storage full: {0}")]
+    StorageFull(String),
     /// Too many requests are waiting.
     #[error("the controller is busy")]
     Busy,
@@ -129,6 +133,13 @@ impl Hall {
         let (tx, rx) = oneshot::channel();
         self.send(Request::Append(events, tx))?;
         rx.await.map_err(|_| CoreError::Stopped)?
+    }
+
+    /// [`Hall::append`] for a device's own thread, outside the async runtime.
+    pub fn append_blocking(&self, events: Vec<NewEvent>) -> Result<Vec<StoredEvent>, CoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Request::Append(events, tx))?;
+        rx.blocking_recv().map_err(|_| CoreError::Stopped)?
     }
 
     /// Reads committed state on the core thread (never sees an uncommitted change).
@@ -255,15 +266,19 @@ impl Core {
             Err(e) => {
                 tracing::error!(error = %e, "commit failed; nothing of this batch was stored");
                 self.broken = true;
+                let full = e.is_disk_full();
                 let msg = e.to_string();
+                let err = || {
+                    if full {
+                        CoreError::StorageFull(msg.clone())
+                    } else {
+                        CoreError::Store(msg.clone())
+                    }
+                };
                 for r in replies {
                     match r {
-                        Reply::Command { tx, .. } => {
-                            drop(tx.send(Err(CoreError::Store(msg.clone()))))
-                        }
-                        Reply::Append { tx, .. } => {
-                            drop(tx.send(Err(CoreError::Store(msg.clone()))))
-                        }
+                        Reply::Command { tx, .. } => drop(tx.send(Err(err()))),
+                        Reply::Append { tx, .. } => drop(tx.send(Err(err()))),
                         Reply::Query(_) => {}
                     }
                 }

@@ -11,9 +11,12 @@
 //!   and outbox), projected rows, staff accounts and sessions.
 //! - [`core`]: the one thread that owns engine and store, with group commit.
 //! - [`guide`]: the service guides (办事指南) and their printed material checklists.
+//! - [`devices`]: the printer thread and the device health registry.
 //! - [`api`]: the axum router under `/api/v1`, including the SSE live stream.
+//! - [`metrics`]: Prometheus counters, histograms and the text exposition.
 //! - [`report`]: per-window and per-service figures for a day, week or month.
 //! - [`server`]: wiring for `hallq run`: open, restore, bind, serve, shut down.
+//! - [`systemd`]: readiness and watchdog notifications.
 //! - [`simulate`]: citizens and staff for `hallq run --simulate`.
 //! - [`bench`]: `hallq bench` and the history generator behind it.
 
@@ -21,8 +24,11 @@ pub mod api;
 pub mod bench;
 pub mod config;
 pub mod core;
+pub mod devices;
 pub mod guide;
+pub mod metrics;
 pub mod report;
 pub mod server;
 pub mod simulate;
 pub mod store;
+pub mod systemd;

@@ -95,6 +95,15 @@ enum Cmd {
         #[arg(long, default_value_t = 5500)]
         per_day: u32,
     },
+    /// Copy the database to a file while the controller runs (a consistent snapshot).
+    Backup {
+        /// Configuration file naming the database.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The backup file to write (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Write generated history (issued, called, finished, rated) into a database.
     GenHistory {
         /// Configuration file whose database receives the history.
@@ -154,6 +163,8 @@ fn real_main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Under systemd stderr goes to the journal, where colour codes are noise.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Cli::parse().command {
         Cmd::Run {
@@ -173,6 +184,9 @@ fn real_main() -> anyhow::Result<()> {
         } => report(&Config::load(&config)?, day, week, month, format),
         Cmd::CheckConfig { file } => {
             let c = Config::load(&file)?;
+            if let Some(v) = c.voice.as_ref().filter(|v| v.enabled) {
+                v.load_pack()?;
+            }
             println!(
                 "{}: ok ({} services, {} windows)",
                 file.display(),
@@ -194,6 +208,16 @@ fn real_main() -> anyhow::Result<()> {
             history_days,
             per_day,
         }),
+        Cmd::Backup { config, to } => {
+            let c = Config::load(&config)?;
+            let events = hallq::store::Store::backup(&c.database(), &to)?;
+            println!(
+                "backed up {} ({events} events) to {}",
+                c.database().display(),
+                to.display()
+            );
+            Ok(())
+        }
         Cmd::GenHistory {
             config,
             days,
@@ -229,9 +253,16 @@ fn run(
         temp = Some(dir);
         c
     };
+    // Kept alive for the whole run: the simulated hall's ticket printer.
+    let mut virtual_printer = None;
     if simulate {
         // A demonstration must be alive at any hour.
         config.queue.calendar.always_open = true;
+        if config.printer.is_none() {
+            let (handle, p) = hallq::simulate::virtual_printer()?;
+            config.printer = Some(p);
+            virtual_printer = Some(handle);
+        }
     }
     if let Some(l) = listen {
         config.server.listen = l;
@@ -244,6 +275,13 @@ fn run(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        let mut config = config;
+        // The simulated hall's LED screens and hall board, kept alive for the run.
+        let _window_sim = if simulate && config.buses.is_empty() {
+            Some(hallq::simulate::window_bus(&mut config)?)
+        } else {
+            None
+        };
         let setup = config.queue.clone();
         let data = config.storage.data_dir.clone();
         let started = hallq::server::start(config).await?;
@@ -251,10 +289,27 @@ fn run(
         // One line on stdout so scripts and tests can find the address.
         println!("hallq listening on http://{}", started.addr);
         std::io::stdout().flush()?;
+        hallq::systemd::notify("READY=1");
+        // Tasks that hold the core open; stopped first on shutdown so the core can
+        // finish its last batch and exit.
+        let mut helpers = vec![tokio::spawn(hallq::systemd::watchdog(started.hall.clone()))];
         if simulate {
-            tokio::spawn(hallq::simulate::run(started.hall.clone(), setup, speed));
+            helpers.push(tokio::spawn(hallq::simulate::run(
+                started.hall.clone(),
+                setup,
+                speed,
+            )));
         }
-        started.serve(hallq::server::shutdown_signal()).await?;
+        started
+            .serve(async move {
+                hallq::server::shutdown_signal().await;
+                hallq::systemd::notify("STOPPING=1");
+                for h in helpers {
+                    h.abort();
+                }
+            })
+            .await?;
+        drop(virtual_printer);
         drop(temp);
         anyhow::Ok(())
     })

@@ -8,6 +8,9 @@ use tokio::net::TcpListener;
 use crate::api::{AppState, app};
 use crate::config::Config;
 use crate::core::Hall;
+use crate::devices::health::Devices;
+use crate::devices::printer::{Printer, PrinterError};
+use crate::devices::voice::{self, Voice, VoiceError};
 use crate::store::{Store, StoreError};
 
 /// Errors that stop the daemon from starting.
@@ -19,6 +22,12 @@ pub enum StartError {
     /// The database could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The printer could not be started.
+    #[error(transparent)]
+    Printer(#[from] PrinterError),
+    /// The voice could not be started (its message names the bad clip or folder).
+    #[error(transparent)]
+    Voice(#[from] VoiceError),
     /// The address could not be bound.
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
@@ -34,6 +43,8 @@ pub struct Started {
     pub addr: SocketAddr,
     state: AppState,
     core: std::thread::JoinHandle<()>,
+    buses: crate::devices::window_bus::WindowBuses,
+    voice: Option<Voice>,
 }
 
 /// Opens everything and binds; the caller then announces the address and calls `serve`.
@@ -42,7 +53,35 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
         .map_err(|e| StartError::DataDir(config.storage.data_dir.display().to_string(), e))?;
     let store = Store::open(&config.database())?;
     let (hall, core) = Hall::start(config.queue.clone(), store)?;
-    let state = AppState::new(hall.clone(), Arc::new(config.clone()))?;
+    let devices = Devices::load(hall.clone())
+        .await
+        .map_err(|e| StoreError::Damaged(e.to_string()))?;
+    let printer = match config.printer.clone() {
+        Some(p) => Some(Printer::start(p, devices.clone())?.0),
+        None => None,
+    };
+    // The window buses follow committed events on their own; kept to stop them at the end.
+    let buses = crate::devices::window_bus::start(
+        &config.buses,
+        &config.queue,
+        &config.board.notices,
+        hall.clone(),
+        devices.clone(),
+    )
+    .await;
+    let voice = match config.voice.as_ref().filter(|v| v.enabled) {
+        Some(v) => {
+            let (voice, pack_health) =
+                Voice::start(v, config.queue.utc_offset_minutes, devices.clone())?;
+            devices.report(voice::PACK_DEVICE, pack_health).await;
+            voice.follow(&hall);
+            Some(voice)
+        }
+        None => None,
+    };
+    let mut state = AppState::new(hall.clone(), Arc::new(config.clone()), devices, printer)?;
+    state.voice = voice.clone();
+    tokio::spawn(state.metrics.clone().follow(hall.subscribe()));
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| StartError::Bind(config.server.listen, e))?;
@@ -55,6 +94,8 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
         addr,
         state,
         core,
+        buses,
+        voice,
     })
 }
 
@@ -68,7 +109,11 @@ impl Started {
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;
+        self.buses.shutdown();
         drop(self.hall);
+        // The voice thread finishes the announcement playing, then lets go of the core.
+        let voice = self.voice;
+        let _ = tokio::task::spawn_blocking(move || drop(voice)).await;
         let core = self.core;
         let _ = tokio::task::spawn_blocking(move || core.join()).await;
         Ok(())

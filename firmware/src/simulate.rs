@@ -130,3 +130,112 @@ pub async fn run(hall: Hall, setup: hallq_engine::Setup, speed: u32) {
         }
     }
 }
+
+/// A virtual ticket printer on a free loopback port, and the config that points at it,
+/// so that `run --simulate` prints (and polls, and faults) like a hall with a printer.
+pub fn virtual_printer() -> std::io::Result<(
+    hallq_hardware::virtual_printer::VirtualPrinterHandle,
+    crate::devices::printer::PrinterConfig,
+)> {
+    use hallq_hardware::transport::TransportConfig;
+    use hallq_hardware::virtual_printer::{VirtualPrinter, VirtualPrinterHandle};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let handle = VirtualPrinterHandle::serve_tcp(VirtualPrinter::new(), listener)?;
+    let addr = handle
+        .local_addr()
+        .ok_or_else(|| std::io::Error::other("the virtual printer has no address"))?;
+    tracing::info!(%addr, "simulated ticket printer listening");
+    Ok((
+        handle,
+        crate::devices::printer::PrinterConfig::with_transport(TransportConfig::Tcp {
+            addr: addr.to_string(),
+        }),
+    ))
+}
+
+/// A simulated RS-485 window bus for `--simulate`: an LED screen over every window
+/// (unit = window number) and a hall board (unit 100) answering the hall-device Modbus
+/// profile on a pseudo-terminal, added to `config` as a `[[bus]]`. What the screens
+/// show is logged as it changes, and the hall board is drawn to `hall-board.png` in
+/// the data directory. Must be called inside the tokio runtime.
+pub fn window_bus(
+    config: &mut crate::config::Config,
+) -> std::io::Result<(hallq_hardware::window::sim::SimBus, tempfile::TempDir)> {
+    use crate::devices::window_bus::{WindowBusConfig, WindowDeviceConfig};
+    use hallq_hardware::window::regmap::DeviceKind;
+    use hallq_hardware::window::sim::{SimBus, SimSpec};
+
+    const BOARD: u8 = 100;
+    let windows: Vec<u8> = config
+        .queue
+        .windows
+        .iter()
+        .filter_map(|w| {
+            u8::try_from(w.number)
+                .ok()
+                .filter(|n| (1..BOARD).contains(n))
+        })
+        .collect();
+    let mut specs: Vec<SimSpec> = windows.iter().map(|&w| SimSpec::window_screen(w)).collect();
+    specs.push(SimSpec::hall_board(BOARD));
+    let sim = SimBus::new(&specs);
+    let dir = tempfile::Builder::new().prefix("hallq-bus-").tempdir()?;
+    let link = dir.path().join("ttyRS485");
+    sim.plug(&link).map_err(std::io::Error::other)?;
+    let mut devices: Vec<WindowDeviceConfig> = windows
+        .iter()
+        .map(|&w| WindowDeviceConfig {
+            unit: w,
+            kind: DeviceKind::WindowScreen,
+            window: Some(u32::from(w)),
+            levels: None,
+            keys: None,
+        })
+        .collect();
+    devices.push(WindowDeviceConfig {
+        unit: BOARD,
+        kind: DeviceKind::HallBoard,
+        window: None,
+        levels: None,
+        keys: None,
+    });
+    config.buses.push(WindowBusConfig {
+        name: Some("sim".into()),
+        port: link.to_string_lossy().into_owned(),
+        baud: 9600,
+        response_timeout_ms: 100,
+        key_poll_ms: 100,
+        rating_armed_secs: 60,
+        notice: "欢迎光临 · 办事请先取号 · 过号请重新取号".into(),
+        devices,
+    });
+    tracing::info!(port = %link.display(), "simulated window bus (screens and hall board) on a pseudo-terminal");
+    let watch = sim.clone();
+    let png = config.storage.data_dir.join("hall-board.png");
+    let font = hallq_hardware::window::font::BitmapFont::find();
+    if let Err(e) = &font {
+        tracing::warn!("hall board picture not drawn: {e}");
+    }
+    let mut units: Vec<u8> = windows.clone();
+    units.push(BOARD);
+    tokio::spawn(async move {
+        let mut shown: std::collections::HashMap<u8, Vec<String>> = Default::default();
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            for &u in &units {
+                let Ok(texts) = watch.texts(u) else { continue };
+                if shown.get(&u) != Some(&texts) {
+                    tracing::info!(unit = u, lines = ?texts, "LED {}", if u == BOARD { "hall board" } else { "window screen" });
+                    if u == BOARD
+                        && let Ok(font) = &font
+                        && let Ok(bytes) = watch.render_png(u, font)
+                    {
+                        let _ = std::fs::write(&png, bytes);
+                    }
+                    shown.insert(u, texts);
+                }
+            }
+        }
+    });
+    Ok((sim, dir))
+}

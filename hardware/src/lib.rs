@@ -1,4 +1,5 @@
-//! Device drivers, protocol codecs and device simulators for hallq's ticket printer.
+//! Device drivers, protocol codecs and device simulators for hallq's ticket printer and
+//! window devices (LED screens, hall board, caller and rating keypads).
 //!
 //! Everything here is synchronous `std` code: the daemon runs the printer in the one
 //! task or thread that owns it, and the encoders are pure functions to bytes so they
@@ -18,6 +19,11 @@
 //! - [`virtual_printer`]: a simulator that decodes our ESC/POS into a document model, answers
 //!   status queries from a configurable state, serves over TCP or a pseudo-terminal, and
 //!   renders the paper as text or as a PNG drawn with a real CJK font.
+//! - [`window`]: the window devices: the hall-device Modbus RTU register map
+//!   (`docs/protocol.md`), the `CounterDisplay` trait with Modbus, vendor-frame and
+//!   MAX7219 implementations, keypads (Modbus, GPIO, USB HID), the async task that owns
+//!   an RS-485 bus, and a simulated bus on a pseudo-terminal. Unlike the rest of this
+//!   crate, the bus task and the simulator run on tokio.
 //!
 //! # A ticket, end to end
 //! ```
@@ -46,3 +52,4 @@ pub mod layout;
 pub mod status;
 pub mod transport;
 pub mod virtual_printer;
+pub mod window;

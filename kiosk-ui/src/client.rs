@@ -85,7 +85,23 @@ pub struct ChecklistAnswer {
 struct TicketAnswer {
     ticket: Ticket,
     #[serde(default)]
-    printer: Option<String>,
+    print: Option<PrintState>,
+}
+
+/// The printer's answer for a ticket: `printing`, `queued`, `unavailable`, `not_printed`.
+#[derive(Deserialize)]
+struct PrintState {
+    state: String,
+}
+
+impl TicketAnswer {
+    /// `printing` when paper is coming, else `unavailable`.
+    fn printer(&self) -> Option<String> {
+        self.print.as_ref().map(|p| match p.state.as_str() {
+            "printing" | "queued" => "printing".to_string(),
+            _ => "unavailable".to_string(),
+        })
+    }
 }
 
 impl Client {
@@ -211,7 +227,8 @@ impl Client {
             Some(key),
             serde_json::json!({ "service": service }),
         )?;
-        Ok((a.ticket, a.printer))
+        let printer = a.printer();
+        Ok((a.ticket, printer))
     }
 
     /// Checks an appointment in by its booking code.
@@ -227,7 +244,8 @@ impl Client {
             Some(key),
             Value::Object(Default::default()),
         )?;
-        Ok((a.ticket, a.printer))
+        let printer = a.printer();
+        Ok((a.ticket, printer))
     }
 
     /// Follows the live event stream, calling `on_event` with each event's name until the

@@ -628,7 +628,13 @@ fn worker(client: Client, jobs: Receiver<Job>, app: Weak<App>) {
             ),
             Job::Checklist { code, lang } => (
                 lang,
-                Outcome::Checklist(client.checklist(&code, lang).map(|a| a.printer)),
+                Outcome::Checklist(client.checklist(&code, lang).map(|a| {
+                    if a.printer == "queued" {
+                        "printing".to_string()
+                    } else {
+                        a.printer
+                    }
+                })),
             ),
         };
         let app = app.clone();

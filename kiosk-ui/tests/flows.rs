@@ -476,6 +476,55 @@ fn live_events_update_the_queue_figures() {
     assert!(rig.shows("当前等候人数：1"));
 }
 
+fn a_checklist_and_a_ticket_print_on_the_halls_printer() {
+    use hallq_hardware::virtual_printer::{VirtualPrinter, VirtualPrinterHandle};
+    use serialport::SerialPort;
+    let (master, slave) = serialport::TTYPort::pair().expect("pseudo-terminal");
+    let path = slave.name().expect("pty path");
+    let printer =
+        VirtualPrinterHandle::serve_stream(VirtualPrinter::new(), master).expect("printer");
+    let hall = Hall::new();
+    let mut text = std::fs::read_to_string(&hall.config).expect("config");
+    text.push_str(&format!(
+        "\n[printer]\npaper = \"80mm\"\n[printer.transport]\nkind = \"serial\"\npath = {path:?}\nbaud = 9600\n"
+    ));
+    std::fs::write(&hall.config, text).expect("config");
+    let daemon = hall.start();
+    let rig = Rig::on(
+        daemon.url.clone(),
+        PORTRAIT,
+        Duration::from_secs(60),
+        hall,
+        Some(daemon),
+    );
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_services().iter().count() == 6));
+
+    rig.tap("办事指南");
+    rig.tap("户籍办理");
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Guide));
+    rig.tap("打印一次性告知单");
+    assert!(rig.wait_for(|a| !a.global::<Kiosk>().get_checklist_state().is_empty()));
+    assert_eq!(rig.kiosk().get_checklist_state(), "printing");
+    assert!(rig.shows("告知单正在打印，请在下方取单。"));
+    assert!(
+        printer.wait_for(WAIT, |p| p.to_text(48).contains("一次性告知单")
+            && p.to_text(48).contains("户口簿")),
+        "the checklist came out of the printer: {}",
+        printer.paper().to_text(48)
+    );
+
+    rig.tap("为此事项取号");
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket));
+    assert_eq!(rig.kiosk().get_printer_state(), "printing");
+    assert!(rig.shows("号票正在打印，请在下方取票。"));
+    let number = rig.kiosk().get_ticket().number.to_string();
+    assert!(
+        printer.wait_for(WAIT, |p| p.to_text(48).contains(&number)),
+        "the ticket printed"
+    );
+    drop(slave);
+}
+
 /// Every screen in portrait, landscape and elder mode, for `docs/screens/` and the README.
 fn every_screen_renders_in_both_orientations_and_elder_mode() {
     let rig = Rig::new();

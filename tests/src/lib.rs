@@ -9,6 +9,8 @@ use std::time::Duration;
 pub use hallq::bench::Daemon;
 use serde_json::Value;
 
+pub mod webdriver;
+
 /// The `hallq` binary built beside this test (scripts/test builds it first).
 pub fn hallq_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
@@ -39,6 +41,38 @@ impl Hall {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = hallq::bench::write_config(dir.path(), "127.0.0.1:0", true).expect("config");
         Hall { dir, config }
+    }
+
+    /// The same hall with `extra` TOML (a device section, say) added to its config.
+    pub fn with_config(extra: &str) -> Hall {
+        let hall = Hall::new();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&hall.config)
+            .expect("config file");
+        writeln!(f, "\n{extra}").expect("append config");
+        hall
+    }
+
+    /// The hall's database, opened read-only, to check what the daemon stored.
+    pub fn database(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open_with_flags(
+            self.dir.path().join("data").join("hallq.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open the database")
+    }
+
+    /// Payloads of stored events of one type, oldest first.
+    pub fn events_of(&self, kind: &str) -> Vec<Value> {
+        let db = self.database();
+        let mut stmt = db
+            .prepare("SELECT payload FROM events WHERE type = ?1 ORDER BY seq")
+            .expect("query");
+        stmt.query_map([kind], |r| r.get::<_, String>(0))
+            .expect("rows")
+            .map(|p| serde_json::from_str(&p.expect("row")).expect("json payload"))
+            .collect()
     }
 
     /// Starts the daemon.
@@ -82,6 +116,19 @@ impl Default for Hall {
     fn default() -> Self {
         Hall::new()
     }
+}
+
+/// Where tests save screenshots: `docs/screens/` when `HALLQ_SCREENS=1` (to refresh
+/// the README's pictures), else `hallq-screens` in the temp folder, so that a test run leaves the
+/// working tree clean.
+pub fn screens_dir() -> PathBuf {
+    let dir = if std::env::var_os("HALLQ_SCREENS").is_some() {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screens")
+    } else {
+        std::env::temp_dir().join("hallq-screens")
+    };
+    std::fs::create_dir_all(&dir).expect("screenshot folder");
+    dir
 }
 
 /// An HTTP client that returns every status as a value.

@@ -309,3 +309,78 @@ fn a_restart_keeps_numbering_and_the_queue() {
     assert_eq!(next["ticket"]["number"], "C000004");
     assert_eq!(next["ticket"]["ahead"], 3);
 }
+
+#[test]
+fn metrics_show_the_queue_and_request_latencies() {
+    let hall = Hall::new();
+    let d = hall.start();
+    let c = client();
+    for key in ["m-1", "m-2"] {
+        let (s, _) = send(
+            c.post(format!("{}/api/v1/tickets", d.url))
+                .header("Idempotency-Key", key)
+                .send_json(json!({"service": "SB"})),
+        );
+        assert_eq!(s, 201);
+    }
+    let mut resp = c.get(format!("{}/metrics", d.url)).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let text = resp.body_mut().read_to_string().unwrap();
+    assert!(text.contains("hallq_waiting{service=\"SB\"} 2"), "{text}");
+    assert!(text.contains("hallq_issued_today{service=\"SB\"} 2"));
+    assert!(text.contains(
+        "hallq_http_request_duration_seconds_count{route=\"/api/v1/tickets\",method=\"POST\",status=\"201\"} 2"
+    ));
+    // Counters follow the committed events (through the broadcast, so allow a moment).
+    let mut counted = false;
+    for _ in 0..50 {
+        let text = c
+            .get(format!("{}/metrics", d.url))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        if text.contains("hallq_events_total{type=\"ticket_issued\"} 2") {
+            counted = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(counted, "ticket_issued events were not counted");
+    // Every sample line is `name{labels} value` or `name value`.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "bad sample line {line:?}");
+    }
+}
+
+#[test]
+fn a_backup_taken_while_running_holds_every_ticket() {
+    let hall = Hall::new();
+    let d = hall.start();
+    let c = client();
+    for key in ["b-1", "b-2", "b-3"] {
+        let (s, _) = send(
+            c.post(format!("{}/api/v1/tickets", d.url))
+                .header("Idempotency-Key", key)
+                .send_json(json!({"service": "SB"})),
+        );
+        assert_eq!(s, 201);
+    }
+    let to = hall.dir.path().join("backup.db");
+    let out = hall.cli(&["backup", "--to", to.to_str().unwrap()]);
+    assert!(out.contains("backed up"), "{out}");
+    let copy = rusqlite::Connection::open(&to).unwrap();
+    let n: i64 = copy
+        .query_row("SELECT COUNT(*) FROM tickets", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 3);
+    // A second backup to the same file is refused rather than overwriting it.
+    let refused = std::process::Command::new(hallq_tests::hallq_bin())
+        .args(["backup", "--to", to.to_str().unwrap(), "--config"])
+        .arg(&hall.config)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+}

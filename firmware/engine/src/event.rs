@@ -254,6 +254,13 @@ pub enum Event {
         /// Seconds paused so far.
         paused_secs: i64,
     },
+    /// 预警: a window has had nobody signed in for too long during office hours.
+    UnmannedAlarm {
+        /// The window.
+        window: u32,
+        /// Seconds of office time it has been empty so far.
+        unmanned_secs: i64,
+    },
 }
 
 impl Event {
@@ -281,6 +288,7 @@ impl Event {
             Event::ServiceOverTime { .. } => "service_over_time",
             Event::QueueAlarm { .. } => "queue_alarm",
             Event::PauseAlarm { .. } => "pause_alarm",
+            Event::UnmannedAlarm { .. } => "unmanned_alarm",
         }
     }
 }

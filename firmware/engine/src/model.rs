@@ -194,6 +194,14 @@ pub struct WindowState {
     pub current: Option<TicketId>,
     /// A long-pause warning was raised for the current pause.
     pub pause_alarmed: bool,
+    /// Without staff since the last sign-out; `None` when nobody has left since the
+    /// state was created (the window counts as empty from the opening of the hall).
+    #[serde(default)]
+    pub vacant_since: Option<Timestamp>,
+    /// When the last unmanned-window warning was raised, so it is raised once per
+    /// stretch of emptiness within one span of office hours.
+    #[serde(default)]
+    pub unmanned_alarm_at: Option<Timestamp>,
 }
 
 /// The five 好差评 levels, stored by name because provinces number them differently.

@@ -159,6 +159,14 @@ pub struct WindowDef {
     pub location: String,
     /// Services served here, in the hall's preferred order.
     pub services: Vec<WindowService>,
+    /// The window is meant to be staffed through office hours. A window the hall keeps
+    /// closed, or opens only on demand, says `false` and raises no unmanned warning.
+    #[serde(default = "yes")]
+    pub open: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A span of opening hours, written "09:00-12:00".
@@ -324,6 +332,10 @@ pub struct Setup {
     /// A window paused longer than this raises a warning.
     #[serde(default)]
     pub pause_alarm_minutes: Option<u32>,
+    /// A window with no staff signed in for this long during office hours raises a
+    /// warning (a window is never to be left unmanned: B stands in for A).
+    #[serde(default)]
+    pub unmanned_alarm_minutes: Option<u32>,
     /// Rating rules.
     #[serde(default)]
     pub rating: RatingRules,

@@ -563,3 +563,97 @@ fn a_restored_engine_continues_where_the_old_one_stopped() {
         back.handle(call(3), at("09:09")).unwrap()
     );
 }
+
+fn unmanned(ev: &[Event]) -> Vec<(u32, i64)> {
+    ev.iter()
+        .filter_map(|e| match e {
+            Event::UnmannedAlarm {
+                window,
+                unmanned_secs,
+            } => Some((*window, *unmanned_secs)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sign_out(window: u32) -> Command {
+    Command::SignOut {
+        window,
+        staff: format!("S{window}"),
+    }
+}
+
+#[test]
+fn a_window_left_without_staff_in_office_hours_warns_once() {
+    let mut s = setup();
+    s.unmanned_alarm_minutes = Some(15);
+    let mut e = engine(s);
+    e.handle(sign_out(2), at("09:10")).unwrap();
+    assert_eq!(e.next_deadline(), at("09:25"));
+    assert!(unmanned(&e.handle(Command::Tick, at("09:20")).unwrap()).is_empty());
+    let ev = e.handle(Command::Tick, at("09:26")).unwrap();
+    assert_eq!(unmanned(&ev), vec![(2, 960)]);
+    assert_eq!(e.windows()[&2].unmanned_alarm_at, Some(at("09:26")));
+    assert!(
+        unmanned(&e.handle(Command::Tick, at("09:50")).unwrap()).is_empty(),
+        "raised once per empty stretch"
+    );
+    // Someone comes and goes again: a new stretch, a new warning after the limit.
+    e.handle(
+        Command::SignIn {
+            window: 2,
+            staff: "S2".into(),
+            role: Role::B,
+        },
+        at("10:00"),
+    )
+    .unwrap();
+    e.handle(sign_out(2), at("10:05")).unwrap();
+    assert_eq!(e.next_deadline(), at("10:20"));
+    assert_eq!(
+        unmanned(&e.handle(Command::Tick, at("10:20")).unwrap()),
+        vec![(2, 900)]
+    );
+}
+
+#[test]
+fn nobody_at_the_windows_before_opening_counts_from_the_opening() {
+    let mut s = setup();
+    s.unmanned_alarm_minutes = Some(15);
+    let mut e = Engine::new(s, at("08:00")).unwrap();
+    assert_eq!(e.next_deadline(), at("09:15"));
+    assert!(unmanned(&e.handle(Command::Tick, at("08:59")).unwrap()).is_empty());
+    let ev = e.handle(Command::Tick, at("09:15")).unwrap();
+    assert_eq!(unmanned(&ev), vec![(1, 900), (2, 900), (3, 900)]);
+}
+
+#[test]
+fn an_empty_window_over_the_lunch_break_warns_only_after_the_limit_of_afternoon_hours() {
+    let mut s = setup();
+    s.unmanned_alarm_minutes = Some(15);
+    let mut e = engine(s);
+    e.handle(sign_out(1), at("11:50")).unwrap();
+    assert!(unmanned(&e.handle(Command::Tick, at("12:30")).unwrap()).is_empty());
+    assert_eq!(e.next_deadline(), at("13:45"));
+    assert_eq!(
+        unmanned(&e.handle(Command::Tick, at("13:46")).unwrap()),
+        vec![(1, 960)]
+    );
+}
+
+#[test]
+fn a_window_configured_closed_is_never_unmanned() {
+    let mut s = setup();
+    s.unmanned_alarm_minutes = Some(15);
+    s.windows[2].open = false;
+    let mut e = Engine::new(s, at("08:00")).unwrap();
+    let ev = e.handle(Command::Tick, at("09:30")).unwrap();
+    assert_eq!(unmanned(&ev), vec![(1, 1800), (2, 1800)]);
+}
+
+#[test]
+fn without_the_setting_an_empty_window_raises_nothing() {
+    let mut e = engine(setup());
+    e.handle(sign_out(3), at("09:00")).unwrap();
+    assert!(unmanned(&e.handle(Command::Tick, at("16:00")).unwrap()).is_empty());
+}

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState, Kiosk, local_time};
 use crate::core::wall_now;
+use crate::devices::printer::PrintOutcome;
 use crate::guide::Guide;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -76,19 +77,39 @@ async fn checklist(
     let (service, guide) = find(&s, &code)?;
     let printed_at = local_time(&s, wall_now());
     let print = guide.checklist(&s.config.hall.name, &service.name.zh_cn, printed_at);
-    // Encode now so a text the printer cannot print is refused here, not on paper.
-    let bytes = render_checklist(&print, PaperWidth::Mm80).map_err(|e| {
+    let paper = s
+        .printer
+        .as_ref()
+        .map_or(PaperWidth::Mm80, |p| p.config().paper);
+    // Encode first, so a text the printer cannot print is refused here, not on paper.
+    let bytes = render_checklist(&print, paper).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "not_printable",
             format!("the guide of {code} cannot be printed: {e}"),
         )
     })?;
-    // No printer task runs in this build yet: the checklist is answered for the screen
-    // and the printer state says so, rather than pretending it was printed.
-    tracing::info!(service = %code, bytes = bytes.len(), "checklist built; no printer attached");
+    let size = bytes.len();
+    let outcome = match &s.printer {
+        Some(p) => {
+            p.submit(
+                format!("checklist {code}"),
+                bytes,
+                std::time::Instant::now(),
+            )
+            .await
+        }
+        None => PrintOutcome::Unavailable {
+            code: "no_printer".into(),
+        },
+    };
+    let printer = match &outcome {
+        PrintOutcome::Printing => "printing",
+        PrintOutcome::Queued => "queued",
+        PrintOutcome::Unavailable { .. } | PrintOutcome::NotPrinted => "unavailable",
+    };
     Ok((
         StatusCode::OK,
-        Json(json!({ "checklist": print, "printer": "unavailable", "bytes": bytes.len() })),
+        Json(json!({ "checklist": print, "print": outcome, "printer": printer, "bytes": size })),
     ))
 }

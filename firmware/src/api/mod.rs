@@ -3,9 +3,14 @@
 //! go through one [`ApiError`] so that every 4xx names its field and no 5xx leaks
 //! internals.
 
+mod devices;
 mod guide;
+mod metrics;
+mod pages;
 mod queue;
 mod stream;
+pub mod supervision;
+mod voice;
 mod windows;
 
 use std::net::SocketAddr;
@@ -23,6 +28,9 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::core::{CoreError, Hall, wall_now};
+use crate::devices::health::Devices;
+use crate::devices::printer::Printer;
+use crate::metrics::Metrics;
 use crate::store::staff::{self, Permission, Session};
 
 /// What every handler shares.
@@ -34,11 +42,24 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// A second connection for staff sign-in (Argon2 work stays off the core thread).
     pub auth_db: Arc<Mutex<Connection>>,
+    /// Every device's health.
+    pub devices: Devices,
+    /// The ticket printer, when the hall has one.
+    pub printer: Option<Printer>,
+    /// The voice, when the hall speaks its calls (set by the server after start).
+    pub voice: Option<crate::devices::voice::Voice>,
+    /// Counters and latencies for `/metrics`.
+    pub metrics: Metrics,
 }
 
 impl AppState {
     /// Opens the auth connection beside the core's own.
-    pub fn new(hall: Hall, config: Arc<Config>) -> Result<AppState, crate::store::StoreError> {
+    pub fn new(
+        hall: Hall,
+        config: Arc<Config>,
+        devices: Devices,
+        printer: Option<Printer>,
+    ) -> Result<AppState, crate::store::StoreError> {
         let conn = Connection::open(config.database())?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -46,6 +67,10 @@ impl AppState {
             hall,
             config,
             auth_db: Arc::new(Mutex::new(conn)),
+            devices,
+            printer,
+            voice: None,
+            metrics: Metrics::new(),
         })
     }
 
@@ -69,11 +94,20 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(queue::routes())
         .merge(guide::routes())
+        .merge(devices::routes())
+        .merge(metrics::routes())
         .merge(windows::routes())
         .merge(stream::routes())
+        .merge(voice::routes())
+        .merge(supervision::routes())
+        .merge(pages::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::record,
+        ))
         .with_state(state)
 }
 
@@ -145,6 +179,20 @@ impl ApiError {
                         "storage_unavailable",
                         message,
                     )
+                }
+            }
+            CoreError::StorageFull(detail) => {
+                tracing::error!(%detail, "disk full: refusing new records");
+                let message = match lang {
+                    Lang::En => {
+                        "The controller's disk is full, so nothing new can be recorded. Please ask the staff for help."
+                    }
+                    Lang::ZhTw => "控制器磁碟已滿，暫時無法記錄，請聯繫工作人員。",
+                    Lang::ZhCn => "控制器磁盘已满，暂时无法记录，请联系工作人员。",
+                };
+                ApiError {
+                    retry_after: Some(30),
+                    ..ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "storage_full", message)
                 }
             }
             CoreError::Busy => ApiError {

@@ -12,6 +12,8 @@ use sha2::{Digest, Sha256};
 
 use super::{ApiError, AppState, JsonBody, Kiosk, Language, local_time};
 use crate::core::Done;
+use crate::devices::printer::{PrintOutcome, Printer};
+use crate::devices::tickets::{print_message, ticket_print};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -143,7 +145,16 @@ pub(super) fn ticket_json(s: &AppState, t: &Ticket, ahead: u32, wait: u32) -> Va
 }
 
 /// Answers an issue or check-in: 201 for a new ticket, 200 with `replayed` for a retry.
-fn ticket_response(s: &AppState, done: Done) -> Result<Response, ApiError> {
+/// A new ticket from a printing channel is handed to the printer after the commit; the
+/// answer says whether it prints, and in words when it cannot, because the number on
+/// the screen is then the citizen's only record.
+async fn ticket_response(
+    s: &AppState,
+    done: Done,
+    channel: &str,
+    lang: hallq_engine::Lang,
+) -> Result<Response, ApiError> {
+    let committed = std::time::Instant::now();
     let t = done.ticket.ok_or_else(|| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -151,15 +162,27 @@ fn ticket_response(s: &AppState, done: Done) -> Result<Response, ApiError> {
             "no ticket was produced",
         )
     })?;
+    let print = match &s.printer {
+        Some(p) if !done.replayed && p.config().prints(channel) => {
+            print_ticket(s, p, &t, done.ahead, committed).await
+        }
+        _ => PrintOutcome::NotPrinted,
+    };
     let body = ticket_json(s, &t, done.ahead, done.wait_minutes);
     let status = if done.replayed {
         StatusCode::OK
     } else {
         StatusCode::CREATED
     };
+    let message = print_message(&print, &t.number, lang);
     let mut resp = (
         status,
-        Json(json!({ "ticket": body, "replayed": done.replayed })),
+        Json(json!({
+            "ticket": body,
+            "replayed": done.replayed,
+            "print": print,
+            "print_message": message,
+        })),
     )
         .into_response();
     if done.replayed {
@@ -169,6 +192,34 @@ fn ticket_response(s: &AppState, done: Done) -> Result<Response, ApiError> {
         );
     }
     Ok(resp)
+}
+
+/// Lays a ticket out and hands it to the printer.
+pub(super) async fn print_ticket(
+    s: &AppState,
+    printer: &Printer,
+    t: &Ticket,
+    ahead: u32,
+    committed: std::time::Instant,
+) -> PrintOutcome {
+    match printer
+        .template()
+        .render(&ticket_print(&s.config, t, ahead))
+    {
+        Ok(bytes) => {
+            printer
+                .submit(format!("ticket {}", t.number), bytes, committed)
+                .await
+        }
+        Err(e) => {
+            // Config validation checks the template; this is data it cannot print
+            // (a character outside GB18030 in a service name added later).
+            tracing::error!(error = %e, number = %t.number, "ticket cannot be laid out");
+            PrintOutcome::Unavailable {
+                code: "layout".into(),
+            }
+        }
+    }
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -231,22 +282,23 @@ async fn issue(
         Some("green") => Class::Green,
         Some(_) => return Err(ApiError::field("class", "must be \"normal\" or \"green\"")),
     };
+    let channel = kiosk.channel;
     let cmd = Command::Issue {
         service: body.service,
         class,
         idempotency_key: idempotency_key(&headers)?,
         citizen: citizen_key(&s, body.citizen_id)?,
-        channel: kiosk.channel,
+        channel: channel.clone(),
     };
     let done = s
         .hall
         .execute(cmd)
         .await
         .map_err(|e| ApiError::from_core(e, lang))?;
-    ticket_response(&s, done)
+    ticket_response(&s, done, &channel, lang).await
 }
 
-fn parse_id(id: &str) -> Result<TicketId, ApiError> {
+pub(super) fn parse_id(id: &str) -> Result<TicketId, ApiError> {
     id.parse::<u64>()
         .map(TicketId)
         .map_err(|_| ApiError::field("id", "a ticket id is a whole number"))
@@ -361,17 +413,18 @@ async fn check_in(
     headers: HeaderMap,
     Path(code): Path<String>,
 ) -> Result<Response, ApiError> {
+    let channel = kiosk.channel;
     let cmd = Command::CheckIn {
         code,
         idempotency_key: idempotency_key(&headers)?,
-        channel: kiosk.channel,
+        channel: channel.clone(),
     };
     let done = s
         .hall
         .execute(cmd)
         .await
         .map_err(|e| ApiError::from_core(e, lang))?;
-    ticket_response(&s, done)
+    ticket_response(&s, done, &channel, lang).await
 }
 
 #[derive(Deserialize)]

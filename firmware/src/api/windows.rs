@@ -151,7 +151,8 @@ async fn window(
         .query(move |e, _| {
             let def = e.setup().windows.iter().find(|d| d.number == n)?;
             let w = e.windows().get(&n)?;
-            let current = w.current.and_then(|id| e.ticket(id)).map(|t| ticket_json(&st, t, 0, 0));
+            let cur = w.current.and_then(|id| e.ticket(id));
+            let current = cur.map(|t| ticket_json(&st, t, 0, 0));
             let loads: Vec<Value> = e
                 .loads()
                 .into_iter()
@@ -163,6 +164,9 @@ async fn window(
                 "staff": w.staff.as_ref().map(|(id, role, _)| json!({ "id": id, "role": role })),
                 "paused": w.paused.as_ref().map(|(since, reason)| json!({ "since": since.0, "reason": reason })),
                 "recall_limit": e.setup().recall_limit,
+                "recalls": cur.map(|t| t.recalls),
+                "current_since": cur.and_then(|t| t.serving_at.or(t.called_at)).map(|t| t.0),
+                "now": e.now().0,
             }))
         })
         .await
@@ -277,7 +281,17 @@ async fn daily_report(
     Query(q): Query<ReportQuery>,
 ) -> Result<Json<Value>, ApiError> {
     auth.require(Permission::Supervisor)?;
-    let day = match q.day {
+    let report = day_report(&s, q.day).await?;
+    Ok(Json(serde_json::to_value(report).unwrap_or_default()))
+}
+
+/// The figures of one day (`YYYY-MM-DD`, default the current service day), for the
+/// JSON report and the CSV download alike.
+pub(super) async fn day_report(
+    s: &AppState,
+    day: Option<String>,
+) -> Result<crate::report::Report, ApiError> {
+    let day = match day {
         Some(d) => d
             .parse::<chrono::NaiveDate>()
             .map_err(|_| ApiError::field("day", "use YYYY-MM-DD"))?,
@@ -287,9 +301,7 @@ async fn daily_report(
             .await
             .map_err(|e| ApiError::from_core(e, hallq_engine::Lang::ZhCn))?,
     };
-    let report = s
-        .with_auth_db(move |c| crate::report::build(c, crate::report::Period::day(day)))
+    s.with_auth_db(move |c| crate::report::build(c, crate::report::Period::day(day)))
         .await?
-        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again"))?;
-    Ok(Json(serde_json::to_value(report).unwrap_or_default()))
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again"))
 }

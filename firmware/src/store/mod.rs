@@ -41,6 +41,14 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
 }
 
+impl StoreError {
+    /// The disk (or the database's size limit) is full: a condition staff can fix by
+    /// freeing space, unlike a damaged file.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::Sqlite(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull))
+    }
+}
+
 /// An event ready to be appended.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
@@ -325,6 +333,48 @@ impl Store {
             })
         })
         .collect()
+    }
+
+    /// Writes a consistent copy of the database at `db` to `to` (`VACUUM INTO`), safe
+    /// while the daemon runs: readers never block the writer in WAL mode. Returns the
+    /// number of events in the copy, read back from it.
+    pub fn backup(db: &Path, to: &Path) -> Result<i64, StoreError> {
+        if to.exists() {
+            return Err(StoreError::Damaged(format!(
+                "{} already exists; choose a new file",
+                to.display()
+            )));
+        }
+        let conn = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute("VACUUM INTO ?1", [to.to_string_lossy()])?;
+        let copy = Connection::open_with_flags(to, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let check: String = copy.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            return Err(StoreError::Damaged(format!("backup check failed: {check}")));
+        }
+        Ok(copy.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?)
+    }
+
+    /// Every device event ever stored, oldest first, with its time; the device registry
+    /// replays them to know each device's last state.
+    pub fn device_events(
+        &self,
+    ) -> Result<Vec<(i64, crate::devices::health::DeviceEvent)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT at, payload FROM events WHERE type IN ('device_fault', 'device_recovered') ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (at, payload) = row?;
+            // An event this version cannot read is skipped, never fatal at start.
+            match serde_json::from_str(&payload) {
+                Ok(ev) => out.push((at, ev)),
+                Err(e) => tracing::warn!(error = %e, "unreadable device event skipped"),
+            }
+        }
+        Ok(out)
     }
 
     /// The newest event's sequence number (0 for an empty log).

@@ -84,4 +84,9 @@ pub const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
     );
     "#,
+    // 2: device faults and recoveries are rare; this partial index lets the start-up
+    // read every device's last state without scanning years of events.
+    r#"
+    CREATE INDEX events_device ON events (seq) WHERE type IN ('device_fault', 'device_recovered');
+    "#,
 ];

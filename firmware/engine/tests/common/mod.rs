@@ -38,6 +38,7 @@ pub fn window(number: u32, codes: &[&str]) -> WindowDef {
                 weight: 1,
             })
             .collect(),
+        open: true,
     }
 }
 
@@ -52,6 +53,7 @@ pub fn setup() -> Setup {
         checkin_before_minutes: 60,
         checkin_after_minutes: 20,
         pause_alarm_minutes: None,
+        unmanned_alarm_minutes: None,
         rating: Default::default(),
         calendar: Default::default(),
         services: vec![service("SB", "A"), service("HJ", "B")],

@@ -1,0 +1,103 @@
+//! Device endpoints: every device's health (the kiosk shows the printer's, the
+//! supervision page all of them) and ticket reprints.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hallq_engine::TicketState;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::queue::{parse_id, print_ticket};
+use super::{ApiError, AppState, Kiosk, Language};
+use crate::core::wall_now;
+use crate::devices::printer::PrintOutcome;
+use crate::devices::tickets::print_message;
+use crate::store::NewEvent;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/devices", get(devices))
+        .route("/api/v1/tickets/{id}/reprint", post(reprint))
+}
+
+async fn devices(State(s): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "devices": s.devices.snapshot(),
+        "printer": s.printer.as_ref().map(|p| json!({
+            "configured": true,
+            "paper": p.config().paper,
+            "stats": p.stats(),
+        })),
+    }))
+}
+
+/// The audit record of a reprint: a second paper copy of a number is worth knowing about.
+#[derive(Serialize)]
+struct TicketReprinted<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    ticket: u64,
+    number: &'a str,
+    by: &'a str,
+    outcome: &'a PrintOutcome,
+}
+
+async fn reprint(
+    State(s): State<AppState>,
+    kiosk: Kiosk,
+    Language(lang): Language,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let Some(printer) = s.printer.clone() else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_printer",
+            "this hall has no ticket printer configured",
+        ));
+    };
+    let found = s
+        .hall
+        .query(move |e, _| e.ticket(id).map(|t| (t.clone(), e.ahead(id).unwrap_or(0))))
+        .await
+        .map_err(|e| ApiError::from_core(e, lang))?;
+    let Some((ticket, ahead)) = found else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_ticket",
+            "no such ticket today",
+        ));
+    };
+    if matches!(
+        ticket.state,
+        TicketState::Finished | TicketState::Cancelled | TicketState::NoShow
+    ) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "ticket_closed",
+            "this ticket is no longer in the queue; take a new one",
+        ));
+    }
+    let outcome = print_ticket(&s, &printer, &ticket, ahead, std::time::Instant::now()).await;
+    let record = TicketReprinted {
+        kind: "ticket_reprinted",
+        ticket: ticket.id.0,
+        number: &ticket.number,
+        by: &kiosk.channel,
+        outcome: &outcome,
+    };
+    if let Ok(ev) = NewEvent::encode(wall_now(), "ticket_reprinted", &record) {
+        s.hall
+            .append(vec![ev])
+            .await
+            .map_err(|e| ApiError::from_core(e, lang))?;
+    }
+    Ok(Json(json!({
+        "ticket": ticket.id.0,
+        "number": ticket.number,
+        "print": outcome,
+        "print_message": print_message(&outcome, &ticket.number, lang),
+    })))
+}

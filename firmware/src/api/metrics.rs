@@ -1,0 +1,135 @@
+//! `GET /metrics`: the Prometheus exposition, with the queue's gauges read from the
+//! engine at scrape time.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use super::{ApiError, AppState, Language};
+use crate::devices::health::Health;
+use crate::metrics::{gauge, label_value};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+async fn metrics(
+    State(s): State<AppState>,
+    Language(lang): Language,
+) -> Result<impl IntoResponse, ApiError> {
+    let (loads, windows, last_seq) = s
+        .hall
+        .query(|e, store| {
+            let windows: Vec<(u32, &'static str)> = e
+                .windows()
+                .values()
+                .map(|w| {
+                    let state = match (&w.staff, &w.paused, w.current) {
+                        (None, _, _) => "unstaffed",
+                        (Some(_), Some(_), _) => "paused",
+                        (Some(_), None, Some(_)) => "serving",
+                        (Some(_), None, None) => "idle",
+                    };
+                    (w.number, state)
+                })
+                .collect();
+            (e.loads(), windows, store.last_seq().unwrap_or(0))
+        })
+        .await
+        .map_err(|e| ApiError::from_core(e, lang))?;
+    let mut out = String::with_capacity(8192);
+    let per_service = |f: &dyn Fn(&hallq_engine::ServiceLoad) -> f64| {
+        loads
+            .iter()
+            .map(|l| (format!("service=\"{}\"", label_value(&l.code)), f(l)))
+            .collect::<Vec<_>>()
+    };
+    gauge(
+        &mut out,
+        "hallq_waiting",
+        "Citizens waiting, by service.",
+        per_service(&|l| l.waiting as f64),
+    );
+    gauge(
+        &mut out,
+        "hallq_issued_today",
+        "Tickets issued this service day, by service.",
+        per_service(&|l| l.issued as f64),
+    );
+    gauge(
+        &mut out,
+        "hallq_longest_wait_seconds",
+        "How long the longest-waiting citizen has waited, by service.",
+        per_service(&|l| l.longest_wait_secs as f64),
+    );
+    gauge(
+        &mut out,
+        "hallq_open_windows",
+        "Windows staffed, not paused, serving the service.",
+        per_service(&|l| l.open_windows as f64),
+    );
+    gauge(
+        &mut out,
+        "hallq_window_state",
+        "1 for each window's current state (unstaffed, idle, serving, paused).",
+        windows
+            .iter()
+            .map(|(n, st)| (format!("window=\"{n}\",state=\"{st}\""), 1.0)),
+    );
+    let devices = s.devices.snapshot();
+    gauge(
+        &mut out,
+        "hallq_device_up",
+        "1 when a device works (a warning still works), 0 on a fault.",
+        devices.iter().map(|d| {
+            (
+                format!(
+                    "device=\"{}\",code=\"{}\"",
+                    label_value(&d.device),
+                    label_value(d.health.code())
+                ),
+                if d.health.usable() { 1.0 } else { 0.0 },
+            )
+        }),
+    );
+    gauge(
+        &mut out,
+        "hallq_device_warning",
+        "1 when a device raised a warning (paper near end).",
+        devices.iter().map(|d| {
+            (
+                format!("device=\"{}\"", label_value(&d.device)),
+                matches!(d.health, Health::Warning { .. }) as u8 as f64,
+            )
+        }),
+    );
+    if let Some(p) = &s.printer {
+        let st = p.stats();
+        gauge(
+            &mut out,
+            "hallq_printer_jobs",
+            "Print jobs since start, by outcome.",
+            [
+                ("outcome=\"printed\"".to_string(), st.printed as f64),
+                ("outcome=\"failed\"".to_string(), st.failed as f64),
+                ("outcome=\"stale\"".to_string(), st.stale as f64),
+            ],
+        );
+    }
+    gauge(
+        &mut out,
+        "hallq_event_seq",
+        "Sequence number of the newest stored event.",
+        [(String::new(), last_seq as f64)],
+    );
+    let body = s.metrics.render(&out);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    ))
+}

@@ -1,0 +1,3 @@
+// hallq: the index page only offers the language switch.
+'use strict';
+HQ.mountLangSwitch();

@@ -1,0 +1,185 @@
+// hallq supervision dashboard (/supervision, supervisor role): every window's state,
+// every queue with its longest wait, warnings (open first), today's figures and rating
+// distribution, and the daily report per window or per service as CSV. It re-reads
+// /api/v1/supervision whenever the live stream brings an event.
+'use strict';
+
+(() => {
+  const { t, el, api, errorText } = HQ;
+  HQ.useToken('hallq.token.supervision');
+  const $ = (id) => document.getElementById(id);
+  const LEVELS = ['非常满意', '满意', '基本满意', '不满意', '非常不满意'];
+
+  let data = null;
+  let stream = null;
+
+  function serviceName(code) {
+    const s = data && data.services.find((x) => x.code === code);
+    return s ? HQ.name(s.name) : code || '';
+  }
+
+  function showLogin(message) {
+    HQ.setToken(null);
+    $('dash').hidden = true;
+    $('login').hidden = false;
+    $('sign-out').hidden = true;
+    $('who').textContent = '';
+    $('login-message').textContent = message || '';
+  }
+
+  async function signIn(ev) {
+    ev.preventDefault();
+    $('login-message').textContent = '';
+    try {
+      const r = await api('POST', '/api/v1/sessions', { staff_id: $('login-staff').value.trim(), pin: $('login-pin').value });
+      HQ.setToken(r.token);
+      sessionStorage.setItem('hallq.supervision.staff', JSON.stringify(r.staff));
+      $('login-pin').value = '';
+      await start();
+    } catch (e) {
+      $('login-pin').value = '';
+      // Window staff have no dashboard: the controller says "wrong window", we say why.
+      $('login-message').textContent = e.code === 'wrong_window' ? t('err_forbidden') : errorText(e);
+      $('login-message').dataset.code = e.code || '';
+    }
+  }
+
+  async function start() {
+    await refresh();
+    if (!data) return;
+    const me = JSON.parse(sessionStorage.getItem('hallq.supervision.staff') || '{}');
+    $('who').textContent = me.id ? t('signed_in_as', { name: me.name || '', id: me.id }) : '';
+    $('login').hidden = true;
+    $('dash').hidden = false;
+    $('sign-out').hidden = false;
+    if (!$('report-day').value) $('report-day').value = data.day;
+    if (!stream) {
+      stream = new HQ.Stream(() => refreshSoon(), onLive);
+      stream.start();
+      setInterval(refresh, 15000);
+      setInterval(render, 1000);
+    }
+  }
+
+  async function refresh() {
+    if (!HQ.token()) return;
+    try {
+      data = await api('GET', '/api/v1/supervision');
+      HQ.syncClock(data.now);
+      render();
+    } catch (e) {
+      if (e.status === 401) showLogin(t('err_sign_in_required'));
+      else if (e.status === 403) showLogin(t('err_forbidden'));
+      else $('report-message').textContent = errorText(e);
+    }
+  }
+  const refreshSoon = HQ.debounce(refresh, 300);
+
+  function since(ms) { return ms ? HQ.duration((HQ.now() - ms) / 1000) : ''; }
+
+  function warningText(w) {
+    const secs = w.waited_secs ?? w.served_secs ?? w.paused_secs ?? w.unmanned_secs;
+    const vars = {
+      number: w.number || '', window: w.window ?? '', service: serviceName(w.service), waiting: w.waiting ?? '',
+      t: secs !== undefined ? HQ.duration(secs) : '', device: w.device || '', code: w.code || w.detail || '',
+    };
+    const key = 'w_' + w.type;
+    return HQ.t(key, vars) === key ? w.type : HQ.t(key, vars);
+  }
+
+  function render() {
+    if (!data) return;
+    $('hall').textContent = '· ' + data.hall;
+    const f = data.figures;
+    const figs = [
+      ['f_issued', f.issued], ['f_served', f.served], ['f_no_shows', f.no_shows], ['f_waiting', f.waiting],
+      ['f_avg_wait', HQ.duration(f.avg_wait_secs)], ['f_max_wait', HQ.duration(f.max_wait_secs)], ['f_avg_service', HQ.duration(f.avg_service_secs)],
+    ];
+    $('figures').replaceChildren(...figs.map(([k, v]) => el('div', { class: 'figure', 'data-figure': k }, el('div', { class: 'label' }, t(k)), el('div', { class: 'value' }, v))));
+
+    const open = data.warnings.filter((w) => w.open);
+    $('warn-count').textContent = open.length ? '(' + open.length + ')' : '';
+    $('warnings').replaceChildren(...(data.warnings.length
+      ? data.warnings.slice(0, 60).map((w) => el('li', { class: w.open ? 'open' : 'closed', 'data-type': w.type },
+        el('span', { class: 'when' }, HQ.clockText(w.at)), el('span', {}, warningText(w)),
+        el('span', { class: 'tag' }, t(w.open ? 'sup_open' : 'sup_closed'))))
+      : [el('li', { class: 'none' }, t('sup_no_warnings'))]));
+
+    $('windows').replaceChildren(...data.windows.map((w) => {
+      let time = '';
+      if (w.state === 'paused' && w.paused) time = since(w.paused.since);
+      else if (w.current && w.current.since) time = since(w.current.since);
+      else if (w.state === 'absent' && w.vacant_since) time = since(w.vacant_since);
+      else if (w.state === 'idle' && w.staff) time = '';
+      return el('tr', { 'data-window': w.number, 'data-state': w.state },
+        el('td', {}, t('window_n', { w: w.number }), ' ', el('small', {}, w.name)),
+        el('td', {}, el('span', { class: 'state ' + w.state }, t('st_' + w.state)), w.paused && w.paused.reason ? ' ' + w.paused.reason : ''),
+        el('td', {}, w.staff ? w.staff.id + ' (' + w.staff.role + ')' : '—'),
+        el('td', {}, w.current ? w.current.number + ' · ' + serviceName(w.current.service) : '—'),
+        el('td', { class: 'num' }, time),
+        el('td', { class: 'num' }, w.served));
+    }));
+
+    $('queues').replaceChildren(...data.services.map((s) => {
+      const over = s.wait_alarm_minutes !== null && s.wait_alarm_minutes !== undefined && s.waiting > 0 && s.longest_wait_secs >= s.wait_alarm_minutes * 60;
+      return el('tr', { class: over ? 'over' : '', 'data-service': s.code },
+        el('td', {}, HQ.name(s.name)), el('td', { class: 'num' }, s.waiting),
+        el('td', { class: 'num longest' }, s.waiting ? HQ.duration(s.longest_wait_secs) : '—'), el('td', { class: 'num' }, s.issued));
+    }));
+
+    const devs = data.devices || [];
+    $('devices').replaceChildren(...(devs.length
+      ? devs.map((d) => el('li', { class: d.health.state, 'data-device': d.device },
+        el('span', {}, d.device), el('span', {}, d.health.state === 'ok' ? t('dev_ok') : (d.health.detail || d.health.code) + ' · ' + since(d.since))))
+      : [el('li', {}, t('dev_none'))]));
+
+    const r = data.ratings;
+    $('rating-total').textContent = t('total_ratings', { n: r.total, b: r.bad });
+    const max = Math.max(1, ...LEVELS.map((l) => r.levels[l] || 0));
+    $('ratings').replaceChildren(...LEVELS.map((l, i) => {
+      const n = r.levels[l] || 0;
+      const fill = el('span');
+      fill.style.width = (100 * n / max) + '%';
+      return el('li', { class: i >= 3 ? 'bad' : '', 'data-level': l }, el('span', {}, t('lv_' + l)), el('div', { class: 'bar' }, fill), el('span', { class: 'n' }, n));
+    }));
+  }
+
+  /** Fetches the CSV with the bearer token and hands it to the browser as a download. */
+  async function download(scope) {
+    $('report-message').textContent = '';
+    const day = $('report-day').value;
+    try {
+      const r = await fetch('/api/v1/reports/daily.csv?scope=' + scope + (day ? '&day=' + encodeURIComponent(day) : ''), { headers: { ...{ Authorization: 'Bearer ' + HQ.token(), 'Accept-Language': HQ.lang() } }, cache: 'no-store' });
+      if (!r.ok) {
+        const body = await r.json().catch(() => null);
+        throw new HQ.ApiError(r.status, body && body.error && body.error.code, (body && body.error && body.error.message) || r.statusText);
+      }
+      const text = await r.text();
+      document.body.dataset.lastCsv = text;
+      const url = URL.createObjectURL(new Blob(['\ufeff' + text], { type: 'text/csv;charset=utf-8' }));
+      const a = el('a', { href: url, download: 'hallq-' + (day || data.day) + '-' + scope + '.csv' });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    } catch (e) {
+      $('report-message').textContent = errorText(e);
+    }
+  }
+
+  function onLive(live) {
+    $('offline').hidden = live;
+    document.body.classList.toggle('stale', !live);
+    if (live) refresh();
+  }
+
+  HQ.mountLangSwitch(render);
+  $('login').addEventListener('submit', signIn);
+  $('sign-out').addEventListener('click', async () => {
+    try { await api('DELETE', '/api/v1/sessions/current'); } catch (e) { /* gone anyway */ }
+    showLogin();
+  });
+  $('csv-window').addEventListener('click', () => download('window'));
+  $('csv-service').addEventListener('click', () => download('service'));
+  if (HQ.token()) start(); else showLogin();
+})();

@@ -1,0 +1,217 @@
+//! The daemon and a simulated window bus on a pseudo-terminal: a call through the API
+//! reaches the window's LED screen and the hall board; a rating pad press becomes a
+//! stored rating linked to the ticket; two caller keypads pressing call at the same
+//! moment get different tickets; a pause shows 暂停服务; the bus unplugged and
+//! replugged gets every screen redrawn within 2 s, with the outage stored as device
+//! events.
+
+use std::time::{Duration, Instant};
+
+use hallq_hardware::window::font::BitmapFont;
+use hallq_hardware::window::keys::{CallerKey, Key};
+use hallq_hardware::window::sim::{SimBus, SimSpec, lit_dots};
+use hallq_tests::{Hall, client, send};
+use serde_json::{Value, json};
+
+const BOARD: u8 = 10;
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn window_devices_follow_the_queue_and_feed_it() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyRS485");
+    let sim = SimBus::new(&[
+        SimSpec::window_screen(1),
+        SimSpec::window_screen(2),
+        SimSpec::hall_board(BOARD),
+        SimSpec::caller_keypad(21),
+        SimSpec::caller_keypad(22),
+        SimSpec::rating_keypad(31, 5),
+    ]);
+    sim.plug(&link).unwrap();
+    let hall = Hall::with_config(&format!(
+        "[[bus]]\nport = {:?}\nkey_poll_ms = 20\nresponse_timeout_ms = 50\nrating_armed_secs = 30\n\
+         notice = \"今日办理社保业务请带身份证原件\"\n\
+         [[bus.device]]\nunit = 1\nkind = \"window_screen\"\nwindow = 1\n\
+         [[bus.device]]\nunit = 2\nkind = \"window_screen\"\nwindow = 2\n\
+         [[bus.device]]\nunit = 10\nkind = \"hall_board\"\n\
+         [[bus.device]]\nunit = 21\nkind = \"caller_keypad\"\nwindow = 1\n\
+         [[bus.device]]\nunit = 22\nkind = \"caller_keypad\"\nwindow = 2\n\
+         [[bus.device]]\nunit = 31\nkind = \"rating_keypad\"\nwindow = 1\n",
+        link.display().to_string()
+    ));
+    hall.add_staff("S001", "135790", &["--window", "1"]);
+    hall.add_staff("S002", "246801", &["--window", "2"]);
+    let d = hall.start();
+    let c = client();
+    let texts = |unit: u8| sim.texts(unit).unwrap();
+
+    // Idle screens are drawn at start.
+    wait_until("idle screens", Duration::from_secs(5), || {
+        texts(1) == ["1号窗口", "欢迎办理"] && texts(2) == ["2号窗口", "欢迎办理"]
+    });
+
+    let sign_in = |id: &str, pin: &str, w: u32| -> String {
+        let (s, b) = send(
+            c.post(format!("{}/api/v1/sessions", d.url))
+                .send_json(json!({"staff_id": id, "pin": pin, "window": w})),
+        );
+        assert_eq!(s, 201, "{b}");
+        format!("Bearer {}", b["token"].as_str().unwrap())
+    };
+    let t1 = sign_in("S001", "135790", 1);
+    let _t2 = sign_in("S002", "246801", 2);
+    let act = |token: &str, w: u32, action: &str| -> Value {
+        let (s, b) = send(
+            c.post(format!("{}/api/v1/windows/{w}/{action}", d.url))
+                .header("Authorization", token)
+                .send_json(json!({})),
+        );
+        assert_eq!(s, 200, "{action}: {b}");
+        b
+    };
+    let mut tickets = Vec::new();
+    for i in 0..4 {
+        let (s, t) = send(
+            c.post(format!("{}/api/v1/tickets", d.url))
+                .header("Idempotency-Key", format!("w-{i}"))
+                .send_json(json!({"service": "SB"})),
+        );
+        assert!(s == 201 || s == 200, "{t}");
+        tickets.push((
+            t["ticket"]["id"].as_u64().unwrap(),
+            t["ticket"]["number"].as_str().unwrap().to_string(),
+        ));
+    }
+
+    // 1. A call through the API: the window screen and the hall board.
+    let called = act(&t1, 1, "call-next");
+    let number = called["events"][0]["number"].as_str().unwrap().to_string();
+    let ticket = called["events"][0]["ticket"].as_u64().unwrap();
+    let board_line = format!("请 {number} 号到 1 号窗口办理");
+    wait_until("the call on the screens", Duration::from_secs(3), || {
+        texts(1) == [number.as_str(), "请到1号窗口"] && texts(BOARD)[0] == board_line
+    });
+    assert_eq!(texts(BOARD)[5], "今日办理社保业务请带身份证原件");
+
+    // 2. Finish arms the rating pad: 不满意 without a reason, then a reason key.
+    act(&t1, 1, "start");
+    act(&t1, 1, "finish");
+    wait_until("the rating prompt", Duration::from_secs(3), || {
+        texts(1)[1] == "请您评价"
+    });
+    sim.press(31, Key::Rating(4)).unwrap();
+    wait_until("a rating", Duration::from_secs(5), || {
+        !hall.events_of("rating_recorded").is_empty()
+    });
+    let r = &hall.events_of("rating_recorded")[0];
+    assert_eq!(r["rating"]["ticket"], ticket, "{r}");
+    assert_eq!(r["rating"]["level"], "不满意");
+    assert_eq!(r["rating"]["reason_pending"], true);
+    assert_eq!(r["rating"]["channel"], "window-pad-1");
+    assert_eq!(r["rating"]["window"], 1);
+    assert_eq!(r["rating"]["staff"], "S001");
+    sim.press(31, Key::Reason(2)).unwrap();
+    wait_until("the reason", Duration::from_secs(5), || {
+        hall.events_of("rating_recorded").len() == 2
+    });
+    let r = &hall.events_of("rating_recorded")[1];
+    assert_eq!(r["replaced"], true);
+    assert_eq!(r["rating"]["reasons"], json!(["办事效率低"]));
+    assert_eq!(r["rating"]["reason_pending"], false);
+
+    // 3. Two caller keypads press 呼叫 at the same moment: two different tickets.
+    sim.press(21, Key::Function(CallerKey::CallNext)).unwrap();
+    sim.press(22, Key::Function(CallerKey::CallNext)).unwrap();
+    wait_until("two calls", Duration::from_secs(5), || {
+        hall.events_of("ticket_called").len() == 3
+    });
+    let calls = hall.events_of("ticket_called");
+    let (a, b) = (&calls[1], &calls[2]);
+    assert_ne!(a["ticket"], b["ticket"]);
+    let mut staff = vec![a["staff"].as_str().unwrap(), b["staff"].as_str().unwrap()];
+    staff.sort();
+    assert_eq!(
+        staff,
+        ["S001", "S002"],
+        "each keypad acts as its window's staff"
+    );
+    let n2 = if a["window"] == 2 { a } else { b }["number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_until("window 2's call", Duration::from_secs(3), || {
+        texts(2)[0] == n2
+    });
+    // The board lists the latest call first and keeps the earlier ones.
+    wait_until("the board's list", Duration::from_secs(3), || {
+        texts(BOARD).contains(&board_line) && texts(BOARD)[0] != board_line
+    });
+    // No rating was invented for a ticket nobody rated.
+    assert_eq!(hall.events_of("rating_recorded").len(), 2);
+
+    // 4. Pause from the keypad (one toggle key): 暂停服务.
+    sim.press(22, Key::Function(CallerKey::NoShow)).unwrap();
+    sim.press(22, Key::Function(CallerKey::PauseToggle))
+        .unwrap();
+    wait_until("paused", Duration::from_secs(3), || {
+        texts(2)[0] == "暂停服务"
+    });
+    assert_eq!(hall.events_of("window_paused").len(), 1);
+
+    // A picture of the hall board for the docs (pixels prove the text was drawn).
+    let font = BitmapFont::find().expect("install the Debian package unifont");
+    let png = sim.render_png(BOARD, &font).unwrap();
+    assert!(
+        lit_dots(&png, 0, 0, 200, 16) > 300,
+        "the call line is drawn"
+    );
+    if let Ok(path) = std::env::var("HALLQ_DOCS_PNG") {
+        std::fs::write(path, &png).unwrap();
+    }
+
+    // 5. The bus unplugged, every screen losing power meanwhile, then replugged.
+    let before = (texts(1), texts(2), texts(BOARD));
+    sim.unplug();
+    wait_until("offline faults", Duration::from_secs(5), || {
+        hall.events_of("device_fault")
+            .iter()
+            .filter(|e| e["code"] == "offline")
+            .count()
+            >= 6
+    });
+    for u in [1, 2, BOARD] {
+        sim.power_cycle(u).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    let t = Instant::now();
+    sim.plug(&link).unwrap();
+    let redrawn = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        (texts(1), texts(2), texts(BOARD)) == before
+    });
+    assert!(
+        redrawn,
+        "not redrawn within 2 s: {:?} != {before:?}; {} requests",
+        (texts(1), texts(2), texts(BOARD)),
+        sim.requests()
+    );
+    eprintln!("redrawn {:?} after replug", t.elapsed());
+    wait_until("recoveries stored", Duration::from_secs(5), || {
+        hall.events_of("device_recovered").len() >= 6
+    });
+    drop(d);
+}
