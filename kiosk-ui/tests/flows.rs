@@ -637,6 +637,10 @@ fn the_kiosk_flows() {
         an_unreachable_controller_is_said_in_plain_words_and_the_kiosk_recovers,
     );
     run(
+        "a_checklist_and_a_ticket_print_on_the_halls_printer",
+        a_checklist_and_a_ticket_print_on_the_halls_printer,
+    );
+    run(
         "live_events_update_the_queue_figures",
         live_events_update_the_queue_figures,
     );
