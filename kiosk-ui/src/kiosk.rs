@@ -79,8 +79,10 @@ struct UiState {
     shared: Arc<Mutex<Shared>>,
     jobs: Sender<Job>,
     idle: Timer,
-    /// The idempotency key of a ticket request in flight, reused on a retry.
-    pending_key: Option<String>,
+    /// The request (service code or booking code) whose answer was lost, and its
+    /// idempotency key: tapping the same again reuses the key, so a request that did
+    /// reach the controller is answered with its ticket rather than a second one.
+    pending_key: Option<(String, String)>,
     guide: Option<Guide>,
     ticket: Option<(Ticket, Option<String>)>,
     search_input: String,
@@ -425,16 +427,26 @@ fn offline_message(lang: Language) -> &'static str {
     }
 }
 
+/// The idempotency key for `what`: the pending one if it was for the same request,
+/// else a fresh one.
+fn key_for(pending: &mut Option<(String, String)>, what: &str) -> String {
+    match pending {
+        Some((w, key)) if w == what => key.clone(),
+        _ => {
+            let key = uuid::Uuid::new_v4().to_string();
+            *pending = Some((what.to_string(), key.clone()));
+            key
+        }
+    }
+}
+
 fn take_ticket(app: &App, state: &Rc<std::cell::RefCell<UiState>>, code: &str) {
     let k = app.global::<Kiosk>();
     if k.get_busy() {
         return; // a double tap while the first request is in flight
     }
     let mut st = state.borrow_mut();
-    let key = st
-        .pending_key
-        .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
-        .clone();
+    let key = key_for(&mut st.pending_key, &format!("issue:{code}"));
     let _ = st.jobs.send(Job::Issue {
         service: code.to_string(),
         key,
@@ -449,10 +461,8 @@ fn check_in(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
     if k.get_busy() || st.checkin_code.is_empty() {
         return;
     }
-    let key = st
-        .pending_key
-        .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
-        .clone();
+    let what = format!("check-in:{}", st.checkin_code);
+    let key = key_for(&mut st.pending_key, &what);
     let _ = st.jobs.send(Job::CheckIn {
         code: st.checkin_code.clone(),
         key,
@@ -839,4 +849,29 @@ pub fn attach(app: App, settings: Settings) -> KioskLogic {
     // Results that arrived before registration are re-read from the shared copy.
     fill_catalogue(&logic.app, &logic.state);
     logic
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_request_reuses_its_key_and_another_gets_a_new_one() {
+        let mut pending = None;
+        let a = key_for(&mut pending, "issue:SB");
+        assert_eq!(key_for(&mut pending, "issue:SB"), a);
+        let b = key_for(&mut pending, "issue:MZ");
+        assert_ne!(a, b);
+        pending = None;
+        assert_ne!(key_for(&mut pending, "issue:MZ"), b);
+    }
+
+    #[test]
+    fn pad_keys_edit_the_input() {
+        let mut s = String::new();
+        for k in ["4", "8", "DEL", "2", "x!", "CLR", "9"] {
+            edit(&mut s, k, 12);
+        }
+        assert_eq!(s, "9");
+    }
 }
