@@ -34,6 +34,9 @@ pub struct Config {
     /// The MQTT uplink to the hall server; absent means the events wait in the outbox.
     #[serde(default)]
     pub uplink: Option<crate::uplink::UplinkConfig>,
+    /// The service guide (办事指南) of each service, keyed by service code.
+    #[serde(default)]
+    pub guide: std::collections::BTreeMap<String, crate::guide::Guide>,
     /// The hall call board page (`/board`).
     #[serde(default)]
     pub board: Board,
@@ -327,6 +330,18 @@ impl Config {
             let key = format!("queue.{}", e.key);
             invalid(key.clone(), key_line(text, &key), e.message)
         })?;
+        for (code, guide) in &config.guide {
+            let key = format!("guide.{code}");
+            check(
+                &key,
+                config.queue.services.iter().any(|s| &s.code == code),
+                "no service has this code",
+            )?;
+            guide.validate().map_err(|e| {
+                let key = format!("{key}.{}", e.key);
+                invalid(key.clone(), key_line(text, &key), e.message)
+            })?;
+        }
         Ok(config)
     }
 
@@ -456,6 +471,37 @@ mod tests {
             .0
             + 1;
         assert_eq!(*line, expected, "{err}");
+    }
+
+    #[test]
+    fn every_example_service_has_a_valid_guide() {
+        let c = Config::example();
+        for s in &c.queue.services {
+            let g = c.guide.get(&s.code).expect("a guide for every service");
+            assert!(g.materials.len() >= 2, "{}", s.code);
+        }
+    }
+
+    #[test]
+    fn a_guide_error_names_the_key_and_its_line() {
+        let text = EXAMPLE_HALL.replacen("count = 2", "count = 0", 1);
+        let err = Config::parse(&text, "hall.toml").unwrap_err();
+        let ConfigError::Invalid { key, line, .. } = &err else {
+            panic!("{err}")
+        };
+        assert!(
+            key.starts_with("guide.") && key.ends_with(".count"),
+            "{err}"
+        );
+        let expected = text.lines().position(|l| l.contains("count = 0")).unwrap() + 1;
+        assert_eq!(*line, expected, "{err}");
+    }
+
+    #[test]
+    fn a_guide_for_an_unknown_service_is_refused() {
+        let text = format!("{EXAMPLE_HALL}\n[guide.XX]\nitem_code = \"1\"\n");
+        let err = Config::parse(&text, "hall.toml").unwrap_err().to_string();
+        assert!(err.contains("guide.XX"), "{err}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`store`]: SQLite (WAL, `synchronous=FULL`), migrations, the events table (audit log
 //!   and outbox), projected rows, staff accounts and sessions.
 //! - [`core`]: the one thread that owns engine and store, with group commit.
+//! - [`guide`]: the service guides (办事指南) and their printed material checklists.
 //! - [`devices`]: the printer thread and the device health registry.
 //! - [`api`]: the axum router under `/api/v1`, including the SSE live stream.
 //! - [`metrics`]: Prometheus counters, histograms and the text exposition.
@@ -26,6 +27,7 @@ pub mod bench;
 pub mod config;
 pub mod core;
 pub mod devices;
+pub mod guide;
 pub mod metrics;
 pub mod report;
 pub mod server;

@@ -2,7 +2,7 @@
 //! SIGKILL at random moments, then restarted. Every acknowledged ticket must survive,
 //! no number may repeat, a retry of the request in flight must not make a second
 //! ticket, and the queue must still call in issue order. `HALLQ_CRASH_CYCLES` sets the
-//! number of cycles (default 20).
+//! number of cycles (default 50).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,7 +28,7 @@ fn acknowledged_tickets_survive_sigkill_and_numbers_never_repeat() {
     let cycles: usize = std::env::var("HALLQ_CRASH_CYCLES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(50);
     let seed = std::env::var("HALLQ_CRASH_SEED")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -6,6 +6,7 @@
 mod kiosk;
 pub use kiosk::reprinter;
 mod devices;
+mod guide;
 mod metrics;
 mod pages;
 mod queue;
@@ -97,6 +98,7 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(queue::routes())
+        .merge(guide::routes())
         .merge(devices::routes())
         .merge(metrics::routes())
         .merge(windows::routes())

@@ -63,9 +63,10 @@ async fn services(
     State(s): State<AppState>,
     Language(lang): Language,
 ) -> Result<Json<Value>, ApiError> {
+    let config = s.config.clone();
     let body = s
         .hall
-        .query(|e, _| {
+        .query(move |e, _| {
             let loads = e.loads();
             let list: Vec<Value> = e
                 .setup()
@@ -73,7 +74,10 @@ async fn services(
                 .iter()
                 .zip(loads)
                 .map(|(d, l)| {
+                    let guide = config.guide.get(&d.code);
                     json!({
+                        "pinyin": guide.map(|g| g.pinyin.clone()).unwrap_or_default(),
+                        "item_code": guide.map(|g| g.item_code.clone()),
                         "code": d.code, "prefix": d.prefix, "name": names(&d.name), "department": d.department,
                         "windows": windows_for(e.setup(), &d.code),
                         "waiting": l.waiting, "open_windows": l.open_windows, "estimated_wait_minutes": l.estimated_wait_minutes,

@@ -1,0 +1,329 @@
+//! The kiosk's client of the controller's local API (`docs/api.md`). Every call has a
+//! timeout, so a slow controller shows as "unreachable" on screen instead of a frozen
+//! kiosk; calls run on worker threads, never on the UI thread.
+
+use std::io::{BufRead, BufReader};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::catalogue::{Guide, Language, Overview, Service, Ticket};
+
+/// Why a call to the controller did not give an answer we can use.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No answer: refused connection, timeout, broken stream. Worth retrying.
+    #[error("the controller cannot be reached: {0}")]
+    Unreachable(String),
+    /// The controller answered with an error meant for the citizen.
+    #[error("{code}: {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// Machine code (`closed`, `unknown_appointment`, …).
+        code: String,
+        /// Text in the requested language.
+        message: String,
+    },
+    /// The answer was not what the API documents.
+    #[error("unexpected answer from the controller: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    /// Whether asking again (with the same idempotency key) may help.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Unreachable(_) => true,
+            ClientError::Refused { status, .. } => *status == 503,
+            ClientError::Protocol(_) => false,
+        }
+    }
+}
+
+/// How the kiosk reaches its controller.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Base URL, e.g. `http://127.0.0.1:8080`.
+    pub base: String,
+    /// Sent as `X-Kiosk-Id`, recorded on tickets as the channel.
+    pub kiosk_id: String,
+    /// Sent as `X-Kiosk-Key` when the kiosk is not on the controller's machine.
+    pub kiosk_key: Option<String>,
+    /// Longest wait for one answer.
+    pub timeout: Duration,
+}
+
+/// A blocking API client; cheap to clone, one per worker thread.
+#[derive(Clone)]
+pub struct Client {
+    endpoint: Endpoint,
+    agent: ureq::Agent,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorInner,
+}
+
+#[derive(Deserialize)]
+struct ErrorInner {
+    code: String,
+    message: String,
+}
+
+/// The answer to a checklist print request.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChecklistAnswer {
+    /// `printing` when handed to the printer, `unavailable` when no printer can take it.
+    pub printer: String,
+}
+
+#[derive(Deserialize)]
+struct TicketAnswer {
+    ticket: Ticket,
+    #[serde(default)]
+    print: Option<PrintState>,
+}
+
+/// The printer's answer for a ticket: `printing`, `queued`, `unavailable`, `not_printed`.
+#[derive(Deserialize)]
+struct PrintState {
+    state: String,
+}
+
+impl TicketAnswer {
+    /// `printing` when paper is coming, else `unavailable`.
+    fn printer(&self) -> Option<String> {
+        self.print.as_ref().map(|p| match p.state.as_str() {
+            "printing" | "queued" => "printing".to_string(),
+            _ => "unavailable".to_string(),
+        })
+    }
+}
+
+impl Client {
+    /// A client for `endpoint`.
+    pub fn new(endpoint: Endpoint) -> Client {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(endpoint.timeout))
+            .timeout_connect(Some(endpoint.timeout.min(Duration::from_secs(2))))
+            .build()
+            .into();
+        Client { endpoint, agent }
+    }
+
+    /// The endpoint in use.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.endpoint.base.trim_end_matches('/'))
+    }
+
+    fn headers<B>(&self, req: ureq::RequestBuilder<B>, lang: Language) -> ureq::RequestBuilder<B> {
+        let req = req
+            .header("Accept-Language", lang.tag())
+            .header("X-Kiosk-Id", &self.endpoint.kiosk_id);
+        match &self.endpoint.kiosk_key {
+            Some(k) => req.header("X-Kiosk-Key", k),
+            None => req,
+        }
+    }
+
+    fn answer<T: DeserializeOwned>(
+        resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T, ClientError> {
+        let mut resp = resp.map_err(|e| ClientError::Unreachable(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let body: Value = resp
+            .body_mut()
+            .read_json()
+            .map_err(|e| ClientError::Unreachable(format!("reading the answer: {e}")))?;
+        if (200..300).contains(&status) {
+            serde_json::from_value(body).map_err(|e| ClientError::Protocol(e.to_string()))
+        } else {
+            let e: ErrorBody = serde_json::from_value(body).map_err(|_| {
+                ClientError::Protocol(format!("status {status} without an error body"))
+            })?;
+            Err(ClientError::Refused {
+                status,
+                code: e.error.code,
+                message: e.error.message,
+            })
+        }
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str, lang: Language) -> Result<T, ClientError> {
+        Self::answer(self.headers(self.agent.get(self.url(path)), lang).call())
+    }
+
+    fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        lang: Language,
+        key: Option<&str>,
+        body: Value,
+    ) -> Result<T, ClientError> {
+        let mut req = self.headers(self.agent.post(self.url(path)), lang);
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        Self::answer(req.send_json(body))
+    }
+
+    /// The service catalogue with each service's queue figures.
+    pub fn services(&self) -> Result<Vec<Service>, ClientError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            services: Vec<Service>,
+        }
+        Ok(self
+            .get::<Answer>("/api/v1/services", Language::ZhCn)?
+            .services)
+    }
+
+    /// The hall overview: windows and what they serve.
+    pub fn overview(&self) -> Result<Overview, ClientError> {
+        self.get("/api/v1/overview", Language::ZhCn)
+    }
+
+    /// The service guide of `code`.
+    pub fn guide(&self, code: &str, lang: Language) -> Result<Guide, ClientError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            guide: Guide,
+        }
+        Ok(self
+            .get::<Answer>(&format!("/api/v1/services/{}/guide", path_part(code)), lang)?
+            .guide)
+    }
+
+    /// Asks the controller to print the material checklist of `code`.
+    pub fn checklist(&self, code: &str, lang: Language) -> Result<ChecklistAnswer, ClientError> {
+        self.post(
+            &format!("/api/v1/services/{}/checklist", path_part(code)),
+            lang,
+            None,
+            Value::Object(Default::default()),
+        )
+    }
+
+    /// Takes a ticket; `key` makes a retry or a double tap return the same ticket.
+    /// Answers the ticket and the printer state.
+    pub fn issue(
+        &self,
+        service: &str,
+        key: &str,
+        lang: Language,
+    ) -> Result<(Ticket, Option<String>), ClientError> {
+        let a: TicketAnswer = self.post(
+            "/api/v1/tickets",
+            lang,
+            Some(key),
+            serde_json::json!({ "service": service }),
+        )?;
+        let printer = a.printer();
+        Ok((a.ticket, printer))
+    }
+
+    /// Checks an appointment in by its booking code.
+    pub fn check_in(
+        &self,
+        code: &str,
+        key: &str,
+        lang: Language,
+    ) -> Result<(Ticket, Option<String>), ClientError> {
+        let a: TicketAnswer = self.post(
+            &format!("/api/v1/appointments/{}/check-in", path_part(code)),
+            lang,
+            Some(key),
+            Value::Object(Default::default()),
+        )?;
+        let printer = a.printer();
+        Ok((a.ticket, printer))
+    }
+
+    /// Follows the live event stream, calling `on_event` with each event's name until the
+    /// stream ends or breaks. Returns why it ended.
+    pub fn follow_events(&self, mut on_event: impl FnMut(&str) -> bool) -> ClientError {
+        // The stream sends a keep-alive every 15 s; 40 s of silence means it is gone.
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(2)))
+            .timeout_recv_body(None)
+            .timeout_per_call(None)
+            .timeout_global(None)
+            .build()
+            .into();
+        let req = self.headers(agent.get(self.url("/api/v1/stream")), Language::ZhCn);
+        let mut resp = match req.header("Accept", "text/event-stream").call() {
+            Ok(r) => r,
+            Err(e) => return ClientError::Unreachable(e.to_string()),
+        };
+        if resp.status().as_u16() != 200 {
+            return ClientError::Protocol(format!("event stream answered {}", resp.status()));
+        }
+        let reader = BufReader::new(resp.body_mut().as_reader());
+        for line in reader.lines() {
+            match line {
+                Ok(l) => {
+                    if let Some(name) = l.strip_prefix("event:")
+                        && !on_event(name.trim())
+                    {
+                        return ClientError::Unreachable("stopped".into());
+                    }
+                    if l.starts_with("data:") && !on_event("") {
+                        return ClientError::Unreachable("stopped".into());
+                    }
+                }
+                Err(e) => return ClientError::Unreachable(e.to_string()),
+            }
+        }
+        ClientError::Unreachable("the event stream ended".into())
+    }
+}
+
+/// A path segment with anything but letters, digits, - and _ percent-encoded.
+fn path_part(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odd_characters_in_a_path_are_encoded() {
+        assert_eq!(path_part("SB"), "SB");
+        assert_eq!(path_part("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn a_closed_port_is_unreachable_and_transient() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let c = Client::new(Endpoint {
+            base: format!("http://127.0.0.1:{port}"),
+            kiosk_id: "k1".into(),
+            kiosk_key: None,
+            timeout: Duration::from_secs(1),
+        });
+        let e = c.services().unwrap_err();
+        assert!(matches!(e, ClientError::Unreachable(_)), "{e}");
+        assert!(e.is_transient());
+    }
+}

@@ -1,0 +1,877 @@
+//! The kiosk's logic: answers the screens' callbacks, keeps the catalogue fresh from the
+//! controller (a refresher thread woken by the live event stream), and runs citizens'
+//! requests on a worker thread so the UI never waits on the network. Results come back to
+//! the UI thread through `slint::invoke_from_event_loop`.
+
+use std::rc::Rc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use slint::{ComponentHandle, Model, ModelRc, SharedString, Timer, TimerMode, VecModel, Weak};
+
+use crate::catalogue::{self, Guide, Language, Overview, Service, Ticket};
+use crate::client::{Client, ClientError, Endpoint};
+use crate::{App, GuideView, Kiosk, Screen, ServiceTile, TicketView, WindowRow};
+
+/// What a kiosk needs to know to run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How to reach the controller.
+    pub endpoint: Endpoint,
+    /// The language the kiosk starts in and returns to when idle.
+    pub default_language: Language,
+    /// Untouched this long, the kiosk returns home in the default language.
+    pub idle_timeout: Duration,
+    /// How often the catalogue is refreshed even without events.
+    pub refresh_every: Duration,
+    /// The hall name shown until the controller answers.
+    pub hall_name: String,
+    /// Why the kiosk is locked, if an operator locked it (shown on the locked screen).
+    pub locked_reason: Option<String>,
+    /// The hall's offset from UTC, for the clock on screen (480 in China).
+    pub utc_offset_minutes: i32,
+}
+
+/// The most recent answers from the controller, shared with the worker threads.
+#[derive(Default)]
+struct Shared {
+    services: Vec<Service>,
+    overview: Option<Overview>,
+    online: bool,
+}
+
+/// A citizen's request for the worker.
+enum Job {
+    Issue {
+        service: String,
+        key: String,
+        lang: Language,
+    },
+    CheckIn {
+        code: String,
+        key: String,
+        lang: Language,
+    },
+    Guide {
+        code: String,
+        lang: Language,
+    },
+    Checklist {
+        code: String,
+        lang: Language,
+    },
+}
+
+/// The kiosk's logic bound to one `App`. Dropping it stops its threads.
+pub struct KioskLogic {
+    app: App,
+    state: Rc<std::cell::RefCell<UiState>>,
+    _clock: Timer,
+    _refresh_stop: Sender<()>,
+}
+
+/// State that only the UI thread touches.
+struct UiState {
+    settings: Settings,
+    language: Language,
+    elder: bool,
+    shared: Arc<Mutex<Shared>>,
+    jobs: Sender<Job>,
+    idle: Timer,
+    /// The request (service code or booking code) whose answer was lost, and its
+    /// idempotency key: tapping the same again reuses the key, so a request that did
+    /// reach the controller is answered with its ticket rather than a second one.
+    pending_key: Option<(String, String)>,
+    guide: Option<Guide>,
+    ticket: Option<(Ticket, Option<String>)>,
+    search_input: String,
+    checkin_code: String,
+}
+
+impl KioskLogic {
+    /// Wires `app` to the controller at `settings.endpoint` and starts the worker,
+    /// the refresher and the live-stream follower.
+    pub fn start(app: App, settings: Settings) -> KioskLogic {
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
+        let client = Client::new(settings.endpoint.clone());
+        let weak = app.as_weak();
+
+        let worker_client = client.clone();
+        let worker_weak = weak.clone();
+        std::thread::Builder::new()
+            .name("kiosk-worker".into())
+            .spawn(move || worker(worker_client, jobs_rx, worker_weak))
+            .expect("spawn the kiosk worker");
+
+        let (wake_tx, wake_rx) = mpsc::channel::<()>();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        {
+            let client = client.clone();
+            let shared = shared.clone();
+            let weak = weak.clone();
+            let every = settings.refresh_every;
+            std::thread::Builder::new()
+                .name("kiosk-refresh".into())
+                .spawn(move || refresher(client, shared, weak, wake_rx, stop_rx, every))
+                .expect("spawn the kiosk refresher");
+        }
+        {
+            let client = client.clone();
+            std::thread::Builder::new()
+                .name("kiosk-events".into())
+                .spawn(move || follow(client, wake_tx))
+                .expect("spawn the kiosk event follower");
+        }
+
+        let k = app.global::<Kiosk>();
+        k.set_hall_name(settings.hall_name.clone().into());
+        k.set_online(true);
+
+        let state = Rc::new(std::cell::RefCell::new(UiState {
+            language: settings.default_language,
+            settings,
+            elder: false,
+            shared,
+            jobs: jobs_tx,
+            idle: Timer::default(),
+            pending_key: None,
+            guide: None,
+            ticket: None,
+            search_input: String::new(),
+            checkin_code: String::new(),
+        }));
+
+        let clock = Timer::default();
+        {
+            let weak = weak.clone();
+            let state = state.clone();
+            clock.start(TimerMode::Repeated, Duration::from_secs(1), move || {
+                if let Some(app) = weak.upgrade() {
+                    let st = state.borrow();
+                    let text = clock_text(st.language, st.settings.utc_offset_minutes);
+                    app.global::<Kiosk>().set_clock_text(text.into());
+                }
+            });
+        }
+        let logic = KioskLogic {
+            app,
+            state,
+            _clock: clock,
+            _refresh_stop: stop_tx,
+        };
+        logic.connect();
+        logic.apply_language();
+        logic.go_home();
+        logic
+    }
+
+    /// The application window.
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    fn connect(&self) {
+        let k = self.app.global::<Kiosk>();
+        let weak = self.app.as_weak();
+        let state = self.state.clone();
+
+        macro_rules! with {
+            ($body:expr) => {{
+                let weak = weak.clone();
+                let state = state.clone();
+                move || {
+                    if let Some(app) = weak.upgrade() {
+                        let f: &dyn Fn(&App, &Rc<std::cell::RefCell<UiState>>) = &$body;
+                        f(&app, &state);
+                    }
+                }
+            }};
+        }
+
+        k.on_touched(with!(|app: &App, st| restart_idle(app, st)));
+        k.on_go_home(with!(|app: &App, st| go_home(app, st)));
+        {
+            let weak = weak.clone();
+            let state = state.clone();
+            k.on_navigate(move |screen| {
+                if let Some(app) = weak.upgrade() {
+                    navigate(&app, &state, screen);
+                }
+            });
+        }
+        {
+            let weak = weak.clone();
+            let state = state.clone();
+            k.on_take_ticket(move |code| {
+                if let Some(app) = weak.upgrade() {
+                    take_ticket(&app, &state, code.as_str());
+                }
+            });
+        }
+        {
+            let weak = weak.clone();
+            let state = state.clone();
+            k.on_open_guide(move |code| {
+                if let Some(app) = weak.upgrade() {
+                    open_guide(&app, &state, code.as_str());
+                }
+            });
+        }
+        {
+            let weak = weak.clone();
+            let state = state.clone();
+            k.on_print_checklist(move |code| {
+                if let Some(app) = weak.upgrade() {
+                    let st = state.borrow();
+                    app.global::<Kiosk>().set_checklist_state("".into());
+                    let _ = st.jobs.send(Job::Checklist {
+                        code: code.to_string(),
+                        lang: st.language,
+                    });
+                    app.global::<Kiosk>().set_busy(true);
+                }
+            });
+        }
+        {
+            let weak = weak.clone();
+            let state = state.clone();
+            k.on_search_key(move |key| {
+                if let Some(app) = weak.upgrade() {
+                    let mut st = state.borrow_mut();
+                    edit(&mut st.search_input, key.as_str(), 12);
+                    let input = st.search_input.clone();
+                    drop(st);
+                    app.global::<Kiosk>().set_search_input(input.into());
+                    refresh_search(&app, &state);
+                }
+            });
+        }
+        {
+            let weak = weak.clone();
+            let state = state.clone();
+            k.on_search_mode(move |digits| {
+                if let Some(app) = weak.upgrade() {
+                    state.borrow_mut().search_input.clear();
+                    let k = app.global::<Kiosk>();
+                    k.set_search_digits(digits);
+                    k.set_search_input("".into());
+                    refresh_search(&app, &state);
+                }
+            });
+        }
+        {
+            let weak = weak.clone();
+            let state = state.clone();
+            k.on_checkin_key(move |key| {
+                if let Some(app) = weak.upgrade() {
+                    let mut st = state.borrow_mut();
+                    edit(&mut st.checkin_code, key.as_str(), 12);
+                    app.global::<Kiosk>()
+                        .set_checkin_code(st.checkin_code.clone().into());
+                }
+            });
+        }
+        k.on_check_in(with!(|app: &App, st| check_in(app, st)));
+        {
+            let weak = weak.clone();
+            let state = state.clone();
+            k.on_set_language(move |code| {
+                if let Some(app) = weak.upgrade()
+                    && let Some(lang) = Language::parse(code.as_str())
+                {
+                    state.borrow_mut().language = lang;
+                    apply_language(&app, &state);
+                }
+            });
+        }
+        k.on_toggle_elder(with!(|app: &App, st| {
+            let elder = !st.borrow().elder;
+            st.borrow_mut().elder = elder;
+            let k = app.global::<Kiosk>();
+            k.set_elder(elder);
+            k.set_page(0);
+            k.set_guide_step(0);
+        }));
+        k.on_dismiss_message(with!(|app: &App, _st| {
+            app.global::<Kiosk>().set_message("".into());
+        }));
+        k.on_change_page(move |delta| {
+            if let Some(app) = weak.upgrade() {
+                let k = app.global::<Kiosk>();
+                k.set_page((k.get_page() + delta).max(0));
+            }
+        });
+    }
+
+    fn apply_language(&self) {
+        apply_language(&self.app, &self.state);
+    }
+
+    fn go_home(&self) {
+        go_home(&self.app, &self.state);
+    }
+
+    /// The language in force.
+    pub fn language(&self) -> Language {
+        self.state.borrow().language
+    }
+}
+
+/// Applies a pad key to an input: a digit or letter appends, DEL deletes, CLR clears.
+fn edit(input: &mut String, key: &str, max: usize) {
+    match key {
+        "DEL" => {
+            input.pop();
+        }
+        "CLR" => input.clear(),
+        k if k.len() == 1 && k.chars().all(|c| c.is_ascii_alphanumeric()) && input.len() < max => {
+            input.push_str(k)
+        }
+        _ => {}
+    }
+}
+
+fn clock_text(lang: Language, utc_offset_minutes: i32) -> String {
+    let offset = chrono::FixedOffset::east_opt(utc_offset_minutes * 60)
+        .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset"));
+    let now = chrono::Utc::now().with_timezone(&offset);
+    match lang {
+        Language::En => now.format("%a %-d %b %Y  %H:%M").to_string(),
+        Language::ZhCn | Language::ZhTw => {
+            let wd = ["一", "二", "三", "四", "五", "六", "日"]
+                [chrono::Datelike::weekday(&now).num_days_from_monday() as usize];
+            format!(
+                "{}  星期{wd}  {}",
+                now.format("%Y年%-m月%-d日"),
+                now.format("%H:%M")
+            )
+        }
+    }
+}
+
+fn restart_idle(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
+    let st = state.borrow();
+    let weak = app.as_weak();
+    let st2 = state.clone();
+    st.idle
+        .start(TimerMode::SingleShot, st.settings.idle_timeout, move || {
+            if let Some(app) = weak.upgrade() {
+                idle_return(&app, &st2);
+            }
+        });
+}
+
+/// Untouched for the idle time: home, default language, standard mode, inputs cleared.
+fn idle_return(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
+    {
+        let mut st = state.borrow_mut();
+        st.language = st.settings.default_language;
+        st.elder = false;
+    }
+    app.global::<Kiosk>().set_elder(false);
+    app.global::<Kiosk>().set_message("".into());
+    apply_language(app, state);
+    go_home(app, state);
+    tracing::debug!("idle: back home in the default language");
+}
+
+fn go_home(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
+    let k = app.global::<Kiosk>();
+    {
+        let mut st = state.borrow_mut();
+        st.search_input.clear();
+        st.checkin_code.clear();
+    }
+    k.set_search_input("".into());
+    k.set_search_results(ModelRc::default());
+    k.set_checkin_code("".into());
+    k.set_checklist_state("".into());
+    k.set_page(0);
+    k.set_guide_step(0);
+    k.set_screen(match &state.borrow().settings.locked_reason {
+        Some(reason) => {
+            k.set_open(false);
+            k.set_closed_reason(reason.clone().into());
+            Screen::Closed
+        }
+        None => Screen::Home,
+    });
+}
+
+fn navigate(app: &App, state: &Rc<std::cell::RefCell<UiState>>, screen: Screen) {
+    let k = app.global::<Kiosk>();
+    k.set_page(0);
+    k.set_guide_step(0);
+    if screen == Screen::Search {
+        state.borrow_mut().search_input.clear();
+        k.set_search_input("".into());
+        k.set_search_results(ModelRc::default());
+    }
+    if screen == Screen::Checkin {
+        state.borrow_mut().checkin_code.clear();
+        k.set_checkin_code("".into());
+    }
+    k.set_screen(screen);
+    restart_idle(app, state);
+}
+
+fn offline_message(lang: Language) -> &'static str {
+    match lang {
+        Language::ZhCn => "暂时连不上叫号系统，请稍候再试，或请工作人员帮忙。",
+        Language::ZhTw => "暫時連不上叫號系統，請稍候再試，或請工作人員幫忙。",
+        Language::En => {
+            "The queue system cannot be reached right now. Please try again in a moment or ask the staff."
+        }
+    }
+}
+
+/// The idempotency key for `what`: the pending one if it was for the same request,
+/// else a fresh one.
+fn key_for(pending: &mut Option<(String, String)>, what: &str) -> String {
+    match pending {
+        Some((w, key)) if w == what => key.clone(),
+        _ => {
+            let key = uuid::Uuid::new_v4().to_string();
+            *pending = Some((what.to_string(), key.clone()));
+            key
+        }
+    }
+}
+
+fn take_ticket(app: &App, state: &Rc<std::cell::RefCell<UiState>>, code: &str) {
+    let k = app.global::<Kiosk>();
+    if k.get_busy() {
+        return; // a double tap while the first request is in flight
+    }
+    let mut st = state.borrow_mut();
+    let key = key_for(&mut st.pending_key, &format!("issue:{code}"));
+    let _ = st.jobs.send(Job::Issue {
+        service: code.to_string(),
+        key,
+        lang: st.language,
+    });
+    k.set_busy(true);
+}
+
+fn check_in(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
+    let k = app.global::<Kiosk>();
+    let mut st = state.borrow_mut();
+    if k.get_busy() || st.checkin_code.is_empty() {
+        return;
+    }
+    let what = format!("check-in:{}", st.checkin_code);
+    let key = key_for(&mut st.pending_key, &what);
+    let _ = st.jobs.send(Job::CheckIn {
+        code: st.checkin_code.clone(),
+        key,
+        lang: st.language,
+    });
+    k.set_busy(true);
+}
+
+fn open_guide(app: &App, state: &Rc<std::cell::RefCell<UiState>>, code: &str) {
+    let st = state.borrow();
+    let _ = st.jobs.send(Job::Guide {
+        code: code.to_string(),
+        lang: st.language,
+    });
+    app.global::<Kiosk>().set_busy(true);
+}
+
+fn refresh_search(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
+    let st = state.borrow();
+    let shared = st.shared.lock().unwrap_or_else(|p| p.into_inner());
+    let found: Vec<ServiceTile> = catalogue::search(&shared.services, &st.search_input)
+        .into_iter()
+        .take(4)
+        .map(|s| tile(s, st.language))
+        .collect();
+    app.global::<Kiosk>()
+        .set_search_results(ModelRc::new(VecModel::from(found)));
+}
+
+fn tile(s: &Service, lang: Language) -> ServiceTile {
+    ServiceTile {
+        code: s.code.clone().into(),
+        name: s.name.get(lang).into(),
+        department: s.department.clone().into(),
+        prefix: s.prefix.clone().into(),
+        waiting: s.waiting as i32,
+        wait_minutes: s.estimated_wait_minutes as i32,
+        windows: catalogue::windows_text(&s.windows, lang).into(),
+    }
+}
+
+/// Selects the bundled translation and refills every model in the language.
+fn apply_language(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
+    let lang = state.borrow().language;
+    let offset = state.borrow().settings.utc_offset_minutes;
+    if let Err(e) = slint::select_bundled_translation(lang.code()) {
+        tracing::warn!(lang = lang.code(), "no bundled translation: {e}");
+    }
+    let k = app.global::<Kiosk>();
+    k.set_language(lang.code().into());
+    k.set_clock_text(clock_text(lang, offset).into());
+    fill_catalogue(app, state);
+    refresh_search(app, state);
+    let st = state.borrow();
+    if let Some(g) = &st.guide {
+        k.set_guide(guide_view(g, lang));
+    }
+    if let Some((t, printer)) = &st.ticket {
+        k.set_ticket(ticket_view(t, lang));
+        k.set_printer_state(
+            printer
+                .clone()
+                .unwrap_or_else(|| "unavailable".into())
+                .into(),
+        );
+    }
+}
+
+/// Refills the service tiles, the overview figures and the windows from the shared copy.
+fn fill_catalogue(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
+    let st = state.borrow();
+    let lang = st.language;
+    let shared = st.shared.lock().unwrap_or_else(|p| p.into_inner());
+    let k = app.global::<Kiosk>();
+    k.set_online(shared.online);
+    let tiles: Vec<ServiceTile> = shared.services.iter().map(|s| tile(s, lang)).collect();
+    let same = {
+        let old = k.get_services();
+        old.row_count() == tiles.len() && old.iter().zip(&tiles).all(|(a, b)| &a == b)
+    };
+    if !same {
+        k.set_services(ModelRc::new(VecModel::from(tiles)));
+    }
+    k.set_total_waiting(shared.services.iter().map(|s| s.waiting as i32).sum());
+    if let Some(o) = &shared.overview {
+        k.set_hall_name(o.hall.clone().into());
+        let rows: Vec<WindowRow> = o
+            .windows
+            .iter()
+            .map(|w| WindowRow {
+                number: w.number as i32,
+                name: w.name.clone().into(),
+                serving: w
+                    .current
+                    .as_ref()
+                    .map(|c| SharedString::from(c.number.as_str()))
+                    .unwrap_or_default(),
+                state: if w.paused {
+                    "paused".into()
+                } else if w.staffed {
+                    "open".into()
+                } else {
+                    "closed".into()
+                },
+            })
+            .collect();
+        k.set_windows(ModelRc::new(VecModel::from(rows)));
+    }
+}
+
+fn ticket_view(t: &Ticket, lang: Language) -> TicketView {
+    TicketView {
+        number: t.number.clone().into(),
+        service: t
+            .service_name
+            .as_ref()
+            .map(|n| n.get(lang).to_string())
+            .unwrap_or_else(|| t.service.clone())
+            .into(),
+        ahead: t.ahead as i32,
+        wait_minutes: t.estimated_wait_minutes as i32,
+        windows: catalogue::windows_text(&t.windows, lang).into(),
+        issued_at: t.issued_at_local.clone().into(),
+        appointment: t.appointment.as_ref().is_some_and(|a| !a.is_null()),
+    }
+}
+
+fn guide_view(g: &Guide, lang: Language) -> GuideView {
+    let mut location = g.location.get(lang).to_string();
+    if let Some(url) = &g.online {
+        location.push('\n');
+        location.push_str(url);
+    }
+    GuideView {
+        code: g.code.clone().into(),
+        name: g.name.get(lang).into(),
+        item_code: g.item_code.clone().into(),
+        department: g.department.clone().into(),
+        basis: g.basis.get(lang).into(),
+        conditions: Guide::lines(&g.conditions, lang, false).into(),
+        materials: g.materials_text(lang).into(),
+        process: Guide::lines(&g.process, lang, true).into(),
+        promised_days: g.promised_days as i32,
+        statutory_days: g.statutory_days as i32,
+        fees: g.fees.get(lang).into(),
+        location: location.into(),
+        phone: g.phone.clone().into(),
+        online: g.online.clone().unwrap_or_default().into(),
+    }
+}
+
+/// What the worker hands back to the UI thread.
+enum Outcome {
+    Ticket(Result<(Ticket, Option<String>), ClientError>),
+    Guide(Result<Box<Guide>, ClientError>),
+    Checklist(Result<String, ClientError>),
+}
+
+fn worker(client: Client, jobs: Receiver<Job>, app: Weak<App>) {
+    while let Ok(job) = jobs.recv() {
+        let (lang, outcome) = match job {
+            Job::Issue { service, key, lang } => (
+                lang,
+                Outcome::Ticket(retrying(|| client.issue(&service, &key, lang))),
+            ),
+            Job::CheckIn { code, key, lang } => (
+                lang,
+                Outcome::Ticket(retrying(|| client.check_in(&code, &key, lang))),
+            ),
+            Job::Guide { code, lang } => (
+                lang,
+                Outcome::Guide(client.guide(&code, lang).map(Box::new)),
+            ),
+            Job::Checklist { code, lang } => (
+                lang,
+                Outcome::Checklist(client.checklist(&code, lang).map(|a| {
+                    if a.printer == "queued" {
+                        "printing".to_string()
+                    } else {
+                        a.printer
+                    }
+                })),
+            ),
+        };
+        let app = app.clone();
+        let sent = slint::invoke_from_event_loop(move || {
+            if let Some(app) = app.upgrade() {
+                deliver(&app, lang, outcome);
+            }
+        });
+        if sent.is_err() {
+            break; // the event loop is gone: the kiosk is shutting down
+        }
+    }
+}
+
+/// Tries a request up to three times over about four seconds while the controller is
+/// unreachable; the same idempotency key makes the retries safe.
+fn retrying<T>(mut f: impl FnMut() -> Result<T, ClientError>) -> Result<T, ClientError> {
+    let mut last = None;
+    for pause in [0u64, 1000, 2500] {
+        std::thread::sleep(Duration::from_millis(pause));
+        match f() {
+            Err(e) if e.is_transient() => last = Some(e),
+            other => return other,
+        }
+    }
+    Err(last.unwrap_or_else(|| ClientError::Unreachable("no attempt".into())))
+}
+
+thread_local! {
+    /// The UI state of the kiosk on this thread, for results arriving from workers.
+    static UI: std::cell::RefCell<Option<std::rc::Weak<std::cell::RefCell<UiState>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn with_ui(f: impl FnOnce(&Rc<std::cell::RefCell<UiState>>)) {
+    UI.with(|u| {
+        if let Some(st) = u.borrow().as_ref().and_then(std::rc::Weak::upgrade) {
+            f(&st);
+        }
+    });
+}
+
+fn deliver(app: &App, lang: Language, outcome: Outcome) {
+    let k = app.global::<Kiosk>();
+    k.set_busy(false);
+    with_ui(|state| match outcome {
+        Outcome::Ticket(Ok((t, printer))) => {
+            state.borrow_mut().pending_key = None;
+            let lang_now = state.borrow().language;
+            k.set_ticket(ticket_view(&t, lang_now));
+            k.set_printer_state(
+                printer
+                    .clone()
+                    .unwrap_or_else(|| "unavailable".into())
+                    .into(),
+            );
+            state.borrow_mut().ticket = Some((t, printer));
+            state.borrow_mut().checkin_code.clear();
+            k.set_checkin_code("".into());
+            k.set_screen(Screen::Ticket);
+            restart_idle(app, state);
+        }
+        Outcome::Ticket(Err(e)) => {
+            tracing::warn!("ticket request failed: {e}");
+            match e {
+                ClientError::Refused { code, message, .. } => {
+                    // A refusal is final for this key: the next tap is a new request.
+                    state.borrow_mut().pending_key = None;
+                    if code == "closed" {
+                        k.set_open(false);
+                        k.set_closed_reason(message.into());
+                        k.set_screen(Screen::Closed);
+                    } else {
+                        k.set_message(message.into());
+                    }
+                }
+                // Unreachable: keep the key, so tapping again cannot make a second ticket
+                // if the first did get through.
+                ClientError::Unreachable(_) => {
+                    k.set_online(false);
+                    k.set_message(offline_message(lang).into());
+                }
+                ClientError::Protocol(_) => k.set_message(offline_message(lang).into()),
+            }
+        }
+        Outcome::Guide(Ok(g)) => {
+            let lang_now = state.borrow().language;
+            k.set_guide(guide_view(&g, lang_now));
+            k.set_checklist_state("".into());
+            k.set_guide_step(0);
+            state.borrow_mut().guide = Some(*g);
+            k.set_screen(Screen::Guide);
+            restart_idle(app, state);
+        }
+        Outcome::Guide(Err(e)) | Outcome::Checklist(Err(e)) => {
+            tracing::warn!("guide request failed: {e}");
+            match e {
+                ClientError::Refused { message, .. } => k.set_message(message.into()),
+                _ => k.set_message(offline_message(lang).into()),
+            }
+        }
+        Outcome::Checklist(Ok(printer)) => {
+            k.set_checklist_state(printer.into());
+        }
+    });
+}
+
+impl KioskLogic {
+    /// Registers this kiosk's state for results arriving on this (the UI) thread.
+    fn register(&self) {
+        UI.with(|u| *u.borrow_mut() = Some(Rc::downgrade(&self.state)));
+    }
+}
+
+/// Keeps the catalogue and overview fresh: on every wake-up from the event stream (a
+/// burst is folded into one refresh), and every `every` anyway; every 2 s while offline.
+fn refresher(
+    client: Client,
+    shared: Arc<Mutex<Shared>>,
+    app: Weak<App>,
+    wake: Receiver<()>,
+    stop: Receiver<()>,
+    every: Duration,
+) {
+    loop {
+        if !matches!(stop.try_recv(), Err(mpsc::TryRecvError::Empty)) {
+            return;
+        }
+        let result = client.services().and_then(|s| Ok((s, client.overview()?)));
+        let online = result.is_ok();
+        {
+            let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
+            match result {
+                Ok((services, overview)) => {
+                    sh.services = services;
+                    sh.overview = Some(overview);
+                }
+                Err(ref e) => tracing::debug!("refresh failed: {e}"),
+            }
+            if sh.online != online {
+                tracing::info!(online, "controller reachability changed");
+            }
+            sh.online = online;
+        }
+        let app2 = app.clone();
+        if slint::invoke_from_event_loop(move || {
+            if let Some(app) = app2.upgrade() {
+                with_ui(|st| fill_catalogue(&app, st));
+            }
+        })
+        .is_err()
+        {
+            return;
+        }
+        let wait = if online {
+            every
+        } else {
+            Duration::from_secs(2)
+        };
+        match wake.recv_timeout(wait) {
+            Ok(()) => {
+                // Fold a burst of events into one refresh.
+                std::thread::sleep(Duration::from_millis(50));
+                while wake.try_recv().is_ok() {}
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
+        }
+    }
+}
+
+/// Follows the live stream and wakes the refresher on each event; reconnects with
+/// backoff when the stream breaks.
+fn follow(client: Client, wake: Sender<()>) {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let mut alive = true;
+        let why = client.follow_events(|name| {
+            if name.is_empty() {
+                return true;
+            }
+            alive = wake.send(()).is_ok();
+            alive
+        });
+        if !alive {
+            return;
+        }
+        tracing::debug!("event stream ended: {why}");
+        // Wake the refresher so the screen learns of the outage at once.
+        if wake.send(()).is_err() {
+            return;
+        }
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Builds the logic for `app` on the current (UI) thread.
+pub fn attach(app: App, settings: Settings) -> KioskLogic {
+    let logic = KioskLogic::start(app, settings);
+    logic.register();
+    // Results that arrived before registration are re-read from the shared copy.
+    fill_catalogue(&logic.app, &logic.state);
+    logic
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_request_reuses_its_key_and_another_gets_a_new_one() {
+        let mut pending = None;
+        let a = key_for(&mut pending, "issue:SB");
+        assert_eq!(key_for(&mut pending, "issue:SB"), a);
+        let b = key_for(&mut pending, "issue:MZ");
+        assert_ne!(a, b);
+        pending = None;
+        assert_ne!(key_for(&mut pending, "issue:MZ"), b);
+    }
+
+    #[test]
+    fn pad_keys_edit_the_input() {
+        let mut s = String::new();
+        for k in ["4", "8", "DEL", "2", "x!", "CLR", "9"] {
+            edit(&mut s, k, 12);
+        }
+        assert_eq!(s, "9");
+    }
+}

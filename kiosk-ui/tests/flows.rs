@@ -1,0 +1,651 @@
+//! The kiosk driven through its flows as a citizen would: taps at the buttons on screen,
+//! the real `hallq` controller answering over HTTP, the software renderer drawing every
+//! screen. Assertions read what is shown (labels, the adapter's properties) and pixels
+//! (Chinese text must leave ink, never blank boxes). Screenshots of every screen land in
+//! the target dir, and in `docs/screens/` when `HALLQ_SCREENS=1`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hallq_kiosk::catalogue::Language;
+use hallq_kiosk::client::Endpoint;
+use hallq_kiosk::headless::{Area, Frame, Screen};
+use hallq_kiosk::{App, Kiosk, KioskLogic, Screen as Page, Settings};
+use hallq_tests::{Hall, client, send};
+use i_slint_backend_testing::ElementHandle;
+use slint::{ComponentHandle, Model};
+
+const PORTRAIT: (u32, u32) = (1080, 1920);
+const LANDSCAPE: (u32, u32) = (1920, 1080);
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A controller, a kiosk on the headless screen, and the means to touch it.
+struct Rig {
+    screen: Screen,
+    logic: KioskLogic,
+    url: String,
+    _daemon: Option<hallq_tests::Daemon>,
+    _hall: Hall,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        Rig::with(PORTRAIT, Duration::from_secs(60))
+    }
+
+    fn with(size: (u32, u32), idle: Duration) -> Rig {
+        let hall = Hall::new();
+        let daemon = hall.start();
+        let url = daemon.url.clone();
+        let rig = Rig::on(url, size, idle, hall, Some(daemon));
+        assert!(
+            rig.wait_for(|app| app.global::<Kiosk>().get_services().iter().count() == 6),
+            "the catalogue arrives from the controller"
+        );
+        rig
+    }
+
+    fn on(
+        url: String,
+        size: (u32, u32),
+        idle: Duration,
+        hall: Hall,
+        daemon: Option<hallq_tests::Daemon>,
+    ) -> Rig {
+        let screen = Screen::install(size.0, size.1).expect("headless platform");
+        let app = App::new().expect("kiosk UI");
+        hallq_kiosk::fonts::load_cjk(None).expect("a CJK font is installed (fonts-wqy-microhei)");
+        let logic = hallq_kiosk::attach(
+            app,
+            Settings {
+                endpoint: Endpoint {
+                    base: url.clone(),
+                    kiosk_id: "kiosk-test".into(),
+                    kiosk_key: None,
+                    timeout: Duration::from_secs(3),
+                },
+                default_language: Language::ZhCn,
+                idle_timeout: idle,
+                refresh_every: Duration::from_secs(15),
+                hall_name: String::new(),
+                locked_reason: None,
+                utc_offset_minutes: 480,
+            },
+        );
+        Rig {
+            screen,
+            logic,
+            url,
+            _daemon: daemon,
+            _hall: hall,
+        }
+    }
+
+    fn app(&self) -> &App {
+        self.logic.app()
+    }
+
+    fn kiosk(&self) -> Kiosk<'_> {
+        self.app().global::<Kiosk>()
+    }
+
+    fn wait_for(&self, cond: impl Fn(&App) -> bool) -> bool {
+        self.screen.pump_until(WAIT, || cond(self.app()))
+    }
+
+    /// The on-screen element with this label (a button's text, a text's content).
+    fn find(&self, label: &str) -> Option<ElementHandle> {
+        let (w, h) = self.screen.size();
+        ElementHandle::find_by_accessible_label(self.app(), label).find(|e| {
+            let p = e.absolute_position();
+            let s = e.size();
+            s.width > 0.0
+                && p.x >= 0.0
+                && p.y >= 0.0
+                && p.x + s.width <= w as f32 + 1.0
+                && p.y + s.height <= h as f32 + 1.0
+        })
+    }
+
+    fn shows(&self, label: &str) -> bool {
+        self.find(label).is_some()
+    }
+
+    /// Taps the centre of the element labelled `label`, as a finger would.
+    fn tap(&self, label: &str) {
+        let e = self
+            .find(label)
+            .unwrap_or_else(|| panic!("no \"{label}\" on screen {:?}", self.kiosk().get_screen()));
+        let p = e.absolute_position();
+        let s = e.size();
+        self.screen.tap(p.x + s.width / 2.0, p.y + s.height / 2.0);
+    }
+
+    fn area_of(&self, label: &str) -> Area {
+        let e = self
+            .find(label)
+            .unwrap_or_else(|| panic!("no \"{label}\" on screen"));
+        let p = e.absolute_position();
+        let s = e.size();
+        Area {
+            x: p.x.max(0.0) as u32,
+            y: p.y.max(0.0) as u32,
+            w: s.width as u32,
+            h: s.height as u32,
+        }
+    }
+
+    /// Renders and checks that the text labelled `label` left ink: anti-aliased strokes,
+    /// not an empty box.
+    fn assert_drawn(&self, frame: &Frame, label: &str) {
+        let a = self.area_of(label);
+        let ink = frame.ink_in(a);
+        let colours = frame.colours_in(a);
+        let cells = (a.w * a.h) as usize;
+        assert!(
+            ink * 100 >= cells && colours >= 8,
+            "\"{label}\" looks blank: {ink} ink pixels of {cells}, {colours} colours"
+        );
+    }
+
+    fn screenshot(&self, name: &str) -> Frame {
+        let frame = self.screen.render();
+        let file = format!("{name}.png");
+        let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("screens")
+            .join(&file);
+        frame.save_png(&target).expect("write screenshot");
+        // The docs get the screen gallery; a flow's intermediate shots stay in target.
+        if !name.starts_with("test-")
+            && std::env::var_os("HALLQ_SCREENS").is_some_and(|v| v == "1")
+        {
+            let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../docs/screens")
+                .join(&file);
+            frame.save_png(&docs).expect("write docs screenshot");
+        }
+        frame
+    }
+}
+
+fn tickets_today(url: &str) -> u32 {
+    let (status, body) = send(client().get(format!("{url}/api/v1/overview")).call());
+    assert_eq!(status, 200);
+    body["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .map(|s| s["issued"].as_u64().unwrap_or(0) as u32)
+        .sum()
+}
+
+fn a_citizen_takes_a_ticket_and_sees_a_durable_number_in_chinese() {
+    let rig = Rig::new();
+    assert_eq!(rig.kiosk().get_screen(), Page::Home);
+    assert!(rig.shows("欢迎！请问您要办理什么？"));
+    let home = rig.screenshot("test-home");
+    rig.assert_drawn(&home, "取号");
+
+    rig.tap("取号");
+    assert_eq!(rig.kiosk().get_screen(), Page::Services);
+    rig.tap("社会保障");
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket));
+
+    let number = rig.kiosk().get_ticket().number.to_string();
+    assert!(number.starts_with('A'), "{number}");
+    assert!(rig.shows("您的号码是"));
+    assert!(rig.shows(&number));
+    assert!(rig.shows("社会保障"));
+    assert!(rig.shows("您前面还有 0 人"));
+    let frame = rig.screenshot("test-ticket");
+    rig.assert_drawn(&frame, "您的号码是");
+    rig.assert_drawn(&frame, &number);
+
+    // The ticket is the controller's, committed: it answers for it by number.
+    assert_eq!(tickets_today(&rig.url), 1);
+
+    rig.tap("完成");
+    assert_eq!(rig.kiosk().get_screen(), Page::Home);
+}
+
+fn a_double_tap_makes_one_ticket() {
+    let rig = Rig::new();
+    rig.tap("取号");
+    // Two taps before the answer can arrive: the second finds the kiosk busy.
+    let e = rig.find("民政事务").expect("tile");
+    let p = e.absolute_position();
+    let s = e.size();
+    rig.screen.tap(p.x + s.width / 2.0, p.y + s.height / 2.0);
+    rig.screen.tap(p.x + s.width / 2.0, p.y + s.height / 2.0);
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket));
+    rig.screen.pump_until(Duration::from_millis(300), || false);
+    assert_eq!(tickets_today(&rig.url), 1);
+}
+
+fn a_guide_opens_and_its_checklist_is_requested() {
+    let rig = Rig::new();
+    rig.tap("办事指南");
+    assert_eq!(rig.kiosk().get_screen(), Page::Guides);
+    rig.tap("不动产登记");
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Guide));
+    let g = rig.kiosk().get_guide();
+    assert_eq!(g.code, "BDC");
+    assert!(
+        g.materials.contains("不动产权属证书（原件）× 1"),
+        "{}",
+        g.materials
+    );
+    assert!(rig.shows("申请材料"));
+    assert!(rig.shows("设定依据"));
+    let frame = rig.screenshot("test-guide");
+    rig.assert_drawn(&frame, "申请材料");
+
+    rig.tap("打印一次性告知单");
+    assert!(rig.wait_for(|a| !a.global::<Kiosk>().get_checklist_state().is_empty()));
+    // No printer is attached in this build; the kiosk says so instead of pretending.
+    assert_eq!(rig.kiosk().get_checklist_state(), "unavailable");
+    assert!(rig.shows("打印机暂不可用。请拍下材料清单，或请工作人员为您打印。"));
+
+    rig.tap("为此事项取号");
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket));
+    assert!(rig.kiosk().get_ticket().number.starts_with('C'));
+}
+
+fn sb_on_the_letter_pad_finds_social_insurance() {
+    let rig = Rig::new();
+    rig.tap("搜索");
+    assert_eq!(rig.kiosk().get_screen(), Page::Search);
+    rig.tap("S");
+    let after_s: Vec<String> = rig
+        .kiosk()
+        .get_search_results()
+        .iter()
+        .map(|t| t.code.to_string())
+        .collect();
+    assert!(
+        after_s.contains(&"SB".to_string()) && after_s.contains(&"SW".to_string()),
+        "{after_s:?}"
+    );
+    rig.tap("B");
+    assert_eq!(rig.kiosk().get_search_input(), "SB");
+    let found: Vec<String> = rig
+        .kiosk()
+        .get_search_results()
+        .iter()
+        .map(|t| t.code.to_string())
+        .collect();
+    assert_eq!(found, ["SB"]);
+    assert!(rig.shows("找到 1 项："));
+    let frame = rig.screenshot("test-search");
+    rig.assert_drawn(&frame, "社会保障");
+
+    // By item code on the number pad.
+    rig.tap("数字");
+    rig.tap("0");
+    rig.tap("3");
+    let found: Vec<String> = rig
+        .kiosk()
+        .get_search_results()
+        .iter()
+        .map(|t| t.code.to_string())
+        .collect();
+    assert_eq!(found, ["BDC"]);
+    rig.tap("不动产登记");
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Guide));
+}
+
+fn an_appointment_checks_in_on_the_number_pad() {
+    let rig = Rig::new();
+    let slot = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+        + 10 * 60_000;
+    let (status, body) = send(
+        client()
+            .post(format!("{}/api/v1/appointments", rig.url))
+            .send_json(serde_json::json!({ "service": "HJ", "slot_at": slot, "code": "482913" })),
+    );
+    assert_eq!(status, 201, "{body}");
+
+    rig.tap("预约签到");
+    assert_eq!(rig.kiosk().get_screen(), Page::Checkin);
+    for d in ["4", "8", "2", "9", "1", "7", "删除", "3"] {
+        rig.tap(d);
+    }
+    assert_eq!(rig.kiosk().get_checkin_code(), "482913");
+    rig.screenshot("test-checkin");
+    rig.tap("签到取号");
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket));
+    assert!(rig.kiosk().get_ticket().appointment);
+    assert!(rig.kiosk().get_ticket().number.starts_with('D'));
+    assert!(rig.shows("签到成功，您的号码是"));
+
+    // A wrong code is explained, not a crash.
+    rig.tap("首页");
+    rig.tap("预约签到");
+    for d in ["1", "1", "1"] {
+        rig.tap(d);
+    }
+    rig.tap("签到取号");
+    assert!(rig.wait_for(|a| !a.global::<Kiosk>().get_message().is_empty()));
+    rig.tap("知道了");
+    assert!(rig.kiosk().get_message().is_empty());
+}
+
+fn the_language_switches_on_every_screen_and_names_follow() {
+    let rig = Rig::new();
+    rig.tap("EN");
+    assert!(rig.shows("Take a ticket"));
+    assert!(rig.shows("Welcome. How can we help you?"));
+    rig.tap("Take a ticket");
+    assert!(rig.shows("Social insurance"));
+    let frame = rig.screenshot("test-services-en");
+    rig.assert_drawn(&frame, "Social insurance");
+    rig.tap("繁體");
+    assert!(rig.shows("社會保障"));
+    assert!(rig.shows("取號：請選擇業務"));
+    let frame = rig.screenshot("test-services-zh-tw");
+    rig.assert_drawn(&frame, "社會保障");
+    rig.tap("简体");
+    assert!(rig.shows("社会保障"));
+}
+
+fn elder_mode_is_larger_with_fewer_tiles_and_one_step_at_a_time() {
+    let rig = Rig::new();
+    rig.tap("取号");
+    let normal = rig.area_of("社会保障");
+    let visible_normal = [
+        "社会保障",
+        "民政事务",
+        "不动产登记",
+        "户籍办理",
+        "税务办理",
+        "市场主体登记",
+    ]
+    .iter()
+    .filter(|n| rig.shows(n))
+    .count();
+    rig.tap("关怀模式");
+    assert!(rig.kiosk().get_elder());
+    let elder = rig.area_of("社会保障");
+    assert!(
+        elder.w > normal.w,
+        "elder tiles are larger: {elder:?} vs {normal:?}"
+    );
+    assert!(rig.shows("第 1 页，共 2 页"));
+    let frame = rig.screenshot("test-services-elder");
+    rig.assert_drawn(&frame, "社会保障");
+    // Fewer tiles per page: the fourth service is on page two.
+    assert_eq!(visible_normal, 6);
+    rig.tap("下一页");
+    assert_eq!(rig.kiosk().get_page(), 1);
+
+    // The guide, one section at a time.
+    rig.tap("首页");
+    rig.tap("办事指南");
+    rig.tap("社会保障");
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Guide));
+    assert!(rig.shows("第 1 步，共 7 步"));
+    assert!(rig.shows("办理地点"));
+    assert!(!rig.shows("申请材料"));
+    rig.tap("下一步");
+    assert!(rig.shows("申请材料"));
+    assert!(!rig.shows("办理地点"));
+    let body = rig.find("申请材料").expect("heading");
+    assert!(
+        body.size().height >= 48.0,
+        "elder text is at least 48 px: {:?}",
+        body.size()
+    );
+}
+
+fn an_idle_kiosk_returns_home_in_the_default_language() {
+    let rig = Rig::with(PORTRAIT, Duration::from_secs(60));
+    rig.tap("EN");
+    rig.tap("Service guide");
+    rig.tap("Elder mode");
+    assert_eq!(rig.kiosk().get_screen(), Page::Guides);
+    rig.screen.advance(Duration::from_secs(30));
+    assert_eq!(rig.kiosk().get_screen(), Page::Guides, "not yet idle");
+    rig.tap("Next page");
+    rig.screen.advance(Duration::from_secs(45));
+    assert_eq!(
+        rig.kiosk().get_screen(),
+        Page::Guides,
+        "a touch restarts the wait"
+    );
+    rig.screen.advance(Duration::from_secs(20));
+    assert_eq!(rig.kiosk().get_screen(), Page::Home);
+    assert_eq!(rig.kiosk().get_language(), "zh_CN");
+    assert!(!rig.kiosk().get_elder());
+    assert!(rig.shows("取号"));
+}
+
+fn an_unreachable_controller_is_said_in_plain_words_and_the_kiosk_recovers() {
+    // A port with nobody listening yet.
+    let hall = Hall::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    let url = format!("http://127.0.0.1:{port}");
+    let rig = Rig::on(url.clone(), PORTRAIT, Duration::from_secs(60), hall, None);
+    assert!(rig.wait_for(|a| !a.global::<Kiosk>().get_online()));
+    let banner = "暂时连不上叫号系统，本机正在自动重试。请稍候，或请工作人员帮忙。";
+    assert!(rig.shows(banner));
+    let frame = rig.screenshot("offline-portrait");
+    rig.assert_drawn(&frame, banner);
+
+    // Taking a ticket now explains itself; the UI stays responsive meanwhile.
+    rig.tap("取号");
+    rig.tap("首页");
+    assert_eq!(rig.kiosk().get_screen(), Page::Home);
+
+    // The controller comes up on that port: the kiosk finds it by itself.
+    let config = std::fs::read_to_string(&rig._hall.config).expect("config");
+    let config = config.replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    std::fs::write(&rig._hall.config, config).expect("config");
+    let _daemon = rig._hall.start();
+    assert!(
+        rig.screen
+            .pump_until(Duration::from_secs(15), || rig.kiosk().get_online()
+                && rig.kiosk().get_services().iter().count() == 6),
+        "the kiosk recovers when the controller returns"
+    );
+    assert!(!rig.shows(banner));
+    rig.tap("取号");
+    rig.tap("户籍办理");
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket));
+}
+
+fn live_events_update_the_queue_figures() {
+    let rig = Rig::new();
+    assert_eq!(rig.kiosk().get_total_waiting(), 0);
+    let (status, _) = send(
+        client()
+            .post(format!("{}/api/v1/tickets", rig.url))
+            .send_json(serde_json::json!({ "service": "SW" })),
+    );
+    assert_eq!(status, 201);
+    // Well inside the 15 s periodic refresh: the event stream woke the kiosk.
+    assert!(
+        rig.screen
+            .pump_until(Duration::from_secs(5), || rig.kiosk().get_total_waiting()
+                == 1)
+    );
+    assert!(rig.shows("当前等候人数：1"));
+}
+
+fn a_checklist_and_a_ticket_print_on_the_halls_printer() {
+    use hallq_hardware::virtual_printer::{VirtualPrinter, VirtualPrinterHandle};
+    use serialport::SerialPort;
+    let (master, slave) = serialport::TTYPort::pair().expect("pseudo-terminal");
+    let path = slave.name().expect("pty path");
+    let printer =
+        VirtualPrinterHandle::serve_stream(VirtualPrinter::new(), master).expect("printer");
+    let hall = Hall::new();
+    let mut text = std::fs::read_to_string(&hall.config).expect("config");
+    text.push_str(&format!(
+        "\n[printer]\npaper = \"80mm\"\n[printer.transport]\nkind = \"serial\"\npath = {path:?}\nbaud = 9600\n"
+    ));
+    std::fs::write(&hall.config, text).expect("config");
+    let daemon = hall.start();
+    let rig = Rig::on(
+        daemon.url.clone(),
+        PORTRAIT,
+        Duration::from_secs(60),
+        hall,
+        Some(daemon),
+    );
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_services().iter().count() == 6));
+
+    rig.tap("办事指南");
+    rig.tap("户籍办理");
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Guide));
+    rig.tap("打印一次性告知单");
+    assert!(rig.wait_for(|a| !a.global::<Kiosk>().get_checklist_state().is_empty()));
+    assert_eq!(rig.kiosk().get_checklist_state(), "printing");
+    assert!(rig.shows("告知单正在打印，请在下方取单。"));
+    assert!(
+        printer.wait_for(WAIT, |p| p.to_text(48).contains("一次性告知单")
+            && p.to_text(48).contains("户口簿")),
+        "the checklist came out of the printer: {}",
+        printer.paper().to_text(48)
+    );
+
+    rig.tap("为此事项取号");
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket));
+    assert_eq!(rig.kiosk().get_printer_state(), "printing");
+    assert!(rig.shows("号票正在打印，请在下方取票。"));
+    let number = rig.kiosk().get_ticket().number.to_string();
+    assert!(
+        printer.wait_for(WAIT, |p| p.to_text(48).contains(&number)),
+        "the ticket printed"
+    );
+    drop(slave);
+}
+
+/// Every screen in portrait, landscape and elder mode, for `docs/screens/` and the README.
+fn every_screen_renders_in_both_orientations_and_elder_mode() {
+    let rig = Rig::new();
+    // One waiting ticket so that figures are not all zero.
+    send(
+        client()
+            .post(format!("{}/api/v1/tickets", rig.url))
+            .send_json(serde_json::json!({ "service": "BDC" })),
+    );
+    rig.screen.pump_until(Duration::from_secs(3), || {
+        rig.kiosk().get_total_waiting() == 1
+    });
+
+    type Step = fn(&Rig);
+    let screens: [(&str, Step); 9] = [
+        ("home", |_| {}),
+        ("services", |r| r.kiosk().invoke_navigate(Page::Services)),
+        ("ticket", |r| {
+            r.kiosk().invoke_navigate(Page::Services);
+            r.kiosk().invoke_take_ticket("SB".into());
+            assert!(r.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket));
+        }),
+        ("guides", |r| r.kiosk().invoke_navigate(Page::Guides)),
+        ("guide", |r| {
+            r.kiosk().invoke_open_guide("SB".into());
+            assert!(r.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Guide));
+        }),
+        ("search", |r| {
+            r.kiosk().invoke_navigate(Page::Search);
+            r.kiosk().invoke_search_key("S".into());
+            r.kiosk().invoke_search_key("B".into());
+        }),
+        ("checkin", |r| {
+            r.kiosk().invoke_navigate(Page::Checkin);
+            for d in ["4", "8", "2", "9"] {
+                r.kiosk().invoke_checkin_key(d.into());
+            }
+        }),
+        ("status", |r| r.kiosk().invoke_navigate(Page::Status)),
+        ("closed", |r| {
+            r.kiosk()
+                .set_closed_reason("今日办公时间已结束（9:00-12:00，13:30-17:30）".into());
+            r.kiosk().set_screen(Page::Closed);
+        }),
+    ];
+    for (elder, suffix) in [(false, ""), (true, "-elder")] {
+        for (name, step) in &screens {
+            rig.kiosk().invoke_go_home();
+            if rig.kiosk().get_elder() != elder {
+                rig.kiosk().invoke_toggle_elder();
+            }
+            step(&rig);
+            rig.screen.pump();
+            for (orientation, (w, h)) in [("portrait", PORTRAIT), ("landscape", LANDSCAPE)] {
+                rig.screen.resize(w, h);
+                rig.screen.pump();
+                let frame = rig.screenshot(&format!("{name}-{orientation}{suffix}"));
+                assert!(
+                    frame.colours_in(Area { x: 0, y: 0, w, h }) > 16,
+                    "{name} {orientation}{suffix} is not blank"
+                );
+            }
+            rig.screen.resize(PORTRAIT.0, PORTRAIT.1);
+        }
+    }
+}
+
+/// Slint's platform is process-wide and its UI bound to one thread, so the flows run one
+/// after the other on this test's thread, each with its own controller and kiosk.
+#[test]
+fn the_kiosk_flows() {
+    fn run(name: &str, flow: fn()) {
+        eprintln!("flow: {name}");
+        flow();
+    }
+    run(
+        "a_citizen_takes_a_ticket_and_sees_a_durable_number_in_chinese",
+        a_citizen_takes_a_ticket_and_sees_a_durable_number_in_chinese,
+    );
+    run(
+        "a_double_tap_makes_one_ticket",
+        a_double_tap_makes_one_ticket,
+    );
+    run(
+        "a_guide_opens_and_its_checklist_is_requested",
+        a_guide_opens_and_its_checklist_is_requested,
+    );
+    run(
+        "sb_on_the_letter_pad_finds_social_insurance",
+        sb_on_the_letter_pad_finds_social_insurance,
+    );
+    run(
+        "an_appointment_checks_in_on_the_number_pad",
+        an_appointment_checks_in_on_the_number_pad,
+    );
+    run(
+        "the_language_switches_on_every_screen_and_names_follow",
+        the_language_switches_on_every_screen_and_names_follow,
+    );
+    run(
+        "elder_mode_is_larger_with_fewer_tiles_and_one_step_at_a_time",
+        elder_mode_is_larger_with_fewer_tiles_and_one_step_at_a_time,
+    );
+    run(
+        "an_idle_kiosk_returns_home_in_the_default_language",
+        an_idle_kiosk_returns_home_in_the_default_language,
+    );
+    run(
+        "an_unreachable_controller_is_said_in_plain_words_and_the_kiosk_recovers",
+        an_unreachable_controller_is_said_in_plain_words_and_the_kiosk_recovers,
+    );
+    run(
+        "a_checklist_and_a_ticket_print_on_the_halls_printer",
+        a_checklist_and_a_ticket_print_on_the_halls_printer,
+    );
+    run(
+        "live_events_update_the_queue_figures",
+        live_events_update_the_queue_figures,
+    );
+    run(
+        "every_screen_renders_in_both_orientations_and_elder_mode",
+        every_screen_renders_in_both_orientations_and_elder_mode,
+    );
+}
