@@ -156,8 +156,7 @@ impl Rig {
             .join(&file);
         frame.save_png(&target).expect("write screenshot");
         // The docs get the screen gallery; a flow's intermediate shots stay in target.
-        if !name.starts_with("test-")
-            && std::env::var_os("HALLQ_SCREENS").is_some_and(|v| v == "1")
+        if !name.starts_with("test-") && std::env::var_os("HALLQ_SCREENS").is_some_and(|v| v == "1")
         {
             let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                 .join("../docs/screens")
