@@ -14,6 +14,7 @@
 //!   ratio of the voice's own share to it;
 //! - with one clip missing from the pack: espeak-ng's first (cold) and later (cached) cost.
 
+use hallq::bench::{ms, percentile_of};
 use std::sync::Mutex;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -30,15 +31,6 @@ struct Sample {
     request_to_first: Duration,
     commit_to_first: Duration,
     durable: Duration,
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn pct(mut v: Vec<Duration>, p: f64) -> Duration {
-    v.sort();
-    v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
 async fn run(
@@ -130,7 +122,10 @@ fn print(label: &str, s: &[Sample]) {
     let commit: Vec<Duration> = s.iter().map(|x| x.commit_to_first).collect();
     let request: Vec<Duration> = s.iter().map(|x| x.request_to_first).collect();
     let durable: Vec<Duration> = s.iter().map(|x| x.durable).collect();
-    let (c50, d50) = (pct(commit.clone(), 0.5), pct(durable.clone(), 0.5));
+    let (c50, d50) = (
+        percentile_of(commit.clone(), 0.5),
+        percentile_of(durable.clone(), 0.5),
+    );
     println!("{label} ({} calls)", s.len());
     for (name, v) in [
         ("  commit → first sample", &commit),
@@ -139,9 +134,9 @@ fn print(label: &str, s: &[Sample]) {
     ] {
         println!(
             "{name:32} p50 {:7.2} ms  p95 {:7.2} ms  max {:7.2} ms",
-            ms(pct(v.clone(), 0.5)),
-            ms(pct(v.clone(), 0.95)),
-            ms(pct(v.clone(), 1.0)),
+            ms(percentile_of(v.clone(), 0.5)),
+            ms(percentile_of(v.clone(), 0.95)),
+            ms(percentile_of(v.clone(), 1.0)),
         );
     }
     println!(
@@ -184,7 +179,7 @@ fn main() -> anyhow::Result<()> {
         println!(
             "files sink, pack without 窗口 (espeak-ng speaks it): first call {:.2} ms, later p50 {:.2} ms (cached)",
             ms(s[0].commit_to_first),
-            ms(pct(s[1..].iter().map(|x| x.commit_to_first).collect(), 0.5)),
+            ms(percentile_of(s[1..].iter().map(|x| x.commit_to_first).collect(), 0.5)),
         );
         anyhow::Ok(())
     })

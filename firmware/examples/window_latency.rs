@@ -10,6 +10,7 @@
 //! cargo run --release -p hallq --example window_latency [-- ROUNDS]
 //! ```
 
+use hallq::bench::{ms, percentile};
 use std::time::{Duration, Instant};
 
 use hallq::config::Config;
@@ -21,10 +22,6 @@ use hallq_engine::{Class, Command, Role};
 use hallq_hardware::window::regmap::{self, DeviceKind};
 use hallq_hardware::window::rtu::{self, Request};
 use hallq_hardware::window::sim::{SimBus, SimSpec};
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
@@ -170,7 +167,6 @@ async fn main() -> anyhow::Result<()> {
     reply.sort();
     shown.sort();
     beyond.sort();
-    let p = |v: &[Duration], q: f64| v[((v.len() as f64 - 1.0) * q) as usize];
     let wire = rtu::wire_time(frame_bytes, 9600);
     println!("rounds: {rounds}");
     println!(
@@ -179,21 +175,21 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "baseline, CallNext command → committed reply (SQLite commit): p50 {:.3} ms  p99 {:.3} ms",
-        ms(p(&reply, 0.5)),
-        ms(p(&reply, 0.99))
+        ms(percentile(&reply, 0.5)),
+        ms(percentile(&reply, 0.99))
     );
     println!(
         "CallNext command → screen holds the number (commit + broadcast + controller + bus + PTY): p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
-        ms(p(&shown, 0.5)),
-        ms(p(&shown, 0.99)),
+        ms(percentile(&shown, 0.5)),
+        ms(percentile(&shown, 0.99)),
         ms(*shown.last().unwrap_or(&Duration::ZERO))
     );
-    let over = |q: f64| p(&beyond, q);
+    let over = |q: f64| percentile(&beyond, q);
     println!(
         "display path beyond the commit: p50 {:.3} ms  p99 {:.3} ms ({:.2}× the commit at p50); projected on a 9600 baud bus: {:.2} ms vs wire {:.2} ms + 2 ms",
         ms(over(0.5)),
         ms(over(0.99)),
-        p(&shown, 0.5).as_secs_f64() / p(&reply, 0.5).as_secs_f64(),
+        percentile(&shown, 0.5).as_secs_f64() / percentile(&reply, 0.5).as_secs_f64(),
         ms(over(0.99) + wire),
         ms(wire)
     );

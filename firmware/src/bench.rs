@@ -61,7 +61,8 @@ pub fn write_config(dir: &Path, listen: &str, unlimited: bool) -> std::io::Resul
     Ok(path)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+/// The `p` quantile (0.0–1.0, nearest rank) of already sorted samples; zero when empty.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -69,7 +70,14 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn ms(d: Duration) -> f64 {
+/// [`percentile`] of samples in any order.
+pub fn percentile_of(mut samples: Vec<Duration>, p: f64) -> Duration {
+    samples.sort();
+    percentile(&samples, p)
+}
+
+/// A duration in milliseconds, for printing figures.
+pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 

@@ -311,29 +311,11 @@ impl Store {
 
     /// Events after `seq`, oldest first, at most `limit`.
     pub fn events_after(&self, seq: i64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT seq, id, at, type, schema, payload FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
-        let rows = stmt.query_map(params![seq, limit as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, String>(5)?,
-            ))
-        })?;
-        rows.map(|row| {
-            let (seq, id, at, kind, schema, payload) = row?;
-            Ok(StoredEvent {
-                seq,
-                id,
-                at,
-                kind,
-                schema,
-                payload: serde_json::from_str(&payload)?,
-            })
-        })
-        .collect()
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, id, at, type, schema, payload FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![seq, limit as i64], event_from_row)?;
+        rows.map(|row| row?).collect()
     }
 
     /// Writes a consistent copy of the database at `db` to `to` (`VACUUM INTO`), safe
@@ -407,6 +389,23 @@ fn append(
         });
     }
     Ok(stored)
+}
+
+/// Reads an event row selected as `seq, id, at, type, schema, payload`; the outer
+/// error is SQLite's, the inner one a payload that is not JSON.
+pub fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Result<StoredEvent, StoreError>> {
+    let payload: String = r.get(5)?;
+    Ok(Ok(StoredEvent {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        at: r.get(2)?,
+        kind: r.get(3)?,
+        schema: r.get(4)?,
+        payload: match serde_json::from_str(&payload) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e.into())),
+        },
+    }))
 }
 
 /// Reads a ticket row (`SELECT *` column order).

@@ -121,28 +121,12 @@ pub fn latest_of(conn: &Connection, kinds: &[&str]) -> Result<Option<StoredEvent
     let sql = format!(
         "SELECT seq, id, at, type, schema, payload FROM events WHERE type IN ({marks}) ORDER BY seq DESC LIMIT 1"
     );
-    let row = conn
-        .query_row(&sql, rusqlite::params_from_iter(kinds.iter()), |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, String>(5)?,
-            ))
-        })
-        .optional()?;
-    row.map(|(seq, id, at, kind, schema, payload)| {
-        Ok(StoredEvent {
-            seq,
-            id,
-            at,
-            kind,
-            schema,
-            payload: serde_json::from_str(&payload)?,
-        })
-    })
+    conn.query_row(
+        &sql,
+        rusqlite::params_from_iter(kinds.iter()),
+        super::event_from_row,
+    )
+    .optional()?
     .transpose()
 }
 
