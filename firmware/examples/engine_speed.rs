@@ -5,6 +5,6 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
-    let rate = hallq::bench::engine_commands_per_sec(cycles);
-    println!("engine alone: {rate:.0} commands/s over {cycles} cycles");
+    let (rate, refused) = hallq::bench::engine_commands_per_sec(cycles);
+    println!("engine alone: {rate:.0} commands/s over {cycles} cycles ({refused} refused)");
 }

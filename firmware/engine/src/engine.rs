@@ -132,7 +132,10 @@ pub struct Engine {
     now: Timestamp,
     day: NaiveDate,
     next_id: u64,
-    tickets: HashMap<TicketId, Ticket>,
+    // Entries live in one vector beside a small index table: growing the day's map
+    // reallocates the vector (moved by the kernel, not copied) and rebuilds only the
+    // index, instead of briefly holding every ticket twice as a hash map's rehash does.
+    tickets: indexmap::IndexMap<TicketId, Ticket, foldhash::fast::FixedState>,
     by_number: HashMap<String, TicketId>,
     by_key: HashMap<String, TicketId>,
     lines: Vec<Lines>,
@@ -207,7 +210,7 @@ impl Engine {
             now: snap.now,
             day,
             next_id: snap.next_id.max(1),
-            tickets: HashMap::default(),
+            tickets: indexmap::IndexMap::default(),
             by_number: HashMap::default(),
             by_key: HashMap::default(),
             lines: vec![Lines::default(); n],
@@ -943,7 +946,10 @@ impl Engine {
 
     /// Applies `f` to a ticket, keeping queues, deadlines and the dirty set in step.
     fn update_ticket(&mut self, id: TicketId, f: impl FnOnce(&mut Ticket)) -> Option<Touched> {
-        let mut t = self.tickets.remove(&id)?;
+        // Taken out of its slot (the slot keeps its place) so the queue and deadline
+        // helpers may borrow the engine mutably while the ticket changes.
+        let slot = self.tickets.get_index_of(&id)?;
+        let mut t = std::mem::replace(&mut self.tickets[slot], vacant_slot());
         if t.state.is_queued() {
             self.dequeue(&t);
         }
@@ -962,7 +968,7 @@ impl Engine {
             serving_at: t.serving_at,
             recalls: t.recalls,
         };
-        self.tickets.insert(id, t);
+        self.tickets[slot] = t;
         Some(touched)
     }
 
@@ -1660,5 +1666,38 @@ fn check_text(field: &'static str, value: Option<&str>, max: usize) -> Result<()
             Err(Refusal::BadText(field))
         }
         _ => Ok(()),
+    }
+}
+
+/// What fills a ticket's slot for the moment [`Engine::update_ticket`] holds the ticket;
+/// allocates nothing and is overwritten before the engine is seen again.
+fn vacant_slot() -> Ticket {
+    Ticket {
+        id: TicketId(0),
+        number: String::new(),
+        seq: 0,
+        service: String::new(),
+        origin_service: String::new(),
+        class: Class::Normal,
+        state: TicketState::Cancelled,
+        day: NaiveDate::MIN,
+        issued_at: Timestamp(0),
+        queue_at: Timestamp(0),
+        due_at: None,
+        reserved_window: None,
+        window: None,
+        staff: None,
+        called_at: None,
+        serving_at: None,
+        closed_at: None,
+        recalls: 0,
+        no_shows: 0,
+        transfers: 0,
+        idempotency_key: None,
+        citizen: None,
+        appointment: None,
+        case_no: None,
+        channel: String::new(),
+        alarms: 0,
     }
 }

@@ -107,10 +107,10 @@ impl Lines {
             .take_while(|(due, _, _)| *due <= now)
             .count();
         match t.class {
-            Class::Green => self.green.range(..(t.queue_at, t.id)).count(),
+            Class::Green => before(&self.green, &(t.queue_at, t.id)),
             Class::Appointment if t.due_at.is_some_and(|d| d <= now) => {
                 let key = (t.due_at.unwrap_or(t.queue_at), t.queue_at, t.id);
-                self.green.len() + self.appointments.range(..key).count()
+                self.green.len() + before(&self.appointments, &key)
             }
             _ => {
                 let early_before = self
@@ -120,9 +120,27 @@ impl Lines {
                     .count();
                 self.green.len()
                     + due_count
-                    + self.normal.range(..(t.queue_at, t.id)).count()
+                    + before(&self.normal, &(t.queue_at, t.id))
                     + early_before
             }
+        }
+    }
+}
+
+/// How many entries of `set` sort before `key`, walking from whichever end of the set
+/// is nearer: a ticket just issued sits at the back, so a long line costs no more to
+/// answer "people ahead" for it than a short one.
+fn before<K: Ord>(set: &BTreeSet<K>, key: &K) -> usize {
+    let mut front = set.range(..key);
+    let mut back = set.range(key..);
+    let mut n = 0;
+    loop {
+        match (front.next(), back.next()) {
+            (Some(_), Some(_)) => n += 1,
+            // `front` ran out first: exactly `n` entries sort before `key`.
+            (None, _) => return n,
+            // `back` ran out first: exactly `n` entries are at or after `key`.
+            (Some(_), None) => return set.len() - n,
         }
     }
 }
@@ -146,5 +164,24 @@ impl Candidate {
     /// Sort key: the smallest goes first.
     pub fn key(&self) -> (u8, u8, i128, Timestamp, TicketId) {
         (self.rank, self.group, -self.claim, self.at, self.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn before_counts_from_either_end() {
+        for len in 0..12u32 {
+            let set: BTreeSet<u32> = (0..len).map(|i| i * 2).collect();
+            for key in 0..(len * 2 + 2) {
+                assert_eq!(
+                    before(&set, &key),
+                    set.range(..key).count(),
+                    "len {len} key {key}"
+                );
+            }
+        }
     }
 }
