@@ -40,6 +40,18 @@ fn last_seq(hall: &Hall, d: &Daemon) -> i64 {
         .expect("last_seq")
 }
 
+/// One unlabelled gauge from the controller's `/metrics`.
+fn metric(d: &Daemon, name: &str) -> Option<f64> {
+    let mut resp = client()
+        .get(format!("{}/metrics", d.url))
+        .call()
+        .expect("metrics reachable");
+    assert_eq!(resp.status().as_u16(), 200);
+    let body = resp.body_mut().read_to_string().expect("metrics text");
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// Every event arrived once, without gaps, in sequence order.
 fn assert_complete(r: &Receiver, last: i64) -> Vec<Value> {
     r.wait_for_count(last, LONG);
@@ -209,11 +221,22 @@ fn a_broker_restart_mid_stream_loses_nothing_and_repeats_are_dropped_by_id() {
     std::thread::sleep(Duration::from_millis(1500));
     let during = status(&hall, &d);
     assert_ne!(during["link"]["state"], "connected", "{during}");
+    // A technician's scrape sees the link down and the backlog growing.
+    assert_eq!(metric(&d, "hallq_uplink_connected"), Some(0.0));
+    let waiting = metric(&d, "hallq_outbox_backlog_events").expect("backlog gauge");
+    assert!(waiting > 0.0, "events pile up while the broker is down");
+    assert!(metric(&d, "hallq_outbox_oldest_age_seconds").expect("age gauge") > 0.0);
     broker.restart().expect("mosquitto restarts");
     issuing.join().expect("issuing thread");
     let last = last_seq(&hall, &d);
     assert!(last >= 600);
     assert_complete(&receiver, last);
+    // ...and, once the delivered marks are written, an empty outbox on a live link.
+    wait_for(LONG, "the backlog gauge to reach 0", || {
+        (metric(&d, "hallq_outbox_backlog_events") == Some(0.0)
+            && metric(&d, "hallq_uplink_connected") == Some(1.0))
+        .then_some(())
+    });
     let s = receiver.summary();
     eprintln!("duplicates dropped by the receiver: {}", s.duplicates);
 }

@@ -124,6 +124,10 @@ async fn metrics(
         "Sequence number of the newest stored event.",
         [(String::new(), last_seq as f64)],
     );
+    let link = s.uplink.status();
+    if link.enabled {
+        uplink_gauges(&mut out, &s, &link).await;
+    }
     let body = s.metrics.render(&out);
     Ok((
         [(
@@ -132,4 +136,54 @@ async fn metrics(
         )],
         body,
     ))
+}
+
+/// The outbox and the link: how far the hall server is behind. The backlog is counted
+/// on a read connection of its own in a blocking thread (WAL readers never hold up the
+/// core's commits), so a scrape during a long offline spell costs the queue nothing.
+async fn uplink_gauges(out: &mut String, s: &AppState, link: &crate::uplink::LinkStatus) {
+    gauge(
+        out,
+        "hallq_uplink_connected",
+        "1 while the uplink is connected to the hall server's broker.",
+        [(String::new(), (link.state == "connected") as u8 as f64)],
+    );
+    gauge(
+        out,
+        "hallq_uplink_in_flight",
+        "Events published whose acknowledgement has not come yet.",
+        [(String::new(), link.in_flight as f64)],
+    );
+    let db = s.config.database();
+    let backlog = tokio::task::spawn_blocking(move || {
+        let conn = rusqlite::Connection::open_with_flags(
+            db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(2))?;
+        crate::store::uplink::backlog(&conn)
+    })
+    .await;
+    match backlog {
+        Ok(Ok(b)) => {
+            gauge(
+                out,
+                "hallq_outbox_backlog_events",
+                "Stored events the hall server has not acknowledged yet.",
+                [(String::new(), b.undelivered as f64)],
+            );
+            let age = b
+                .oldest_at
+                .map(|at| ((crate::core::wall_now().0 - at).max(0) as f64) / 1000.0)
+                .unwrap_or(0.0);
+            gauge(
+                out,
+                "hallq_outbox_oldest_age_seconds",
+                "Age of the oldest event not yet acknowledged (0 when none waits).",
+                [(String::new(), age)],
+            );
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "metrics: outbox backlog unreadable"),
+        Err(e) => tracing::warn!(error = %e, "metrics: outbox backlog task failed"),
+    }
 }
