@@ -130,6 +130,8 @@ impl Hall {
         let (tx, rx) = sync_channel(QUEUE_DEPTH);
         let (events, _) = broadcast::channel(4096);
         let fanout = events.clone();
+        let (stop_checkpoints, checkpoint_stop) = std::sync::mpsc::channel::<()>();
+        let checkpointer = crate::store::checkpoint::spawn(&store, checkpoint_stop)?;
         let handle = std::thread::Builder::new()
             .name("hall-core".into())
             .spawn(move || {
@@ -140,7 +142,11 @@ impl Hall {
                     fanout,
                     broken: false,
                 }
-                .run(rx)
+                .run(rx);
+                drop(stop_checkpoints);
+                if let Some(c) = checkpointer {
+                    let _ = c.join();
+                }
             })
             .map_err(|e| StoreError::Damaged(format!("cannot start the core thread: {e}")))?;
         Ok((Hall { tx, events }, handle))

@@ -3,6 +3,7 @@
 //! cut the database holds either all of a command or none of it. The events table is
 //! the audit log and the outbox at once: append-only, ordered by `seq`.
 
+pub mod checkpoint;
 mod schema;
 pub mod staff;
 pub mod uplink;
@@ -97,13 +98,21 @@ pub struct StoredEvent {
 /// An open database.
 pub struct Store {
     conn: Connection,
+    path: Option<std::path::PathBuf>,
 }
 
 impl Store {
     /// Opens (creating if needed) the database and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let conn = Connection::open(path)?;
-        Store::prepare(conn)
+        let mut store = Store::prepare(conn)?;
+        store.path = Some(path.to_path_buf());
+        Ok(store)
+    }
+
+    /// The database file (none for an in-memory store).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 
     /// An in-memory database, for tests.
@@ -132,7 +141,7 @@ impl Store {
             tx.commit()?;
             tracing::info!(version = i + 1, "database migrated");
         }
-        Ok(Store { conn })
+        Ok(Store { conn, path: None })
     }
 
     /// The raw connection, for reports and the staff registry.
