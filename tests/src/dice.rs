@@ -1,0 +1,72 @@
+//! A small seeded random source for the reliability tests (power cuts, the load day).
+//! The seed comes from an environment variable or the clock and is printed, so that a
+//! failing run can be replayed exactly.
+
+/// xorshift64: enough randomness for choosing moments and service times, and fully
+/// determined by its seed.
+#[derive(Debug, Clone)]
+pub struct Dice(u64);
+
+impl Dice {
+    /// A generator from `seed` (zero is replaced, xorshift cannot leave it).
+    pub fn new(seed: u64) -> Dice {
+        Dice(seed.max(1))
+    }
+
+    /// The seed from environment variable `var`, else from the clock; printed with `what`
+    /// so that `VAR=seed` replays the run.
+    pub fn from_env(var: &str, what: &str) -> Dice {
+        let seed = std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+                    | 1
+            });
+        eprintln!("{what}: {var}={seed}");
+        Dice::new(seed)
+    }
+
+    /// The next raw value.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A value in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// A value in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// An exponentially distributed value with the given mean.
+    pub fn exponential(&mut self, mean: f64) -> f64 {
+        -mean * (1.0 - self.unit()).ln()
+    }
+
+    /// A log-normally distributed value with the given median and shape `sigma`
+    /// (service times: most short, a long tail of complicated cases).
+    pub fn log_normal(&mut self, median: f64, sigma: f64) -> f64 {
+        // Box–Muller.
+        let (u1, u2) = (1.0 - self.unit(), self.unit());
+        let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+        median * (sigma * z).exp()
+    }
+}
+
+/// A whole-number setting from the environment, or `default`.
+pub fn env_or<T: std::str::FromStr>(var: &str, default: T) -> T {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
