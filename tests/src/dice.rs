@@ -5,12 +5,19 @@
 /// xorshift64: enough randomness for choosing moments and service times, and fully
 /// determined by its seed.
 #[derive(Debug, Clone)]
-pub struct Dice(u64);
+pub struct Dice {
+    state: u64,
+    /// The seed it started from, for reports.
+    pub seed: u64,
+}
 
 impl Dice {
     /// A generator from `seed` (zero is replaced, xorshift cannot leave it).
     pub fn new(seed: u64) -> Dice {
-        Dice(seed.max(1))
+        Dice {
+            state: seed.max(1),
+            seed,
+        }
     }
 
     /// The seed from environment variable `var`, else from the clock; printed with `what`
@@ -32,10 +39,10 @@ impl Dice {
 
     /// The next raw value.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state
     }
 
     /// A value in `0..n` (`n` > 0).

@@ -519,7 +519,7 @@ fn acknowledged_work_survives_power_cuts_under_mixed_load_and_every_event_arrive
     let run = |d: &Daemon,
                next_key: usize,
                stop: &AtomicBool,
-               cut: Option<Duration>|
+               cut: Duration|
      -> (usize, Option<String>, Option<(u64, String)>) {
         std::thread::scope(|s| {
             let kiosk = s.spawn(|| kiosk(&d.url, &ledger, stop, next_key));
@@ -532,15 +532,13 @@ fn acknowledged_work_survives_power_cuts_under_mixed_load_and_every_event_arrive
                     s.spawn(move || window(hall, &d.url, t, *w, ledger, stop, sim, false))
                 })
                 .collect();
-            if let Some(cut) = cut {
-                std::thread::sleep(cut);
-                // The power cut: the daemon dies and the bus devices go dark with it.
-                // SAFETY: a plain kill(2) of our own child; SIGKILL gives it no chance
-                // to flush or say goodbye.
-                unsafe { libc::kill(d.pid() as i32, libc::SIGKILL) };
-                for u in [1, 2, 3, BOARD, PAD] {
-                    sim.power_cycle(u).unwrap();
-                }
+            std::thread::sleep(cut);
+            // The power cut: the daemon dies and the bus devices go dark with it.
+            // SAFETY: a plain kill(2) of our own child; SIGKILL gives it no chance to
+            // flush or say goodbye.
+            unsafe { libc::kill(d.pid() as i32, libc::SIGKILL) };
+            for u in [1, 2, 3, BOARD, PAD] {
+                sim.power_cycle(u).unwrap();
             }
             stop.store(true, Ordering::Relaxed);
             for w in windows {
@@ -598,7 +596,7 @@ fn acknowledged_work_survives_power_cuts_under_mixed_load_and_every_event_arrive
         }
         let stop = AtomicBool::new(false);
         let cut = Duration::from_millis(20 + dice.below(500));
-        let (k, key, rating) = run(&d, next_key, &stop, Some(cut));
+        let (k, key, rating) = run(&d, next_key, &stop, cut);
         drop(d);
         next_key = k;
         in_flight = (key, rating);
