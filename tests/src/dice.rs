@@ -77,3 +77,36 @@ pub fn env_or<T: std::str::FromStr>(var: &str, default: T) -> T {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_replays_the_same_run() {
+        let (mut a, mut b) = (Dice::new(42), Dice::new(42));
+        let xs: Vec<u64> = (0..100).map(|_| a.below(1000)).collect();
+        let ys: Vec<u64> = (0..100).map(|_| b.below(1000)).collect();
+        assert_eq!(xs, ys);
+        assert_ne!(
+            xs,
+            (0..100)
+                .map(|_| Dice::new(43).below(1000))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn distributions_have_the_asked_centre() {
+        let mut d = Dice::new(7);
+        let n = 20_000;
+        let mean = (0..n).map(|_| d.exponential(30.0)).sum::<f64>() / f64::from(n);
+        assert!((27.0..33.0).contains(&mean), "exponential mean {mean}");
+        let mut v: Vec<f64> = (0..n).map(|_| d.log_normal(90.0, 0.45)).collect();
+        v.sort_by(f64::total_cmp);
+        let median = v[v.len() / 2];
+        assert!((85.0..95.0).contains(&median), "log-normal median {median}");
+        assert!(v.iter().all(|x| *x > 0.0));
+        assert!((0..1000).all(|_| (0.0..1.0).contains(&d.unit())));
+    }
+}
