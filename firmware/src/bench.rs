@@ -285,6 +285,11 @@ impl Daemon {
         Ok(Daemon { child, url })
     }
 
+    /// The process id, to cut its power (SIGKILL) while other threads still talk to it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Peak resident memory (VmHWM) in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;

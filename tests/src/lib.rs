@@ -8,6 +8,7 @@ use std::time::Duration;
 
 pub use hallq::bench::Daemon;
 
+pub mod dice;
 pub mod mqtt;
 use serde_json::Value;
 
