@@ -35,7 +35,8 @@ use hallq_hardware::window::gpio::GpioKeypad;
 use hallq_hardware::window::keys::{CallerKey, Key, RatingLevel};
 use hallq_hardware::window::max7219::{Geometry, Max7219Display};
 use hallq_hardware::window::regmap::DeviceKind;
-use hallq_hardware::window::vendor_frame::{VendorDisplay, VendorProfile};
+use hallq_hardware::window::text::Gb2312Text;
+use hallq_hardware::window::vendor_frame::{MAX_TEXT, VendorDisplay, VendorProfile};
 use hallq_hardware::window::{CounterDisplay, DisplayContent};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -54,6 +55,8 @@ pub const GPIO_SAMPLE: Duration = Duration::from_millis(5);
 pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest wait between attempts to reopen a device.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest wait between attempts to reopen a vendor screens' serial port.
+pub const VENDOR_MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Which level a GPIO button reads when pressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -674,6 +677,7 @@ impl KeySource for hallq_hardware::window::usb_hid::EvdevKeypad {
 /// opens; false when the link is to stop.
 struct Reopen {
     backoff: Duration,
+    max: Duration,
     offline: bool,
 }
 
@@ -681,6 +685,7 @@ impl Reopen {
     fn new() -> Reopen {
         Reopen {
             backoff: MIN_BACKOFF,
+            max: MAX_BACKOFF,
             offline: false,
         }
     }
@@ -695,7 +700,7 @@ impl Reopen {
 
     fn wait(&mut self) -> Duration {
         let w = self.backoff;
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        self.backoff = (self.backoff * 2).min(self.max);
         w
     }
 
@@ -914,7 +919,27 @@ impl VendorBus {
     fn frames(&self, addr: u8, content: &DisplayContent) -> Option<Vec<u8>> {
         let lines = self.screens.iter().find(|s| s.0 == addr)?.1;
         let d = VendorDisplay::new(Vec::new(), addr, lines.min(255) as u8, self.profile);
-        match d.frames(content) {
+        let mut content = content.clone();
+        for l in &mut content.lines {
+            if l.text.bytes().len() > MAX_TEXT {
+                // A long notice is cut to what the screen's buffer takes rather than
+                // leaving the whole screen undrawn.
+                tracing::debug!(bus = %self.name, addr, "line cut to {MAX_TEXT} bytes");
+                let mut cut = String::new();
+                let mut used = 0;
+                for ch in l.text.as_str().chars() {
+                    used += if ch.is_ascii() { 1 } else { 2 };
+                    if used > MAX_TEXT {
+                        break;
+                    }
+                    cut.push(ch);
+                }
+                if let Ok(t) = Gb2312Text::new(&cut) {
+                    l.text = t;
+                }
+            }
+        }
+        match d.frames(&content) {
             Ok(f) => Some(f),
             Err(e) => {
                 tracing::warn!(bus = %self.name, addr, "cannot show content: {e}");
@@ -929,7 +954,11 @@ impl VendorBus {
         events: mpsc::UnboundedSender<LinkEvent>,
     ) {
         let mut want: BTreeMap<u8, DisplayContent> = BTreeMap::new();
-        let mut reopen = Reopen::new();
+        // A serial port is cheap to look for, and screens wait blank meanwhile.
+        let mut reopen = Reopen {
+            max: VENDOR_MAX_BACKOFF,
+            ..Reopen::new()
+        };
         let all_offline = |reopen: &mut Reopen, reason: String| {
             if !reopen.offline {
                 tracing::warn!(bus = %self.name, port = %self.port, "{reason}");
