@@ -185,9 +185,16 @@ pub fn spawn(config: BusConfig) -> (BusHandle, mpsc::UnboundedReceiver<BusEvent>
     )
 }
 
-/// A transport that notes when it last handed bytes to the port.
+/// A transport that notes when it last handed bytes to the port, and drops whatever
+/// unread bytes wait in the port before each request goes out.
+///
+/// tokio-modbus matches an answer to its request by function code only, so a late
+/// answer to an earlier request (one that timed out, or one a previous controller sent
+/// before a power cut) would be taken as the answer to the next one. On a half-duplex
+/// bus nothing valid can be waiting when we start to talk, so it is discarded.
 struct Clocked<T> {
     inner: T,
+    fd: Option<std::os::fd::RawFd>,
     last_write: Arc<Mutex<Instant>>,
     written: Arc<Mutex<usize>>,
 }
@@ -208,6 +215,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Clocked<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
+        if let Some(fd) = self.fd {
+            // SAFETY: tcflush on the port's own open descriptor, no pointers.
+            unsafe {
+                libc::tcflush(fd, libc::TCIFLUSH);
+            }
+        }
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = r {
             *self.last_write.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
@@ -642,8 +655,10 @@ async fn run(
             Arc::new(Mutex::new(Instant::now())),
             Arc::new(Mutex::new(0usize)),
         );
+        let fd = Some(std::os::fd::AsRawFd::as_raw_fd(&port));
         let transport = Clocked {
             inner: port,
+            fd,
             last_write: clock.0.clone(),
             written: clock.1.clone(),
         };
