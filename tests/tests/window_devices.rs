@@ -349,7 +349,10 @@ fn vendor_frame_screens_on_one_line_show_calls_pauses_and_the_board() {
         .iter()
         .map(|e| e["device"].as_str().unwrap().to_string())
         .collect();
-    assert!(faulted.contains(&"screens/unit9".to_string()), "{faulted:?}");
+    assert!(
+        faulted.contains(&"screens/unit9".to_string()),
+        "{faulted:?}"
+    );
     std::thread::sleep(Duration::from_millis(1200));
     let t = Instant::now();
     sim.plug(&link).unwrap();
@@ -490,9 +493,11 @@ fn a_rating_pad_armed_before_a_power_cut_still_rates_that_ticket() {
         sim.texts(1).unwrap() == ["1号窗口", "欢迎办理"]
     });
     sim.press(31, Key::Rating(1)).unwrap();
-    wait_until("the press read and acknowledged", Duration::from_secs(3), || {
-        sim.pending_keys(31).unwrap() == 0
-    });
+    wait_until(
+        "the press read and acknowledged",
+        Duration::from_secs(3),
+        || sim.pending_keys(31).unwrap() == 0,
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         hall.events_of("rating_recorded").len(),

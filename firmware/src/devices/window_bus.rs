@@ -1059,3 +1059,90 @@ pub async fn drive(
         stop: Some(stop),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn screens_say_what_the_hall_expects() {
+        assert_eq!(board_call("A001", 3), "请 A001 号到 3 号窗口办理");
+        assert_eq!(call_screen("A001", 3).texts(), ["A001", "请到3号窗口"]);
+        assert_eq!(paused_screen(3).texts()[0], "暂停服务");
+        assert_eq!(rate_screen(3).texts()[1], "请您评价");
+    }
+
+    #[test]
+    fn a_board_lists_the_latest_calls_above_its_notice_whatever_its_size() {
+        let calls: VecDeque<String> = (1..=8).map(|i| board_call(&format!("A00{i}"), i)).collect();
+        let six = board_screen(&calls, "请带身份证", 6);
+        assert_eq!(six.lines.len(), 6);
+        assert_eq!(six.texts()[0], calls[0]);
+        assert_eq!(six.texts()[4], calls[4]);
+        assert_eq!(six.texts()[5], "请带身份证");
+        assert_eq!(six.lines[5].effect, Effect::Scroll);
+        assert_eq!(six.lines[0].effect, Effect::Blink);
+        let one_call: VecDeque<String> = calls.iter().take(1).cloned().collect();
+        let two = board_screen(&one_call, "请带身份证", 2);
+        assert_eq!(two.texts(), [calls[0].as_str(), "请带身份证"]);
+        let no_notice = board_screen(&one_call, "", 4);
+        assert_eq!(no_notice.texts(), [calls[0].as_str()]);
+    }
+
+    fn bus(text: &str) -> WindowBusConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_bus_section_is_checked_against_the_windows() {
+        let b = bus(
+            "port = \"/dev/ttyUSB0\"\n[[device]]\nunit = 3\nkind = \"window_screen\"\nwindow = 9\n",
+        );
+        assert_eq!(b.check(&[1, 2, 3]).unwrap_err().0, "device[0].window");
+        let b = bus(
+            "port = \"/dev/ttyUSB0\"\n[[device]]\nunit = 33\nkind = \"rating_keypad\"\nwindow = 1\nkeys = 4\n",
+        );
+        assert_eq!(b.check(&[1]).unwrap_err().0, "device[0].levels");
+        let b = bus(
+            "port = \"/dev/ttyUSB0\"\n[[device]]\nunit = 10\nkind = \"hall_board\"\n[[device]]\nunit = 10\nkind = \"hall_board\"\n",
+        );
+        assert_eq!(b.check(&[1]).unwrap_err().0, "device[1].unit");
+    }
+
+    #[test]
+    fn a_vendor_bus_carries_screens_with_their_line_counts_and_a_safe_end_byte() {
+        let ok = "port = \"/dev/ttyUSB1\"\nprotocol = \"vendor\"\nframe_header = 0xAA\nframe_end = 0x03\n\
+                  [[device]]\nunit = 0\nkind = \"window_screen\"\nwindow = 1\nlines = 1\n\
+                  [[device]]\nunit = 200\nkind = \"hall_board\"\n";
+        let b = bus(ok);
+        b.check(&[1]).unwrap();
+        assert_eq!(
+            b.vendor_profile(),
+            VendorProfile {
+                header: 0xAA,
+                end: 0x03
+            }
+        );
+        let cases = [
+            ("frame_end = 0x03", "frame_end = 0xB0", "frame_end"),
+            ("frame_end = 0x03", "frame_end = 0xAA", "frame_end"),
+            ("lines = 1", "lines = 9", "device[0].lines"),
+            (
+                "kind = \"hall_board\"",
+                "kind = \"rating_keypad\"\nwindow = 1",
+                "device[1].kind",
+            ),
+        ];
+        for (from, to, key) in cases {
+            let b = bus(&ok.replacen(from, to, 1));
+            assert_eq!(b.check(&[1]).unwrap_err().0, key, "{to}");
+        }
+        // Modbus devices report their own lines; vendor settings on a Modbus bus are refused.
+        let m = bus("port = \"/dev/ttyUSB0\"\nframe_end = 0x0D\n");
+        assert_eq!(m.check(&[1]).unwrap_err().0, "frame_end");
+        let m = bus(
+            "port = \"/dev/ttyUSB0\"\n[[device]]\nunit = 3\nkind = \"window_screen\"\nwindow = 1\nlines = 2\n",
+        );
+        assert_eq!(m.check(&[1]).unwrap_err().0, "device[0].lines");
+    }
+}

@@ -1061,3 +1061,435 @@ impl VendorBus {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, EXAMPLE_HALL};
+    use crate::devices::health::{Devices, Health};
+    use crate::devices::window_bus::{WindowBuses, call_screen, drive, paused_screen};
+    use embedded_hal::spi::{ErrorKind, ErrorType, Operation};
+    use hallq_engine::{Class, Command, Role, TicketId};
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicBool;
+
+    const EXAMPLE_DEVICES: &str = include_str!("../../examples/window-devices.toml");
+
+    fn with_devices(extra: &str) -> Result<Config, String> {
+        Config::parse(&format!("{EXAMPLE_HALL}\n{extra}"), "hall.toml").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_example_of_every_device_kind_is_valid() {
+        let c = with_devices(EXAMPLE_DEVICES).unwrap();
+        assert_eq!(c.buses.len(), 2);
+        assert_eq!(c.buses[1].protocol, BusProtocol::Vendor);
+        assert_eq!(c.led_matrices[0].geometry().lines(), 2);
+        assert_eq!(
+            c.gpio_keypads[1].pins(),
+            vec![
+                (5, Key::Function(CallerKey::CallNext)),
+                (6, Key::Function(CallerKey::Recall)),
+                (13, Key::Function(CallerKey::Finish)),
+                (19, Key::Function(CallerKey::PauseToggle)),
+            ]
+        );
+        assert_eq!(
+            c.usb_keypads[0].path(),
+            Path::new("/dev/input/by-id/usb-Genius_Numeric_Keypad-event-kbd")
+        );
+        assert!(
+            c.usb_keypads[0]
+                .overrides()
+                .contains(&(88, Key::Function(CallerKey::Finish))),
+            "KEY_F12 is code 88"
+        );
+    }
+
+    #[test]
+    fn a_mistake_in_a_device_section_names_its_key_and_line() {
+        let cases = [
+            (
+                "rating1 = 17",
+                "rating1 = 71\nrating9 = 18",
+                "gpio_keypad[0].buttons.rating9",
+            ),
+            (
+                "call_next = 5",
+                "call_next = 5\nrating1 = 7",
+                "gpio_keypad[1].buttons.rating1",
+            ),
+            (
+                "modules_high = 4",
+                "modules_high = 3",
+                "led_matrix[0].modules_high",
+            ),
+            (
+                "KEY_F12 = \"finish\"",
+                "KEY_F99 = \"finish\"",
+                "usb_keypad[0].keymap.KEY_F99",
+            ),
+            (
+                "kind = \"hall_board\"\nlines = 6",
+                "kind = \"caller_keypad\"\nwindow = 1",
+                "bus[1].device[2].kind",
+            ),
+            ("frame_end = 0x0D", "frame_end = 0x41", "bus[1].frame_end"),
+            (
+                "name = \"rate-w5\"",
+                "name = \"caller-w5\"",
+                "usb_keypad[1].name",
+            ),
+            (
+                "window = 4\nmodules_wide",
+                "window = 40\nmodules_wide",
+                "led_matrix[0].window",
+            ),
+        ];
+        for (from, to, key) in cases {
+            let text = EXAMPLE_DEVICES.replacen(from, to, 1);
+            assert_ne!(text, EXAMPLE_DEVICES, "{from}");
+            let err = with_devices(&text).unwrap_err();
+            assert!(err.contains(&format!(": {key}:")), "{key}: {err}");
+            let line: usize = err.split(':').nth(1).unwrap().parse().unwrap();
+            assert!(line > EXAMPLE_HALL.lines().count(), "{err}");
+        }
+    }
+
+    #[test]
+    fn keys_have_english_and_chinese_names() {
+        assert_eq!(parse_key("rating5"), Some(Key::Rating(5)));
+        assert_eq!(parse_key("rating6"), None);
+        assert_eq!(parse_key("reason2"), Some(Key::Reason(2)));
+        assert_eq!(parse_key("呼叫"), Some(Key::Function(CallerKey::CallNext)));
+        assert_eq!(parse_key("no_show"), parse_key("弃号"));
+        assert_eq!(parse_key("digit7"), Some(Key::Digit(7)));
+        assert_eq!(parse_key("0"), Some(Key::Digit(0)));
+        assert_eq!(parse_key("B"), Some(Key::Letter('B')));
+        assert_eq!(parse_key("b"), None);
+        assert_eq!(parse_key("finnish"), None);
+    }
+
+    /// A MAX7219 chain in memory: decodes the SPI words into each module's rows, the
+    /// way the chips latch them, and can be made to fail like an unplugged cable.
+    #[derive(Clone)]
+    struct MemChain {
+        modules: usize,
+        wide: usize,
+        rows: Arc<Mutex<Vec<[u8; 8]>>>,
+        broken: Arc<AtomicBool>,
+    }
+
+    impl MemChain {
+        fn new(g: Geometry) -> MemChain {
+            let modules = g.modules_wide as usize * g.modules_high as usize;
+            MemChain {
+                modules,
+                wide: g.modules_wide as usize,
+                rows: Arc::new(Mutex::new(vec![[0; 8]; modules])),
+                broken: Arc::new(AtomicBool::new(false)),
+            }
+        }
+        /// Dots of text line `n` (16 rows), as strings of '#' and '.'.
+        fn line(&self, n: usize) -> Vec<String> {
+            let rows = self.rows.lock().unwrap();
+            (n * 16..n * 16 + 16)
+                .map(|y| {
+                    (0..self.wide * 8)
+                        .map(|x| {
+                            let m = (y / 8) * self.wide + x / 8;
+                            if rows[m][y % 8] >> (7 - x % 8) & 1 == 1 {
+                                '#'
+                            } else {
+                                '.'
+                            }
+                        })
+                        .collect()
+                })
+                .collect()
+        }
+    }
+
+    #[derive(Debug)]
+    struct Unplugged;
+    impl embedded_hal::spi::Error for Unplugged {
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::Other
+        }
+    }
+    impl ErrorType for MemChain {
+        type Error = Unplugged;
+    }
+    impl SpiDevice for MemChain {
+        fn transaction(&mut self, ops: &mut [Operation<'_, u8>]) -> Result<(), Unplugged> {
+            if self.broken.load(Ordering::SeqCst) {
+                return Err(Unplugged);
+            }
+            let mut rows = self.rows.lock().unwrap();
+            for op in ops {
+                if let Operation::Write(buf) = op {
+                    // The first word shifted in ends in the last module of the chain.
+                    for (i, w) in buf.chunks(2).enumerate() {
+                        let m = self.modules - 1 - i;
+                        if let [reg @ 1..=8, v] = *w {
+                            rows[m][reg as usize - 1] = v;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// A push button in memory, wired to ground: low while pressed.
+    #[derive(Clone, Default)]
+    struct MemButton(Arc<AtomicBool>);
+    impl embedded_hal::digital::ErrorType for MemButton {
+        type Error = core::convert::Infallible;
+    }
+    impl InputPin for MemButton {
+        fn is_high(&mut self) -> Result<bool, Self::Error> {
+            Ok(!self.0.load(Ordering::SeqCst))
+        }
+        fn is_low(&mut self) -> Result<bool, Self::Error> {
+            Ok(self.0.load(Ordering::SeqCst))
+        }
+    }
+    impl MemButton {
+        async fn press(&self) {
+            self.0.store(true, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            self.0.store(false, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+    }
+
+    async fn until(what: &str, mut f: impl FnMut() -> bool) {
+        let t = Instant::now();
+        while !f() {
+            assert!(t.elapsed() < Duration::from_secs(5), "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn reference(g: Geometry, font: &BitmapFont, c: &DisplayContent, n: usize) -> Vec<String> {
+        let chain = MemChain::new(g);
+        let mut d = Max7219Display::new(chain.clone(), g, font.clone());
+        d.init().unwrap();
+        d.show(c).unwrap();
+        chain.line(n)
+    }
+
+    struct Rig {
+        hall: crate::core::Hall,
+        devices: Devices,
+        buses: WindowBuses,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn hall_with(links: impl FnOnce(&Config) -> Vec<LinkSetup>) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let config =
+            Config::load(&crate::bench::write_config(dir.path(), "127.0.0.1:0", true).unwrap())
+                .unwrap();
+        std::fs::create_dir_all(&config.storage.data_dir).unwrap();
+        let store = crate::store::Store::open(&config.database()).unwrap();
+        let (hall, _core) = crate::core::Hall::start(config.queue.clone(), store).unwrap();
+        let devices = Devices::load(hall.clone()).await.unwrap();
+        let buses = drive(
+            links(&config),
+            &config.queue,
+            String::new(),
+            hall.clone(),
+            devices.clone(),
+        )
+        .await;
+        Rig {
+            hall,
+            devices,
+            buses,
+            _dir: dir,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn gpio_buttons_call_and_rate_and_the_spi_matrix_shows_it() {
+        let font = BitmapFont::find().expect("install the Debian package unifont");
+        let g = Geometry {
+            modules_wide: 8,
+            modules_high: 4,
+        };
+        let chain = MemChain::new(g);
+        let (call, rate_good, rate_bad) = (
+            MemButton::default(),
+            MemButton::default(),
+            MemButton::default(),
+        );
+        let opens = Arc::new(Mutex::new(0));
+        let rig = hall_with(|config| {
+            let (chain, font, opens) = (chain.clone(), font.clone(), opens.clone());
+            let screen = matrix_link(
+                "led-w3",
+                screen_place(DeviceKind::WindowScreen, Some(3), g),
+                move || {
+                    *opens.lock().unwrap() += 1;
+                    let mut d = Max7219Display::new(chain.clone(), g, font.clone());
+                    d.init().map_err(|e| e.to_string())?;
+                    Ok(d)
+                },
+            );
+            let c = call.clone();
+            let caller = keypad_link(
+                "caller-w3",
+                key_place(DeviceKind::CallerKeypad, Some(3), &None, None, 60, &[]),
+                move || {
+                    Ok(GpioSource::new(GpioKeypad::new(
+                        vec![(c.clone(), Key::Function(CallerKey::CallNext))],
+                        Duration::from_millis(20),
+                    )))
+                },
+            );
+            let (good, bad) = (rate_good.clone(), rate_bad.clone());
+            let rating = keypad_link(
+                "rate-w3",
+                key_place(
+                    DeviceKind::RatingKeypad,
+                    Some(3),
+                    &None,
+                    Some(3),
+                    60,
+                    &config.queue.rating.reasons,
+                ),
+                move || {
+                    Ok(GpioSource::new(GpioKeypad::new(
+                        vec![
+                            (good.clone(), Key::Rating(1)),
+                            (bad.clone(), Key::Rating(3)),
+                        ],
+                        Duration::from_millis(20),
+                    )))
+                },
+            );
+            vec![screen, caller, rating]
+        })
+        .await;
+        let hall = &rig.hall;
+        hall.execute(Command::SignIn {
+            window: 3,
+            staff: "B001".into(),
+            role: Role::A,
+        })
+        .await
+        .unwrap();
+        let service = Config::example().queue.windows[2].services[0].code.clone();
+        hall.execute(Command::Issue {
+            service,
+            class: Class::Normal,
+            idempotency_key: None,
+            citizen: None,
+            channel: "test".into(),
+        })
+        .await
+        .unwrap();
+
+        // The caller's button calls as the staff signed in; the matrix shows the number.
+        call.press().await;
+        let number = loop {
+            let n = hall
+                .query(|e, _| {
+                    e.windows()[&3]
+                        .current
+                        .and_then(|t| e.ticket(t))
+                        .map(|t| (t.id, t.number.clone()))
+                })
+                .await
+                .unwrap();
+            if let Some(n) = n {
+                break n;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let want = reference(g, &font, &call_screen(&number.1, 3), 0);
+        assert!(want.iter().any(|r| r.contains('#')), "the number has dots");
+        // Line 0 blinks: wait for its lit phase.
+        until("the number on the matrix", || chain.line(0) == want).await;
+        let staff = hall
+            .query(move |e, _| e.ticket(number.0).and_then(|t| t.staff.clone()))
+            .await
+            .unwrap();
+        assert_eq!(staff.as_deref(), Some("B001"));
+
+        // Finish arms the three-key pad: its third key is 不满意, stored reason pending.
+        for cmd in [
+            Command::StartServing {
+                window: 3,
+                staff: "B001".into(),
+            },
+            Command::Finish {
+                window: 3,
+                staff: "B001".into(),
+                case_no: None,
+            },
+        ] {
+            hall.execute(cmd).await.unwrap();
+        }
+        rate_bad.press().await;
+        let rated = |id: TicketId| {
+            let hall = hall.clone();
+            async move {
+                hall.query(move |e, _| {
+                    e.rating(id)
+                        .map(|r| (r.level.name().to_string(), r.reason_pending))
+                })
+                .await
+                .unwrap()
+            }
+        };
+        let t = Instant::now();
+        while rated(number.0).await.is_none() {
+            assert!(t.elapsed() < Duration::from_secs(5), "no rating");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(rated(number.0).await, Some(("不满意".into(), true)));
+        // A second press within the window replaces it.
+        rate_good.press().await;
+        until("the replaced rating", || {
+            futures_lite(rated(number.0)) == Some(("满意".into(), false))
+        })
+        .await;
+
+        // The SPI cable fails: offline; it comes back: the matrix is redrawn.
+        chain.broken.store(true, Ordering::SeqCst);
+        hall.execute(Command::Pause {
+            window: 3,
+            staff: "B001".into(),
+            reason: "test".into(),
+        })
+        .await
+        .unwrap();
+        let led = |d: &Devices| {
+            d.snapshot()
+                .into_iter()
+                .find(|s| s.device == "led-w3")
+                .map(|s| s.health)
+        };
+        until("the offline fault", || {
+            matches!(led(&rig.devices), Some(Health::Fault { ref code, .. }) if code == "offline")
+        })
+        .await;
+        let paused = reference(g, &font, &paused_screen(3), 0);
+        chain.broken.store(false, Ordering::SeqCst);
+        until("the paused screen after the cable returns", || {
+            chain.line(0) == paused
+        })
+        .await;
+        until("recovered", || led(&rig.devices) == Some(Health::Ok)).await;
+        assert!(*opens.lock().unwrap() >= 2, "the chain was reopened");
+        rig.buses.shutdown();
+    }
+
+    /// Run a small future to completion from a synchronous closure (the test's polls).
+    fn futures_lite<F: std::future::Future>(f: F) -> F::Output {
+        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+    }
+}
