@@ -461,7 +461,16 @@ impl Bus {
     }
 
     /// Read one device's status block: keys, faults, power cuts.
-    async fn poll(&mut self, ctx: &mut Modbus, unit: u8) -> Result<(), Failure> {
+    ///
+    /// A show that arrives while the status is read is not kept waiting for the
+    /// acknowledgement and fault-clear writes: they are left to the next poll (the
+    /// presses were delivered already, and [`KeyTracker`] will not deliver them twice).
+    async fn poll(
+        &mut self,
+        ctx: &mut Modbus,
+        unit: u8,
+        cmds: &mut mpsc::UnboundedReceiver<Cmd>,
+    ) -> Result<(), Failure> {
         let timeout = self.config.response_timeout;
         let kind = self.devices[&unit].kind;
         let has_keys = kind.is_some_and(|k| k.has_keys());
@@ -500,6 +509,16 @@ impl Bus {
                 unit,
                 bits: reportable,
             });
+        }
+        while let Ok(cmd) = cmds.try_recv() {
+            self.take_cmd(cmd);
+        }
+        if self
+            .devices
+            .values()
+            .any(|d| d.dirty && d.online == Some(true))
+        {
+            return Ok(());
         }
         if let Some(ack) = step.ack {
             call(timeout, ctx.write_single_register(regmap::KEY_ACK, ack)).await?;
@@ -542,10 +561,13 @@ impl Bus {
                 self.take_cmd(cmd);
             }
             // 1. Screens with new content, online ones only (others redraw on return).
+            // The oldest request first: a call's window screen is asked for before the
+            // hall board's longer redraw, whatever their unit ids.
             let dirty = self
                 .devices
                 .iter()
-                .find(|(_, d)| d.dirty && d.online == Some(true))
+                .filter(|(_, d)| d.dirty && d.online == Some(true))
+                .min_by_key(|(_, d)| d.want.as_ref().map(|w| w.1))
                 .map(|(u, _)| *u);
             if let Some(unit) = dirty {
                 ctx.set_slave(Slave(unit));
@@ -566,7 +588,7 @@ impl Bus {
                 self.cursor =
                     (self.order.iter().position(|u| *u == unit).unwrap_or(0) + 1) % n.max(1);
                 ctx.set_slave(Slave(unit));
-                let r = self.poll(ctx, unit).await;
+                let r = self.poll(ctx, unit, cmds).await;
                 let period = self.poll_period(unit);
                 if let Some(d) = self.devices.get_mut(&unit) {
                     d.next_poll = Some(Instant::now() + period);
