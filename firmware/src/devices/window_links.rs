@@ -1488,6 +1488,99 @@ mod tests {
         rig.buses.shutdown();
     }
 
+    /// A USB keypad in memory: Linux key events in, decoded by the same keymap (the
+    /// standard layout plus the section's `keymap`) that the evdev reader uses.
+    #[cfg(feature = "usb-hid")]
+    struct MemUsb {
+        events: std_mpsc::Receiver<(u16, i32)>,
+        map: hallq_hardware::window::usb_hid::UsbKeymap,
+    }
+
+    #[cfg(feature = "usb-hid")]
+    impl KeySource for MemUsb {
+        fn next_keys(&mut self) -> Result<Vec<Key>, String> {
+            let (code, value) = self.events.recv().map_err(|_| "unplugged".to_string())?;
+            Ok(self.map.decode(code, value).into_iter().collect())
+        }
+    }
+
+    #[cfg(feature = "usb-hid")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_usb_keypad_acts_through_its_configured_keymap() {
+        use evdev::KeyCode;
+        let section: UsbKeypadConfig = toml::from_str(
+            "device = \"usb-x-event-kbd\"\nkind = \"caller_keypad\"\nwindow = 3\n\
+             [keymap]\nKEY_F12 = \"呼叫\"\nKEY_END = \"recall\"\n",
+        )
+        .unwrap();
+        section.check(&[3]).unwrap();
+        let (tx, rx) = std_mpsc::channel();
+        let mut rx = Some(rx);
+        let rig = hall_with(|_| {
+            let mut map = hallq_hardware::window::usb_hid::UsbKeymap::default();
+            for (code, key) in section.overrides() {
+                map.set(code, key);
+            }
+            let place = key_place(DeviceKind::CallerKeypad, Some(3), &None, None, 60, &[]);
+            vec![keypad_link("caller-w3", place, move || {
+                let events = rx.take().ok_or("unplugged")?;
+                Ok(MemUsb {
+                    events,
+                    map: map.clone(),
+                })
+            })]
+        })
+        .await;
+        let hall = &rig.hall;
+        hall.execute(Command::SignIn {
+            window: 3,
+            staff: "B001".into(),
+            role: Role::A,
+        })
+        .await
+        .unwrap();
+        let service = Config::example().queue.windows[2].services[0].code.clone();
+        for _ in 0..2 {
+            hall.execute(Command::Issue {
+                service: service.clone(),
+                class: Class::Normal,
+                idempotency_key: None,
+                citizen: None,
+                channel: "test".into(),
+            })
+            .await
+            .unwrap();
+        }
+        let current = || {
+            futures_lite(hall.query(|e, _| {
+                e.windows()[&3]
+                    .current
+                    .and_then(|t| e.ticket(t))
+                    .map(|t| (t.number.clone(), t.recalls))
+            }))
+            .unwrap()
+        };
+        // F12 was made 呼叫; auto-repeat (2) and release (0) are not presses.
+        for value in [1, 2, 2, 0] {
+            tx.send((KeyCode::KEY_F12.code(), value)).unwrap();
+        }
+        until("a call from F12", || current().is_some()).await;
+        let first = current().unwrap().0;
+        // End is 完成 in the standard layout, recall here.
+        tx.send((KeyCode::KEY_END.code(), 1)).unwrap();
+        until("the recall", || current() == Some((first.clone(), 1))).await;
+        // - is 弃号; then typed digits and Enter call a given number: the second ticket.
+        let second = format!("{}2", &first[..first.len() - 1]);
+        for k in [KeyCode::KEY_KPMINUS, KeyCode::KEY_KP2, KeyCode::KEY_KPENTER] {
+            tx.send((k.code(), 1)).unwrap();
+        }
+        until("the typed call", || {
+            current().is_some_and(|c| c.0 == second)
+        })
+        .await;
+        rig.buses.shutdown();
+    }
+
     /// Run a small future to completion from a synchronous closure (the test's polls).
     fn futures_lite<F: std::future::Future>(f: F) -> F::Output {
         tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
