@@ -64,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
                 window: Some(window),
                 levels: None,
                 keys: None,
+                lines: None,
             },
             WindowDeviceConfig {
                 unit: 10,
@@ -71,14 +72,16 @@ async fn main() -> anyhow::Result<()> {
                 window: None,
                 levels: None,
                 keys: None,
+                lines: None,
             },
         ],
+        ..Default::default()
     });
 
     let store = Store::open(&config.database())?;
     let (hall, core) = Hall::start(config.queue.clone(), store)?;
     let devices = Devices::load(hall.clone()).await?;
-    let buses = window_bus::start(&config.buses, &config.queue, &[], hall.clone(), devices).await;
+    let buses = window_bus::start(&config, hall.clone(), devices).await;
     let staff = "B001".to_string();
     hall.execute(Command::SignIn {
         window,

@@ -46,6 +46,15 @@ pub struct Config {
     /// RS-485 window buses (`[[bus]]`): LED screens, hall board, keypads.
     #[serde(default, rename = "bus")]
     pub buses: Vec<crate::devices::window_bus::WindowBusConfig>,
+    /// MAX7219 LED matrices on SPI (`[[led_matrix]]`): window screens or a hall board.
+    #[serde(default, rename = "led_matrix")]
+    pub led_matrices: Vec<crate::devices::window_links::LedMatrixConfig>,
+    /// Caller or rating keypads of GPIO push buttons (`[[gpio_keypad]]`).
+    #[serde(default, rename = "gpio_keypad")]
+    pub gpio_keypads: Vec<crate::devices::window_links::GpioKeypadConfig>,
+    /// Caller or rating keypads on USB (`[[usb_keypad]]`), read through evdev.
+    #[serde(default, rename = "usb_keypad")]
+    pub usb_keypads: Vec<crate::devices::window_links::UsbKeypadConfig>,
     /// Spoken calls; without this section (or with `enabled = false`) the hall is silent.
     #[serde(default)]
     pub voice: Option<VoiceConfig>,
@@ -322,6 +331,8 @@ impl Config {
                 invalid(key.clone(), key_line(text, &key), m)
             })?;
         }
+        crate::devices::window_links::check_all(&config)
+            .map_err(|(key, m)| invalid(key.clone(), key_line(text, &key), m))?;
         if let Some(v) = &config.voice {
             v.check()
                 .map_err(|(key, message)| invalid(key.into(), key_line(text, key), message))?;

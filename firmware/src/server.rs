@@ -64,14 +64,7 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
         None => None,
     };
     // The window buses follow committed events on their own; kept to stop them at the end.
-    let buses = crate::devices::window_bus::start(
-        &config.buses,
-        &config.queue,
-        &config.board.notices,
-        hall.clone(),
-        devices.clone(),
-    )
-    .await;
+    let buses = crate::devices::window_bus::start(&config, hall.clone(), devices.clone()).await;
     let voice = match config.voice.as_ref().filter(|v| v.enabled) {
         Some(v) => {
             let (voice, pack_health) =

@@ -190,6 +190,7 @@ pub fn window_bus(
             window: Some(u32::from(w)),
             levels: None,
             keys: None,
+            lines: None,
         })
         .collect();
     devices.push(WindowDeviceConfig {
@@ -198,6 +199,7 @@ pub fn window_bus(
         window: None,
         levels: None,
         keys: None,
+        lines: None,
     });
     config.buses.push(WindowBusConfig {
         name: Some("sim".into()),
@@ -208,6 +210,7 @@ pub fn window_bus(
         rating_armed_secs: 60,
         notice: "欢迎光临 · 办事请先取号 · 过号请重新取号".into(),
         devices,
+        ..Default::default()
     });
     tracing::info!(port = %link.display(), "simulated window bus (screens and hall board) on a pseudo-terminal");
     let watch = sim.clone();

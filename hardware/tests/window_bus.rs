@@ -370,3 +370,62 @@ async fn the_bus_unplugged_and_replugged_gets_every_screen_redrawn_within_two_se
     );
     eprintln!("redrawn {:?} after replug", t0.elapsed());
 }
+
+#[tokio::test]
+async fn a_calls_screen_is_written_before_a_board_with_a_lower_unit_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyWIN1");
+    // The board has the lower unit id: it must not go first just for that.
+    let (board, screen) = (2u8, 7u8);
+    let sim = SimBus::new(&[SimSpec::hall_board(board), SimSpec::window_screen(screen)]);
+    sim.plug(&link).unwrap();
+    let config = BusConfig::new(
+        "bus1",
+        &link.to_string_lossy(),
+        vec![
+            BusDevice {
+                unit: board,
+                kind: DeviceKind::HallBoard,
+            },
+            BusDevice {
+                unit: screen,
+                kind: DeviceKind::WindowScreen,
+            },
+        ],
+    );
+    let (bus, mut events) = bus::spawn(config);
+    for unit in [board, screen] {
+        next_matching(
+            &mut events,
+            Duration::from_secs(5),
+            |e| matches!(e, BusEvent::Online { unit: u, .. } if *u == unit),
+        )
+        .await;
+    }
+    // Hold the bus task back so both shows are pending when it next looks.
+    bus.show(
+        screen,
+        DisplayContent::from_lines(&["A001", "请到7号窗口"]).unwrap(),
+    )
+    .unwrap();
+    let lines: Vec<String> = (0..6)
+        .map(|i| format!("请 A00{i} 号到 7 号窗口办理"))
+        .collect();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    bus.show(board, DisplayContent::from_lines(&refs).unwrap())
+        .unwrap();
+    assert!(
+        sim.wait_for(Duration::from_secs(5), |s| {
+            s.texts(board).is_ok_and(|t| t.first() == Some(&lines[0]))
+                && s.texts(screen).is_ok_and(|t| t[0] == "A001")
+        })
+        .await
+    );
+    let (at_screen, _) = sim.last_line_write(screen).unwrap().unwrap();
+    let (at_board, _) = sim.last_line_write(board).unwrap().unwrap();
+    assert!(
+        at_screen < at_board,
+        "the window screen waited for the board's six lines"
+    );
+    bus.shutdown();
+}

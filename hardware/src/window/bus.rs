@@ -185,9 +185,16 @@ pub fn spawn(config: BusConfig) -> (BusHandle, mpsc::UnboundedReceiver<BusEvent>
     )
 }
 
-/// A transport that notes when it last handed bytes to the port.
+/// A transport that notes when it last handed bytes to the port, and drops whatever
+/// unread bytes wait in the port before each request goes out.
+///
+/// tokio-modbus matches an answer to its request by function code only, so a late
+/// answer to an earlier request (one that timed out, or one a previous controller sent
+/// before a power cut) would be taken as the answer to the next one. On a half-duplex
+/// bus nothing valid can be waiting when we start to talk, so it is discarded.
 struct Clocked<T> {
     inner: T,
+    fd: Option<std::os::fd::RawFd>,
     last_write: Arc<Mutex<Instant>>,
     written: Arc<Mutex<usize>>,
 }
@@ -208,6 +215,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Clocked<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
+        if let Some(fd) = self.fd {
+            // SAFETY: tcflush on the port's own open descriptor, no pointers.
+            unsafe {
+                libc::tcflush(fd, libc::TCIFLUSH);
+            }
+        }
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = r {
             *self.last_write.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
@@ -448,7 +461,16 @@ impl Bus {
     }
 
     /// Read one device's status block: keys, faults, power cuts.
-    async fn poll(&mut self, ctx: &mut Modbus, unit: u8) -> Result<(), Failure> {
+    ///
+    /// A show that arrives while the status is read is not kept waiting for the
+    /// acknowledgement and fault-clear writes: they are left to the next poll (the
+    /// presses were delivered already, and [`KeyTracker`] will not deliver them twice).
+    async fn poll(
+        &mut self,
+        ctx: &mut Modbus,
+        unit: u8,
+        cmds: &mut mpsc::UnboundedReceiver<Cmd>,
+    ) -> Result<(), Failure> {
         let timeout = self.config.response_timeout;
         let kind = self.devices[&unit].kind;
         let has_keys = kind.is_some_and(|k| k.has_keys());
@@ -487,6 +509,16 @@ impl Bus {
                 unit,
                 bits: reportable,
             });
+        }
+        while let Ok(cmd) = cmds.try_recv() {
+            self.take_cmd(cmd);
+        }
+        if self
+            .devices
+            .values()
+            .any(|d| d.dirty && d.online == Some(true))
+        {
+            return Ok(());
         }
         if let Some(ack) = step.ack {
             call(timeout, ctx.write_single_register(regmap::KEY_ACK, ack)).await?;
@@ -529,10 +561,13 @@ impl Bus {
                 self.take_cmd(cmd);
             }
             // 1. Screens with new content, online ones only (others redraw on return).
+            // The oldest request first: a call's window screen is asked for before the
+            // hall board's longer redraw, whatever their unit ids.
             let dirty = self
                 .devices
                 .iter()
-                .find(|(_, d)| d.dirty && d.online == Some(true))
+                .filter(|(_, d)| d.dirty && d.online == Some(true))
+                .min_by_key(|(_, d)| d.want.as_ref().map(|w| w.1))
                 .map(|(u, _)| *u);
             if let Some(unit) = dirty {
                 ctx.set_slave(Slave(unit));
@@ -553,7 +588,7 @@ impl Bus {
                 self.cursor =
                     (self.order.iter().position(|u| *u == unit).unwrap_or(0) + 1) % n.max(1);
                 ctx.set_slave(Slave(unit));
-                let r = self.poll(ctx, unit).await;
+                let r = self.poll(ctx, unit, cmds).await;
                 let period = self.poll_period(unit);
                 if let Some(d) = self.devices.get_mut(&unit) {
                     d.next_poll = Some(Instant::now() + period);
@@ -642,8 +677,10 @@ async fn run(
             Arc::new(Mutex::new(Instant::now())),
             Arc::new(Mutex::new(0usize)),
         );
+        let fd = Some(std::os::fd::AsRawFd::as_raw_fd(&port));
         let transport = Clocked {
             inner: port,
+            fd,
             last_write: clock.0.clone(),
             written: clock.1.clone(),
         };

@@ -26,6 +26,7 @@
 //! - [`bus`]: the async task that owns one RS-485 bus (tokio-modbus over tokio-serial).
 //! - [`sim`]: a simulated bus of Modbus devices on a pseudo-terminal, rendering what each
 //!   screen shows.
+//! - [`vendor_sim`]: a simulated line of write-only vendor screens on a pseudo-terminal.
 
 pub mod bus;
 pub mod font;
@@ -39,6 +40,7 @@ pub mod text;
 #[cfg(feature = "usb-hid")]
 pub mod usb_hid;
 pub mod vendor_frame;
+pub mod vendor_sim;
 
 pub use text::{Align, Colour, DisplayContent, DisplayLine, Effect, Gb2312Text, TextError};
 
