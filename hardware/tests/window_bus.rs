@@ -213,6 +213,49 @@ async fn every_key_press_arrives_once_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rating_pad_keeps_its_press_until_the_controller_has_stored_it() {
+    let mut r = rig();
+    next_matching(&mut r.events, Duration::from_secs(3), |e| {
+        matches!(e, BusEvent::Online { unit: RATING, .. })
+    })
+    .await;
+    let seq = r.sim.press(RATING, Key::Rating(1)).unwrap().expect("room");
+    let e = next_matching(&mut r.events, Duration::from_secs(2), |e| {
+        matches!(e, BusEvent::Key { .. })
+    })
+    .await;
+    assert_eq!(
+        e,
+        BusEvent::Key {
+            unit: RATING,
+            seq,
+            key: Key::Rating(1)
+        }
+    );
+    // Many polls later the pad still holds it (a controller dying now would read it
+    // again after its restart), and it is not delivered a second time meanwhile.
+    let again = tokio::time::timeout(Duration::from_millis(300), async {
+        loop {
+            if let Some(BusEvent::Key { .. }) = r.events.recv().await {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(again.is_err(), "a held press was delivered twice");
+    assert_eq!(r.sim.pending_keys(RATING).unwrap(), 1);
+    // Stored: the next poll lets the pad forget it.
+    r.bus.confirm(RATING, seq).unwrap();
+    assert!(
+        r.sim
+            .wait_for(Duration::from_secs(1), |s| s.pending_keys(RATING).unwrap()
+                == 0)
+            .await,
+        "acknowledged once confirmed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_that_drops_off_goes_offline_and_is_redrawn_when_it_returns() {
     let mut r = rig();
     r.bus.show(SCREEN, call_screen("B007")).unwrap();

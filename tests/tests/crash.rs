@@ -25,7 +25,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use hallq::devices::window_bus::{call_screen, idle_screen};
+use hallq::devices::window_bus::{call_screen, idle_screen, rate_screen};
+use hallq_hardware::window::DisplayContent;
 use hallq_hardware::window::keys::Key;
 use hallq_hardware::window::sim::{SimBus, SimSpec};
 use hallq_tests::dice::{Dice, env_or};
@@ -272,10 +273,13 @@ fn stored_rating(db: &rusqlite::Connection, ticket: u64) -> Option<String> {
 }
 
 /// Every window screen shows its window's current call (or idle) and the board its
-/// notice; returns how long that took.
+/// notice; returns how long that took. The rating pad's window may instead ask for a
+/// rating: a finish just before the cut re-arms its pad after the restart.
 fn wait_for_redraw(hall: &Hall, sim: &SimBus, since: Instant) -> Duration {
     let db = hall.database();
-    let expected: Vec<(u8, Vec<String>)> = WINDOWS
+    let texts =
+        |c: DisplayContent| -> Vec<String> { c.texts().iter().map(|t| t.to_string()).collect() };
+    let expected: Vec<(u8, Vec<Vec<String>>)> = WINDOWS
         .iter()
         .map(|(w, _)| {
             let current: Option<String> = db
@@ -285,12 +289,12 @@ fn wait_for_redraw(hall: &Hall, sim: &SimBus, since: Instant) -> Duration {
                     |r| r.get(0),
                 )
                 .ok();
-            let screen = match current {
-                Some(n) => call_screen(&n, *w),
-                None => idle_screen(*w),
+            let screens = match current {
+                Some(n) => vec![texts(call_screen(&n, *w))],
+                None if *w == PAD_WINDOW => vec![texts(idle_screen(*w)), texts(rate_screen(*w))],
+                None => vec![texts(idle_screen(*w))],
             };
-            let texts = screen.texts().iter().map(|t| t.to_string()).collect();
-            (*w as u8, texts)
+            (*w as u8, screens)
         })
         .collect();
     loop {
@@ -299,7 +303,7 @@ fn wait_for_redraw(hall: &Hall, sim: &SimBus, since: Instant) -> Duration {
             .map(|(u, _)| sim.texts(*u).expect("screen"))
             .collect();
         let board = sim.texts(BOARD).expect("board");
-        if expected.iter().zip(&shown).all(|((_, e), s)| e == s)
+        if expected.iter().zip(&shown).all(|((_, e), s)| e.contains(s))
             && board.iter().any(|l| l == NOTICE)
         {
             return since.elapsed();

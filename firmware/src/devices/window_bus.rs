@@ -303,6 +303,9 @@ pub enum LinkEvent {
         unit: u8,
         /// The key.
         key: Key,
+        /// The press's number on a device that keeps presses until they are confirmed
+        /// stored ([`Link::with_confirm`]).
+        seq: Option<u16>,
     },
     /// The device can be reached (first contact, or back).
     Online {
@@ -329,6 +332,7 @@ pub enum LinkEvent {
 
 type ShowFn = Box<dyn Fn(u8, DisplayContent) -> bool + Send + Sync>;
 type StopFn = Box<dyn Fn() + Send + Sync>;
+type ConfirmFn = Box<dyn Fn(u8, u16) + Send + Sync>;
 
 /// The controller's handle to the task or thread owning one port or device.
 pub struct Link {
@@ -336,6 +340,7 @@ pub struct Link {
     shared: bool,
     show: ShowFn,
     stop: StopFn,
+    confirm: Option<ConfirmFn>,
 }
 
 impl Link {
@@ -353,7 +358,15 @@ impl Link {
             shared,
             show: Box::new(show),
             stop: Box::new(stop),
+            confirm: None,
         }
+    }
+
+    /// For a link whose devices keep a key press until told it is stored (the Modbus
+    /// profile's rating pads): `confirm(unit, seq)` says so.
+    pub fn with_confirm(mut self, confirm: impl Fn(u8, u16) + Send + Sync + 'static) -> Link {
+        self.confirm = Some(Box::new(confirm));
+        self
     }
 
     /// The device id used in health and fault events.
@@ -415,7 +428,11 @@ pub fn modbus_link(name: &str, b: &WindowBusConfig, reasons: &[String]) -> LinkS
     tokio::spawn(async move {
         while let Some(e) = events.recv().await {
             let ev = match e {
-                BusEvent::Key { unit, key, .. } => LinkEvent::Key { unit, key },
+                BusEvent::Key { unit, key, seq } => LinkEvent::Key {
+                    unit,
+                    key,
+                    seq: Some(seq),
+                },
                 BusEvent::Online { unit, identity } => LinkEvent::Online {
                     unit,
                     lines: Some(identity.lines),
@@ -442,14 +459,17 @@ pub fn modbus_link(name: &str, b: &WindowBusConfig, reasons: &[String]) -> LinkS
             }
         }
     });
-    let show = handle.clone();
+    let (show, confirm) = (handle.clone(), handle.clone());
     LinkSetup {
         link: Link::new(
             name,
             true,
             move |unit, c| show.show(unit, c).is_ok(),
             move || handle.shutdown(),
-        ),
+        )
+        .with_confirm(move |unit, seq| {
+            let _ = confirm.confirm(unit, seq);
+        }),
         events: rx,
         devices: b
             .devices
@@ -722,7 +742,13 @@ impl Controller {
                     .await
             }
             LinkEvent::Health { unit, health } => self.devices.report(&id(unit), health).await,
-            LinkEvent::Key { unit, key } => self.on_key(link, unit, key).await,
+            LinkEvent::Key { unit, key, seq } => {
+                self.on_key(link, unit, key).await;
+                // Handled (stored, or knowingly ignored): the pad may forget the press.
+                if let (Some(seq), Some(confirm)) = (seq, &self.links[link].confirm) {
+                    confirm(unit, seq);
+                }
+            }
         }
     }
 

@@ -821,7 +821,14 @@ where
                     match source.next_keys() {
                         Ok(keys) => {
                             for key in keys {
-                                if etx.send(LinkEvent::Key { unit: 0, key }).is_err() {
+                                if etx
+                                    .send(LinkEvent::Key {
+                                        unit: 0,
+                                        key,
+                                        seq: None,
+                                    })
+                                    .is_err()
+                                {
                                     return;
                                 }
                             }

@@ -145,6 +145,7 @@ pub struct BusClosed;
 
 enum Cmd {
     Show(u8, DisplayContent, Instant),
+    Confirm(u8, u16),
 }
 
 /// The daemon's handle to a bus task. Cheap to clone.
@@ -161,6 +162,16 @@ impl BusHandle {
         self.tx
             .send(Cmd::Show(unit, content, Instant::now()))
             .map_err(|_| BusClosed)
+    }
+
+    /// The press `seq` from rating pad `unit` is stored: the pad may now forget it
+    /// (KEY_ACK at its next poll). A rating pad keeps a press until then, so a
+    /// controller that dies between reading a press and storing its rating reads the
+    /// press again after the restart instead of losing it. Other keypads are
+    /// acknowledged as soon as they are read: a caller's "call next" must never run
+    /// twice.
+    pub fn confirm(&self, unit: u8, seq: u16) -> Result<(), BusClosed> {
+        self.tx.send(Cmd::Confirm(unit, seq)).map_err(|_| BusClosed)
     }
 
     /// Stop the task (the port closes).
@@ -251,6 +262,8 @@ struct DeviceState {
     /// Content to show and when it was asked for.
     want: Option<(DisplayContent, Instant)>,
     dirty: bool,
+    /// A rating pad's newest press the controller has stored; KEY_ACK goes no further.
+    confirmed: Option<u16>,
 }
 
 /// How a request failed.
@@ -296,14 +309,22 @@ impl Bus {
     }
 
     fn take_cmd(&mut self, cmd: Cmd) {
-        let Cmd::Show(unit, content, at) = cmd;
-        match self.devices.get_mut(&unit) {
-            Some(d) => {
-                d.want = Some((content, at));
-                d.dirty = true;
-            }
-            None => {
-                tracing::warn!(bus = %self.config.name, unit, "show for a unit not on this bus")
+        match cmd {
+            Cmd::Show(unit, content, at) => match self.devices.get_mut(&unit) {
+                Some(d) => {
+                    d.want = Some((content, at));
+                    d.dirty = true;
+                }
+                None => {
+                    tracing::warn!(bus = %self.config.name, unit, "show for a unit not on this bus")
+                }
+            },
+            Cmd::Confirm(unit, seq) => {
+                if let Some(d) = self.devices.get_mut(&unit)
+                    && d.confirmed.is_none_or(|c| regmap::seq_newer(seq, c))
+                {
+                    d.confirmed = Some(seq);
+                }
             }
         }
     }
@@ -488,6 +509,8 @@ impl Bus {
             d.shown.iter_mut().for_each(|s| *s = None);
             d.brightness = None;
             d.dirty = d.want.is_some();
+            // Its presses are numbered from 1 again.
+            d.confirmed = None;
         }
         let reportable = status.faults & fault::REPORTABLE;
         let faults_changed = reportable != d.faults;
@@ -500,7 +523,12 @@ impl Bus {
                     key,
                 }),
                 None => {
-                    tracing::warn!(bus = %self.config.name, unit, code = p.code, "unknown key code")
+                    tracing::warn!(bus = %self.config.name, unit, code = p.code, "unknown key code");
+                    // Nobody will store it: let the pad forget it with the next ack.
+                    let d = self.devices.get_mut(&unit).expect("configured unit");
+                    if d.confirmed.is_none_or(|c| regmap::seq_newer(p.seq, c)) {
+                        d.confirmed = Some(p.seq);
+                    }
                 }
             }
         }
@@ -520,7 +548,21 @@ impl Bus {
         {
             return Ok(());
         }
-        if let Some(ack) = step.ack {
+        let ack = if kind == Some(DeviceKind::RatingKeypad) {
+            // Only as far as the controller has stored (see `BusHandle::confirm`).
+            let confirmed = self.devices[&unit].confirmed;
+            confirmed.and_then(|c| {
+                status
+                    .presses
+                    .iter()
+                    .rev()
+                    .find(|p| !regmap::seq_newer(p.seq, c))
+                    .map(|p| p.seq)
+            })
+        } else {
+            step.ack
+        };
+        if let Some(ack) = ack {
             call(timeout, ctx.write_single_register(regmap::KEY_ACK, ack)).await?;
         }
         if status.faults != 0 {
