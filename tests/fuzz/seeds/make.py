@@ -152,6 +152,7 @@ for i, cmd in enumerate([
     {"id": "rep-w", "command": "request_report", "period": "2026-W48"},
     {"id": "rep-m", "command": "request_report", "period": "2026-11"},
     {"id": "c3", "command": "reboot"},
+    {"id": "rep-edge", "command": "request_report", "period": "262143-W01"},
 ]):
     put("mqtt_command", f"{i:02d}-{cmd['command']}", json.dumps(cmd, ensure_ascii=False))
 put("mqtt_command", "event-kiosk-locked", json.dumps({"type": "kiosk_locked", "message": "维护", "command_id": "c1"}, ensure_ascii=False))
