@@ -2,7 +2,8 @@
 //! a 4xx with a JSON error body, never a 500 and never a panic. One controller (store,
 //! core thread, router) serves every input; a staff member is signed in at window 1
 //! and every request carries their token, so the window actions read their bodies
-//! instead of stopping at 401.
+//! instead of stopping at 401. Inputs can also set one of the headers the API reads
+//! by hand (Idempotency-Key, Accept-Language, X-Kiosk-Key, Last-Event-ID).
 #![no_main]
 
 use std::net::SocketAddr;
@@ -10,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::Request;
+use axum::http::{HeaderValue, Request};
 use hallq::api::{AppState, app};
 use hallq::config::Config;
 use hallq::core::Hall;
@@ -36,6 +37,14 @@ const ENDPOINTS: [&str; 14] = [
     "/api/v1/services/SB/checklist",
     "/api/v1/voice/prompt",
     "/api/v1/tickets/1/reprint",
+];
+
+/// Headers the API parses itself.
+const HEADERS: [&str; 4] = [
+    "idempotency-key",
+    "accept-language",
+    "x-kiosk-key",
+    "last-event-id",
 ];
 
 /// The staff member signed in at window 1.
@@ -110,8 +119,20 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let w = world();
-    let path = ENDPOINTS[pick as usize % ENDPOINTS.len()];
-    let req = post(path, &w.token, body.to_vec());
+    let path = ENDPOINTS[(pick & 0x7F) as usize % ENDPOINTS.len()];
+    // With the top bit of the first byte set, the input up to the first newline is the
+    // value of one of the headers the API reads by hand, and the rest is the body.
+    let (header, body) = match body.iter().position(|&b| b == b'\n') {
+        Some(nl) if pick & 0x80 != 0 => (Some(&body[..nl]), &body[nl + 1..]),
+        _ => (None, body),
+    };
+    let mut req = post(path, &w.token, body.to_vec());
+    if let Some(value) = header
+        && let Ok(value) = HeaderValue::from_bytes(value)
+    {
+        let name = HEADERS[(pick as usize >> 4) & 3];
+        req.headers_mut().insert(name, value);
+    }
     let resp =
         w.rt.block_on(app(w.state.clone()).oneshot(req))
             .expect("infallible");

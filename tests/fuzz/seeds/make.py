@@ -198,6 +198,14 @@ env2 = dict(env, id="7f1c0c1e-8d7b-4a53-9c55-0f2f3c0c2a12", seq=1045, type="kios
 put("uplink_receive", "kiosk-locked-after-gap", json.dumps(env2, ensure_ascii=False))
 put("uplink_receive", "offline-state", json.dumps({"status": "offline", "controller_id": "qingshan-main", "hall_id": "qingshan", "hall_name": "青山县政务服务中心", "version": "0.1.0", "reason": "connection lost"}, ensure_ascii=False))
 
+# --- API requests with a header the API reads by hand (api_bodies) ----------------------------
+# First byte: top bit = header mode, bits 4-5 = which header, the rest picks the endpoint
+# (0x80, 0x9C, 0xAA, 0xB8 all pick /api/v1/tickets).
+put("api_bodies", "header-idempotency-key", b"\x80kiosk-2-7f3a9c\n" + b'{"service":"SB"}')
+put("api_bodies", "header-accept-language", b"\x9Cen-GB,en;q=0.8,zh-CN;q=0.5\n" + b'{"service":"MZ"}')
+put("api_bodies", "header-kiosk-key", b"\xAAkiosk-lan-key-0123456789\n" + b'{"service":"SB"}')
+put("api_bodies", "header-last-event-id", b"\xB81042\n" + b'{"service":"SB"}')
+
 # --- Configuration: the example hall and its commented sections ------------------------------
 example = read("firmware/examples/county-hall.toml").decode()
 put("config", "example-hall.toml", example)
