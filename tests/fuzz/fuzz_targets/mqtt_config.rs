@@ -1,6 +1,6 @@
 //! Queue configuration pushed by the hall server on `…/config/set`: any message is a
 //! setup or a refusal naming the key at fault, never a panic (the same reading as the
-//! uplink worker: `ConfigSet` through serde_path_to_error, then `apply::parse_setup`).
+//! uplink worker: `ConfigSet::parse`, then `apply::parse_setup`).
 //! A setup that is accepted starts an engine, fits an engine started with it, and the
 //! stored document reads back to the same setup after a restart (round trip).
 #![no_main]
@@ -11,11 +11,10 @@ use hallq_engine::{Engine, Timestamp};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let de = &mut serde_json::Deserializer::from_slice(data);
-    let set: ConfigSet = match serde_path_to_error::deserialize(de) {
+    let set = match ConfigSet::parse(data) {
         Ok(s) => s,
-        Err(e) => {
-            let _ = (e.path().to_string(), e.into_inner().to_string());
+        Err((_key, reason)) => {
+            assert!(!reason.is_empty());
             return;
         }
     };
