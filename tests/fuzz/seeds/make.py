@@ -184,6 +184,8 @@ bad = json.loads(json.dumps(queue))
 bad["services"][1]["prefix"] = bad["services"][0]["prefix"]
 put("mqtt_config", "shared-prefix", json.dumps({"version": 7, "queue": bad}, ensure_ascii=False))
 put("mqtt_config", "unknown-key", json.dumps({"version": 8, "queue": queue, "extra": 1}, ensure_ascii=False))
+# Found by the fuzzer: a stray byte after the document (refused since).
+put("mqtt_config", "trailing-byte", json.dumps({"version": 9, "queue": small}, ensure_ascii=False).encode() + b"\xd9")
 
 # --- Events as the receiver reads them (docs/events.md) -------------------------------------
 env = {
