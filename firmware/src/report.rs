@@ -25,10 +25,9 @@ impl Period {
         let (y, w) = text.split_once("-W")?;
         let from =
             NaiveDate::from_isoywd_opt(y.parse().ok()?, w.parse().ok()?, chrono::Weekday::Mon)?;
-        Some(Period {
-            from,
-            to: from + Duration::days(6),
-        })
+        // Checked: the last ISO week chrono knows ends past the last day it can hold.
+        let to = from.checked_add_signed(Duration::days(6))?;
+        Some(Period { from, to })
     }
 
     /// A month written `2026-11`.
@@ -163,6 +162,15 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_week_at_the_end_of_the_calendar_is_refused_not_a_panic() {
+        // Found with the mqtt_command fuzz target: `request_report` for 262143-W01 made
+        // the uplink worker panic adding six days past the last date chrono holds.
+        assert_eq!(Period::week("262143-W01"), None);
+        assert!(Period::week("262142-W01").is_some());
+        assert_eq!(Period::month("262143-01"), None);
+    }
 
     #[test]
     fn weeks_and_months_cover_the_right_days() {

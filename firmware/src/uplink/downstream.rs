@@ -216,14 +216,9 @@ impl Worker {
         let loose_version = serde_json::from_slice::<Value>(bytes)
             .ok()
             .and_then(|v| v["version"].as_i64());
-        let de = &mut serde_json::Deserializer::from_slice(bytes);
-        let set: ConfigSet = match serde_path_to_error::deserialize(de) {
+        let set = match ConfigSet::parse(bytes) {
             Ok(s) => s,
-            Err(e) => {
-                let path = e.path().to_string();
-                let key = (path != ".").then_some(path);
-                return refuse(loose_version, key, e.into_inner().to_string());
-            }
+            Err((key, reason)) => return refuse(loose_version, key, reason),
         };
         if let Some(current) = in_force {
             if set.version == current {

@@ -132,6 +132,22 @@ pub struct ConfigSet {
     pub queue: serde_json::Value,
 }
 
+impl ConfigSet {
+    /// Reads a configuration message; on failure the key at fault (if any) and why.
+    /// The whole message must be the one document: what is applied is stored as sent
+    /// and read again at every start, so bytes after it would make it unreadable then.
+    pub fn parse(bytes: &[u8]) -> Result<ConfigSet, (Option<String>, String)> {
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        let set: ConfigSet = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
+            let path = e.path().to_string();
+            ((path != ".").then_some(path), e.into_inner().to_string())
+        })?;
+        de.end()
+            .map_err(|e| (None, format!("after the document: {e}")))?;
+        Ok(set)
+    }
+}
+
 /// The reply on `config/ack`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConfigAck {
@@ -268,6 +284,24 @@ mod tests {
         assert_eq!(e.kind, "ticket_called");
         assert_eq!(e.payload["number"], "A001");
         assert_eq!(e.time, "2026-11-23T09:00:00.123+08:00");
+    }
+
+    #[test]
+    fn a_configuration_with_bytes_after_the_document_is_refused() {
+        // Found by the mqtt_config fuzz target: `}}` then a stray byte was applied, and
+        // the stored copy no longer read at the next start, which silently went back to
+        // the file's queue while the hall server believed its version was in force.
+        let (key, reason) = ConfigSet::parse(b"{\"version\":1,\"queue\":{}}\xd9").unwrap_err();
+        assert_eq!(key, None);
+        assert!(reason.contains("trailing"), "{reason}");
+        assert_eq!(
+            ConfigSet::parse(b"{\"version\":1,\"queue\":{}}\n")
+                .unwrap()
+                .version,
+            1
+        );
+        let (key, _) = ConfigSet::parse(br#"{"version":"x","queue":{}}"#).unwrap_err();
+        assert_eq!(key.as_deref(), Some("version"));
     }
 
     #[test]

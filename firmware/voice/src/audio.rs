@@ -91,7 +91,10 @@ impl Audio {
     pub fn read_any<R: Read>(reader: R) -> Result<Audio, WavError> {
         let r = hound::WavReader::new(reader)?;
         let s = r.spec();
-        if s.sample_format != hound::SampleFormat::Int || s.bits_per_sample != 16 {
+        if s.sample_format != hound::SampleFormat::Int
+            || s.bits_per_sample != 16
+            || s.sample_rate == 0
+        {
             return Err(WavError::Format {
                 found: describe(&s),
                 expected_rate: s.sample_rate,
@@ -154,7 +157,7 @@ impl Audio {
     /// Linear-interpolation resampling: enough for speech from espeak-ng, whose energy
     /// lies far below either Nyquist frequency.
     pub fn resample(&self, rate: u32) -> Audio {
-        if rate == self.rate || self.samples.is_empty() {
+        if rate == self.rate || self.samples.is_empty() || self.rate == 0 {
             return Audio {
                 rate,
                 samples: self.samples.clone(),
@@ -248,6 +251,27 @@ pub fn fix_streamed_header(bytes: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wav_claiming_zero_samples_a_second_is_refused_not_divided_by() {
+        // Found by the voice_wav fuzz target: resampling it divided by zero.
+        let mut bytes = Audio {
+            rate: 16_000,
+            samples: vec![1, 2, 3],
+        }
+        .to_wav();
+        bytes[24..28].copy_from_slice(&0u32.to_le_bytes());
+        bytes[28..32].copy_from_slice(&0u32.to_le_bytes());
+        assert!(matches!(
+            Audio::read_any(Cursor::new(&bytes)),
+            Err(WavError::Format { .. }) | Err(WavError::Unreadable(_))
+        ));
+        let silent = Audio {
+            rate: 0,
+            samples: vec![1, 2],
+        };
+        assert!(silent.resample(16_000).samples.len() <= 2);
+    }
 
     #[test]
     fn a_wav_written_reads_back_sample_for_sample() {

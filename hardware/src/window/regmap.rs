@@ -519,6 +519,9 @@ impl DeviceKeyQueue {
     }
 }
 
+/// How far past the last delivered press a new one can be numbered.
+const QUEUE_SPAN: u16 = KEY_QUEUE_LEN as u16;
+
 /// The host side of the key queue for one device: delivers each press once, whatever
 /// reads or acknowledgements were lost, and starts over when the device restarts.
 #[derive(Debug, Clone, Default)]
@@ -548,7 +551,13 @@ impl KeyTracker {
         }
         let mut new = Vec::new();
         for p in &status.presses {
-            if self.delivered == 0 || seq_newer(p.seq, self.delivered) {
+            // A press not yet delivered is at most a queue's length ahead of the last
+            // one that was (numbers go up by one a press, and the device holds only
+            // KEY_QUEUE_LEN unacknowledged). Anything else is a confused device: taking
+            // it would let numbers that wrap around the 16-bit circle be delivered
+            // again at the next read.
+            let ahead = p.seq.wrapping_sub(self.delivered);
+            if self.delivered == 0 || (seq_newer(p.seq, self.delivered) && ahead <= QUEUE_SPAN) {
                 self.delivered = p.seq;
                 new.push(*p);
             }
@@ -715,6 +724,27 @@ mod tests {
         assert_eq!(
             s.new.iter().map(|p| p.seq).collect::<Vec<_>>(),
             vec![u16::MAX, 1]
+        );
+    }
+
+    #[test]
+    fn a_device_reporting_numbers_out_of_order_never_gets_a_press_delivered_twice() {
+        // Found by the window_regmap fuzz target: 63993, 10146, 41634 are each "newer"
+        // than the one before in 16-bit serial arithmetic, so the next read of the same
+        // block found 63993 newer than 41634 and delivered it again.
+        let mut regs = vec![0u16; STATUS_LEN as usize];
+        regs[1] = 5;
+        regs[0x11] = 3;
+        regs[0x12..0x18].copy_from_slice(&[63993, 0x0101, 10146, 0x0102, 41634, 0x0103]);
+        let status = Status::decode(&regs).unwrap();
+        let mut host = KeyTracker::default();
+        let first = host.step(&status);
+        assert!(!first.new.is_empty());
+        assert!(host.step(&status).new.is_empty());
+        assert_eq!(
+            first.new.iter().map(|p| p.seq).collect::<Vec<_>>(),
+            vec![63993],
+            "numbers far from the last delivered press are not taken"
         );
     }
 

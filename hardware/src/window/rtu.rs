@@ -150,7 +150,7 @@ pub enum RtuError {
     /// The answer was malformed (bad CRC, wrong unit or function, wrong length).
     #[error("malformed response: {0}")]
     Malformed(&'static str),
-    /// A request the profile cannot send (too many registers).
+    /// A request the profile cannot send (too many registers to write or to read).
     #[error("request too large: {0} registers")]
     TooLarge(usize),
 }
@@ -235,10 +235,16 @@ impl<T: Read + Write> RtuMaster<T> {
 
     /// Send `req` to `unit` and wait for the answer.
     pub fn call(&mut self, unit: u8, req: &Request) -> Result<Response, RtuError> {
-        if let Request::WriteMultiple { values, .. } = req
-            && values.len() > MAX_WRITE_REGS
-        {
-            return Err(RtuError::TooLarge(values.len()));
+        match req {
+            Request::WriteMultiple { values, .. } if values.len() > MAX_WRITE_REGS => {
+                return Err(RtuError::TooLarge(values.len()));
+            }
+            Request::ReadHolding { count, .. } | Request::ReadInput { count, .. }
+                if *count > MAX_READ_REGS =>
+            {
+                return Err(RtuError::TooLarge(*count as usize));
+            }
+            _ => {}
         }
         self.io.write_all(&req.encode(unit))?;
         self.io.flush()?;
@@ -254,7 +260,8 @@ impl<T: Read + Write> RtuMaster<T> {
             if buf.len() >= want {
                 return parse_response(unit, req, &buf[..want]);
             }
-            let n = self.io.read(&mut chunk[..want - buf.len()])?;
+            let room = (want - buf.len()).min(chunk.len());
+            let n = self.io.read(&mut chunk[..room])?;
             if n == 0 {
                 return Err(RtuError::Io(std::io::ErrorKind::UnexpectedEof.into()));
             }
@@ -488,6 +495,23 @@ mod tests {
         };
         let mut d = ModbusDisplay::new(RtuMaster::new(script), 7, 2);
         assert!(matches!(d.show(&content), Err(RtuError::Io(_))));
+    }
+
+    #[test]
+    fn a_read_of_more_registers_than_a_frame_holds_is_refused_before_sending() {
+        // Found by the modbus_master fuzz target: 130 registers made the reader slice
+        // its 256-byte buffer at 265.
+        let script = Script {
+            written: vec![],
+            answers: Default::default(),
+            current: std::io::Cursor::new(vec![]),
+        };
+        let mut m = RtuMaster::new(script);
+        assert!(matches!(
+            m.read_input(1, 0, MAX_READ_REGS + 5),
+            Err(RtuError::TooLarge(130))
+        ));
+        assert!(m.release().written.is_empty());
     }
 
     #[test]

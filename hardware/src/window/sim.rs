@@ -286,6 +286,10 @@ impl SimDevice {
                 Ok(Response::WriteSingleRegister(addr, value))
             }
             Request::WriteMultipleRegisters(addr, values) => {
+                // Modbus: 1 to 123 registers a write, anything else is exception 0x03.
+                if values.is_empty() || values.len() > 123 {
+                    return Err(ExceptionCode::IllegalDataValue);
+                }
                 self.write_multiple(addr, &values)?;
                 Ok(Response::WriteMultipleRegisters(addr, values.len() as u16))
             }
@@ -362,17 +366,8 @@ impl tokio_modbus::server::Service for SimService {
         let Some(shared) = self.0.upgrade() else {
             return std::future::ready(Ok(None));
         };
-        let mut st = lock(&shared.state);
-        st.requests += 1;
-        let result = match st.devices.get_mut(&req.slave) {
-            // Not on the bus, or switched off: silence, as RS-485 has it.
-            None => Ok(None),
-            Some(d) if !d.online => Ok(None),
-            Some(d) => d.handle(req.request).map(Some),
-        };
-        drop(st);
-        shared.changed.send_modify(|g| *g += 1);
-        std::future::ready(result)
+        let bus = SimBus { shared };
+        std::future::ready(bus.answer(req.slave, req.request).transpose())
     }
 }
 
@@ -454,6 +449,27 @@ impl SimBus {
             p.task.abort();
             let _ = std::fs::remove_file(&p.link);
         }
+    }
+
+    /// Answer one request as the devices on the bus do: `None` when no device at
+    /// `unit` answers (none there, or switched off: silence, as RS-485 has it), else its
+    /// response or Modbus exception. The RTU server on the PTY calls this for every
+    /// frame it decodes; the fuzz targets call it without a port.
+    pub fn answer(
+        &self,
+        unit: u8,
+        request: Request<'_>,
+    ) -> Option<Result<Response, ExceptionCode>> {
+        let mut st = lock(&self.shared.state);
+        st.requests += 1;
+        let result = match st.devices.get_mut(&unit) {
+            None => None,
+            Some(d) if !d.online => None,
+            Some(d) => Some(d.handle(request)),
+        };
+        drop(st);
+        self.shared.changed.send_modify(|g| *g += 1);
+        result
     }
 
     /// Whether the bus is plugged in.
@@ -734,6 +750,12 @@ mod tests {
         assert_eq!(
             d.handle(Request::ReadInputRegisters(0x30, 3)),
             Err(ExceptionCode::IllegalDataAddress)
+        );
+        // Found by the modbus_device fuzz target: a write of no registers was
+        // accepted anywhere outside the line blocks.
+        assert_eq!(
+            d.handle(Request::WriteMultipleRegisters(0x5000, vec![].into())),
+            Err(ExceptionCode::IllegalDataValue)
         );
         assert_eq!(
             d.handle(Request::ReadCoils(0, 1)),

@@ -157,8 +157,11 @@ pub fn parse_frames(p: VendorProfile, bytes: &[u8]) -> (Vec<VendorFrame>, usize,
         if bytes.len() - i < 6 {
             break;
         }
-        let Some(end_rel) = bytes[i + 5..].iter().position(|&b| b == p.end) else {
-            if bytes.len() - i > 6 + MAX_TEXT {
+        // The end byte can only come within the longest frame; looking further would
+        // make what is parsed depend on where the reads happen to split the stream.
+        let window = &bytes[i + 5..bytes.len().min(i + 6 + MAX_TEXT)];
+        let Some(end_rel) = window.iter().position(|&b| b == p.end) else {
+            if bytes.len() - i >= 6 + MAX_TEXT {
                 // No end byte where one must be: drop this header and resync.
                 stats.bad_frames += 1;
                 i += 1;
@@ -311,6 +314,33 @@ mod tests {
             Err(VendorError::EndInText(b'Z'))
         );
         assert!(VendorProfile::default().validate().is_ok());
+    }
+
+    #[test]
+    fn a_frame_too_long_to_end_is_dropped_the_same_however_the_reads_split() {
+        // Found by the vendor_frame fuzz target: a header whose end byte comes only
+        // after more than MAX_TEXT bytes was one bad frame when read whole but a
+        // dropped header (and a resync inside it) when read in two pieces.
+        let p = VendorProfile::default();
+        let mut bytes = vec![0x02, 3, 0x31, 0, 0];
+        bytes.extend(std::iter::repeat_n(0xA4, MAX_TEXT + 10));
+        let good = VendorFrame::text(
+            3,
+            0,
+            Colour::Red,
+            Effect::Steady,
+            &Gb2312Text::new("A1").unwrap(),
+        )
+        .unwrap();
+        bytes.extend(good.encode(p));
+        let (whole, used, stats) = parse_frames(p, &bytes);
+        let (mut split, used_a, _) = parse_frames(p, &bytes[..MAX_TEXT + 7]);
+        let (rest, used_b, _) = parse_frames(p, &bytes[used_a..]);
+        split.extend(rest);
+        assert_eq!(whole, vec![good]);
+        assert_eq!(split, whole);
+        assert_eq!((used, used_a + used_b), (bytes.len(), bytes.len()));
+        assert_eq!(stats.bad_frames, 1);
     }
 
     proptest::proptest! {

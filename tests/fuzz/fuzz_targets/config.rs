@@ -10,6 +10,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Err(ConfigError::Invalid { line, .. }) = Config::parse(text, "fuzz.toml") {
-        assert!(line <= text.lines().count() + 1, "line {line} is past the end");
+        assert!(
+            line <= text.lines().count() + 1,
+            "line {line} is past the end"
+        );
     }
 });

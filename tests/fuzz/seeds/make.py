@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""Writes the named seed inputs of every fuzz target into tests/fuzz/seeds/<target>/.
+
+Each seed is a real example: golden frames from the unit tests, the register map and
+frames of docs/protocol.md, the messages of docs/events.md, the shipped example
+configuration and voice pack. scripts/fuzz runs every target on its minimised corpus
+(tests/fuzz/corpus/<target>, where new finds go) and on these seeds.
+Rerun after changing an example:  python3 tests/fuzz/seeds/make.py
+"""
+import json
+import os
+import re
+import struct
+import tomllib
+import wave
+import io
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+OUT = os.path.join(ROOT, "tests/fuzz/seeds")
+
+
+def put(target, name, data):
+    d = os.path.join(OUT, target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def crc16(data):
+    crc = 0xFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+def rtu(*parts):
+    body = b"".join(parts)
+    return body + struct.pack("<H", crc16(body))
+
+
+def be(*words):
+    return b"".join(struct.pack(">H", w & 0xFFFF) for w in words)
+
+
+def gb(s):
+    return s.encode("gb2312")
+
+
+def line_regs(text, colour=0, mode=0):
+    b = gb(text)
+    if len(b) % 2:
+        b += b"\0"
+    return [colour, mode, len(gb(text))] + [struct.unpack(">H", b[i:i + 2])[0] for i in range(0, len(b), 2)]
+
+
+def read(path):
+    with open(os.path.join(ROOT, path), "rb") as f:
+        return f.read()
+
+
+# --- Modbus master: [function pick, unit, addr, count, answer bytes...] -------------
+identity = [0x4851, 1, 1, 0x3D, 2, 8, 128, 32, 0, 0, 0x0100, 0]
+status = [0x8000, 0x1001, 2, 2, 1, 0x0101, 2, 0x0205] + [0] * 26
+put("modbus_master", "identity-read", bytes([1, 3]) + be(0, 12) + rtu(bytes([3, 4, 24]), be(*identity)))
+put("modbus_master", "status-poll", bytes([1, 5]) + be(0x10, 0x22) + rtu(bytes([5, 4, 68]), be(*status)))
+put("modbus_master", "key-ack-echo", bytes([2, 5]) + be(0x100, 3) + bytes.fromhex("0506010000 03C9B3".replace(" ", "")))
+put("modbus_master", "line-write-echo", bytes([3, 3]) + be(0x1000, 8) + be(*line_regs("请 A001 号", 1, 0x100)[3:]) + rtu(bytes([3, 0x10]), be(0x1000, 8)))
+put("modbus_master", "exception-illegal-value", bytes([3, 7]) + be(0x1000, 3) + rtu(bytes([7, 0x90, 3])))
+put("modbus_master", "spec-example", bytes([0, 1]) + be(0, 10) + bytes.fromhex("01030000000AC5CD"))
+
+# --- Modbus device: [op, unit pick, addr, count/value, values...] -------------------
+# unit picks: 0 → 3 screen, 1 → 10 board, 2 → 23 caller, 3 → 33 rating pad.
+put("modbus_device", "identity-of-each", b"".join(bytes([0, p]) + be(0, 12) for p in range(4)))
+put("modbus_device", "press-poll-ack", bytes([4, 3]) + be(0, 0x0101) + bytes([4, 3]) + be(0, 0x0203)
+    + bytes([0, 3]) + be(0x10, 0x22) + bytes([0, 3]) + be(0x10, 0x22))
+put("modbus_device", "call-line-and-brightness", bytes([3, 0]) + be(0x1000, 8) + be(*line_regs("请 A001 号", 1, 0x100)[:8])
+    + bytes([3, 0]) + be(0x1040, 9) + be(*line_regs("请到3号窗口")) + bytes([2, 0]) + be(0x102, 12)
+    + bytes([1, 0]) + be(0x1000, 59))
+put("modbus_device", "bad-text-and-power-cut", bytes([3, 0]) + be(0x1000, 4) + be(0, 0, 2, 0x8140)
+    + bytes([0x85, 0]) + be(0, 0) + bytes([0, 0]) + be(0x10, 0x22))
+put("modbus_device", "fault-clear-offline", bytes([2, 1]) + be(0x101, 0x8000) + bytes([5, 1]) + be(0, 0)
+    + bytes([0, 1]) + be(0x10, 0x22) + bytes([0x05 | 0x40, 1]) + be(0, 0))
+
+# --- Register map: registers as big-endian words ------------------------------------
+put("window_regmap", "identity", be(*identity))
+put("window_regmap", "status-two-presses", be(*status) + be(*status))
+put("window_regmap", "line-call", be(*line_regs("请 A001 号", 1, 0x100)))
+put("window_regmap", "line-odd", be(0, 0, 3, 0xBAC5, 0x4100))
+
+# --- GB2312 text: device bytes and daemon text ---------------------------------------
+for name, s in [("call", "请 A001 号"), ("window", "请到3号窗口"), ("paused", "暂停服务"), ("notice", "今日办理社保业务请带身份证原件")]:
+    put("window_text", name + ".gb2312", gb(s))
+    put("window_text", name + ".utf8", s)
+put("window_text", "gbk-only.utf8", "朱镕基")
+
+# --- Vendor frames: [cut] + stream ----------------------------------------------------
+frames = bytes([0x02, 0x03, 0x31, 0x00, 0x11]) + b"A001" + b"\r" + bytes([0x02, 0x03, 0x31, 0x01, 0x00, 0x0D]) + bytes([0x02, 0x03, 0x33, 0x0C, 0x00, 0x0D])
+put("vendor_frame", "two-line-screen", bytes([128]) + frames)
+put("vendor_frame", "noise-and-tail", bytes([40, 0xFF, 0x00]) + bytes([2, 9, 0x31, 1, 2]) + gb("暂停服务") + b"\r" + bytes([2, 9, 0x31, 1]))
+put("vendor_frame", "other-profile", bytes([200, 0xAA, 1, 0x32, 0, 0, 3, 0xAA, 1, 0x31, 0, 0x21]) + gb("请 A001 号") + b"\x03")
+
+# --- Keys: big-endian key codes ---------------------------------------------------------
+put("window_keys", "caller-types-and-calls", be(0x0541, 0x0400, 0x0401, 0x0402, 0x0308, 0x0301, 0x0404, 0x0304, 0x0309))
+put("window_keys", "rating-and-reasons", be(0x0101, 0x0104, 0x0203, 0x0105, 0x0208))
+put("window_keys", "usb-presses", bytes([0x40, 79, 0x40, 80, 0x40, 96, 0x00, 78, 0x80, 59]))
+
+# --- Unifont .hex -----------------------------------------------------------------------
+hexfont = "0041:0000000018242442427E424242420000\n53F7:00001FF01010101010101FF00000FFFE080010001FF000100010001000A00040\n"
+try:
+    with open("/usr/share/unifont/unifont.hex") as f:
+        want = {"0031", "0020", "8BF7", "7A97", "53E3"}
+        hexfont += "".join(l for l in f if l.split(":")[0] in want)
+except OSError:
+    pass
+put("unifont_hex", "glyphs", "# sample\n" + hexfont)
+
+# --- Voice: WAV clips and manifests ------------------------------------------------------
+def wav(rate, channels, width, frames):
+    b = io.BytesIO()
+    with wave.open(b, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(width)
+        w.setframerate(rate)
+        w.writeframes(frames)
+    return b.getvalue()
+
+put("voice_wav", "mono16k", wav(16000, 1, 2, struct.pack("<8h", 0, 1000, 2000, 1000, 0, -1000, -2000, -1000)))
+put("voice_wav", "espeak-22k", wav(22050, 1, 2, struct.pack("<6h", 0, 300, -300, 0, 10, -10)))
+put("voice_wav", "stereo", wav(16000, 2, 2, struct.pack("<4h", 1, 2, 3, 4)))
+streamed = bytearray(wav(22050, 1, 2, struct.pack("<4h", 5, 6, 7, 8)))
+streamed[4:8] = struct.pack("<I", 0x7FFFF024)
+streamed[40:44] = struct.pack("<I", 0x7FFFF000)
+put("voice_wav", "espeak-streamed-header", bytes(streamed))
+put("voice_wav", "8bit", wav(8000, 1, 1, bytes([128, 140, 120, 128])))
+manifest = read("firmware/voice/pack/default/pack.toml").decode()
+put("voice_pack", "default-head", "\n".join(manifest.splitlines()[:12]) + '\n"zh.qing" = "qing.wav"\n')
+put("voice_pack", "docs-example", 'name = "青山县 hall recordings"\nsample_rate = 16000\ngap_ms = 40\npause_ms = 450\n\n[clips]\n"chime" = "qing.wav"\n"zh.qing" = "qing.wav"\n')
+put("voice_pack", "bad-rate", 'name = "x"\nsample_rate = 4000\n')
+
+# --- MQTT commands (docs/events.md) -------------------------------------------------------
+for i, cmd in enumerate([
+    {"id": "c1", "command": "lock_kiosk", "message": "系统维护，请到服务台取号"},
+    {"id": "c2", "command": "unlock_kiosk"},
+    {"id": "n-7", "command": "show_notice", "text": "午休时间 12:00-13:30", "minutes": 90},
+    {"id": "n-8", "command": "clear_notice"},
+    {"id": "r1", "command": "reprint_ticket", "ticket": 17},
+    {"id": "rep-d", "command": "request_report", "period": "2026-11-23"},
+    {"id": "rep-w", "command": "request_report", "period": "2026-W48"},
+    {"id": "rep-m", "command": "request_report", "period": "2026-11"},
+    {"id": "c3", "command": "reboot"},
+    {"id": "rep-edge", "command": "request_report", "period": "262143-W01"},
+]):
+    put("mqtt_command", f"{i:02d}-{cmd['command']}", json.dumps(cmd, ensure_ascii=False))
+put("mqtt_command", "event-kiosk-locked", json.dumps({"type": "kiosk_locked", "message": "维护", "command_id": "c1"}, ensure_ascii=False))
+put("mqtt_command", "event-notice-shown", json.dumps({"type": "notice_shown", "text": "午休", "until": 100, "command_id": "c2"}, ensure_ascii=False))
+
+# --- MQTT configuration: the example hall's [queue] as JSON ---------------------------------
+hall = tomllib.loads(read("firmware/examples/county-hall.toml").decode())
+queue = hall["queue"]
+
+
+def dates(v):
+    if isinstance(v, dict):
+        return {k: dates(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [dates(x) for x in v]
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return v
+
+
+queue = dates(queue)
+put("mqtt_config", "example-hall", json.dumps({"version": 5, "queue": queue}, ensure_ascii=False))
+small = dict(queue)
+small["services"] = queue["services"][:1]
+small["windows"] = [dict(w, services=[s for s in w["services"] if (s["code"] if isinstance(s, dict) else s) == queue["services"][0]["code"]]) for w in queue["windows"]]
+small["windows"] = [w for w in small["windows"] if w["services"]][:1]
+put("mqtt_config", "one-service", json.dumps({"version": 6, "queue": small}, ensure_ascii=False))
+bad = json.loads(json.dumps(queue))
+bad["services"][1]["prefix"] = bad["services"][0]["prefix"]
+put("mqtt_config", "shared-prefix", json.dumps({"version": 7, "queue": bad}, ensure_ascii=False))
+put("mqtt_config", "unknown-key", json.dumps({"version": 8, "queue": queue, "extra": 1}, ensure_ascii=False))
+# Found by the fuzzer: a stray byte after the document (refused since).
+put("mqtt_config", "trailing-byte", json.dumps({"version": 9, "queue": small}, ensure_ascii=False).encode() + b"\xd9")
+
+# --- Events as the receiver reads them (docs/events.md) -------------------------------------
+env = {
+    "id": "6f1c0c1e-8d7b-4a53-9c55-0f2f3c0c2a11", "controller_id": "qingshan-main", "hall_id": "qingshan",
+    "seq": 1042, "schema": 1, "at": 1795395600123, "time": "2026-11-23T09:00:00.123+08:00", "type": "ticket_called",
+    "payload": {"type": "ticket_called", "ticket": 17, "number": "A017", "service": "SB", "class": "normal",
+                "window": 3, "staff": "S001", "direct": False, "waited_secs": 412},
+}
+put("uplink_receive", "ticket-called", json.dumps(env, ensure_ascii=False))
+env2 = dict(env, id="7f1c0c1e-8d7b-4a53-9c55-0f2f3c0c2a12", seq=1045, type="kiosk_locked",
+            payload={"type": "kiosk_locked", "command_id": "c1", "message": "维护中"})
+put("uplink_receive", "kiosk-locked-after-gap", json.dumps(env2, ensure_ascii=False))
+put("uplink_receive", "offline-state", json.dumps({"status": "offline", "controller_id": "qingshan-main", "hall_id": "qingshan", "hall_name": "青山县政务服务中心", "version": "0.1.0", "reason": "connection lost"}, ensure_ascii=False))
+
+# --- API requests with a header the API reads by hand (api_bodies) ----------------------------
+# First byte: top bit = header mode, bits 4-5 = which header, the rest picks the endpoint
+# (0x80, 0x9C, 0xAA, 0xB8 all pick /api/v1/tickets).
+put("api_bodies", "header-idempotency-key", b"\x80kiosk-2-7f3a9c\n" + b'{"service":"SB"}')
+put("api_bodies", "header-accept-language", b"\x9Cen-GB,en;q=0.8,zh-CN;q=0.5\n" + b'{"service":"MZ"}')
+put("api_bodies", "header-kiosk-key", b"\xAAkiosk-lan-key-0123456789\n" + b'{"service":"SB"}')
+put("api_bodies", "header-last-event-id", b"\xB81042\n" + b'{"service":"SB"}')
+
+# --- Configuration: the example hall and its commented sections ------------------------------
+example = read("firmware/examples/county-hall.toml").decode()
+put("config", "example-hall.toml", example)
+for section in ["printer", "voice", "uplink", "bus"]:
+    m = re.search(r"^# \[\[?%s\]?\]" % section, example, re.M)
+    if not m:
+        continue
+    lines = []
+    for l in example[m.start():].splitlines():
+        if not l.startswith("#"):
+            break
+        lines.append(l[2:] if l.startswith("# ") else l[1:])
+    put("config", f"example-with-{section}.toml", example + "\n" + "\n".join(lines) + "\n")
+bus = re.search(r"```toml\n(\[\[bus\]\].*?)```", read("docs/protocol.md").decode(), re.S)
+if bus:
+    put("config", "example-with-protocol-bus.toml", example + "\n" + bus.group(1))
