@@ -33,6 +33,7 @@ pub mod font;
 pub mod gpio;
 pub mod keys;
 pub mod max7219;
+pub mod pty;
 pub mod regmap;
 pub mod rtu;
 pub mod sim;

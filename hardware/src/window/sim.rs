@@ -14,13 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use thiserror::Error;
 use tokio::sync::{oneshot, watch};
 use tokio_modbus::{ExceptionCode, Request, Response, SlaveRequest};
-
-use tokio_serial::SerialPort;
 
 use super::font::{BitmapFont, FontError};
 use super::keys::Key;
@@ -398,29 +394,7 @@ impl SimBus {
     /// answer Modbus RTU on it. Must run inside a tokio runtime.
     pub fn plug(&self, link: &Path) -> Result<(), SimError> {
         self.unplug();
-        let (master, slave) = tokio_serial::SerialStream::pair()?;
-        // The pair is opened without close-on-exec: a daemon started later by the same
-        // test would inherit the master and the terminal would never hang up on unplug.
-        for fd in [master.as_raw_fd(), slave.as_raw_fd()] {
-            // SAFETY: fcntl on a file descriptor we own, with no pointer arguments.
-            unsafe {
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-            }
-        }
-        let name = slave
-            .name()
-            .ok_or_else(|| std::io::Error::other("pseudo-terminal without a name"))?;
-        // Keep the terminal side open through a plain file (no lock), so the master
-        // does not see a hang-up while the client closes and reopens; the pair's own
-        // handle holds an exclusive lock that would keep the client out.
-        let holder = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOCTTY)
-            .open(&name)?;
-        drop(slave);
-        let _ = std::fs::remove_file(link);
-        std::os::unix::fs::symlink(&name, link)?;
+        let (master, holder, name) = super::pty::plug_at(link)?;
         let (stop, stopped) = oneshot::channel::<()>();
         let service = SimService(Arc::downgrade(&self.shared));
         let task = tokio::spawn(async move {

@@ -5,14 +5,11 @@
 //! as they would lose power.
 
 use std::collections::BTreeMap;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use tokio::io::AsyncReadExt;
-use tokio_serial::SerialPort;
 
 use super::text::Gb2312Text;
 use super::vendor_frame::{CMD_BRIGHTNESS, CMD_CLEAR, CMD_TEXT, VendorProfile, parse_frames};
@@ -87,26 +84,7 @@ impl VendorSim {
     /// called inside a tokio runtime.
     pub fn plug(&self, link: &Path) -> std::io::Result<()> {
         self.unplug();
-        let (mut master, slave) = tokio_serial::SerialStream::pair()?;
-        for fd in [master.as_raw_fd(), slave.as_raw_fd()] {
-            // SAFETY: fcntl on a file descriptor we own, with no pointer arguments.
-            unsafe {
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-            }
-        }
-        let name = slave
-            .name()
-            .ok_or_else(|| std::io::Error::other("pseudo-terminal without a name"))?;
-        // Hold the terminal side open without the pair's exclusive lock, so the daemon
-        // can open it and the master never sees a hang-up while it reopens.
-        let holder = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOCTTY)
-            .open(&name)?;
-        drop(slave);
-        let _ = std::fs::remove_file(link);
-        std::os::unix::fs::symlink(&name, link)?;
+        let (mut master, holder, _name) = super::pty::plug_at(link)?;
         let shared = Arc::downgrade(&self.shared);
         let task = tokio::spawn(async move {
             let mut pending: Vec<u8> = Vec::new();
@@ -198,6 +176,8 @@ mod tests {
     use crate::window::text::DisplayContent;
     use crate::window::vendor_frame::VendorDisplay;
     use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
     use std::time::Duration;
 
     #[tokio::test]
