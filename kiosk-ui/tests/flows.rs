@@ -651,10 +651,9 @@ fn the_hall_servers_lock_shows_its_reason_and_unlocking_returns_home() {
     // Unlocked: home again, by the stream, well inside the 15 s periodic refresh.
     command("unlock-1", serde_json::json!({"command": "unlock_kiosk"}));
     assert!(
-        rig.screen.pump_until(Duration::from_secs(5), || rig
-            .kiosk()
-            .get_screen()
-            == Page::Home),
+        rig.screen
+            .pump_until(Duration::from_secs(5), || rig.kiosk().get_screen()
+                == Page::Home),
         "unlocking returns home"
     );
     assert!(!rig.kiosk().get_locked());
@@ -669,18 +668,18 @@ fn the_hall_servers_lock_shows_its_reason_and_unlocking_returns_home() {
         serde_json::json!({"command": "lock_kiosk", "message": reason2}),
     );
     assert!(
-        rig.screen.pump_until(Duration::from_secs(5), || rig
-            .kiosk()
-            .get_screen()
-            == Page::Closed),
+        rig.screen
+            .pump_until(Duration::from_secs(5), || rig.kiosk().get_screen()
+                == Page::Closed),
         "the stream's lock event shows the locked screen"
     );
     assert!(rig.shows(reason2));
     command("unlock-2", serde_json::json!({"command": "unlock_kiosk"}));
-    assert!(rig.screen.pump_until(Duration::from_secs(5), || rig
-        .kiosk()
-        .get_screen()
-        == Page::Home));
+    assert!(
+        rig.screen
+            .pump_until(Duration::from_secs(5), || rig.kiosk().get_screen()
+                == Page::Home)
+    );
 
     // A citizen reading a guide is left to read; asking for a ticket then meets the 423,
     // and the kiosk shows the lock's reason instead of an error.
@@ -691,9 +690,10 @@ fn the_hall_servers_lock_shows_its_reason_and_unlocking_returns_home() {
         "lock-3",
         serde_json::json!({"command": "lock_kiosk", "message": reason}),
     );
-    assert!(rig.screen.pump_until(Duration::from_secs(5), || rig
-        .kiosk()
-        .get_locked()));
+    assert!(
+        rig.screen
+            .pump_until(Duration::from_secs(5), || rig.kiosk().get_locked())
+    );
     assert_eq!(rig.kiosk().get_screen(), Page::Guide);
     rig.tap("为此事项取号");
     assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Closed));
@@ -701,10 +701,11 @@ fn the_hall_servers_lock_shows_its_reason_and_unlocking_returns_home() {
     assert!(rig.shows(reason));
     assert_eq!(tickets_today(&rig.url), 0, "no ticket while locked");
     command("unlock-3", serde_json::json!({"command": "unlock_kiosk"}));
-    assert!(rig.screen.pump_until(Duration::from_secs(5), || rig
-        .kiosk()
-        .get_screen()
-        == Page::Home));
+    assert!(
+        rig.screen
+            .pump_until(Duration::from_secs(5), || rig.kiosk().get_screen()
+                == Page::Home)
+    );
     rig.tap("取号");
     rig.tap("户籍办理");
     assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket));
@@ -786,10 +787,7 @@ fn every_screen_renders_in_both_orientations_and_elder_mode() {
                 rig.assert_controls_fit(&shot, *name != "guide");
                 if *name == "ticket" {
                     let done = rig.area_of("完成");
-                    assert!(
-                        done.y + done.h <= h,
-                        "{shot}: Done is on the screen"
-                    );
+                    assert!(done.y + done.h <= h, "{shot}: Done is on the screen");
                     // Its label is drawn, not just its box: a 34 px "完成" leaves over
                     // a thousand pixels of ink on the button's colour.
                     let ink = frame.ink_in(done);
@@ -814,7 +812,10 @@ fn every_screen_renders_in_both_orientations_and_elder_mode() {
                 rig.screen.resize(w, h);
                 rig.screen.pump();
                 rig.screen.render();
-                let what = format!("{name}-{orientation}-en{}", if elder { "-elder" } else { "" });
+                let what = format!(
+                    "{name}-{orientation}-en{}",
+                    if elder { "-elder" } else { "" }
+                );
                 rig.assert_controls_fit(&what, *name != "guide");
             }
             rig.screen.resize(PORTRAIT.0, PORTRAIT.1);

@@ -63,7 +63,10 @@ fn linked_packages() -> BTreeSet<String> {
             if !out.status.success() {
                 return None;
             }
-            let first = String::from_utf8_lossy(&out.stdout).lines().next()?.to_string();
+            let first = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .next()?
+                .to_string();
             let package = first.split(':').next()?.trim().to_string();
             Some(package)
         });
@@ -90,12 +93,7 @@ fn declared_depends() -> BTreeSet<String> {
     format!("{}, {}", base.replace("@KIOSK_DEPENDS@", ""), line)
         .trim_end_matches('"')
         .split([',', '|'])
-        .map(|d| {
-            d.split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_string()
-        })
+        .map(|d| d.split_whitespace().next().unwrap_or_default().to_string())
         .filter(|d| !d.is_empty())
         .collect()
 }
