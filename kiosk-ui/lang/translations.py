@@ -66,6 +66,7 @@ T = {
 "The queue system cannot be reached. The kiosk keeps trying by itself; please wait a moment or ask the staff.": ("暂时连不上叫号系统，本机正在自动重试。请稍候，或请工作人员帮忙。", "暫時連不上叫號系統，本機正在自動重試。請稍候，或請工作人員幫忙。"),
 "The ticket printer is not available. Please remember your number or take a photo of this screen.": ("取号打印机暂不可用。请记住您的号码，或拍下本屏幕。", "取號印表機暫不可用。請記住您的號碼，或拍下本螢幕。"),
 "Tickets are not being issued now": ("现在暂停取号", "現在暫停取號"),
+"Tickets are not being issued here right now": ("本机暂停取号", "本機暫停取號"),
 "Time limits": ("办理时限", "辦理時限"),
 "Type the first letters of the pinyin, for example S B for 社保.": ("输入拼音首字母，例如“社保”输入 S B。", "輸入拼音首字母，例如「社保」輸入 S B。"),
 "Type the item code on the number pad.": ("请在数字键盘上输入事项编码。", "請在數字鍵盤上輸入事項編碼。"),

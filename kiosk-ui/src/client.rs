@@ -231,6 +231,19 @@ impl Client {
         Ok((a.ticket, printer))
     }
 
+    /// The kiosk lock the hall server set through the uplink: `Some(reason)` while
+    /// tickets are refused with 423 `kiosk_locked`, `None` when the kiosk may issue.
+    pub fn lock(&self) -> Result<Option<String>, ClientError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            locked: bool,
+            #[serde(default)]
+            message: Option<String>,
+        }
+        let a: Answer = self.get("/api/v1/kiosk", Language::ZhCn)?;
+        Ok(a.locked.then(|| a.message.unwrap_or_default()))
+    }
+
     /// Checks an appointment in by its booking code.
     pub fn check_in(
         &self,
@@ -248,9 +261,9 @@ impl Client {
         Ok((a.ticket, printer))
     }
 
-    /// Follows the live event stream, calling `on_event` with each event's name until the
-    /// stream ends or breaks. Returns why it ended.
-    pub fn follow_events(&self, mut on_event: impl FnMut(&str) -> bool) -> ClientError {
+    /// Follows the live event stream, calling `on_event` with each event until the
+    /// stream ends or breaks, or `on_event` answers `false`. Returns why it ended.
+    pub fn follow_events(&self, mut on_event: impl FnMut(&StreamEvent) -> bool) -> ClientError {
         // The stream sends a keep-alive every 15 s; 40 s of silence means it is gone.
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -269,15 +282,13 @@ impl Client {
             return ClientError::Protocol(format!("event stream answered {}", resp.status()));
         }
         let reader = BufReader::new(resp.body_mut().as_reader());
+        let mut parser = SseParser::default();
         for line in reader.lines() {
             match line {
                 Ok(l) => {
-                    if let Some(name) = l.strip_prefix("event:")
-                        && !on_event(name.trim())
+                    if let Some(event) = parser.line(&l)
+                        && !on_event(&event)
                     {
-                        return ClientError::Unreachable("stopped".into());
-                    }
-                    if l.starts_with("data:") && !on_event("") {
                         return ClientError::Unreachable("stopped".into());
                     }
                 }
@@ -285,6 +296,72 @@ impl Client {
             }
         }
         ClientError::Unreachable("the event stream ended".into())
+    }
+}
+
+/// One event of the live stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamEvent {
+    /// Its type (`ticket_issued`, `kiosk_locked`, …).
+    pub name: String,
+    /// Its JSON body: the stored event with its `payload`.
+    pub data: String,
+}
+
+impl StreamEvent {
+    /// What a `kiosk_locked` / `kiosk_unlocked` event says about the lock: `Some(Some(reason))`
+    /// locked, `Some(None)` unlocked, `None` for any other event.
+    pub fn lock_change(&self) -> Option<Option<String>> {
+        match self.name.as_str() {
+            "kiosk_locked" => {
+                let body: Value = serde_json::from_str(&self.data).unwrap_or(Value::Null);
+                Some(Some(
+                    body["payload"]["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                ))
+            }
+            "kiosk_unlocked" => Some(None),
+            _ => None,
+        }
+    }
+}
+
+/// Folds Server-Sent Events lines into events: `event:` and `data:` lines up to a blank
+/// line make one; comments (keep-alives) and ids are skipped.
+#[derive(Default)]
+struct SseParser {
+    name: String,
+    data: String,
+}
+
+impl SseParser {
+    fn line(&mut self, line: &str) -> Option<StreamEvent> {
+        if line.is_empty() {
+            if self.name.is_empty() && self.data.is_empty() {
+                return None;
+            }
+            let name = std::mem::take(&mut self.name);
+            let data = std::mem::take(&mut self.data);
+            return Some(StreamEvent {
+                name: if name.is_empty() {
+                    "message".into()
+                } else {
+                    name
+                },
+                data,
+            });
+        }
+        if let Some(v) = line.strip_prefix("event:") {
+            self.name = v.trim().to_string();
+        } else if let Some(v) = line.strip_prefix("data:") {
+            if !self.data.is_empty() {
+                self.data.push('\n');
+            }
+            self.data.push_str(v.strip_prefix(' ').unwrap_or(v));
+        }
+        None
     }
 }
 
@@ -309,6 +386,33 @@ mod tests {
     fn odd_characters_in_a_path_are_encoded() {
         assert_eq!(path_part("SB"), "SB");
         assert_eq!(path_part("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn stream_lines_fold_into_events_and_lock_events_carry_their_reason() {
+        let mut p = SseParser::default();
+        let mut got = Vec::new();
+        for l in [
+            ": keep-alive",
+            "",
+            "id: 7",
+            "event: kiosk_locked",
+            r#"data: {"seq":7,"type":"kiosk_locked","payload":{"command_id":"c1","message":"系统维护"}}"#,
+            "",
+            "event: kiosk_unlocked",
+            r#"data: {"seq":8,"type":"kiosk_unlocked","payload":{}}"#,
+            "",
+            "event: ticket_issued",
+            "data: {}",
+            "",
+        ] {
+            got.extend(p.line(l));
+        }
+        let names: Vec<&str> = got.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["kiosk_locked", "kiosk_unlocked", "ticket_issued"]);
+        assert_eq!(got[0].lock_change(), Some(Some("系统维护".to_string())));
+        assert_eq!(got[1].lock_change(), Some(None));
+        assert_eq!(got[2].lock_change(), None);
     }
 
     #[test]

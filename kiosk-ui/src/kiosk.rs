@@ -11,7 +11,7 @@ use std::time::Duration;
 use slint::{ComponentHandle, Model, ModelRc, SharedString, Timer, TimerMode, VecModel, Weak};
 
 use crate::catalogue::{self, Guide, Language, Overview, Service, Ticket};
-use crate::client::{Client, ClientError, Endpoint};
+use crate::client::{Client, ClientError, Endpoint, StreamEvent};
 use crate::{App, GuideView, Kiosk, Screen, ServiceTile, TicketView, WindowRow};
 
 /// What a kiosk needs to know to run.
@@ -27,7 +27,8 @@ pub struct Settings {
     pub refresh_every: Duration,
     /// The hall name shown until the controller answers.
     pub hall_name: String,
-    /// Why the kiosk is locked, if an operator locked it (shown on the locked screen).
+    /// Why the kiosk is locked, if the operator started it locked (shown on the locked
+    /// screen). The hall server's lock (`GET /api/v1/kiosk`) comes on top of this one.
     pub locked_reason: Option<String>,
     /// The hall's offset from UTC, for the clock on screen (480 in China).
     pub utc_offset_minutes: i32,
@@ -39,6 +40,16 @@ struct Shared {
     services: Vec<Service>,
     overview: Option<Overview>,
     online: bool,
+    /// The hall server's kiosk lock as last learnt: `Some(reason)` while locked.
+    lock: Option<String>,
+}
+
+/// Why the refresher is woken.
+enum Wake {
+    /// Something happened in the hall: refresh the figures.
+    Event,
+    /// The stream said the kiosk was locked (`Some(reason)`) or unlocked (`None`).
+    Lock(Option<String>),
 }
 
 /// A citizen's request for the worker.
@@ -87,6 +98,8 @@ struct UiState {
     ticket: Option<(Ticket, Option<String>)>,
     search_input: String,
     checkin_code: String,
+    /// The hall server's lock in force on screen.
+    controller_lock: Option<String>,
 }
 
 impl KioskLogic {
@@ -105,7 +118,7 @@ impl KioskLogic {
             .spawn(move || worker(worker_client, jobs_rx, worker_weak))
             .expect("spawn the kiosk worker");
 
-        let (wake_tx, wake_rx) = mpsc::channel::<()>();
+        let (wake_tx, wake_rx) = mpsc::channel::<Wake>();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         {
             let client = client.clone();
@@ -141,6 +154,7 @@ impl KioskLogic {
             ticket: None,
             search_input: String::new(),
             checkin_code: String::new(),
+            controller_lock: None,
         }));
 
         let clock = Timer::default();
@@ -293,6 +307,7 @@ impl KioskLogic {
             k.set_elder(elder);
             k.set_page(0);
             k.set_guide_step(0);
+            refresh_search(app, st);
         }));
         k.on_dismiss_message(with!(|app: &App, _st| {
             app.global::<Kiosk>().set_message("".into());
@@ -390,14 +405,60 @@ fn go_home(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
     k.set_checklist_state("".into());
     k.set_page(0);
     k.set_guide_step(0);
-    k.set_screen(match &state.borrow().settings.locked_reason {
+    let lock = {
+        let st = state.borrow();
+        st.settings
+            .locked_reason
+            .clone()
+            .or_else(|| st.controller_lock.clone())
+    };
+    k.set_screen(match lock {
         Some(reason) => {
-            k.set_open(false);
-            k.set_closed_reason(reason.clone().into());
+            k.set_locked(true);
+            k.set_closed_reason(reason.into());
             Screen::Closed
         }
-        None => Screen::Home,
+        None => {
+            k.set_locked(false);
+            Screen::Home
+        }
     });
+}
+
+/// Follows the hall server's kiosk lock: locking shows the locked screen with its reason
+/// wherever a ticket could be taken (home, services, check-in; a citizen reading a guide
+/// or their ticket is left alone, and home leads to the locked screen); unlocking turns
+/// the locked screen back into home.
+fn apply_lock(app: &App, state: &Rc<std::cell::RefCell<UiState>>, lock: Option<String>) {
+    if state.borrow().controller_lock == lock {
+        return;
+    }
+    tracing::info!(locked = lock.is_some(), reason = ?lock, "kiosk lock changed");
+    state.borrow_mut().controller_lock = lock.clone();
+    if state.borrow().settings.locked_reason.is_some() {
+        return; // locked on this kiosk itself; the hall server's lock changes nothing
+    }
+    let k = app.global::<Kiosk>();
+    match lock {
+        Some(reason) => {
+            k.set_locked(true);
+            k.set_closed_reason(reason.into());
+            if matches!(
+                k.get_screen(),
+                Screen::Home | Screen::Services | Screen::Checkin | Screen::Closed
+            ) {
+                k.set_message("".into());
+                k.set_screen(Screen::Closed);
+            }
+        }
+        None => {
+            let was_locked_screen = k.get_locked() && k.get_screen() == Screen::Closed;
+            k.set_locked(false);
+            if was_locked_screen {
+                go_home(app, state);
+            }
+        }
+    }
 }
 
 fn navigate(app: &App, state: &Rc<std::cell::RefCell<UiState>>, screen: Screen) {
@@ -483,9 +544,10 @@ fn open_guide(app: &App, state: &Rc<std::cell::RefCell<UiState>>, code: &str) {
 fn refresh_search(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
     let st = state.borrow();
     let shared = st.shared.lock().unwrap_or_else(|p| p.into_inner());
+    // Elder mode shows fewer, larger results.
     let found: Vec<ServiceTile> = catalogue::search(&shared.services, &st.search_input)
         .into_iter()
-        .take(4)
+        .take(if st.elder { 3 } else { 4 })
         .map(|s| tile(s, st.language))
         .collect();
     app.global::<Kiosk>()
@@ -571,6 +633,10 @@ fn fill_catalogue(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
             .collect();
         k.set_windows(ModelRc::new(VecModel::from(rows)));
     }
+    let lock = shared.lock.clone();
+    drop(shared);
+    drop(st);
+    apply_lock(app, state, lock);
 }
 
 fn ticket_view(t: &Ticket, lang: Language) -> TicketView {
@@ -617,6 +683,8 @@ fn guide_view(g: &Guide, lang: Language) -> GuideView {
 /// What the worker hands back to the UI thread.
 enum Outcome {
     Ticket(Result<(Ticket, Option<String>), ClientError>),
+    /// A ticket request answered 423 `kiosk_locked`; the lock's reason.
+    Locked(String),
     Guide(Result<Box<Guide>, ClientError>),
     Checklist(Result<String, ClientError>),
 }
@@ -626,11 +694,11 @@ fn worker(client: Client, jobs: Receiver<Job>, app: Weak<App>) {
         let (lang, outcome) = match job {
             Job::Issue { service, key, lang } => (
                 lang,
-                Outcome::Ticket(retrying(|| client.issue(&service, &key, lang))),
+                ticket_outcome(&client, retrying(|| client.issue(&service, &key, lang))),
             ),
             Job::CheckIn { code, key, lang } => (
                 lang,
-                Outcome::Ticket(retrying(|| client.check_in(&code, &key, lang))),
+                ticket_outcome(&client, retrying(|| client.check_in(&code, &key, lang))),
             ),
             Job::Guide { code, lang } => (
                 lang,
@@ -656,6 +724,20 @@ fn worker(client: Client, jobs: Receiver<Job>, app: Weak<App>) {
         if sent.is_err() {
             break; // the event loop is gone: the kiosk is shutting down
         }
+    }
+}
+
+/// A ticket answer, or the lock's own reason when the hall server has locked the kiosk
+/// (the 423's message also carries a lead-in meant for a screen without a locked page).
+fn ticket_outcome(
+    client: &Client,
+    answer: Result<(Ticket, Option<String>), ClientError>,
+) -> Outcome {
+    match answer {
+        Err(ClientError::Refused { code, message, .. }) if code == "kiosk_locked" => {
+            Outcome::Locked(client.lock().ok().flatten().unwrap_or(message))
+        }
+        other => Outcome::Ticket(other),
     }
 }
 
@@ -715,6 +797,7 @@ fn deliver(app: &App, lang: Language, outcome: Outcome) {
                     state.borrow_mut().pending_key = None;
                     if code == "closed" {
                         k.set_open(false);
+                        k.set_locked(false);
                         k.set_closed_reason(message.into());
                         k.set_screen(Screen::Closed);
                     } else {
@@ -728,6 +811,22 @@ fn deliver(app: &App, lang: Language, outcome: Outcome) {
                     k.set_message(offline_message(lang).into());
                 }
                 ClientError::Protocol(_) => k.set_message(offline_message(lang).into()),
+            }
+        }
+        Outcome::Locked(reason) => {
+            // Refused for good: the next tap is a new request.
+            state.borrow_mut().pending_key = None;
+            {
+                let st = state.borrow();
+                let mut shared = st.shared.lock().unwrap_or_else(|p| p.into_inner());
+                shared.lock = Some(reason.clone());
+            }
+            apply_lock(app, state, Some(reason.clone()));
+            // Even from a guide: this citizen just asked for a ticket.
+            if state.borrow().settings.locked_reason.is_none() {
+                k.set_locked(true);
+                k.set_closed_reason(reason.into());
+                k.set_screen(Screen::Closed);
             }
         }
         Outcome::Guide(Ok(g)) => {
@@ -759,22 +858,38 @@ impl KioskLogic {
     }
 }
 
-/// Keeps the catalogue and overview fresh: on every wake-up from the event stream (a
-/// burst is folded into one refresh), and every `every` anyway; every 2 s while offline.
+/// Keeps the catalogue, overview and kiosk lock fresh: on every wake-up from the event
+/// stream (a burst is folded into one refresh), and every `every` anyway; every 2 s while
+/// offline. A lock or unlock seen on the stream is newer than any answer to a request
+/// that may have crossed it, so within its refresh it wins over `GET /api/v1/kiosk`.
 fn refresher(
     client: Client,
     shared: Arc<Mutex<Shared>>,
     app: Weak<App>,
-    wake: Receiver<()>,
+    wake: Receiver<Wake>,
     stop: Receiver<()>,
     every: Duration,
 ) {
+    let mut from_stream: Option<Option<String>> = None;
     loop {
         if !matches!(stop.try_recv(), Err(mpsc::TryRecvError::Empty)) {
             return;
         }
         let result = client.services().and_then(|s| Ok((s, client.overview()?)));
         let online = result.is_ok();
+        // An older controller without the lock route: no lock, nothing to show.
+        let lock = match from_stream.take() {
+            Some(l) => Some(l),
+            None if online => match client.lock() {
+                Ok(l) => Some(l),
+                Err(ClientError::Refused { status: 404, .. }) => Some(None),
+                Err(e) => {
+                    tracing::debug!("kiosk lock unknown: {e}");
+                    None
+                }
+            },
+            None => None,
+        };
         {
             let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
             match result {
@@ -788,6 +903,9 @@ fn refresher(
                 tracing::info!(online, "controller reachability changed");
             }
             sh.online = online;
+            if let Some(l) = lock {
+                sh.lock = l;
+            }
         }
         let app2 = app.clone();
         if slint::invoke_from_event_loop(move || {
@@ -804,11 +922,19 @@ fn refresher(
         } else {
             Duration::from_secs(2)
         };
+        let mut note = |w: Wake| {
+            if let Wake::Lock(l) = w {
+                from_stream = Some(l);
+            }
+        };
         match wake.recv_timeout(wait) {
-            Ok(()) => {
+            Ok(w) => {
+                note(w);
                 // Fold a burst of events into one refresh.
                 std::thread::sleep(Duration::from_millis(50));
-                while wake.try_recv().is_ok() {}
+                while let Ok(w) = wake.try_recv() {
+                    note(w);
+                }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
@@ -816,17 +942,18 @@ fn refresher(
     }
 }
 
-/// Follows the live stream and wakes the refresher on each event; reconnects with
-/// backoff when the stream breaks.
-fn follow(client: Client, wake: Sender<()>) {
+/// Follows the live stream and wakes the refresher on each event (with the lock's news
+/// for `kiosk_locked` / `kiosk_unlocked`); reconnects with backoff when the stream breaks.
+fn follow(client: Client, wake: Sender<Wake>) {
     let mut backoff = Duration::from_millis(500);
     loop {
         let mut alive = true;
-        let why = client.follow_events(|name| {
-            if name.is_empty() {
-                return true;
-            }
-            alive = wake.send(()).is_ok();
+        let why = client.follow_events(|event: &StreamEvent| {
+            let w = match event.lock_change() {
+                Some(l) => Wake::Lock(l),
+                None => Wake::Event,
+            };
+            alive = wake.send(w).is_ok();
             alive
         });
         if !alive {
@@ -834,7 +961,7 @@ fn follow(client: Client, wake: Sender<()>) {
         }
         tracing::debug!("event stream ended: {why}");
         // Wake the refresher so the screen learns of the outage at once.
-        if wake.send(()).is_err() {
+        if wake.send(Wake::Event).is_err() {
             return;
         }
         std::thread::sleep(backoff);

@@ -1,5 +1,10 @@
 //! `hallq-kiosk`: the touch kiosk. Thin: parse the settings, load the CJK font, open the
 //! window (winit on a desktop, KMS/DRM on the board), hand over to the kiosk logic.
+//!
+//! Both backends are compiled in and Slint picks one when the window opens:
+//! `SLINT_BACKEND=linuxkms-software` on the board (the packaged unit sets it),
+//! `SLINT_BACKEND=winit` on a desktop; unset, winit is tried first and linuxkms is the
+//! fallback where no display server runs.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,10 +57,15 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
+    // As the controller: HALLQ_LOG sets the filter; under systemd stderr goes to the
+    // journal, where colour codes are noise.
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("HALLQ_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let default_language = Language::parse(&cli.language)
