@@ -125,10 +125,9 @@ pub fn latest_of(
     conn: &Connection,
     kinds: &[&'static str],
 ) -> Result<Option<StoredEvent>, StoreError> {
-    Ok(conn
-        .query_row(&latest_of_sql(kinds)?, [], super::event_from_row)
+    conn.query_row(&latest_of_sql(kinds)?, [], super::event_from_row)
         .optional()?
-        .transpose()?)
+        .transpose()
 }
 
 fn latest_of_sql(kinds: &[&'static str]) -> Result<String, StoreError> {
