@@ -83,6 +83,19 @@ async fn next_matching(
     .expect("event in time")
 }
 
+/// No key press arrives for `wait`.
+async fn no_key_within(events: &mut UnboundedReceiver<BusEvent>, wait: Duration) -> bool {
+    tokio::time::timeout(wait, async {
+        loop {
+            if let Some(BusEvent::Key { .. }) = events.recv().await {
+                return;
+            }
+        }
+    })
+    .await
+    .is_err()
+}
+
 fn call_screen(number: &str) -> DisplayContent {
     DisplayContent {
         lines: vec![
@@ -187,15 +200,10 @@ async fn every_key_press_arrives_once_in_order() {
                 == 0)
             .await
     );
-    let extra = tokio::time::timeout(Duration::from_millis(300), async {
-        loop {
-            if let Some(BusEvent::Key { .. }) = r.events.recv().await {
-                return;
-            }
-        }
-    })
-    .await;
-    assert!(extra.is_err(), "a press was delivered twice");
+    assert!(
+        no_key_within(&mut r.events, Duration::from_millis(300)).await,
+        "a press was delivered twice"
+    );
     // A rating key from the other pad.
     r.sim.press(RATING, Key::Rating(2)).unwrap();
     let e = next_matching(&mut r.events, Duration::from_secs(2), |e| {
@@ -234,15 +242,10 @@ async fn a_rating_pad_keeps_its_press_until_the_controller_has_stored_it() {
     );
     // Many polls later the pad still holds it (a controller dying now would read it
     // again after its restart), and it is not delivered a second time meanwhile.
-    let again = tokio::time::timeout(Duration::from_millis(300), async {
-        loop {
-            if let Some(BusEvent::Key { .. }) = r.events.recv().await {
-                return;
-            }
-        }
-    })
-    .await;
-    assert!(again.is_err(), "a held press was delivered twice");
+    assert!(
+        no_key_within(&mut r.events, Duration::from_millis(300)).await,
+        "a held press was delivered twice"
+    );
     assert_eq!(r.sim.pending_keys(RATING).unwrap(), 1);
     // Stored: the next poll lets the pad forget it.
     r.bus.confirm(RATING, seq).unwrap();
