@@ -1,6 +1,6 @@
 //! The daemon and the virtual printer on a pseudo-terminal: tickets print, a printer
-//! out of paper never stops a ticket, the kiosk is told, and the fault and its recovery
-//! are stored events.
+//! out of paper, with its cover open or unplugged never stops a ticket, the kiosk is
+//! told, and the fault and its recovery are stored events.
 
 use std::time::{Duration, Instant};
 
@@ -122,6 +122,63 @@ fn a_printer_out_of_paper_never_stops_a_ticket() {
     assert_eq!(re["print"]["state"], "printing");
     assert!(printer.wait_for(Duration::from_secs(5), |p| printed(p, &second_number)));
     assert_eq!(hall.events_of("ticket_reprinted").len(), 1);
+}
+
+#[test]
+fn a_cover_left_open_and_a_roll_near_its_end_are_reported_and_never_stop_a_ticket() {
+    let (printer, _keep, path) = printer_on_pty();
+    let hall = Hall::with_config(&format!(
+        "[printer]\npaper = \"80mm\"\nstatus_poll_secs = 1\n\
+         [printer.transport]\nkind = \"serial\"\npath = {path:?}\nbaud = 115200\n"
+    ));
+    let d = hall.start();
+    let c = client();
+    let issue = || -> Value {
+        let (s, body) = send(
+            c.post(format!("{}/api/v1/tickets", d.url))
+                .header("Accept-Language", "en")
+                .send_json(json!({"service": "SB"})),
+        );
+        assert_eq!(s, 201, "{body}");
+        body
+    };
+    // The cover is open: the citizen still gets a number, told in words, and the
+    // supervisor a fault naming the cause.
+    printer.set_state(PrinterState::CoverOpen);
+    let t = issue();
+    let number = t["ticket"]["number"].as_str().unwrap().to_string();
+    assert_eq!(t["print"]["state"], "unavailable", "{t}");
+    assert_eq!(t["print"]["code"], "cover_open", "{t}");
+    assert!(
+        t["print_message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&number)),
+        "{t}"
+    );
+    assert!(!printed(&printer.paper(), &number));
+    wait_until("cover_open fault", Duration::from_secs(10), || {
+        hall.events_of("device_fault")
+            .iter()
+            .any(|f| f["device"] == "printer" && f["code"] == "cover_open")
+    });
+    // Closed again, but the roll is nearly out: tickets print, and the warning comes
+    // before the paper runs out, once.
+    printer.set_state(PrinterState::PaperNearEnd);
+    let t = issue();
+    let number = t["ticket"]["number"].as_str().unwrap().to_string();
+    assert_eq!(t["print"]["state"], "printing", "{t}");
+    assert!(printer.wait_for(Duration::from_secs(5), |p| printed(p, &number)));
+    wait_until("paper_near_end warning", Duration::from_secs(10), || {
+        let (_, devices) = send(c.get(format!("{}/api/v1/devices", d.url)).call());
+        devices["devices"][0]["health"]["code"] == "paper_near_end"
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let cover_faults = hall
+        .events_of("device_fault")
+        .iter()
+        .filter(|f| f["code"] == "cover_open")
+        .count();
+    assert_eq!(cover_faults, 1, "one fault per cause, not one per poll");
 }
 
 #[test]
