@@ -165,8 +165,7 @@ impl BareTable {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
         let conn = Connection::open(&path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        crate::store::durable(&conn)?;
         conn.execute_batch(
             "CREATE TABLE t (id INTEGER PRIMARY KEY, number TEXT NOT NULL, payload TEXT NOT NULL)",
         )?;
@@ -310,7 +309,10 @@ impl Drop for Daemon {
     }
 }
 
-fn new_agent() -> ureq::Agent {
+/// A keep-alive HTTP client as the kiosk uses one. A response is handed back to the
+/// agent's pool only once its body has been read to the end; a caller that drops it
+/// unread pays a new TCP connection on its next request.
+pub(crate) fn new_agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))
@@ -318,16 +320,23 @@ fn new_agent() -> ureq::Agent {
         .into()
 }
 
-fn issue_one(agent: &ureq::Agent, url: &str, key: &str) -> Result<Duration, String> {
+/// Issues one ticket over HTTP; the time runs until the ticket's number is in hand
+/// (the whole body read, as a kiosk must before it can show it).
+pub(crate) fn issue_one(agent: &ureq::Agent, url: &str, key: &str) -> Result<Duration, String> {
     let t = Instant::now();
-    let resp = agent
+    let mut resp = agent
         .post(format!("{url}/api/v1/tickets"))
         .header("Idempotency-Key", key)
         .send_json(serde_json::json!({ "service": "SB" }))
         .map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = resp.body_mut().read_json().map_err(|e| e.to_string())?;
     let elapsed = t.elapsed();
-    if resp.status().as_u16() != 201 {
-        return Err(format!("status {}", resp.status()));
+    if status != 201 {
+        return Err(format!("status {status}: {body}"));
+    }
+    if body["ticket"]["number"].as_str().is_none_or(str::is_empty) {
+        return Err(format!("no ticket number in {body}"));
     }
     Ok(elapsed)
 }
@@ -394,13 +403,14 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
         bare.push(bare_table.insert()?);
         in_process.push(core.issue()?);
         let t = Instant::now();
-        let r = agent
+        let mut r = agent
             .get(format!("{}/api/v1/health", daemon.url))
             .call()
             .map_err(|e| anyhow::anyhow!("health: {e}"))?;
+        let body = r.body_mut().read_to_string()?;
         round_trip.push(t.elapsed());
         if r.status().as_u16() != 200 {
-            anyhow::bail!("health: status {}", r.status());
+            anyhow::bail!("health: status {}: {body}", r.status());
         }
         seq.push(issue_one(&agent, &daemon.url, &format!("seq-{i}")).map_err(anyhow::Error::msg)?);
     }

@@ -101,6 +101,15 @@ pub struct Store {
     path: Option<std::path::PathBuf>,
 }
 
+/// The durability settings every connection that writes hall data runs with (and the
+/// benchmark's bare baseline with it, so that the two compare like with like): WAL,
+/// and `synchronous=FULL` so that a commit is on disk before it is acknowledged.
+pub fn durable(conn: &Connection) -> Result<(), StoreError> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating if needed) the database and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
@@ -122,8 +131,7 @@ impl Store {
 
     fn prepare(mut conn: Connection) -> Result<Store, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        durable(&conn)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.set_prepared_statement_cache_capacity(64);
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;

@@ -141,22 +141,11 @@ async fn drain(dir: &std::path::Path, port: u16, n: usize) -> anyhow::Result<(Du
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
+    crate::bench::new_agent()
 }
 
 fn issue(agent: &ureq::Agent, url: &str, key: &str) -> anyhow::Result<Duration> {
-    let t = Instant::now();
-    let resp = agent
-        .post(format!("{url}/api/v1/tickets"))
-        .header("Idempotency-Key", key)
-        .send_json(serde_json::json!({ "service": "SB" }))?;
-    let elapsed = t.elapsed();
-    anyhow::ensure!(resp.status().as_u16() == 201, "status {}", resp.status());
-    Ok(elapsed)
+    crate::bench::issue_one(agent, url, key).map_err(anyhow::Error::msg)
 }
 
 /// Figures of one run of ticket issue.
