@@ -146,11 +146,34 @@ pub struct CurrentTicket {
     pub number: String,
 }
 
+/// Whether the hall issues tickets now, from the overview.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Issuing {
+    /// Tickets are being issued.
+    pub open: bool,
+    /// Why not (before opening, a break, a holiday…), in the three languages.
+    #[serde(default)]
+    pub reason: Option<Names>,
+}
+
+impl Default for Issuing {
+    /// A controller that does not say is taken at its word when a ticket is asked for.
+    fn default() -> Self {
+        Issuing {
+            open: true,
+            reason: None,
+        }
+    }
+}
+
 /// The hall overview.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Overview {
     /// The hall's name.
     pub hall: String,
+    /// Whether tickets are issued now.
+    #[serde(default)]
+    pub issuing: Issuing,
     /// Windows.
     #[serde(default)]
     pub windows: Vec<WindowState>,

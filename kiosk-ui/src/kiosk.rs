@@ -474,6 +474,13 @@ fn navigate(app: &App, state: &Rc<std::cell::RefCell<UiState>>, screen: Screen) 
         state.borrow_mut().checkin_code.clear();
         k.set_checkin_code("".into());
     }
+    // Outside office hours the service list would only lead to a refusal: say why at
+    // once. (Check-in stays open: its window is set around the booked slot.)
+    let screen = if screen == Screen::Services && !k.get_open() {
+        Screen::Closed
+    } else {
+        screen
+    };
     k.set_screen(screen);
     restart_idle(app, state);
 }
@@ -633,10 +640,41 @@ fn fill_catalogue(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
             .collect();
         k.set_windows(ModelRc::new(VecModel::from(rows)));
     }
+    let closed = shared.overview.as_ref().and_then(|o| {
+        (!o.issuing.open).then(|| {
+            o.issuing
+                .reason
+                .as_ref()
+                .map(|r| r.get(lang).to_string())
+                .unwrap_or_default()
+        })
+    });
     let lock = shared.lock.clone();
     drop(shared);
     drop(st);
     apply_lock(app, state, lock);
+    apply_hours(app, state, closed);
+}
+
+/// Follows the hall's office hours from the overview. While tickets are not issued,
+/// home's ticket entry says why and leads to the closed screen rather than to a list
+/// of services that would each be refused; once they are, a closed screen shown for
+/// the hours (not for a lock) turns back into home.
+fn apply_hours(app: &App, state: &Rc<std::cell::RefCell<UiState>>, closed: Option<String>) {
+    let k = app.global::<Kiosk>();
+    if k.get_open() != closed.is_none() {
+        tracing::info!(open = closed.is_none(), reason = ?closed, "ticket issue hours changed");
+    }
+    k.set_open(closed.is_none());
+    k.set_hours_note(closed.clone().unwrap_or_default().into());
+    if k.get_locked() {
+        return; // the closed screen gives the lock's reason
+    }
+    match closed {
+        Some(reason) => k.set_closed_reason(reason.into()),
+        None if k.get_screen() == Screen::Closed => go_home(app, state),
+        None => {}
+    }
 }
 
 fn ticket_view(t: &Ticket, lang: Language) -> TicketView {
@@ -798,6 +836,7 @@ fn deliver(app: &App, lang: Language, outcome: Outcome) {
                     if code == "closed" {
                         k.set_open(false);
                         k.set_locked(false);
+                        k.set_hours_note(message.clone().into());
                         k.set_closed_reason(message.into());
                         k.set_screen(Screen::Closed);
                     } else {

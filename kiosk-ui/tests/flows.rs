@@ -714,6 +714,49 @@ fn the_hall_servers_lock_shows_its_reason_and_unlocking_returns_home() {
     drop(broker);
 }
 
+/// A hall closed for the day says so on home, before anyone picks a service: the big
+/// ticket entry carries the reason and leads to the closed screen, in every language;
+/// the guides stay open, and no request reaches the controller.
+fn a_closed_hall_says_why_on_home_before_a_service_is_picked() {
+    let hall = Hall::closed_today();
+    let daemon = hall.start();
+    let url = daemon.url.clone();
+    let rig = Rig::on(url, PORTRAIT, Duration::from_secs(60), hall, Some(daemon));
+    let reason = "今天是法定节假日，大厅不办理业务。";
+    assert!(
+        rig.wait_for(|a| !a.global::<Kiosk>().get_open()),
+        "the overview's hours arrive"
+    );
+    assert_eq!(rig.kiosk().get_screen(), Page::Home);
+    assert!(rig.shows(reason), "home's ticket entry says why");
+    let frame = rig.screenshot("test-closed-home");
+    rig.assert_drawn(&frame, reason);
+
+    rig.tap("取号");
+    assert_eq!(rig.kiosk().get_screen(), Page::Closed);
+    assert!(!rig.kiosk().get_locked());
+    assert!(rig.shows("现在暂停取号"));
+    assert!(rig.shows(reason));
+    let frame = rig.screenshot("test-closed-hours");
+    rig.assert_drawn(&frame, "现在暂停取号");
+    rig.assert_drawn(&frame, reason);
+
+    rig.tap("EN");
+    assert!(rig.shows("Tickets are not being issued now"));
+    assert!(rig.shows("The hall is closed today for a public holiday."));
+    rig.tap("繁體");
+    assert!(rig.shows("現在暫停取號"));
+    assert!(rig.shows("今天是法定節假日，大廳不辦理業務。"));
+    rig.tap("简体");
+
+    // The guides are still there to read.
+    rig.tap("办事指南");
+    assert_eq!(rig.kiosk().get_screen(), Page::Guides);
+    rig.tap("首页");
+    assert_eq!(rig.kiosk().get_screen(), Page::Home);
+    assert_eq!(tickets_today(&rig.url), 0);
+}
+
 /// Every screen in portrait, landscape and elder mode, for `docs/screens/` and the README.
 fn every_screen_renders_in_both_orientations_and_elder_mode() {
     let rig = Rig::new();
@@ -728,7 +771,7 @@ fn every_screen_renders_in_both_orientations_and_elder_mode() {
     });
 
     type Step = fn(&Rig);
-    let screens: [(&str, Step); 10] = [
+    let screens: [(&str, Step); 11] = [
         ("home", |_| {}),
         ("services", |r| r.kiosk().invoke_navigate(Page::Services)),
         ("ticket", |r| {
@@ -765,10 +808,17 @@ fn every_screen_renders_in_both_orientations_and_elder_mode() {
                 .set_closed_reason("系统维护，请到一楼服务台人工取号".into());
             r.kiosk().set_screen(Page::Closed);
         }),
+        ("home-closed", |r| {
+            r.kiosk().set_locked(false);
+            r.kiosk().set_open(false);
+            r.kiosk()
+                .set_hours_note("现在是午间休息，13:30 恢复取号。".into());
+        }),
     ];
     for (elder, suffix) in [(false, ""), (true, "-elder")] {
         for (name, step) in &screens {
             rig.kiosk().invoke_go_home();
+            rig.kiosk().set_open(true);
             if rig.kiosk().get_elder() != elder {
                 rig.kiosk().invoke_toggle_elder();
             }
@@ -806,6 +856,7 @@ fn every_screen_renders_in_both_orientations_and_elder_mode() {
         }
         for (name, step) in &screens {
             rig.kiosk().invoke_go_home();
+            rig.kiosk().set_open(true);
             step(&rig);
             rig.screen.pump();
             for (orientation, (w, h)) in [("portrait", PORTRAIT), ("landscape", LANDSCAPE)] {
@@ -884,6 +935,10 @@ fn the_kiosk_flows() {
     run(
         "the_hall_servers_lock_shows_its_reason_and_unlocking_returns_home",
         the_hall_servers_lock_shows_its_reason_and_unlocking_returns_home,
+    );
+    run(
+        "a_closed_hall_says_why_on_home_before_a_service_is_picked",
+        a_closed_hall_says_why_on_home_before_a_service_is_picked,
     );
     run(
         "every_screen_renders_in_both_orientations_and_elder_mode",

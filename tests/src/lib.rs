@@ -57,6 +57,29 @@ impl Hall {
         hall
     }
 
+    /// A hall closed for a public holiday today (and yesterday and tomorrow, so that a
+    /// test running across midnight is closed all the same): the kiosk and the API must
+    /// say so before anyone picks a service.
+    pub fn closed_today() -> Hall {
+        let hall = Hall::new();
+        let text = std::fs::read_to_string(&hall.config).expect("config file");
+        let today = (chrono::Utc::now() + chrono::Duration::minutes(480)).date_naive();
+        let days: Vec<String> = [-1, 0, 1]
+            .iter()
+            .map(|d| format!("\"{}\"", today + chrono::Duration::days(*d)))
+            .collect();
+        let holidays = text
+            .lines()
+            .find(|l| l.starts_with("holidays = "))
+            .expect("the example hall lists its holidays")
+            .to_string();
+        let text = text
+            .replace("always_open = true", "always_open = false")
+            .replace(&holidays, &format!("holidays = [{}]", days.join(", ")));
+        std::fs::write(&hall.config, text).expect("config file");
+        hall
+    }
+
     /// The hall's database, opened read-only, to check what the daemon stored.
     pub fn database(&self) -> rusqlite::Connection {
         rusqlite::Connection::open_with_flags(

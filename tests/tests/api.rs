@@ -384,3 +384,41 @@ fn a_backup_taken_while_running_holds_every_ticket() {
         .unwrap();
     assert!(!refused.status.success());
 }
+
+#[test]
+fn the_overview_says_whether_tickets_are_issued_and_why_not_in_three_languages() {
+    let c = client();
+    let open = Hall::new();
+    let d = open.start();
+    let (s, o) = send(c.get(format!("{}/api/v1/overview", d.url)).call());
+    assert_eq!(s, 200);
+    assert_eq!(o["issuing"], json!({"open": true, "reason": null}));
+    drop(d);
+
+    let closed = Hall::closed_today();
+    let d = closed.start();
+    let (_, o) = send(c.get(format!("{}/api/v1/overview", d.url)).call());
+    assert_eq!(o["issuing"]["open"], false, "{o}");
+    assert_eq!(
+        o["issuing"]["reason"]["zh-CN"],
+        "今天是法定节假日，大厅不办理业务。"
+    );
+    assert_eq!(
+        o["issuing"]["reason"]["en"],
+        "The hall is closed today for a public holiday."
+    );
+    assert!(
+        o["issuing"]["reason"]["zh-TW"]
+            .as_str()
+            .is_some_and(|r| r.contains("假日"))
+    );
+    // What the overview says is what an issue gets, word for word.
+    let (s, refused) = send(
+        c.post(format!("{}/api/v1/tickets", d.url))
+            .header("Idempotency-Key", "closed-1")
+            .send_json(json!({"service": "SB"})),
+    );
+    assert_eq!(s, 409, "{refused}");
+    assert_eq!(refused["error"]["code"], "closed");
+    assert_eq!(refused["error"]["message"], o["issuing"]["reason"]["zh-CN"]);
+}

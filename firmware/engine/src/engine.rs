@@ -315,6 +315,15 @@ impl Engine {
         self.clock
     }
 
+    /// Whether the hall issues tickets at `at` (or at the latest instant seen, if that
+    /// is later, as a command would), and if not, why. The kiosk asks before a citizen
+    /// picks a service, so that a closed hall says so on its first screen instead of
+    /// refusing after the choice. Caps and quotas are per service and stay with the
+    /// issue itself.
+    pub fn issuing_at(&self, at: Timestamp) -> Result<(), crate::refusal::Closed> {
+        calendar::check_open(&self.setup.calendar, self.clock.local(at.max(self.now)))
+    }
+
     /// A ticket of the current day (or one still open from before).
     pub fn ticket(&self, id: TicketId) -> Option<&Ticket> {
         self.tickets.get(&id)

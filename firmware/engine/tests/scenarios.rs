@@ -657,3 +657,30 @@ fn without_the_setting_an_empty_window_raises_nothing() {
     e.handle(sign_out(3), at("09:00")).unwrap();
     assert!(unmanned(&e.handle(Command::Tick, at("16:00")).unwrap()).is_empty());
 }
+
+#[test]
+fn the_hall_says_it_is_closed_before_a_citizen_picks_a_service_and_the_issue_agrees() {
+    let mut e = engine(setup());
+    // Default hours: 09:00–12:00 and 13:30–17:30 on weekdays.
+    assert_eq!(
+        e.issuing_at(at("08:45")),
+        Err(Closed::BeforeOpening(
+            chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap()
+        ))
+    );
+    assert_eq!(e.issuing_at(at("10:00")), Ok(()));
+    assert!(matches!(e.issuing_at(at("12:30")), Err(Closed::Break(_))));
+    // What the question says is what an issue at that moment gets.
+    for t in ["08:45", "10:00", "12:30", "18:00"] {
+        let asked = e.issuing_at(at(t));
+        let issued = e.handle(issue("SB"), at(t));
+        match (asked, issued) {
+            (Ok(()), Ok(_)) => {}
+            (Err(c), Err(r)) => assert_eq!(r.refusal, Refusal::Closed(c), "at {t}"),
+            (a, i) => panic!("at {t}: asked {a:?}, issue {:?}", i.map(|_| ())),
+        }
+    }
+    // Time never runs backwards: once 18:00 was seen, an earlier clock reading still
+    // answers for 18:00, as a command would.
+    assert_eq!(e.issuing_at(at("10:00")), Err(Closed::AfterClosing));
+}

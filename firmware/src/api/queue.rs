@@ -119,11 +119,31 @@ async fn overview(
                     })
                 })
                 .collect();
-            json!({ "hall": hall, "day": e.day().to_string(), "now": e.now().0, "services": services, "windows": windows })
+            json!({ "hall": hall, "day": e.day().to_string(), "now": e.now().0, "issuing": issuing(e), "services": services, "windows": windows })
         })
         .await
         .map_err(|e| ApiError::from_core(e, lang))?;
     Ok(Json(body))
+}
+
+/// Whether tickets are being issued now and, if not, the reason in each language (the
+/// same words a refused issue gives), so that a kiosk can say so on its first screen
+/// and switch language without asking again.
+fn issuing(e: &hallq_engine::Engine) -> Value {
+    match e.issuing_at(crate::core::wall_now()) {
+        Ok(()) => json!({ "open": true, "reason": null }),
+        Err(closed) => {
+            let r = hallq_engine::Refusal::Closed(closed);
+            json!({
+                "open": false,
+                "reason": {
+                    "zh-CN": r.message(hallq_engine::Lang::ZhCn),
+                    "zh-TW": r.message(hallq_engine::Lang::ZhTw),
+                    "en": r.message(hallq_engine::Lang::En),
+                },
+            })
+        }
+    }
 }
 
 /// The ticket as clients see it. Names and windows come from the configuration so
