@@ -509,6 +509,9 @@ impl Engine {
     pub fn handle(&mut self, cmd: Command, now: Timestamp) -> Result<Vec<Event>, Refused> {
         let mut events = self.advance(now);
         match self.execute(cmd) {
+            // Time passing usually makes no events: hand the command's own back rather
+            // than copying them into a fresh vector (a tenth of the engine's allocations).
+            Ok(more) if events.is_empty() => Ok(more),
             Ok(mut more) => {
                 events.append(&mut more);
                 Ok(events)
