@@ -35,9 +35,28 @@ pub struct Gb2312Text {
     bytes: Vec<u8>,
 }
 
-/// True for the bytes of a GB2312 (EUC-CN) two-byte code.
+/// True for the bytes of a character GB2312 assigns. The EUC-CN byte area (rows
+/// 0xA1–0xF7 × cells 0xA1–0xFE) is larger than the standard: GB2312 leaves rows 10–15
+/// empty, most of rows 2 and 4–9 part empty, and row 55 ends at 0xD7F9. GB18030 gives
+/// those empty cells private-use or later characters (small roman numerals, vertical
+/// punctuation, €), which a screen's GB2312 font does not have; worse, a private-use
+/// character can encode to a cell that decodes as another character. So the cells
+/// are checked against GB2312's own table, row by row.
 fn is_gb2312_pair(hi: u8, lo: u8) -> bool {
-    (0xA1..=0xF7).contains(&hi) && (0xA1..=0xFE).contains(&lo)
+    let cells: &[(u8, u8)] = match hi {
+        0xA1 | 0xA3 => &[(0xA1, 0xFE)], // symbols; full-width ASCII
+        0xA2 => &[(0xB1, 0xE2), (0xE5, 0xEE), (0xF1, 0xFC)], // 1.–20., (1)–(20), ①–⑩, ㈠–㈩, Ⅰ–Ⅻ
+        0xA4 => &[(0xA1, 0xF3)],        // hiragana
+        0xA5 => &[(0xA1, 0xF6)],        // katakana
+        0xA6 => &[(0xA1, 0xB8), (0xC1, 0xD8)], // Greek
+        0xA7 => &[(0xA1, 0xC1), (0xD1, 0xF1)], // Cyrillic
+        0xA8 => &[(0xA1, 0xBA), (0xC5, 0xE9)], // pinyin vowels, bopomofo
+        0xA9 => &[(0xA4, 0xEF)],        // box drawing
+        0xD7 => &[(0xA1, 0xF9)],        // hanzi level 1 ends here
+        0xB0..=0xF7 => &[(0xA1, 0xFE)], // hanzi
+        _ => &[],
+    };
+    cells.iter().any(|&(a, b)| (a..=b).contains(&lo))
 }
 
 impl Gb2312Text {
@@ -253,6 +272,51 @@ mod tests {
                 Err(TextError::NotGb2312 { ch: c, .. }) => assert_eq!(c, ch),
                 other => panic!("{s}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn every_gb2312_cell_decodes_to_a_real_character_and_encodes_back_to_itself() {
+        let mut assigned = 0;
+        for hi in 0xA1..=0xF7u8 {
+            for lo in 0xA1..=0xFEu8 {
+                let Some(t) = Gb2312Text::from_bytes(&[hi, lo]) else {
+                    continue;
+                };
+                assigned += 1;
+                let ch = t.as_str().chars().next().unwrap();
+                assert!(
+                    !('\u{E000}'..='\u{F8FF}').contains(&ch),
+                    "{hi:02X}{lo:02X} decodes to private use {ch:?}"
+                );
+                assert_eq!(Gb2312Text::new(t.as_str()).unwrap().bytes(), &[hi, lo]);
+            }
+        }
+        // 682 symbols and 6,763 hanzi.
+        assert_eq!(assigned, 7445);
+    }
+
+    #[test]
+    fn characters_in_the_empty_cells_of_the_euc_area_are_refused() {
+        // Found by fuzzing: U+E793 (private use) encodes in GB18030 to 0xA6DF, which
+        // GB18030 (2022 mapping) decodes as U+FE16, so a screen would show another
+        // character. The others are GBK/GB18030 additions in cells GB2312 leaves
+        // empty: ⅰ (0xA2A1), € (0xA2E3), ︐ (0xA6D9 in the 2022 mapping), ɑ (0xA8BB).
+        for ch in ['\u{E793}', 'ⅰ', '€', '︐', 'ɑ'] {
+            assert!(
+                matches!(
+                    Gb2312Text::new(&ch.to_string()),
+                    Err(TextError::NotGb2312 { .. })
+                ),
+                "{ch:?} was accepted"
+            );
+        }
+        for cell in [[0xA6, 0xDF], [0xA2, 0xA1], [0xAA, 0xA1], [0xD7, 0xFA]] {
+            assert!(Gb2312Text::from_bytes(&cell).is_none(), "{cell:02X?}");
+        }
+        // The edges of what is assigned stay in.
+        for s in ["Ω", "ω", "ㄩ", "╋", "ü", "ā", "㈩", "Ⅻ", "亍", "齄"] {
+            Gb2312Text::new(s).unwrap_or_else(|e| panic!("{s}: {e}"));
         }
     }
 

@@ -96,6 +96,10 @@ for name, s in [("call", "请 A001 号"), ("window", "请到3号窗口"), ("paus
     put("window_text", name + ".gb2312", gb(s))
     put("window_text", name + ".utf8", s)
 put("window_text", "gbk-only.utf8", "朱镕基")
+# Found by fuzzing: a private-use character GB18030 puts in an empty GB2312 cell
+# (0xA6DF), which decodes as another character (U+FE16).
+put("window_text", "private-use-in-an-empty-cell.utf8", "\ue793")
+put("window_text", "empty-cells.gb2312", bytes([0xA6, 0xDF, 0xA2, 0xA1, 0xAA, 0xA1, 0xD7, 0xFA]))
 
 # --- Vendor frames: [cut] + stream ----------------------------------------------------
 frames = bytes([0x02, 0x03, 0x31, 0x00, 0x11]) + b"A001" + b"\r" + bytes([0x02, 0x03, 0x31, 0x01, 0x00, 0x0D]) + bytes([0x02, 0x03, 0x33, 0x0C, 0x00, 0x0D])
