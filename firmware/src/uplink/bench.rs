@@ -140,10 +140,6 @@ async fn drain(dir: &std::path::Path, port: u16, n: usize) -> anyhow::Result<(Du
     Ok((elapsed, received.load(Ordering::Relaxed)))
 }
 
-fn agent() -> ureq::Agent {
-    crate::bench::new_agent()
-}
-
 fn issue(agent: &ureq::Agent, url: &str, key: &str) -> anyhow::Result<Duration> {
     crate::bench::issue_one(agent, url, key).map_err(anyhow::Error::msg)
 }
@@ -178,7 +174,7 @@ fn issue_figures(
         fill(&db, prefill)?;
     }
     let daemon = Daemon::start(exe, &config)?;
-    let a = agent();
+    let a = crate::bench::new_agent();
     for i in 0..100 {
         issue(&a, &daemon.url, &format!("warm-{i}"))?;
     }
@@ -193,7 +189,7 @@ fn issue_figures(
         .map(|c| {
             let url = daemon.url.clone();
             std::thread::spawn(move || -> anyhow::Result<usize> {
-                let a = agent();
+                let a = crate::bench::new_agent();
                 for i in 0..per {
                     issue(&a, &url, &format!("conc-{c}-{i}"))?;
                 }
