@@ -15,7 +15,7 @@ use crate::config::{Config, EXAMPLE_HALL};
 use crate::store::{NewEvent, Store, StoreError};
 
 /// The example hall with limits lifted, so that benchmarks measure speed, not policy.
-pub fn unlimited_setup() -> Setup {
+pub(crate) fn unlimited_setup() -> Setup {
     let mut setup = Config::example().queue;
     setup.calendar.always_open = true;
     setup.per_citizen_daily_limit = None;
@@ -30,8 +30,8 @@ pub fn unlimited_setup() -> Setup {
     setup
 }
 
-/// Writes a configuration for a benchmark or test daemon and returns its path.
-pub fn write_config(dir: &Path, listen: &str, unlimited: bool) -> std::io::Result<PathBuf> {
+/// Writes a configuration for a benchmark daemon and returns its path.
+pub(crate) fn write_config(dir: &Path, listen: &str, unlimited: bool) -> std::io::Result<PathBuf> {
     let mut text = EXAMPLE_HALL.replace(
         "data_dir = \"/var/lib/hallq\"",
         &format!("data_dir = {:?}", dir.join("data").display().to_string()),
@@ -189,7 +189,7 @@ impl BareTable {
 /// process. Beside the bare insert and the HTTP round trip it shows where a request's
 /// time goes.
 pub struct InProcessCore {
-    hall: Option<crate::core::Hall>,
+    hall: Option<crate::core::HallCore>,
     thread: Option<std::thread::JoinHandle<()>>,
     rt: tokio::runtime::Runtime,
 }
@@ -201,7 +201,10 @@ impl InProcessCore {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
-        let (hall, thread) = crate::core::Hall::start(unlimited_setup(), Store::open(&path)?)?;
+        let (hall, thread) = crate::core::HallCore::start(
+            crate::in_force::InForce::file(unlimited_setup(), Default::default()),
+            Store::open(&path)?,
+        )?;
         let rt = tokio::runtime::Builder::new_current_thread().build()?;
         Ok(InProcessCore {
             hall: Some(hall),
@@ -239,7 +242,7 @@ impl Drop for InProcessCore {
 }
 
 /// A daemon started from this executable, stopped on drop.
-pub struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     /// Its base URL.
     pub url: String,
@@ -248,19 +251,9 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `hallq run --config F` and waits for it to announce its address.
     pub fn start(exe: &Path, config: &Path) -> std::io::Result<Daemon> {
-        Daemon::start_with_env(exe, config, &[])
-    }
-
-    /// [`Daemon::start`] with extra environment variables (a preloaded fake clock, say).
-    pub fn start_with_env(
-        exe: &Path,
-        config: &Path,
-        env: &[(&str, &str)],
-    ) -> std::io::Result<Daemon> {
         let mut child = Process::new(exe)
             .args(["run", "--config"])
             .arg(config)
-            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(if std::env::var_os("HALLQ_TEST_LOG").is_some() {
                 Stdio::inherit()
@@ -282,11 +275,6 @@ impl Daemon {
             )));
         }
         Ok(Daemon { child, url })
-    }
-
-    /// The process id, to cut its power (SIGKILL) while other threads still talk to it.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// Peak resident memory (VmHWM) in KiB.
@@ -357,6 +345,7 @@ pub struct BenchOptions {
 }
 
 /// Runs the benchmark and prints the figures.
+// Over 100 lines: the benchmark's steps in one sequence, so every figure comes from one run.
 pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&opts.dir)?;
     let exe = std::env::current_exe()?;
@@ -616,6 +605,7 @@ fn printer_latency(exe: &Path, dir: &Path, n: usize) -> anyhow::Result<()> {
 /// Writes `days` days of traffic ending yesterday: every ticket issued, called,
 /// finished, a third of them rated, through the real engine and store. Returns the
 /// number of tickets written.
+// Over 100 lines: one transaction writing a day at a time; its steps share the open statements.
 pub fn generate_history(db: &Path, days: u32, per_day: u32) -> Result<u64, StoreError> {
     let setup = unlimited_setup();
     let mut store = Store::open(db)?;

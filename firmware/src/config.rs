@@ -33,7 +33,7 @@ pub struct Config {
     pub queue: Setup,
     /// The MQTT uplink to the hall server; absent means the events wait in the outbox.
     #[serde(default)]
-    pub uplink: Option<crate::uplink::UplinkConfig>,
+    pub uplink: Option<crate::uplink::settings::UplinkConfig>,
     /// The service guide (办事指南) of each service, keyed by service code.
     #[serde(default)]
     pub guide: std::collections::BTreeMap<String, crate::guide::Guide>,
@@ -45,16 +45,16 @@ pub struct Config {
     pub printer: Option<PrinterConfig>,
     /// RS-485 window buses (`[[bus]]`): LED screens, hall board, keypads.
     #[serde(default, rename = "bus")]
-    pub buses: Vec<crate::devices::window_bus::WindowBusConfig>,
+    pub buses: Vec<crate::devices::window::WindowBusConfig>,
     /// MAX7219 LED matrices on SPI (`[[led_matrix]]`): window screens or a hall board.
     #[serde(default, rename = "led_matrix")]
-    pub led_matrices: Vec<crate::devices::window_links::LedMatrixConfig>,
+    pub led_matrices: Vec<crate::devices::window::config::LedMatrixConfig>,
     /// Caller or rating keypads of GPIO push buttons (`[[gpio_keypad]]`).
     #[serde(default, rename = "gpio_keypad")]
-    pub gpio_keypads: Vec<crate::devices::window_links::GpioKeypadConfig>,
+    pub gpio_keypads: Vec<crate::devices::window::config::GpioKeypadConfig>,
     /// Caller or rating keypads on USB (`[[usb_keypad]]`), read through evdev.
     #[serde(default, rename = "usb_keypad")]
-    pub usb_keypads: Vec<crate::devices::window_links::UsbKeypadConfig>,
+    pub usb_keypads: Vec<crate::devices::window::config::UsbKeypadConfig>,
     /// Spoken calls; without this section (or with `enabled = false`) the hall is silent.
     #[serde(default)]
     pub voice: Option<VoiceConfig>,
@@ -232,6 +232,7 @@ impl Config {
     }
 
     /// Parses and validates configuration text; `file` names it in errors.
+    // Over 100 lines: one check per key, in the order the file reads; split, the order would hide.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         let invalid = |key: String, line: usize, message: String| ConfigError::Invalid {
             file: file.to_string(),
@@ -324,14 +325,13 @@ impl Config {
                 "list at least one channel whose tickets print, e.g. [\"kiosk\"]",
             )?;
         }
+        // With an uplink the hall server may push windows the file does not have yet:
+        // then a device's window is not held against the file's `[queue]`.
         let windows: Vec<u32> = config.queue.windows.iter().map(|w| w.number).collect();
-        for (i, b) in config.buses.iter().enumerate() {
-            b.check(&windows).map_err(|(k, m)| {
-                let key = format!("bus[{i}].{k}");
-                invalid(key.clone(), key_line(text, &key), m)
-            })?;
-        }
-        crate::devices::window_links::check_all(&config)
+        let known = config.uplink.is_none().then_some(windows.as_slice());
+        config
+            .window_devices()
+            .check(known)
             .map_err(|(key, m)| invalid(key.clone(), key_line(text, &key), m))?;
         if let Some(v) = &config.voice {
             v.check()
@@ -354,6 +354,17 @@ impl Config {
             })?;
         }
         Ok(config)
+    }
+
+    /// The window device sections, for [`crate::devices::window::start`].
+    pub fn window_devices(&self) -> crate::devices::window::WindowDevicesConfig {
+        crate::devices::window::WindowDevicesConfig {
+            buses: self.buses.clone(),
+            led_matrices: self.led_matrices.clone(),
+            gpio_keypads: self.gpio_keypads.clone(),
+            usb_keypads: self.usb_keypads.clone(),
+            board_notices: self.board.notices.clone(),
+        }
     }
 
     /// The database file.
@@ -401,6 +412,107 @@ fn key_line(text: &str, key: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::devices::window::BusProtocol;
+    use crate::devices::window::keypad_config::parse_key;
+    use hallq_hardware::window::keys::{CallerKey, Key};
+    use std::path::Path;
+
+    const EXAMPLE_DEVICES: &str = include_str!("../examples/window-devices.toml");
+
+    fn with_devices(extra: &str) -> Result<Config, String> {
+        Config::parse(&format!("{EXAMPLE_HALL}\n{extra}"), "hall.toml").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_example_of_every_device_kind_is_valid() {
+        let c = with_devices(EXAMPLE_DEVICES).unwrap();
+        assert_eq!(c.buses.len(), 2);
+        assert_eq!(c.buses[1].protocol, BusProtocol::Vendor);
+        assert_eq!(c.led_matrices[0].geometry().lines(), 2);
+        assert_eq!(
+            c.gpio_keypads[1].pins(),
+            vec![
+                (5, Key::Function(CallerKey::CallNext)),
+                (6, Key::Function(CallerKey::Recall)),
+                (13, Key::Function(CallerKey::Finish)),
+                (19, Key::Function(CallerKey::PauseToggle)),
+            ]
+        );
+        assert_eq!(
+            c.usb_keypads[0].path(),
+            Path::new("/dev/input/by-id/usb-Genius_Numeric_Keypad-event-kbd")
+        );
+        assert!(
+            c.usb_keypads[0]
+                .overrides()
+                .contains(&(88, Key::Function(CallerKey::Finish))),
+            "KEY_F12 is code 88"
+        );
+    }
+
+    #[test]
+    fn a_mistake_in_a_device_section_names_its_key_and_line() {
+        let cases = [
+            (
+                "rating1 = 17",
+                "rating1 = 71\nrating9 = 18",
+                "gpio_keypad[0].buttons.rating9",
+            ),
+            (
+                "call_next = 5",
+                "call_next = 5\nrating1 = 7",
+                "gpio_keypad[1].buttons.rating1",
+            ),
+            (
+                "modules_high = 4",
+                "modules_high = 3",
+                "led_matrix[0].modules_high",
+            ),
+            (
+                "KEY_F12 = \"finish\"",
+                "KEY_F99 = \"finish\"",
+                "usb_keypad[0].keymap.KEY_F99",
+            ),
+            (
+                "kind = \"hall_board\"\nlines = 6",
+                "kind = \"caller_keypad\"\nwindow = 1",
+                "bus[1].device[2].kind",
+            ),
+            ("frame_end = 0x0D", "frame_end = 0x41", "bus[1].frame_end"),
+            (
+                "name = \"rate-w5\"",
+                "name = \"caller-w5\"",
+                "usb_keypad[1].name",
+            ),
+            (
+                "window = 4\nmodules_wide",
+                "window = 40\nmodules_wide",
+                "led_matrix[0].window",
+            ),
+        ];
+        for (from, to, key) in cases {
+            let text = EXAMPLE_DEVICES.replacen(from, to, 1);
+            assert_ne!(text, EXAMPLE_DEVICES, "{from}");
+            let err = with_devices(&text).unwrap_err();
+            assert!(err.contains(&format!(": {key}:")), "{key}: {err}");
+            let line: usize = err.split(':').nth(1).unwrap().parse().unwrap();
+            assert!(line > EXAMPLE_HALL.lines().count(), "{err}");
+        }
+    }
+
+    #[test]
+    fn keys_have_english_and_chinese_names() {
+        assert_eq!(parse_key("rating5"), Some(Key::Rating(5)));
+        assert_eq!(parse_key("rating6"), None);
+        assert_eq!(parse_key("reason2"), Some(Key::Reason(2)));
+        assert_eq!(parse_key("呼叫"), Some(Key::Function(CallerKey::CallNext)));
+        assert_eq!(parse_key("no_show"), parse_key("弃号"));
+        assert_eq!(parse_key("digit7"), Some(Key::Digit(7)));
+        assert_eq!(parse_key("0"), Some(Key::Digit(0)));
+        assert_eq!(parse_key("B"), Some(Key::Letter('B')));
+        assert_eq!(parse_key("b"), None);
+        assert_eq!(parse_key("finnish"), None);
+    }
 
     #[test]
     fn the_example_hall_is_valid() {

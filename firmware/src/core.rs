@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hallq_engine::{Command, Engine, Event, Refusal, Setup, Ticket, Timestamp};
 use tokio::sync::{broadcast, oneshot};
 
+use crate::in_force::{InForce, Setting};
 use crate::store::{NewEvent, Store, StoreError, StoredEvent};
 
 /// Requests that may wait for the writer; beyond this the API answers 503 at once.
@@ -79,10 +80,8 @@ enum Request {
 /// two batches: everything before it is committed under the old setup, everything after
 /// runs under the new one.
 pub struct Reconfigure {
-    /// The new setup.
-    pub setup: Setup,
-    /// Its version, as the hall server numbered it.
-    pub version: i64,
+    /// The new setup and guides; `in_force.version` is the hall server's number.
+    pub in_force: InForce,
     /// The document as received, kept so a restart applies exactly what was acknowledged.
     pub document: String,
     /// The audit event (`config_applied`) committed with the configuration row.
@@ -108,18 +107,22 @@ pub enum ReconfigureError {
 
 /// A cheap, cloneable handle to the hall core.
 #[derive(Clone)]
-pub struct Hall {
+pub struct HallCore {
     tx: SyncSender<Request>,
     events: broadcast::Sender<Arc<StoredEvent>>,
+    in_force: Setting,
 }
 
-impl Hall {
-    /// Restores the engine from the store and starts the core thread.
+impl HallCore {
+    /// Restores the engine from the store under `in_force` (the file's setup, or the
+    /// stored pushed one) and starts the core thread.
     pub fn start(
-        setup: Setup,
+        in_force: InForce,
         store: Store,
-    ) -> Result<(Hall, std::thread::JoinHandle<()>), StoreError> {
+    ) -> Result<(HallCore, std::thread::JoinHandle<()>), StoreError> {
         let started = std::time::Instant::now();
+        let setup = in_force.setup.clone();
+        let setting = Setting::new(in_force);
         let engine = restore(&setup, &store)?;
         tracing::info!(
             tickets = engine.tickets().count(),
@@ -132,6 +135,7 @@ impl Hall {
         let fanout = events.clone();
         let (stop_checkpoints, checkpoint_stop) = std::sync::mpsc::channel::<()>();
         let checkpointer = crate::store::checkpoint::spawn(&store, checkpoint_stop)?;
+        let core_setting = setting.clone();
         let handle = std::thread::Builder::new()
             .name("hall-core".into())
             .spawn(move || {
@@ -140,6 +144,7 @@ impl Hall {
                     store,
                     setup,
                     fanout,
+                    in_force: core_setting,
                     broken: false,
                 }
                 .run(rx);
@@ -149,7 +154,14 @@ impl Hall {
                 }
             })
             .map_err(|e| StoreError::Damaged(format!("cannot start the core thread: {e}")))?;
-        Ok((Hall { tx, events }, handle))
+        Ok((
+            HallCore {
+                tx,
+                events,
+                in_force: setting,
+            },
+            handle,
+        ))
     }
 
     fn send(&self, r: Request) -> Result<(), CoreError> {
@@ -173,7 +185,7 @@ impl Hall {
         rx.await.map_err(|_| CoreError::Stopped)?
     }
 
-    /// [`Hall::append`] for a device's own thread, outside the async runtime.
+    /// [`HallCore::append`] for a device's own thread, outside the async runtime.
     pub fn append_blocking(&self, events: Vec<NewEvent>) -> Result<Vec<StoredEvent>, CoreError> {
         let (tx, rx) = oneshot::channel();
         self.send(Request::Append(events, tx))?;
@@ -197,15 +209,13 @@ impl Hall {
     /// its audit event commit in one transaction. On any error the old setup stays.
     pub async fn reconfigure(
         &self,
-        setup: Setup,
-        version: i64,
+        in_force: InForce,
         document: String,
         event: NewEvent,
     ) -> Result<Vec<StoredEvent>, ReconfigureError> {
         let (tx, rx) = oneshot::channel();
         self.send(Request::Reconfigure(Box::new(Reconfigure {
-            setup,
-            version,
+            in_force,
             document,
             event,
             reply: Some(tx),
@@ -216,6 +226,17 @@ impl Hall {
     /// Committed events as they happen.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
         self.events.subscribe()
+    }
+
+    /// The setup and guides in force now. It changes on the core thread before the
+    /// `config_applied` event that records the change fans out.
+    pub fn in_force(&self) -> Arc<InForce> {
+        self.in_force.now()
+    }
+
+    /// The handle to the setup in force, to follow its changes.
+    pub fn setting(&self) -> &Setting {
+        &self.in_force
     }
 }
 
@@ -230,6 +251,8 @@ struct Core {
     store: Store,
     setup: Setup,
     fanout: broadcast::Sender<Arc<StoredEvent>>,
+    /// The setup in force, as every consumer reads it.
+    in_force: Setting,
     /// A commit failed and the engine could not yet be rebuilt from disk: refuse work
     /// rather than answer from a state that is not the committed one.
     broken: bool,
@@ -299,8 +322,11 @@ impl Core {
         let stored = match outcome {
             Ok((engine, stored)) => {
                 self.engine = engine;
-                self.setup = r.setup.clone();
-                tracing::info!(version = r.version, "queue setup replaced");
+                self.setup = r.in_force.setup.clone();
+                tracing::info!(version = ?r.in_force.version, "queue setup replaced");
+                // Before the events fan out: whoever reacts to `config_applied` reads
+                // the new setup.
+                self.in_force.replace(r.in_force.clone());
                 Ok(stored)
             }
             Err(e) => Err(e),
@@ -322,8 +348,14 @@ impl Core {
         if self.broken {
             return Err(CoreError::Store("the database is unavailable".into()).into());
         }
-        crate::uplink::apply::fits(&self.engine, &r.setup)?;
-        let engine = restore(&r.setup, &self.store).map_err(|e| match e {
+        let setup = &r.in_force.setup;
+        self.engine
+            .fits(setup)
+            .map_err(|e| ReconfigureError::Rejected {
+                key: format!("queue.{}", e.key),
+                message: e.message,
+            })?;
+        let engine = restore(setup, &self.store).map_err(|e| match e {
             StoreError::Damaged(message) => ReconfigureError::Rejected {
                 key: "queue".into(),
                 message,
@@ -332,7 +364,11 @@ impl Core {
         })?;
         let stored = self
             .store
-            .save_config(r.version, &r.document, std::slice::from_ref(&r.event))
+            .save_config(
+                r.in_force.version.unwrap_or(0),
+                &r.document,
+                std::slice::from_ref(&r.event),
+            )
             .map_err(|e| CoreError::Store(e.to_string()))?;
         Ok((engine, stored))
     }

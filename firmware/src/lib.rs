@@ -9,9 +9,14 @@
 //! - [`config`]: the TOML file, validated with errors naming key and line.
 //! - [`store`]: SQLite (WAL, `synchronous=FULL`), migrations, the events table (audit log
 //!   and outbox), projected rows, staff accounts and sessions.
-//! - [`core`]: the one thread that owns engine and store, with group commit.
+//! - [`core`]: the one thread that owns engine and store, with group commit, and the
+//!   setup in force.
+//! - [`in_force`]: what is in force now (queue setup and guides, the file's or the
+//!   pushed one), read by every consumer from the core and followed live.
 //! - [`guide`]: the service guides (办事指南) and their printed material checklists.
-//! - [`devices`]: the printer thread and the device health registry.
+//! - [`events`]: committed events as types (the engine's and the controller's own).
+//! - [`devices`]: the printer thread, the device health registry, voice and the window
+//!   devices (`devices/window/`).
 //! - [`api`]: the axum router under `/api/v1`, including the SSE live stream.
 //! - [`metrics`]: Prometheus counters, histograms and the text exposition.
 //! - [`report`]: per-window and per-service figures for a day, week or month.
@@ -27,7 +32,9 @@ pub mod bench;
 pub mod config;
 pub mod core;
 pub mod devices;
+pub mod events;
 pub mod guide;
+pub mod in_force;
 pub mod metrics;
 pub mod report;
 pub mod server;
@@ -35,3 +42,6 @@ pub mod simulate;
 pub mod store;
 pub mod systemd;
 pub mod uplink;
+
+#[cfg(test)]
+mod testing;

@@ -364,7 +364,6 @@ fn run(
         } else {
             None
         };
-        let setup = config.queue.clone();
         let data = config.storage.data_dir.clone();
         let started = hallq::server::start(config).await?;
         tracing::info!(addr = %started.addr, data = %data.display(), "hallq serving");
@@ -378,7 +377,6 @@ fn run(
         if simulate {
             helpers.push(tokio::spawn(hallq::simulate::run(
                 started.hall.clone(),
-                setup,
                 speed,
             )));
         }
@@ -436,14 +434,20 @@ fn staff_cmd(action: StaffCmd, config: &Config) -> anyhow::Result<()> {
                         .with_context(|| format!("--role {r:?}: use staff, supervisor or admin"))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
+            // The windows of the setup in force: a pushed one may have added some.
+            let in_force = hallq::uplink::in_force_offline(
+                &config.database(),
+                config.queue.clone(),
+                config.guide.clone(),
+            )?;
             let mut parsed = Vec::new();
             for w in &windows {
                 let (n, role) = w.split_once(':').unwrap_or((w, "A"));
                 let n: u32 = n.parse().with_context(|| {
                     format!("--window {w:?}: expected a window number like 3 or 3:B")
                 })?;
-                if !config.queue.windows.iter().any(|d| d.number == n) {
-                    bail!("--window {w:?}: the configuration has no window {n}");
+                if !in_force.has_window(n) {
+                    bail!("--window {w:?}: the setup in force has no window {n}");
                 }
                 let role = match role {
                     "A" | "a" => Role::A,
@@ -494,8 +498,15 @@ fn report(
         }
         (Some(d), _, _) => Period::day(d),
         (None, None, None) => {
-            let clock = hallq_engine::LocalClock::new(config.queue.utc_offset_minutes);
-            Period::day(clock.service_day(hallq::core::wall_now(), config.queue.day_starts_at))
+            let setup = hallq::uplink::in_force_offline(
+                &config.database(),
+                config.queue.clone(),
+                config.guide.clone(),
+            )?
+            .setup
+            .clone();
+            let clock = hallq_engine::LocalClock::new(setup.utc_offset_minutes);
+            Period::day(clock.service_day(hallq::core::wall_now(), setup.day_starts_at))
         }
     };
     if !config.database().exists() {

@@ -7,10 +7,11 @@ use tokio::net::TcpListener;
 
 use crate::api::{AppState, app};
 use crate::config::Config;
-use crate::core::Hall;
+use crate::core::HallCore;
 use crate::devices::health::Devices;
 use crate::devices::printer::{Printer, PrinterError};
 use crate::devices::voice::{self, Voice, VoiceError};
+use crate::in_force::InForce;
 use crate::store::{Store, StoreError};
 
 /// Errors that stop the daemon from starting.
@@ -36,14 +37,14 @@ pub enum StartError {
 /// A started controller, before it serves.
 pub struct Started {
     /// The hall core handle.
-    pub hall: Hall,
+    pub hall: HallCore,
     /// The bound listener.
     pub listener: TcpListener,
     /// The address actually bound (port 0 resolved).
     pub addr: SocketAddr,
     state: AppState,
     core: std::thread::JoinHandle<()>,
-    buses: crate::devices::window_bus::WindowBuses,
+    buses: crate::devices::window::WindowBuses,
     voice: Option<Voice>,
     uplink: Option<crate::uplink::downstream::Running>,
 }
@@ -54,8 +55,11 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
         .map_err(|e| StartError::DataDir(config.storage.data_dir.display().to_string(), e))?;
     let store = Store::open(&config.database())?;
     let shared = crate::uplink::Shared::load(store.conn())?;
-    let setup = crate::uplink::pushed_setup(store.conn(), &shared)?.unwrap_or(config.queue.clone());
-    let (hall, core) = Hall::start(setup, store)?;
+    // The stored pushed setup is in force again before the first request.
+    let file = InForce::file(config.queue.clone(), config.guide.clone());
+    let in_force = crate::uplink::in_force_at_start(store.conn(), file)?;
+    let utc_offset_minutes = in_force.setup.utc_offset_minutes;
+    let (hall, core) = HallCore::start(in_force, store)?;
     let devices = Devices::load(hall.clone())
         .await
         .map_err(|e| StoreError::Damaged(e.to_string()))?;
@@ -64,11 +68,12 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
         None => None,
     };
     // The window buses follow committed events on their own; kept to stop them at the end.
-    let buses = crate::devices::window_bus::start(&config, hall.clone(), devices.clone()).await;
+    let buses =
+        crate::devices::window::start(&config.window_devices(), hall.clone(), devices.clone())
+            .await;
     let voice = match config.voice.as_ref().filter(|v| v.enabled) {
         Some(v) => {
-            let (voice, pack_health) =
-                Voice::start(v, config.queue.utc_offset_minutes, devices.clone())?;
+            let (voice, pack_health) = Voice::start(v, utc_offset_minutes, devices.clone())?;
             devices.report(voice::PACK_DEVICE, pack_health).await;
             voice.follow(&hall);
             Some(voice)

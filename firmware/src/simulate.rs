@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hallq_engine::{Class, Command, Level, Role, TicketId};
 
-use crate::core::{CoreError, Hall};
+use crate::core::{CoreError, HallCore};
 
 /// A small deterministic generator (xorshift), so the simulator needs no RNG crate.
 struct Dice(u64);
@@ -23,11 +23,13 @@ impl Dice {
     }
 }
 
-/// Runs the simulation until the hall core stops. `speed` divides every pause.
-pub async fn run(hall: Hall, setup: hallq_engine::Setup, speed: u32) {
+/// Runs the simulation until the hall core stops, under the setup in force (followed as
+/// it changes). `speed` divides every pause.
+// Over 100 lines: the one loop of a simulated hall day, read top to bottom as a script.
+pub async fn run(hall: HallCore, speed: u32) {
     let speed = u64::from(speed.max(1));
     let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
-    let windows: Vec<u32> = setup.windows.iter().map(|w| w.number).collect();
+    let windows: Vec<u32> = hall.in_force().windows();
     for &w in &windows {
         let cmd = Command::SignIn {
             window: w,
@@ -47,7 +49,9 @@ pub async fn run(hall: Hall, setup: hallq_engine::Setup, speed: u32) {
         tokio::time::sleep(Duration::from_millis(1000 / speed)).await;
         tick += 1;
         if dice.below(3) == 0 {
-            let s = &setup.services[dice.below(setup.services.len() as u64) as usize];
+            let in_force = hall.in_force();
+            let services = &in_force.setup.services;
+            let s = &services[dice.below(services.len() as u64) as usize];
             let class = if dice.below(12) == 0 {
                 Class::Green
             } else {
@@ -161,7 +165,7 @@ pub fn virtual_printer() -> std::io::Result<(
 pub fn window_bus(
     config: &mut crate::config::Config,
 ) -> std::io::Result<(hallq_hardware::window::sim::SimBus, tempfile::TempDir)> {
-    use crate::devices::window_bus::{WindowBusConfig, WindowDeviceConfig};
+    use crate::devices::window::{WindowBusConfig, WindowDeviceConfig};
     use hallq_hardware::window::regmap::DeviceKind;
     use hallq_hardware::window::sim::{SimBus, SimSpec};
 

@@ -8,7 +8,7 @@
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-use crate::core::Hall;
+use crate::core::HallCore;
 
 /// Sends one notification; returns false when not run by systemd or the send failed.
 pub fn notify(state: &str) -> bool {
@@ -43,7 +43,7 @@ pub fn watchdog_interval() -> Option<Duration> {
 
 /// Pings the watchdog at half its interval, each time only after the core answered a
 /// query; a stuck core stops the pings and systemd restarts the service.
-pub async fn watchdog(hall: Hall) {
+pub async fn watchdog(hall: HallCore) {
     let Some(interval) = watchdog_interval() else {
         return;
     };

@@ -100,6 +100,10 @@
   function onEvent(ev) {
     const p = ev.payload || {};
     if (ev.type === 'ticket_finished' && p.window === win) wake(p);
+    // The hall server put a new setup in force: its rating reasons from now on.
+    if (ev.type === 'config_applied') {
+      api('GET', '/api/v1/board').then((b) => { reasons = b.rating_reasons; }).catch(() => {});
+    }
     // The ticket was rated elsewhere (a second pad, the kiosk): nothing left to do here.
     if (ev.type === 'rating_recorded' && ticket && p.rating && p.rating.ticket === ticket.id && document.body.dataset.screen !== 'thanks') show('sleep');
   }

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-pub use hallq::bench::Daemon;
+mod daemon;
+pub use daemon::{Daemon, write_config};
 
 pub mod dice;
 pub mod mqtt;
@@ -42,7 +43,7 @@ impl Hall {
     /// A hall that is always open with no caps (tests run at any hour).
     pub fn new() -> Hall {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = hallq::bench::write_config(dir.path(), "127.0.0.1:0", true).expect("config");
+        let config = write_config(dir.path(), "127.0.0.1:0", true).expect("config");
         Hall { dir, config }
     }
 

@@ -157,6 +157,8 @@ impl HallServer {
             port,
         );
         o.set_keep_alive(Duration::from_secs(10));
+        // A whole hall's setup with its guides is larger than rumqttc's 10 KiB default.
+        o.set_max_packet_size(1 << 20, 1 << 20);
         let (client, mut conn) = rumqttc::Client::new(o, 64);
         let base = format!("hallq/{hall_id}/{CONTROLLER}");
         client

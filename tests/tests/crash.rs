@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use hallq::devices::window_bus::{call_screen, idle_screen, rate_screen};
+use hallq::devices::window::screens::{call_screen, idle_screen, rate_screen};
 use hallq_hardware::window::DisplayContent;
 use hallq_hardware::window::keys::Key;
 use hallq_hardware::window::sim::{SimBus, SimSpec};

@@ -305,7 +305,7 @@ fn a_pack_clip_in_the_wrong_format_stops_the_daemon_at_start_naming_the_clip() {
         err.contains("zh.qing (qing.wav): is stereo 16-bit PCM at 44100 Hz"),
         "{err}"
     );
-    let started = hallq::bench::Daemon::start(&hallq_tests::hallq_bin(), &hall.config);
+    let started = hallq_tests::Daemon::start(&hallq_tests::hallq_bin(), &hall.config);
     assert!(started.is_err(), "the daemon refuses the pack");
 }
 

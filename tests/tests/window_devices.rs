@@ -59,9 +59,9 @@ fn window_devices_follow_the_queue_and_feed_it() {
     let c = client();
     let texts = |unit: u8| sim.texts(unit).unwrap();
 
-    // Idle screens are drawn at start.
-    wait_until("idle screens", Duration::from_secs(5), || {
-        texts(1) == ["1号窗口", "欢迎办理"] && texts(2) == ["2号窗口", "欢迎办理"]
+    // At start nobody is signed in: the windows say so, never 欢迎办理.
+    wait_until("unstaffed screens", Duration::from_secs(5), || {
+        texts(1) == ["暂停服务", "1号窗口"] && texts(2) == ["暂停服务", "2号窗口"]
     });
 
     let sign_in = |id: &str, pin: &str, w: u32| -> String {
@@ -74,6 +74,9 @@ fn window_devices_follow_the_queue_and_feed_it() {
     };
     let t1 = sign_in("S001", "135790", 1);
     let _t2 = sign_in("S002", "246801", 2);
+    wait_until("idle screens once staffed", Duration::from_secs(3), || {
+        texts(1) == ["1号窗口", "欢迎办理"] && texts(2) == ["2号窗口", "欢迎办理"]
+    });
     let act = |token: &str, w: u32, action: &str| -> Value {
         let (s, b) = send(
             c.post(format!("{}/api/v1/windows/{w}/{action}", d.url))
@@ -213,6 +216,19 @@ fn window_devices_follow_the_queue_and_feed_it() {
     wait_until("recoveries stored", Duration::from_secs(5), || {
         hall.events_of("device_recovered").len() >= 6
     });
+
+    // 6. The clerk at window 1 signs out: its screen says 暂停服务, never 欢迎办理.
+    act(&t1, 1, "no-show");
+    let resp = c
+        .delete(format!("{}/api/v1/sessions/current", d.url))
+        .header("Authorization", &t1)
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    assert_eq!(hall.events_of("staff_signed_out").len(), 1);
+    wait_until("window 1 unstaffed", Duration::from_secs(3), || {
+        texts(1) == ["暂停服务", "1号窗口"]
+    });
     drop(d);
 }
 
@@ -305,10 +321,13 @@ fn vendor_frame_screens_on_one_line_show_calls_pauses_and_the_board() {
     check_config_ok(&hall);
     hall.add_staff("S001", "135790", &["--window", "1"]);
     let d = hall.start();
-    wait_until("idle screens", Duration::from_secs(5), || {
-        sim.texts(1) == ["1号窗口", "欢迎办理"] && sim.texts(2) == ["2号窗口", "欢迎办理"]
+    wait_until("unstaffed screens", Duration::from_secs(5), || {
+        sim.texts(1) == ["暂停服务", "1号窗口"] && sim.texts(2) == ["暂停服务", "2号窗口"]
     });
     let desk = Desk::sign_in(&d.url, "S001", "135790", 1);
+    wait_until("window 1 staffed", Duration::from_secs(3), || {
+        sim.texts(1) == ["1号窗口", "欢迎办理"]
+    });
     issue(&d.url, "v-1");
     issue(&d.url, "v-2");
 
@@ -325,7 +344,7 @@ fn vendor_frame_screens_on_one_line_show_calls_pauses_and_the_board() {
     assert!(!board[3].is_empty(), "{board:?}");
     // The number goes red (1) and blinking (1 << 4) in the vendor attribute byte.
     assert_eq!(sim.screen(1).lines[&0].1, 0x11);
-    assert_eq!(sim.texts(2), ["2号窗口", "欢迎办理"], "window 2 untouched");
+    assert_eq!(sim.texts(2), ["暂停服务", "2号窗口"], "window 2 untouched");
 
     desk.act(1, "start");
     desk.act(1, "finish");
@@ -358,7 +377,7 @@ fn vendor_frame_screens_on_one_line_show_calls_pauses_and_the_board() {
     sim.plug(&link).unwrap();
     wait_until("every screen redrawn", Duration::from_secs(2), || {
         sim.texts(1).first().map(String::as_str) == Some("暂停服务")
-            && sim.texts(2) == ["2号窗口", "欢迎办理"]
+            && sim.texts(2) == ["暂停服务", "2号窗口"]
             && sim.texts(9).first() == Some(&board_line)
     });
     eprintln!("vendor screens redrawn {:?} after replug", t.elapsed());

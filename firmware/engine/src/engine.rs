@@ -351,6 +351,42 @@ impl Engine {
         &self.windows
     }
 
+    /// Whether `setup` could replace the one in force without stranding anyone: every
+    /// open ticket's service and every window with staff or a citizen at it must still
+    /// be there. The error's key is `services` or `windows`.
+    pub fn fits(&self, setup: &Setup) -> Result<(), crate::SetupError> {
+        let mut open: Vec<_> = self
+            .tickets()
+            .filter(|t| !t.state.is_terminal())
+            .filter(|t| !setup.services.iter().any(|s| s.code == t.service))
+            .collect();
+        open.sort_by_key(|t| t.id);
+        if let Some(t) = open.first() {
+            return Err(crate::SetupError {
+                key: "services".into(),
+                message: format!(
+                    "service {} is missing but ticket {} is still open in it ({} open in all); keep the service until its queue is empty",
+                    t.service,
+                    t.number,
+                    open.len()
+                ),
+            });
+        }
+        for (number, w) in self.windows() {
+            if (w.staff.is_some() || w.current.is_some())
+                && !setup.windows.iter().any(|d| d.number == *number)
+            {
+                return Err(crate::SetupError {
+                    key: "windows".into(),
+                    message: format!(
+                        "window {number} is missing but is in use; sign its staff out before removing it"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// A rating by ticket.
     pub fn rating(&self, ticket: TicketId) -> Option<&Rating> {
         self.ratings.get(&ticket)

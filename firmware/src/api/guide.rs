@@ -13,6 +13,7 @@ use super::{ApiError, AppState, Kiosk, local_time};
 use crate::core::wall_now;
 use crate::devices::printer::PrintOutcome;
 use crate::guide::Guide;
+use crate::in_force::InForce;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -20,14 +21,14 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/services/{code}/checklist", post(checklist))
 }
 
-/// The guide of `code`, or a 404 naming whether the service or only its guide is missing.
+/// The guide of `code` under the setup in force, or a 404 naming whether the service or
+/// only its guide is missing.
 fn find<'a>(
-    s: &'a AppState,
+    in_force: &'a InForce,
     code: &str,
 ) -> Result<(&'a hallq_engine::setup::ServiceDef, &'a Guide), ApiError> {
-    let service = s
-        .config
-        .queue
+    let service = in_force
+        .setup
         .services
         .iter()
         .find(|d| d.code == code)
@@ -38,7 +39,7 @@ fn find<'a>(
                 "no service has this code",
             )
         })?;
-    let guide = s.config.guide.get(code).ok_or_else(|| {
+    let guide = in_force.guides.get(code).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "no_guide",
@@ -52,15 +53,9 @@ async fn guide(
     State(s): State<AppState>,
     Path(code): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (service, guide) = find(&s, &code)?;
-    let windows: Vec<u32> = s
-        .config
-        .queue
-        .windows
-        .iter()
-        .filter(|w| w.services.iter().any(|x| x.code == code))
-        .map(|w| w.number)
-        .collect();
+    let in_force = s.hall.in_force();
+    let (service, guide) = find(&in_force, &code)?;
+    let windows = in_force.windows_for(&code);
     let mut body = guide.to_json();
     body["code"] = json!(service.code);
     body["name"] = serde_json::to_value(&service.name).unwrap_or(Value::Null);
@@ -74,7 +69,8 @@ async fn checklist(
     _k: Kiosk,
     Path(code): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (service, guide) = find(&s, &code)?;
+    let in_force = s.hall.in_force();
+    let (service, guide) = find(&in_force, &code)?;
     let printed_at = local_time(&s, wall_now());
     let print = guide.checklist(&s.config.hall.name, &service.name.zh_cn, printed_at);
     let paper = s

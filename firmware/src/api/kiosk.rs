@@ -5,9 +5,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use std::sync::Arc;
 
-use hallq_engine::{Lang, Setup, Ticket};
+use hallq_engine::{Lang, Setup};
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, Language};
@@ -21,25 +20,11 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 impl AppState {
-    /// Runs `f` with the queue setup in force: the one pushed from the hall server if
-    /// there is one, else the file's `[queue]`.
+    /// Runs `f` with the queue setup in force, as the hall core holds it (the one
+    /// pushed from the hall server if there is one, else the file's `[queue]`).
     pub fn with_setup<T>(&self, f: impl FnOnce(&Setup) -> T) -> T {
-        match self.uplink.setup() {
-            Some(s) => f(&s),
-            None => f(&self.config.queue),
-        }
+        f(&self.hall.in_force().setup)
     }
-}
-
-/// A reprint as the uplink asks for it: the same layout and printer as the kiosk's.
-pub fn reprinter(state: AppState) -> Option<crate::uplink::downstream::Reprinter> {
-    let printer = state.printer.clone()?;
-    Some(Arc::new(move |t: Ticket, ahead: u32| {
-        let (s, p) = (state.clone(), printer.clone());
-        Box::pin(async move {
-            super::queue::print_ticket(&s, &p, &t, ahead, std::time::Instant::now()).await
-        })
-    }))
 }
 
 /// 423 with the lock's message while the hall server has locked the kiosk.

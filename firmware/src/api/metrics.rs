@@ -15,6 +15,7 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/metrics", get(metrics))
 }
 
+// Over 100 lines: the exposition text, written family by family in the order it is read.
 async fn metrics(
     State(s): State<AppState>,
     Language(lang): Language,

@@ -3,10 +3,9 @@
 //! go through one [`ApiError`] so that every 4xx names its field and no 5xx leaks
 //! internals.
 
-mod kiosk;
-pub use kiosk::reprinter;
 mod devices;
 mod guide;
+mod kiosk;
 mod metrics;
 mod pages;
 mod queue;
@@ -23,13 +22,13 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hallq_engine::{Lang, Timestamp};
+use hallq_engine::{Lang, Ticket, Timestamp};
 use rusqlite::Connection;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::core::{CoreError, Hall, wall_now};
+use crate::core::{CoreError, HallCore, wall_now};
 use crate::devices::health::Devices;
 use crate::devices::printer::Printer;
 use crate::metrics::Metrics;
@@ -39,7 +38,7 @@ use crate::store::staff::{self, Permission, Session};
 #[derive(Clone)]
 pub struct AppState {
     /// The hall core.
-    pub hall: Hall,
+    pub hall: HallCore,
     /// The configuration in force.
     pub config: Arc<Config>,
     /// A second connection for staff sign-in (Argon2 work stays off the core thread).
@@ -59,7 +58,7 @@ pub struct AppState {
 impl AppState {
     /// Opens the auth connection beside the core's own.
     pub fn new(
-        hall: Hall,
+        hall: HallCore,
         config: Arc<Config>,
         devices: Devices,
         printer: Option<Printer>,
@@ -92,6 +91,17 @@ impl AppState {
         .await
         .map_err(|_| ApiError::unavailable())
     }
+}
+
+/// A reprint as the uplink asks for it: the same layout and printer as the kiosk's.
+pub fn reprinter(state: AppState) -> Option<crate::uplink::downstream::Reprinter> {
+    let printer = state.printer.clone()?;
+    Some(Arc::new(move |t: Ticket, ahead: u32| {
+        let (s, p) = (state.clone(), printer.clone());
+        Box::pin(
+            async move { queue::print_ticket(&s, &p, &t, ahead, std::time::Instant::now()).await },
+        )
+    }))
 }
 
 /// The router; `main` binds it, tests call it directly.

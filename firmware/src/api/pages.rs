@@ -120,7 +120,7 @@ fn not_found() -> Response {
 /// would never wake.
 async fn rate(State(s): State<AppState>, Path(window): Path<String>) -> Response {
     match window.parse::<u32>() {
-        Ok(n) if s.config.queue.windows.iter().any(|w| w.number == n) => page("rate.html"),
+        Ok(n) if s.hall.in_force().has_window(n) => page("rate.html"),
         _ => not_found(),
     }
 }

@@ -63,7 +63,7 @@ async fn services(
     State(s): State<AppState>,
     Language(lang): Language,
 ) -> Result<Json<Value>, ApiError> {
-    let config = s.config.clone();
+    let in_force = s.hall.in_force();
     let body = s
         .hall
         .query(move |e, _| {
@@ -74,7 +74,7 @@ async fn services(
                 .iter()
                 .zip(loads)
                 .map(|(d, l)| {
-                    let guide = config.guide.get(&d.code);
+                    let guide = in_force.guides.get(&d.code);
                     json!({
                         "pinyin": guide.map(|g| g.pinyin.clone()).unwrap_or_default(),
                         "item_code": guide.map(|g| g.item_code.clone()),
@@ -223,10 +223,12 @@ pub(super) async fn print_ticket(
     ahead: u32,
     committed: std::time::Instant,
 ) -> PrintOutcome {
-    match printer
-        .template()
-        .render(&ticket_print(&s.config, t, ahead))
-    {
+    match printer.template().render(&ticket_print(
+        &s.config.hall.name,
+        &s.hall.in_force().setup,
+        t,
+        ahead,
+    )) {
         Ok(bytes) => {
             printer
                 .submit(format!("ticket {}", t.number), bytes, committed)

@@ -17,7 +17,7 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{ApiError, AppState, Kiosk};
-use crate::core::Hall;
+use crate::core::HallCore;
 use crate::store::StoredEvent;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -39,7 +39,7 @@ fn sse(e: &StoredEvent) -> SseEvent {
 /// Sends every stored event after `last`, page by page, until the table has no more;
 /// `false` when the client has gone or the store cannot be read.
 async fn catch_up(
-    hall: &Hall,
+    hall: &HallCore,
     tx: &mpsc::Sender<Result<SseEvent, Infallible>>,
     last: &mut i64,
 ) -> bool {

@@ -210,6 +210,7 @@ fn names(n: &hallq_engine::Names) -> Value {
 }
 
 /// The hall as the engine holds it now, for the dashboard.
+// Over 100 lines: one pass over the engine's state builds every part of the picture.
 fn picture(e: &Engine) -> (Value, Present, i64) {
     let day = e.day();
     let now = e.now();

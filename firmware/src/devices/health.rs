@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use hallq_engine::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::core::{CoreError, Hall, wall_now};
+use crate::core::{CoreError, HallCore, wall_now};
+use crate::events::HallEvent;
 use crate::store::{NewEvent, StoreError};
 
 /// How a device is doing.
@@ -79,42 +80,16 @@ pub struct DeviceState {
     pub since: i64,
 }
 
-/// Event bodies this module writes; `docs/events.md` documents them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum DeviceEvent {
-    /// A device stopped working or raised a warning.
-    DeviceFault {
-        /// Device id.
-        device: String,
-        /// `fault` or `warning`.
-        severity: String,
-        /// Machine code.
-        code: String,
-        /// Human detail.
-        detail: String,
-    },
-    /// A device that had a fault or warning works again.
-    DeviceRecovered {
-        /// Device id.
-        device: String,
-        /// The code it recovered from.
-        code: String,
-        /// How long it was out (ms).
-        down_ms: i64,
-    },
-}
-
 /// The shared registry; cheap to clone.
 #[derive(Clone, Default)]
 pub struct Devices {
     inner: Arc<Mutex<BTreeMap<String, DeviceState>>>,
-    hall: Option<Hall>,
+    hall: Option<HallCore>,
 }
 
 impl Devices {
     /// A registry that writes its events through `hall`, seeded from the stored events.
-    pub async fn load(hall: Hall) -> Result<Devices, CoreError> {
+    pub async fn load(hall: HallCore) -> Result<Devices, CoreError> {
         let stored = hall
             .query(|_, store| store.device_events())
             .await?
@@ -122,19 +97,20 @@ impl Devices {
         let mut map = BTreeMap::new();
         for (at, ev) in stored {
             let (device, health) = match ev {
-                DeviceEvent::DeviceFault {
+                HallEvent::DeviceFault {
                     device,
                     severity,
                     code,
                     detail,
                 } if severity == "warning" => (device, Health::Warning { code, detail }),
-                DeviceEvent::DeviceFault {
+                HallEvent::DeviceFault {
                     device,
                     code,
                     detail,
                     ..
                 } => (device, Health::Fault { code, detail }),
-                DeviceEvent::DeviceRecovered { device, .. } => (device, Health::Ok),
+                HallEvent::DeviceRecovered { device, .. } => (device, Health::Ok),
+                _ => continue,
             };
             map.insert(
                 device.clone(),
@@ -176,7 +152,7 @@ impl Devices {
             && old != Health::Ok
             && old.code() != health.code()
         {
-            out.push(DeviceEvent::DeviceRecovered {
+            out.push(HallEvent::DeviceRecovered {
                 device: device.to_string(),
                 code: old.code().to_string(),
                 down_ms: now.0 - since,
@@ -184,13 +160,13 @@ impl Devices {
         }
         match health {
             Health::Ok => {}
-            Health::Warning { code, detail } => out.push(DeviceEvent::DeviceFault {
+            Health::Warning { code, detail } => out.push(HallEvent::DeviceFault {
                 device: device.to_string(),
                 severity: "warning".into(),
                 code,
                 detail,
             }),
-            Health::Fault { code, detail } => out.push(DeviceEvent::DeviceFault {
+            Health::Fault { code, detail } => out.push(HallEvent::DeviceFault {
                 device: device.to_string(),
                 severity: "fault".into(),
                 code,
@@ -198,13 +174,7 @@ impl Devices {
             }),
         }
         out.iter()
-            .filter_map(|e| {
-                let kind = match e {
-                    DeviceEvent::DeviceFault { .. } => "device_fault",
-                    DeviceEvent::DeviceRecovered { .. } => "device_recovered",
-                };
-                NewEvent::encode(now, kind, e).ok()
-            })
+            .filter_map(|e| NewEvent::encode(now, e.kind(), e).ok())
             .collect()
     }
 

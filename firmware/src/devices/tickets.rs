@@ -2,16 +2,15 @@
 //! it cannot print. Kept apart from the API so that reprints, check-ins and issues lay
 //! a ticket out the same way.
 
-use hallq_engine::{Lang, LocalClock, Ticket};
+use hallq_engine::{Lang, LocalClock, Setup, Ticket};
 use hallq_hardware::layout::TicketPrint;
 
 use super::printer::PrintOutcome;
-use crate::config::Config;
 
 /// The printed ticket: hall, number, service in the working language, people ahead,
-/// the windows that serve it, local issue time, and the ticket id for the QR code.
-pub fn ticket_print(config: &Config, t: &Ticket, ahead: u32) -> TicketPrint {
-    let setup = &config.queue;
+/// the windows that serve it under the setup in force, local issue time, and the
+/// ticket id for the QR code.
+pub fn ticket_print(hall_name: &str, setup: &Setup, t: &Ticket, ahead: u32) -> TicketPrint {
     let service_name = setup
         .services
         .iter()
@@ -28,7 +27,7 @@ pub fn ticket_print(config: &Config, t: &Ticket, ahead: u32) -> TicketPrint {
             .collect(),
     };
     TicketPrint {
-        hall_name: config.hall.name.clone(),
+        hall_name: hall_name.to_string(),
         number: t.number.clone(),
         service_name,
         waiting_ahead: ahead,

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::health::{Devices, Health};
-use crate::core::Hall;
+use crate::core::HallCore;
 
 /// Device id of the audio output.
 pub const DEVICE: &str = "voice";
@@ -328,7 +328,7 @@ impl Voice {
     /// Speaks every call and recall committed from now on. Subscribes before returning,
     /// so nothing committed after this call is missed; the task holds the voice weakly
     /// and ends when the voice is dropped or the core stops.
-    pub fn follow(&self, hall: &Hall) {
+    pub fn follow(&self, hall: &HallCore) {
         let mut rx = hall.subscribe();
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
         tokio::spawn(async move {

@@ -95,6 +95,13 @@ pub struct StoredEvent {
     pub payload: serde_json::Value,
 }
 
+impl StoredEvent {
+    /// The event as a type ([`crate::events::Committed`]).
+    pub fn typed(&self) -> crate::events::Committed {
+        crate::events::Committed::of(&self.kind, &self.payload)
+    }
+}
+
 /// An open database.
 pub struct Store {
     conn: Connection,
@@ -358,9 +365,7 @@ impl Store {
 
     /// Every device event ever stored, oldest first, with its time; the device registry
     /// replays them to know each device's last state.
-    pub fn device_events(
-        &self,
-    ) -> Result<Vec<(i64, crate::devices::health::DeviceEvent)>, StoreError> {
+    pub fn device_events(&self) -> Result<Vec<(i64, crate::events::HallEvent)>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT at, payload FROM events WHERE type IN ('device_fault', 'device_recovered') ORDER BY seq",
         )?;

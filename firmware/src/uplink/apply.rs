@@ -1,11 +1,17 @@
 //! Checks on a queue setup pushed from the hall server. A setup is read with the same
 //! rules as `[queue]` in `hallq.toml`, validated by the engine, and then checked against
-//! the hall as it is right now: a service that still has citizens waiting, or a window
-//! with someone signed in, cannot disappear under them.
+//! the hall as it is right now (by the core, with `Engine::fits`): a service that still
+//! has citizens waiting, or a window with someone signed in, cannot disappear under them.
+//! Guides pushed with it are read with the rules of `[guide.<code>]`.
 
-use hallq_engine::{Engine, Setup};
+use std::collections::BTreeMap;
 
+use hallq_engine::Setup;
+
+use super::wire::ConfigSet;
 use crate::core::ReconfigureError;
+use crate::guide::Guide;
+use crate::in_force::InForce;
 
 /// Reads a setup from JSON, naming the key of the first problem (under `queue.`).
 pub fn parse_setup(value: &serde_json::Value) -> Result<Setup, ReconfigureError> {
@@ -27,51 +33,66 @@ pub fn parse_setup(value: &serde_json::Value) -> Result<Setup, ReconfigureError>
     Ok(setup)
 }
 
-/// Refuses a setup that would strand open tickets or staffed windows.
-pub fn fits(engine: &Engine, setup: &Setup) -> Result<(), ReconfigureError> {
-    let reject = |key: &str, message: String| {
-        Err(ReconfigureError::Rejected {
-            key: key.into(),
-            message,
-        })
-    };
-    let mut open: Vec<_> = engine
-        .tickets()
-        .filter(|t| !t.state.is_terminal())
-        .filter(|t| !setup.services.iter().any(|s| s.code == t.service))
-        .collect();
-    open.sort_by_key(|t| t.id);
-    if let Some(t) = open.first() {
-        return reject(
-            "queue.services",
-            format!(
-                "service {} is missing but ticket {} is still open in it ({} open in all); keep the service until its queue is empty",
-                t.service,
-                t.number,
-                open.len()
-            ),
-        );
-    }
-    for (number, w) in engine.windows() {
-        if (w.staff.is_some() || w.current.is_some())
-            && !setup.windows.iter().any(|d| d.number == *number)
-        {
-            return reject(
-                "queue.windows",
-                format!(
-                    "window {number} is missing but is in use; sign its staff out before removing it"
-                ),
-            );
+/// Reads the guides pushed with a setup (`guide` in `config/set`, the shape of the
+/// `[guide.<code>]` tables), each checked as the file's are and against `setup`.
+pub fn parse_guides(
+    value: &serde_json::Value,
+    setup: &Setup,
+) -> Result<BTreeMap<String, Guide>, ReconfigureError> {
+    let guides: BTreeMap<String, Guide> = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        ReconfigureError::Rejected {
+            key: if path == "." {
+                "guide".into()
+            } else {
+                format!("guide.{path}")
+            },
+            message: e.into_inner().to_string(),
         }
+    })?;
+    for (code, guide) in &guides {
+        if !setup.services.iter().any(|s| &s.code == code) {
+            return Err(ReconfigureError::Rejected {
+                key: format!("guide.{code}"),
+                message: "no service has this code".into(),
+            });
+        }
+        guide.validate().map_err(|e| ReconfigureError::Rejected {
+            key: format!("guide.{code}.{}", e.key),
+            message: e.message,
+        })?;
     }
-    Ok(())
+    Ok(guides)
+}
+
+/// What a `config/set` document puts in force: its setup, and its guides, or the
+/// file's guides of the services it keeps when it carries none.
+pub fn in_force(
+    set: &ConfigSet,
+    file_guides: &BTreeMap<String, Guide>,
+) -> Result<InForce, ReconfigureError> {
+    let setup = parse_setup(&set.queue)?;
+    let guides = match &set.guide {
+        Some(g) => parse_guides(g, &setup)?,
+        None => file_guides
+            .iter()
+            .filter(|(code, _)| setup.services.iter().any(|s| &s.code == *code))
+            .map(|(c, g)| (c.clone(), g.clone()))
+            .collect(),
+    };
+    Ok(InForce {
+        version: Some(set.version),
+        setup,
+        guides,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::bench::unlimited_setup;
-    use hallq_engine::{Class, Command, Timestamp};
+
+    use hallq_engine::{Class, Command, Engine, Timestamp};
 
     fn as_json(setup: &Setup) -> serde_json::Value {
         // The shape a hall server sends: the TOML `[queue]` table as JSON.
@@ -125,8 +146,8 @@ mod tests {
             w.services.retain(|s| s.code != code);
         }
         smaller.windows.retain(|w| !w.services.is_empty());
-        let err = fits(&engine, &smaller).unwrap_err().to_string();
+        let err = engine.fits(&smaller).unwrap_err().to_string();
         assert!(err.contains(&code) && err.contains("still open"), "{err}");
-        assert!(fits(&engine, &setup).is_ok());
+        assert!(engine.fits(&setup).is_ok());
     }
 }

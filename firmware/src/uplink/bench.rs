@@ -11,7 +11,7 @@ use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 
 use super::broker::{Broker, BrokerOptions};
-use super::link::Link;
+use super::link::MqttLink;
 use super::outbox::Outbox;
 use super::settings::UplinkConfig;
 use super::wire::{Origin, Topics};
@@ -105,7 +105,7 @@ async fn drain(dir: &std::path::Path, port: u16, n: usize) -> anyhow::Result<(Du
     let (_out_tx, outgoing) = mpsc::channel(16);
     let (inbound, _in_rx) = mpsc::channel(16);
     let (stop, stop_rx) = watch::channel(false);
-    let link = Link {
+    let link = MqttLink {
         cfg: settings(port),
         origin: Origin::new("bench", "bench-hall", 480),
         topics,

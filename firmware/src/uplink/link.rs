@@ -69,7 +69,7 @@ pub enum LinkError {
 }
 
 /// Everything a link needs; built by [`super::downstream::start`].
-pub struct Link {
+pub struct MqttLink {
     /// Settings.
     pub cfg: UplinkConfig,
     /// Stamped on events.
@@ -128,7 +128,7 @@ impl Flight {
     }
 }
 
-impl Link {
+impl MqttLink {
     /// Runs sessions until `shutdown` turns true, reconnecting with backoff.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let tls = match &self.cfg.tls {
@@ -250,6 +250,7 @@ impl Link {
     }
 
     /// The session's loop: read ahead, fill the window, follow PUBACKs, mark in batches.
+    // Over 100 lines: the select loop that owns the session's in-flight state; split, it would be shared.
     async fn pump(
         &mut self,
         client: &AsyncClient,

@@ -13,7 +13,7 @@
 //! - [`outbox`]: the uplink's own connection to the events table, with batched marks.
 //! - [`link`]: the MQTT session: connect, publish the backlog, read downstream.
 //! - [`downstream`]: configuration and commands from the hall server.
-//! - [`apply`]: checks a pushed queue setup against the hall's live state.
+//! - [`apply`]: reads a pushed queue setup and its guides into what is put in force.
 //! - [`controls`]: kiosk lock and board notice, the state commands leave behind.
 //! - [`tls`]: rustls client configuration from PEM files.
 //! - [`receive`]: `hallq receive`, the reference receiver.
@@ -32,9 +32,11 @@ pub mod settings;
 pub mod tls;
 pub mod wire;
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
-use hallq_engine::Setup;
+use crate::guide::Guide;
+use crate::in_force::InForce;
 
 pub use controls::Controls;
 pub use settings::UplinkConfig;
@@ -75,9 +77,6 @@ pub struct Shared {
     pub status: Arc<Mutex<LinkStatus>>,
     /// Kiosk lock and board notice.
     pub controls: Controls,
-    /// The queue setup pushed from the hall server, once one is in force; until then
-    /// the file's `[queue]` is.
-    setup: Arc<RwLock<Option<Arc<Setup>>>>,
     /// Device health for the state document, when the device layer provides it.
     pub device_health: Option<DeviceHealth>,
 }
@@ -95,16 +94,6 @@ impl Shared {
             s.config_version = version;
         });
         Ok(shared)
-    }
-
-    /// The pushed setup in force, if any.
-    pub fn setup(&self) -> Option<Arc<Setup>> {
-        self.setup.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Records the setup now in force (the core has already switched to it).
-    pub fn set_setup(&self, setup: Setup) {
-        *self.setup.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(setup));
     }
 
     /// Device health for the state document (null until the device layer reports).
@@ -129,30 +118,58 @@ impl Shared {
     }
 }
 
-/// The queue setup last pushed from the hall server, if any; it takes precedence over
-/// the file's `[queue]` at start, because it is what the hall server was told is in
-/// force. A stored document that no longer reads is skipped with a warning.
-pub fn pushed_setup(
+/// The setup in force at start: the one last pushed from the hall server, if any, since
+/// it is what the hall server was told is in force; else `file` (the file's `[queue]`
+/// and guides). A stored document that no longer reads is skipped with a warning.
+pub fn in_force_at_start(
     conn: &rusqlite::Connection,
-    shared: &Shared,
-) -> Result<Option<Setup>, crate::store::StoreError> {
+    file: InForce,
+) -> Result<InForce, crate::store::StoreError> {
     let Some((version, document)) = crate::store::uplink::pushed_config(conn)? else {
-        return Ok(None);
+        return Ok(file);
     };
     let parsed = serde_json::from_str::<wire::ConfigSet>(&document)
         .map_err(|e| e.to_string())
-        .and_then(|set| apply::parse_setup(&set.queue).map_err(|e| e.to_string()));
+        .and_then(|set| apply::in_force(&set, &file.guides).map_err(|e| e.to_string()));
     match parsed {
-        Ok(setup) => {
+        Ok(in_force) => {
             tracing::info!(version, "using the queue setup pushed by the hall server");
-            shared.set_setup(setup.clone());
-            Ok(Some(setup))
+            Ok(in_force)
         }
         Err(e) => {
             tracing::warn!(version, error = %e, "stored configuration unreadable; using the file");
-            Ok(None)
+            Ok(file)
         }
     }
+}
+
+/// [`in_force_at_start`] for the command line: the database read-only if it exists,
+/// else the file's.
+pub fn in_force_offline(
+    database: &std::path::Path,
+    setup: hallq_engine::Setup,
+    guides: BTreeMap<String, Guide>,
+) -> Result<InForce, crate::store::StoreError> {
+    let file = InForce::file(setup, guides);
+    if !database.exists() {
+        return Ok(file);
+    }
+    let conn = rusqlite::Connection::open_with_flags(
+        database,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let has_table: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE name = 'pushed_config'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(false);
+    if !has_table {
+        return Ok(file);
+    }
+    in_force_at_start(&conn, file)
 }
 
 /// What `hallq uplink status` shows: the daemon's view of the link (if it answers)

@@ -130,6 +130,10 @@ pub struct ConfigSet {
     /// The queue setup: service catalogue, windows, calendar and rules, in the same
     /// shape as `[queue]` in `hallq.toml`.
     pub queue: serde_json::Value,
+    /// The service guides, by service code, in the shape of the `[guide.<code>]`
+    /// tables; without it the file's guides of the services kept stay in force.
+    #[serde(default)]
+    pub guide: Option<serde_json::Value>,
 }
 
 impl ConfigSet {

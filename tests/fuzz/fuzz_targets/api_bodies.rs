@@ -14,7 +14,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request};
 use hallq::api::{AppState, app};
 use hallq::config::Config;
-use hallq::core::Hall;
+use hallq::core::HallCore;
 use hallq::devices::health::Devices;
 use hallq::store::Store;
 use hallq::store::staff::{self, Permission, StaffRecord};
@@ -89,7 +89,10 @@ fn world() -> &'static World {
                 windows: vec![(1, Role::A)],
             };
             staff::add(store.conn(), &record, PIN, Timestamp(0)).expect("staff");
-            let (hall, _core) = Hall::start(config.queue.clone(), store).expect("core");
+            let (hall, _core) = HallCore::start(
+                hallq::in_force::InForce::file(config.queue.clone(), config.guide.clone()),
+                store,
+            ).expect("core");
             let devices = Devices::load(hall.clone()).await.expect("devices");
             let state = AppState::new(hall, Arc::new(config), devices, None).expect("state");
             let body = format!(r#"{{"staff_id":"{STAFF}","pin":"{PIN}","window":1}}"#);

@@ -1,0 +1,199 @@
+//! Committed events as types. Engine events are [`hallq_engine::Event`]; every event
+//! that does not come from the engine (devices, kiosk lock and board notice, staff
+//! accounts, the hall server's configuration) is a [`HallEvent`], in this one module.
+//! A consumer matches on [`Committed`] instead of on type strings and JSON.
+//!
+//! Adding a type is one variant here (its fields as `docs/events.md` lists them). A
+//! stored event this build does not know (written by a newer one, say) still flows, as
+//! [`Committed::Other`], and its JSON reaches the stream and the uplink unchanged.
+
+use hallq_engine::Event;
+use serde::{Deserialize, Serialize};
+
+/// Events the controller records beside the engine's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HallEvent {
+    /// A device stopped working or raised a warning.
+    DeviceFault {
+        /// Device id.
+        device: String,
+        /// `fault` or `warning`.
+        severity: String,
+        /// Machine code.
+        code: String,
+        /// Human detail.
+        detail: String,
+    },
+    /// A device that had a fault or warning works again.
+    DeviceRecovered {
+        /// Device id.
+        device: String,
+        /// The code it recovered from.
+        code: String,
+        /// How long it was out (ms).
+        down_ms: i64,
+    },
+    /// The hall server locked the kiosk: tickets are refused with `message`.
+    KioskLocked {
+        /// What the kiosk says.
+        #[serde(default)]
+        message: String,
+        /// The hall server's command.
+        #[serde(default)]
+        command_id: String,
+    },
+    /// The kiosk issues tickets again.
+    KioskUnlocked {
+        /// The hall server's command.
+        #[serde(default)]
+        command_id: String,
+    },
+    /// A notice scrolls on the board until `until` (ms), or until cleared.
+    NoticeShown {
+        /// The text.
+        #[serde(default)]
+        text: String,
+        /// When it ends.
+        #[serde(default)]
+        until: Option<i64>,
+        /// The hall server's command.
+        #[serde(default)]
+        command_id: String,
+    },
+    /// The board notice was taken down.
+    NoticeCleared {
+        /// The hall server's command.
+        #[serde(default)]
+        command_id: String,
+    },
+    /// A staff account was created.
+    StaffAdded {
+        /// Staff id.
+        staff: String,
+        /// Its roles and windows, as stored.
+        #[serde(flatten)]
+        detail: serde_json::Map<String, serde_json::Value>,
+    },
+    /// A sign-in was refused.
+    SignInFailed {
+        /// The staff id given.
+        staff: String,
+        /// The window asked for, the reason code.
+        #[serde(flatten)]
+        detail: serde_json::Map<String, serde_json::Value>,
+    },
+    /// A setup pushed by the hall server is in force from this event on.
+    ConfigApplied {
+        /// Its version.
+        version: i64,
+        /// Services, windows, guides counts and the previous version.
+        #[serde(flatten)]
+        detail: serde_json::Map<String, serde_json::Value>,
+    },
+    /// A pushed setup was refused; the old one stays.
+    ConfigRefused {
+        /// Its version.
+        #[serde(default)]
+        version: Option<i64>,
+        /// Key and reason.
+        #[serde(flatten)]
+        detail: serde_json::Map<String, serde_json::Value>,
+    },
+}
+
+impl HallEvent {
+    /// Its type name, as stored.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HallEvent::DeviceFault { .. } => "device_fault",
+            HallEvent::DeviceRecovered { .. } => "device_recovered",
+            HallEvent::KioskLocked { .. } => "kiosk_locked",
+            HallEvent::KioskUnlocked { .. } => "kiosk_unlocked",
+            HallEvent::NoticeShown { .. } => "notice_shown",
+            HallEvent::NoticeCleared { .. } => "notice_cleared",
+            HallEvent::StaffAdded { .. } => "staff_added",
+            HallEvent::SignInFailed { .. } => "sign_in_failed",
+            HallEvent::ConfigApplied { .. } => "config_applied",
+            HallEvent::ConfigRefused { .. } => "config_refused",
+        }
+    }
+}
+
+/// A committed event, typed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Committed {
+    /// From the engine.
+    Engine(Event),
+    /// From the controller.
+    Hall(HallEvent),
+    /// A type this build does not model (its JSON flows on untouched).
+    Other {
+        /// Its type name.
+        kind: String,
+    },
+}
+
+impl Committed {
+    /// Reads a stored event of type `kind` from its payload (which carries its `type`).
+    pub fn of(kind: &str, payload: &serde_json::Value) -> Committed {
+        if let Ok(ev) = Event::deserialize(payload) {
+            return Committed::Engine(ev);
+        }
+        if let Ok(ev) = HallEvent::deserialize(payload) {
+            return Committed::Hall(ev);
+        }
+        Committed::Other { kind: kind.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Stored(serde_json::Value);
+    impl Stored {
+        fn typed(&self) -> Committed {
+            Committed::of(self.0["type"].as_str().unwrap_or_default(), &self.0)
+        }
+    }
+    fn stored(payload: serde_json::Value) -> Stored {
+        Stored(payload)
+    }
+
+    #[test]
+    fn engine_hall_and_unknown_events_are_each_typed() {
+        let call = stored(
+            serde_json::json!({"type": "window_paused", "window": 3, "staff": "S1", "reason": "x"}),
+        );
+        assert!(matches!(
+            call.typed(),
+            Committed::Engine(Event::WindowPaused { window: 3, .. })
+        ));
+        let applied =
+            stored(serde_json::json!({"type": "config_applied", "version": 4, "services": 7}));
+        match applied.typed() {
+            Committed::Hall(HallEvent::ConfigApplied { version, detail }) => {
+                assert_eq!(version, 4);
+                assert_eq!(detail["services"], 7);
+            }
+            other => panic!("{other:?}"),
+        }
+        let fault = HallEvent::DeviceFault {
+            device: "bus0/unit1".into(),
+            severity: "fault".into(),
+            code: "offline".into(),
+            detail: "gone".into(),
+        };
+        let v = serde_json::to_value(&fault).unwrap();
+        assert_eq!(v["type"], fault.kind());
+        assert_eq!(stored(v).typed(), Committed::Hall(fault));
+        let new = stored(serde_json::json!({"type": "help_requested", "kiosk": "k1"}));
+        assert_eq!(
+            new.typed(),
+            Committed::Other {
+                kind: "help_requested".into()
+            }
+        );
+    }
+}
