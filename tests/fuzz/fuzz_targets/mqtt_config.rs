@@ -5,7 +5,7 @@
 //! stored document reads back to the same setup after a restart (round trip).
 #![no_main]
 
-use hallq::uplink::apply::{fits, parse_setup};
+use hallq::uplink::apply::parse_setup;
 use hallq::uplink::wire::ConfigSet;
 use hallq_engine::{Engine, Timestamp};
 use libfuzzer_sys::fuzz_target;
@@ -29,10 +29,12 @@ fuzz_target!(|data: &[u8]| {
     let now = Timestamp(1_795_395_600_000);
     let engine = Engine::new(setup.clone(), now)
         .unwrap_or_else(|e| panic!("a validated setup does not start an engine: {e}"));
-    fits(&engine, &setup).expect("an engine's own setup fits it");
+    engine
+        .fits(&setup)
+        .expect("an engine's own setup fits it");
     let _ = engine.loads();
 
-    // What `uplink::pushed_setup` reads at the next start.
+    // What `uplink::in_force_at_start` reads at the next start.
     let document = String::from_utf8_lossy(data).into_owned();
     let stored: ConfigSet = serde_json::from_str(&document).expect("stored document reads");
     assert_eq!(stored.version, set.version);
