@@ -18,7 +18,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tokio::sync::broadcast;
 
+use crate::events::Committed;
 use crate::store::StoredEvent;
+use hallq_engine::Event;
 
 /// Latency buckets in seconds: a durable commit is sub-millisecond on a good disk and
 /// tens of milliseconds on a slow SD card.
@@ -117,22 +119,21 @@ impl Metrics {
     pub fn event(&self, e: &StoredEvent) {
         let mut m = self.lock();
         *m.events.entry(e.kind.clone()).or_default() += 1;
-        match e.kind.as_str() {
-            "ticket_called" => {
-                if let (Some(service), Some(w)) = (
-                    e.payload["service"].as_str(),
-                    e.payload["waited_secs"].as_f64(),
-                ) {
-                    m.waits
-                        .entry(service.to_string())
-                        .or_insert_with(|| Histogram::new(&WAIT_BUCKETS))
-                        .observe(w);
-                }
+        match e.typed() {
+            Committed::Engine(Event::TicketCalled {
+                service,
+                waited_secs,
+                ..
+            }) => {
+                m.waits
+                    .entry(service)
+                    .or_insert_with(|| Histogram::new(&WAIT_BUCKETS))
+                    .observe(waited_secs as f64);
             }
-            "rating_recorded" => {
-                if let Some(level) = e.payload["rating"]["level"].as_str() {
-                    *m.ratings.entry(level.to_string()).or_default() += 1;
-                }
+            Committed::Engine(Event::RatingRecorded { rating, .. }) => {
+                *m.ratings
+                    .entry(rating.level.name().to_string())
+                    .or_default() += 1;
             }
             _ => {}
         }
@@ -275,11 +276,16 @@ mod tests {
         };
         m.event(&ev(
             "ticket_called",
-            serde_json::json!({"service": "SB", "waited_secs": 400}),
+            serde_json::json!({"type": "ticket_called", "ticket": 1, "number": "A001",
+                "service": "SB", "class": "normal", "window": 1, "staff": "S1",
+                "direct": false, "waited_secs": 400}),
         ));
         m.event(&ev(
             "rating_recorded",
-            serde_json::json!({"rating": {"level": "满意"}}),
+            serde_json::json!({"type": "rating_recorded", "replaced": false, "rating": {
+                "ticket": 1, "number": "A001", "level": "满意", "reasons": [], "comment": null,
+                "reason_pending": false, "channel": "kiosk", "service": "SB", "window": 1,
+                "staff": "S1", "case_no": null, "at": 0}}),
         ));
         let text = m.render("");
         assert!(text.contains("hallq_events_total{type=\"ticket_called\"} 1"));

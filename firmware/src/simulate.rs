@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use hallq_engine::{Class, Command, Level, Role, TicketId};
+use hallq_engine::{Class, Command, Event, Level, Role};
 
 use crate::core::{CoreError, HallCore};
+use crate::events::Committed;
 
 /// A small deterministic generator (xorshift), so the simulator needs no RNG crate.
 struct Dice(u64);
@@ -92,38 +93,35 @@ pub async fn run(hall: HallCore, speed: u32) {
         match hall.execute(action).await {
             Ok(done) => {
                 for e in &done.events {
-                    let p = &e.payload;
-                    match e.kind.as_str() {
-                        "ticket_called" => {
-                            tracing::info!(number = %p["number"].as_str().unwrap_or(""), window = w, "请 {} 号到 {} 号窗口办理", p["number"].as_str().unwrap_or(""), w)
+                    match e.typed() {
+                        Committed::Engine(Event::TicketCalled { number, .. }) => {
+                            tracing::info!(number = %number, window = w, "请 {number} 号到 {w} 号窗口办理")
                         }
-                        "ticket_finished" => {
-                            tracing::info!(number = %p["number"].as_str().unwrap_or(""), window = w, "service finished");
-                            if let Some(id) = p["ticket"].as_u64() {
-                                let level = Level::ALL[(dice.below(100) as usize).min(99) / 40];
-                                let reasons = if level.is_bad() {
-                                    vec!["其他".to_string()]
-                                } else {
-                                    Vec::new()
-                                };
-                                let rate = Command::Rate {
-                                    ticket: TicketId(id),
-                                    level,
-                                    reasons,
-                                    comment: None,
-                                    channel: format!("pad-{w}"),
-                                };
-                                if hall.execute(rate).await.is_ok() {
-                                    tracing::info!(
-                                        window = w,
-                                        level = level.name(),
-                                        "citizen rated the service"
-                                    );
-                                }
+                        Committed::Engine(Event::TicketFinished { number, ticket, .. }) => {
+                            tracing::info!(number = %number, window = w, "service finished");
+                            let level = Level::ALL[(dice.below(100) as usize).min(99) / 40];
+                            let reasons = if level.is_bad() {
+                                vec!["其他".to_string()]
+                            } else {
+                                Vec::new()
+                            };
+                            let rate = Command::Rate {
+                                ticket,
+                                level,
+                                reasons,
+                                comment: None,
+                                channel: format!("pad-{w}"),
+                            };
+                            if hall.execute(rate).await.is_ok() {
+                                tracing::info!(
+                                    window = w,
+                                    level = level.name(),
+                                    "citizen rated the service"
+                                );
                             }
                         }
-                        "ticket_no_show" => {
-                            tracing::info!(number = %p["number"].as_str().unwrap_or(""), window = w, "citizen did not come")
+                        Committed::Engine(Event::TicketNoShow { number, .. }) => {
+                            tracing::info!(number = %number, window = w, "citizen did not come")
                         }
                         _ => {}
                     }

@@ -21,6 +21,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::health::{Devices, Health};
 use crate::core::HallCore;
+use crate::events::Committed;
+use hallq_engine::Event;
 
 /// Device id of the audio output.
 pub const DEVICE: &str = "voice";
@@ -345,27 +347,24 @@ impl Voice {
                     Err(RecvError::Closed) => break,
                 };
                 let received = Instant::now();
-                let recall = match event.kind.as_str() {
-                    "ticket_called" => false,
-                    "ticket_recalled" => true,
+                let (number, window, recall) = match event.typed() {
+                    Committed::Engine(Event::TicketCalled { number, window, .. }) => {
+                        (number, window, false)
+                    }
+                    Committed::Engine(Event::TicketRecalled { number, window, .. }) => {
+                        (number, window, true)
+                    }
                     _ => continue,
                 };
                 let Some(inner) = weak.upgrade() else { break };
-                let number = event.payload["number"].as_str();
-                let window = event.payload["window"].as_u64();
-                match (number, window) {
-                    (Some(number), Some(window)) => {
-                        inner.announcer.announce(
-                            Message::Call {
-                                number: number.to_string(),
-                                window: window as u32,
-                                recall,
-                            },
-                            received,
-                        );
-                    }
-                    _ => tracing::error!(seq = event.seq, "call event without number or window"),
-                }
+                inner.announcer.announce(
+                    Message::Call {
+                        number,
+                        window,
+                        recall,
+                    },
+                    received,
+                );
             }
         });
     }

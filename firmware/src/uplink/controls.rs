@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::events::{Committed, HallEvent};
 use crate::store::StoreError;
 use crate::store::uplink::latest_of;
 
@@ -62,26 +63,35 @@ impl Controls {
 
     /// Follows one committed event (others are ignored).
     pub fn apply(&self, kind: &str, payload: &Value, at: i64) {
-        let text = |k: &str| payload[k].as_str().unwrap_or_default().to_string();
+        let Committed::Hall(event) = Committed::of(kind, payload) else {
+            return;
+        };
         let mut s = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        match kind {
-            "kiosk_locked" => {
+        match event {
+            HallEvent::KioskLocked {
+                message,
+                command_id,
+            } => {
                 s.lock = Some(KioskLock {
-                    message: text("message"),
+                    message,
                     since: at,
-                    command_id: text("command_id"),
+                    command_id,
                 })
             }
-            "kiosk_unlocked" => s.lock = None,
-            "notice_shown" => {
+            HallEvent::KioskUnlocked { .. } => s.lock = None,
+            HallEvent::NoticeShown {
+                text,
+                until,
+                command_id,
+            } => {
                 s.notice = Some(Notice {
-                    text: text("text"),
+                    text,
                     since: at,
-                    until: payload["until"].as_i64(),
-                    command_id: text("command_id"),
+                    until,
+                    command_id,
                 })
             }
-            "notice_cleared" => s.notice = None,
+            HallEvent::NoticeCleared { .. } => s.notice = None,
             _ => {}
         }
     }
