@@ -14,6 +14,44 @@ use rusqlite::Connection;
 use crate::config::{Config, EXAMPLE_HALL};
 use crate::store::{NewEvent, Store, StoreError};
 
+/// Why a benchmark (or the history generator) could not run to the end, in words for
+/// the person who ran it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BenchError(String);
+
+impl BenchError {
+    /// An error saying `what`.
+    pub fn new(what: impl Into<String>) -> BenchError {
+        BenchError(what.into())
+    }
+}
+
+/// A benchmark step's result.
+pub type BenchResult<T> = Result<T, BenchError>;
+
+macro_rules! bench_error_from {
+    ($($t:ty),* $(,)?) => {
+        $(impl From<$t> for BenchError {
+            fn from(e: $t) -> BenchError {
+                BenchError(e.to_string())
+            }
+        })*
+    };
+}
+
+bench_error_from!(
+    std::io::Error,
+    StoreError,
+    rusqlite::Error,
+    crate::config::ConfigError,
+    crate::core::CoreError,
+    serde_json::Error,
+    ureq::Error,
+    rumqttc::ClientError,
+    tokio_serial::Error,
+);
+
 /// The example hall with limits lifted, so that benchmarks measure speed, not policy.
 pub(crate) fn unlimited_setup() -> Setup {
     let mut setup = Config::example().queue;
@@ -196,7 +234,7 @@ pub struct InProcessCore {
 
 impl InProcessCore {
     /// A core on a fresh `core.db` in `dir`, with the benchmark's unlimited hall.
-    pub fn start(dir: &Path) -> anyhow::Result<InProcessCore> {
+    pub fn start(dir: &Path) -> BenchResult<InProcessCore> {
         let path = dir.join("core.db");
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
@@ -214,11 +252,11 @@ impl InProcessCore {
     }
 
     /// Issues one ticket and waits for its commit; returns how long that took.
-    pub fn issue(&self) -> anyhow::Result<Duration> {
+    pub fn issue(&self) -> BenchResult<Duration> {
         let hall = self
             .hall
             .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("core stopped"))?;
+            .ok_or_else(|| BenchError::new("core stopped"))?;
         let t = Instant::now();
         self.rt.block_on(hall.execute(Command::Issue {
             service: "SB".into(),
@@ -346,7 +384,7 @@ pub struct BenchOptions {
 
 /// Runs the benchmark and prints the figures.
 // Over 100 lines: the benchmark's steps in one sequence, so every figure comes from one run.
-pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
+pub fn run(opts: &BenchOptions) -> BenchResult<()> {
     std::fs::create_dir_all(&opts.dir)?;
     let exe = std::env::current_exe()?;
     println!(
@@ -379,7 +417,7 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
     for i in 0..200 {
         bare_table.insert()?;
         core.issue()?;
-        issue_one(&agent, &daemon.url, &format!("warm-{i}")).map_err(anyhow::Error::msg)?;
+        issue_one(&agent, &daemon.url, &format!("warm-{i}")).map_err(BenchError::new)?;
     }
     let n = opts.requests;
     let (mut bare, mut in_process, mut round_trip, mut seq) = (
@@ -395,13 +433,16 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
         let mut r = agent
             .get(format!("{}/api/v1/health", daemon.url))
             .call()
-            .map_err(|e| anyhow::anyhow!("health: {e}"))?;
+            .map_err(|e| BenchError::new(format!("health: {e}")))?;
         let body = r.body_mut().read_to_string()?;
         round_trip.push(t.elapsed());
         if r.status().as_u16() != 200 {
-            anyhow::bail!("health: status {}: {body}", r.status());
+            return Err(BenchError::new(format!(
+                "health: status {}: {body}",
+                r.status()
+            )));
         }
-        seq.push(issue_one(&agent, &daemon.url, &format!("seq-{i}")).map_err(anyhow::Error::msg)?);
+        seq.push(issue_one(&agent, &daemon.url, &format!("seq-{i}")).map_err(BenchError::new)?);
     }
     drop(core);
     for v in [&mut bare, &mut in_process, &mut round_trip, &mut seq] {
@@ -455,8 +496,8 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
     for h in handles {
         all.extend(
             h.join()
-                .map_err(|_| anyhow::anyhow!("client thread panicked"))?
-                .map_err(anyhow::Error::msg)?,
+                .map_err(|_| BenchError::new("client thread panicked"))?
+                .map_err(BenchError::new)?,
         );
     }
     let elapsed = started.elapsed();
@@ -509,8 +550,8 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
                 .collect();
             for c in clients {
                 c.join()
-                    .map_err(|_| anyhow::anyhow!("client thread panicked"))?
-                    .map_err(anyhow::Error::msg)?;
+                    .map_err(|_| BenchError::new("client thread panicked"))?
+                    .map_err(BenchError::new)?;
             }
         }
         let mut best = Duration::MAX;
@@ -541,13 +582,13 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<()> {
 /// pseudo-terminal, against the same bytes' wire time at 9600 baud. A PTY has no baud
 /// limit, so the figure is the controller's own delay: layout, the `DLE EOT` status
 /// check before printing, the thread hand-off and the write.
-fn printer_latency(exe: &Path, dir: &Path, n: usize) -> anyhow::Result<()> {
+fn printer_latency(exe: &Path, dir: &Path, n: usize) -> BenchResult<()> {
     use hallq_hardware::virtual_printer::{VirtualPrinter, VirtualPrinterHandle};
     use serialport::SerialPort;
     let (master, slave) = serialport::TTYPort::pair()?;
     let path = slave
         .name()
-        .ok_or_else(|| anyhow::anyhow!("the pseudo-terminal has no path"))?;
+        .ok_or_else(|| BenchError::new("the pseudo-terminal has no path"))?;
     let printer = VirtualPrinterHandle::serve_stream(VirtualPrinter::new(), master)?;
     let run_dir = dir.join("printer");
     let _ = std::fs::remove_dir_all(&run_dir);
@@ -561,7 +602,7 @@ fn printer_latency(exe: &Path, dir: &Path, n: usize) -> anyhow::Result<()> {
     let daemon = Daemon::start(exe, &config)?;
     let agent = new_agent();
     for i in 0..n {
-        issue_one(&agent, &daemon.url, &format!("print-{i}")).map_err(anyhow::Error::msg)?;
+        issue_one(&agent, &daemon.url, &format!("print-{i}")).map_err(BenchError::new)?;
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     let stats = loop {

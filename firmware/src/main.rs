@@ -275,7 +275,8 @@ fn real_main() -> anyhow::Result<()> {
             clients,
             history_days,
             per_day,
-        }),
+        })
+        .map_err(Into::into),
         Cmd::Uplink { action, config } => uplink_cmd(action, &config),
         Cmd::Receive {
             broker,
@@ -552,7 +553,8 @@ fn uplink_cmd(action: UplinkCmd, config: &std::path::Path) -> anyhow::Result<()>
             events,
             requests,
             clients,
-        }),
+        })
+        .map_err(Into::into),
     }
 }
 

@@ -15,7 +15,7 @@ use super::link::MqttLink;
 use super::outbox::Outbox;
 use super::settings::UplinkConfig;
 use super::wire::{Origin, Topics};
-use crate::bench::{Daemon, write_config};
+use crate::bench::{BenchError, BenchResult, Daemon, write_config};
 use crate::store::{NewEvent, Store};
 
 /// Options of `hallq uplink bench`.
@@ -44,7 +44,7 @@ fn settings(port: u16) -> UplinkConfig {
 }
 
 /// Fills a fresh database with `n` realistic undelivered events.
-fn fill(path: &std::path::Path, n: usize) -> anyhow::Result<()> {
+fn fill(path: &std::path::Path, n: usize) -> BenchResult<()> {
     let mut store = Store::open(path)?;
     let mut done = 0;
     while done < n {
@@ -68,7 +68,7 @@ fn fill(path: &std::path::Path, n: usize) -> anyhow::Result<()> {
 
 /// Drains `n` buffered events to the broker; returns the time until every one was
 /// acknowledged and marked, and the count a subscriber received.
-async fn drain(dir: &std::path::Path, port: u16, n: usize) -> anyhow::Result<(Duration, usize)> {
+async fn drain(dir: &std::path::Path, port: u16, n: usize) -> BenchResult<(Duration, usize)> {
     let db = dir.join("drain.db");
     let _ = std::fs::remove_file(&db);
     fill(&db, n)?;
@@ -126,7 +126,10 @@ async fn drain(dir: &std::path::Path, port: u16, n: usize) -> anyhow::Result<(Du
             break started.elapsed();
         }
         if started.elapsed() > Duration::from_secs(120) {
-            anyhow::bail!("the backlog did not drain in 120 s: {:?}", shared.status());
+            return Err(BenchError::new(format!(
+                "the backlog did not drain in 120 s: {:?}",
+                shared.status()
+            )));
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
@@ -140,8 +143,8 @@ async fn drain(dir: &std::path::Path, port: u16, n: usize) -> anyhow::Result<(Du
     Ok((elapsed, received.load(Ordering::Relaxed)))
 }
 
-fn issue(agent: &ureq::Agent, url: &str, key: &str) -> anyhow::Result<Duration> {
-    crate::bench::issue_one(agent, url, key).map_err(anyhow::Error::msg)
+fn issue(agent: &ureq::Agent, url: &str, key: &str) -> BenchResult<Duration> {
+    crate::bench::issue_one(agent, url, key).map_err(BenchError::new)
 }
 
 /// Figures of one run of ticket issue.
@@ -161,7 +164,7 @@ fn issue_figures(
     extra: &str,
     prefill: usize,
     opts: &UplinkBenchOptions,
-) -> anyhow::Result<IssueRun> {
+) -> BenchResult<IssueRun> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir)?;
     let config = write_config(dir, "127.0.0.1:0", true)?;
@@ -180,7 +183,7 @@ fn issue_figures(
     }
     let mut seq: Vec<Duration> = (0..opts.requests)
         .map(|i| issue(&a, &daemon.url, &format!("seq-{i}")))
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<BenchResult<_>>()?;
     seq.sort();
     let p = |q: f64| seq[((seq.len() - 1) as f64 * q) as usize];
     let per = (opts.requests * 2 / opts.clients.max(1)).max(50);
@@ -188,7 +191,7 @@ fn issue_figures(
     let handles: Vec<_> = (0..opts.clients.max(1))
         .map(|c| {
             let url = daemon.url.clone();
-            std::thread::spawn(move || -> anyhow::Result<usize> {
+            std::thread::spawn(move || -> BenchResult<usize> {
                 let a = crate::bench::new_agent();
                 for i in 0..per {
                     issue(&a, &url, &format!("conc-{c}-{i}"))?;
@@ -201,7 +204,7 @@ fn issue_figures(
     for h in handles {
         total += h
             .join()
-            .map_err(|_| anyhow::anyhow!("client thread panicked"))??;
+            .map_err(|_| BenchError::new("client thread panicked"))??;
     }
     let rate = total as f64 / started.elapsed().as_secs_f64();
     let conn = rusqlite::Connection::open(&db)?;
@@ -215,7 +218,7 @@ fn issue_figures(
 }
 
 /// Runs the benchmark and prints the figures.
-pub fn run(opts: &UplinkBenchOptions) -> anyhow::Result<()> {
+pub fn run(opts: &UplinkBenchOptions) -> BenchResult<()> {
     std::fs::create_dir_all(&opts.dir)?;
     let dir = std::fs::canonicalize(&opts.dir)?;
     let mut broker = Broker::start(&dir.join("broker"), &BrokerOptions::default())?;
