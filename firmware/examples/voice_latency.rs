@@ -20,7 +20,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use hallq::config::Config;
-use hallq::core::Hall;
+use hallq::core::HallCore;
+use hallq::in_force::InForce;
 use hallq::devices::voice::{Voice, VoiceConfig};
 use hallq::store::Store;
 use hallq_engine::{Class, Command, Role};
@@ -49,7 +50,8 @@ async fn run(
         s.quota = None;
     }
     let store = Store::open(&dir.path().join("hallq.db"))?;
-    let (hall, core) = Hall::start(config.queue.clone(), store)?;
+    let in_force = InForce::file(config.queue.clone(), config.guide.clone());
+    let (hall, core) = HallCore::start(in_force, store)?;
     let section = section.replace("{dir}", &dir.path().join("out").display().to_string());
     let voice_config: VoiceConfig = toml::from_str(&section)?;
     let (tx, rx) = mpsc::channel();

@@ -14,9 +14,11 @@ use hallq::bench::{ms, percentile};
 use std::time::{Duration, Instant};
 
 use hallq::config::Config;
-use hallq::core::Hall;
+use hallq::core::HallCore;
+use hallq::in_force::InForce;
 use hallq::devices::health::Devices;
-use hallq::devices::window_bus::{self, WindowBusConfig, WindowDeviceConfig};
+use hallq::devices::window::screens::call_screen;
+use hallq::devices::window::{self, WindowBusConfig, WindowDeviceConfig};
 use hallq::store::Store;
 use hallq_engine::{Class, Command, Role};
 use hallq_hardware::window::regmap::{self, DeviceKind};
@@ -30,11 +32,15 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|a| a.parse().ok())
         .unwrap_or(200);
     let dir = tempfile::tempdir()?;
-    let mut config = Config::load(&hallq::bench::write_config(
-        dir.path(),
-        "127.0.0.1:0",
-        true,
-    )?)?;
+    // The example hall, always open and without caps, its data in the temp folder.
+    let mut config = Config::example();
+    config.storage.data_dir = dir.path().join("data");
+    config.queue.calendar.always_open = true;
+    config.queue.per_citizen_daily_limit = None;
+    for s in &mut config.queue.services {
+        s.daily_cap = None;
+        s.quota = None;
+    }
     std::fs::create_dir_all(&config.storage.data_dir)?;
     let window = 3u32;
     let service = config
@@ -79,9 +85,10 @@ async fn main() -> anyhow::Result<()> {
     });
 
     let store = Store::open(&config.database())?;
-    let (hall, core) = Hall::start(config.queue.clone(), store)?;
+    let in_force = InForce::file(config.queue.clone(), config.guide.clone());
+    let (hall, core) = HallCore::start(in_force, store)?;
     let devices = Devices::load(hall.clone()).await?;
-    let buses = window_bus::start(&config, hall.clone(), devices).await;
+    let buses = window::start(&config.window_devices(), hall.clone(), devices).await;
     let staff = "B001".to_string();
     hall.execute(Command::SignIn {
         window,
@@ -139,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
         shown.push(at.saturating_duration_since(t0));
         frame_bytes = Request::WriteMultiple {
             addr: regmap::line_address(0),
-            values: regmap::encode_line(&window_bus::call_screen(&number, window).lines[0]),
+            values: regmap::encode_line(&call_screen(&number, window).lines[0]),
         }
         .encode(3)
         .len();

@@ -120,8 +120,10 @@ impl HallEvent {
     }
 }
 
-/// A committed event, typed.
+/// A committed event, typed. It lives only while a consumer matches on it, so the
+/// size of the engine's variant does not matter (boxing it would only hide the patterns).
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Committed {
     /// From the engine.
     Engine(Event),
