@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use hallq::config::Config;
 use hallq::core::HallCore;
-use hallq::in_force::InForce;
 use hallq::devices::voice::{Voice, VoiceConfig};
+use hallq::in_force::InForce;
 use hallq::store::Store;
 use hallq_engine::{Class, Command, Role};
 use hallq_voice::pack::source_tree_pack_dir;

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use hallq::config::Config;
 use hallq::core::HallCore;
-use hallq::in_force::InForce;
 use hallq::devices::health::Devices;
 use hallq::devices::window::screens::call_screen;
 use hallq::devices::window::{self, WindowBusConfig, WindowDeviceConfig};
+use hallq::in_force::InForce;
 use hallq::store::Store;
 use hallq_engine::{Class, Command, Role};
 use hallq_hardware::window::regmap::{self, DeviceKind};

@@ -14,12 +14,13 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use hallq_engine::{Engine, Level, TicketState};
+use hallq_engine::{Engine, Event, Level, TicketState};
 use rusqlite::{Connection, params};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, Language, StaffAuth};
+use crate::events::{Committed, HallEvent};
 use crate::store::staff::Permission;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -82,17 +83,20 @@ impl Present {
 
     /// Whether the warning `kind` stored at `at` still holds; device faults are decided
     /// by the caller from later `device_recovered` events.
-    fn holds(&self, kind: &str, at: i64, payload: &Value) -> bool {
-        let ticket = || payload["ticket"].as_u64().unwrap_or(0);
-        let window = || payload["window"].as_u64().unwrap_or(0) as u32;
-        match kind {
-            "wait_alarm" => self.queued.contains(&ticket()),
-            "service_over_time" => self.serving.contains(&ticket()),
-            "queue_alarm" => payload["service"]
-                .as_str()
-                .is_some_and(|s| self.over_alarm.contains(s)),
-            "pause_alarm" => self.paused_since.get(&window()).is_some_and(|s| *s <= at),
-            "unmanned_alarm" => self.vacant_since.get(&window()).is_some_and(|s| *s <= at),
+    fn holds(&self, event: &Committed, at: i64) -> bool {
+        let Committed::Engine(e) = event else {
+            return false;
+        };
+        match e {
+            Event::WaitAlarm { ticket, .. } => self.queued.contains(&ticket.0),
+            Event::ServiceOverTime { ticket, .. } => self.serving.contains(&ticket.0),
+            Event::QueueAlarm { service, .. } => self.over_alarm.contains(service),
+            Event::PauseAlarm { window, .. } => {
+                self.paused_since.get(window).is_some_and(|s| *s <= at)
+            }
+            Event::UnmannedAlarm { window, .. } => {
+                self.vacant_since.get(window).is_some_and(|s| *s <= at)
+            }
             _ => false,
         }
     }
@@ -158,26 +162,25 @@ fn warning_rows(conn: &Connection, since: i64) -> rusqlite::Result<Vec<Row>> {
 /// [`MAX_CLOSED`] closed ones. `device_recovered` closes the device's earlier fault
 /// and is not listed itself.
 fn classify(rows: Vec<Row>, present: &Present) -> Vec<Value> {
+    let typed: Vec<Committed> = rows
+        .iter()
+        .map(|r| Committed::of(&r.kind, &r.payload))
+        .collect();
     let mut recovered_after: HashMap<String, i64> = HashMap::new();
-    for r in &rows {
-        if r.kind == "device_recovered"
-            && let Some(d) = r.payload["device"].as_str()
-        {
-            recovered_after.insert(d.to_string(), r.seq);
+    for (r, t) in rows.iter().zip(&typed) {
+        if let Committed::Hall(HallEvent::DeviceRecovered { device, .. }) = t {
+            recovered_after.insert(device.clone(), r.seq);
         }
     }
     let mut open = Vec::new();
     let mut closed = Vec::new();
-    for r in rows.into_iter().rev() {
-        if r.kind == "device_recovered" {
-            continue;
-        }
-        let is_open = if r.kind == "device_fault" {
-            r.payload["device"]
-                .as_str()
-                .is_none_or(|d| recovered_after.get(d).is_none_or(|s| *s < r.seq))
-        } else {
-            present.holds(&r.kind, r.at, &r.payload)
+    for (r, t) in rows.into_iter().zip(typed).rev() {
+        let is_open = match &t {
+            Committed::Hall(HallEvent::DeviceRecovered { .. }) => continue,
+            Committed::Hall(HallEvent::DeviceFault { device, .. }) => {
+                recovered_after.get(device).is_none_or(|s| *s < r.seq)
+            }
+            other => present.holds(other, r.at),
         };
         let mut w = json!({ "seq": r.seq, "at": r.at, "type": r.kind, "open": is_open });
         if let (Some(obj), Some(p)) = (w.as_object_mut(), r.payload.as_object()) {
