@@ -523,16 +523,36 @@ mod tests {
     #[test]
     fn a_recovered_device_closes_its_fault_and_present_state_decides_the_rest() {
         let c = db(&[
-            (5, "wait_alarm", r#"{"ticket": 1}"#),
+            (
+                5,
+                "wait_alarm",
+                r#"{"type": "wait_alarm", "ticket": 1, "number": "A001", "service": "SB", "waited_secs": 3000}"#,
+            ),
             (
                 10,
                 "device_fault",
-                r#"{"device": "printer", "code": "paper_out"}"#,
+                r#"{"type": "device_fault", "device": "printer", "severity": "fault", "code": "paper_out", "detail": "缺纸"}"#,
             ),
-            (11, "wait_alarm", r#"{"ticket": 2}"#),
-            (12, "device_recovered", r#"{"device": "printer"}"#),
-            (13, "device_fault", r#"{"device": "led-1"}"#),
-            (14, "pause_alarm", r#"{"window": 3, "paused_secs": 600}"#),
+            (
+                11,
+                "wait_alarm",
+                r#"{"type": "wait_alarm", "ticket": 2, "number": "A002", "service": "SB", "waited_secs": 3000}"#,
+            ),
+            (
+                12,
+                "device_recovered",
+                r#"{"type": "device_recovered", "device": "printer", "code": "paper_out", "down_ms": 2}"#,
+            ),
+            (
+                13,
+                "device_fault",
+                r#"{"type": "device_fault", "device": "led-1", "severity": "fault", "code": "offline", "detail": "x"}"#,
+            ),
+            (
+                14,
+                "pause_alarm",
+                r#"{"type": "pause_alarm", "window": 3, "paused_secs": 600}"#,
+            ),
             (15, "ticket_called", r#"{"ticket": 2}"#),
         ]);
         let rows = warning_rows(&c, 6).unwrap();
