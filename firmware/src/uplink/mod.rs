@@ -201,7 +201,9 @@ pub fn status_report(
         let v: serde_json::Value = resp.body_mut().read_json().ok()?;
         Some(v["uplink"].clone())
     });
-    let clock = hallq_engine::LocalClock::new(config.queue.utc_offset_minutes);
+    let file = InForce::file(config.queue.clone(), BTreeMap::new());
+    let offset = in_force_at_start(&conn, file)?.setup.utc_offset_minutes;
+    let clock = hallq_engine::LocalClock::new(offset);
     let now = crate::core::wall_now().0;
     Ok(serde_json::json!({
         "configured": config.uplink.as_ref().map(|u| serde_json::json!({
