@@ -527,3 +527,71 @@ impl Core {
         Ok(done)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn whoever_hears_config_applied_reads_the_new_setup_and_a_refused_one_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("hallq.db")).unwrap();
+        let first = crate::testing::in_force();
+        let (hall, _core) = HallCore::start(first.clone(), store).unwrap();
+        let mut events = hall.subscribe();
+        let listener = hall.clone();
+        // Reads the setup in force the moment the event arrives, as a consumer would.
+        let heard = tokio::spawn(async move {
+            let e = events.recv().await.unwrap();
+            (e.kind.clone(), listener.in_force().version)
+        });
+        let mut watch = hall.setting().changed();
+        assert_eq!(hall.in_force().version, None);
+
+        let mut next = first.clone();
+        next.version = Some(2);
+        next.setup.services[0].prefix = "Q".into();
+        let event = NewEvent::encode(
+            wall_now(),
+            "config_applied",
+            &serde_json::json!({"type": "config_applied", "version": 2}),
+        )
+        .unwrap();
+        hall.reconfigure(next, "{}".into(), event).await.unwrap();
+        assert_eq!(
+            heard.await.unwrap(),
+            ("config_applied".to_string(), Some(2)),
+            "the setup switched before the event fanned out"
+        );
+        assert_eq!(hall.in_force().setup.services[0].prefix, "Q");
+        assert!(watch.has_changed().unwrap());
+        watch.borrow_and_update();
+
+        // A setup that strands a waiting citizen is refused and nothing changes.
+        let code = hall.in_force().setup.services[0].code.clone();
+        hall.execute(Command::Issue {
+            service: code.clone(),
+            class: hallq_engine::Class::Normal,
+            idempotency_key: None,
+            citizen: None,
+            channel: "test".into(),
+        })
+        .await
+        .unwrap();
+        let mut smaller = (*hall.in_force()).clone();
+        smaller.version = Some(3);
+        smaller.setup.services.retain(|s| s.code != code);
+        for w in &mut smaller.setup.windows {
+            w.services.retain(|s| s.code != code);
+        }
+        smaller.setup.windows.retain(|w| !w.services.is_empty());
+        let event = NewEvent::encode(wall_now(), "config_applied", &serde_json::json!({})).unwrap();
+        let err = hall
+            .reconfigure(smaller, "{}".into(), event)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().starts_with("queue.services"), "{err}");
+        assert_eq!(hall.in_force().version, Some(2));
+        assert!(!watch.has_changed().unwrap());
+    }
+}
