@@ -374,7 +374,6 @@ pub fn prune(conn: &Connection, r: &Retention, now: Timestamp) -> Result<Pruned,
                 })
             });
             let file = write_month(&r.dir, &name, &mut lines)?;
-            drop(lines);
             drop(rows);
             drop(stmt);
             // Only now, with the file on disk and read back, do the rows go; in
