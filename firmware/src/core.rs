@@ -74,6 +74,9 @@ enum Request {
     ),
     Query(Query),
     Reconfigure(Box<Reconfigure>),
+    /// Commit everything queued before this, then stop: anything after it is never
+    /// handled, so its caller gets [`CoreError::Stopped`] and no acknowledgement.
+    Stop,
 }
 
 /// A new queue setup pushed from the hall server, applied on the core thread between
@@ -223,6 +226,14 @@ impl HallCore {
         rx.await.map_err(|_| CoreError::Stopped)?
     }
 
+    /// Asks the core to commit what it has accepted and stop, even while other handles
+    /// remain (a connection the server gave up waiting for, say). Waits for room in the
+    /// queue, so it runs on a blocking thread.
+    pub async fn close(&self) {
+        let tx = self.tx.clone();
+        let _ = tokio::task::spawn_blocking(move || tx.send(Request::Stop)).await;
+    }
+
     /// Committed events as they happen.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
         self.events.subscribe()
@@ -286,14 +297,25 @@ impl Core {
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             };
+            if matches!(first, Request::Stop) {
+                break;
+            }
             let mut batch = vec![first];
+            let mut stop = false;
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
+                    Ok(Request::Stop) => {
+                        stop = true;
+                        break;
+                    }
                     Ok(r) => batch.push(r),
                     Err(_) => break,
                 }
             }
             self.handle_batch(batch);
+            if stop {
+                break;
+            }
         }
         tracing::info!("hall core stopped");
     }
@@ -390,6 +412,7 @@ impl Core {
             match request {
                 Request::Query(q) => replies.push(Reply::Query(q)),
                 Request::Reconfigure(_) => unreachable!("handle_batch splits at reconfigurations"),
+                Request::Stop => unreachable!("the run loop takes the stop out of the batch"),
                 Request::Append(events, tx) => {
                     let start = pending.len();
                     pending.extend(events);

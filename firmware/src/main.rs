@@ -143,11 +143,27 @@ enum Cmd {
         #[arg(long)]
         to: PathBuf,
     },
-    /// Write generated history (issued, called, finished, rated) into a database.
-    GenHistory {
-        /// Configuration file whose database receives the history.
-        #[arg(long, default_value = DEFAULT_CONFIG)]
+    /// The audit archive: events retention removed from the database, one compressed,
+    /// checksummed file per month in the data directory's archive/ folder.
+    Archive {
+        #[command(subcommand)]
+        action: ArchiveCmd,
+        /// Configuration file naming the data directory.
+        #[arg(long, global = true, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+    },
+    /// Write generated history (issued, called, finished, rated) into a new, empty
+    /// database, for measuring start-up. Refuses a database that holds any ticket or
+    /// event; marks what it writes as generated, and the uplink never publishes it.
+    #[command(group = clap::ArgGroup::new("target").required(true).args(["db", "config"]))]
+    GenHistory {
+        /// The database file to write (created if missing; must hold no ticket or event).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Or: a configuration file whose database receives the history (no default:
+        /// the path is always given explicitly).
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Days of history, ending yesterday.
         #[arg(long, default_value_t = 365)]
         days: u32,
@@ -183,6 +199,17 @@ enum UplinkCmd {
         /// Concurrent clients.
         #[arg(long, default_value_t = 8)]
         clients: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum ArchiveCmd {
+    /// Read every archive file back (checksum, event count, order) and list its month,
+    /// events and sequence range; exits non-zero if any file is damaged.
+    Verify {
+        /// An archive folder (a copy, say) instead of the configured one.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -301,17 +328,33 @@ fn real_main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Cmd::Archive {
+            action: ArchiveCmd::Verify { dir },
+            config,
+        } => archive_verify(match dir {
+            Some(d) => d,
+            None => hallq::store::archive::dir_in(&Config::load(&config)?.storage.data_dir),
+        }),
         Cmd::GenHistory {
+            db,
             config,
             days,
             per_day,
         } => {
-            let c = Config::load(&config)?;
-            std::fs::create_dir_all(&c.storage.data_dir)?;
-            let n = hallq::bench::generate_history(&c.database(), days, per_day)?;
+            let db = match (db, config) {
+                (Some(db), _) => db,
+                (None, Some(config)) => Config::load(&config)?.database(),
+                (None, None) => bail!("give the database with --db FILE or --config FILE"),
+            };
+            if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let n = hallq::bench::generate_history(&db, days, per_day)?;
             println!(
-                "wrote {n} tickets over {days} days into {}",
-                c.database().display()
+                "wrote {n} generated tickets over {days} days into {} (marked as generated: \
+                 the uplink will not publish from it)",
+                db.display()
             );
             Ok(())
         }
@@ -357,7 +400,7 @@ fn run(
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let mut config = config;
         // The simulated hall's LED screens and hall board, kept alive for the run.
         let _window_sim = if simulate && config.buses.is_empty() {
@@ -393,7 +436,11 @@ fn run(
         drop(virtual_printer);
         drop(temp);
         anyhow::Ok(())
-    })
+    });
+    // Not the default drop, which waits for every blocking task however long it takes
+    // (a voice clip being played, say): the stop must stay within systemd's patience.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    result
 }
 
 fn staff_cmd(action: StaffCmd, config: &Config) -> anyhow::Result<()> {
@@ -481,6 +528,42 @@ fn staff_cmd(action: StaffCmd, config: &Config) -> anyhow::Result<()> {
             println!("added {id}");
         }
     }
+    Ok(())
+}
+
+fn archive_verify(dir: PathBuf) -> anyhow::Result<()> {
+    let files = hallq::store::archive::verify_dir(&dir)?;
+    if files.is_empty() {
+        println!(
+            "{}: no archive files (nothing has passed retention)",
+            dir.display()
+        );
+        return Ok(());
+    }
+    let (mut events, mut bad) = (0u64, 0usize);
+    for f in &files {
+        match f {
+            Ok(m) => {
+                events += m.events;
+                println!(
+                    "{}  {:>9} events  seq {}-{}  ok  {}",
+                    m.month,
+                    m.events,
+                    m.first_seq.map_or("-".into(), |s| s.to_string()),
+                    m.last_seq.map_or("-".into(), |s| s.to_string()),
+                    m.path.display()
+                );
+            }
+            Err(e) => {
+                bad += 1;
+                println!("DAMAGED  {e}");
+            }
+        }
+    }
+    if bad > 0 {
+        bail!("{bad} of {} archive files damaged", files.len());
+    }
+    println!("{} files, {events} events, all verified", files.len());
     Ok(())
 }
 

@@ -1,7 +1,9 @@
 //! `hallq run`: open the database, restore the queue, bind, serve until SIGINT/SIGTERM.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -110,26 +112,64 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
     })
 }
 
+/// How long the server waits, after the stop signal, for open requests to finish
+/// before it lets go of their connections.
+const DRAIN: Duration = Duration::from_millis(1000);
+/// How long the uplink gets to publish its offline state and disconnect.
+const UPLINK_STOP: Duration = Duration::from_millis(400);
+/// How long the core gets to commit its last batch (one fsync, normally a few ms).
+const CORE_STOP: Duration = Duration::from_millis(400);
+
 impl Started {
-    /// Serves until `shutdown` resolves, then lets the core finish its last batch.
+    /// Serves until `shutdown` resolves, then stops within about 2 s whatever clients
+    /// are connected: live streams get a last `reconnect` event and end, the listener
+    /// stops taking connections, open requests get [`DRAIN`] to finish, and the core
+    /// commits everything it accepted before it stops. A request the core never
+    /// accepted is never acknowledged, so nothing acknowledged is lost.
     pub async fn serve(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let closing = self.state.closing.clone();
+        let signalled = closing.clone();
         let router = app(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
-        if let Some(u) = self.uplink {
-            u.stop().await;
+        let server = axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                signalled.close();
+            })
+            .into_future();
+        tokio::pin!(server);
+        let drained = tokio::select! {
+            r = &mut server => { r?; true }
+            _ = async { closing.wait().await; tokio::time::sleep(DRAIN).await } => false,
+        };
+        if !drained {
+            tracing::warn!(
+                after_ms = DRAIN.as_millis() as u64,
+                "connections still open at shutdown; closing them"
+            );
+        }
+        if let Some(u) = self.uplink
+            && tokio::time::timeout(UPLINK_STOP, u.stop()).await.is_err()
+        {
+            tracing::warn!("the uplink did not disconnect in time");
         }
         self.buses.shutdown();
+        // Everything the core accepted before this is committed; anything later (a
+        // request on a connection given up above) is refused, never acknowledged.
+        self.hall.close().await;
         drop(self.hall);
-        // The voice thread finishes the announcement playing, then lets go of the core.
-        let voice = self.voice;
-        let _ = tokio::task::spawn_blocking(move || drop(voice)).await;
         let core = self.core;
-        let _ = tokio::task::spawn_blocking(move || core.join()).await;
+        let joined =
+            tokio::time::timeout(CORE_STOP, tokio::task::spawn_blocking(move || core.join())).await;
+        if joined.is_err() {
+            tracing::warn!("the core did not stop in time");
+        }
+        // The voice finishes the announcement playing on its own thread, which the
+        // process exit ends; a call half spoken is not worth a hanging stop.
+        let voice = self.voice;
+        tokio::task::spawn_blocking(move || drop(voice));
         Ok(())
     }
 }

@@ -249,6 +249,7 @@ const HQ = (() => {
       this.last = null;
       this.live = false;
       this.seen = Date.now();
+      this.retry = null;
     }
 
     start(after) {
@@ -295,6 +296,15 @@ const HQ = (() => {
           // fall through to reconnect
         }
         this.setLive(false);
+        if (this.retry) {
+          // The controller said it is restarting: come back after its delay, from
+          // the start of the back-off again.
+          const wait = this.retry;
+          this.retry = null;
+          backoff = 500;
+          await new Promise((res) => setTimeout(res, wait));
+          continue;
+        }
         await new Promise((res) => setTimeout(res, backoff));
         backoff = Math.min(backoff * 2, 8000);
       }
@@ -310,6 +320,8 @@ const HQ = (() => {
       if (!data) return;
       let ev;
       try { ev = JSON.parse(data); } catch (e) { return; }
+      // The controller is stopping; the stream ends next and we resume after `last`.
+      if (ev.type === 'reconnect') { this.retry = Number(ev.retry_ms) || 1000; return; }
       if (id !== null) this.last = Number(id);
       try { this.onEvent(ev); } catch (e) { console.error(e); }
     }

@@ -987,7 +987,13 @@ fn follow(client: Client, wake: Sender<Wake>) {
     let mut backoff = Duration::from_millis(500);
     loop {
         let mut alive = true;
+        let mut restarting = false;
         let why = client.follow_events(|event: &StreamEvent| {
+            // The controller is stopping (a restart, an upgrade): the stream ends next.
+            if event.name == "reconnect" {
+                restarting = true;
+                return true;
+            }
             let w = match event.lock_change() {
                 Some(l) => Wake::Lock(l),
                 None => Wake::Event,
@@ -1002,6 +1008,12 @@ fn follow(client: Client, wake: Sender<Wake>) {
         // Wake the refresher so the screen learns of the outage at once.
         if wake.send(Wake::Event).is_err() {
             return;
+        }
+        if restarting {
+            // Back in about a second: try then, and back off from the start again.
+            backoff = Duration::from_millis(500);
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
         }
         std::thread::sleep(backoff);
         backoff = (backoff * 2).min(Duration::from_secs(5));

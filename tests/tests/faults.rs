@@ -50,7 +50,10 @@ fn fill(dir: &Path) -> PathBuf {
 #[test]
 fn a_full_disk_refuses_tickets_clearly_and_loses_nothing() {
     let Some(disk) = SmallDisk::mount("8m") else {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        hallq_tests::missing_prerequisite(
+            "a_full_disk_refuses_tickets_clearly_and_loses_nothing",
+            "a mountable tmpfs (`mount -t tmpfs` failed: needs root)",
+        );
         return;
     };
     let hall = Hall::new();
@@ -139,7 +142,10 @@ const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
 #[test]
 fn the_clock_jumping_back_or_ahead_never_repeats_a_number() {
     if !Path::new(FAKETIME).exists() {
-        eprintln!("skipped: libfaketime is not installed (scripts/test installs it)");
+        hallq_tests::missing_prerequisite(
+            "the_clock_jumping_back_or_ahead_never_repeats_a_number",
+            &format!("libfaketime ({FAKETIME}; Debian package libfaketime)"),
+        );
         return;
     }
     let hall = Hall::new();

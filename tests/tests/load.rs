@@ -501,7 +501,10 @@ fn metric_lines(text: &str, names: &[&str]) -> Vec<String> {
 #[test]
 fn a_hall_day_of_200_windows_and_50000_citizens_loses_and_repeats_nothing() {
     if !Path::new(FAKETIME).exists() {
-        eprintln!("skipped: libfaketime is not installed (scripts/test installs it)");
+        hallq_tests::missing_prerequisite(
+            "a_hall_day_of_200_windows_and_50000_citizens_loses_and_repeats_nothing",
+            &format!("libfaketime ({FAKETIME}; Debian package libfaketime)"),
+        );
         return;
     }
     let speed: f64 = env_or("HALLQ_LOAD_SPEED", 1000.0);

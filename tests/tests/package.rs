@@ -36,7 +36,10 @@ fn id_of(name: &str, db: &str) -> u32 {
 #[test]
 fn the_package_installs_runs_a_hall_and_removes_cleanly() {
     let Some(deb) = std::env::var_os("HALLQ_DEB") else {
-        eprintln!("skipped: set HALLQ_DEB to a built .deb (scripts/test does, as root)");
+        hallq_tests::missing_prerequisite(
+            "the_package_installs_runs_a_hall_and_removes_cleanly",
+            "HALLQ_DEB (a built .deb; scripts/test builds it when run as root)",
+        );
         return;
     };
     assert!(Path::new(&deb).exists(), "{deb:?} does not exist");

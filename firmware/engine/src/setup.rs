@@ -206,7 +206,7 @@ pub struct CalendarDef {
     /// Hours Monday to Friday, and on make-up working days.
     #[serde(default = "default_weekday_hours")]
     pub weekdays: Vec<Span>,
-    /// Saturday hours (延时服务); empty when closed.
+    /// Saturday opening hours (周六办公时间); empty when closed.
     #[serde(default)]
     pub saturday: Vec<Span>,
     /// Sunday hours; empty when closed.

@@ -10,6 +10,7 @@ mod metrics;
 mod pages;
 mod queue;
 mod stream;
+pub use stream::Closing;
 pub mod supervision;
 mod voice;
 mod windows;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub voice: Option<crate::devices::voice::Voice>,
     /// Counters and latencies for `/metrics`.
     pub metrics: Metrics,
+    /// Set when the daemon stops: live streams send `reconnect` and end.
+    pub closing: stream::Closing,
 }
 
 impl AppState {
@@ -75,6 +78,7 @@ impl AppState {
             printer,
             voice: None,
             metrics: Metrics::new(),
+            closing: stream::Closing::default(),
         })
     }
 

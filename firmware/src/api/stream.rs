@@ -1,8 +1,14 @@
 //! The live event stream (Server-Sent Events) for boards, callers and the kiosk. A
 //! client that reconnects with `Last-Event-ID` (or `?after=SEQ`) first gets what it
 //! missed from the events table, then live events, with no gap and no repeat.
+//!
+//! When the daemon stops, every stream gets one last event, `reconnect` (no id, so the
+//! client's `Last-Event-ID` stays on the last real event), and then ends: an
+//! `EventSource` reconnects on its own after the `retry` delay, and resumes where it
+//! stopped once the controller is back.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -12,7 +18,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::get;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -22,6 +28,47 @@ use crate::store::StoredEvent;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/stream", get(stream))
+}
+
+/// How long a client waits before reconnecting after the daemon said it is stopping.
+pub const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+
+/// The daemon is stopping: set once, seen by every open stream.
+#[derive(Clone, Debug)]
+pub struct Closing(Arc<watch::Sender<bool>>);
+
+impl Default for Closing {
+    fn default() -> Self {
+        Closing(Arc::new(watch::channel(false).0))
+    }
+}
+
+impl Closing {
+    /// Tells every stream, open now or opened later, to end.
+    pub fn close(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Resolves once [`Closing::close`] has been called.
+    pub async fn wait(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(|closing| *closing).await;
+    }
+}
+
+/// The last event of a stream when the daemon stops.
+fn reconnect() -> SseEvent {
+    SseEvent::default()
+        .event("reconnect")
+        .retry(RECONNECT_AFTER)
+        .data(
+            serde_json::json!({
+                "type": "reconnect",
+                "reason": "shutdown",
+                "retry_ms": RECONNECT_AFTER.as_millis() as u64,
+            })
+            .to_string(),
+        )
 }
 
 #[derive(Deserialize)]
@@ -95,24 +142,35 @@ async fn stream(
     };
     let (tx, rx) = mpsc::channel::<Result<SseEvent, Infallible>>(256);
     let hall = s.hall.clone();
+    let closing = s.closing.clone();
     tokio::spawn(async move {
-        // Subscribed before reading the backlog, so nothing falls between the two.
-        if !catch_up(&hall, &tx, &mut last).await {
-            return;
-        }
-        loop {
-            let sent = match live.recv().await {
-                Ok(e) if e.seq <= last => true,
-                Ok(e) => {
-                    last = e.seq;
-                    tx.send(Ok(sse(&e))).await.is_ok()
-                }
-                // Too slow for the live feed: catch up from the table instead.
-                Err(RecvError::Lagged(_)) => catch_up(&hall, &tx, &mut last).await,
-                Err(RecvError::Closed) => false,
-            };
-            if !sent {
+        let last_word = tx.clone();
+        let follow = async move {
+            // Subscribed before reading the backlog, so nothing falls between the two.
+            if !catch_up(&hall, &tx, &mut last).await {
                 return;
+            }
+            loop {
+                let sent = match live.recv().await {
+                    Ok(e) if e.seq <= last => true,
+                    Ok(e) => {
+                        last = e.seq;
+                        tx.send(Ok(sse(&e))).await.is_ok()
+                    }
+                    // Too slow for the live feed: catch up from the table instead.
+                    Err(RecvError::Lagged(_)) => catch_up(&hall, &tx, &mut last).await,
+                    Err(RecvError::Closed) => false,
+                };
+                if !sent {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            _ = follow => {}
+            _ = closing.wait() => {
+                // Not awaited: a client that does not read must not hold up the stop.
+                let _ = last_word.try_send(Ok(reconnect()));
             }
         }
     });

@@ -3,6 +3,7 @@
 //! cut the database holds either all of a command or none of it. The events table is
 //! the audit log and the outbox at once: append-only, ordered by `seq`.
 
+pub mod archive;
 pub mod checkpoint;
 mod schema;
 pub mod staff;
@@ -41,6 +42,13 @@ pub enum StoreError {
     /// JSON encoding failed.
     #[error("encoding error: {0}")]
     Json(#[from] serde_json::Error),
+    /// The database holds history written by `hallq gen-history`: invented tickets and
+    /// events that must never reach the hall server.
+    #[error(
+        "this database holds generated history (written by `hallq gen-history` {0}); \
+         the uplink never publishes from it: use a real hall's database or remove [uplink]"
+    )]
+    Generated(String),
 }
 
 impl StoreError {
@@ -49,6 +57,29 @@ impl StoreError {
     pub fn is_disk_full(&self) -> bool {
         matches!(self, StoreError::Sqlite(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull))
     }
+}
+
+/// The `meta` key that marks a database written by `hallq gen-history`.
+pub const GENERATED_HISTORY: &str = "generated_history";
+
+/// What `hallq gen-history` recorded when it wrote into this database (`None` for a
+/// real hall's database, and for one too old to have the `meta` table).
+pub fn generated_history(conn: &Connection) -> Result<Option<String>, StoreError> {
+    let has_meta: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_meta {
+        return Ok(None);
+    }
+    Ok(conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [GENERATED_HISTORY],
+            |r| r.get(0),
+        )
+        .optional()?)
 }
 
 /// An event ready to be appended.
@@ -311,6 +342,26 @@ impl Store {
         let stored = append(&tx, events)?;
         tx.commit()?;
         Ok(stored)
+    }
+
+    /// Marks the database as holding generated history (`note` says what wrote it), in
+    /// one transaction that first checks that it holds no ticket and no event. Returns
+    /// the counts found instead when it is not empty; then nothing is written.
+    pub fn mark_generated(&mut self, note: &str) -> Result<Result<(), (i64, i64)>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tickets: i64 = tx.query_row("SELECT COUNT(*) FROM tickets", [], |r| r.get(0))?;
+        let events: i64 = tx.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
+        if tickets > 0 || events > 0 {
+            return Ok(Err((tickets, events)));
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![GENERATED_HISTORY, note],
+        )?;
+        tx.commit()?;
+        Ok(Ok(()))
     }
 
     /// A ticket from any day by its retry key.

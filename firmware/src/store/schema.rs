@@ -113,4 +113,13 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     DROP INDEX tickets_by_day;
     "#,
+    // 5: facts about the database itself. `generated_history` marks a database that
+    // `hallq gen-history` wrote: its tickets and events are invented, and the uplink
+    // refuses to publish from it.
+    r#"
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    "#,
 ];

@@ -1,6 +1,6 @@
 //! The store's side of the uplink: the events table read as an outbox (first
-//! undelivered event, pages of undelivered rows, delivered marks, retention), and the
-//! configurations pushed from the hall server.
+//! undelivered event, pages of undelivered rows, delivered marks), and the
+//! configurations pushed from the hall server. Retention is in [`super::archive`].
 //!
 //! The outbox functions take a plain [`Connection`] so the uplink can use a connection
 //! of its own beside the core's (see `uplink::outbox` for why).
@@ -81,15 +81,6 @@ pub fn mark_delivered(conn: &Connection, upto: i64, at: i64) -> Result<usize, St
         "UPDATE events SET delivered_at = ?1 WHERE delivered_at IS NULL AND seq <= ?2",
     )?;
     Ok(stmt.execute(params![at, upto])?)
-}
-
-/// Deletes delivered events that were delivered before `cutoff` (ms). Undelivered
-/// events are never deleted (a trigger enforces it too). Returns the number removed.
-pub fn prune_delivered(conn: &Connection, cutoff: i64) -> Result<usize, StoreError> {
-    Ok(conn.execute(
-        "DELETE FROM events WHERE delivered_at IS NOT NULL AND delivered_at < ?1",
-        [cutoff],
-    )?)
 }
 
 /// Size and age of the backlog.
@@ -241,12 +232,18 @@ mod tests {
     }
 
     #[test]
-    fn retention_removes_only_old_delivered_events() {
+    fn only_delivered_events_can_be_removed() {
         let mut store = Store::in_memory().unwrap();
         events(&mut store, 5);
         mark_delivered(store.conn(), 2, 1_000).unwrap();
         mark_delivered(store.conn(), 3, 9_000).unwrap();
-        assert_eq!(prune_delivered(store.conn(), 5_000).unwrap(), 2);
+        assert_eq!(
+            store
+                .conn()
+                .execute("DELETE FROM events WHERE delivered_at < 5000", [])
+                .unwrap(),
+            2
+        );
         assert!(
             store
                 .conn()

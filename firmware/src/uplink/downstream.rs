@@ -124,7 +124,11 @@ pub fn start(
         identity,
         want_state,
     };
-    let retention = cfg.retention_days;
+    let retention = crate::store::archive::Retention {
+        days: cfg.retention_days,
+        dir: crate::store::archive::dir_in(&config.storage.data_dir),
+        utc_offset_minutes: config.queue.utc_offset_minutes,
+    };
     let others = vec![
         tokio::spawn(worker.run(in_rx)),
         tokio::spawn(state.run()),
@@ -132,10 +136,9 @@ pub fn start(
             let mut hourly = tokio::time::interval(Duration::from_secs(3600));
             loop {
                 hourly.tick().await;
-                match outbox.prune(retention).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(removed = n, "delivered events past retention removed"),
-                    Err(e) => tracing::warn!(error = %e, "retention clean-up failed"),
+                // Each month removed is logged by the archive; a failure removes nothing.
+                if let Err(e) = outbox.prune(retention.clone()).await {
+                    tracing::warn!(error = %e, "retention stopped: nothing removed");
                 }
             }
         }),

@@ -185,6 +185,7 @@ pub fn status_report(
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let backlog = crate::store::uplink::backlog(&conn)?;
     let pushed = crate::store::uplink::pushed_config(&conn)?.map(|(v, _)| v);
+    let generated = crate::store::generated_history(&conn)?;
     let url = match api {
         Some(u) => Some(u.trim_end_matches('/').to_string()),
         None if config.server.listen.port() != 0 => {
@@ -218,6 +219,7 @@ pub fn status_report(
         "oldest_local": backlog.oldest_at.map(|at| clock.local(hallq_engine::Timestamp(at)).format("%Y-%m-%d %H:%M:%S").to_string()),
         "oldest_age_secs": backlog.oldest_at.map(|at| (now - at) / 1000),
         "config_version": pushed,
+        "generated_history": generated,
     }))
 }
 
@@ -261,6 +263,11 @@ pub fn status_text(v: &serde_json::Value) -> String {
                 .map(|u| format!(" at {u}"))
                 .unwrap_or_else(|| " (use --api URL)".into())
         )),
+    }
+    if let Some(note) = v["generated_history"].as_str() {
+        out.push_str(&format!(
+            "database:   generated history ({note}); never published\n"
+        ));
     }
     let b = &v["backlog"];
     match b["oldest_seq"].as_i64() {

@@ -16,13 +16,21 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use crate::store::StoreError;
 use crate::store::uplink::{self as rows, Backlog, OutboxRow};
+use crate::store::{StoreError, archive};
 
 /// Longest a delivered mark waits to be written while PUBACKs keep coming.
 pub const MARK_INTERVAL: Duration = Duration::from_millis(200);
 /// Rows read from the table at once.
 pub const PAGE: usize = 2000;
+
+/// Fails when the database holds generated history.
+fn refuse_generated(conn: &Connection) -> Result<(), StoreError> {
+    match crate::store::generated_history(conn)? {
+        Some(note) => Err(StoreError::Generated(note)),
+        None => Ok(()),
+    }
+}
 
 /// The uplink's connection, shared with blocking tasks.
 #[derive(Clone)]
@@ -32,11 +40,13 @@ pub struct Outbox {
 
 impl Outbox {
     /// Opens a connection beside the core's (the core has migrated the schema).
+    /// Refuses a database that `hallq gen-history` wrote: its events are invented.
     pub fn open(path: &Path) -> Result<Outbox, StoreError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.set_prepared_statement_cache_capacity(16);
+        refuse_generated(&conn)?;
         Ok(Outbox {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -75,6 +85,9 @@ impl Outbox {
         encode: impl Fn(&OutboxRow) -> T + Send + 'static,
     ) -> Result<Vec<(i64, T)>, StoreError> {
         self.with(move |c| {
+            // Checked on every page too (one lookup in a one-row table): history
+            // generated into the file after the link started never goes up either.
+            refuse_generated(c)?;
             Ok(rows::undelivered_after(c, after, PAGE)?
                 .iter()
                 .map(|r| (r.seq, encode(r)))
@@ -94,12 +107,12 @@ impl Outbox {
         self.with(rows::backlog).await
     }
 
-    /// Deletes events delivered more than `days` ago (0 keeps everything).
-    pub async fn prune(&self, days: u32) -> Result<usize, StoreError> {
-        if days == 0 {
-            return Ok(0);
-        }
-        let cutoff = crate::core::wall_now().0 - i64::from(days) * 86_400_000;
-        self.with(move |c| rows::prune_delivered(c, cutoff)).await
+    /// Archives, then removes, the events retention lets go (see [`archive`]).
+    pub async fn prune(
+        &self,
+        retention: archive::Retention,
+    ) -> Result<archive::Pruned, StoreError> {
+        let now = crate::core::wall_now();
+        self.with(move |c| archive::prune(c, &retention, now)).await
     }
 }

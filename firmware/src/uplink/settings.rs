@@ -36,7 +36,10 @@ pub struct UplinkConfig {
     /// link rather than one round trip per event.
     #[serde(default = "default_inflight")]
     pub inflight: u16,
-    /// Delivered events older than this many days are deleted; 0 keeps them forever.
+    /// Delivered events leave the database this many days after delivery, once their
+    /// calendar month is over, written first to `archive/events-YYYY-MM.jsonl.gz` in
+    /// the data directory (kiosk lock, notice and device events are never removed);
+    /// 0 keeps everything in the database.
     #[serde(default = "default_retention")]
     pub retention_days: u32,
     /// MQTT keep-alive, seconds.
