@@ -43,6 +43,7 @@ macro_rules! bench_error_from {
 bench_error_from!(
     std::io::Error,
     StoreError,
+    HistoryError,
     rusqlite::Error,
     crate::config::ConfigError,
     crate::core::CoreError,
