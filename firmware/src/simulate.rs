@@ -107,7 +107,8 @@ pub async fn run(hall: Hall, setup: hallq_engine::Setup, speed: u32) {
                                     level,
                                     reasons,
                                     comment: None,
-                                    channel: format!("pad-{w}"),
+                                    channel: format!("window-pad-{w}"),
+                                    window: Some(w),
                                 };
                                 if hall.execute(rate).await.is_ok() {
                                     tracing::info!(

@@ -422,3 +422,151 @@ fn the_overview_says_whether_tickets_are_issued_and_why_not_in_three_languages()
     assert_eq!(refused["error"]["code"], "closed");
     assert_eq!(refused["error"]["message"], o["issuing"]["reason"]["zh-CN"]);
 }
+
+/// Signs S001 in at window 1, serves one SB ticket there and returns (ticket id, token);
+/// `before_finish` runs while the ticket is still only being served.
+fn serve_one_at_window_1(url: &str, before_finish: impl FnOnce(u64, &str)) -> (u64, String) {
+    let c = client();
+    let (s, t) = send(
+        c.post(format!("{url}/api/v1/tickets"))
+            .send_json(json!({"service": "SB"})),
+    );
+    assert_eq!(s, 201, "{t}");
+    let ticket = t["ticket"]["id"].as_u64().unwrap();
+    let (s, b) = send(
+        c.post(format!("{url}/api/v1/sessions"))
+            .send_json(json!({"staff_id": "S001", "pin": "135790", "window": 1})),
+    );
+    assert_eq!(s, 201, "{b}");
+    let token = format!("Bearer {}", b["token"].as_str().unwrap());
+    for action in ["call-next", "start"] {
+        let (s, b) = send(
+            c.post(format!("{url}/api/v1/windows/1/{action}"))
+                .header("Authorization", &token)
+                .send_json(json!({})),
+        );
+        assert_eq!(s, 200, "{action}: {b}");
+    }
+    before_finish(ticket, &token);
+    let (s, b) = send(
+        c.post(format!("{url}/api/v1/windows/1/finish"))
+            .header("Authorization", &token)
+            .send_json(json!({})),
+    );
+    assert_eq!(s, 200, "finish: {b}");
+    (ticket, token)
+}
+
+#[test]
+fn a_rating_comes_only_from_a_kiosk_or_the_pad_of_the_window_that_served() {
+    let hall =
+        Hall::with_config("[[server.rating_pads]]\nwindow = 2\nkey = \"pad-of-window-2-0123\"\n");
+    hall.add_staff("S001", "135790", &["--window", "1"]);
+    let d = hall.start();
+    let c = client();
+    let rate = |headers: &[(&str, &str)], body: serde_json::Value| {
+        let mut req = c.post(format!("{}/api/v1/ratings", d.url));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        send(req.send_json(body))
+    };
+    let code =
+        |r: &(u16, serde_json::Value)| (r.0, r.1["error"]["code"].as_str().map(String::from));
+    let (ticket, token) = serve_one_at_window_1(&d.url, |ticket, _| {
+        let r = rate(&[], json!({"ticket": ticket, "level": "满意"}));
+        assert_eq!(code(&r), (409, Some("not_finished".into())), "{}", r.1);
+    });
+    let good = json!({"ticket": ticket, "level": "非常满意"});
+
+    // The clerk who served cannot rate their own service, not even from this machine.
+    let r = rate(&[("Authorization", token.as_str())], good.clone());
+    assert_eq!(code(&r), (403, Some("staff_cannot_rate".into())), "{}", r.1);
+    assert!(r.1["error"]["message"].as_str().unwrap().contains("staff"));
+    let r = rate(
+        &[("Authorization", token.as_str()), ("X-Rating-Pad", "1")],
+        good.clone(),
+    );
+    assert_eq!(
+        r.0, 403,
+        "a staff token is refused even beside a pad header"
+    );
+
+    // Window 2's pad, known by its key, cannot rate a citizen served at window 1; nor
+    // can its key speak for another window's pad.
+    let r = rate(&[("X-Kiosk-Key", "pad-of-window-2-0123")], good.clone());
+    assert_eq!(code(&r), (409, Some("not_finished_here".into())), "{}", r.1);
+    let r = rate(
+        &[
+            ("X-Kiosk-Key", "pad-of-window-2-0123"),
+            ("X-Rating-Pad", "1"),
+        ],
+        good.clone(),
+    );
+    assert_eq!(code(&r), (403, Some("wrong_pad".into())), "{}", r.1);
+    let r = rate(&[("X-Rating-Pad", "2")], good.clone());
+    assert_eq!(code(&r), (409, Some("not_finished_here".into())), "{}", r.1);
+    let r = rate(&[("X-Rating-Pad", "99")], good.clone());
+    assert_eq!(
+        (r.0, r.1["error"]["field"].as_str()),
+        (422, Some("X-Rating-Pad")),
+        "{}",
+        r.1
+    );
+
+    // A kiosk that claims to be a window pad in the body is recorded as the kiosk.
+    let r = rate(
+        &[],
+        json!({"ticket": ticket, "level": "满意", "channel": "window-pad-1"}),
+    );
+    assert_eq!(r.0, 201, "{}", r.1);
+    assert_eq!(r.1["events"][0]["payload"]["rating"]["channel"], "kiosk");
+    // Window 1's own pad (the rating page on this machine) replaces it within the
+    // replace window, and is recorded as that pad whatever the body says.
+    let r = rate(
+        &[("X-Rating-Pad", "1")],
+        json!({"ticket": ticket, "level": "非常满意", "channel": "kiosk-lobby"}),
+    );
+    assert_eq!(r.0, 201, "{}", r.1);
+    let stored = hall.events_of("rating_recorded");
+    let channels: Vec<_> = stored
+        .iter()
+        .map(|e| e["rating"]["channel"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(channels, ["kiosk", "window-pad-1"]);
+    assert_eq!(stored[1]["rating"]["window"], 1);
+}
+
+#[test]
+fn a_rating_after_the_rating_window_is_refused() {
+    let hall = Hall::new();
+    let text = std::fs::read_to_string(&hall.config).unwrap();
+    assert!(
+        text.contains("accept_within_minutes = 10"),
+        "the example's rating window"
+    );
+    // 0 minutes: refused from the first whole second after finish, the same check as
+    // ten minutes without waiting ten minutes.
+    std::fs::write(
+        &hall.config,
+        text.replace("accept_within_minutes = 10", "accept_within_minutes = 0"),
+    )
+    .unwrap();
+    hall.add_staff("S001", "135790", &["--window", "1"]);
+    let d = hall.start();
+    let (ticket, _) = serve_one_at_window_1(&d.url, |_, _| {});
+    std::thread::sleep(Duration::from_millis(1100));
+    let (s, b) = send(
+        client()
+            .post(format!("{}/api/v1/ratings", d.url))
+            .header("X-Rating-Pad", "1")
+            .header("Accept-Language", "en")
+            .send_json(json!({"ticket": ticket, "level": "满意"})),
+    );
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (409, Some("rating_expired")),
+        "{b}"
+    );
+    assert!(hall.events_of("rating_recorded").is_empty());
+}
