@@ -570,3 +570,122 @@ fn a_rating_after_the_rating_window_is_refused() {
     );
     assert!(hall.events_of("rating_recorded").is_empty());
 }
+
+/// Runs `hallq staff ARGS --config …` with `stdin`; returns (success, stdout + stderr).
+fn staff_cli(hall: &Hall, args: &[&str], stdin: &str) -> (bool, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(hallq_tests::hallq_bin())
+        .arg("staff")
+        .args(args)
+        .arg("--config")
+        .arg(&hall.config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hallq staff");
+    writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn staff_accounts_are_disabled_enabled_reset_unlocked_changed_and_removed_from_the_cli() {
+    let hall = Hall::new();
+    let (ok, help) = staff_cli(&hall, &["--help"], "");
+    assert!(ok, "{help}");
+    for verb in [
+        "add",
+        "list",
+        "disable",
+        "enable",
+        "reset-pin",
+        "unlock",
+        "set",
+        "remove",
+    ] {
+        assert!(
+            help.lines().any(|l| l.trim_start().starts_with(verb)),
+            "`hallq staff --help` lacks {verb}:\n{help}"
+        );
+    }
+    hall.add_staff("S001", "135790", &["--window", "1"]);
+    let d = hall.start();
+    let c = client();
+    let login = |pin: &str, window: u32| {
+        let (s, b) = send(
+            c.post(format!("{}/api/v1/sessions", d.url))
+                .send_json(json!({"staff_id": "S001", "pin": pin, "window": window})),
+        );
+        (s, b["error"]["code"].as_str().map(String::from))
+    };
+    let (s, _) = login("135790", 1);
+    assert_eq!(s, 201);
+
+    assert!(staff_cli(&hall, &["disable", "--id", "S001"], "").0);
+    assert_eq!(login("135790", 1), (403, Some("account_disabled".into())));
+    assert!(hall.cli(&["staff", "list"]).contains("disabled"));
+    assert!(staff_cli(&hall, &["enable", "--id", "S001"], "").0);
+    assert_eq!(login("135790", 1).0, 201);
+
+    // The new PIN comes on standard input and is never echoed.
+    let (ok, out) = staff_cli(&hall, &["reset-pin", "--id", "S001"], "97531086");
+    assert!(ok && !out.contains("97531086"), "{out}");
+    assert_eq!(login("135790", 1).0, 401);
+    assert_eq!(login("97531086", 1).0, 201);
+
+    for _ in 0..4 {
+        login("000000", 1);
+    }
+    assert_eq!(login("97531086", 1), (423, Some("account_locked".into())));
+    assert!(staff_cli(&hall, &["unlock", "--id", "S001"], "").0);
+    assert_eq!(login("97531086", 1).0, 201);
+
+    assert!(staff_cli(&hall, &["set", "--id", "S001", "--window", "2:B"], "").0);
+    assert_eq!(login("97531086", 1), (403, Some("wrong_window".into())));
+    assert_eq!(login("97531086", 2).0, 201);
+
+    assert!(staff_cli(&hall, &["remove", "--id", "S001"], "").0);
+    assert_eq!(
+        login("97531086", 2),
+        (401, Some("invalid_credentials".into()))
+    );
+    assert!(!hall.cli(&["staff", "list"]).contains("S001"));
+    let (ok, out) = staff_cli(
+        &hall,
+        &["add", "--id", "S001", "--name", "另一人", "--window", "1"],
+        "135790",
+    );
+    assert!(!ok && out.contains("never reused"), "{out}");
+    assert!(
+        staff_cli(&hall, &["enable", "--id", "S001"], "")
+            .0
+            .eq(&false)
+    );
+
+    for kind in [
+        "staff_added",
+        "staff_disabled",
+        "staff_enabled",
+        "staff_pin_reset",
+        "staff_unlocked",
+        "staff_changed",
+        "staff_removed",
+    ] {
+        let ev = hall.events_of(kind);
+        assert_eq!(ev.len(), 1, "{kind}: {ev:?}");
+        assert_eq!(ev[0]["staff"], "S001", "{kind}");
+        assert_eq!(ev[0]["via"], "cli", "{kind}");
+        assert!(
+            ev[0]["by"].as_str().is_some_and(|b| !b.is_empty()),
+            "{kind} names who"
+        );
+    }
+    assert_eq!(
+        hall.events_of("staff_changed")[0]["windows"],
+        json!([[2, "B"]])
+    );
+}
