@@ -637,8 +637,8 @@ fn staff_accounts_are_disabled_enabled_reset_unlocked_changed_and_removed_from_t
     assert_eq!(login("135790", 1).0, 401);
     assert_eq!(login("97531086", 1).0, 201);
 
-    for _ in 0..4 {
-        login("000000", 1);
+    for _ in 0..5 {
+        login("000000", 1); // the fifth wrong PIN locks ([auth] max_failures = 5)
     }
     assert_eq!(login("97531086", 1), (423, Some("account_locked".into())));
     assert!(staff_cli(&hall, &["unlock", "--id", "S001"], "").0);
