@@ -819,6 +819,7 @@ pub fn generate_history(db: &Path, days: u32, per_day: u32) -> Result<u64, Histo
                         reasons: vec![],
                         comment: None,
                         channel: "history".into(),
+                        window: None,
                     },
                     now,
                 )

@@ -120,6 +120,20 @@ pub struct Server {
     /// Keys that let a kiosk on another machine issue tickets (header `X-Kiosk-Key`).
     #[serde(default)]
     pub kiosk_keys: Vec<String>,
+    /// The rating pages (`/rate/{window}`) on other machines, one key per window: the key
+    /// is what tells the controller which window's pad is rating.
+    #[serde(default)]
+    pub rating_pads: Vec<RatingPad>,
+}
+
+/// A rating page on another machine, known by its key (sent as `X-Kiosk-Key`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RatingPad {
+    /// The window it stands at.
+    pub window: u32,
+    /// Its key, 16 characters or more, different from every other key.
+    pub key: String,
 }
 
 fn default_listen() -> SocketAddr {
@@ -131,6 +145,7 @@ impl Default for Server {
         Server {
             listen: default_listen(),
             kiosk_keys: Vec::new(),
+            rating_pads: Vec::new(),
         }
     }
 }
@@ -297,6 +312,33 @@ impl Config {
             config.server.kiosk_keys.iter().all(|k| k.len() >= 16),
             "each kiosk key must be at least 16 characters",
         )?;
+        for (i, pad) in config.server.rating_pads.iter().enumerate() {
+            let key = format!("server.rating_pads[{i}]");
+            check(
+                &format!("{key}.window"),
+                config.queue.windows.iter().any(|w| w.number == pad.window),
+                "there is no such window in [[queue.windows]]",
+            )?;
+            check(
+                &format!("{key}.key"),
+                pad.key.len() >= 16,
+                "a rating pad key must be at least 16 characters",
+            )?;
+            let others = config.server.kiosk_keys.iter().chain(
+                config
+                    .server
+                    .rating_pads
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, p)| &p.key),
+            );
+            check(
+                &format!("{key}.key"),
+                !others.into_iter().any(|k| *k == pad.key),
+                "each rating pad needs a key of its own (not a kiosk key, not another pad's)",
+            )?;
+        }
         if let Some(u) = &config.uplink {
             u.validate()
                 .map_err(|(key, message)| invalid(key.into(), key_line(text, key), message))?;

@@ -230,8 +230,105 @@ enum StaffCmd {
         #[arg(long = "window")]
         windows: Vec<String>,
     },
-    /// List accounts.
+    /// List accounts (not removed ones), with `disabled` or `locked until …`.
     List,
+    /// Disable an account: it cannot sign in and its sessions end now.
+    Disable {
+        /// Staff id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Enable a disabled account again.
+    Enable {
+        /// Staff id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Set a new PIN, read from standard input (never shown, never an argument); the
+    /// account's sessions end.
+    ResetPin {
+        /// Staff id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Lift the lockout after repeated wrong PINs.
+    Unlock {
+        /// Staff id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Change roles and/or windows (each given list replaces the old one).
+    Set {
+        /// Staff id.
+        #[arg(long)]
+        id: String,
+        /// Permissions: staff, supervisor, admin (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// A window and role, e.g. 3 or 3:B (repeatable).
+        #[arg(long = "window")]
+        windows: Vec<String>,
+    },
+    /// Remove an account: it never signs in again; the audit trail keeps its id, which
+    /// is never given to anyone else.
+    Remove {
+        /// Staff id.
+        #[arg(long)]
+        id: String,
+    },
+}
+
+/// Who runs the CLI, for the audit trail: the login behind sudo, else the user.
+fn cli_user() -> String {
+    ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn parse_roles(roles: &[String]) -> anyhow::Result<Vec<Permission>> {
+    roles
+        .iter()
+        .map(|r| {
+            Permission::parse(r)
+                .with_context(|| format!("--role {r:?}: use staff, supervisor or admin"))
+        })
+        .collect()
+}
+
+fn parse_windows(config: &Config, windows: &[String]) -> anyhow::Result<Vec<(u32, Role)>> {
+    // The windows of the setup in force: a pushed one may have added some.
+    let in_force = hallq::uplink::in_force_offline(
+        &config.database(),
+        config.queue.clone(),
+        config.guide.clone(),
+    )?;
+    let mut parsed = Vec::new();
+    for w in windows {
+        let (n, role) = w.split_once(':').unwrap_or((w, "A"));
+        let n: u32 = n
+            .parse()
+            .with_context(|| format!("--window {w:?}: expected a window number like 3 or 3:B"))?;
+        if !in_force.has_window(n) {
+            bail!("--window {w:?}: the setup in force has no window {n}");
+        }
+        let role = match role {
+            "A" | "a" => Role::A,
+            "B" | "b" => Role::B,
+            _ => bail!("--window {w:?}: the role is A or B"),
+        };
+        parsed.push((n, role));
+    }
+    Ok(parsed)
+}
+
+fn read_pin(prompt: &str) -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        eprint!("{prompt}");
+    }
+    let mut pin = String::new();
+    std::io::stdin().lock().read_line(&mut pin)?;
+    Ok(pin.trim().to_string())
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -447,9 +544,13 @@ fn staff_cmd(action: StaffCmd, config: &Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.storage.data_dir)
         .with_context(|| format!("creating {}", config.storage.data_dir.display()))?;
     let mut store = Store::open(&config.database())?;
-    match action {
+    let now = hallq::core::wall_now();
+    // Every change is an audit event naming who made it (the login that ran the CLI).
+    let by = cli_user();
+    let (kind, id, extra) = match action {
         StaffCmd::List => {
-            for s in staff::list(store.conn())? {
+            for a in staff::accounts(store.conn(), now)? {
+                let s = a.record;
                 let windows: Vec<String> = s
                     .windows
                     .iter()
@@ -460,14 +561,29 @@ fn staff_cmd(action: StaffCmd, config: &Config) -> anyhow::Result<()> {
                     .iter()
                     .map(|r| format!("{r:?}").to_lowercase())
                     .collect();
+                let mut state = Vec::new();
+                if a.disabled_at.is_some() {
+                    state.push("disabled".to_string());
+                }
+                if let Some(until) = a.locked_until {
+                    let local = hallq_engine::LocalClock::new(config.queue.utc_offset_minutes)
+                        .local(hallq_engine::Timestamp(until));
+                    state.push(format!("locked until {}", local.format("%H:%M")));
+                }
                 println!(
-                    "{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}",
                     s.id,
                     s.name,
                     roles.join(","),
-                    windows.join(",")
+                    windows.join(","),
+                    if state.is_empty() {
+                        "active".to_string()
+                    } else {
+                        state.join(", ")
+                    }
                 );
             }
+            return Ok(());
         }
         StaffCmd::Add {
             id,
@@ -475,59 +591,74 @@ fn staff_cmd(action: StaffCmd, config: &Config) -> anyhow::Result<()> {
             roles,
             windows,
         } => {
-            let roles = roles
-                .iter()
-                .map(|r| {
-                    Permission::parse(r)
-                        .with_context(|| format!("--role {r:?}: use staff, supervisor or admin"))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            // The windows of the setup in force: a pushed one may have added some.
-            let in_force = hallq::uplink::in_force_offline(
-                &config.database(),
-                config.queue.clone(),
-                config.guide.clone(),
-            )?;
-            let mut parsed = Vec::new();
-            for w in &windows {
-                let (n, role) = w.split_once(':').unwrap_or((w, "A"));
-                let n: u32 = n.parse().with_context(|| {
-                    format!("--window {w:?}: expected a window number like 3 or 3:B")
-                })?;
-                if !in_force.has_window(n) {
-                    bail!("--window {w:?}: the setup in force has no window {n}");
-                }
-                let role = match role {
-                    "A" | "a" => Role::A,
-                    "B" | "b" => Role::B,
-                    _ => bail!("--window {w:?}: the role is A or B"),
-                };
-                parsed.push((n, role));
-            }
+            let roles = parse_roles(&roles)?;
+            let parsed = parse_windows(config, &windows)?;
             if roles == [Permission::Staff] && parsed.is_empty() {
                 bail!("a staff account needs at least one --window");
             }
-            if std::io::stdin().is_terminal() {
-                eprint!("PIN for {id} (6-12 digits): ");
-            }
-            let mut pin = String::new();
-            std::io::stdin().lock().read_line(&mut pin)?;
+            let pin = read_pin(&format!("PIN for {id} (6-12 digits): "))?;
             let record = StaffRecord {
                 id: id.clone(),
                 name,
                 roles,
                 windows: parsed,
             };
-            staff::add(store.conn(), &record, pin.trim(), hallq::core::wall_now())?;
-            let audit = serde_json::json!({ "type": "staff_added", "staff": id, "roles": record.roles, "windows": record.windows });
-            store.append(&[NewEvent::encode(
-                hallq::core::wall_now(),
+            staff::add(store.conn(), &record, &pin, now)?;
+            (
                 "staff_added",
-                &audit,
-            )?])?;
-            println!("added {id}");
+                id,
+                serde_json::json!({ "roles": record.roles, "windows": record.windows }),
+            )
         }
+        StaffCmd::Disable { id } => {
+            staff::disable(store.conn(), &id, now)?;
+            ("staff_disabled", id, serde_json::json!({}))
+        }
+        StaffCmd::Enable { id } => {
+            staff::enable(store.conn(), &id)?;
+            ("staff_enabled", id, serde_json::json!({}))
+        }
+        StaffCmd::ResetPin { id } => {
+            staff::get(store.conn(), &id)?;
+            let pin = read_pin(&format!("new PIN for {id} (6-12 digits): "))?;
+            staff::reset_pin(store.conn(), &id, &pin)?;
+            ("staff_pin_reset", id, serde_json::json!({}))
+        }
+        StaffCmd::Unlock { id } => {
+            staff::unlock(store.conn(), &id)?;
+            ("staff_unlocked", id, serde_json::json!({}))
+        }
+        StaffCmd::Set { id, roles, windows } => {
+            if roles.is_empty() && windows.is_empty() {
+                bail!("give --role and/or --window: each replaces the account's list");
+            }
+            let roles = (!roles.is_empty())
+                .then(|| parse_roles(&roles))
+                .transpose()?;
+            let windows = (!windows.is_empty())
+                .then(|| parse_windows(config, &windows))
+                .transpose()?;
+            let r = staff::set(store.conn(), &id, roles.as_deref(), windows.as_deref())?;
+            (
+                "staff_changed",
+                id,
+                serde_json::json!({ "roles": r.roles, "windows": r.windows }),
+            )
+        }
+        StaffCmd::Remove { id } => {
+            staff::remove(store.conn(), &id, now)?;
+            ("staff_removed", id, serde_json::json!({}))
+        }
+    };
+    let mut audit = serde_json::json!({ "type": kind, "staff": id, "by": by, "via": "cli" });
+    if let (Some(a), Some(e)) = (audit.as_object_mut(), extra.as_object()) {
+        a.extend(e.clone());
     }
+    store.append(&[NewEvent::encode(now, kind, &audit)?])?;
+    println!(
+        "{} {id}",
+        kind.trim_start_matches("staff_").replace('_', " ")
+    );
     Ok(())
 }
 

@@ -110,7 +110,8 @@ pub async fn run(hall: HallCore, speed: u32) {
                                 level,
                                 reasons,
                                 comment: None,
-                                channel: format!("pad-{w}"),
+                                channel: format!("window-pad-{w}"),
+                                window: Some(w),
                             };
                             if hall.execute(rate).await.is_ok() {
                                 tracing::info!(

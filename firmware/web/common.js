@@ -204,12 +204,12 @@ const HQ = (() => {
     constructor(status, code, message, field) { super(message); this.status = status; this.code = code; this.field = field; }
   }
 
-  async function api(method, path, body) {
+  async function api(method, path, body, extra) {
     let r;
     try {
       r = await fetch(path, {
         method,
-        headers: headers(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+        headers: headers({ ...(body === undefined ? {} : { 'Content-Type': 'application/json' }), ...extra }),
         body: body === undefined ? undefined : JSON.stringify(body),
         cache: 'no-store',
       });

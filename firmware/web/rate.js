@@ -77,12 +77,14 @@
   async function submit() {
     if (!ticket || !level) return;
     sleepIn(AWAKE_MS);
-    const body = { ticket: ticket.id, level, reasons: [...chosen], channel: 'pad-' + win };
+    // No channel in the body: the controller records the pad itself, from this page's
+    // pad key (or, on the controller's own screen, the window named in the header).
+    const body = { ticket: ticket.id, level, reasons: [...chosen] };
     const c = $('comment').value.trim();
     if (c) body.comment = c;
     $('submit').disabled = true;
     try {
-      await api('POST', '/api/v1/ratings', body);
+      await api('POST', '/api/v1/ratings', body, { 'X-Rating-Pad': String(win) });
       ticket = null;
       show('thanks');
       sleepIn(THANKS_MS);

@@ -422,3 +422,270 @@ fn the_overview_says_whether_tickets_are_issued_and_why_not_in_three_languages()
     assert_eq!(refused["error"]["code"], "closed");
     assert_eq!(refused["error"]["message"], o["issuing"]["reason"]["zh-CN"]);
 }
+
+/// Signs S001 in at window 1, serves one SB ticket there and returns (ticket id, token);
+/// `before_finish` runs while the ticket is still only being served.
+fn serve_one_at_window_1(url: &str, before_finish: impl FnOnce(u64, &str)) -> (u64, String) {
+    let c = client();
+    let (s, t) = send(
+        c.post(format!("{url}/api/v1/tickets"))
+            .send_json(json!({"service": "SB"})),
+    );
+    assert_eq!(s, 201, "{t}");
+    let ticket = t["ticket"]["id"].as_u64().unwrap();
+    let (s, b) = send(
+        c.post(format!("{url}/api/v1/sessions"))
+            .send_json(json!({"staff_id": "S001", "pin": "135790", "window": 1})),
+    );
+    assert_eq!(s, 201, "{b}");
+    let token = format!("Bearer {}", b["token"].as_str().unwrap());
+    for action in ["call-next", "start"] {
+        let (s, b) = send(
+            c.post(format!("{url}/api/v1/windows/1/{action}"))
+                .header("Authorization", &token)
+                .send_json(json!({})),
+        );
+        assert_eq!(s, 200, "{action}: {b}");
+    }
+    before_finish(ticket, &token);
+    let (s, b) = send(
+        c.post(format!("{url}/api/v1/windows/1/finish"))
+            .header("Authorization", &token)
+            .send_json(json!({})),
+    );
+    assert_eq!(s, 200, "finish: {b}");
+    (ticket, token)
+}
+
+#[test]
+fn a_rating_comes_only_from_a_kiosk_or_the_pad_of_the_window_that_served() {
+    let hall =
+        Hall::with_config("[[server.rating_pads]]\nwindow = 2\nkey = \"pad-of-window-2-0123\"\n");
+    hall.add_staff("S001", "135790", &["--window", "1"]);
+    let d = hall.start();
+    let c = client();
+    let rate = |headers: &[(&str, &str)], body: serde_json::Value| {
+        let mut req = c.post(format!("{}/api/v1/ratings", d.url));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        send(req.send_json(body))
+    };
+    let code =
+        |r: &(u16, serde_json::Value)| (r.0, r.1["error"]["code"].as_str().map(String::from));
+    let (ticket, token) = serve_one_at_window_1(&d.url, |ticket, _| {
+        let r = rate(&[], json!({"ticket": ticket, "level": "满意"}));
+        assert_eq!(code(&r), (409, Some("not_finished".into())), "{}", r.1);
+    });
+    let good = json!({"ticket": ticket, "level": "非常满意"});
+
+    // The clerk who served cannot rate their own service, not even from this machine.
+    let r = rate(&[("Authorization", token.as_str())], good.clone());
+    assert_eq!(code(&r), (403, Some("staff_cannot_rate".into())), "{}", r.1);
+    assert!(r.1["error"]["message"].as_str().unwrap().contains("staff"));
+    let r = rate(
+        &[("Authorization", token.as_str()), ("X-Rating-Pad", "1")],
+        good.clone(),
+    );
+    assert_eq!(
+        r.0, 403,
+        "a staff token is refused even beside a pad header"
+    );
+
+    // Window 2's pad, known by its key, cannot rate a citizen served at window 1; nor
+    // can its key speak for another window's pad.
+    let r = rate(&[("X-Kiosk-Key", "pad-of-window-2-0123")], good.clone());
+    assert_eq!(code(&r), (409, Some("not_finished_here".into())), "{}", r.1);
+    let r = rate(
+        &[
+            ("X-Kiosk-Key", "pad-of-window-2-0123"),
+            ("X-Rating-Pad", "1"),
+        ],
+        good.clone(),
+    );
+    assert_eq!(code(&r), (403, Some("wrong_pad".into())), "{}", r.1);
+    let r = rate(&[("X-Rating-Pad", "2")], good.clone());
+    assert_eq!(code(&r), (409, Some("not_finished_here".into())), "{}", r.1);
+    let r = rate(&[("X-Rating-Pad", "99")], good.clone());
+    assert_eq!(
+        (r.0, r.1["error"]["field"].as_str()),
+        (422, Some("X-Rating-Pad")),
+        "{}",
+        r.1
+    );
+
+    // A kiosk that claims to be a window pad in the body is recorded as the kiosk.
+    let r = rate(
+        &[],
+        json!({"ticket": ticket, "level": "满意", "channel": "window-pad-1"}),
+    );
+    assert_eq!(r.0, 201, "{}", r.1);
+    assert_eq!(r.1["events"][0]["payload"]["rating"]["channel"], "kiosk");
+    // Window 1's own pad (the rating page on this machine) replaces it within the
+    // replace window, and is recorded as that pad whatever the body says.
+    let r = rate(
+        &[("X-Rating-Pad", "1")],
+        json!({"ticket": ticket, "level": "非常满意", "channel": "kiosk-lobby"}),
+    );
+    assert_eq!(r.0, 201, "{}", r.1);
+    let stored = hall.events_of("rating_recorded");
+    let channels: Vec<_> = stored
+        .iter()
+        .map(|e| e["rating"]["channel"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(channels, ["kiosk", "window-pad-1"]);
+    assert_eq!(stored[1]["rating"]["window"], 1);
+}
+
+#[test]
+fn a_rating_after_the_rating_window_is_refused() {
+    let hall = Hall::new();
+    let text = std::fs::read_to_string(&hall.config).unwrap();
+    assert!(
+        text.contains("accept_within_minutes = 10"),
+        "the example's rating window"
+    );
+    // 0 minutes: refused from the first whole second after finish, the same check as
+    // ten minutes without waiting ten minutes.
+    std::fs::write(
+        &hall.config,
+        text.replace("accept_within_minutes = 10", "accept_within_minutes = 0"),
+    )
+    .unwrap();
+    hall.add_staff("S001", "135790", &["--window", "1"]);
+    let d = hall.start();
+    let (ticket, _) = serve_one_at_window_1(&d.url, |_, _| {});
+    std::thread::sleep(Duration::from_millis(1100));
+    let (s, b) = send(
+        client()
+            .post(format!("{}/api/v1/ratings", d.url))
+            .header("X-Rating-Pad", "1")
+            .header("Accept-Language", "en")
+            .send_json(json!({"ticket": ticket, "level": "满意"})),
+    );
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (409, Some("rating_expired")),
+        "{b}"
+    );
+    assert!(hall.events_of("rating_recorded").is_empty());
+}
+
+/// Runs `hallq staff ARGS --config …` with `stdin`; returns (success, stdout + stderr).
+fn staff_cli(hall: &Hall, args: &[&str], stdin: &str) -> (bool, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(hallq_tests::hallq_bin())
+        .arg("staff")
+        .args(args)
+        .arg("--config")
+        .arg(&hall.config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hallq staff");
+    writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn staff_accounts_are_disabled_enabled_reset_unlocked_changed_and_removed_from_the_cli() {
+    let hall = Hall::new();
+    let (ok, help) = staff_cli(&hall, &["--help"], "");
+    assert!(ok, "{help}");
+    for verb in [
+        "add",
+        "list",
+        "disable",
+        "enable",
+        "reset-pin",
+        "unlock",
+        "set",
+        "remove",
+    ] {
+        assert!(
+            help.lines().any(|l| l.trim_start().starts_with(verb)),
+            "`hallq staff --help` lacks {verb}:\n{help}"
+        );
+    }
+    hall.add_staff("S001", "135790", &["--window", "1"]);
+    let d = hall.start();
+    let c = client();
+    let login = |pin: &str, window: u32| {
+        let (s, b) = send(
+            c.post(format!("{}/api/v1/sessions", d.url))
+                .send_json(json!({"staff_id": "S001", "pin": pin, "window": window})),
+        );
+        (s, b["error"]["code"].as_str().map(String::from))
+    };
+    let (s, _) = login("135790", 1);
+    assert_eq!(s, 201);
+
+    assert!(staff_cli(&hall, &["disable", "--id", "S001"], "").0);
+    assert_eq!(login("135790", 1), (403, Some("account_disabled".into())));
+    assert!(hall.cli(&["staff", "list"]).contains("disabled"));
+    assert!(staff_cli(&hall, &["enable", "--id", "S001"], "").0);
+    assert_eq!(login("135790", 1).0, 201);
+
+    // The new PIN comes on standard input and is never echoed.
+    let (ok, out) = staff_cli(&hall, &["reset-pin", "--id", "S001"], "97531086");
+    assert!(ok && !out.contains("97531086"), "{out}");
+    assert_eq!(login("135790", 1).0, 401);
+    assert_eq!(login("97531086", 1).0, 201);
+
+    for _ in 0..5 {
+        login("000000", 1); // the fifth wrong PIN locks ([auth] max_failures = 5)
+    }
+    assert_eq!(login("97531086", 1), (423, Some("account_locked".into())));
+    assert!(staff_cli(&hall, &["unlock", "--id", "S001"], "").0);
+    assert_eq!(login("97531086", 1).0, 201);
+
+    assert!(staff_cli(&hall, &["set", "--id", "S001", "--window", "2:B"], "").0);
+    assert_eq!(login("97531086", 1), (403, Some("wrong_window".into())));
+    assert_eq!(login("97531086", 2).0, 201);
+
+    assert!(staff_cli(&hall, &["remove", "--id", "S001"], "").0);
+    assert_eq!(
+        login("97531086", 2),
+        (401, Some("invalid_credentials".into()))
+    );
+    assert!(!hall.cli(&["staff", "list"]).contains("S001"));
+    let (ok, out) = staff_cli(
+        &hall,
+        &["add", "--id", "S001", "--name", "另一人", "--window", "1"],
+        "135790",
+    );
+    assert!(!ok && out.contains("never reused"), "{out}");
+    assert!(
+        staff_cli(&hall, &["enable", "--id", "S001"], "")
+            .0
+            .eq(&false)
+    );
+
+    for kind in [
+        "staff_added",
+        "staff_disabled",
+        "staff_enabled",
+        "staff_pin_reset",
+        "staff_unlocked",
+        "staff_changed",
+        "staff_removed",
+    ] {
+        let ev = hall.events_of(kind);
+        assert_eq!(ev.len(), 1, "{kind}: {ev:?}");
+        assert_eq!(ev[0]["staff"], "S001", "{kind}");
+        assert_eq!(ev[0]["via"], "cli", "{kind}");
+        assert!(
+            ev[0]["by"].as_str().is_some_and(|b| !b.is_empty()),
+            "{kind} names who"
+        );
+    }
+    assert_eq!(
+        hall.events_of("staff_changed")[0]["windows"],
+        json!([[2, "B"]])
+    );
+}

@@ -137,8 +137,12 @@ pub enum Command {
         reasons: Vec<String>,
         /// Free text.
         comment: Option<String>,
-        /// Channel code.
+        /// Channel code, set by the controller from who sent the rating (never from
+        /// the rating's own body).
         channel: String,
+        /// The window whose rating pad sent it: the ticket must have been finished
+        /// there. `None` for a kiosk, which may rate any finished ticket.
+        window: Option<u32>,
     },
     /// Book an appointment slot.
     Book {

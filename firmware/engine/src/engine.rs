@@ -759,7 +759,8 @@ impl Engine {
                 reasons,
                 comment,
                 channel,
-            } => self.rate(ticket, level, reasons, comment, channel),
+                window,
+            } => self.rate(ticket, level, reasons, comment, channel, window),
             Command::Book {
                 service,
                 slot_at,
@@ -1475,6 +1476,7 @@ impl Engine {
         reasons: Vec<String>,
         comment: Option<String>,
         channel: String,
+        pad: Option<u32>,
     ) -> Result<Vec<Event>, Refusal> {
         check_text("channel", Some(&channel), 64)?;
         let comment = comment.filter(|c| !c.trim().is_empty());
@@ -1489,7 +1491,14 @@ impl Engine {
             .get(&id)
             .ok_or_else(|| Refusal::UnknownTicket(id.to_string()))?;
         if t.state != TicketState::Finished {
-            return Err(Refusal::WrongState(t.number.clone(), t.state.as_str()));
+            return Err(Refusal::NotFinished(t.number.clone(), t.state.as_str()));
+        }
+        // A pad rates only the service its own window finished: a pad at window 3
+        // cannot rate (or overwrite the rating of) a citizen served at window 5.
+        if let Some(w) = pad
+            && t.window != Some(w)
+        {
+            return Err(Refusal::NotFinishedHere(t.number.clone(), w));
         }
         let closed = t.closed_at.unwrap_or(self.now);
         if self.now.secs_since(closed) > i64::from(self.setup.rating.accept_within_minutes) * 60 {

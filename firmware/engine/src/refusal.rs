@@ -79,6 +79,12 @@ pub enum Refusal {
     /// A second rating outside the replace window.
     #[error("ticket {0} was already rated")]
     AlreadyRated(String),
+    /// Rating a ticket that is not (yet) finished.
+    #[error("ticket {0} is {1}, not finished: only a finished service is rated")]
+    NotFinished(String, &'static str),
+    /// A rating pad rating a ticket its window did not finish.
+    #[error("ticket {0} was not finished at window {1}")]
+    NotFinishedHere(String, u32),
     /// Rating too late.
     #[error("the rating period for ticket {0} has ended")]
     RatingExpired(String),
@@ -135,6 +141,8 @@ impl Refusal {
             Refusal::TransferToSelf => "transfer_to_self",
             Refusal::AlreadyRated(_) => "already_rated",
             Refusal::RatingExpired(_) => "rating_expired",
+            Refusal::NotFinished(..) => "not_finished",
+            Refusal::NotFinishedHere(..) => "not_finished_here",
             Refusal::UnknownReason(_) => "unknown_reason",
             Refusal::BadRating(_) => "bad_rating",
             Refusal::UnknownAppointment(_) => "unknown_appointment",
@@ -204,6 +212,8 @@ impl Refusal {
             Refusal::TransferToSelf => t("该号已在目标队列中".into(), "該號已在目標隊列中".into(), "The ticket is already there.".into()),
             Refusal::AlreadyRated(_) => t("该次服务已评价，感谢您的参与".into(), "該次服務已評價，感謝您的參與".into(), "This service has already been rated. Thank you.".into()),
             Refusal::RatingExpired(_) => t("评价时间已过".into(), "評價時間已過".into(), "The time to rate this service has passed.".into()),
+            Refusal::NotFinished(n, _) => t(format!("{n} 号的业务尚未办结，办结后才能评价"), format!("{n} 號的業務尚未辦結，辦結後才能評價"), format!("Ticket {n} has not been finished yet; a service is rated once it is done.")),
+            Refusal::NotFinishedHere(n, w) => t(format!("{n} 号不是在 {w} 号窗口办结的，请在办理窗口评价"), format!("{n} 號不是在 {w} 號窗口辦結的，請在辦理窗口評價"), format!("Ticket {n} was not served at window {w}; please rate it at the window that served you.")),
             Refusal::UnknownReason(r) => t(format!("不在可选原因中：{r}"), format!("不在可選原因中：{r}"), format!("Not one of the listed reasons: {r}")),
             Refusal::BadRating(why) => t("评价内容不符合要求".into(), "評價內容不符合要求".into(), format!("The rating is not valid: {why}.")),
             Refusal::UnknownAppointment(_) => t("未找到该预约，请核对预约码".into(), "未找到該預約，請核對預約碼".into(), "No appointment with that code. Please check it.".into()),

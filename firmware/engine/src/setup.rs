@@ -268,7 +268,8 @@ pub struct RatingRules {
     /// A second rating of the same ticket within this many seconds replaces the first.
     #[serde(default = "default_replace_secs")]
     pub replace_within_secs: u32,
-    /// Ratings are accepted for this long after the ticket was finished.
+    /// Ratings are accepted for this long after the ticket was finished (10 minutes by
+    /// default: the citizen rates at the window, on the way out).
     #[serde(default = "default_rating_window")]
     pub accept_within_minutes: u32,
 }
@@ -288,7 +289,7 @@ fn default_replace_secs() -> u32 {
     30
 }
 fn default_rating_window() -> u32 {
-    24 * 60
+    10
 }
 
 impl Default for RatingRules {

@@ -120,6 +120,7 @@ fn to_command(op: &Op, now: Timestamp) -> Command {
             },
             comment: None,
             channel: "pad".into(),
+            window: None,
         },
         Op::Book(s, c, m) => Command::Book {
             service: SERVICES[s].into(),

@@ -466,6 +466,7 @@ fn a_bad_rating_without_a_reason_is_flagged_and_a_quick_second_press_replaces_th
         reasons: reasons.into_iter().map(String::from).collect(),
         comment: None,
         channel: "pad-1".into(),
+        window: Some(1),
     };
     let ev = e
         .handle(rate(Level::Dissatisfied, vec![]), at("09:05:10"))
@@ -503,6 +504,58 @@ fn a_bad_rating_without_a_reason_is_flagged_and_a_quick_second_press_replaces_th
             .refusal
             .code(),
         "unknown_reason"
+    );
+}
+
+#[test]
+fn a_pad_rates_only_what_its_window_finished_and_only_for_ten_minutes() {
+    let mut e = engine(setup());
+    let id = issued(&e.handle(issue("SB"), at("09:00")).unwrap()).id;
+    let rate = |window, ts: &str, e: &mut Engine| {
+        e.handle(
+            Command::Rate {
+                ticket: id,
+                level: Level::Satisfied,
+                reasons: vec![],
+                comment: None,
+                channel: "window-pad-x".into(),
+                window,
+            },
+            at(ts),
+        )
+        .map_err(|r| r.refusal.code())
+    };
+    // Waiting, not yet served: nothing to rate.
+    assert_eq!(
+        rate(Some(1), "09:00:30", &mut e).unwrap_err(),
+        "not_finished"
+    );
+    e.handle(call(1), at("09:01")).unwrap();
+    assert_eq!(rate(None, "09:01:30", &mut e).unwrap_err(), "not_finished");
+    e.handle(
+        Command::Finish {
+            window: 1,
+            staff: "S1".into(),
+            case_no: None,
+        },
+        at("09:05"),
+    )
+    .unwrap();
+    // Window 3's pad cannot rate a citizen served at window 1.
+    assert_eq!(
+        rate(Some(3), "09:05:10", &mut e).unwrap_err(),
+        "not_finished_here"
+    );
+    // The default rating window is ten minutes after finish.
+    assert_eq!(
+        hallq_engine::setup::RatingRules::default().accept_within_minutes,
+        10,
+        "the documented default"
+    );
+    assert!(rate(Some(1), "09:14:50", &mut e).is_ok());
+    assert_eq!(
+        rate(Some(1), "09:15:30", &mut e).unwrap_err(),
+        "rating_expired"
     );
 }
 

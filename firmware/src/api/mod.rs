@@ -302,7 +302,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// A caller allowed to act as a kiosk: on this machine, holding a kiosk key, or signed in.
+/// A caller allowed to act as a kiosk: on this machine, holding a kiosk key (or a rating
+/// pad's key), or signed in.
 pub struct Kiosk {
     /// Channel code recorded on tickets.
     pub channel: String,
@@ -326,6 +327,7 @@ impl FromRequestParts<AppState> for Kiosk {
                 .kiosk_keys
                 .iter()
                 .any(|known| constant_eq(known, k))
+                || pad_of_key(state, k).is_some()
         });
         let channel = parts
             .headers
@@ -346,6 +348,131 @@ impl FromRequestParts<AppState> for Kiosk {
                 "kiosk_key_required",
                 "this endpoint is open to kiosks on this machine or with a kiosk key",
             ))
+        }
+    }
+}
+
+fn pad_of_key(state: &AppState, key: &str) -> Option<u32> {
+    state
+        .config
+        .server
+        .rating_pads
+        .iter()
+        .find(|p| constant_eq(&p.key, key))
+        .map(|p| p.window)
+}
+
+/// Who may rate a service, as the controller itself tells: a citizen at a kiosk, or at
+/// the rating pad of one window. Never a member of staff, and never what the request
+/// says about itself in its body.
+pub enum Rater {
+    /// A kiosk: on this machine, or holding a kiosk key.
+    Kiosk {
+        /// Recorded as the rating's channel (`kiosk`, or `kiosk-<X-Kiosk-Id>`).
+        channel: String,
+    },
+    /// The rating pad of a window: a pad key configured for that window, or the rating
+    /// page on this machine (which names its window in `X-Rating-Pad`).
+    Pad(u32),
+}
+
+impl Rater {
+    /// The channel code the rating records.
+    pub fn channel(&self) -> String {
+        match self {
+            Rater::Kiosk { channel } => channel.clone(),
+            Rater::Pad(w) => format!("window-pad-{w}"),
+        }
+    }
+
+    /// The window whose pad rates, if a pad.
+    pub fn window(&self) -> Option<u32> {
+        match self {
+            Rater::Kiosk { .. } => None,
+            Rater::Pad(w) => Some(*w),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Rater {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // Refused before anything else, whoever else the caller might also be: a clerk
+        // must not be able to rate their own service, not even from the controller's
+        // own screen.
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "staff_cannot_rate",
+                "a rating comes from the citizen at a kiosk or a window's rating pad, never with a staff sign-in",
+            ));
+        }
+        let local = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_some_and(|c| c.0.ip().is_loopback());
+        let key = parts
+            .headers
+            .get("x-kiosk-key")
+            .and_then(|v| v.to_str().ok());
+        let named_pad = match parts.headers.get("x-rating-pad") {
+            None => None,
+            Some(v) => Some(
+                v.to_str()
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u32>().ok())
+                    .filter(|w| state.with_setup(|s| s.windows.iter().any(|d| d.number == *w)))
+                    .ok_or_else(|| {
+                        ApiError::field(
+                            "X-Rating-Pad",
+                            "must be the number of a window of this hall",
+                        )
+                    })?,
+            ),
+        };
+        if let Some(w) = key.and_then(|k| pad_of_key(state, k)) {
+            if named_pad.is_some_and(|n| n != w) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "wrong_pad",
+                    format!("this key belongs to the rating pad of window {w}"),
+                ));
+            }
+            return Ok(Rater::Pad(w));
+        }
+        let keyed = key.is_some_and(|k| {
+            state
+                .config
+                .server
+                .kiosk_keys
+                .iter()
+                .any(|known| constant_eq(known, k))
+        });
+        match named_pad {
+            Some(w) if local => Ok(Rater::Pad(w)),
+            Some(_) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "rating_pad_key_required",
+                "a rating pad on another machine is known by its own key ([[server.rating_pads]])",
+            )),
+            None if local || keyed => {
+                let id = parts
+                    .headers
+                    .get("x-kiosk-id")
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|s| !s.is_empty() && s.len() <= 32);
+                let channel = match id {
+                    None => "kiosk".to_string(),
+                    Some(id) if id.starts_with("kiosk") => id.to_string(),
+                    Some(id) => format!("kiosk-{id}"),
+                };
+                Ok(Rater::Kiosk { channel })
+            }
+            None => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "kiosk_key_required",
+                "ratings are taken from kiosks and rating pads only",
+            )),
         }
     }
 }

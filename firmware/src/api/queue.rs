@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{ApiError, AppState, JsonBody, Kiosk, Language, local_time};
+use super::{ApiError, AppState, JsonBody, Kiosk, Language, Rater, local_time};
 use crate::core::Done;
 use crate::devices::printer::{PrintOutcome, Printer};
 use crate::devices::tickets::{print_message, ticket_print};
@@ -461,13 +461,17 @@ struct RateBody {
     reasons: Vec<String>,
     #[serde(default)]
     comment: Option<String>,
-    #[serde(default)]
-    channel: Option<String>,
+    /// Ignored: see [`rate`].
+    #[serde(default, rename = "channel")]
+    _channel: Option<serde::de::IgnoredAny>,
 }
 
+/// A rating, from a kiosk or a window's rating pad only (see [`Rater`]). The channel is
+/// the controller's to set from who sent the rating: a `channel` in the body (older
+/// clients sent one) is accepted and ignored, and the answer shows the one recorded.
 async fn rate(
     State(s): State<AppState>,
-    kiosk: Kiosk,
+    rater: Rater,
     Language(lang): Language,
     JsonBody(body): JsonBody<RateBody>,
 ) -> Result<Response, ApiError> {
@@ -490,7 +494,8 @@ async fn rate(
         level,
         reasons: body.reasons,
         comment: body.comment,
-        channel: body.channel.unwrap_or(kiosk.channel),
+        channel: rater.channel(),
+        window: rater.window(),
     };
     let done = s
         .hall

@@ -80,6 +80,7 @@ async fn sign_in(
             let (status, code) = match &e {
                 StaffError::Locked { .. } => (StatusCode::LOCKED, "account_locked"),
                 StaffError::WrongWindow(..) => (StatusCode::FORBIDDEN, "wrong_window"),
+                StaffError::Disabled(..) => (StatusCode::FORBIDDEN, "account_disabled"),
                 StaffError::Invalid => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
                 _ => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             };

@@ -71,9 +71,15 @@ pub enum StaffError {
     /// The staff member may not sign in at that window.
     #[error("staff {0} may not sign in at window {1}")]
     WrongWindow(String, u32),
-    /// Adding an id that exists.
-    #[error("staff id {0} already exists")]
+    /// Adding an id that exists, or once existed (ids are never reused).
+    #[error("staff id {0} already exists (a removed account's id is never reused)")]
     Exists(String),
+    /// No such account (or it was removed).
+    #[error("there is no staff account {0}")]
+    Unknown(String),
+    /// The account is disabled.
+    #[error("the account {0} is disabled")]
+    Disabled(String),
     /// A PIN that is too weak.
     #[error("the PIN must be 6 to 12 digits")]
     WeakPin,
@@ -106,14 +112,7 @@ pub fn add(
     pin: &str,
     now: Timestamp,
 ) -> Result<(), StaffError> {
-    if !(6..=12).contains(&pin.len()) || !pin.chars().all(|c| c.is_ascii_digit()) {
-        return Err(StaffError::WeakPin);
-    }
-    let salt = random_bytes::<16>()?;
-    let hash = hasher()
-        .hash_password_with_salt(pin.as_bytes(), &salt)
-        .map_err(|e| StaffError::Hash(e.to_string()))?
-        .to_string();
+    let hash = hash_pin(pin)?;
     let roles =
         serde_json::to_string(&record.roles).map_err(|e| StaffError::Hash(e.to_string()))?;
     let windows =
@@ -128,6 +127,149 @@ pub fn add(
     Ok(())
 }
 
+fn hash_pin(pin: &str) -> Result<String, StaffError> {
+    if !(6..=12).contains(&pin.len()) || !pin.chars().all(|c| c.is_ascii_digit()) {
+        return Err(StaffError::WeakPin);
+    }
+    let salt = random_bytes::<16>()?;
+    Ok(hasher()
+        .hash_password_with_salt(pin.as_bytes(), &salt)
+        .map_err(|e| StaffError::Hash(e.to_string()))?
+        .to_string())
+}
+
+/// An account's state beside its record, for `hallq staff list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccountState {
+    /// The account.
+    pub record: StaffRecord,
+    /// Disabled (cannot sign in) since, ms.
+    pub disabled_at: Option<i64>,
+    /// Locked after wrong PINs until, ms (if still in the future).
+    pub locked_until: Option<i64>,
+}
+
+/// Every account that was not removed, with its state.
+pub fn accounts(conn: &Connection, now: Timestamp) -> Result<Vec<AccountState>, StaffError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, name, roles, windows, disabled_at, locked_until FROM staff WHERE removed_at IS NULL ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(AccountState {
+            record: record(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
+            disabled_at: r.get(4)?,
+            locked_until: r.get::<_, Option<i64>>(5)?.filter(|u| *u > now.0),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One live (not removed) account.
+pub fn get(conn: &Connection, id: &str) -> Result<StaffRecord, StaffError> {
+    conn.query_row(
+        "SELECT id, name, roles, windows FROM staff WHERE id = ?1 AND removed_at IS NULL",
+        [id],
+        |r| Ok(record(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )
+    .optional()?
+    .ok_or_else(|| StaffError::Unknown(id.to_string()))
+}
+
+fn update(
+    conn: &Connection,
+    id: &str,
+    sql: &str,
+    p: &[&dyn rusqlite::ToSql],
+) -> Result<(), StaffError> {
+    get(conn, id)?;
+    conn.execute(sql, p)?;
+    Ok(())
+}
+
+fn end_sessions(conn: &Connection, id: &str) -> Result<(), StaffError> {
+    conn.execute("DELETE FROM sessions WHERE staff = ?1", [id])?;
+    Ok(())
+}
+
+/// Disables an account: it cannot sign in, and its sessions end now.
+pub fn disable(conn: &Connection, id: &str, now: Timestamp) -> Result<(), StaffError> {
+    update(
+        conn,
+        id,
+        "UPDATE staff SET disabled_at = COALESCE(disabled_at, ?2) WHERE id = ?1",
+        &[&id, &now.0],
+    )?;
+    end_sessions(conn, id)
+}
+
+/// Enables a disabled account again.
+pub fn enable(conn: &Connection, id: &str) -> Result<(), StaffError> {
+    update(
+        conn,
+        id,
+        "UPDATE staff SET disabled_at = NULL WHERE id = ?1",
+        &[&id],
+    )
+}
+
+/// Sets a new PIN (and ends the account's sessions: whoever knew the old one is out).
+pub fn reset_pin(conn: &Connection, id: &str, pin: &str) -> Result<(), StaffError> {
+    let hash = hash_pin(pin)?;
+    update(
+        conn,
+        id,
+        "UPDATE staff SET pin_hash = ?2, failures = 0 WHERE id = ?1",
+        &[&id, &hash],
+    )?;
+    end_sessions(conn, id)
+}
+
+/// Lifts a lockout after wrong PINs.
+pub fn unlock(conn: &Connection, id: &str) -> Result<(), StaffError> {
+    update(
+        conn,
+        id,
+        "UPDATE staff SET failures = 0, locked_until = NULL WHERE id = ?1",
+        &[&id],
+    )
+}
+
+/// Replaces roles and/or windows; sessions end so the new rights apply at next sign-in.
+pub fn set(
+    conn: &Connection,
+    id: &str,
+    roles: Option<&[Permission]>,
+    windows: Option<&[(u32, Role)]>,
+) -> Result<StaffRecord, StaffError> {
+    let mut r = get(conn, id)?;
+    if let Some(roles) = roles {
+        r.roles = roles.to_vec();
+    }
+    if let Some(w) = windows {
+        r.windows = w.to_vec();
+    }
+    let roles = serde_json::to_string(&r.roles).map_err(|e| StaffError::Hash(e.to_string()))?;
+    let windows = serde_json::to_string(&r.windows).map_err(|e| StaffError::Hash(e.to_string()))?;
+    conn.execute(
+        "UPDATE staff SET roles = ?2, windows = ?3 WHERE id = ?1",
+        params![id, roles, windows],
+    )?;
+    end_sessions(conn, id)?;
+    Ok(r)
+}
+
+/// Removes an account: its row stays (so the audit trail's id keeps meaning one person
+/// and is never given to another), without a PIN, and it can never sign in again.
+pub fn remove(conn: &Connection, id: &str, now: Timestamp) -> Result<(), StaffError> {
+    update(
+        conn,
+        id,
+        "UPDATE staff SET removed_at = ?2, pin_hash = '', failures = 0, locked_until = NULL WHERE id = ?1",
+        &[&id, &now.0],
+    )?;
+    end_sessions(conn, id)
+}
+
 fn record(id: String, name: String, roles: String, windows: String) -> StaffRecord {
     StaffRecord {
         id,
@@ -139,7 +281,9 @@ fn record(id: String, name: String, roles: String, windows: String) -> StaffReco
 
 /// All accounts, by id.
 pub fn list(conn: &Connection) -> Result<Vec<StaffRecord>, StaffError> {
-    let mut stmt = conn.prepare("SELECT id, name, roles, windows FROM staff ORDER BY id")?;
+    let mut stmt = conn.prepare(
+        "SELECT id, name, roles, windows FROM staff WHERE removed_at IS NULL ORDER BY id",
+    )?;
     let rows = stmt.query_map([], |r| {
         Ok(record(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
     })?;
@@ -156,15 +300,16 @@ pub fn verify(
     max_failures: u32,
     lockout_minutes: u32,
 ) -> Result<StaffRecord, StaffError> {
-    let row: Option<(String, String, String, String, i64, Option<i64>)> = conn
-        .query_row("SELECT name, roles, windows, pin_hash, failures, locked_until FROM staff WHERE id = ?1", [id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+    let row: Option<(String, String, String, String, i64, Option<i64>, Option<i64>)> = conn
+        .query_row("SELECT name, roles, windows, pin_hash, failures, locked_until, disabled_at FROM staff WHERE id = ?1 AND removed_at IS NULL", [id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
         })
         .optional()?;
-    let Some((name, roles, windows, hash, failures, locked_until)) = row else {
+    let Some((name, roles, windows, hash, failures, locked_until, disabled)) = row else {
         let _ = hasher().verify_password(pin.as_bytes(), DUMMY_HASH);
         return Err(StaffError::Invalid);
     };
+
     if let Some(until) = locked_until.filter(|u| *u > now.0) {
         return Err(StaffError::Locked { until_ms: until });
     }
@@ -172,6 +317,10 @@ pub fn verify(
         .verify_password(pin.as_bytes(), hash.as_str())
         .is_ok()
     {
+        // Said only to someone who knows the PIN: a guess learns nothing more.
+        if disabled.is_some() {
+            return Err(StaffError::Disabled(id.to_string()));
+        }
         conn.execute(
             "UPDATE staff SET failures = 0, locked_until = NULL WHERE id = ?1",
             [id],
@@ -226,7 +375,7 @@ pub fn session(
 ) -> Result<Option<Session>, StaffError> {
     let row = conn
         .query_row(
-            "SELECT s.window, s.expires_at, t.id, t.name, t.roles, t.windows FROM sessions s JOIN staff t ON t.id = s.staff WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+            "SELECT s.window, s.expires_at, t.id, t.name, t.roles, t.windows FROM sessions s JOIN staff t ON t.id = s.staff WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND t.disabled_at IS NULL AND t.removed_at IS NULL",
             params![token_hash(token), now.0],
             |r| Ok((r.get::<_, Option<u32>>(0)?, r.get::<_, i64>(1)?, record(r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))),
         )
@@ -304,6 +453,60 @@ mod tests {
             verify(c, "nobody", "246810", Timestamp(5), 3, 15),
             Err(StaffError::Invalid)
         ));
+    }
+
+    #[test]
+    fn accounts_are_disabled_enabled_unlocked_reset_changed_and_removed_for_good() {
+        let store = Store::in_memory().unwrap();
+        let c = store.conn();
+        add(c, &alice(), "246810", Timestamp(0)).unwrap();
+        let (token, _) = open_session(c, "S001", Some(1), Timestamp(0), 8).unwrap();
+        disable(c, "S001", Timestamp(1)).unwrap();
+        assert!(
+            session(c, &token, Timestamp(2)).unwrap().is_none(),
+            "sessions end"
+        );
+        assert!(matches!(
+            verify(c, "S001", "246810", Timestamp(2), 3, 15),
+            Err(StaffError::Disabled(_))
+        ));
+        enable(c, "S001").unwrap();
+        assert!(verify(c, "S001", "246810", Timestamp(3), 3, 15).is_ok());
+        for t in 4..7 {
+            let _ = verify(c, "S001", "000000", Timestamp(t), 3, 15);
+        }
+        assert!(matches!(
+            verify(c, "S001", "246810", Timestamp(8), 3, 15),
+            Err(StaffError::Locked { .. })
+        ));
+        unlock(c, "S001").unwrap();
+        assert!(verify(c, "S001", "246810", Timestamp(9), 3, 15).is_ok());
+        assert!(matches!(
+            reset_pin(c, "S001", "12"),
+            Err(StaffError::WeakPin)
+        ));
+        reset_pin(c, "S001", "97531086").unwrap();
+        assert!(verify(c, "S001", "246810", Timestamp(10), 3, 15).is_err());
+        assert!(verify(c, "S001", "97531086", Timestamp(11), 3, 15).is_ok());
+        let r = set(c, "S001", None, Some(&[(2, Role::B)])).unwrap();
+        assert_eq!(
+            (r.windows, r.roles),
+            (vec![(2, Role::B)], vec![Permission::Staff])
+        );
+        remove(c, "S001", Timestamp(12)).unwrap();
+        assert!(matches!(
+            verify(c, "S001", "97531086", Timestamp(13), 3, 15),
+            Err(StaffError::Invalid)
+        ));
+        assert!(list(c).unwrap().is_empty());
+        assert!(matches!(enable(c, "S001"), Err(StaffError::Unknown(_))));
+        assert!(
+            matches!(
+                add(c, &alice(), "246810", Timestamp(14)),
+                Err(StaffError::Exists(_))
+            ),
+            "a removed id is never reused"
+        );
     }
 
     #[test]

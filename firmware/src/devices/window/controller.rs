@@ -376,6 +376,7 @@ impl Controller {
             reasons,
             comment: None,
             channel: format!("window-pad-{window}"),
+            window: Some(window),
         };
         if let Err(e) = self.hall.execute(cmd).await {
             tracing::warn!(window, "rating not recorded: {e}");
