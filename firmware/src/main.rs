@@ -374,19 +374,7 @@ fn real_main() -> anyhow::Result<()> {
             month,
             format,
         } => report(&Config::load(&config)?, day, week, month, format),
-        Cmd::CheckConfig { file } => {
-            let c = Config::load(&file)?;
-            if let Some(v) = c.voice.as_ref().filter(|v| v.enabled) {
-                v.load_pack()?;
-            }
-            println!(
-                "{}: ok ({} services, {} windows)",
-                file.display(),
-                c.queue.services.len(),
-                c.queue.windows.len()
-            );
-            Ok(())
-        }
+        Cmd::CheckConfig { file } => check_config(&file),
         Cmd::Bench {
             dir,
             requests,
@@ -437,25 +425,45 @@ fn real_main() -> anyhow::Result<()> {
             config,
             days,
             per_day,
-        } => {
-            let db = match (db, config) {
-                (Some(db), _) => db,
-                (None, Some(config)) => Config::load(&config)?.database(),
-                (None, None) => bail!("give the database with --db FILE or --config FILE"),
-            };
-            if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-            }
-            let n = hallq::bench::generate_history(&db, days, per_day)?;
-            println!(
-                "wrote {n} generated tickets over {days} days into {} (marked as generated: \
-                 the uplink will not publish from it)",
-                db.display()
-            );
-            Ok(())
-        }
+        } => gen_history(db, config, days, per_day),
     }
+}
+
+fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
+    let c = Config::load(file)?;
+    if let Some(v) = c.voice.as_ref().filter(|v| v.enabled) {
+        v.load_pack()?;
+    }
+    println!(
+        "{}: ok ({} services, {} windows)",
+        file.display(),
+        c.queue.services.len(),
+        c.queue.windows.len()
+    );
+    Ok(())
+}
+
+fn gen_history(
+    db: Option<PathBuf>,
+    config: Option<PathBuf>,
+    days: u32,
+    per_day: u32,
+) -> anyhow::Result<()> {
+    let db = match (db, config) {
+        (Some(db), _) => db,
+        (None, Some(config)) => Config::load(&config)?.database(),
+        (None, None) => bail!("give the database with --db FILE or --config FILE"),
+    };
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let n = hallq::bench::generate_history(&db, days, per_day)?;
+    println!(
+        "wrote {n} generated tickets over {days} days into {} (marked as generated: \
+         the uplink will not publish from it)",
+        db.display()
+    );
+    Ok(())
 }
 
 fn run(
@@ -548,43 +556,7 @@ fn staff_cmd(action: StaffCmd, config: &Config) -> anyhow::Result<()> {
     // Every change is an audit event naming who made it (the login that ran the CLI).
     let by = cli_user();
     let (kind, id, extra) = match action {
-        StaffCmd::List => {
-            for a in staff::accounts(store.conn(), now)? {
-                let s = a.record;
-                let windows: Vec<String> = s
-                    .windows
-                    .iter()
-                    .map(|(n, r)| format!("{n}:{r:?}"))
-                    .collect();
-                let roles: Vec<String> = s
-                    .roles
-                    .iter()
-                    .map(|r| format!("{r:?}").to_lowercase())
-                    .collect();
-                let mut state = Vec::new();
-                if a.disabled_at.is_some() {
-                    state.push("disabled".to_string());
-                }
-                if let Some(until) = a.locked_until {
-                    let local = hallq_engine::LocalClock::new(config.queue.utc_offset_minutes)
-                        .local(hallq_engine::Timestamp(until));
-                    state.push(format!("locked until {}", local.format("%H:%M")));
-                }
-                println!(
-                    "{}\t{}\t{}\t{}\t{}",
-                    s.id,
-                    s.name,
-                    roles.join(","),
-                    windows.join(","),
-                    if state.is_empty() {
-                        "active".to_string()
-                    } else {
-                        state.join(", ")
-                    }
-                );
-            }
-            return Ok(());
-        }
+        StaffCmd::List => return staff_list(&store, config, now),
         StaffCmd::Add {
             id,
             name,
@@ -659,6 +631,44 @@ fn staff_cmd(action: StaffCmd, config: &Config) -> anyhow::Result<()> {
         "{} {id}",
         kind.trim_start_matches("staff_").replace('_', " ")
     );
+    Ok(())
+}
+
+fn staff_list(store: &Store, config: &Config, now: hallq_engine::Timestamp) -> anyhow::Result<()> {
+    for a in staff::accounts(store.conn(), now)? {
+        let s = a.record;
+        let windows: Vec<String> = s
+            .windows
+            .iter()
+            .map(|(n, r)| format!("{n}:{r:?}"))
+            .collect();
+        let roles: Vec<String> = s
+            .roles
+            .iter()
+            .map(|r| format!("{r:?}").to_lowercase())
+            .collect();
+        let mut state = Vec::new();
+        if a.disabled_at.is_some() {
+            state.push("disabled".to_string());
+        }
+        if let Some(until) = a.locked_until {
+            let local = hallq_engine::LocalClock::new(config.queue.utc_offset_minutes)
+                .local(hallq_engine::Timestamp(until));
+            state.push(format!("locked until {}", local.format("%H:%M")));
+        }
+        println!(
+            "{}\t{}\t{}\t{}\t{}",
+            s.id,
+            s.name,
+            roles.join(","),
+            windows.join(","),
+            if state.is_empty() {
+                "active".to_string()
+            } else {
+                state.join(", ")
+            }
+        );
+    }
     Ok(())
 }
 
