@@ -60,7 +60,10 @@ fn image() -> PathBuf {
         cmd.args(["--deb", &deb]);
     }
     let t = Instant::now();
-    let out = cmd.stderr(Stdio::inherit()).output().expect("scripts/image runs");
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("scripts/image runs");
     assert!(out.status.success(), "scripts/image failed");
     let dir = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -151,7 +154,9 @@ impl Vm {
             .args(["-device", "virtio-tablet-pci"])
             .args([
                 "-nic",
-                &format!("user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:8080"),
+                &format!(
+                    "user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:8080"
+                ),
             ])
             .arg("-chardev")
             .arg(format!(
@@ -242,19 +247,19 @@ impl Vm {
         let mark = self.marks;
         let from = self.console.len();
         // The marker is split in the command so that the echoed line never matches.
-        writeln!(
-            self.console_in,
-            "{cmd}; echo \"@@\"\"END{mark} $?@@\""
-        )
-        .expect("console write");
+        writeln!(self.console_in, "{cmd}; echo \"@@\"\"END{mark} $?@@\"").expect("console write");
         let end = format!("@@END{mark} ");
         let t = Instant::now();
         loop {
             let out = self.console.since(from);
             if let Some(i) = out.find(&end) {
-                let body = &out[..i];
-                // Drop the echoed command line.
-                let body = body.split_once('\n').map(|(_, b)| b).unwrap_or("");
+                // Drop prompts and the echoed command line (before `stty -echo`).
+                let body: String = out[..i]
+                    .replace("root@hallq:~# ", "")
+                    .lines()
+                    .filter(|l| !l.contains("\"@@\"\"END"))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
                 let rest = &out[i + end.len()..];
                 let code = rest.split("@@").next().unwrap_or("").trim().to_string();
                 assert_eq!(code, "0", "`{cmd}` failed ({code}):\n{body}");
@@ -284,7 +289,10 @@ impl Vm {
             std::thread::sleep(Duration::from_millis(500));
         }
         // A plain shell: no colours, no line editing surprises.
-        self.sh("stty -echo; export TERM=dumb PAGER=cat SYSTEMD_PAGER=cat", Duration::from_secs(30));
+        self.sh(
+            "stty -echo; export TERM=dumb PAGER=cat SYSTEMD_PAGER=cat",
+            Duration::from_secs(30),
+        );
     }
 
     fn kill(mut self) {
@@ -370,6 +378,13 @@ fn issue(api: &str, key: &str) -> Result<Value, String> {
 
 #[test]
 fn the_appliance_boots_serves_and_survives_power_cuts() {
+    // The simulated bus runs on tokio.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let _guard = rt.enter();
     let dir_img = image();
     let work = tempfile::Builder::new()
         .prefix("hallq-vm")
@@ -422,7 +437,13 @@ fn the_appliance_boots_serves_and_survives_power_cuts() {
         "systemctl show hallq.service -p Type -p ActiveState -p SubState -p WatchdogUSec -p NRestarts -p MainPID",
         long,
     );
-    for want in ["Type=notify", "ActiveState=active", "SubState=running", "WatchdogUSec=6s", "NRestarts=0"] {
+    for want in [
+        "Type=notify",
+        "ActiveState=active",
+        "SubState=running",
+        "WatchdogUSec=6s",
+        "NRestarts=0",
+    ] {
         assert!(show.contains(want), "hallq.service lacks {want}:\n{show}");
     }
     let pid_of = |s: &str| -> String {
@@ -433,7 +454,10 @@ fn the_appliance_boots_serves_and_survives_power_cuts() {
             .to_string()
     };
     let first_pid = pid_of(&show);
-    let journal = vm.sh("journalctl -b -u hallq.service --no-pager -o cat | tail -n 40", long);
+    let journal = vm.sh(
+        "journalctl -b -u hallq.service --no-pager -o cat | tail -n 40",
+        long,
+    );
     assert!(
         journal.contains("Started hallq.service") || journal.contains("Started hallq"),
         "no start in the journal:\n{journal}"
@@ -443,7 +467,11 @@ fn the_appliance_boots_serves_and_survives_power_cuts() {
         "journalctl -b -u hallq.service -o short-monotonic --no-pager | grep -m1 Started",
         long,
     );
-    eprintln!("image [{}]: kernel start to hallq READY=1: {}", vm.accel, ready.trim());
+    eprintln!(
+        "image [{}]: kernel start to hallq READY=1: {}",
+        vm.accel,
+        ready.trim()
+    );
 
     // The kiosk's first frame on the KMS display.
     let kiosk = vm.sh("systemctl is-active hallq-kiosk.service || true", long);
@@ -451,7 +479,10 @@ fn the_appliance_boots_serves_and_survives_power_cuts() {
     let shot = wiring.dir.path().join("screen.ppm");
     let t = Instant::now();
     let frame = loop {
-        vm.qmp_cmd("screendump", json!({"filename": shot.display().to_string()}));
+        vm.qmp_cmd(
+            "screendump",
+            json!({"filename": shot.display().to_string()}),
+        );
         let img = read_ppm(&shot);
         if ink_and_colours(&img).1 >= 8 || t.elapsed() > Duration::from_secs(60) {
             break img;
@@ -461,10 +492,16 @@ fn the_appliance_boots_serves_and_survives_power_cuts() {
     eprintln!(
         "image [{}]: power-on to the kiosk's first frame about {:.1} s",
         vm.accel,
-        vm.started.elapsed().as_secs_f64().min(to_serving.as_secs_f64() + t.elapsed().as_secs_f64())
+        vm.started
+            .elapsed()
+            .as_secs_f64()
+            .min(to_serving.as_secs_f64() + t.elapsed().as_secs_f64())
     );
     let (ink, colours) = ink_and_colours(&frame);
-    let journal_kiosk = vm.sh("journalctl -b -u hallq-kiosk.service --no-pager -o cat | tail -n 20", long);
+    let journal_kiosk = vm.sh(
+        "journalctl -b -u hallq-kiosk.service --no-pager -o cat | tail -n 20",
+        long,
+    );
     assert!(
         colours >= 8 && ink * 100 >= frame.w * frame.h,
         "the KMS display looks blank ({ink} ink pixels, {colours} colours); kiosk log:\n{journal_kiosk}"
@@ -479,7 +516,9 @@ fn the_appliance_boots_serves_and_survives_power_cuts() {
     let t1 = issue(&vm.api, "image-first").expect("first ticket");
     let number = t1["number"].as_str().expect("number").to_string();
     assert!(
-        printer.wait_for(Duration::from_secs(30), |p| p.runs().any(|r| r.text.contains(&number))),
+        printer.wait_for(Duration::from_secs(30), |p| p
+            .runs()
+            .any(|r| r.text.contains(&number))),
         "the printer never received {number}: {}",
         printer.paper().to_text(32)
     );
@@ -495,13 +534,18 @@ fn the_appliance_boots_serves_and_survives_power_cuts() {
     assert_eq!(s, 201, "{b}");
     let token = format!("Bearer {}", b["token"].as_str().expect("token"));
     let (s, b) = send(
-        c.post(format!("{}/api/v1/windows/1/call", vm.api))
+        c.post(format!("{}/api/v1/windows/1/call-next", vm.api))
             .header("Authorization", &token)
             .send_json(json!({})),
     );
     assert!(s == 200 || s == 201, "{s} {b}");
     let t = Instant::now();
-    while !sim.texts(1).unwrap_or_default().iter().any(|l| l.contains(&number)) {
+    while !sim
+        .texts(1)
+        .unwrap_or_default()
+        .iter()
+        .any(|l| l.contains(&number))
+    {
         assert!(
             t.elapsed() < Duration::from_secs(30),
             "window 1's screen never showed {number}: {:?}",
@@ -511,10 +555,16 @@ fn the_appliance_boots_serves_and_survives_power_cuts() {
     }
 
     // The watchdog: the test hook stops the heartbeat; systemd kills and restarts hallq.
-    vm.sh("mkdir -p /run/hallq-test && touch /run/hallq-test/stop-watchdog", long);
+    vm.sh(
+        "mkdir -p /run/hallq-test && touch /run/hallq-test/stop-watchdog",
+        long,
+    );
     let t = Instant::now();
     loop {
-        let j = vm.sh("journalctl -b -u hallq.service --no-pager -o cat | grep -c -i watchdog || true", long);
+        let j = vm.sh(
+            "journalctl -b -u hallq.service --no-pager -o cat | grep -c -i watchdog || true",
+            long,
+        );
         if j.trim().parse::<u32>().unwrap_or(0) > 0
             && vm
                 .sh("journalctl -b -u hallq.service --no-pager -o cat | grep -c 'Watchdog timeout' || true", long)
@@ -525,17 +575,29 @@ fn the_appliance_boots_serves_and_survives_power_cuts() {
         {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(90), "systemd never saw the watchdog expire");
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "systemd never saw the watchdog expire"
+        );
         std::thread::sleep(Duration::from_secs(1));
     }
     vm.sh("rm -f /run/hallq-test/stop-watchdog", long);
     let t = Instant::now();
     loop {
-        let show = vm.sh("systemctl show hallq.service -p ActiveState -p NRestarts -p MainPID", long);
-        if show.contains("ActiveState=active") && !show.contains("NRestarts=0") && pid_of(&show) != first_pid {
+        let show = vm.sh(
+            "systemctl show hallq.service -p ActiveState -p NRestarts -p MainPID",
+            long,
+        );
+        if show.contains("ActiveState=active")
+            && !show.contains("NRestarts=0")
+            && pid_of(&show) != first_pid
+        {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(90), "hallq was not restarted:\n{show}");
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "hallq was not restarted:\n{show}"
+        );
         std::thread::sleep(Duration::from_secs(1));
     }
     vm.wait_serving(vm.started.elapsed() + Duration::from_secs(60))
@@ -544,11 +606,8 @@ fn the_appliance_boots_serves_and_survives_power_cuts() {
     // Power cuts under load.
     let cuts: u32 = env_or("HALLQ_IMAGE_CUTS", 3);
     let mut dice = Dice::from_env("HALLQ_IMAGE_SEED", "image power cuts");
-    let mut acked: Vec<(String, String, String)> = vec![(
-        "image-first".into(),
-        t1["id"].to_string(),
-        number.clone(),
-    )];
+    let mut acked: Vec<(String, String, String)> =
+        vec![("image-first".into(), t1["id"].to_string(), number.clone())];
     let mut serial = 0u64;
     for cut in 0..cuts {
         let api = vm.api.clone();
@@ -562,7 +621,11 @@ fn the_appliance_boots_serves_and_survives_power_cuts() {
                 n += 1;
                 let key = format!("cut-{n}");
                 if let Ok(t) = issue(&api, &key) {
-                    done2.lock().unwrap().push((key, t["id"].to_string(), t["number"].as_str().unwrap_or("").to_string()));
+                    done2.lock().unwrap().push((
+                        key,
+                        t["id"].to_string(),
+                        t["number"].as_str().unwrap_or("").to_string(),
+                    ));
                 }
             }
             n
@@ -573,24 +636,49 @@ fn the_appliance_boots_serves_and_survives_power_cuts() {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         serial = load.join().expect("load thread");
         let got = std::mem::take(&mut *done.lock().unwrap());
-        eprintln!("image: cut {}/{cuts} after {wait_ms} ms, {} tickets acknowledged", cut + 1, got.len());
+        eprintln!(
+            "image: cut {}/{cuts} after {wait_ms} ms, {} tickets acknowledged",
+            cut + 1,
+            got.len()
+        );
         acked.extend(got);
         let (v, d) = boot_any(&wiring, &mut accel);
         vm = v;
-        eprintln!("image [{}]: power-on to first API answer {:.1} s", vm.accel, d.as_secs_f64());
+        eprintln!(
+            "image [{}]: power-on to first API answer {:.1} s",
+            vm.accel,
+            d.as_secs_f64()
+        );
         // Every acknowledged ticket is there, with its number; a retry replays it.
         for (key, id, num) in &acked {
             let again = issue(&vm.api, key).unwrap_or_else(|e| panic!("replaying {key}: {e}"));
-            assert_eq!(&again["id"].to_string(), id, "{key} lost after cut {}", cut + 1);
-            assert_eq!(again["number"].as_str().unwrap_or(""), num, "{key} changed number");
+            assert_eq!(
+                &again["id"].to_string(),
+                id,
+                "{key} lost after cut {}",
+                cut + 1
+            );
+            assert_eq!(
+                again["number"].as_str().unwrap_or(""),
+                num,
+                "{key} changed number"
+            );
         }
         let mut numbers: Vec<&str> = acked.iter().map(|a| a.2.as_str()).collect();
         numbers.sort();
         let before = numbers.len();
         numbers.dedup();
-        assert_eq!(numbers.len(), before, "a number repeated after cut {}", cut + 1);
+        assert_eq!(
+            numbers.len(),
+            before,
+            "a number repeated after cut {}",
+            cut + 1
+        );
     }
-    eprintln!("image: {cuts} cuts, {} acknowledged tickets all kept, no number repeated", acked.len());
+    eprintln!(
+        "image: {cuts} cuts, {} acknowledged tickets all kept, no number repeated",
+        acked.len()
+    );
     // A fresh ticket after the last cut takes a new number.
     let fresh = issue(&vm.api, "after-the-cuts").expect("a ticket after the cuts");
     let fresh_number = fresh["number"].as_str().unwrap_or("").to_string();
