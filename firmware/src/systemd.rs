@@ -41,6 +41,16 @@ pub fn watchdog_interval() -> Option<Duration> {
     (usec > 0).then(|| Duration::from_micros(usec))
 }
 
+/// Test hook: when `HALLQ_TEST_WATCHDOG_STOP_FILE` names a file and that file exists, the
+/// pings stop as if the core hung (the image's acceptance test uses it to see systemd
+/// restart the service). Unset on a real board; docs/operations.md documents it.
+pub const WATCHDOG_STOP_FILE_ENV: &str = "HALLQ_TEST_WATCHDOG_STOP_FILE";
+
+fn heartbeat_stopped_by_test() -> bool {
+    std::env::var_os(WATCHDOG_STOP_FILE_ENV)
+        .is_some_and(|p| !p.is_empty() && std::path::Path::new(&p).exists())
+}
+
 /// Pings the watchdog at half its interval, each time only after the core answered a
 /// query; a stuck core stops the pings and systemd restarts the service.
 pub async fn watchdog(hall: HallCore) {
@@ -50,6 +60,10 @@ pub async fn watchdog(hall: HallCore) {
     let mut tick = tokio::time::interval(interval / 2);
     loop {
         tick.tick().await;
+        if heartbeat_stopped_by_test() {
+            tracing::warn!("test hook {WATCHDOG_STOP_FILE_ENV}: withholding the watchdog ping");
+            continue;
+        }
         let alive = tokio::time::timeout(interval / 4, hall.query(|_, _| ())).await;
         if matches!(alive, Ok(Ok(()))) {
             notify("WATCHDOG=1");
