@@ -9,6 +9,7 @@ mod kiosk;
 mod metrics;
 mod pages;
 mod queue;
+mod accounts;
 mod stream;
 pub use stream::Closing;
 pub mod supervision;
@@ -116,6 +117,7 @@ pub fn app(state: AppState) -> Router {
         .merge(devices::routes())
         .merge(metrics::routes())
         .merge(windows::routes())
+        .merge(accounts::routes())
         .merge(stream::routes())
         .merge(voice::routes())
         .merge(supervision::routes())

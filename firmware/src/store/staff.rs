@@ -8,6 +8,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::events::{Actor, HallEvent};
+
 /// What a staff member may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -89,6 +91,172 @@ pub enum StaffError {
     /// Hashing trouble.
     #[error("PIN hashing failed: {0}")]
     Hash(String),
+    /// The change could not be committed (nothing of it, audit event included, was).
+    #[error("storage failed: {0}")]
+    Storage(String),
+}
+
+/// A PIN, checked (6 to 12 digits) and hashed; the PIN itself is gone.
+#[derive(Clone)]
+pub struct PinHash(String);
+
+impl std::fmt::Debug for PinHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PinHash(..)")
+    }
+}
+
+impl PinHash {
+    /// Checks and hashes a PIN (Argon2id: slow on purpose, so never on the core thread).
+    pub fn new(pin: &str) -> Result<PinHash, StaffError> {
+        hash_pin(pin).map(PinHash)
+    }
+}
+
+/// What to do to an account.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Create it (the id must never have existed).
+    Add {
+        /// Name, roles and windows (its id is the change's `staff`).
+        name: String,
+        /// Permissions.
+        roles: Vec<Permission>,
+        /// Windows with the A/B role at each.
+        windows: Vec<(u32, Role)>,
+        /// Its PIN.
+        pin: PinHash,
+    },
+    /// It cannot sign in; its sessions end.
+    Disable,
+    /// It may sign in again.
+    Enable,
+    /// A new PIN; its sessions end.
+    ResetPin(PinHash),
+    /// Lift a lockout after wrong PINs.
+    Unlock,
+    /// Replace roles and/or windows; its sessions end.
+    Set {
+        /// New permissions, if given.
+        roles: Option<Vec<Permission>>,
+        /// New windows, if given.
+        windows: Option<Vec<(u32, Role)>>,
+    },
+    /// It never signs in again; the row (and so the id) stays.
+    Remove,
+}
+
+/// A change to one account, and who asks for it: the same for `hallq staff` and the
+/// admin page, and committed together with its audit event.
+#[derive(Debug, Clone)]
+pub struct AccountChange {
+    /// The account's staff id.
+    pub staff: String,
+    /// What to do.
+    pub change: Change,
+    /// Who: the admin's staff id, or the login that ran the CLI.
+    pub by: String,
+    /// `web` or `cli`.
+    pub via: String,
+}
+
+impl AccountChange {
+    /// The audit event's type.
+    pub fn kind(&self) -> &'static str {
+        match self.change {
+            Change::Add { .. } => "staff_added",
+            Change::Disable => "staff_disabled",
+            Change::Enable => "staff_enabled",
+            Change::ResetPin(_) => "staff_pin_reset",
+            Change::Unlock => "staff_unlocked",
+            Change::Set { .. } => "staff_changed",
+            Change::Remove => "staff_removed",
+        }
+    }
+}
+
+/// Makes the change on `conn` (inside the caller's transaction) and returns its audit
+/// event and the account as it is now.
+pub fn apply(
+    conn: &Connection,
+    c: &AccountChange,
+    now: Timestamp,
+) -> Result<(HallEvent, AccountState), StaffError> {
+    let id = c.staff.as_str();
+    let by = Actor {
+        by: c.by.clone(),
+        via: c.via.clone(),
+    };
+    let staff = id.to_string();
+    let event = match &c.change {
+        Change::Add {
+            name,
+            roles,
+            windows,
+            pin,
+        } => {
+            let record = StaffRecord {
+                id: staff.clone(),
+                name: name.clone(),
+                roles: roles.clone(),
+                windows: windows.clone(),
+            };
+            insert(conn, &record, &pin.0, now)?;
+            HallEvent::StaffAdded {
+                staff,
+                roles: record.roles,
+                windows: record.windows,
+                by,
+            }
+        }
+        Change::Disable => {
+            disable(conn, id, now)?;
+            HallEvent::StaffDisabled { staff, by }
+        }
+        Change::Enable => {
+            enable(conn, id)?;
+            HallEvent::StaffEnabled { staff, by }
+        }
+        Change::ResetPin(pin) => {
+            set_pin_hash(conn, id, &pin.0)?;
+            HallEvent::StaffPinReset { staff, by }
+        }
+        Change::Unlock => {
+            unlock(conn, id)?;
+            HallEvent::StaffUnlocked { staff, by }
+        }
+        Change::Set { roles, windows } => {
+            let r = set(conn, id, roles.as_deref(), windows.as_deref())?;
+            HallEvent::StaffChanged {
+                staff,
+                roles: r.roles,
+                windows: r.windows,
+                by,
+            }
+        }
+        Change::Remove => {
+            remove(conn, id, now)?;
+            HallEvent::StaffRemoved { staff, by }
+        }
+    };
+    let state = account(conn, id, now)?;
+    Ok((event, state))
+}
+
+/// Whether an account (as stored, removed ones included) still lets its holder stay
+/// signed in at window `n`: `None` for an id with no account at all.
+pub fn may_stay(conn: &Connection, id: &str, n: u32) -> Result<Option<bool>, StaffError> {
+    let row: Option<(String, Option<i64>, Option<i64>)> = conn
+        .query_row(
+            "SELECT windows, disabled_at, removed_at FROM staff WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    Ok(row.map(|(windows, disabled, removed)| {
+        let windows: Vec<(u32, Role)> = serde_json::from_str(&windows).unwrap_or_default();
+        disabled.is_none() && removed.is_none() && windows.iter().any(|(w, _)| *w == n)
+    }))
 }
 
 fn hasher() -> Argon2<'static> {
@@ -112,7 +280,15 @@ pub fn add(
     pin: &str,
     now: Timestamp,
 ) -> Result<(), StaffError> {
-    let hash = hash_pin(pin)?;
+    insert(conn, record, &hash_pin(pin)?, now)
+}
+
+fn insert(
+    conn: &Connection,
+    record: &StaffRecord,
+    hash: &str,
+    now: Timestamp,
+) -> Result<(), StaffError> {
     let roles =
         serde_json::to_string(&record.roles).map_err(|e| StaffError::Hash(e.to_string()))?;
     let windows =
@@ -147,6 +323,9 @@ pub struct AccountState {
     pub disabled_at: Option<i64>,
     /// Locked after wrong PINs until, ms (if still in the future).
     pub locked_until: Option<i64>,
+    /// Removed at, ms (never listed; only the answer to the removal says so).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed_at: Option<i64>,
 }
 
 /// Every account that was not removed, with its state.
@@ -159,9 +338,28 @@ pub fn accounts(conn: &Connection, now: Timestamp) -> Result<Vec<AccountState>, 
             record: record(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
             disabled_at: r.get(4)?,
             locked_until: r.get::<_, Option<i64>>(5)?.filter(|u| *u > now.0),
+            removed_at: None,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One live (not removed) account with its state.
+pub fn account(conn: &Connection, id: &str, now: Timestamp) -> Result<AccountState, StaffError> {
+    conn.query_row(
+        "SELECT id, name, roles, windows, disabled_at, locked_until, removed_at FROM staff WHERE id = ?1",
+        [id],
+        |r| {
+            Ok(AccountState {
+                record: record(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
+                disabled_at: r.get(4)?,
+                locked_until: r.get::<_, Option<i64>>(5)?.filter(|u| *u > now.0),
+                removed_at: r.get(6)?,
+            })
+        },
+    )
+    .optional()?
+    .ok_or_else(|| StaffError::Unknown(id.to_string()))
 }
 
 /// One live (not removed) account.
@@ -214,7 +412,10 @@ pub fn enable(conn: &Connection, id: &str) -> Result<(), StaffError> {
 
 /// Sets a new PIN (and ends the account's sessions: whoever knew the old one is out).
 pub fn reset_pin(conn: &Connection, id: &str, pin: &str) -> Result<(), StaffError> {
-    let hash = hash_pin(pin)?;
+    set_pin_hash(conn, id, &hash_pin(pin)?)
+}
+
+fn set_pin_hash(conn: &Connection, id: &str, hash: &str) -> Result<(), StaffError> {
     update(
         conn,
         id,
