@@ -710,6 +710,191 @@ mod tests {
         );
     }
 
+    fn change(staff: &str, change: Change) -> AccountChange {
+        AccountChange {
+            staff: staff.into(),
+            change,
+            by: "A001".into(),
+            via: "web".into(),
+        }
+    }
+
+    fn audit(store: &Store) -> Vec<(String, serde_json::Value)> {
+        let mut stmt = store
+            .conn()
+            .prepare("SELECT type, payload FROM events ORDER BY seq")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, String>(1)?)))
+            .unwrap()
+            .map(|r| {
+                let (k, p) = r.unwrap();
+                (k, serde_json::from_str(&p).unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_staff_change_and_its_audit_event_commit_together_or_not_at_all() {
+        let mut store = Store::in_memory().unwrap();
+        let add = change(
+            "S001",
+            Change::Add {
+                name: "王芳".into(),
+                roles: vec![Permission::Staff],
+                windows: vec![(1, Role::A)],
+                pin: PinHash::new("246810").unwrap(),
+            },
+        );
+        let (stored, state) = store
+            .change_account(&add, Timestamp(1), |_| Ok(Default::default()))
+            .unwrap();
+        assert_eq!(state.record.windows, vec![(1, Role::A)]);
+        assert_eq!(stored[0].kind, "staff_added");
+        assert_eq!(
+            stored[0].payload,
+            serde_json::json!({"type": "staff_added", "staff": "S001", "roles": ["staff"],
+                "windows": [[1, "A"]], "by": "A001", "via": "web"})
+        );
+        // A failure after the account row changed rolls the change back with its event.
+        let err = store.change_account(&change("S001", Change::Disable), Timestamp(2), |_| {
+            Err(crate::store::StoreError::Damaged("disk gone".into()))
+        });
+        assert!(matches!(err, Err(StaffError::Storage(_))), "{err:?}");
+        assert_eq!(accounts(store.conn(), Timestamp(3)).unwrap()[0].disabled_at, None);
+        // A refused change writes no event either.
+        assert!(matches!(
+            store.change_account(&add, Timestamp(4), |_| Ok(Default::default())),
+            Err(StaffError::Exists(_))
+        ));
+        assert!(matches!(
+            store.change_account(&change("S404", Change::Enable), Timestamp(4), |_| Ok(
+                Default::default()
+            )),
+            Err(StaffError::Unknown(_))
+        ));
+        assert_eq!(audit(&store).len(), 1);
+        for (c, kind) in [
+            (Change::Disable, "staff_disabled"),
+            (Change::Enable, "staff_enabled"),
+            (
+                Change::ResetPin(PinHash::new("97531086").unwrap()),
+                "staff_pin_reset",
+            ),
+            (Change::Unlock, "staff_unlocked"),
+            (
+                Change::Set {
+                    roles: None,
+                    windows: Some(vec![(2, Role::B)]),
+                },
+                "staff_changed",
+            ),
+            (Change::Remove, "staff_removed"),
+        ] {
+            let (stored, _) = store
+                .change_account(&change("S001", c), Timestamp(5), |_| Ok(Default::default()))
+                .unwrap();
+            assert_eq!(stored.len(), 1);
+            assert_eq!(stored[0].kind, kind);
+            assert_eq!(
+                (&stored[0].payload["staff"], &stored[0].payload["by"], &stored[0].payload["via"]),
+                (&serde_json::json!("S001"), &serde_json::json!("A001"), &serde_json::json!("web"))
+            );
+            // Every event is typed, and reads back as the same type.
+            assert!(matches!(stored[0].typed(), crate::events::Committed::Hall(ref h) if h.kind() == kind));
+        }
+        assert_eq!(audit(&store)[5].1["windows"], serde_json::json!([[2, "B"]]));
+        assert!(audit(&store)[3].1.get("pin").is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn disabling_staff_signs_them_out_of_their_window_in_the_same_transaction() {
+        use crate::core::{HallCore, wall_now};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hallq.db");
+        let mut store = Store::open(&path).unwrap();
+        store
+            .change_account(
+                &change(
+                    "S001",
+                    Change::Add {
+                        name: "王芳".into(),
+                        roles: vec![Permission::Staff],
+                        windows: vec![(1, Role::A), (2, Role::B)],
+                        pin: PinHash::new("246810").unwrap(),
+                    },
+                ),
+                wall_now(),
+                |_| Ok(Default::default()),
+            )
+            .unwrap();
+        let (hall, _core) = HallCore::start(crate::testing::in_force(), store).unwrap();
+        let sign_in = |window| hallq_engine::Command::SignIn {
+            window,
+            staff: "S001".into(),
+            role: Role::A,
+        };
+        hall.execute(sign_in(1)).await.unwrap();
+        // Taking window 1 off the list signs them out there; window 2 stays theirs.
+        let (events, _) = hall
+            .change_account(change(
+                "S001",
+                Change::Set {
+                    roles: None,
+                    windows: Some(vec![(2, Role::B)]),
+                },
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, ["staff_changed", "staff_signed_out"]);
+        assert_eq!(events[1].payload["reason"], "account_changed");
+        assert_eq!(events[1].seq, events[0].seq + 1);
+        hall.execute(sign_in(2)).await.unwrap();
+        let (events, state) = hall
+            .change_account(change("S001", Change::Disable))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(state.disabled_at.is_some());
+        assert_eq!(
+            events
+                .iter()
+                .map(|e| (e.kind.as_str(), e.payload["window"].as_u64()))
+                .collect::<Vec<_>>(),
+            [("staff_disabled", None), ("staff_signed_out", Some(2))]
+        );
+        let staffed = hall
+            .query(|e, _| e.windows().values().any(|w| w.staff.is_some()))
+            .await
+            .unwrap();
+        assert!(!staffed, "nobody is left signed in");
+        // Committed: a second connection reads the window row unstaffed.
+        let other = Connection::open(&path).unwrap();
+        let row: String = other
+            .query_row("SELECT state FROM windows WHERE number = 2", [], |r| r.get(0))
+            .unwrap();
+        assert!(row.contains("\"staff\":null"), "{row}");
+
+        // An account changed behind the daemon's back (the CLI) is signed out by the
+        // check the daemon runs every few seconds.
+        hall.change_account(change("S001", Change::Enable))
+            .await
+            .unwrap()
+            .unwrap();
+        hall.execute(sign_in(2)).await.unwrap();
+        Store::open(&path)
+            .unwrap()
+            .change_account(&change("S001", Change::Remove), wall_now(), |_| {
+                Ok(Default::default())
+            })
+            .unwrap();
+        let out = hall.revoke_stale_sign_ins().await.unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].payload["reason"], "account_changed");
+        assert!(hall.revoke_stale_sign_ins().await.unwrap().is_empty());
+    }
+
     #[test]
     fn sessions_resolve_by_token_until_they_expire() {
         let store = Store::in_memory().unwrap();
