@@ -10,7 +10,29 @@
 use hallq_engine::{Event, Role};
 use serde::{Deserialize, Serialize};
 
-pub use crate::store::staff::Permission;
+/// What a staff member may do (a staff account's roles; `store::staff` keeps accounts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// Work at a window.
+    Staff,
+    /// Watch the hall and read reports.
+    Supervisor,
+    /// Configure the hall.
+    Admin,
+}
+
+impl Permission {
+    /// Parses `staff`, `supervisor` or `admin`.
+    pub fn parse(s: &str) -> Option<Permission> {
+        Some(match s {
+            "staff" => Permission::Staff,
+            "supervisor" => Permission::Supervisor,
+            "admin" => Permission::Admin,
+            _ => return None,
+        })
+    }
+}
 
 /// Who changed a staff account: `by` is the admin's staff id on the web (`via` =
 /// `web`), or the login that ran `hallq staff` (`via` = `cli`).

@@ -8,8 +8,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use hallq::config::Config;
 use hallq::report::{Period, Report};
-use hallq::store::staff::{self, Permission};
 use hallq::store::Store;
+use hallq::store::staff::{self, Permission};
 use hallq_engine::Role;
 
 const DEFAULT_CONFIG: &str = "/etc/hallq/hallq.toml";

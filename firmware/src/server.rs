@@ -193,7 +193,9 @@ async fn revoke_stale_sign_ins(hall: HallCore) {
                 }
             }
             Err(crate::core::CoreError::Stopped) => return,
-            Err(e) => tracing::warn!(error = %e, "could not check staff sign-ins against their accounts"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not check staff sign-ins against their accounts")
+            }
         }
     }
 }

@@ -634,8 +634,15 @@ fn staff_accounts_are_disabled_enabled_reset_unlocked_changed_and_removed_from_t
         std::thread::sleep(Duration::from_millis(100));
     }
     let out = hall.events_of("staff_signed_out");
-    assert_eq!(out.len(), 1, "disabled from the CLI, signed out of window 1: {out:?}");
-    assert_eq!((out[0]["window"].as_u64(), out[0]["reason"].as_str()), (Some(1), Some("account_changed")));
+    assert_eq!(
+        out.len(),
+        1,
+        "disabled from the CLI, signed out of window 1: {out:?}"
+    );
+    assert_eq!(
+        (out[0]["window"].as_u64(), out[0]["reason"].as_str()),
+        (Some(1), Some("account_changed"))
+    );
     assert!(hall.cli(&["staff", "list"]).contains("disabled"));
     assert!(staff_cli(&hall, &["enable", "--id", "S001"], "").0);
     assert_eq!(login("135790", 1).0, 201);
@@ -739,8 +746,15 @@ fn admins_and_only_admins_manage_staff_accounts_over_the_api() {
     // A supervisor (and a clerk) is refused, with the reason, and nothing changes.
     for who in [&supervisor, &clerk] {
         let (s, b) = call("GET", "", who, None);
-        assert_eq!((s, b["error"]["code"].as_str()), (403, Some("admin_required")), "{b}");
-        assert!(b["error"]["message"].as_str().unwrap().contains("admin"), "{b}");
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (403, Some("admin_required")),
+            "{b}"
+        );
+        assert!(
+            b["error"]["message"].as_str().unwrap().contains("admin"),
+            "{b}"
+        );
         let (s, _) = call("POST", "/S001/disable", who, None);
         assert_eq!(s, 403);
     }
@@ -761,23 +775,41 @@ fn admins_and_only_admins_manage_staff_accounts_over_the_api() {
     assert_eq!(bad(with("pin", json!("12"))), (422, Some("pin".into())));
     assert_eq!(bad(with("id", json!(""))), (422, Some("id".into())));
     assert_eq!(bad(with("name", json!(" "))), (422, Some("name".into())));
-    assert_eq!(bad(with("roles", json!(["root"]))), (422, Some("roles[0]".into())));
+    assert_eq!(
+        bad(with("roles", json!(["root"]))),
+        (422, Some("roles[0]".into()))
+    );
     assert_eq!(
         bad(with("windows", json!([{"window": 99}]))),
         (422, Some("windows[0].window".into()))
     );
-    assert_eq!(bad(with("windows", json!([]))), (422, Some("windows".into())));
+    assert_eq!(
+        bad(with("windows", json!([]))),
+        (422, Some("windows".into()))
+    );
     assert_eq!(bad(with("id", json!("S001"))), (409, Some("id".into())));
-    assert!(hall.events_of("staff_added").iter().all(|e| e["via"] == "cli"));
+    assert!(
+        hall.events_of("staff_added")
+            .iter()
+            .all(|e| e["via"] == "cli")
+    );
 
     // Every verb, each an audit event naming the admin.
     let (s, b) = call("POST", "", &admin, Some(ok.clone()));
     assert_eq!(s, 201, "{b}");
     assert_eq!(b["account"]["state"], "active");
-    assert!(!b.to_string().contains("864200"), "the PIN is never shown back");
+    assert!(
+        !b.to_string().contains("864200"),
+        "the PIN is never shown back"
+    );
     let (s, list) = call("GET", "", &admin, None);
     assert_eq!(s, 200);
-    let ids: Vec<&str> = list["accounts"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = list["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["A001", "J001", "S001", "S002"]);
     assert!(!list.to_string().contains("argon2"));
 
@@ -785,13 +817,29 @@ fn admins_and_only_admins_manage_staff_accounts_over_the_api() {
     let (s, b) = call("POST", "/S001/disable", &admin, None);
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["account"]["state"], "disabled");
-    let kinds: Vec<&str> = b["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = b["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["staff_disabled", "staff_signed_out"], "{b}");
-    assert_eq!(b["events"][1]["seq"].as_i64(), b["events"][0]["seq"].as_i64().map(|s| s + 1));
+    assert_eq!(
+        b["events"][1]["seq"].as_i64(),
+        b["events"][0]["seq"].as_i64().map(|s| s + 1)
+    );
     assert_eq!(b["events"][1]["payload"]["reason"], "account_changed");
-    let (s, w) = send(c.get(format!("{}/api/v1/windows/1", d.url)).header("Authorization", &admin).call());
+    let (s, w) = send(
+        c.get(format!("{}/api/v1/windows/1", d.url))
+            .header("Authorization", &admin)
+            .call(),
+    );
     assert_eq!((s, &w["staff"]), (200, &serde_json::Value::Null), "{w}");
-    let (s, _) = send(c.get(format!("{}/api/v1/sessions/current", d.url)).header("Authorization", &clerk).call());
+    let (s, _) = send(
+        c.get(format!("{}/api/v1/sessions/current", d.url))
+            .header("Authorization", &clerk)
+            .call(),
+    );
     assert_eq!(s, 401, "the disabled clerk's session ended");
     assert_eq!(call("POST", "/S001/enable", &admin, None).0, 200);
     for _ in 0..5 {
@@ -801,13 +849,24 @@ fn admins_and_only_admins_manage_staff_accounts_over_the_api() {
         );
     }
     let (_, list) = call("GET", "", &admin, None);
-    let s002 = list["accounts"].as_array().unwrap().iter().find(|a| a["id"] == "S002").unwrap().clone();
+    let s002 = list["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "S002")
+        .unwrap()
+        .clone();
     assert_eq!(s002["state"], "locked", "{s002}");
     assert!(s002["locked_until"].as_i64().is_some());
     assert_eq!(call("POST", "/S002/unlock", &admin, None).0, 200);
     let (s, b) = call("POST", "/S002/reset-pin", &admin, Some(json!({"pin": "x"})));
     assert_eq!((s, b["error"]["field"].as_str()), (422, Some("pin")), "{b}");
-    let (s, b) = call("POST", "/S002/reset-pin", &admin, Some(json!({"pin": "97531086"})));
+    let (s, b) = call(
+        "POST",
+        "/S002/reset-pin",
+        &admin,
+        Some(json!({"pin": "97531086"})),
+    );
     assert_eq!(s, 200, "{b}");
     token("S002", "97531086", Some(2));
     let (s, b) = call(
@@ -817,8 +876,17 @@ fn admins_and_only_admins_manage_staff_accounts_over_the_api() {
         Some(json!({"roles": ["staff", "supervisor"], "windows": [{"window": 3, "role": "A"}]})),
     );
     assert_eq!(s, 200, "{b}");
-    let kinds: Vec<&str> = b["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["staff_changed", "staff_signed_out"], "window 2 is no longer theirs: {b}");
+    let kinds: Vec<&str> = b["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["staff_changed", "staff_signed_out"],
+        "window 2 is no longer theirs: {b}"
+    );
     assert_eq!(b["account"]["windows"], json!([{"window": 3, "role": "A"}]));
     // An admin cannot lock themselves out.
     let (s, b) = call("POST", "/A001/disable", &admin, None);
@@ -831,7 +899,11 @@ fn admins_and_only_admins_manage_staff_accounts_over_the_api() {
     let (_, list) = call("GET", "", &admin, None);
     assert!(!list.to_string().contains("S002"));
     let (s, b) = call("POST", "", &admin, Some(with("name", json!("另一人"))));
-    assert_eq!((s, b["error"]["code"].as_str()), (409, Some("staff_exists")), "a removed id is never reused: {b}");
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (409, Some("staff_exists")),
+        "a removed id is never reused: {b}"
+    );
 
     for kind in [
         "staff_added",
@@ -842,12 +914,19 @@ fn admins_and_only_admins_manage_staff_accounts_over_the_api() {
         "staff_changed",
         "staff_removed",
     ] {
-        let web: Vec<_> = hall.events_of(kind).into_iter().filter(|e| e["via"] == "web").collect();
+        let web: Vec<_> = hall
+            .events_of(kind)
+            .into_iter()
+            .filter(|e| e["via"] == "web")
+            .collect();
         assert_eq!(web.len(), 1, "{kind}: {web:?}");
         assert_eq!(web[0]["by"], "A001", "{kind}");
         assert!(!web[0].to_string().contains("97531086"), "{kind}");
     }
-    assert_eq!(hall.events_of("staff_changed")[0]["windows"], json!([[3, "A"]]));
+    assert_eq!(
+        hall.events_of("staff_changed")[0]["windows"],
+        json!([[3, "A"]])
+    );
     // The account row changed in the same transaction as its audit event: both or neither.
     let db = hall.database();
     let (removed, event_at): (Option<i64>, i64) = db

@@ -687,7 +687,10 @@ fn an_admin_adds_and_disables_an_account_on_the_admin_page_and_a_supervisor_cann
     })
     .unwrap();
     let row = page.text("#accounts tr[data-id='S009']");
-    assert!(row.contains("赵敏") && row.contains("2:B") && row.contains("正常"), "{row}");
+    assert!(
+        row.contains("赵敏") && row.contains("2:B") && row.contains("正常"),
+        "{row}"
+    );
     assert_eq!(
         page.js("return document.getElementById('add-pin').value", json!([]))
             .unwrap(),
@@ -718,15 +721,24 @@ fn an_admin_adds_and_disables_an_account_on_the_admin_page_and_a_supervisor_cann
     assert_eq!(page.text("#add-submit"), "新增");
     assert_eq!(page.blank_glyphs("#desk").unwrap(), Vec::<String>::new());
     page.click(".langs button[data-lang='en']").unwrap();
-    assert!(page.text("#accounts tr[data-id='S009']").contains("Disabled"));
+    assert!(
+        page.text("#accounts tr[data-id='S009']")
+            .contains("Disabled")
+    );
     page.click(".langs button[data-lang='zh-CN']").unwrap();
 
     let added = hall.events_of("staff_added");
     let by_web: Vec<_> = added.iter().filter(|e| e["staff"] == "S009").collect();
     assert_eq!(by_web.len(), 1, "{added:?}");
-    assert_eq!((&by_web[0]["by"], &by_web[0]["via"]), (&json!("A001"), &json!("web")));
+    assert_eq!(
+        (&by_web[0]["by"], &by_web[0]["via"]),
+        (&json!("A001"), &json!("web"))
+    );
     let disabled = hall.events_of("staff_disabled");
     assert_eq!(disabled.len(), 1, "{disabled:?}");
-    assert_eq!((&disabled[0]["staff"], &disabled[0]["by"]), (&json!("S009"), &json!("A001")));
+    assert_eq!(
+        (&disabled[0]["staff"], &disabled[0]["by"]),
+        (&json!("S009"), &json!("A001"))
+    );
     shot(&page, "admin.png");
 }

@@ -19,7 +19,10 @@ use crate::store::staff::{self, AccountChange, AccountState, Change, Permission,
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/staff", get(list).post(add))
-        .route("/api/v1/staff/{id}", axum::routing::patch(set).delete(remove))
+        .route(
+            "/api/v1/staff/{id}",
+            axum::routing::patch(set).delete(remove),
+        )
         .route("/api/v1/staff/{id}/{action}", post(action))
 }
 
@@ -100,7 +103,9 @@ fn staff_role() -> Vec<Permission> {
 fn check_id(id: &str) -> Result<(), ApiError> {
     if id.is_empty()
         || id.chars().count() > 64
-        || id.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/')
+        || id
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
     {
         return Err(ApiError::field(
             "id",

@@ -3,13 +3,13 @@
 //! go through one [`ApiError`] so that every 4xx names its field and no 5xx leaks
 //! internals.
 
+mod accounts;
 mod devices;
 mod guide;
 mod kiosk;
 mod metrics;
 mod pages;
 mod queue;
-mod accounts;
 mod stream;
 pub use stream::Closing;
 pub mod supervision;

@@ -10,29 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::events::{Actor, HallEvent};
 
-/// What a staff member may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Permission {
-    /// Work at a window.
-    Staff,
-    /// Watch the hall and read reports.
-    Supervisor,
-    /// Configure the hall.
-    Admin,
-}
-
-impl Permission {
-    /// Parses `staff`, `supervisor` or `admin`.
-    pub fn parse(s: &str) -> Option<Permission> {
-        Some(match s {
-            "staff" => Permission::Staff,
-            "supervisor" => Permission::Supervisor,
-            "admin" => Permission::Admin,
-            _ => return None,
-        })
-    }
-}
+pub use crate::events::Permission;
 
 /// A staff account, without its PIN.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -760,7 +738,10 @@ mod tests {
             Err(crate::store::StoreError::Damaged("disk gone".into()))
         });
         assert!(matches!(err, Err(StaffError::Storage(_))), "{err:?}");
-        assert_eq!(accounts(store.conn(), Timestamp(3)).unwrap()[0].disabled_at, None);
+        assert_eq!(
+            accounts(store.conn(), Timestamp(3)).unwrap()[0].disabled_at,
+            None
+        );
         // A refused change writes no event either.
         assert!(matches!(
             store.change_account(&add, Timestamp(4), |_| Ok(Default::default())),
@@ -796,11 +777,21 @@ mod tests {
             assert_eq!(stored.len(), 1);
             assert_eq!(stored[0].kind, kind);
             assert_eq!(
-                (&stored[0].payload["staff"], &stored[0].payload["by"], &stored[0].payload["via"]),
-                (&serde_json::json!("S001"), &serde_json::json!("A001"), &serde_json::json!("web"))
+                (
+                    &stored[0].payload["staff"],
+                    &stored[0].payload["by"],
+                    &stored[0].payload["via"]
+                ),
+                (
+                    &serde_json::json!("S001"),
+                    &serde_json::json!("A001"),
+                    &serde_json::json!("web")
+                )
             );
             // Every event is typed, and reads back as the same type.
-            assert!(matches!(stored[0].typed(), crate::events::Committed::Hall(ref h) if h.kind() == kind));
+            assert!(
+                matches!(stored[0].typed(), crate::events::Committed::Hall(ref h) if h.kind() == kind)
+            );
         }
         assert_eq!(audit(&store)[5].1["windows"], serde_json::json!([[2, "B"]]));
         assert!(audit(&store)[3].1.get("pin").is_none());
@@ -872,7 +863,9 @@ mod tests {
         // Committed: a second connection reads the window row unstaffed.
         let other = Connection::open(&path).unwrap();
         let row: String = other
-            .query_row("SELECT state FROM windows WHERE number = 2", [], |r| r.get(0))
+            .query_row("SELECT state FROM windows WHERE number = 2", [], |r| {
+                r.get(0)
+            })
             .unwrap();
         assert!(row.contains("\"staff\":null"), "{row}");
 
