@@ -469,6 +469,9 @@ pub fn list(conn: &Connection) -> Result<Vec<StaffRecord>, StaffError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// name, roles, windows, pin_hash, failures, locked_until, disabled_at
+type VerifyRow = (String, String, String, String, i64, Option<i64>, Option<i64>);
+
 /// Checks a PIN, counting failures and locking the account after `max_failures`.
 /// The Argon2 work is done whether or not the id exists, so timing tells nothing.
 pub fn verify(
@@ -479,7 +482,7 @@ pub fn verify(
     max_failures: u32,
     lockout_minutes: u32,
 ) -> Result<StaffRecord, StaffError> {
-    let row: Option<(String, String, String, String, i64, Option<i64>, Option<i64>)> = conn
+    let row: Option<VerifyRow> = conn
         .query_row("SELECT name, roles, windows, pin_hash, failures, locked_until, disabled_at FROM staff WHERE id = ?1 AND removed_at IS NULL", [id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
         })
