@@ -470,7 +470,15 @@ pub fn list(conn: &Connection) -> Result<Vec<StaffRecord>, StaffError> {
 }
 
 /// name, roles, windows, pin_hash, failures, locked_until, disabled_at
-type VerifyRow = (String, String, String, String, i64, Option<i64>, Option<i64>);
+type VerifyRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
 
 /// Checks a PIN, counting failures and locking the account after `max_failures`.
 /// The Argon2 work is done whether or not the id exists, so timing tells nothing.
