@@ -12,6 +12,7 @@ use hallq_engine::{Command, Engine, Event, Refusal, Setup, Ticket, Timestamp};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::in_force::{InForce, Setting};
+use crate::store::staff::{self, AccountChange, AccountState, StaffError};
 use crate::store::{NewEvent, Store, StoreError, StoredEvent};
 
 /// Requests that may wait for the writer; beyond this the API answers 503 at once.
@@ -66,6 +67,10 @@ pub struct Done {
 
 type Query = Box<dyn FnOnce(&Engine, &Store) + Send>;
 
+/// A staff account change as committed: its events (the audit event first, then any
+/// sign-out from a window) and the account as it is now.
+pub type AccountOutcome = Result<(Vec<StoredEvent>, AccountState), StaffError>;
+
 enum Request {
     Command(Command, oneshot::Sender<Result<Done, CoreError>>),
     Append(
@@ -74,6 +79,7 @@ enum Request {
     ),
     Query(Query),
     Reconfigure(Box<Reconfigure>),
+    Account(Box<AccountChange>, oneshot::Sender<AccountOutcome>),
     /// Commit everything queued before this, then stop: anything after it is never
     /// handled, so its caller gets [`CoreError::Stopped`] and no acknowledgement.
     Stop,
@@ -226,6 +232,43 @@ impl HallCore {
         rx.await.map_err(|_| CoreError::Stopped)?
     }
 
+    /// Changes a staff account on the core thread: the account row, its audit event,
+    /// and a `staff_signed_out` from every window the account no longer allows (it was
+    /// disabled or removed, or the window left its list) commit in one transaction, so
+    /// the window's displays show it unstaffed at once. Hash a new PIN before (it is
+    /// slow on purpose): the core never does Argon2 work.
+    pub async fn change_account(&self, change: AccountChange) -> Result<AccountOutcome, CoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Request::Account(Box::new(change), tx))?;
+        rx.await.map_err(|_| CoreError::Stopped)
+    }
+
+    /// Signs out of every window whoever is signed in there although their account no
+    /// longer allows it: changed by `hallq staff` beside the running daemon, or while
+    /// it was stopped. Returns the sign-outs committed. The daemon runs it at start and
+    /// every few seconds; an id without any account (a simulation's) is left alone.
+    pub async fn revoke_stale_sign_ins(&self) -> Result<Vec<StoredEvent>, CoreError> {
+        let stale = self
+            .query(|e, s| {
+                e.windows()
+                    .values()
+                    .filter_map(|w| w.staff.as_ref().map(|(id, _, _)| (w.number, id.clone())))
+                    .filter(|(n, id)| matches!(staff::may_stay(s.conn(), id, *n), Ok(Some(false))))
+                    .collect::<Vec<_>>()
+            })
+            .await?;
+        let mut out = Vec::new();
+        for (window, staff) in stale {
+            match self.execute(Command::RevokeSignIn { window, staff }).await {
+                Ok(done) => out.extend(done.events),
+                // Someone signed out or in there meanwhile: nothing left to do.
+                Err(CoreError::Refused(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     /// Asks the core to commit what it has accepted and stop, even while other handles
     /// remain (a connection the server gave up waiting for, say). Waits for room in the
     /// queue, so it runs on a blocking thread.
@@ -331,6 +374,18 @@ impl Core {
                     }
                     self.reconfigure(*r);
                 }
+                Request::Account(change, tx) => {
+                    if !segment.is_empty() {
+                        self.handle_segment(std::mem::take(&mut segment));
+                    }
+                    let outcome = self.account(&change);
+                    if let Ok((events, _)) = &outcome {
+                        for e in events {
+                            let _ = self.fanout.send(Arc::new(e.clone()));
+                        }
+                    }
+                    let _ = tx.send(outcome);
+                }
                 other => segment.push(other),
             }
         }
@@ -361,6 +416,47 @@ impl Core {
         if let Some(tx) = r.reply.take() {
             let _ = tx.send(stored);
         }
+    }
+
+    /// One account change in a transaction of its own, with the sign-outs it causes.
+    fn account(&mut self, change: &AccountChange) -> AccountOutcome {
+        if self.broken {
+            return Err(StaffError::Storage("the database is unavailable".into()));
+        }
+        let engine = &mut self.engine;
+        let mut touched = false;
+        let id = change.staff.clone();
+        let result = self.store.change_account(change, wall_now(), |conn| {
+            let stale: Vec<u32> = engine
+                .windows()
+                .values()
+                .filter(|w| w.staff.as_ref().is_some_and(|(s, _, _)| *s == id))
+                .map(|w| w.number)
+                .filter(|n| !matches!(staff::may_stay(conn, &id, *n), Ok(Some(true))))
+                .collect();
+            let mut events = Vec::new();
+            for window in stale {
+                touched = true;
+                let cmd = Command::RevokeSignIn {
+                    window,
+                    staff: id.clone(),
+                };
+                let evs = match engine.handle(cmd, wall_now()) {
+                    Ok(evs) => evs,
+                    Err(refused) => refused.events,
+                };
+                let at = engine.now();
+                for e in &evs {
+                    events.push(NewEvent::encode(at, e.kind(), e)?);
+                }
+            }
+            Ok((events, engine.take_changes()))
+        });
+        if touched && result.is_err() {
+            // The engine moved on in memory but the disk did not: rebuild before more work.
+            self.broken = true;
+        }
+        result
     }
 
     fn try_reconfigure(
@@ -411,7 +507,9 @@ impl Core {
         for request in batch {
             match request {
                 Request::Query(q) => replies.push(Reply::Query(q)),
-                Request::Reconfigure(_) => unreachable!("handle_batch splits at reconfigurations"),
+                Request::Reconfigure(_) | Request::Account(..) => {
+                    unreachable!("handle_batch splits at reconfigurations and account changes")
+                }
                 Request::Stop => unreachable!("the run loop takes the stop out of the batch"),
                 Request::Append(events, tx) => {
                     let start = pending.len();

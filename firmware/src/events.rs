@@ -7,8 +7,44 @@
 //! stored event this build does not know (written by a newer one, say) still flows, as
 //! [`Committed::Other`], and its JSON reaches the stream and the uplink unchanged.
 
-use hallq_engine::Event;
+use hallq_engine::{Event, Role};
 use serde::{Deserialize, Serialize};
+
+/// What a staff member may do (a staff account's roles; `store::staff` keeps accounts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// Work at a window.
+    Staff,
+    /// Watch the hall and read reports.
+    Supervisor,
+    /// Configure the hall.
+    Admin,
+}
+
+impl Permission {
+    /// Parses `staff`, `supervisor` or `admin`.
+    pub fn parse(s: &str) -> Option<Permission> {
+        Some(match s {
+            "staff" => Permission::Staff,
+            "supervisor" => Permission::Supervisor,
+            "admin" => Permission::Admin,
+            _ => return None,
+        })
+    }
+}
+
+/// Who changed a staff account: `by` is the admin's staff id on the web (`via` =
+/// `web`), or the login that ran `hallq staff` (`via` = `cli`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// Staff id or login.
+    #[serde(default)]
+    pub by: String,
+    /// `web` or `cli`.
+    #[serde(default)]
+    pub via: String,
+}
 
 /// Events the controller records beside the engine's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,9 +107,65 @@ pub enum HallEvent {
     StaffAdded {
         /// Staff id.
         staff: String,
-        /// Its roles and windows, as stored.
+        /// Its permissions.
+        roles: Vec<Permission>,
+        /// Its windows, with the A/B role at each.
+        windows: Vec<(u32, Role)>,
+        /// Who did it and from where.
         #[serde(flatten)]
-        detail: serde_json::Map<String, serde_json::Value>,
+        by: Actor,
+    },
+    /// A staff account was disabled: it cannot sign in, its sessions ended.
+    StaffDisabled {
+        /// Staff id.
+        staff: String,
+        /// Who did it and from where.
+        #[serde(flatten)]
+        by: Actor,
+    },
+    /// A disabled account may sign in again.
+    StaffEnabled {
+        /// Staff id.
+        staff: String,
+        /// Who did it and from where.
+        #[serde(flatten)]
+        by: Actor,
+    },
+    /// An account got a new PIN (never in the event); its sessions ended.
+    StaffPinReset {
+        /// Staff id.
+        staff: String,
+        /// Who did it and from where.
+        #[serde(flatten)]
+        by: Actor,
+    },
+    /// A lockout after wrong PINs was lifted.
+    StaffUnlocked {
+        /// Staff id.
+        staff: String,
+        /// Who did it and from where.
+        #[serde(flatten)]
+        by: Actor,
+    },
+    /// An account's roles and/or windows were replaced; its sessions ended.
+    StaffChanged {
+        /// Staff id.
+        staff: String,
+        /// Its permissions now.
+        roles: Vec<Permission>,
+        /// Its windows now.
+        windows: Vec<(u32, Role)>,
+        /// Who did it and from where.
+        #[serde(flatten)]
+        by: Actor,
+    },
+    /// An account was removed: it never signs in again and its id is never reused.
+    StaffRemoved {
+        /// Staff id.
+        staff: String,
+        /// Who did it and from where.
+        #[serde(flatten)]
+        by: Actor,
     },
     /// A sign-in was refused.
     SignInFailed {
@@ -113,6 +205,12 @@ impl HallEvent {
             HallEvent::NoticeShown { .. } => "notice_shown",
             HallEvent::NoticeCleared { .. } => "notice_cleared",
             HallEvent::StaffAdded { .. } => "staff_added",
+            HallEvent::StaffDisabled { .. } => "staff_disabled",
+            HallEvent::StaffEnabled { .. } => "staff_enabled",
+            HallEvent::StaffPinReset { .. } => "staff_pin_reset",
+            HallEvent::StaffUnlocked { .. } => "staff_unlocked",
+            HallEvent::StaffChanged { .. } => "staff_changed",
+            HallEvent::StaffRemoved { .. } => "staff_removed",
             HallEvent::SignInFailed { .. } => "sign_in_failed",
             HallEvent::ConfigApplied { .. } => "config_applied",
             HallEvent::ConfigRefused { .. } => "config_refused",

@@ -8,8 +8,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use hallq::config::Config;
 use hallq::report::{Period, Report};
-use hallq::store::staff::{self, Permission, StaffRecord};
-use hallq::store::{NewEvent, Store};
+use hallq::store::Store;
+use hallq::store::staff::{self, Permission};
 use hallq_engine::Role;
 
 const DEFAULT_CONFIG: &str = "/etc/hallq/hallq.toml";
@@ -46,7 +46,9 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         speed: u32,
     },
-    /// Manage staff accounts (no account exists until you add one).
+    /// Manage staff accounts (no account exists until you add one; an account with the
+    /// admin role can then also manage them on the /admin web page). Every change is an
+    /// audit event naming who made it, committed with the change.
     Staff {
         #[command(subcommand)]
         action: StaffCmd,
@@ -232,7 +234,8 @@ enum StaffCmd {
     },
     /// List accounts (not removed ones), with `disabled` or `locked until …`.
     List,
-    /// Disable an account: it cannot sign in and its sessions end now.
+    /// Disable an account: it cannot sign in, its sessions end now, and it is signed
+    /// out of its window (by the running daemon within seconds, else at its start).
     Disable {
         /// Staff id.
         #[arg(long)]
@@ -257,7 +260,8 @@ enum StaffCmd {
         #[arg(long)]
         id: String,
     },
-    /// Change roles and/or windows (each given list replaces the old one).
+    /// Change roles and/or windows (each given list replaces the old one); sessions end,
+    /// and it is signed out of a window no longer on its list.
     Set {
         /// Staff id.
         #[arg(long)]
@@ -269,8 +273,8 @@ enum StaffCmd {
         #[arg(long = "window")]
         windows: Vec<String>,
     },
-    /// Remove an account: it never signs in again; the audit trail keeps its id, which
-    /// is never given to anyone else.
+    /// Remove an account: it never signs in again and is signed out of its window; the
+    /// audit trail keeps its id, which is never given to anyone else.
     Remove {
         /// Staff id.
         #[arg(long)]
@@ -553,10 +557,36 @@ fn staff_cmd(action: StaffCmd, config: &Config) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", config.storage.data_dir.display()))?;
     let mut store = Store::open(&config.database())?;
     let now = hallq::core::wall_now();
-    // Every change is an audit event naming who made it (the login that ran the CLI).
-    let by = cli_user();
-    let (kind, id, extra) = match action {
-        StaffCmd::List => return staff_list(&store, config, now),
+    let Some((id, change)) = staff_change(action, config, &store)? else {
+        return staff_list(&store, config, now);
+    };
+    // The change and its audit event, naming who made it (the login that ran the CLI),
+    // commit in one transaction. A running daemon signs a disabled, removed or
+    // re-windowed account out of its window within seconds (and a stopped one at start).
+    let change = staff::AccountChange {
+        staff: id.clone(),
+        change,
+        by: cli_user(),
+        via: "cli".into(),
+    };
+    let kind = change.kind();
+    store.change_account(&change, now, |_| Ok(Default::default()))?;
+    println!(
+        "{} {id}",
+        kind.trim_start_matches("staff_").replace('_', " ")
+    );
+    Ok(())
+}
+
+/// The account change a `hallq staff` verb asks for (none for `list`).
+fn staff_change(
+    action: StaffCmd,
+    config: &Config,
+    store: &Store,
+) -> anyhow::Result<Option<(String, staff::Change)>> {
+    use staff::Change;
+    Ok(Some(match action {
+        StaffCmd::List => return Ok(None),
         StaffCmd::Add {
             id,
             name,
@@ -564,42 +594,27 @@ fn staff_cmd(action: StaffCmd, config: &Config) -> anyhow::Result<()> {
             windows,
         } => {
             let roles = parse_roles(&roles)?;
-            let parsed = parse_windows(config, &windows)?;
-            if roles == [Permission::Staff] && parsed.is_empty() {
+            let windows = parse_windows(config, &windows)?;
+            if roles == [Permission::Staff] && windows.is_empty() {
                 bail!("a staff account needs at least one --window");
             }
-            let pin = read_pin(&format!("PIN for {id} (6-12 digits): "))?;
-            let record = StaffRecord {
-                id: id.clone(),
+            let pin = staff::PinHash::new(&read_pin(&format!("PIN for {id} (6-12 digits): "))?)?;
+            let change = Change::Add {
                 name,
                 roles,
-                windows: parsed,
+                windows,
+                pin,
             };
-            staff::add(store.conn(), &record, &pin, now)?;
-            (
-                "staff_added",
-                id,
-                serde_json::json!({ "roles": record.roles, "windows": record.windows }),
-            )
+            (id, change)
         }
-        StaffCmd::Disable { id } => {
-            staff::disable(store.conn(), &id, now)?;
-            ("staff_disabled", id, serde_json::json!({}))
-        }
-        StaffCmd::Enable { id } => {
-            staff::enable(store.conn(), &id)?;
-            ("staff_enabled", id, serde_json::json!({}))
-        }
+        StaffCmd::Disable { id } => (id, Change::Disable),
+        StaffCmd::Enable { id } => (id, Change::Enable),
         StaffCmd::ResetPin { id } => {
             staff::get(store.conn(), &id)?;
             let pin = read_pin(&format!("new PIN for {id} (6-12 digits): "))?;
-            staff::reset_pin(store.conn(), &id, &pin)?;
-            ("staff_pin_reset", id, serde_json::json!({}))
+            (id, Change::ResetPin(staff::PinHash::new(&pin)?))
         }
-        StaffCmd::Unlock { id } => {
-            staff::unlock(store.conn(), &id)?;
-            ("staff_unlocked", id, serde_json::json!({}))
-        }
+        StaffCmd::Unlock { id } => (id, Change::Unlock),
         StaffCmd::Set { id, roles, windows } => {
             if roles.is_empty() && windows.is_empty() {
                 bail!("give --role and/or --window: each replaces the account's list");
@@ -610,28 +625,10 @@ fn staff_cmd(action: StaffCmd, config: &Config) -> anyhow::Result<()> {
             let windows = (!windows.is_empty())
                 .then(|| parse_windows(config, &windows))
                 .transpose()?;
-            let r = staff::set(store.conn(), &id, roles.as_deref(), windows.as_deref())?;
-            (
-                "staff_changed",
-                id,
-                serde_json::json!({ "roles": r.roles, "windows": r.windows }),
-            )
+            (id, Change::Set { roles, windows })
         }
-        StaffCmd::Remove { id } => {
-            staff::remove(store.conn(), &id, now)?;
-            ("staff_removed", id, serde_json::json!({}))
-        }
-    };
-    let mut audit = serde_json::json!({ "type": kind, "staff": id, "by": by, "via": "cli" });
-    if let (Some(a), Some(e)) = (audit.as_object_mut(), extra.as_object()) {
-        a.extend(e.clone());
-    }
-    store.append(&[NewEvent::encode(now, kind, &audit)?])?;
-    println!(
-        "{} {id}",
-        kind.trim_start_matches("staff_").replace('_', " ")
-    );
-    Ok(())
+        StaffCmd::Remove { id } => (id, Change::Remove),
+    }))
 }
 
 fn staff_list(store: &Store, config: &Config, now: hallq_engine::Timestamp) -> anyhow::Result<()> {

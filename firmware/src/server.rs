@@ -62,6 +62,7 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
     let in_force = crate::uplink::in_force_at_start(store.conn(), file)?;
     let utc_offset_minutes = in_force.setup.utc_offset_minutes;
     let (hall, core) = HallCore::start(in_force, store)?;
+    tokio::spawn(revoke_stale_sign_ins(hall.clone()));
     let devices = Devices::load(hall.clone())
         .await
         .map_err(|e| StoreError::Damaged(e.to_string()))?;
@@ -171,6 +172,31 @@ impl Started {
         let voice = self.voice;
         tokio::task::spawn_blocking(move || drop(voice));
         Ok(())
+    }
+}
+
+/// How often the daemon looks for staff signed in at a window their account no longer
+/// allows (an account changed by `hallq staff` beside it).
+const ACCOUNT_CHECK: Duration = Duration::from_secs(2);
+
+/// At start and then every [`ACCOUNT_CHECK`]: signs out whoever's account was disabled,
+/// removed or re-windowed outside the daemon (changes on `/admin` sign out at once).
+async fn revoke_stale_sign_ins(hall: HallCore) {
+    let mut every = tokio::time::interval(ACCOUNT_CHECK);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match hall.revoke_stale_sign_ins().await {
+            Ok(events) => {
+                for e in events {
+                    tracing::info!(payload = %e.payload, "signed out: the account no longer allows this window");
+                }
+            }
+            Err(crate::core::CoreError::Stopped) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not check staff sign-ins against their accounts")
+            }
+        }
     }
 }
 

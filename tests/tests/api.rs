@@ -627,6 +627,22 @@ fn staff_accounts_are_disabled_enabled_reset_unlocked_changed_and_removed_from_t
 
     assert!(staff_cli(&hall, &["disable", "--id", "S001"], "").0);
     assert_eq!(login("135790", 1), (403, Some("account_disabled".into())));
+    // The running daemon signs the disabled account out of its window on its own, so
+    // the window's LED shows it unstaffed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    while hall.events_of("staff_signed_out").is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = hall.events_of("staff_signed_out");
+    assert_eq!(
+        out.len(),
+        1,
+        "disabled from the CLI, signed out of window 1: {out:?}"
+    );
+    assert_eq!(
+        (out[0]["window"].as_u64(), out[0]["reason"].as_str()),
+        (Some(1), Some("account_changed"))
+    );
     assert!(hall.cli(&["staff", "list"]).contains("disabled"));
     assert!(staff_cli(&hall, &["enable", "--id", "S001"], "").0);
     assert_eq!(login("135790", 1).0, 201);
@@ -688,4 +704,237 @@ fn staff_accounts_are_disabled_enabled_reset_unlocked_changed_and_removed_from_t
         hall.events_of("staff_changed")[0]["windows"],
         json!([[2, "B"]])
     );
+}
+
+/// Staff account management over the API: only an admin may (a supervisor is refused
+/// with 403 naming why), every verb works, bad input names its field, each change is an
+/// audit event naming the admin (`via` = `web`) committed with the change, and disabling
+/// or removing an account signs it out of its window in the same transaction.
+#[test]
+fn admins_and_only_admins_manage_staff_accounts_over_the_api() {
+    let hall = Hall::new();
+    hall.add_staff("A001", "135790", &["--role", "admin"]);
+    hall.add_staff("J001", "246801", &["--role", "supervisor"]);
+    hall.add_staff("S001", "112233", &["--window", "1"]);
+    let d = hall.start();
+    let c = client();
+    let token = |id: &str, pin: &str, window: Option<u32>| {
+        let (s, b) = send(
+            c.post(format!("{}/api/v1/sessions", d.url))
+                .send_json(json!({"staff_id": id, "pin": pin, "window": window})),
+        );
+        assert_eq!(s, 201, "{b}");
+        format!("Bearer {}", b["token"].as_str().unwrap())
+    };
+    let admin = token("A001", "135790", None);
+    let supervisor = token("J001", "246801", None);
+    let clerk = token("S001", "112233", Some(1));
+    let call = |method: &str, path: &str, who: &str, body: Option<serde_json::Value>| {
+        let url = format!("{}/api/v1/staff{path}", d.url);
+        let req = match method {
+            "GET" => return send(c.get(url).header("Authorization", who).call()),
+            "DELETE" => return send(c.delete(url).header("Authorization", who).call()),
+            "PATCH" => c.patch(url),
+            _ => c.post(url),
+        };
+        send(
+            req.header("Authorization", who)
+                .send_json(body.unwrap_or(json!({}))),
+        )
+    };
+
+    // A supervisor (and a clerk) is refused, with the reason, and nothing changes.
+    for who in [&supervisor, &clerk] {
+        let (s, b) = call("GET", "", who, None);
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (403, Some("admin_required")),
+            "{b}"
+        );
+        assert!(
+            b["error"]["message"].as_str().unwrap().contains("admin"),
+            "{b}"
+        );
+        let (s, _) = call("POST", "/S001/disable", who, None);
+        assert_eq!(s, 403);
+    }
+    assert_eq!(call("GET", "", "Bearer forged", None).0, 401);
+    assert!(hall.events_of("staff_disabled").is_empty());
+
+    // Bad input: 4xx naming the field.
+    let bad = |body: serde_json::Value| {
+        let (s, b) = call("POST", "", &admin, Some(body));
+        (s, b["error"]["field"].as_str().map(String::from))
+    };
+    let ok = json!({"id": "S002", "name": "李娜", "pin": "864200", "roles": ["staff"], "windows": [{"window": 2, "role": "B"}]});
+    let with = |k: &str, v: serde_json::Value| {
+        let mut b = ok.clone();
+        b[k] = v;
+        b
+    };
+    assert_eq!(bad(with("pin", json!("12"))), (422, Some("pin".into())));
+    assert_eq!(bad(with("id", json!(""))), (422, Some("id".into())));
+    assert_eq!(bad(with("name", json!(" "))), (422, Some("name".into())));
+    assert_eq!(
+        bad(with("roles", json!(["root"]))),
+        (422, Some("roles[0]".into()))
+    );
+    assert_eq!(
+        bad(with("windows", json!([{"window": 99}]))),
+        (422, Some("windows[0].window".into()))
+    );
+    assert_eq!(
+        bad(with("windows", json!([]))),
+        (422, Some("windows".into()))
+    );
+    assert_eq!(bad(with("id", json!("S001"))), (409, Some("id".into())));
+    assert!(
+        hall.events_of("staff_added")
+            .iter()
+            .all(|e| e["via"] == "cli")
+    );
+
+    // Every verb, each an audit event naming the admin.
+    let (s, b) = call("POST", "", &admin, Some(ok.clone()));
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["account"]["state"], "active");
+    assert!(
+        !b.to_string().contains("864200"),
+        "the PIN is never shown back"
+    );
+    let (s, list) = call("GET", "", &admin, None);
+    assert_eq!(s, 200);
+    let ids: Vec<&str> = list["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["A001", "J001", "S001", "S002"]);
+    assert!(!list.to_string().contains("argon2"));
+
+    // Disabling a signed-in clerk ends the session and signs out of window 1, together.
+    let (s, b) = call("POST", "/S001/disable", &admin, None);
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["account"]["state"], "disabled");
+    let kinds: Vec<&str> = b["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["staff_disabled", "staff_signed_out"], "{b}");
+    assert_eq!(
+        b["events"][1]["seq"].as_i64(),
+        b["events"][0]["seq"].as_i64().map(|s| s + 1)
+    );
+    assert_eq!(b["events"][1]["payload"]["reason"], "account_changed");
+    let (s, w) = send(
+        c.get(format!("{}/api/v1/windows/1", d.url))
+            .header("Authorization", &admin)
+            .call(),
+    );
+    assert_eq!((s, &w["staff"]), (200, &serde_json::Value::Null), "{w}");
+    let (s, _) = send(
+        c.get(format!("{}/api/v1/sessions/current", d.url))
+            .header("Authorization", &clerk)
+            .call(),
+    );
+    assert_eq!(s, 401, "the disabled clerk's session ended");
+    assert_eq!(call("POST", "/S001/enable", &admin, None).0, 200);
+    for _ in 0..5 {
+        let _ = send(
+            c.post(format!("{}/api/v1/sessions", d.url))
+                .send_json(json!({"staff_id": "S002", "pin": "000000", "window": 2})),
+        );
+    }
+    let (_, list) = call("GET", "", &admin, None);
+    let s002 = list["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "S002")
+        .unwrap()
+        .clone();
+    assert_eq!(s002["state"], "locked", "{s002}");
+    assert!(s002["locked_until"].as_i64().is_some());
+    assert_eq!(call("POST", "/S002/unlock", &admin, None).0, 200);
+    let (s, b) = call("POST", "/S002/reset-pin", &admin, Some(json!({"pin": "x"})));
+    assert_eq!((s, b["error"]["field"].as_str()), (422, Some("pin")), "{b}");
+    let (s, b) = call(
+        "POST",
+        "/S002/reset-pin",
+        &admin,
+        Some(json!({"pin": "97531086"})),
+    );
+    assert_eq!(s, 200, "{b}");
+    token("S002", "97531086", Some(2));
+    let (s, b) = call(
+        "PATCH",
+        "/S002",
+        &admin,
+        Some(json!({"roles": ["staff", "supervisor"], "windows": [{"window": 3, "role": "A"}]})),
+    );
+    assert_eq!(s, 200, "{b}");
+    let kinds: Vec<&str> = b["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["staff_changed", "staff_signed_out"],
+        "window 2 is no longer theirs: {b}"
+    );
+    assert_eq!(b["account"]["windows"], json!([{"window": 3, "role": "A"}]));
+    // An admin cannot lock themselves out.
+    let (s, b) = call("POST", "/A001/disable", &admin, None);
+    assert_eq!((s, b["error"]["code"].as_str()), (409, Some("own_account")));
+    assert_eq!(call("POST", "/S404/enable", &admin, None).0, 404);
+    assert_eq!(call("POST", "/S002/fly", &admin, None).0, 404);
+    let (s, b) = call("DELETE", "/S002", &admin, None);
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["account"]["state"], "removed");
+    let (_, list) = call("GET", "", &admin, None);
+    assert!(!list.to_string().contains("S002"));
+    let (s, b) = call("POST", "", &admin, Some(with("name", json!("另一人"))));
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (409, Some("staff_exists")),
+        "a removed id is never reused: {b}"
+    );
+
+    for kind in [
+        "staff_added",
+        "staff_disabled",
+        "staff_enabled",
+        "staff_unlocked",
+        "staff_pin_reset",
+        "staff_changed",
+        "staff_removed",
+    ] {
+        let web: Vec<_> = hall
+            .events_of(kind)
+            .into_iter()
+            .filter(|e| e["via"] == "web")
+            .collect();
+        assert_eq!(web.len(), 1, "{kind}: {web:?}");
+        assert_eq!(web[0]["by"], "A001", "{kind}");
+        assert!(!web[0].to_string().contains("97531086"), "{kind}");
+    }
+    assert_eq!(
+        hall.events_of("staff_changed")[0]["windows"],
+        json!([[3, "A"]])
+    );
+    // The account row changed in the same transaction as its audit event: both or neither.
+    let db = hall.database();
+    let (removed, event_at): (Option<i64>, i64) = db
+        .query_row(
+            "SELECT (SELECT removed_at FROM staff WHERE id = 'S002'), (SELECT at FROM events WHERE type = 'staff_removed')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(removed, Some(event_at));
 }

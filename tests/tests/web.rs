@@ -633,3 +633,112 @@ fn the_caller_transfers_calls_a_number_pauses_and_says_when_the_queue_is_empty()
         })
         .unwrap();
 }
+
+#[test]
+fn an_admin_adds_and_disables_an_account_on_the_admin_page_and_a_supervisor_cannot() {
+    let _one = BROWSERS.lock().unwrap_or_else(|p| p.into_inner());
+    let (hall, url) = hall(|t| t);
+    hall.add_staff("A001", "135790", &["--role", "admin"]);
+    hall.add_staff("J001", "246801", &["--role", "supervisor"]);
+    hall.add_staff("S001", "112233", &["--window", "1"]);
+    let _d = hall.start();
+    let driver = Driver::start().unwrap();
+    let page = driver.browser(1366, 900).unwrap();
+    page.go(&format!("{url}/admin")).unwrap();
+    page.wait_for("the sign-in form", 20, |b| b.visible("#login-staff"))
+        .unwrap();
+    let login_code = |b: &Browser| {
+        b.js(
+            "return document.getElementById('login-message').dataset.code || ''",
+            json!([]),
+        )
+        .unwrap()
+    };
+    page.type_into("#login-staff", "J001").unwrap();
+    page.type_into("#login-pin", "246801").unwrap();
+    page.click("#login-submit").unwrap();
+    page.wait_for("a supervisor to be refused", 10, |b| {
+        login_code(b) == json!("admin_required")
+    })
+    .unwrap();
+    assert!(page.text("#login-message").contains("管理员"));
+    assert!(!page.visible("#desk"));
+
+    page.type_into("#login-staff", "A001").unwrap();
+    page.type_into("#login-pin", "135790").unwrap();
+    page.click("#login-submit").unwrap();
+    page.wait_for("the account list", 20, |b| {
+        b.visible("#accounts tr[data-id='S001']")
+    })
+    .unwrap();
+    // Add with the keyboard alone: type, then Enter submits the form.
+    page.type_into("#add-id", "S009").unwrap();
+    page.type_into("#add-name", "赵敏").unwrap();
+    page.type_into("#add-pin", "246802").unwrap();
+    page.type_into("#add-windows", "2:B").unwrap();
+    page.press("\u{E007}").unwrap();
+    page.wait_for("the new account listed as active", 15, |b| {
+        b.js(
+            "const r = document.querySelector(\"#accounts tr[data-id='S009']\"); return r ? r.dataset.state : ''",
+            json!([]),
+        )
+        .ok()
+            == Some(json!("active"))
+    })
+    .unwrap();
+    let row = page.text("#accounts tr[data-id='S009']");
+    assert!(
+        row.contains("赵敏") && row.contains("2:B") && row.contains("正常"),
+        "{row}"
+    );
+    assert_eq!(
+        page.js("return document.getElementById('add-pin').value", json!([]))
+            .unwrap(),
+        json!(""),
+        "the PIN is never shown back"
+    );
+    assert!(!page.text("body").contains("246802"));
+
+    page.click("#accounts tr[data-id='S009'] button[data-action='disable']")
+        .unwrap();
+    page.wait_for("the account listed as disabled", 15, |b| {
+        b.js(
+            "const r = document.querySelector(\"#accounts tr[data-id='S009']\"); return r ? r.dataset.state : ''",
+            json!([]),
+        )
+        .ok()
+            == Some(json!("disabled"))
+    })
+    .unwrap();
+    assert!(page.text("#accounts tr[data-id='S009']").contains("已停用"));
+    assert!(page.visible("#accounts tr[data-id='S009'] button[data-action='enable']"));
+    assert!(
+        !page.visible("#accounts tr[data-id='A001'] button[data-action='disable']"),
+        "an admin is not offered to disable their own account"
+    );
+    assert_eq!(page.blank_glyphs("#desk").unwrap(), Vec::<String>::new());
+    page.click(".langs button[data-lang='zh-TW']").unwrap();
+    assert_eq!(page.text("#add-submit"), "新增");
+    assert_eq!(page.blank_glyphs("#desk").unwrap(), Vec::<String>::new());
+    page.click(".langs button[data-lang='en']").unwrap();
+    assert!(
+        page.text("#accounts tr[data-id='S009']")
+            .contains("Disabled")
+    );
+    page.click(".langs button[data-lang='zh-CN']").unwrap();
+
+    let added = hall.events_of("staff_added");
+    let by_web: Vec<_> = added.iter().filter(|e| e["staff"] == "S009").collect();
+    assert_eq!(by_web.len(), 1, "{added:?}");
+    assert_eq!(
+        (&by_web[0]["by"], &by_web[0]["via"]),
+        (&json!("A001"), &json!("web"))
+    );
+    let disabled = hall.events_of("staff_disabled");
+    assert_eq!(disabled.len(), 1, "{disabled:?}");
+    assert_eq!(
+        (&disabled[0]["staff"], &disabled[0]["by"]),
+        (&json!("S009"), &json!("A001"))
+    );
+    shot(&page, "admin.png");
+}

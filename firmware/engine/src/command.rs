@@ -49,6 +49,14 @@ pub enum Command {
         /// Staff id.
         staff: String,
     },
+    /// Sign a staff member out of a window because their account no longer lets them
+    /// work there (disabled, removed, or the window taken off their list).
+    RevokeSignIn {
+        /// Window number.
+        window: u32,
+        /// Staff id.
+        staff: String,
+    },
     /// Call the next citizen by the call order.
     CallNext {
         /// Window number.

@@ -713,17 +713,10 @@ impl Engine {
                 role,
             } => self.sign_in(window, staff, role),
             Command::SignOut { window, staff } => {
-                self.staffed(window, &staff)?;
-                let now = self.now;
-                self.set_window(window, |w| {
-                    w.staff = None;
-                    w.vacant_since = Some(now);
-                });
-                Ok(vec![Event::StaffSignedOut {
-                    window,
-                    staff,
-                    reason: SignOutReason::Requested,
-                }])
+                self.sign_out(window, staff, SignOutReason::Requested)
+            }
+            Command::RevokeSignIn { window, staff } => {
+                self.sign_out(window, staff, SignOutReason::AccountChanged)
             }
             Command::CallNext { window, staff } => self.call_next(window, staff),
             Command::CallNumber {
@@ -1051,6 +1044,25 @@ impl Engine {
         self.staffed(n, staff)?
             .current
             .ok_or(Refusal::NoCurrentTicket(n))
+    }
+
+    fn sign_out(
+        &mut self,
+        window: u32,
+        staff: String,
+        reason: SignOutReason,
+    ) -> Result<Vec<Event>, Refusal> {
+        self.staffed(window, &staff)?;
+        let now = self.now;
+        self.set_window(window, |w| {
+            w.staff = None;
+            w.vacant_since = Some(now);
+        });
+        Ok(vec![Event::StaffSignedOut {
+            window,
+            staff,
+            reason,
+        }])
     }
 
     fn sign_in(&mut self, window: u32, staff: String, role: Role) -> Result<Vec<Event>, Refusal> {

@@ -37,6 +37,8 @@ pub enum SignOutReason {
     Replaced,
     /// They signed in at another window.
     MovedWindow,
+    /// Their account was disabled or removed, or no longer lists this window.
+    AccountChanged,
 }
 
 /// Something that happened in the hall.

@@ -737,3 +737,37 @@ fn the_hall_says_it_is_closed_before_a_citizen_picks_a_service_and_the_issue_agr
     // answers for 18:00, as a command would.
     assert_eq!(e.issuing_at(at("10:00")), Err(Closed::AfterClosing));
 }
+
+#[test]
+fn a_revoked_sign_in_leaves_the_window_unstaffed_for_that_reason() {
+    let mut e = engine(setup());
+    let ev = e
+        .handle(
+            Command::RevokeSignIn {
+                window: 2,
+                staff: "S2".into(),
+            },
+            at("09:10"),
+        )
+        .unwrap();
+    assert_eq!(
+        ev,
+        vec![Event::StaffSignedOut {
+            window: 2,
+            staff: "S2".into(),
+            reason: SignOutReason::AccountChanged,
+        }]
+    );
+    assert!(e.windows()[&2].staff.is_none());
+    assert!(
+        e.handle(
+            Command::RevokeSignIn {
+                window: 2,
+                staff: "S2".into(),
+            },
+            at("09:11"),
+        )
+        .is_err(),
+        "nobody left to sign out"
+    );
+}

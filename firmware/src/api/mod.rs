@@ -3,6 +3,7 @@
 //! go through one [`ApiError`] so that every 4xx names its field and no 5xx leaks
 //! internals.
 
+mod accounts;
 mod devices;
 mod guide;
 mod kiosk;
@@ -116,6 +117,7 @@ pub fn app(state: AppState) -> Router {
         .merge(devices::routes())
         .merge(metrics::routes())
         .merge(windows::routes())
+        .merge(accounts::routes())
         .merge(stream::routes())
         .merge(voice::routes())
         .merge(supervision::routes())

@@ -1,6 +1,6 @@
 //! The web pages the controller serves itself: the window caller (`/counter`), the hall
-//! call board (`/board`), the rating pad (`/rate/{window}`) and the supervision
-//! dashboard (`/supervision`). They are plain HTML, CSS and JavaScript from
+//! call board (`/board`), the rating pad (`/rate/{window}`), the supervision
+//! dashboard (`/supervision`) and staff account management for admins (`/admin`). They are plain HTML, CSS and JavaScript from
 //! `firmware/web/`, compiled into the binary so that a hall needs no web server and no
 //! files beside the daemon; every page is a client of the JSON API and the live stream.
 //!
@@ -45,16 +45,19 @@ const ASSETS: &[Asset] = &[
     asset!("board.html", HTML),
     asset!("rate.html", HTML),
     asset!("supervision.html", HTML),
+    asset!("admin.html", HTML),
     asset!("common.css", CSS),
     asset!("board.css", CSS),
     asset!("counter.css", CSS),
     asset!("rate.css", CSS),
     asset!("supervision.css", CSS),
+    asset!("admin.css", CSS),
     asset!("common.js", JS),
     asset!("counter.js", JS),
     asset!("board.js", JS),
     asset!("rate.js", JS),
     asset!("supervision.js", JS),
+    asset!("admin.js", JS),
     asset!("index.js", JS),
 ];
 
@@ -64,6 +67,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/counter", get(|| async { page("counter.html") }))
         .route("/board", get(|| async { page("board.html") }))
         .route("/supervision", get(|| async { page("supervision.html") }))
+        .route("/admin", get(|| async { page("admin.html") }))
         .route("/rate/{window}", get(rate))
         .route(
             "/web/{file}",

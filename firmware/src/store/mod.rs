@@ -273,65 +273,34 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let stored = append(&tx, events)?;
-        {
-            let mut put = tx.prepare_cached(
-                "INSERT OR REPLACE INTO tickets VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
-            )?;
-            for t in &changes.tickets {
-                put.execute(params![
-                    t.id.0 as i64,
-                    t.number,
-                    t.seq,
-                    t.day.to_string(),
-                    t.service,
-                    t.origin_service,
-                    t.class.as_str(),
-                    t.state.as_str(),
-                    t.issued_at.0,
-                    t.queue_at.0,
-                    t.due_at.map(|x| x.0),
-                    t.reserved_window,
-                    t.window,
-                    t.staff,
-                    t.called_at.map(|x| x.0),
-                    t.serving_at.map(|x| x.0),
-                    t.closed_at.map(|x| x.0),
-                    t.recalls,
-                    t.no_shows,
-                    t.transfers,
-                    t.idempotency_key,
-                    t.citizen,
-                    t.appointment,
-                    t.case_no,
-                    t.channel,
-                    t.alarms,
-                ])?;
-            }
-            let mut put = tx
-                .prepare_cached("INSERT OR REPLACE INTO windows (number, state) VALUES (?1, ?2)")?;
-            for w in &changes.windows {
-                put.execute(params![w.number, serde_json::to_string(w)?])?;
-            }
-            let mut put = tx.prepare_cached(
-                "INSERT OR REPLACE INTO appointments VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for a in &changes.appointments {
-                put.execute(params![
-                    a.code,
-                    a.service,
-                    a.slot_at.0,
-                    a.citizen,
-                    a.ticket.map(|t| t.0 as i64),
-                    a.missed
-                ])?;
-            }
-            let mut put = tx.prepare_cached("INSERT OR REPLACE INTO ratings (ticket, day, record) VALUES (?1, (SELECT day FROM tickets WHERE id = ?1), ?2)")?;
-            for r in &changes.ratings {
-                put.execute(params![r.ticket.0 as i64, serde_json::to_string(r)?])?;
-            }
-        }
+        persist(&tx, changes)?;
         tx.commit()?;
         Ok(stored)
+    }
+
+    /// Changes a staff account and appends its audit event in one durable transaction,
+    /// with whatever `then` adds to it (the core's sign-outs from windows the account no
+    /// longer allows, and the window rows they change). An error anywhere, `then`'s
+    /// included, commits nothing: never an account change without its audit event.
+    /// Returns the stored events (the audit event first) and the account as it is now.
+    pub fn change_account(
+        &mut self,
+        change: &staff::AccountChange,
+        now: Timestamp,
+        then: impl FnOnce(&Connection) -> Result<(Vec<NewEvent>, Changes), StoreError>,
+    ) -> Result<(Vec<StoredEvent>, staff::AccountState), staff::StaffError> {
+        let storage = |e: StoreError| staff::StaffError::Storage(e.to_string());
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (audit, state) = staff::apply(&tx, change, now)?;
+        let mut events = vec![NewEvent::encode(now, audit.kind(), &audit).map_err(storage)?];
+        let (more, changes) = then(&tx).map_err(storage)?;
+        events.extend(more);
+        let stored = append(&tx, &events).map_err(storage)?;
+        persist(&tx, &changes).map_err(storage)?;
+        tx.commit()?;
+        Ok((stored, state))
     }
 
     /// Appends events that do not come from the engine (staff changes, sign-in failures).
@@ -439,6 +408,65 @@ impl Store {
             .conn
             .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
     }
+}
+
+/// Persists the engine's changed rows inside `tx`.
+fn persist(tx: &rusqlite::Transaction<'_>, changes: &Changes) -> Result<(), StoreError> {
+    let mut put = tx.prepare_cached(
+            "INSERT OR REPLACE INTO tickets VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
+        )?;
+    for t in &changes.tickets {
+        put.execute(params![
+            t.id.0 as i64,
+            t.number,
+            t.seq,
+            t.day.to_string(),
+            t.service,
+            t.origin_service,
+            t.class.as_str(),
+            t.state.as_str(),
+            t.issued_at.0,
+            t.queue_at.0,
+            t.due_at.map(|x| x.0),
+            t.reserved_window,
+            t.window,
+            t.staff,
+            t.called_at.map(|x| x.0),
+            t.serving_at.map(|x| x.0),
+            t.closed_at.map(|x| x.0),
+            t.recalls,
+            t.no_shows,
+            t.transfers,
+            t.idempotency_key,
+            t.citizen,
+            t.appointment,
+            t.case_no,
+            t.channel,
+            t.alarms,
+        ])?;
+    }
+    let mut put =
+        tx.prepare_cached("INSERT OR REPLACE INTO windows (number, state) VALUES (?1, ?2)")?;
+    for w in &changes.windows {
+        put.execute(params![w.number, serde_json::to_string(w)?])?;
+    }
+    let mut put =
+        tx.prepare_cached("INSERT OR REPLACE INTO appointments VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+    for a in &changes.appointments {
+        put.execute(params![
+            a.code,
+            a.service,
+            a.slot_at.0,
+            a.citizen,
+            a.ticket.map(|t| t.0 as i64),
+            a.missed
+        ])?;
+    }
+    let mut put = tx.prepare_cached("INSERT OR REPLACE INTO ratings (ticket, day, record) VALUES (?1, (SELECT day FROM tickets WHERE id = ?1), ?2)")?;
+    for r in &changes.ratings {
+        put.execute(params![r.ticket.0 as i64, serde_json::to_string(r)?])?;
+    }
+    Ok(())
 }
 
 fn append(

@@ -8,29 +8,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// What a staff member may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Permission {
-    /// Work at a window.
-    Staff,
-    /// Watch the hall and read reports.
-    Supervisor,
-    /// Configure the hall.
-    Admin,
-}
+use crate::events::{Actor, HallEvent};
 
-impl Permission {
-    /// Parses `staff`, `supervisor` or `admin`.
-    pub fn parse(s: &str) -> Option<Permission> {
-        Some(match s {
-            "staff" => Permission::Staff,
-            "supervisor" => Permission::Supervisor,
-            "admin" => Permission::Admin,
-            _ => return None,
-        })
-    }
-}
+pub use crate::events::Permission;
 
 /// A staff account, without its PIN.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +69,172 @@ pub enum StaffError {
     /// Hashing trouble.
     #[error("PIN hashing failed: {0}")]
     Hash(String),
+    /// The change could not be committed (nothing of it, audit event included, was).
+    #[error("storage failed: {0}")]
+    Storage(String),
+}
+
+/// A PIN, checked (6 to 12 digits) and hashed; the PIN itself is gone.
+#[derive(Clone)]
+pub struct PinHash(String);
+
+impl std::fmt::Debug for PinHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PinHash(..)")
+    }
+}
+
+impl PinHash {
+    /// Checks and hashes a PIN (Argon2id: slow on purpose, so never on the core thread).
+    pub fn new(pin: &str) -> Result<PinHash, StaffError> {
+        hash_pin(pin).map(PinHash)
+    }
+}
+
+/// What to do to an account.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Create it (the id must never have existed).
+    Add {
+        /// Name, roles and windows (its id is the change's `staff`).
+        name: String,
+        /// Permissions.
+        roles: Vec<Permission>,
+        /// Windows with the A/B role at each.
+        windows: Vec<(u32, Role)>,
+        /// Its PIN.
+        pin: PinHash,
+    },
+    /// It cannot sign in; its sessions end.
+    Disable,
+    /// It may sign in again.
+    Enable,
+    /// A new PIN; its sessions end.
+    ResetPin(PinHash),
+    /// Lift a lockout after wrong PINs.
+    Unlock,
+    /// Replace roles and/or windows; its sessions end.
+    Set {
+        /// New permissions, if given.
+        roles: Option<Vec<Permission>>,
+        /// New windows, if given.
+        windows: Option<Vec<(u32, Role)>>,
+    },
+    /// It never signs in again; the row (and so the id) stays.
+    Remove,
+}
+
+/// A change to one account, and who asks for it: the same for `hallq staff` and the
+/// admin page, and committed together with its audit event.
+#[derive(Debug, Clone)]
+pub struct AccountChange {
+    /// The account's staff id.
+    pub staff: String,
+    /// What to do.
+    pub change: Change,
+    /// Who: the admin's staff id, or the login that ran the CLI.
+    pub by: String,
+    /// `web` or `cli`.
+    pub via: String,
+}
+
+impl AccountChange {
+    /// The audit event's type.
+    pub fn kind(&self) -> &'static str {
+        match self.change {
+            Change::Add { .. } => "staff_added",
+            Change::Disable => "staff_disabled",
+            Change::Enable => "staff_enabled",
+            Change::ResetPin(_) => "staff_pin_reset",
+            Change::Unlock => "staff_unlocked",
+            Change::Set { .. } => "staff_changed",
+            Change::Remove => "staff_removed",
+        }
+    }
+}
+
+/// Makes the change on `conn` (inside the caller's transaction) and returns its audit
+/// event and the account as it is now.
+pub fn apply(
+    conn: &Connection,
+    c: &AccountChange,
+    now: Timestamp,
+) -> Result<(HallEvent, AccountState), StaffError> {
+    let id = c.staff.as_str();
+    let by = Actor {
+        by: c.by.clone(),
+        via: c.via.clone(),
+    };
+    let staff = id.to_string();
+    let event = match &c.change {
+        Change::Add {
+            name,
+            roles,
+            windows,
+            pin,
+        } => {
+            let record = StaffRecord {
+                id: staff.clone(),
+                name: name.clone(),
+                roles: roles.clone(),
+                windows: windows.clone(),
+            };
+            insert(conn, &record, &pin.0, now)?;
+            HallEvent::StaffAdded {
+                staff,
+                roles: record.roles,
+                windows: record.windows,
+                by,
+            }
+        }
+        Change::Disable => {
+            disable(conn, id, now)?;
+            HallEvent::StaffDisabled { staff, by }
+        }
+        Change::Enable => {
+            enable(conn, id)?;
+            HallEvent::StaffEnabled { staff, by }
+        }
+        Change::ResetPin(pin) => {
+            set_pin_hash(conn, id, &pin.0)?;
+            HallEvent::StaffPinReset { staff, by }
+        }
+        Change::Unlock => {
+            unlock(conn, id)?;
+            HallEvent::StaffUnlocked { staff, by }
+        }
+        Change::Set { roles, windows } => {
+            let r = set(conn, id, roles.as_deref(), windows.as_deref())?;
+            HallEvent::StaffChanged {
+                staff,
+                roles: r.roles,
+                windows: r.windows,
+                by,
+            }
+        }
+        Change::Remove => {
+            remove(conn, id, now)?;
+            HallEvent::StaffRemoved { staff, by }
+        }
+    };
+    let state = account(conn, id, now)?;
+    Ok((event, state))
+}
+
+/// Whether an account (as stored, removed ones included) still lets its holder stay
+/// signed in at window `n`: `None` for an id with no account at all.
+pub fn may_stay(conn: &Connection, id: &str, n: u32) -> Result<Option<bool>, StaffError> {
+    let row: Option<(String, Option<i64>, Option<i64>)> = conn
+        .query_row(
+            "SELECT windows, disabled_at, removed_at FROM staff WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    Ok(row.map(|(windows, disabled, removed)| {
+        let windows: Vec<(u32, Role)> = serde_json::from_str(&windows).unwrap_or_default();
+        disabled.is_none() && removed.is_none() && windows.iter().any(|(w, _)| *w == n)
+    }))
 }
 
 fn hasher() -> Argon2<'static> {
@@ -112,7 +258,15 @@ pub fn add(
     pin: &str,
     now: Timestamp,
 ) -> Result<(), StaffError> {
-    let hash = hash_pin(pin)?;
+    insert(conn, record, &hash_pin(pin)?, now)
+}
+
+fn insert(
+    conn: &Connection,
+    record: &StaffRecord,
+    hash: &str,
+    now: Timestamp,
+) -> Result<(), StaffError> {
     let roles =
         serde_json::to_string(&record.roles).map_err(|e| StaffError::Hash(e.to_string()))?;
     let windows =
@@ -147,6 +301,9 @@ pub struct AccountState {
     pub disabled_at: Option<i64>,
     /// Locked after wrong PINs until, ms (if still in the future).
     pub locked_until: Option<i64>,
+    /// Removed at, ms (never listed; only the answer to the removal says so).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed_at: Option<i64>,
 }
 
 /// Every account that was not removed, with its state.
@@ -159,9 +316,28 @@ pub fn accounts(conn: &Connection, now: Timestamp) -> Result<Vec<AccountState>, 
             record: record(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
             disabled_at: r.get(4)?,
             locked_until: r.get::<_, Option<i64>>(5)?.filter(|u| *u > now.0),
+            removed_at: None,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One live (not removed) account with its state.
+pub fn account(conn: &Connection, id: &str, now: Timestamp) -> Result<AccountState, StaffError> {
+    conn.query_row(
+        "SELECT id, name, roles, windows, disabled_at, locked_until, removed_at FROM staff WHERE id = ?1",
+        [id],
+        |r| {
+            Ok(AccountState {
+                record: record(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
+                disabled_at: r.get(4)?,
+                locked_until: r.get::<_, Option<i64>>(5)?.filter(|u| *u > now.0),
+                removed_at: r.get(6)?,
+            })
+        },
+    )
+    .optional()?
+    .ok_or_else(|| StaffError::Unknown(id.to_string()))
 }
 
 /// One live (not removed) account.
@@ -214,7 +390,10 @@ pub fn enable(conn: &Connection, id: &str) -> Result<(), StaffError> {
 
 /// Sets a new PIN (and ends the account's sessions: whoever knew the old one is out).
 pub fn reset_pin(conn: &Connection, id: &str, pin: &str) -> Result<(), StaffError> {
-    let hash = hash_pin(pin)?;
+    set_pin_hash(conn, id, &hash_pin(pin)?)
+}
+
+fn set_pin_hash(conn: &Connection, id: &str, hash: &str) -> Result<(), StaffError> {
     update(
         conn,
         id,
@@ -519,6 +698,206 @@ mod tests {
             ),
             "a removed id is never reused"
         );
+    }
+
+    fn change(staff: &str, change: Change) -> AccountChange {
+        AccountChange {
+            staff: staff.into(),
+            change,
+            by: "A001".into(),
+            via: "web".into(),
+        }
+    }
+
+    fn audit(store: &Store) -> Vec<(String, serde_json::Value)> {
+        let mut stmt = store
+            .conn()
+            .prepare("SELECT type, payload FROM events ORDER BY seq")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, String>(1)?)))
+            .unwrap()
+            .map(|r| {
+                let (k, p) = r.unwrap();
+                (k, serde_json::from_str(&p).unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_staff_change_and_its_audit_event_commit_together_or_not_at_all() {
+        let mut store = Store::in_memory().unwrap();
+        let add = change(
+            "S001",
+            Change::Add {
+                name: "王芳".into(),
+                roles: vec![Permission::Staff],
+                windows: vec![(1, Role::A)],
+                pin: PinHash::new("246810").unwrap(),
+            },
+        );
+        let (stored, state) = store
+            .change_account(&add, Timestamp(1), |_| Ok(Default::default()))
+            .unwrap();
+        assert_eq!(state.record.windows, vec![(1, Role::A)]);
+        assert_eq!(stored[0].kind, "staff_added");
+        assert_eq!(
+            stored[0].payload,
+            serde_json::json!({"type": "staff_added", "staff": "S001", "roles": ["staff"],
+                "windows": [[1, "A"]], "by": "A001", "via": "web"})
+        );
+        // A failure after the account row changed rolls the change back with its event.
+        let err = store.change_account(&change("S001", Change::Disable), Timestamp(2), |_| {
+            Err(crate::store::StoreError::Damaged("disk gone".into()))
+        });
+        assert!(matches!(err, Err(StaffError::Storage(_))), "{err:?}");
+        assert_eq!(
+            accounts(store.conn(), Timestamp(3)).unwrap()[0].disabled_at,
+            None
+        );
+        // A refused change writes no event either.
+        assert!(matches!(
+            store.change_account(&add, Timestamp(4), |_| Ok(Default::default())),
+            Err(StaffError::Exists(_))
+        ));
+        assert!(matches!(
+            store.change_account(&change("S404", Change::Enable), Timestamp(4), |_| Ok(
+                Default::default()
+            )),
+            Err(StaffError::Unknown(_))
+        ));
+        assert_eq!(audit(&store).len(), 1);
+        for (c, kind) in [
+            (Change::Disable, "staff_disabled"),
+            (Change::Enable, "staff_enabled"),
+            (
+                Change::ResetPin(PinHash::new("97531086").unwrap()),
+                "staff_pin_reset",
+            ),
+            (Change::Unlock, "staff_unlocked"),
+            (
+                Change::Set {
+                    roles: None,
+                    windows: Some(vec![(2, Role::B)]),
+                },
+                "staff_changed",
+            ),
+            (Change::Remove, "staff_removed"),
+        ] {
+            let (stored, _) = store
+                .change_account(&change("S001", c), Timestamp(5), |_| Ok(Default::default()))
+                .unwrap();
+            assert_eq!(stored.len(), 1);
+            assert_eq!(stored[0].kind, kind);
+            assert_eq!(
+                (
+                    &stored[0].payload["staff"],
+                    &stored[0].payload["by"],
+                    &stored[0].payload["via"]
+                ),
+                (
+                    &serde_json::json!("S001"),
+                    &serde_json::json!("A001"),
+                    &serde_json::json!("web")
+                )
+            );
+            // Every event is typed, and reads back as the same type.
+            assert!(
+                matches!(stored[0].typed(), crate::events::Committed::Hall(ref h) if h.kind() == kind)
+            );
+        }
+        assert_eq!(audit(&store)[5].1["windows"], serde_json::json!([[2, "B"]]));
+        assert!(audit(&store)[3].1.get("pin").is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn disabling_staff_signs_them_out_of_their_window_in_the_same_transaction() {
+        use crate::core::{HallCore, wall_now};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hallq.db");
+        let mut store = Store::open(&path).unwrap();
+        store
+            .change_account(
+                &change(
+                    "S001",
+                    Change::Add {
+                        name: "王芳".into(),
+                        roles: vec![Permission::Staff],
+                        windows: vec![(1, Role::A), (2, Role::B)],
+                        pin: PinHash::new("246810").unwrap(),
+                    },
+                ),
+                wall_now(),
+                |_| Ok(Default::default()),
+            )
+            .unwrap();
+        let (hall, _core) = HallCore::start(crate::testing::in_force(), store).unwrap();
+        let sign_in = |window| hallq_engine::Command::SignIn {
+            window,
+            staff: "S001".into(),
+            role: Role::A,
+        };
+        hall.execute(sign_in(1)).await.unwrap();
+        // Taking window 1 off the list signs them out there; window 2 stays theirs.
+        let (events, _) = hall
+            .change_account(change(
+                "S001",
+                Change::Set {
+                    roles: None,
+                    windows: Some(vec![(2, Role::B)]),
+                },
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, ["staff_changed", "staff_signed_out"]);
+        assert_eq!(events[1].payload["reason"], "account_changed");
+        assert_eq!(events[1].seq, events[0].seq + 1);
+        hall.execute(sign_in(2)).await.unwrap();
+        let (events, state) = hall
+            .change_account(change("S001", Change::Disable))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(state.disabled_at.is_some());
+        assert_eq!(
+            events
+                .iter()
+                .map(|e| (e.kind.as_str(), e.payload["window"].as_u64()))
+                .collect::<Vec<_>>(),
+            [("staff_disabled", None), ("staff_signed_out", Some(2))]
+        );
+        let staffed = hall
+            .query(|e, _| e.windows().values().any(|w| w.staff.is_some()))
+            .await
+            .unwrap();
+        assert!(!staffed, "nobody is left signed in");
+        // Committed: a second connection reads the window row unstaffed.
+        let other = Connection::open(&path).unwrap();
+        let row: String = other
+            .query_row("SELECT state FROM windows WHERE number = 2", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(row.contains("\"staff\":null"), "{row}");
+
+        // An account changed behind the daemon's back (the CLI) is signed out by the
+        // check the daemon runs every few seconds.
+        hall.change_account(change("S001", Change::Enable))
+            .await
+            .unwrap()
+            .unwrap();
+        hall.execute(sign_in(2)).await.unwrap();
+        Store::open(&path)
+            .unwrap()
+            .change_account(&change("S001", Change::Remove), wall_now(), |_| {
+                Ok(Default::default())
+            })
+            .unwrap();
+        let out = hall.revoke_stale_sign_ins().await.unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].payload["reason"], "account_changed");
+        assert!(hall.revoke_stale_sign_ins().await.unwrap().is_empty());
     }
 
     #[test]
