@@ -415,10 +415,19 @@ fn boot_any(w: &Wiring, accel: &mut &'static str) -> (Vm, Duration) {
         }
     }
     let mut vm = Vm::boot(w, "tcg");
-    let d = vm
-        .wait_serving(boot_timeout())
-        .unwrap_or_else(|| panic!("the guest never served its API:\n{}", vm.console.text()));
-    (vm, d)
+    match vm.wait_serving(boot_timeout()) {
+        Some(d) => (vm, d),
+        None => {
+            // Why: the units' state and the daemon's journal, through the console's shell.
+            let console = vm.console.text();
+            vm.wait_shell(Duration::from_secs(60));
+            let why = vm.sh(
+                "systemctl --no-pager status hallq.service hallq-kiosk.service systemd-networkd.service | tail -n 40; journalctl -b --no-pager -o short-monotonic -u hallq.service | tail -n 40; ip -br addr",
+                Duration::from_secs(120),
+            );
+            panic!("the guest never served its API:\n{console}\n{why}");
+        }
+    }
 }
 
 fn kvm_opens() -> bool {
