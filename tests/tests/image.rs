@@ -55,15 +55,47 @@ struct Text {
 
 /// The home screen: the hall's name in the header, the greeting, the 取号 button.
 const HOME: [Text; 3] = [
-    Text { what: "青山县政务服务中心 (header)", x: 15, y: 35, w: 310, h: 35, background: BLUE, ink: WHITE },
-    Text { what: "欢迎！请问您要办理什么？", x: 25, y: 170, w: 615, h: 50, background: PAGE, ink: DARK },
-    Text { what: "取号 (button label)", x: 915, y: 290, w: 115, h: 60, background: RED, ink: WHITE },
+    Text {
+        what: "青山县政务服务中心 (header)",
+        x: 15,
+        y: 35,
+        w: 310,
+        h: 35,
+        background: BLUE,
+        ink: WHITE,
+    },
+    Text {
+        what: "欢迎！请问您要办理什么？",
+        x: 25,
+        y: 170,
+        w: 615,
+        h: 50,
+        background: PAGE,
+        ink: DARK,
+    },
+    Text {
+        what: "取号 (button label)",
+        x: 915,
+        y: 290,
+        w: 115,
+        h: 60,
+        background: RED,
+        ink: WHITE,
+    },
 ];
-/// The services screen after the tap: its heading, and 社会保障's tile (SB, prefix A,
-/// served at window 1), its label and where it is tapped.
-const SERVICES_HEADING: Text = Text { what: "取号：请选择业务", x: 25, y: 165, w: 400, h: 55, background: PAGE, ink: DARK };
-const SERVICE_TILE: Text = Text { what: "社会保障 (tile)", x: 150, y: 345, w: 145, h: 45, background: WHITE, ink: DARK };
-const SERVICE_TILE_TAP: (u32, u32) = (221, 400);
+/// The services screen after the tap: its heading 取号：请选择业务 where the home screen's
+/// greeting was (shorter: the greeting's right half is bare page there).
+const SERVICES_HEADING: Text = Text {
+    what: "取号：请选择业务",
+    x: 25,
+    y: 170,
+    w: 400,
+    h: 50,
+    background: PAGE,
+    ink: DARK,
+};
+/// Bare page on the services screen, ink on the home screen (欢迎…'s 什么？).
+const GREETING_TAIL: (usize, usize, usize, usize) = (460, 170, 180, 50);
 /// Where 取号 is tapped: the middle of its button (690..1255 × 250..428 on the frame).
 const TAKE_TICKET: (u32, u32) = (972, 339);
 
@@ -335,7 +367,8 @@ impl Vm {
     /// A finger on the touch screen at `(x, y)` of the 1280×800 display: the tablet's
     /// absolute axes run 0..=32767 over the screen, as libinput scales them back.
     fn tap(&mut self, x: u32, y: u32) {
-        let ax = |v: u32, span: u32| ((v as u64 * 32768 + span as u64 / 2) / span as u64).min(32767);
+        let ax =
+            |v: u32, span: u32| ((v as u64 * 32768 + span as u64 / 2) / span as u64).min(32767);
         let (ax, ay) = (ax(x, SCREEN.0), ax(y, SCREEN.1));
         self.qmp_cmd(
             "input-send-event",
@@ -355,10 +388,18 @@ impl Vm {
     }
 
     /// Screendumps until `ok` holds for the frame (or `within` passes); the last frame.
-    fn screen_until(&mut self, file: &Path, within: Duration, ok: impl Fn(&Image) -> bool) -> (Image, bool) {
+    fn screen_until(
+        &mut self,
+        file: &Path,
+        within: Duration,
+        ok: impl Fn(&Image) -> bool,
+    ) -> (Image, bool) {
         let t = Instant::now();
         loop {
-            self.qmp_cmd("screendump", json!({"filename": file.display().to_string()}));
+            self.qmp_cmd(
+                "screendump",
+                json!({"filename": file.display().to_string()}),
+            );
             let img = read_ppm(file);
             if ok(&img) {
                 return (img, true);
@@ -586,7 +627,10 @@ fn the_appliance_boots_serves_and_survives_power_cuts() {
             "journalctl -b -u hallq-kiosk.service --no-pager -o cat | tail -n 20",
             long,
         );
-        let why: Vec<String> = HOME.iter().filter_map(|t| check_text(&frame, t).err()).collect();
+        let why: Vec<String> = HOME
+            .iter()
+            .filter_map(|t| check_text(&frame, t).err())
+            .collect();
         panic!(
             "the KMS display does not show the home screen ({}; frame in target/image-kiosk-kms-failed.png); kiosk log:\n{journal_kiosk}",
             why.join("; ")
@@ -596,26 +640,60 @@ fn the_appliance_boots_serves_and_survives_power_cuts() {
     // A citizen's tap: 取号 on the home screen, then 社会保障 on the services screen. The
     // kiosk issues the ticket; the printer on the host prints it.
     vm.tap(TAKE_TICKET.0, TAKE_TICKET.1);
-    let (services, shown) = vm.screen_until(&shot, Duration::from_secs(30), |img| {
-        check_text(img, &SERVICES_HEADING).is_ok() && img.at(TAKE_TICKET.0 as usize, TAKE_TICKET.1 as usize) != RED
-    });
-    if !shown {
-        services.write_png(&repo().join("target/image-kiosk-services-failed.png"));
-        panic!(
-            "the tap on 取号 did not open the services screen ({:?}; frame in target/image-kiosk-services-failed.png)",
-            check_text(&services, &SERVICES_HEADING).err()
-        );
-    }
+    let services_shown = |img: &Image| {
+        check_text(img, &SERVICES_HEADING).is_ok()
+            && check_text(img, &HOME[2]).is_err()
+            && ink_in(img, GREETING_TAIL, DARK) == 0
+    };
+    let (services, shown) = vm.screen_until(&shot, Duration::from_secs(30), services_shown);
     services.write_png(&repo().join("target/image-kiosk-services.png"));
-    check_text(&services, &SERVICE_TILE).unwrap_or_else(|e| panic!("services screen: {e}"));
-    vm.tap(SERVICE_TILE_TAP.0, SERVICE_TILE_TAP.1);
+    assert!(
+        shown,
+        "the tap on 取号 did not open the services screen ({:?}; frame in target/image-kiosk-services.png)",
+        check_text(&services, &SERVICES_HEADING).err()
+    );
+    // 社会保障 (SB, prefix A, served at window 1) is the first tile: found on the frame,
+    // its label checked, tapped in its middle.
+    let tile = first_tile(&services).expect("no service tile on the services screen");
+    // The label: the box around the tile's dark strokes (the grey wait line below is
+    // another colour), wide enough for four characters.
+    let dark: Vec<(usize, usize)> = (tile.1..tile.1 + tile.3)
+        .flat_map(|y| (tile.0..tile.0 + tile.2).map(move |x| (x, y)))
+        .filter(|&(x, y)| near(services.at(x, y), DARK))
+        .collect();
+    let (x0, x1) = (
+        dark.iter().map(|p| p.0).min().unwrap_or(0),
+        dark.iter().map(|p| p.0).max().unwrap_or(0),
+    );
+    let (y0, y1) = (
+        dark.iter().map(|p| p.1).min().unwrap_or(0),
+        dark.iter().map(|p| p.1).max().unwrap_or(0),
+    );
+    assert!(
+        x1 - x0 >= 100 && y1 - y0 >= 20,
+        "the first tile {tile:?} has no label: dark strokes in {x0}..{x1} × {y0}..{y1}"
+    );
+    let label = Text {
+        what: "社会保障 (first tile)",
+        x: x0,
+        y: y0,
+        w: x1 - x0 + 1,
+        h: y1 - y0 + 1,
+        background: WHITE,
+        ink: DARK,
+    };
+    check_text(&services, &label).unwrap_or_else(|e| panic!("services screen, tile {tile:?}: {e}"));
+    vm.tap((tile.0 + tile.2 / 2) as u32, (tile.1 + tile.3 / 2) as u32);
     assert!(
         printer.wait_for(Duration::from_secs(60), |p| printed_number(p).is_some()),
         "no ticket number on the printer after the taps: {}",
         printer.paper().to_text(32)
     );
     let tapped = printed_number(&printer.paper()).expect("a printed number");
-    assert!(tapped.starts_with('A'), "社会保障 (SB) has prefix A: printed {tapped}");
+    assert!(
+        tapped.starts_with('A'),
+        "社会保障 (SB) has prefix A: printed {tapped}"
+    );
     eprintln!("image: the kiosk's taps printed ticket {tapped}");
 
     // A ticket from the host (the forwarded port, a LAN kiosk's key) prints on the host's
@@ -891,6 +969,34 @@ fn check_text(img: &Image, t: &Text) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Pixels of colour `ink` in the rectangle `(x, y, w, h)`.
+fn ink_in(img: &Image, (x0, y0, w, h): (usize, usize, usize, usize), ink: [u8; 3]) -> usize {
+    (y0..(y0 + h).min(img.h))
+        .flat_map(|y| (x0..(x0 + w).min(img.w)).map(move |x| (x, y)))
+        .filter(|&(x, y)| near(img.at(x, y), ink))
+        .count()
+}
+
+/// The first tile of the services screen (left column, top row): the white area that a
+/// line down the page's left margin meets first below the heading, `(x, y, w, h)`.
+fn first_tile(img: &Image) -> Option<(usize, usize, usize, usize)> {
+    let x = 40;
+    let top = (230..img.h).find(|&y| img.at(x, y) == WHITE)?;
+    let bottom = (top..img.h)
+        .find(|&y| img.at(x, y) != WHITE)
+        .unwrap_or(img.h);
+    let y = top + 4;
+    let left = (0..x)
+        .rev()
+        .find(|&xx| img.at(xx, y) != WHITE)
+        .map_or(0, |l| l + 1);
+    let right = (x..img.w)
+        .find(|&xx| img.at(xx, y) != WHITE)
+        .unwrap_or(img.w);
+    let (w, h) = (right - left, bottom - top);
+    (w >= 200 && h >= 100 && w < img.w / 2).then_some((left, top, w, h))
 }
 
 /// The ticket number on the printed paper: the big (`GS !` enlarged) run that reads like
