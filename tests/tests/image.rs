@@ -3,9 +3,12 @@
 //! its RS-485 port, a DRM display and a tablet, its API forwarded to 127.0.0.1 only and
 //! no other network. One boot checks systemd (multi-user.target, hallq.service active
 //! after READY=1, the watchdog restarting a daemon whose heartbeat a test hook stopped,
-//! logs in the journal), the kiosk's first frame on the KMS display (saved to
-//! docs/screens/image-kiosk-kms.png), a ticket printed on the host's printer and a call
-//! reaching the window's screen. Then power cuts: QEMU killed at a random moment while
+//! logs in the journal), the kiosk's home screen on the KMS display (the hall's name, the
+//! greeting and the 取号 label each with strokes of its colour on its background; saved
+//! to docs/screens/image-kiosk-kms.png under CI or HALLQ_SCREENS), a citizen's taps on
+//! 取号 and 社会保障 through QMP `input-send-event` on the tablet printing a ticket on the
+//! host's printer, window 1 calling that number and its Modbus screen showing it, and a
+//! ticket from the host printed too. Then power cuts: QEMU killed at a random moment while
 //! tickets are issued, booted again on the same ext4 disk (`cache=none`), and nothing
 //! acknowledged may be lost nor any number repeat. `HALLQ_IMAGE_CUTS=N` sets the cuts
 //! (default 3; 50 is the long run), `HALLQ_IMAGE_SEED=S` replays a run.
