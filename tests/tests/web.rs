@@ -657,7 +657,7 @@ fn a_kiosk_help_request_shows_on_supervision_and_board_until_acknowledged() {
         })
         .unwrap();
     assert!(board.text("#staff-line").contains("选择事项"));
-    shot(&board, "board-help.png");
+    shot(&board, "web-board-help.png");
 
     let page = driver.browser(1600, 1100).unwrap();
     page.go(&format!("{url}/supervision")).unwrap();
@@ -671,7 +671,7 @@ fn a_kiosk_help_request_shows_on_supervision_and_board_until_acknowledged() {
     })
     .unwrap();
     assert!(page.text("#help li.open").contains("lobby-1"));
-    shot(&page, "supervision-help.png");
+    shot(&page, "web-supervision-help.png");
     page.click("#help li.open[data-kiosk='lobby-1'] button.ack")
         .unwrap();
     page.wait_for("the request to leave the supervision page", 20, |b| {
