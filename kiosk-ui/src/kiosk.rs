@@ -584,7 +584,9 @@ fn help_coming_message(lang: Language) -> &'static str {
     match lang {
         Language::ZhCn => "已为您呼叫工作人员，请稍候，工作人员马上就到。",
         Language::ZhTw => "已為您呼叫工作人員，請稍候，工作人員馬上就到。",
-        Language::En => "A member of staff has been called and is coming to help you. Please wait here.",
+        Language::En => {
+            "A member of staff has been called and is coming to help you. Please wait here."
+        }
     }
 }
 
@@ -835,10 +837,9 @@ enum Outcome {
 fn worker(client: Client, jobs: Receiver<Job>, app: Weak<App>) {
     while let Ok(job) = jobs.recv() {
         let (lang, outcome) = match job {
-            Job::Help { screen, lang } => (
-                lang,
-                Outcome::Help(retrying(|| client.help(screen, lang))),
-            ),
+            Job::Help { screen, lang } => {
+                (lang, Outcome::Help(retrying(|| client.help(screen, lang))))
+            }
             Job::Issue { service, key, lang } => (
                 lang,
                 ticket_outcome(&client, retrying(|| client.issue(&service, &key, lang))),

@@ -884,7 +884,9 @@ fn the_help_button_is_on_every_screen_and_rings_for_staff_once() {
     type Step = fn(&Rig);
     let screens: [(Page, Step); 8] = [
         (Page::Home, |_| {}),
-        (Page::Services, |r| r.kiosk().invoke_navigate(Page::Services)),
+        (Page::Services, |r| {
+            r.kiosk().invoke_navigate(Page::Services)
+        }),
         (Page::Guides, |r| r.kiosk().invoke_navigate(Page::Guides)),
         (Page::Guide, |r| {
             r.kiosk().invoke_open_guide("SB".into());
@@ -933,7 +935,10 @@ fn the_help_button_is_on_every_screen_and_rings_for_staff_once() {
     rig.screen.pump();
     rig.tap("求助");
     assert!(
-        rig.wait_for(|a| a.global::<Kiosk>().get_message().contains("已为您呼叫工作人员")),
+        rig.wait_for(|a| a
+            .global::<Kiosk>()
+            .get_message()
+            .contains("已为您呼叫工作人员")),
         "the kiosk says staff are coming: {:?}",
         rig.kiosk().get_message()
     );
@@ -946,7 +951,11 @@ fn the_help_button_is_on_every_screen_and_rings_for_staff_once() {
     rig.kiosk().invoke_navigate(Page::Guides);
     rig.screen.pump();
     rig.tap("求助");
-    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_message().contains("已为您呼叫工作人员")));
+    assert!(rig.wait_for(|a| {
+        a.global::<Kiosk>()
+            .get_message()
+            .contains("已为您呼叫工作人员")
+    }));
     let open = help_open(&rig.url);
     assert_eq!(open.len(), 1, "{open:?}");
     assert_eq!(open[0]["screen"], "services");
@@ -1012,7 +1021,11 @@ fn elder_mode_speaks_each_step_through_the_halls_voice() {
     rig.tap("首页");
     rig.kiosk().invoke_set_language("en".into());
     rig.kiosk().invoke_navigate(Page::Services);
-    assert!(rig.screen.pump_until(WAIT, || spoken().len() >= 6), "{:?}", spoken());
+    assert!(
+        rig.screen.pump_until(WAIT, || spoken().len() >= 6),
+        "{:?}",
+        spoken()
+    );
     assert_eq!(spoken()[4..], ["welcome", "choose_service_en"]);
 }
 

@@ -39,7 +39,7 @@ fn announcement(dir: &Path, n: u32) -> Value {
     let t = Instant::now();
     while !path.exists() {
         assert!(
-            t.elapsed() < Duration::from_secs(20),
+            t.elapsed() < Duration::from_secs(40),
             "{} never appeared",
             path.display()
         );
@@ -385,8 +385,12 @@ fn elder_mode_prompts_during_a_call_wait_for_it_and_never_delay_the_next_call() 
     let mut text = std::fs::read_to_string(&hall.config).unwrap();
     // Paced, so that the first call is still playing when the prompts arrive.
     text.push_str(
-        &voice_section(hall.dir.path(), &pack_dir(), "repeat = 2\nchime = true")
-            .replace("pace = false", "pace = true"),
+        &voice_section(
+            hall.dir.path(),
+            &pack_dir(),
+            "repeat = 1\nchime = true\nprompt_max_wait_secs = 120",
+        )
+        .replace("pace = false", "pace = true"),
     );
     std::fs::write(&hall.config, text).unwrap();
     hall.add_staff("S001", "135790", &["--window", "1"]);
@@ -402,12 +406,11 @@ fn elder_mode_prompts_during_a_call_wait_for_it_and_never_delay_the_next_call() 
     // yet written), then a kiosk in elder mode speaks its steps.
     let playing = hall.dir.path().join("announcements");
     let t0 = Instant::now();
-    while std::fs::read_dir(&playing)
-        .map(|d| d.count())
-        .unwrap_or(0)
-        == 0
-    {
-        assert!(t0.elapsed() < Duration::from_secs(10), "the call never started");
+    while std::fs::read_dir(&playing).map(|d| d.count()).unwrap_or(0) == 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the call never started"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let prompt = |body: Value| {
@@ -422,11 +425,23 @@ fn elder_mode_prompts_during_a_call_wait_for_it_and_never_delay_the_next_call() 
     assert_eq!(s, 202, "{b}");
     // Bad input names the field.
     let (s, b) = prompt(json!({"prompt": "your_number"}));
-    assert_eq!((s, b["error"]["field"].as_str()), (422, Some("number")), "{b}");
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (422, Some("number")),
+        "{b}"
+    );
     let (s, b) = prompt(json!({"prompt": "welcome", "number": "A1"}));
-    assert_eq!((s, b["error"]["field"].as_str()), (422, Some("number")), "{b}");
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (422, Some("number")),
+        "{b}"
+    );
     let (s, b) = prompt(json!({"prompt": "your_number", "number": "A-1"}));
-    assert_eq!((s, b["error"]["field"].as_str()), (422, Some("number")), "{b}");
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (422, Some("number")),
+        "{b}"
+    );
     // A second call while the prompts wait goes ahead of them.
     for action in ["start", "finish", "call-next"] {
         let (s, b) = send(
@@ -450,11 +465,16 @@ fn elder_mode_prompts_during_a_call_wait_for_it_and_never_delay_the_next_call() 
         .collect();
     assert_eq!(
         kinds,
-        ["call A000001", "call A000002", "choose_service", "your_number"]
+        [
+            "call A000001",
+            "call A000002",
+            "choose_service",
+            "your_number"
+        ]
     );
     assert_eq!(
         tokens(&played[3]),
-        "prompt.your_number letter.A zh.0 zh.0 zh.0 zh.0 zh.0 zh.0 zh.9"
+        "prompt.your_number letter.A zh.0 zh.0 zh.0 zh.0 zh.0 zh.9"
             .split(' ')
             .collect::<Vec<_>>()
     );

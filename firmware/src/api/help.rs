@@ -143,7 +143,9 @@ async fn acknowledge(
             ..ApiError::new(
                 StatusCode::NOT_FOUND,
                 "help_not_open",
-                format!("kiosk {kiosk:?} has no open help request (already acknowledged, or never asked)"),
+                format!(
+                    "kiosk {kiosk:?} has no open help request (already acknowledged, or never asked)"
+                ),
             )
         });
     };

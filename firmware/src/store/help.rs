@@ -85,7 +85,10 @@ mod tests {
         store.append(&[ev(3, &req("k1", "services"))]).unwrap();
         let open = open(store.conn()).unwrap();
         assert_eq!(open.len(), 2);
-        assert_eq!((open[0].kiosk.as_str(), open[0].screen.as_str(), open[0].at), ("k1", "home", 1));
+        assert_eq!(
+            (open[0].kiosk.as_str(), open[0].screen.as_str(), open[0].at),
+            ("k1", "home", 1)
+        );
         let ack = HallEvent::HelpAcknowledged {
             kiosk: "k1".into(),
             by: "S1".into(),
