@@ -484,4 +484,21 @@ fn elder_mode_prompts_during_a_call_wait_for_it_and_never_delay_the_next_call() 
         let start = pair[1]["started_unix_us"].as_u64().unwrap();
         assert!(end <= start, "a prompt spoke over a call: {end} > {start}");
     }
+    // The help bell speaks help_coming through the same voice; a second press while the
+    // request is open says nothing more.
+    for _ in 0..2 {
+        let (s, b) = send(
+            c.post(format!("{}/api/v1/help", d.url))
+                .header("X-Kiosk-Id", "lobby")
+                .send_json(json!({"screen": "ticket"})),
+        );
+        assert!(s == 201 || s == 200, "{b}");
+    }
+    let help = announcement(hall.dir.path(), 5);
+    assert_eq!(tokens(&help), ["prompt.help_coming"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !hall.dir.path().join("announcements/000006.json").exists(),
+        "a second press spoke again"
+    );
 }

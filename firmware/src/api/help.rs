@@ -35,7 +35,7 @@ pub(super) async fn open_json(s: &AppState) -> Result<Value, ApiError> {
 }
 
 async fn read_open(s: &AppState) -> Result<Vec<HelpRequest>, ApiError> {
-    s.with_auth_db(|c| help::open(c)).await?.map_err(|e| {
+    s.with_auth_db(help::open).await?.map_err(|e| {
         tracing::error!(error = %e, "help requests could not be read");
         ApiError::unavailable()
     })

@@ -300,7 +300,17 @@ pub fn verify(
     max_failures: u32,
     lockout_minutes: u32,
 ) -> Result<StaffRecord, StaffError> {
-    let row: Option<(String, String, String, String, i64, Option<i64>, Option<i64>)> = conn
+    // name, roles, windows, pin_hash, failures, locked_until, disabled_at
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        i64,
+        Option<i64>,
+        Option<i64>,
+    );
+    let row: Option<Row> = conn
         .query_row("SELECT name, roles, windows, pin_hash, failures, locked_until, disabled_at FROM staff WHERE id = ?1 AND removed_at IS NULL", [id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
         })
