@@ -183,6 +183,21 @@ pub enum HallEvent {
         #[serde(flatten)]
         detail: serde_json::Map<String, serde_json::Value>,
     },
+    /// A citizen pressed the help button (求助) on a kiosk. At most one is open per
+    /// kiosk: presses while it is open record nothing more.
+    HelpRequested {
+        /// The kiosk (its `X-Kiosk-Id`, `kiosk` when it sends none).
+        kiosk: String,
+        /// The screen it showed (`home`, `services`, `ticket`, …).
+        screen: String,
+    },
+    /// A member of staff acknowledged a kiosk's open help request and is on the way.
+    HelpAcknowledged {
+        /// The kiosk.
+        kiosk: String,
+        /// Staff id of who acknowledged it.
+        by: String,
+    },
     /// A pushed setup was refused; the old one stays.
     ConfigRefused {
         /// Its version.
@@ -214,6 +229,8 @@ impl HallEvent {
             HallEvent::SignInFailed { .. } => "sign_in_failed",
             HallEvent::ConfigApplied { .. } => "config_applied",
             HallEvent::ConfigRefused { .. } => "config_refused",
+            HallEvent::HelpRequested { .. } => "help_requested",
+            HallEvent::HelpAcknowledged { .. } => "help_acknowledged",
         }
     }
 }
@@ -288,11 +305,18 @@ mod tests {
         let v = serde_json::to_value(&fault).unwrap();
         assert_eq!(v["type"], fault.kind());
         assert_eq!(stored(v).typed(), Committed::Hall(fault));
-        let new = stored(serde_json::json!({"type": "help_requested", "kiosk": "k1"}));
+        let help = HallEvent::HelpRequested {
+            kiosk: "k1".into(),
+            screen: "home".into(),
+        };
+        let v = serde_json::to_value(&help).unwrap();
+        assert_eq!(v["type"], "help_requested");
+        assert_eq!(stored(v).typed(), Committed::Hall(help));
+        let new = stored(serde_json::json!({"type": "lift_called", "floor": 2}));
         assert_eq!(
             new.typed(),
             Committed::Other {
-                kind: "help_requested".into()
+                kind: "lift_called".into()
             }
         );
     }

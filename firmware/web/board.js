@@ -1,6 +1,7 @@
 // hallq hall call board (/board): the newest call large and blinking, the latest calls
 // (layout "list") or a column per window (layout "windows"), waiting counts, scrolling
-// notices, date and time, and the call chime. It follows the live stream and, whenever
+// notices, the staff line (kiosks whose citizen asked for help, until acknowledged on
+// the supervision page), date and time, and the call chime. It follows the live stream and, whenever
 // the stream is down, says so on screen and greys out what it shows until it is back.
 'use strict';
 
@@ -73,6 +74,13 @@
       if (flashing && flashing.window === w.number && Date.now() < flashing.until) col.classList.add('flash');
       return col;
     }));
+    const help = board.help || [];
+    const line = $('staff-line');
+    line.hidden = help.length === 0;
+    line.dataset.kiosks = help.map((h) => h.kiosk).join(' ');
+    line.textContent = help.length
+      ? t('help_staff_line', { list: help.map((h) => h.kiosk + '（' + t('scr_' + h.screen) + '）').join('、') })
+      : '';
     const notices = board.notices.length ? board.notices : [board.hall];
     const track = $('notices');
     const text = notices.join('\u0000');

@@ -1,5 +1,6 @@
 // hallq supervision dashboard (/supervision, supervisor role): every window's state,
-// every queue with its longest wait, warnings (open first), today's figures and rating
+// open help requests from the kiosks (acknowledged here), every queue with its longest
+// wait, warnings (open first), today's figures and rating
 // distribution, and the daily report per window or per service as CSV. It re-reads
 // /api/v1/supervision whenever the live stream brings an event.
 'use strict';
@@ -97,6 +98,18 @@
     ];
     $('figures').replaceChildren(...figs.map(([k, v]) => el('div', { class: 'figure', 'data-figure': k }, el('div', { class: 'label' }, t(k)), el('div', { class: 'value' }, v))));
 
+    const help = data.help || [];
+    $('help-count').textContent = help.length ? '(' + help.length + ')' : '';
+    $('help').replaceChildren(...(help.length
+      ? help.map((h) => {
+        const ack = el('button', { type: 'button', class: 'big primary ack', 'data-kiosk': h.kiosk }, t('help_ack'));
+        ack.addEventListener('click', () => acknowledge(h.kiosk, ack));
+        return el('li', { class: 'open', 'data-kiosk': h.kiosk, 'data-screen': h.screen },
+          el('span', { class: 'when' }, HQ.clockText(h.at)),
+          el('span', {}, t('help_line', { kiosk: h.kiosk, screen: t('scr_' + h.screen), t: since(h.at) })), ack);
+      })
+      : [el('li', { class: 'none' }, t('help_none'))]));
+
     const open = data.warnings.filter((w) => w.open);
     $('warn-count').textContent = open.length ? '(' + open.length + ')' : '';
     $('warnings').replaceChildren(...(data.warnings.length
@@ -142,6 +155,18 @@
       fill.style.width = (100 * n / max) + '%';
       return el('li', { class: i >= 3 ? 'bad' : '', 'data-level': l }, el('span', {}, t('lv_' + l)), el('div', { class: 'bar' }, fill), el('span', { class: 'n' }, n));
     }));
+  }
+
+  /** A member of staff takes a kiosk's help request on; it leaves every screen. */
+  async function acknowledge(kiosk, button) {
+    button.disabled = true;
+    try {
+      await api('POST', '/api/v1/help/' + encodeURIComponent(kiosk) + '/ack', {});
+    } catch (e) {
+      if (e.status === 401) { showLogin(t('err_sign_in_required')); return; }
+      if (e.code !== 'help_not_open') $('report-message').textContent = errorText(e);
+    }
+    await refresh();
   }
 
   /** Fetches the CSV with the bearer token and hands it to the browser as a download. */

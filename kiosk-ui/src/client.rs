@@ -244,6 +244,34 @@ impl Client {
         Ok(a.locked.then(|| a.message.unwrap_or_default()))
     }
 
+    /// Rings the help bell: the controller records a help request for this kiosk (one
+    /// open request per kiosk) and speaks `help_coming`. Answers whether one was
+    /// already open.
+    pub fn help(&self, screen: &str, lang: Language) -> Result<bool, ClientError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            already_open: bool,
+        }
+        let a: Answer = self.post(
+            "/api/v1/help",
+            lang,
+            None,
+            serde_json::json!({ "screen": screen }),
+        )?;
+        Ok(a.already_open)
+    }
+
+    /// Asks the hall's voice to speak a kiosk prompt (elder mode), queued behind calls;
+    /// `number` for the prompts that read a ticket number (`your_number`).
+    pub fn prompt(&self, prompt: &str, number: Option<&str>) -> Result<(), ClientError> {
+        let mut body = serde_json::json!({ "prompt": prompt });
+        if let Some(n) = number {
+            body["number"] = n.into();
+        }
+        let _: Value = self.post("/api/v1/voice/prompt", Language::ZhCn, None, body)?;
+        Ok(())
+    }
+
     /// Checks an appointment in by its booking code.
     pub fn check_in(
         &self,

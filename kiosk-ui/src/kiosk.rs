@@ -52,8 +52,66 @@ enum Wake {
     Lock(Option<String>),
 }
 
+/// A spoken step of elder mode, for the voice thread: a prompt id and the ticket number
+/// it reads, if any.
+struct Speak {
+    prompt: String,
+    number: Option<String>,
+}
+
+/// The prompt id in the citizen's language: the voice speaks Mandarin for both Chinese
+/// scripts, and English prompts carry `_en`.
+fn prompt_id(base: &str, lang: Language) -> String {
+    match lang {
+        Language::En => format!("{base}_en"),
+        Language::ZhCn | Language::ZhTw => base.to_string(),
+    }
+}
+
+/// The name the controller knows a screen by (`POST /api/v1/help`'s `screen`).
+pub fn screen_name(screen: Screen) -> &'static str {
+    match screen {
+        Screen::Home => "home",
+        Screen::Services => "services",
+        Screen::Ticket => "ticket",
+        Screen::Guides => "guides",
+        Screen::Guide => "guide",
+        Screen::Search => "search",
+        Screen::Checkin => "checkin",
+        Screen::Status => "status",
+        Screen::Closed => "closed",
+    }
+}
+
+/// In elder mode, says a step aloud through the hall's voice (queued behind calls,
+/// never over one); outside elder mode, nothing.
+fn speak(state: &Rc<std::cell::RefCell<UiState>>, base: &str, number: Option<&str>) {
+    let st = state.borrow();
+    if !st.elder {
+        return;
+    }
+    let _ = st.voice.send(Speak {
+        prompt: prompt_id(base, st.language),
+        number: number.map(String::from),
+    });
+}
+
+/// Posts elder-mode prompts one after another, off the UI thread and apart from the
+/// ticket worker, so a slow voice never delays a ticket.
+fn voice_worker(client: Client, rx: Receiver<Speak>) {
+    while let Ok(s) = rx.recv() {
+        if let Err(e) = client.prompt(&s.prompt, s.number.as_deref()) {
+            tracing::debug!(prompt = %s.prompt, "voice prompt not spoken: {e}");
+        }
+    }
+}
+
 /// A citizen's request for the worker.
 enum Job {
+    Help {
+        screen: &'static str,
+        lang: Language,
+    },
     Issue {
         service: String,
         key: String,
@@ -89,6 +147,8 @@ struct UiState {
     elder: bool,
     shared: Arc<Mutex<Shared>>,
     jobs: Sender<Job>,
+    /// Elder mode's spoken steps.
+    voice: Sender<Speak>,
     idle: Timer,
     /// The request (service code or booking code) whose answer was lost, and its
     /// idempotency key: tapping the same again reuses the key, so a request that did
@@ -117,6 +177,15 @@ impl KioskLogic {
             .name("kiosk-worker".into())
             .spawn(move || worker(worker_client, jobs_rx, worker_weak))
             .expect("spawn the kiosk worker");
+
+        let (voice_tx, voice_rx) = mpsc::channel::<Speak>();
+        {
+            let client = client.clone();
+            std::thread::Builder::new()
+                .name("kiosk-voice".into())
+                .spawn(move || voice_worker(client, voice_rx))
+                .expect("spawn the kiosk voice worker");
+        }
 
         let (wake_tx, wake_rx) = mpsc::channel::<Wake>();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
@@ -148,6 +217,7 @@ impl KioskLogic {
             elder: false,
             shared,
             jobs: jobs_tx,
+            voice: voice_tx,
             idle: Timer::default(),
             pending_key: None,
             guide: None,
@@ -308,6 +378,18 @@ impl KioskLogic {
             k.set_page(0);
             k.set_guide_step(0);
             refresh_search(app, st);
+            if elder {
+                speak_screen(st, k.get_screen());
+            }
+        }));
+        k.on_request_help(with!(|app: &App, st| {
+            let k = app.global::<Kiosk>();
+            let st = st.borrow();
+            let _ = st.jobs.send(Job::Help {
+                screen: screen_name(k.get_screen()),
+                lang: st.language,
+            });
+            k.set_busy(true);
         }));
         k.on_dismiss_message(with!(|app: &App, _st| {
             app.global::<Kiosk>().set_message("".into());
@@ -423,6 +505,7 @@ fn go_home(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
             Screen::Home
         }
     });
+    speak_screen(state, k.get_screen());
 }
 
 /// Follows the hall server's kiosk lock: locking shows the locked screen with its reason
@@ -483,6 +566,28 @@ fn navigate(app: &App, state: &Rc<std::cell::RefCell<UiState>>, screen: Screen) 
     };
     k.set_screen(screen);
     restart_idle(app, state);
+    speak_screen(state, screen);
+}
+
+/// Elder mode's prompt for arriving at a screen: welcome at home, choose a service on
+/// the service list.
+fn speak_screen(state: &Rc<std::cell::RefCell<UiState>>, screen: Screen) {
+    match screen {
+        Screen::Home => speak(state, "welcome", None),
+        Screen::Services => speak(state, "choose_service", None),
+        _ => {}
+    }
+}
+
+/// What the screen says once the help request is recorded (the voice says the same).
+fn help_coming_message(lang: Language) -> &'static str {
+    match lang {
+        Language::ZhCn => "已为您呼叫工作人员，请稍候，工作人员马上就到。",
+        Language::ZhTw => "已為您呼叫工作人員，請稍候，工作人員馬上就到。",
+        Language::En => {
+            "A member of staff has been called and is coming to help you. Please wait here."
+        }
+    }
 }
 
 fn offline_message(lang: Language) -> &'static str {
@@ -725,11 +830,16 @@ enum Outcome {
     Locked(String),
     Guide(Result<Box<Guide>, ClientError>),
     Checklist(Result<String, ClientError>),
+    /// The help request recorded (whether one was already open), or why not.
+    Help(Result<bool, ClientError>),
 }
 
 fn worker(client: Client, jobs: Receiver<Job>, app: Weak<App>) {
     while let Ok(job) = jobs.recv() {
         let (lang, outcome) = match job {
+            Job::Help { screen, lang } => {
+                (lang, Outcome::Help(retrying(|| client.help(screen, lang))))
+            }
             Job::Issue { service, key, lang } => (
                 lang,
                 ticket_outcome(&client, retrying(|| client.issue(&service, &key, lang))),
@@ -821,11 +931,14 @@ fn deliver(app: &App, lang: Language, outcome: Outcome) {
                     .unwrap_or_else(|| "unavailable".into())
                     .into(),
             );
+            let number = t.number.clone();
             state.borrow_mut().ticket = Some((t, printer));
             state.borrow_mut().checkin_code.clear();
             k.set_checkin_code("".into());
             k.set_screen(Screen::Ticket);
             restart_idle(app, state);
+            speak(state, "your_number", Some(&number));
+            speak(state, "take_ticket", None);
         }
         Outcome::Ticket(Err(e)) => {
             tracing::warn!("ticket request failed: {e}");
@@ -886,6 +999,14 @@ fn deliver(app: &App, lang: Language, outcome: Outcome) {
         }
         Outcome::Checklist(Ok(printer)) => {
             k.set_checklist_state(printer.into());
+        }
+        Outcome::Help(Ok(_)) => k.set_message(help_coming_message(lang).into()),
+        Outcome::Help(Err(e)) => {
+            tracing::warn!("help request failed: {e}");
+            match e {
+                ClientError::Refused { message, .. } => k.set_message(message.into()),
+                _ => k.set_message(offline_message(lang).into()),
+            }
         }
     });
 }

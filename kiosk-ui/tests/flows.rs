@@ -874,6 +874,161 @@ fn every_screen_renders_in_both_orientations_and_elder_mode() {
     }
 }
 
+fn the_help_button_is_on_every_screen_and_rings_for_staff_once() {
+    let rig = Rig::new();
+    let help_open = |url: &str| -> Vec<serde_json::Value> {
+        let (s, b) = send(client().get(format!("{url}/api/v1/help")).call());
+        assert_eq!(s, 200, "{b}");
+        b["help"].as_array().unwrap().clone()
+    };
+    type Step = fn(&Rig);
+    let screens: [(Page, Step); 8] = [
+        (Page::Home, |_| {}),
+        (Page::Services, |r| {
+            r.kiosk().invoke_navigate(Page::Services)
+        }),
+        (Page::Guides, |r| r.kiosk().invoke_navigate(Page::Guides)),
+        (Page::Guide, |r| {
+            r.kiosk().invoke_open_guide("SB".into());
+            assert!(r.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Guide));
+        }),
+        (Page::Search, |r| r.kiosk().invoke_navigate(Page::Search)),
+        (Page::Checkin, |r| r.kiosk().invoke_navigate(Page::Checkin)),
+        (Page::Status, |r| r.kiosk().invoke_navigate(Page::Status)),
+        (Page::Ticket, |r| {
+            r.kiosk().invoke_navigate(Page::Services);
+            r.kiosk().invoke_take_ticket("SB".into());
+            assert!(r.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket));
+        }),
+    ];
+    for elder in [false, true] {
+        for (orientation, (w, h)) in [("portrait", PORTRAIT), ("landscape", LANDSCAPE)] {
+            rig.screen.resize(w, h);
+            for (page, step) in &screens {
+                rig.kiosk().invoke_go_home();
+                if rig.kiosk().get_elder() != elder {
+                    rig.kiosk().invoke_toggle_elder();
+                }
+                step(&rig);
+                rig.screen.pump();
+                assert_eq!(rig.kiosk().get_screen(), *page);
+                let a = rig.area_of("求助");
+                assert!(
+                    a.w as f32 >= MIN_TOUCH && a.h as f32 >= MIN_TOUCH,
+                    "{page:?} {orientation} elder={elder}: the help button is {a:?}"
+                );
+                if elder {
+                    assert!(a.w >= 240, "large in elder mode: {a:?}");
+                }
+            }
+        }
+    }
+    rig.screen.resize(PORTRAIT.0, PORTRAIT.1);
+    rig.kiosk().invoke_go_home();
+    if rig.kiosk().get_elder() {
+        rig.kiosk().invoke_toggle_elder();
+    }
+    assert!(help_open(&rig.url).is_empty());
+
+    // A tap on the services screen rings for staff and says so.
+    rig.kiosk().invoke_navigate(Page::Services);
+    rig.screen.pump();
+    rig.tap("求助");
+    assert!(
+        rig.wait_for(|a| a
+            .global::<Kiosk>()
+            .get_message()
+            .contains("已为您呼叫工作人员")),
+        "the kiosk says staff are coming: {:?}",
+        rig.kiosk().get_message()
+    );
+    let open = help_open(&rig.url);
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["kiosk"], "kiosk-test");
+    assert_eq!(open[0]["screen"], "services");
+    rig.tap("知道了");
+    // Pressing again (impatiently, elsewhere) adds no second request.
+    rig.kiosk().invoke_navigate(Page::Guides);
+    rig.screen.pump();
+    rig.tap("求助");
+    assert!(rig.wait_for(|a| {
+        a.global::<Kiosk>()
+            .get_message()
+            .contains("已为您呼叫工作人员")
+    }));
+    let open = help_open(&rig.url);
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["screen"], "services");
+}
+
+fn elder_mode_speaks_each_step_through_the_halls_voice() {
+    let pack = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../firmware/voice/pack/default");
+    let scratch = Hall::new();
+    let voice_dir = scratch.dir.path().join("announcements");
+    let hall = Hall::with_config(&format!(
+        "[voice]\nsink = \"files\"\ndir = {:?}\npace = false\npack = {:?}\n",
+        voice_dir.display().to_string(),
+        pack.display().to_string()
+    ));
+    let daemon = hall.start();
+    let url = daemon.url.clone();
+    let rig = Rig::on(url, PORTRAIT, Duration::from_secs(60), hall, Some(daemon));
+    assert!(rig.wait_for(|app| app.global::<Kiosk>().get_services().iter().count() == 6));
+    let spoken = || -> Vec<String> {
+        let mut files: Vec<_> = std::fs::read_dir(&voice_dir)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.retain(|p: &PathBuf| p.extension().is_some_and(|e| e == "json"));
+        files.sort();
+        files
+            .iter()
+            .map(|p| {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+                let m = &v["message"];
+                match m["number"].as_str() {
+                    Some(n) => format!("{} {n}", m["id"].as_str().unwrap_or("?")),
+                    None => m["id"].as_str().unwrap_or("?").to_string(),
+                }
+            })
+            .collect()
+    };
+    // Standard mode says nothing.
+    rig.tap("取号");
+    rig.screen.pump_until(Duration::from_secs(1), || false);
+    assert!(spoken().is_empty(), "{:?}", spoken());
+    rig.tap("首页");
+    rig.tap("关怀模式");
+    rig.tap("取号");
+    rig.tap("社会保障");
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket));
+    let number = rig.kiosk().get_ticket().number.to_string();
+    assert!(
+        rig.screen.pump_until(WAIT, || spoken().len() >= 4),
+        "spoken so far: {:?}",
+        spoken()
+    );
+    assert_eq!(
+        spoken(),
+        [
+            "welcome".to_string(),
+            "choose_service".to_string(),
+            format!("your_number {number}"),
+            "take_ticket".to_string(),
+        ]
+    );
+    // In English, the English prompts.
+    rig.tap("首页");
+    rig.kiosk().invoke_set_language("en".into());
+    rig.kiosk().invoke_navigate(Page::Services);
+    assert!(
+        rig.screen.pump_until(WAIT, || spoken().len() >= 6),
+        "{:?}",
+        spoken()
+    );
+    assert_eq!(spoken()[4..], ["welcome", "choose_service_en"]);
+}
+
 /// Slint's platform is process-wide and its UI bound to one thread, so the flows run one
 /// after the other on this test's thread, each with its own controller and kiosk.
 #[test]
@@ -939,6 +1094,14 @@ fn the_kiosk_flows() {
     run(
         "a_closed_hall_says_why_on_home_before_a_service_is_picked",
         a_closed_hall_says_why_on_home_before_a_service_is_picked,
+    );
+    run(
+        "the_help_button_is_on_every_screen_and_rings_for_staff_once",
+        the_help_button_is_on_every_screen_and_rings_for_staff_once,
+    );
+    run(
+        "elder_mode_speaks_each_step_through_the_halls_voice",
+        elder_mode_speaks_each_step_through_the_halls_voice,
     );
     run(
         "every_screen_renders_in_both_orientations_and_elder_mode",

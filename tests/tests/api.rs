@@ -938,3 +938,141 @@ fn admins_and_only_admins_manage_staff_accounts_over_the_api() {
         .unwrap();
     assert_eq!(removed, Some(event_at));
 }
+
+#[test]
+fn a_kiosk_rings_for_help_once_staff_acknowledge_it_and_a_restart_keeps_it_open() {
+    let hall = Hall::new();
+    hall.add_staff("S001", "135790", &["--window", "1"]);
+    let c = client();
+    {
+        let d = hall.start();
+        let post = |path: &str, headers: &[(&str, &str)], body: serde_json::Value| {
+            let mut req = c.post(format!("{}{path}", d.url));
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            send(req.send_json(body))
+        };
+        let code =
+            |r: &(u16, serde_json::Value)| (r.0, r.1["error"]["code"].as_str().map(String::from));
+        let field =
+            |r: &(u16, serde_json::Value)| (r.0, r.1["error"]["field"].as_str().map(String::from));
+
+        // Bad input names the field.
+        let r = post("/api/v1/help", &[("X-Kiosk-Id", "lobby")], json!({}));
+        assert_eq!(field(&r), (422, Some("screen".into())), "{}", r.1);
+        let r = post(
+            "/api/v1/help",
+            &[("X-Kiosk-Id", "lobby")],
+            json!({"screen": "kitchen"}),
+        );
+        assert_eq!(field(&r), (422, Some("screen".into())), "{}", r.1);
+        let r = post(
+            "/api/v1/help",
+            &[("X-Kiosk-Id", "lobby")],
+            json!({"screen": "home", "urgent": true}),
+        );
+        assert_eq!(field(&r), (422, Some("urgent".into())), "{}", r.1);
+
+        // The bell is a kiosk's: a staff token cannot ring it.
+        let (s, b) = send(
+            c.post(format!("{}/api/v1/sessions", d.url))
+                .send_json(json!({"staff_id": "S001", "pin": "135790", "window": 1})),
+        );
+        assert_eq!(s, 201, "{b}");
+        let token = format!("Bearer {}", b["token"].as_str().unwrap());
+        let r = post(
+            "/api/v1/help",
+            &[("Authorization", token.as_str())],
+            json!({"screen": "home"}),
+        );
+        assert_eq!(code(&r), (403, Some("kiosk_only".into())), "{}", r.1);
+
+        // The kiosk rings; presses while it is open record nothing more.
+        let r = post(
+            "/api/v1/help",
+            &[("X-Kiosk-Id", "lobby")],
+            json!({"screen": "services"}),
+        );
+        assert_eq!(r.0, 201, "{}", r.1);
+        assert_eq!(r.1["help"]["kiosk"], "lobby");
+        assert_eq!(r.1["already_open"], false);
+        for screen in ["services", "ticket", "home"] {
+            let r = post(
+                "/api/v1/help",
+                &[("X-Kiosk-Id", "lobby")],
+                json!({"screen": screen}),
+            );
+            assert_eq!(r.0, 200, "{}", r.1);
+            assert_eq!(r.1["already_open"], true);
+            assert_eq!(r.1["help"]["screen"], "services", "the first press stands");
+        }
+        let r = post(
+            "/api/v1/help",
+            &[("X-Kiosk-Id", "floor2")],
+            json!({"screen": "ticket"}),
+        );
+        assert_eq!(r.0, 201, "{}", r.1);
+        assert_eq!(hall.events_of("help_requested").len(), 2);
+        let (s, board) = send(c.get(format!("{}/api/v1/board", d.url)).call());
+        assert_eq!(s, 200);
+        let kiosks: Vec<_> = board["help"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["kiosk"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(kiosks, ["lobby", "floor2"]);
+
+        // Acknowledging takes a signed-in member of staff.
+        let r = post("/api/v1/help/floor2/ack", &[], json!({}));
+        assert_eq!(code(&r), (401, Some("sign_in_required".into())), "{}", r.1);
+        let r = post(
+            "/api/v1/help/floor2/ack",
+            &[("Authorization", token.as_str())],
+            json!({}),
+        );
+        assert_eq!(r.0, 200, "{}", r.1);
+        assert_eq!(r.1["by"], "S001");
+        let r = post(
+            "/api/v1/help/floor2/ack",
+            &[("Authorization", token.as_str())],
+            json!({}),
+        );
+        assert_eq!(code(&r), (404, Some("help_not_open".into())), "{}", r.1);
+        assert_eq!(r.1["error"]["field"], "kiosk");
+        assert_eq!(
+            hall.events_of("help_acknowledged"),
+            [json!({"type": "help_acknowledged", "kiosk": "floor2", "by": "S001"})]
+        );
+        assert_eq!(
+            hall.events_of("help_requested")[0],
+            json!({"type": "help_requested", "kiosk": "lobby", "screen": "services"})
+        );
+    }
+
+    // Retention may prune the events (delivered ones older than the limit): the open
+    // request is state of its own and survives both that and a restart.
+    {
+        let db = rusqlite::Connection::open(hall.dir.path().join("data").join("hallq.db")).unwrap();
+        db.execute_batch(
+            "UPDATE events SET delivered_at = 1 WHERE delivered_at IS NULL; DELETE FROM events;",
+        )
+        .unwrap();
+    }
+    assert!(hall.events_of("help_requested").is_empty());
+    let d = hall.start();
+    let (s, open) = send(c.get(format!("{}/api/v1/help", d.url)).call());
+    assert_eq!(s, 200);
+    let open = open["help"].as_array().unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["kiosk"], "lobby");
+    assert_eq!(open[0]["screen"], "services");
+    // Still one per kiosk after the restart.
+    let (s, b) = send(
+        c.post(format!("{}/api/v1/help", d.url))
+            .header("X-Kiosk-Id", "lobby")
+            .send_json(json!({"screen": "home"})),
+    );
+    assert_eq!((s, b["already_open"].as_bool()), (200, Some(true)), "{b}");
+}

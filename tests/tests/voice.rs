@@ -39,7 +39,7 @@ fn announcement(dir: &Path, n: u32) -> Value {
     let t = Instant::now();
     while !path.exists() {
         assert!(
-            t.elapsed() < Duration::from_secs(20),
+            t.elapsed() < Duration::from_secs(40),
             "{} never appeared",
             path.display()
         );
@@ -377,4 +377,128 @@ fn calls_from_several_windows_at_once_are_spoken_one_after_another() {
             / 1e6;
         assert!(held + 0.005 >= secs, "held {held}s for {secs}s of audio");
     }
+}
+
+#[test]
+fn elder_mode_prompts_during_a_call_wait_for_it_and_never_delay_the_next_call() {
+    let hall = Hall::new();
+    let mut text = std::fs::read_to_string(&hall.config).unwrap();
+    // Paced, so that the first call is still playing when the prompts arrive.
+    text.push_str(
+        &voice_section(
+            hall.dir.path(),
+            &pack_dir(),
+            "repeat = 1\nchime = true\nprompt_max_wait_secs = 120",
+        )
+        .replace("pace = false", "pace = true"),
+    );
+    std::fs::write(&hall.config, text).unwrap();
+    hall.add_staff("S001", "135790", &["--window", "1"]);
+    let d = hall.start();
+    let (s, t) = send(
+        client()
+            .post(format!("{}/api/v1/tickets", d.url))
+            .send_json(json!({"service": "SB"})),
+    );
+    assert_eq!(s, 201, "{t}");
+    let (c, token) = sign_in_and_call(&d);
+    // The first call is playing: wait until its WAV is being held (its sidecar is not
+    // yet written), then a kiosk in elder mode speaks its steps.
+    let playing = hall.dir.path().join("announcements");
+    let t0 = Instant::now();
+    while std::fs::read_dir(&playing).map(|d| d.count()).unwrap_or(0) == 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the call never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let prompt = |body: Value| {
+        send(
+            c.post(format!("{}/api/v1/voice/prompt", d.url))
+                .send_json(body),
+        )
+    };
+    let (s, b) = prompt(json!({"prompt": "choose_service"}));
+    assert_eq!(s, 202, "{b}");
+    let (s, b) = prompt(json!({"prompt": "your_number", "number": "A000009"}));
+    assert_eq!(s, 202, "{b}");
+    // Bad input names the field.
+    let (s, b) = prompt(json!({"prompt": "your_number"}));
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (422, Some("number")),
+        "{b}"
+    );
+    let (s, b) = prompt(json!({"prompt": "welcome", "number": "A1"}));
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (422, Some("number")),
+        "{b}"
+    );
+    let (s, b) = prompt(json!({"prompt": "your_number", "number": "A-1"}));
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (422, Some("number")),
+        "{b}"
+    );
+    // A second call while the prompts wait goes ahead of them.
+    for action in ["start", "finish", "call-next"] {
+        let (s, b) = send(
+            c.post(format!("{}/api/v1/windows/1/{action}", d.url))
+                .header("Authorization", &token)
+                .send_json(json!({})),
+        );
+        assert_eq!(s, 200, "{action}: {b}");
+    }
+
+    let played: Vec<Value> = (1..=4).map(|n| announcement(hall.dir.path(), n)).collect();
+    let kinds: Vec<String> = played
+        .iter()
+        .map(|a| {
+            let m = &a["message"];
+            match m["kind"].as_str().unwrap() {
+                "call" => format!("call {}", m["number"].as_str().unwrap()),
+                _ => m["id"].as_str().unwrap().to_string(),
+            }
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "call A000001",
+            "call A000002",
+            "choose_service",
+            "your_number"
+        ]
+    );
+    assert_eq!(
+        tokens(&played[3]),
+        "prompt.your_number letter.A zh.0 zh.0 zh.0 zh.0 zh.0 zh.9"
+            .split(' ')
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(tokens(&played[2]), ["prompt.choose_service"]);
+    for pair in played.windows(2) {
+        let end = pair[0]["finished_unix_us"].as_u64().unwrap();
+        let start = pair[1]["started_unix_us"].as_u64().unwrap();
+        assert!(end <= start, "a prompt spoke over a call: {end} > {start}");
+    }
+    // The help bell speaks help_coming through the same voice; a second press while the
+    // request is open says nothing more.
+    for _ in 0..2 {
+        let (s, b) = send(
+            c.post(format!("{}/api/v1/help", d.url))
+                .header("X-Kiosk-Id", "lobby")
+                .send_json(json!({"screen": "ticket"})),
+        );
+        assert!(s == 201 || s == 200, "{b}");
+    }
+    let help = announcement(hall.dir.path(), 5);
+    assert_eq!(tokens(&help), ["prompt.help_coming"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !hall.dir.path().join("announcements/000006.json").exists(),
+        "a second press spoke again"
+    );
 }

@@ -742,3 +742,57 @@ fn an_admin_adds_and_disables_an_account_on_the_admin_page_and_a_supervisor_cann
     );
     shot(&page, "admin.png");
 }
+
+#[test]
+fn a_kiosk_help_request_shows_on_supervision_and_board_until_acknowledged() {
+    let _one = BROWSERS.lock().unwrap_or_else(|p| p.into_inner());
+    let (hall, url) = hall(|t| t);
+    hall.add_staff("J001", "246801", &["--role", "supervisor"]);
+    let _d = hall.start();
+    let (s, b) = send(
+        client()
+            .post(format!("{url}/api/v1/help"))
+            .header("X-Kiosk-Id", "lobby-1")
+            .send_json(json!({ "screen": "services" })),
+    );
+    assert_eq!(s, 201, "{b}");
+
+    let driver = Driver::start().unwrap();
+    let board = driver.browser(1920, 1080).unwrap();
+    board.go(&format!("{url}/board")).unwrap();
+    board
+        .wait_for("the board's staff line to name the kiosk", 20, |b| {
+            b.visible("#staff-line") && b.text("#staff-line").contains("lobby-1")
+        })
+        .unwrap();
+    assert!(board.text("#staff-line").contains("选择事项"));
+    shot(&board, "web-board-help.png");
+
+    let page = driver.browser(1600, 1100).unwrap();
+    page.go(&format!("{url}/supervision")).unwrap();
+    page.wait_for("the sign-in form", 20, |b| b.visible("#login-staff"))
+        .unwrap();
+    page.type_into("#login-staff", "J001").unwrap();
+    page.type_into("#login-pin", "246801").unwrap();
+    page.click("#login-submit").unwrap();
+    page.wait_for("the open help request", 20, |b| {
+        b.visible("#help li.open[data-kiosk='lobby-1'] button.ack")
+    })
+    .unwrap();
+    assert!(page.text("#help li.open").contains("lobby-1"));
+    shot(&page, "web-supervision-help.png");
+    page.click("#help li.open[data-kiosk='lobby-1'] button.ack")
+        .unwrap();
+    page.wait_for("the request to leave the supervision page", 20, |b| {
+        !b.visible("#help li.open") && b.visible("#help li.none")
+    })
+    .unwrap();
+    board
+        .wait_for("the staff line to go", 20, |b| !b.visible("#staff-line"))
+        .unwrap();
+    let acks = hall.events_of("help_acknowledged");
+    assert_eq!(
+        acks,
+        [json!({"type": "help_acknowledged", "kiosk": "lobby-1", "by": "J001"})]
+    );
+}

@@ -6,6 +6,7 @@
 mod accounts;
 mod devices;
 mod guide;
+mod help;
 mod kiosk;
 mod metrics;
 mod pages;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Set when the daemon stops: live streams send `reconnect` and end.
     pub closing: stream::Closing,
+    /// Held while a help request is checked and recorded (one open request per kiosk).
+    help_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -80,6 +83,7 @@ impl AppState {
             voice: None,
             metrics: Metrics::new(),
             closing: stream::Closing::default(),
+            help_lock: Arc::default(),
         })
     }
 
@@ -120,6 +124,7 @@ pub fn app(state: AppState) -> Router {
         .merge(accounts::routes())
         .merge(stream::routes())
         .merge(voice::routes())
+        .merge(help::routes())
         .merge(supervision::routes())
         .merge(pages::routes())
         .merge(kiosk::routes())

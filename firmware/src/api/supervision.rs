@@ -339,6 +339,7 @@ async fn supervision(
     body["hall"] = json!(s.config.hall.name);
     body["warnings"] = Value::Array(classify(rows, &present));
     body["devices"] = json!(s.devices.snapshot());
+    body["help"] = super::help::open_json(&s).await?;
     Ok(Json(body))
 }
 
@@ -483,6 +484,8 @@ async fn board(
     body["layout"] = json!(b.layout);
     body["chime"] = json!(b.chime);
     body["notices"] = Value::Array(notices);
+    // The staff line: kiosks whose citizen pressed the help button, until acknowledged.
+    body["help"] = super::help::open_json(&s).await?;
     Ok(Json(body))
 }
 

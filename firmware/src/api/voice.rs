@@ -34,6 +34,15 @@ async fn status(State(s): State<AppState>) -> Json<Value> {
 struct PromptBody {
     /// Prompt id from the pack, e.g. `welcome`, `take_ticket`, `help_coming`.
     prompt: String,
+    /// The ticket number `your_number` / `your_number_en` reads after the prompt
+    /// (and only they take one).
+    #[serde(default)]
+    number: Option<String>,
+}
+
+/// Prompts that end with a ticket number.
+fn takes_number(prompt: &str) -> bool {
+    prompt == "your_number" || prompt.starts_with("your_number_")
 }
 
 async fn prompt(
@@ -48,9 +57,31 @@ async fn prompt(
             "this hall has no voice configured",
         ));
     };
-    let accepted = voice
-        .prompt(&body.prompt)
-        .map_err(|e| ApiError::field("prompt", e.to_string()))?;
+    let accepted = match (&body.number, takes_number(&body.prompt)) {
+        (None, false) => voice.prompt(&body.prompt),
+        (Some(n), true) => {
+            if n.is_empty() || n.len() > 12 || !n.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(ApiError::field(
+                    "number",
+                    "a ticket number as printed: 1 to 12 letters and digits",
+                ));
+            }
+            voice.prompt_number(&body.prompt, n)
+        }
+        (None, true) => {
+            return Err(ApiError::field(
+                "number",
+                format!("prompt {:?} reads a ticket number: give it", body.prompt),
+            ));
+        }
+        (Some(_), false) => {
+            return Err(ApiError::field(
+                "number",
+                format!("prompt {:?} takes no number", body.prompt),
+            ));
+        }
+    }
+    .map_err(|e| ApiError::field("prompt", e.to_string()))?;
     if !accepted.queued {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

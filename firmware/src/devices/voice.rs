@@ -383,6 +383,23 @@ impl Voice {
             .announce(Message::Prompt { id: id.to_string() }, Instant::now()))
     }
 
+    /// Queues a kiosk prompt followed by a ticket number (`your_number` + `A001`).
+    pub fn prompt_number(&self, id: &str, number: &str) -> Result<Accepted, UnknownPrompt> {
+        if !self.inner.prompts.contains(id) {
+            return Err(UnknownPrompt {
+                id: id.to_string(),
+                known: self.prompts(),
+            });
+        }
+        Ok(self.inner.announcer.announce(
+            Message::NumberPrompt {
+                id: id.to_string(),
+                number: number.to_string(),
+            },
+            Instant::now(),
+        ))
+    }
+
     /// Queues any message (tools and tests).
     pub fn announce(&self, message: Message) -> Accepted {
         self.inner.announcer.announce(message, Instant::now())

@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod checkpoint;
+pub mod help;
 mod schema;
 pub mod staff;
 pub mod uplink;
@@ -482,8 +483,10 @@ fn append(
         // sequence does, instead of touching a random page on every commit.
         let id = uuid::Uuid::now_v7().to_string();
         put.execute(params![id, e.at.0, e.kind, EVENT_SCHEMA, e.payload])?;
+        let seq = tx.last_insert_rowid();
+        help::apply(tx, e, seq)?;
         stored.push(StoredEvent {
-            seq: tx.last_insert_rowid(),
+            seq,
             id,
             at: e.at.0,
             kind: e.kind.clone(),

@@ -128,4 +128,16 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE staff ADD COLUMN disabled_at INTEGER;
     ALTER TABLE staff ADD COLUMN removed_at INTEGER;
     "#,
+    // 7: open help requests (a citizen pressed a kiosk's help button; no member of staff
+    // has acknowledged it yet), one per kiosk. State of its own, written in the same
+    // transaction as the `help_requested` / `help_acknowledged` event, so a restart
+    // shows them whatever retention has pruned from the event log.
+    r#"
+    CREATE TABLE help_requests (
+        kiosk TEXT PRIMARY KEY,
+        screen TEXT NOT NULL,
+        requested_at INTEGER NOT NULL,
+        event_seq INTEGER NOT NULL
+    );
+    "#,
 ];

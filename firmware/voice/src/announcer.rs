@@ -1,5 +1,6 @@
-//! The announcer: one thread owns the renderer and the sink. Requests queue in the order
-//! they arrive (call order, since the core fans committed events out in commit order);
+//! The announcer: one thread owns the renderer and the sink. Calls queue in the order
+//! they arrive (call order, since the core fans committed events out in commit order),
+//! ahead of any kiosk prompt still waiting; prompts queue behind them in their order;
 //! the thread takes one, renders it, plays it to the end, then takes the next, so two
 //! announcements can never overlap. When the queue grows past a setting the oldest
 //! waiting ones are dropped: in a burst the LED boards already show every call, and a
@@ -249,15 +250,25 @@ impl Announcer {
                     queued: true,
                 }
             } else {
-                q.waiting.push_back(Waiting { message, received });
-                let mut mine = Some(q.waiting.len() - 1);
+                // A call goes ahead of every prompt still waiting (a prompt never
+                // delays a call); prompts keep their order behind the calls.
+                let at = if message.is_prompt() {
+                    q.waiting.len()
+                } else {
+                    q.waiting
+                        .iter()
+                        .position(|w| w.message.is_prompt())
+                        .unwrap_or(q.waiting.len())
+                };
+                q.waiting.insert(at, Waiting { message, received });
+                let mut mine = Some(at);
                 while q.waiting.len() > self.shared.settings.max_queue.max(1) {
                     // Calls before prompts: the oldest prompt goes first (even the one
                     // just asked for), else the oldest call.
                     let i = q
                         .waiting
                         .iter()
-                        .position(|w| matches!(w.message, Message::Prompt { .. }))
+                        .position(|w| w.message.is_prompt())
                         .unwrap_or(0);
                     mine = match mine {
                         Some(m) if m == i => None,
@@ -378,7 +389,7 @@ fn play_one(
     w: Waiting,
     seq: &mut u64,
 ) -> Report {
-    let is_prompt = matches!(w.message, Message::Prompt { .. });
+    let is_prompt = w.message.is_prompt();
     if is_prompt && w.received.elapsed() > settings.prompt_max_wait {
         return Report::Dropped {
             message: w.message,

@@ -25,6 +25,21 @@ pub enum Message {
         /// The prompt id.
         id: String,
     },
+    /// A prompt followed by a ticket number read as printed: `your_number` + `A001`
+    /// says 您的号码是 A 零零一 (`your_number_en`: "Your number is A 0 0 1").
+    NumberPrompt {
+        /// The prompt id (`your_number`, `your_number_en`).
+        id: String,
+        /// The ticket number.
+        number: String,
+    },
+}
+
+impl Message {
+    /// A kiosk prompt (either kind): queued behind calls, dropped first when full.
+    pub fn is_prompt(&self) -> bool {
+        matches!(self, Message::Prompt { .. } | Message::NumberPrompt { .. })
+    }
 }
 
 /// How calls are spoken, from the hall's configuration.
@@ -69,6 +84,12 @@ pub fn compose(message: &Message, style: &Style) -> Script {
             script
         }
         Message::Prompt { id } => vec![vec![format!("{PROMPT_PREFIX}{id}")]],
+        Message::NumberPrompt { id, number } => {
+            let lang = if id.ends_with("_en") { "en" } else { "zh" };
+            let mut t = vec![format!("{PROMPT_PREFIX}{id}")];
+            t.extend(spell(number, lang));
+            vec![t]
+        }
     }
 }
 
@@ -253,5 +274,25 @@ mod tests {
             &Style::default(),
         );
         assert_eq!(script, vec![vec!["prompt.welcome".to_string()]]);
+    }
+
+    #[test]
+    fn your_number_reads_the_number_as_printed_in_its_language() {
+        let zh = compose(
+            &Message::NumberPrompt {
+                id: "your_number".into(),
+                number: "A012".into(),
+            },
+            &Style::default(),
+        );
+        assert_eq!(s(&zh[0]), "prompt.your_number letter.A zh.0 zh.1 zh.2");
+        let en = compose(
+            &Message::NumberPrompt {
+                id: "your_number_en".into(),
+                number: "B7".into(),
+            },
+            &Style::default(),
+        );
+        assert_eq!(s(&en[0]), "prompt.your_number_en letter.B en.7");
     }
 }
