@@ -121,6 +121,7 @@ pub const MIGRATIONS: &[&str] = &[
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );
+    "#,
     // 6: staff accounts can be disabled and removed. A removed account keeps its row
     // (its id is never issued again) without a usable PIN.
     r#"
