@@ -452,8 +452,15 @@ impl LazyFs {
     }
 
     /// Mounts a fresh, empty filesystem at `mountpoint` with its bytes in `store` (a
-    /// directory that must exist; the filesystem uses its `live/` and `durable/`).
-    pub fn mount(store: &Path, mountpoint: &Path, options: Options) -> io::Result<Mounted> {
+    /// directory that must exist; the filesystem uses its `live/` and `durable/`) and
+    /// serves it from threads of this process.
+    ///
+    /// The process that serves must not itself map files of the mount (SQLite maps its
+    /// `-shm`): unmapping a shared mapping writes its pages back through the server
+    /// while holding the process's memory-map lock, which the server's own threads may
+    /// need, and both wait for ever. Tests therefore run the server as its own process,
+    /// the `hallq-lazyfs` binary, through [`Mounted::start`].
+    pub fn serve(store: &Path, mountpoint: &Path, options: Options) -> io::Result<Server> {
         for sub in ["live", "durable"] {
             let d = store.join(sub);
             if d.exists() {
@@ -496,7 +503,7 @@ impl LazyFs {
         ];
         config.n_threads = Some(2);
         let session = fuser::spawn_mount(fs.clone(), mountpoint, &config)?;
-        Ok(Mounted {
+        Ok(Server {
             fs,
             session: Some(session),
             mountpoint: mountpoint.to_owned(),
@@ -504,20 +511,15 @@ impl LazyFs {
     }
 }
 
-/// A mounted [`LazyFs`]; dropping it unmounts (and, should the session's own unmount
-/// fail, `fusermount3 -u -z`).
-pub struct Mounted {
+/// A filesystem served by this process; dropping it unmounts (and, should the
+/// session's own unmount fail, `fusermount3 -u -z`).
+pub struct Server {
     fs: LazyFs,
     session: Option<fuser::BackgroundSession>,
     mountpoint: PathBuf,
 }
 
-impl Mounted {
-    /// Where it is mounted.
-    pub fn path(&self) -> &Path {
-        &self.mountpoint
-    }
-
+impl Server {
     /// Simulates a power cut (see [`CutMode`]); `seed` drives the random prefixes and
     /// tears. Processes that had files open on the filesystem should be dead first.
     pub fn cut(&self, mode: CutMode, seed: u64) -> io::Result<CutReport> {
@@ -544,15 +546,6 @@ impl Mounted {
         self.fs.state().stats.clone()
     }
 
-    /// Unsynced data operations and name operations pending now.
-    pub fn unsynced(&self) -> (usize, usize) {
-        let s = self.fs.state();
-        (
-            s.nodes.values().map(|n| n.pending.len()).sum(),
-            s.names_pending.values().map(Vec::len).sum(),
-        )
-    }
-
     /// Unmounts, reporting a failure.
     pub fn unmount(mut self) -> io::Result<()> {
         self.unmount_inner()
@@ -564,25 +557,229 @@ impl Mounted {
         };
         let result = session.umount_and_join();
         if result.is_err() || is_mounted(&self.mountpoint) {
-            let out = std::process::Command::new("fusermount3")
-                .args(["-u", "-z"])
-                .arg(&self.mountpoint)
-                .output()?;
-            if !out.status.success() && is_mounted(&self.mountpoint) {
-                return Err(io::Error::other(format!(
-                    "fusermount3 -u {}: {}",
-                    self.mountpoint.display(),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
-            }
+            force_unmount(&self.mountpoint)?;
         }
         Ok(())
     }
 }
 
-impl Drop for Mounted {
+impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.unmount_inner();
+    }
+}
+
+fn force_unmount(mountpoint: &Path) -> io::Result<()> {
+    let out = std::process::Command::new("fusermount3")
+        .args(["-u", "-z"])
+        .arg(mountpoint)
+        .output()?;
+    if !out.status.success() && is_mounted(mountpoint) {
+        return Err(io::Error::other(format!(
+            "fusermount3 -u {}: {}",
+            mountpoint.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// The filesystem served by a `hallq-lazyfs` child process, driven over its standard
+/// input and output (one command line, one answer line). Dropping it unmounts: the
+/// child unmounts when told or when its input closes (this process died), and
+/// `fusermount3 -u -z` runs should the mount still be there.
+pub struct Mounted {
+    child: std::process::Child,
+    input: std::process::ChildStdin,
+    output: std::io::BufReader<std::process::ChildStdout>,
+    mountpoint: PathBuf,
+}
+
+impl Mounted {
+    /// Starts `exe` (the `hallq-lazyfs` binary) on `mountpoint` with its bytes in
+    /// `store`, and waits until it has mounted.
+    pub fn start(exe: &Path, store: &Path, mountpoint: &Path, options: Options) -> io::Result<Mounted> {
+        use std::io::BufRead;
+        std::fs::create_dir_all(store)?;
+        std::fs::create_dir_all(mountpoint)?;
+        let mut child = std::process::Command::new(exe)
+            .arg(mountpoint)
+            .arg("--store")
+            .arg(store)
+            .arg("--fsync-delay-ms")
+            .arg(format!("{}", options.fsync_delay.as_secs_f64() * 1000.0))
+            .arg("--control-stdin")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let input = child.stdin.take().ok_or_else(|| io::Error::other("no stdin"))?;
+        let mut output = std::io::BufReader::new(
+            child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?,
+        );
+        let mut line = String::new();
+        output.read_line(&mut line)?;
+        if line.trim() != "mounted" {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::other(format!(
+                "{} did not mount {}: {:?}",
+                exe.display(),
+                mountpoint.display(),
+                line.trim()
+            )));
+        }
+        Ok(Mounted {
+            child,
+            input,
+            output,
+            mountpoint: mountpoint.to_owned(),
+        })
+    }
+
+    /// Where it is mounted.
+    pub fn path(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    fn ask(&mut self, command: &str) -> io::Result<String> {
+        use std::io::{BufRead, Write};
+        writeln!(self.input, "{command}")?;
+        self.input.flush()?;
+        let mut line = String::new();
+        self.output.read_line(&mut line)?;
+        let line = line.trim().to_string();
+        match line.strip_prefix("error ") {
+            Some(e) => Err(io::Error::other(format!("hallq-lazyfs {command}: {e}"))),
+            None if line.is_empty() => Err(io::Error::other(format!(
+                "hallq-lazyfs {command}: no answer (the filesystem process ended)"
+            ))),
+            None => Ok(line),
+        }
+    }
+
+    /// Simulates a power cut (see [`CutMode`]); `seed` drives the random prefixes and
+    /// tears. Processes that had files open on the filesystem should be dead first.
+    pub fn cut(&mut self, mode: CutMode, seed: u64) -> io::Result<CutReport> {
+        let mode = match mode {
+            CutMode::Lose => "lose",
+            CutMode::Prefix => "prefix",
+            CutMode::Torn => "torn",
+        };
+        CutReport::parse(&self.ask(&format!("cut {mode} {seed}"))?)
+    }
+
+    /// Changes how long each fsync takes.
+    pub fn set_fsync_delay(&mut self, delay: Duration) -> io::Result<()> {
+        self.ask(&format!("delay {}", delay.as_secs_f64() * 1000.0)).map(drop)
+    }
+
+    /// Counters since the mount.
+    pub fn stats(&mut self) -> io::Result<Stats> {
+        Stats::parse(&self.ask("stats")?)
+    }
+
+    /// Unmounts, reporting a failure.
+    pub fn unmount(mut self) -> io::Result<()> {
+        self.unmount_inner()
+    }
+
+    fn unmount_inner(&mut self) -> io::Result<()> {
+        let asked = self.ask("quit");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.child.try_wait()? {
+                Some(_) => break,
+                None if std::time::Instant::now() > deadline => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break;
+                }
+                None => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        if is_mounted(&self.mountpoint) {
+            force_unmount(&self.mountpoint)?;
+        }
+        asked.map(drop)
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() || is_mounted(&self.mountpoint) {
+            let _ = self.unmount_inner();
+        }
+    }
+}
+
+fn fields(line: &str, head: &str) -> io::Result<HashMap<String, String>> {
+    let rest = line
+        .strip_prefix(head)
+        .ok_or_else(|| io::Error::other(format!("expected {head:?}, got {line:?}")))?;
+    Ok(rest
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
+}
+
+fn num(f: &HashMap<String, String>, k: &str) -> u64 {
+    f.get(k).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+impl CutReport {
+    /// The one-line form the binary answers with.
+    pub fn line(&self) -> String {
+        let torn: Vec<String> = self.torn.iter().map(|(o, k)| format!("{o}:{k}")).collect();
+        format!(
+            "cut ops_lost={} ops_kept={} names_lost={} names_kept={} torn={}",
+            self.ops_lost,
+            self.ops_kept,
+            self.names_lost,
+            self.names_kept,
+            torn.join(",")
+        )
+    }
+
+    fn parse(line: &str) -> io::Result<CutReport> {
+        let f = fields(line, "cut ")?;
+        let torn = f
+            .get("torn")
+            .map(|t| {
+                t.split(',')
+                    .filter_map(|p| p.split_once(':'))
+                    .filter_map(|(o, k)| Some((o.parse().ok()?, k.parse().ok()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(CutReport {
+            ops_lost: num(&f, "ops_lost") as usize,
+            ops_kept: num(&f, "ops_kept") as usize,
+            names_lost: num(&f, "names_lost") as usize,
+            names_kept: num(&f, "names_kept") as usize,
+            torn,
+        })
+    }
+}
+
+impl Stats {
+    /// The one-line form the binary answers with.
+    pub fn line(&self) -> String {
+        format!(
+            "stats fsyncs={} dir_fsyncs={} writes={} bytes_written={} cuts={}",
+            self.fsyncs, self.dir_fsyncs, self.writes, self.bytes_written, self.cuts
+        )
+    }
+
+    fn parse(line: &str) -> io::Result<Stats> {
+        let f = fields(line, "stats ")?;
+        Ok(Stats {
+            fsyncs: num(&f, "fsyncs"),
+            dir_fsyncs: num(&f, "dir_fsyncs"),
+            writes: num(&f, "writes"),
+            bytes_written: num(&f, "bytes_written"),
+            cuts: num(&f, "cuts"),
+        })
     }
 }
 
@@ -887,9 +1084,6 @@ impl Filesystem for LazyFs {
         reply: ReplyWrite,
     ) {
         let mut s = self.state();
-        if std::env::var_os("LAZYFS_DEBUG").is_some() {
-            eprintln!("write fh {} off {offset} len {} known {}", fh.0, data.len(), s.handles.contains_key(&fh.0));
-        }
         let Some(h) = s.handles.get(&fh.0) else {
             return reply.error(Errno::EIO);
         };

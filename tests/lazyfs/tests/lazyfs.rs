@@ -7,17 +7,10 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hallq_lazyfs::{CutMode, LazyFs, Mounted, Options, SECTOR};
+use hallq_lazyfs::{CutMode, Mounted, Options, SECTOR};
 
 /// Mounts a fresh filesystem, or (outside CI) skips the test when the machine cannot.
-struct L;
-impl log::Log for L {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool { true }
-    fn log(&self, r: &log::Record<'_>) { if r.level() <= log::Level::Warn { eprintln!("LOG {} {}", r.level(), r.args()); } }
-    fn flush(&self) {}
-}
 fn mount(dir: &Path, options: Options) -> Option<Mounted> {
-    let _ = log::set_logger(&L); log::set_max_level(log::LevelFilter::Warn);
     if let Some(what) = hallq_lazyfs::missing_prerequisite() {
         let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
         let test = std::thread::current().name().unwrap_or("lazyfs").to_string();
@@ -37,7 +30,10 @@ fn mount(dir: &Path, options: Options) -> Option<Mounted> {
     let mnt = dir.join("mnt");
     std::fs::create_dir_all(&store).unwrap();
     std::fs::create_dir_all(&mnt).unwrap();
-    Some(LazyFs::mount(&store, &mnt, options).expect("mount"))
+    Some(
+        Mounted::start(Path::new(env!("CARGO_BIN_EXE_hallq-lazyfs")), &store, &mnt, options)
+            .expect("mount"),
+    )
 }
 
 fn read(path: &Path) -> Option<Vec<u8>> {
@@ -53,10 +49,10 @@ fn sync_dir(path: &Path) {
 #[test]
 fn a_synced_write_survives_a_cut_and_an_unsynced_one_does_not() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(fs) = mount(dir.path(), Options::default()) else {
+    let Some(mut fs) = mount(dir.path(), Options::default()) else {
         return;
     };
-    let m = fs.path();
+    let m = &fs.path().to_owned();
     let mut f = File::create(m.join("a")).unwrap();
     f.write_all(b"synced").unwrap();
     f.sync_all().unwrap();
@@ -86,10 +82,10 @@ fn a_synced_write_survives_a_cut_and_an_unsynced_one_does_not() {
 #[test]
 fn a_file_synced_in_a_directory_never_synced_is_gone() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(fs) = mount(dir.path(), Options::default()) else {
+    let Some(mut fs) = mount(dir.path(), Options::default()) else {
         return;
     };
-    let m = fs.path();
+    let m = &fs.path().to_owned();
     let mut f = File::create(m.join("c")).unwrap();
     f.write_all(b"data").unwrap();
     f.sync_all().unwrap();
@@ -110,10 +106,10 @@ fn a_file_synced_in_a_directory_never_synced_is_gone() {
 #[test]
 fn a_rename_without_a_directory_fsync_is_undone() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(fs) = mount(dir.path(), Options::default()) else {
+    let Some(mut fs) = mount(dir.path(), Options::default()) else {
         return;
     };
-    let m = fs.path();
+    let m = &fs.path().to_owned();
     std::fs::create_dir(m.join("etc")).unwrap();
     sync_dir(m);
     let conf = m.join("etc/hall.toml");
@@ -154,10 +150,10 @@ fn a_rename_without_a_directory_fsync_is_undone() {
 #[test]
 fn the_torn_mode_tears_a_write_at_a_sector_boundary() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(fs) = mount(dir.path(), Options::default()) else {
+    let Some(mut fs) = mount(dir.path(), Options::default()) else {
         return;
     };
-    let m = fs.path();
+    let m = &fs.path().to_owned();
     let path = m.join("t");
     let f = File::create(&path).unwrap();
     f.sync_all().unwrap();
@@ -174,26 +170,21 @@ fn the_torn_mode_tears_a_write_at_a_sector_boundary() {
         drop(f);
         let r = fs.cut(CutMode::Torn, seed).unwrap();
         let got = read(&path).unwrap();
+        // Whatever reached the disk is the start of the write, byte for byte.
+        assert!(got.len() <= (off as usize + data.len()));
+        assert!(got.len() <= off as usize || got[off as usize..].iter().all(|b| *b == 0xAB));
+        assert!(got[..(off as usize).min(got.len())].iter().all(|b| *b == 0));
         match r.torn.as_slice() {
-            [] => {
-                // The prefix kept the write whole or lost it whole.
-                assert!(
-                    got.is_empty() || got.len() as u64 == off + data.len() as u64,
-                    "seed {seed}: {} bytes without a tear",
-                    got.len()
-                );
-            }
+            [] => {}
             [(o, kept)] => {
-                assert_eq!(*o, off);
-                let end = off + kept;
+                // The kernel may split the write in pages: the tear is in one of them.
+                let end = o + kept;
                 assert_eq!(end % SECTOR, 0, "seed {seed}: tear at {end}");
-                assert!(*kept > 0 && *kept < data.len() as u64);
+                assert!(*kept > 0);
                 assert_eq!(got.len() as u64, end, "seed {seed}: {r:?}");
-                assert!(got[..off as usize].iter().all(|b| *b == 0));
-                assert!(got[off as usize..].iter().all(|b| *b == 0xAB));
                 torn_seen += 1;
             }
-            more => panic!("one write, several tears: {more:?}"),
+            more => panic!("one file, several tears: {more:?}"),
         }
     }
     assert!(torn_seen > 5, "only {torn_seen} tears in 39 cuts");
@@ -202,10 +193,10 @@ fn the_torn_mode_tears_a_write_at_a_sector_boundary() {
 #[test]
 fn the_prefix_mode_keeps_writes_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(fs) = mount(dir.path(), Options::default()) else {
+    let Some(mut fs) = mount(dir.path(), Options::default()) else {
         return;
     };
-    let m = fs.path();
+    let m = &fs.path().to_owned();
     let path = m.join("log");
     File::create(&path).unwrap().sync_all().unwrap();
     sync_dir(m);
@@ -232,10 +223,10 @@ fn the_prefix_mode_keeps_writes_in_order() {
 #[test]
 fn sqlite_in_wal_mode_keeps_what_it_committed_with_synchronous_full_and_loses_it_with_off() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(fs) = mount(dir.path(), Options::default()) else {
+    let Some(mut fs) = mount(dir.path(), Options::default()) else {
         return;
     };
-    let m = fs.path();
+    let m = &fs.path().to_owned();
     let db = m.join("hall.db");
     let open = || {
         let c = rusqlite::Connection::open(&db).unwrap();
@@ -287,7 +278,7 @@ fn sqlite_in_wal_mode_keeps_what_it_committed_with_synchronous_full_and_loses_it
 #[test]
 fn the_fsync_delay_slows_each_fsync_not_each_write() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(fs) = mount(
+    let Some(mut fs) = mount(
         dir.path(),
         Options {
             fsync_delay: Duration::from_millis(5),
@@ -295,7 +286,7 @@ fn the_fsync_delay_slows_each_fsync_not_each_write() {
     ) else {
         return;
     };
-    let m = fs.path();
+    let m = &fs.path().to_owned();
     let mut f = File::create(m.join("d")).unwrap();
     let t = Instant::now();
     for _ in 0..20 {
@@ -310,5 +301,5 @@ fn the_fsync_delay_slows_each_fsync_not_each_write() {
     let synced = t.elapsed();
     eprintln!("20 writes {writes:?}; 20 write+fsync at 5 ms {synced:?}");
     assert!(synced >= Duration::from_millis(100), "{synced:?}");
-    assert_eq!(fs.stats().fsyncs, 20);
+    assert_eq!(fs.stats().unwrap().fsyncs, 20);
 }
