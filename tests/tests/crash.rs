@@ -42,9 +42,9 @@ use hallq::devices::window::screens::{call_screen, idle_screen, rate_screen};
 use hallq_hardware::window::DisplayContent;
 use hallq_hardware::window::keys::Key;
 use hallq_hardware::window::sim::{SimBus, SimSpec};
+use hallq_lazyfs::{CutMode, Mounted, Options};
 use hallq_tests::dice::{Dice, env_or};
 use hallq_tests::mqtt::{Broker, BrokerOptions, CONTROLLER, Receiver, add_uplink, wait_for};
-use hallq_lazyfs::{CutMode, Mounted, Options};
 use hallq_tests::{Daemon, Hall, client, lazyfs_bin, missing_prerequisite};
 use serde_json::{Value, json};
 
@@ -688,12 +688,16 @@ fn power_cuts(test: &str, cycles: usize, env: &[(&str, &str)]) {
             (true, 2) => CutMode::Torn,
             _ => CutMode::Lose,
         };
-        let report = fs.cut(mode, dice.below(u64::MAX)).expect("power cut of the filesystem");
-        *cuts.entry(match mode {
-            CutMode::Lose => "lose",
-            CutMode::Prefix => "prefix",
-            CutMode::Torn => "torn",
-        }).or_default() += 1;
+        let report = fs
+            .cut(mode, dice.below(u64::MAX))
+            .expect("power cut of the filesystem");
+        *cuts
+            .entry(match mode {
+                CutMode::Lose => "lose",
+                CutMode::Prefix => "prefix",
+                CutMode::Torn => "torn",
+            })
+            .or_default() += 1;
         lost_ops += report.ops_lost + report.names_lost;
         next_key = k;
         in_flight = (key, rating);

@@ -151,7 +151,9 @@ pub struct Store {
 pub fn durable(conn: &Connection) -> Result<(), StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     if std::env::var("HALLQ_TEST_DURABILITY").is_ok_and(|v| v == "off") {
-        tracing::warn!("HALLQ_TEST_DURABILITY=off: synchronous=OFF, commits are NOT durable (test only)");
+        tracing::warn!(
+            "HALLQ_TEST_DURABILITY=off: synchronous=OFF, commits are NOT durable (test only)"
+        );
         conn.pragma_update(None, "synchronous", "OFF")?;
     } else {
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -173,7 +175,8 @@ impl Store {
         // SQLite makes the WAL's name durable itself, never the database file's: a
         // database created just now (or its first schema) could vanish with a power cut.
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            sync_dir(dir).map_err(|e| StoreError::Damaged(format!("fsync of {}: {e}", dir.display())))?;
+            sync_dir(dir)
+                .map_err(|e| StoreError::Damaged(format!("fsync of {}: {e}", dir.display())))?;
         }
         store.path = Some(path.to_path_buf());
         Ok(store)

@@ -36,9 +36,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
 /// The sector size at which [`CutMode::Torn`] tears a write.
@@ -64,9 +64,7 @@ impl std::str::FromStr for CutMode {
             "lose" => Ok(CutMode::Lose),
             "prefix" => Ok(CutMode::Prefix),
             "torn" => Ok(CutMode::Torn),
-            other => Err(format!(
-                "unknown cut mode {other:?} (lose, prefix or torn)"
-            )),
+            other => Err(format!("unknown cut mode {other:?} (lose, prefix or torn)")),
         }
     }
 }
@@ -423,7 +421,11 @@ pub struct Rng(u64);
 impl Rng {
     /// A generator from a seed (0 is replaced by a fixed odd number).
     pub fn new(seed: u64) -> Rng {
-        Rng(if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed })
+        Rng(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
     }
 
     /// A number in `0..n` (0 when `n` is 0).
@@ -598,7 +600,12 @@ pub struct Mounted {
 impl Mounted {
     /// Starts `exe` (the `hallq-lazyfs` binary) on `mountpoint` with its bytes in
     /// `store`, and waits until it has mounted.
-    pub fn start(exe: &Path, store: &Path, mountpoint: &Path, options: Options) -> io::Result<Mounted> {
+    pub fn start(
+        exe: &Path,
+        store: &Path,
+        mountpoint: &Path,
+        options: Options,
+    ) -> io::Result<Mounted> {
         use std::io::BufRead;
         std::fs::create_dir_all(store)?;
         std::fs::create_dir_all(mountpoint)?;
@@ -612,9 +619,15 @@ impl Mounted {
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()?;
-        let input = child.stdin.take().ok_or_else(|| io::Error::other("no stdin"))?;
+        let input = child
+            .stdin
+            .take()
+            .ok_or_else(|| io::Error::other("no stdin"))?;
         let mut output = std::io::BufReader::new(
-            child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?,
+            child
+                .stdout
+                .take()
+                .ok_or_else(|| io::Error::other("no stdout"))?,
         );
         let mut line = String::new();
         output.read_line(&mut line)?;
@@ -670,7 +683,8 @@ impl Mounted {
 
     /// Changes how long each fsync takes.
     pub fn set_fsync_delay(&mut self, delay: Duration) -> io::Result<()> {
-        self.ask(&format!("delay {}", delay.as_secs_f64() * 1000.0)).map(drop)
+        self.ask(&format!("delay {}", delay.as_secs_f64() * 1000.0))
+            .map(drop)
     }
 
     /// Counters since the mount.
@@ -785,7 +799,10 @@ impl Stats {
 
 /// Whether `path` is a mount point now (from /proc/self/mounts).
 pub fn is_mounted(path: &Path) -> bool {
-    let Ok(canon) = path.canonicalize().or_else(|_| Ok::<_, io::Error>(path.to_owned())) else {
+    let Ok(canon) = path
+        .canonicalize()
+        .or_else(|_| Ok::<_, io::Error>(path.to_owned()))
+    else {
         return false;
     };
     std::fs::read_to_string("/proc/self/mounts").is_ok_and(|m| {
@@ -807,9 +824,8 @@ pub fn missing_prerequisite() -> Option<&'static str> {
     {
         return Some("/dev/fuse (the fuse kernel module)");
     }
-    let found = std::env::var_os("PATH").is_some_and(|p| {
-        std::env::split_paths(&p).any(|d| d.join("fusermount3").is_file())
-    });
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("fusermount3").is_file()));
     if !found {
         return Some("fusermount3 (Debian package fuse3)");
     }
@@ -937,7 +953,9 @@ impl Filesystem for LazyFs {
             .and_then(|ino| Ok((ino, s.open_handle(ino, flags)?)));
         match made {
             Ok((ino, fh)) => match s.attr(ino) {
-                Ok(a) => reply.created(&TTL, &a, Generation(0), FileHandle(fh), FopenFlags::empty()),
+                Ok(a) => {
+                    reply.created(&TTL, &a, Generation(0), FileHandle(fh), FopenFlags::empty())
+                }
                 Err(e) => reply.error(e),
             },
             Err(e) => reply.error(errno(&e)),
@@ -1159,7 +1177,11 @@ impl Filesystem for LazyFs {
         let Some(entries) = s.live.get(&ino.0) else {
             return reply.error(Errno::ENOENT);
         };
-        let parent = s.nodes.get(&ino.0).and_then(|n| n.parent.as_ref()).map_or(ROOT, |p| p.0);
+        let parent = s
+            .nodes
+            .get(&ino.0)
+            .and_then(|n| n.parent.as_ref())
+            .map_or(ROOT, |p| p.0);
         let mut all: Vec<(u64, FileType, OsString)> = vec![
             (ino.0, FileType::Directory, ".".into()),
             (parent, FileType::Directory, "..".into()),
@@ -1202,7 +1224,8 @@ impl Filesystem for LazyFs {
         let files = s.nodes.len() as u64;
         // Whatever the store's own filesystem has free.
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        let path = std::ffi::CString::new(s.store.as_os_str().as_encoded_bytes()).unwrap_or_default();
+        let path =
+            std::ffi::CString::new(s.store.as_os_str().as_encoded_bytes()).unwrap_or_default();
         // SAFETY: a valid NUL-terminated path and a zeroed out-parameter.
         if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
             return reply.statfs(0, 0, 0, files, 0, 4096, 255, 4096);

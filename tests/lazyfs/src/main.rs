@@ -118,7 +118,10 @@ fn run(args: Args) -> std::io::Result<()> {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         match fs.cut(mode, seed) {
-            Ok(r) => eprintln!("hallq-lazyfs: power cut ({mode:?}, seed {seed}): {}", r.line()),
+            Ok(r) => eprintln!(
+                "hallq-lazyfs: power cut ({mode:?}, seed {seed}): {}",
+                r.line()
+            ),
             Err(e) => eprintln!("hallq-lazyfs: power cut failed: {e}"),
         }
     }

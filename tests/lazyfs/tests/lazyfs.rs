@@ -13,7 +13,10 @@ use hallq_lazyfs::{CutMode, Mounted, Options, SECTOR};
 fn mount(dir: &Path, options: Options) -> Option<Mounted> {
     if let Some(what) = hallq_lazyfs::missing_prerequisite() {
         let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
-        let test = std::thread::current().name().unwrap_or("lazyfs").to_string();
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("lazyfs")
+            .to_string();
         if ci {
             panic!("{test}: prerequisite missing: {what} (CI=true: a missing prerequisite fails)");
         }
@@ -31,8 +34,13 @@ fn mount(dir: &Path, options: Options) -> Option<Mounted> {
     std::fs::create_dir_all(&store).unwrap();
     std::fs::create_dir_all(&mnt).unwrap();
     Some(
-        Mounted::start(Path::new(env!("CARGO_BIN_EXE_hallq-lazyfs")), &store, &mnt, options)
-            .expect("mount"),
+        Mounted::start(
+            Path::new(env!("CARGO_BIN_EXE_hallq-lazyfs")),
+            &store,
+            &mnt,
+            options,
+        )
+        .expect("mount"),
     )
 }
 
@@ -258,7 +266,9 @@ fn sqlite_in_wal_mode_keeps_what_it_committed_with_synchronous_full_and_loses_it
     let r = fs.cut(CutMode::Lose, 8).unwrap();
     {
         let c = open();
-        let n: i64 = c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).unwrap();
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, 50, "committed rows lost with synchronous=FULL ({r:?})");
         let ok: String = c
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -271,7 +281,9 @@ fn sqlite_in_wal_mode_keeps_what_it_committed_with_synchronous_full_and_loses_it
     }
     fs.cut(CutMode::Lose, 9).unwrap();
     let c = open();
-    let n: i64 = c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).unwrap();
+    let n: i64 = c
+        .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(n, 50, "synchronous=OFF commits should be lost by a cut");
 }
 
