@@ -31,6 +31,17 @@ pub fn hallq_bin() -> PathBuf {
     bin
 }
 
+/// The `hallq-lazyfs` binary (the forgetful test filesystem) built beside `hallq`.
+pub fn lazyfs_bin() -> PathBuf {
+    let bin = hallq_bin().with_file_name("hallq-lazyfs");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --release --bins` (workspace) first",
+        bin.display()
+    );
+    bin
+}
+
 /// Whether this is a CI run (`CI=true`, as CI services and `.ci/run` set it).
 pub fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
@@ -132,6 +143,11 @@ impl Hall {
     /// Starts the daemon.
     pub fn start(&self) -> Daemon {
         Daemon::start(&hallq_bin(), &self.config).expect("daemon starts")
+    }
+
+    /// Starts the daemon with extra environment variables.
+    pub fn start_with_env(&self, env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_with_env(&hallq_bin(), &self.config, env).expect("daemon starts")
     }
 
     /// Runs `hallq staff add`, giving the PIN on stdin.
