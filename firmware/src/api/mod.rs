@@ -10,6 +10,7 @@ mod kiosk;
 mod metrics;
 mod pages;
 mod queue;
+pub mod signin;
 mod stream;
 pub use stream::Closing;
 pub mod supervision;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Set when the daemon stops: live streams send `reconnect` and end.
     pub closing: stream::Closing,
+    /// The PIN hashing pool, the sign-in throttles and the failure summaries.
+    pub signin: Arc<signin::Guard>,
 }
 
 impl AppState {
@@ -80,6 +83,7 @@ impl AppState {
             voice: None,
             metrics: Metrics::new(),
             closing: stream::Closing::default(),
+            signin: Arc::new(signin::Guard::new()),
         })
     }
 
@@ -160,6 +164,19 @@ impl ApiError {
         ApiError {
             field: Some(field.into()),
             ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+        }
+    }
+
+    /// A refusal to come back after `secs` seconds (`Retry-After`).
+    pub fn retry_after(
+        status: StatusCode,
+        code: &str,
+        message: impl Into<String>,
+        secs: u64,
+    ) -> ApiError {
+        ApiError {
+            retry_after: Some(secs.max(1)),
+            ..ApiError::new(status, code, message)
         }
     }
 
