@@ -175,19 +175,6 @@ pub enum HallEvent {
         #[serde(flatten)]
         detail: serde_json::Map<String, serde_json::Value>,
     },
-    /// Failed sign-ins from one source since `since`, summarised at most once a minute
-    /// per source (a flood of wrong PINs makes one event a minute, not one each).
-    SignInFailures {
-        /// The client address (`unknown` when it is not known; `many` when too many
-        /// sources at once share one summary).
-        source: String,
-        /// Attempts refused for a wrong PIN, an unknown or locked id or a wrong window.
-        failures: u64,
-        /// Attempts refused unheard by the back-off or a full hashing queue.
-        throttled: u64,
-        /// When the first of them came (ms since the epoch, UTC).
-        since: i64,
-    },
     /// A setup pushed by the hall server is in force from this event on.
     ConfigApplied {
         /// Its version.
@@ -240,7 +227,6 @@ impl HallEvent {
             HallEvent::StaffChanged { .. } => "staff_changed",
             HallEvent::StaffRemoved { .. } => "staff_removed",
             HallEvent::SignInFailed { .. } => "sign_in_failed",
-            HallEvent::SignInFailures { .. } => "sign_in_failures",
             HallEvent::ConfigApplied { .. } => "config_applied",
             HallEvent::ConfigRefused { .. } => "config_refused",
             HallEvent::HelpRequested { .. } => "help_requested",

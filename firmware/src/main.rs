@@ -507,9 +507,6 @@ fn run(
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        // Blocking work (database reads for the API, file writes) queues beyond this
-        // instead of starting a thread, and its memory, per waiting request.
-        .max_blocking_threads(16)
         .enable_all()
         .build()?;
     let result = runtime.block_on(async move {

@@ -86,10 +86,6 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
     let mut state = AppState::new(hall.clone(), Arc::new(config.clone()), devices, printer)?;
     state.voice = voice.clone();
     tokio::spawn(state.metrics.clone().follow(hall.subscribe()));
-    tokio::spawn(crate::api::signin::summarise(
-        state.signin.clone(),
-        hall.clone(),
-    ));
     let mut shared = shared;
     shared.device_health = Some(crate::uplink::device_health(state.devices.clone()));
     state.uplink = shared.clone();

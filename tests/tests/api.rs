@@ -658,13 +658,6 @@ fn staff_accounts_are_disabled_enabled_reset_unlocked_changed_and_removed_from_t
     }
     assert_eq!(login("97531086", 1), (423, Some("account_locked".into())));
     assert!(staff_cli(&hall, &["unlock", "--id", "S001"], "").0);
-    // Six failures in a row from this address: the sign-in back-off (1 s after the
-    // sixth) answers 429 until it runs out; the unlock itself needs nothing more.
-    assert_eq!(
-        login("97531086", 1),
-        (429, Some("too_many_attempts".into()))
-    );
-    std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(login("97531086", 1).0, 201);
 
     assert!(staff_cli(&hall, &["set", "--id", "S001", "--window", "2:B"], "").0);

@@ -129,7 +129,6 @@ async fn metrics(
     if link.enabled {
         uplink_gauges(&mut out, &s, &link).await;
     }
-    out.push_str(&s.signin.gauges());
     let body = s.metrics.render(&out);
     Ok((
         [(

@@ -11,7 +11,6 @@ mod kiosk;
 mod metrics;
 mod pages;
 mod queue;
-pub mod signin;
 mod stream;
 pub use stream::Closing;
 pub mod supervision;
@@ -61,8 +60,6 @@ pub struct AppState {
     pub closing: stream::Closing,
     /// Held while a help request is checked and recorded (one open request per kiosk).
     help_lock: Arc<tokio::sync::Mutex<()>>,
-    /// The PIN hashing pool, the sign-in throttles and the failure summaries.
-    pub signin: Arc<signin::Guard>,
 }
 
 impl AppState {
@@ -87,7 +84,6 @@ impl AppState {
             metrics: Metrics::new(),
             closing: stream::Closing::default(),
             help_lock: Arc::default(),
-            signin: Arc::new(signin::Guard::new()),
         })
     }
 
@@ -169,19 +165,6 @@ impl ApiError {
         ApiError {
             field: Some(field.into()),
             ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
-        }
-    }
-
-    /// A refusal to come back after `secs` seconds (`Retry-After`).
-    pub fn retry_after(
-        status: StatusCode,
-        code: &str,
-        message: impl Into<String>,
-        secs: u64,
-    ) -> ApiError {
-        ApiError {
-            retry_after: Some(secs.max(1)),
-            ..ApiError::new(status, code, message)
         }
     }
 

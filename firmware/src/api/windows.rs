@@ -10,11 +10,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::queue::ticket_json;
-use super::signin::{Refusal, Source};
 use super::{ApiError, AppState, JsonBody, Language, StaffAuth};
 use crate::core::wall_now;
-use crate::store::StoredEvent;
 use crate::store::staff::{self, Permission, StaffError};
+use crate::store::{NewEvent, StoredEvent};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -37,7 +36,6 @@ struct SignInBody {
 async fn sign_in(
     State(s): State<AppState>,
     Language(lang): Language,
-    Source(source): Source,
     JsonBody(body): JsonBody<SignInBody>,
 ) -> Result<Response, ApiError> {
     if body.staff_id.is_empty() || body.staff_id.len() > 64 {
@@ -48,54 +46,12 @@ async fn sign_in(
     {
         return Err(ApiError::field("window", format!("there is no window {w}")));
     }
-    // The back-off is asked before anything is looked up: known and unknown ids alike.
-    if let Err(Refusal::Throttled(wait)) = s.signin.admit(source, &body.staff_id) {
-        s.signin.throttled(source);
-        return Err(ApiError::retry_after(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
-            "too many failed sign-ins from here or for this id; wait and try again",
-            wait.as_secs_f64().ceil() as u64,
-        ));
-    }
     let auth = s.config.auth.clone();
     let (id, pin, window) = (body.staff_id.clone(), body.pin, body.window);
-    let lookup = id.clone();
-    let row = s
-        .with_auth_db(move |c| staff::verify_row(c, &lookup))
-        .await?
-        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again"))?;
-    // The hash runs on the bounded pool without the connection: token lookups never
-    // wait behind it, and a flood gets 503 instead of threads and memory.
-    let Ok((row, matched)) = s
-        .signin
-        .pool
-        .run(move || {
-            let matched = staff::pin_matches(row.as_ref(), &pin);
-            (row, matched)
-        })
-        .await
-    else {
-        s.signin.busy(source);
-        return Err(ApiError::retry_after(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "sign_in_busy",
-            "too many sign-ins at once; try again in a moment",
-            1,
-        ));
-    };
     let result = s
         .with_auth_db(move |c| {
             let now = wall_now();
-            let who = staff::verify_outcome(
-                c,
-                &id,
-                row,
-                matched,
-                now,
-                auth.max_failures,
-                auth.lockout_minutes,
-            )?;
+            let who = staff::verify(c, &id, &pin, now, auth.max_failures, auth.lockout_minutes)?;
             let role = match window {
                 Some(w) => Some(
                     who.windows
@@ -119,10 +75,7 @@ async fn sign_in(
         })
         .await?;
     let (who, role, token, expires) = match result {
-        Ok(r) => {
-            s.signin.succeeded(source, &body.staff_id);
-            r
-        }
+        Ok(r) => r,
         Err(e) => {
             let (status, code) = match &e {
                 StaffError::Locked { .. } => (StatusCode::LOCKED, "account_locked"),
@@ -131,9 +84,9 @@ async fn sign_in(
                 StaffError::Invalid => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
                 _ => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             };
-            if status != StatusCode::SERVICE_UNAVAILABLE {
-                // Counted and summarised once a minute per source, not one event each.
-                s.signin.failed(source, &body.staff_id);
+            let audit = json!({ "type": "sign_in_failed", "staff": body.staff_id, "window": body.window, "reason": code });
+            if let Ok(ev) = NewEvent::encode(wall_now(), "sign_in_failed", &audit) {
+                let _ = s.hall.append(vec![ev]).await;
             }
             let message = match &e {
                 StaffError::Locked { until_ms } => format!(

@@ -471,7 +471,7 @@ pub fn list(conn: &Connection) -> Result<Vec<StaffRecord>, StaffError> {
 
 /// An account's row as `verify` reads it: name, roles, windows, PIN hash, failures,
 /// locked until, disabled at.
-pub type VerifyRow = (
+type VerifyRow = (
     String,
     String,
     String,
@@ -491,47 +491,23 @@ pub fn verify(
     max_failures: u32,
     lockout_minutes: u32,
 ) -> Result<StaffRecord, StaffError> {
-    let row = verify_row(conn, id)?;
-    let matched = pin_matches(row.as_ref(), pin);
-    verify_outcome(conn, id, row, matched, now, max_failures, lockout_minutes)
-}
-
-/// The first step of [`verify`]: the account's row, if the id exists.
-pub fn verify_row(conn: &Connection, id: &str) -> Result<Option<VerifyRow>, StaffError> {
-    Ok(conn
+    let row: Option<VerifyRow> = conn
         .query_row("SELECT name, roles, windows, pin_hash, failures, locked_until, disabled_at FROM staff WHERE id = ?1 AND removed_at IS NULL", [id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
         })
-        .optional()?)
-}
-
-/// The second step of [`verify`], with no database at hand (so it can run on a
-/// hashing pool without holding a connection): whether the PIN matches. The same
-/// Argon2 work is done for an unknown id (against a dummy hash) and a locked account.
-pub fn pin_matches(row: Option<&VerifyRow>, pin: &str) -> bool {
-    let hash = row.map_or(DUMMY_HASH, |r| r.3.as_str());
-    let hash = if hash.is_empty() { DUMMY_HASH } else { hash };
-    let ok = hasher().verify_password(pin.as_bytes(), hash).is_ok();
-    ok && row.is_some()
-}
-
-/// The last step of [`verify`]: counts the failure or clears the count.
-pub fn verify_outcome(
-    conn: &Connection,
-    id: &str,
-    row: Option<VerifyRow>,
-    matched: bool,
-    now: Timestamp,
-    max_failures: u32,
-    lockout_minutes: u32,
-) -> Result<StaffRecord, StaffError> {
-    let Some((name, roles, windows, _, _, locked_until, disabled)) = row else {
+        .optional()?;
+    let Some((name, roles, windows, hash, failures, locked_until, disabled)) = row else {
+        let _ = hasher().verify_password(pin.as_bytes(), DUMMY_HASH);
         return Err(StaffError::Invalid);
     };
+
     if let Some(until) = locked_until.filter(|u| *u > now.0) {
         return Err(StaffError::Locked { until_ms: until });
     }
-    if matched {
+    if hasher()
+        .verify_password(pin.as_bytes(), hash.as_str())
+        .is_ok()
+    {
         // Said only to someone who knows the PIN: a guess learns nothing more.
         if disabled.is_some() {
             return Err(StaffError::Disabled(id.to_string()));
@@ -542,13 +518,7 @@ pub fn verify_outcome(
         )?;
         return Ok(record(id.to_string(), name, roles, windows));
     }
-    // Counted in the database, not from the row read before the hash: sign-ins for the
-    // same id may overlap now that the hash runs without the connection.
-    let failures: i64 = conn.query_row(
-        "UPDATE staff SET failures = failures + 1 WHERE id = ?1 RETURNING failures",
-        [id],
-        |r| r.get(0),
-    )?;
+    let failures = failures + 1;
     if failures >= i64::from(max_failures) {
         let until = now.plus_minutes(i64::from(lockout_minutes)).0;
         conn.execute(
@@ -557,6 +527,10 @@ pub fn verify_outcome(
         )?;
         return Err(StaffError::Locked { until_ms: until });
     }
+    conn.execute(
+        "UPDATE staff SET failures = ?2 WHERE id = ?1",
+        params![id, failures],
+    )?;
     Err(StaffError::Invalid)
 }
 
