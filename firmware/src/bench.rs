@@ -381,6 +381,42 @@ pub struct BenchOptions {
     pub history_days: Option<u32>,
     /// Tickets per generated day.
     pub per_day: u32,
+    /// Also run the disk figures in this directory (an emulated SD card: a
+    /// `hallq-lazyfs --fsync-delay-ms 2` mount) and print both disks side by side.
+    pub sd_dir: Option<PathBuf>,
+}
+
+/// The figures of one disk that the plain-disk/SD-card table compares.
+#[derive(Debug, Clone, Copy)]
+struct DiskFigures {
+    bare_p50: Duration,
+    in_process_p50: Duration,
+    floor_p50: Duration,
+    http_p50: Duration,
+    http_p99: Duration,
+    concurrent_per_sec: f64,
+    fsync_p50: Duration,
+}
+
+/// One write and fdatasync (as SQLite syncs its WAL) of a small file in `dir`, `n` times:
+/// what one sync costs there.
+fn fsync_p50(dir: &Path, n: usize) -> BenchResult<Duration> {
+    use std::os::unix::fs::FileExt;
+    let path = dir.join("fsync-probe");
+    let f = std::fs::File::create(&path)?;
+    f.write_all_at(&[0; 4096], 0)?;
+    f.sync_all()?;
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        // Over the same bytes, as SQLite rewrites its WAL: no size change to journal.
+        f.write_all_at(&(i as u64).to_le_bytes(), 0)?;
+        let t = Instant::now();
+        f.sync_data()?;
+        samples.push(t.elapsed());
+    }
+    drop(f);
+    std::fs::remove_file(&path)?;
+    Ok(percentile_of(samples, 0.5))
 }
 
 /// Runs the benchmark and prints the figures.
@@ -403,18 +439,103 @@ pub fn run(opts: &BenchOptions) -> BenchResult<()> {
         3 * CYCLES
     );
 
+    let plain = disk_figures(&exe, &opts.dir, opts)?;
+    let sd = match &opts.sd_dir {
+        Some(sd_dir) => {
+            println!(
+                "— the same on the emulated SD card in {} —",
+                sd_dir.display()
+            );
+            Some(disk_figures(&exe, sd_dir, opts)?)
+        }
+        None => None,
+    };
+    print_ratios(&plain, sd.as_ref(), opts.clients);
+
+    printer_latency(&exe, &opts.dir, 300)?;
+
+    if let Some(days) = opts.history_days {
+        let hist_dir = opts.dir.join("history");
+        let _ = std::fs::remove_dir_all(&hist_dir);
+        std::fs::create_dir_all(&hist_dir)?;
+        let config = write_config(&hist_dir, "127.0.0.1:0", true)?;
+        let cfg = Config::load(&config)?;
+        std::fs::create_dir_all(&cfg.storage.data_dir)?;
+        let t = Instant::now();
+        let tickets = generate_history(&cfg.database(), days, opts.per_day)?;
+        println!(
+            "history generated:        {tickets} tickets over {days} days in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        // A restart mid-day: today's queue must be loaded too, not only yesterday's.
+        {
+            let d = Daemon::start(&exe, &config)?;
+            let per_client = (opts.per_day as usize).div_ceil(opts.clients.max(1));
+            let clients: Vec<_> = (0..opts.clients.max(1))
+                .map(|c| {
+                    let url = d.url.clone();
+                    std::thread::spawn(move || {
+                        let agent = new_agent();
+                        (0..per_client).try_for_each(|i| {
+                            issue_one(&agent, &url, &format!("today-{c}-{i}")).map(drop)
+                        })
+                    })
+                })
+                .collect();
+            for c in clients {
+                c.join()
+                    .map_err(|_| BenchError::new("client thread panicked"))?
+                    .map_err(BenchError::new)?;
+            }
+        }
+        let mut best = Duration::MAX;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let d = Daemon::start(&exe, &config)?;
+            let agent = new_agent();
+            loop {
+                if let Ok(r) = agent.get(format!("{}/api/v1/health", d.url)).call()
+                    && r.status().as_u16() == 200
+                {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            best = best.min(t.elapsed());
+        }
+        println!(
+            "start-up to serving:      {:>10.1} ms with {tickets} tickets of history and {} of today (best of 3; target ≤ 300 ms)",
+            ms(best),
+            opts.per_day
+        );
+    }
+    Ok(())
+}
+
+/// The figures that depend on the disk, in `dir`: the four interleaved sequential
+/// figures, the concurrent run and the daemon's memory; printed, and returned for the
+/// ratios.
+// Over 100 lines: the steps share one daemon, so every figure of a disk comes from one run.
+fn disk_figures(exe: &Path, dir: &Path, opts: &BenchOptions) -> BenchResult<DiskFigures> {
+    std::fs::create_dir_all(dir)?;
+    let fsync = fsync_p50(dir, 200)?;
+    println!(
+        "one fdatasync (8 bytes rewritten): p50 {:>7.3} ms   in {}",
+        ms(fsync),
+        dir.display()
+    );
     // The sequential figures are taken interleaved, one sample of each per round, so
     // that all four see the same disk and the same neighbours: a shared machine's
     // fsync time drifts by 10x within a minute, and ratios of figures taken minutes
     // apart would measure the drift.
-    let run_dir = opts.dir.join("daemon");
+    let run_dir = dir.join("daemon");
     let _ = std::fs::remove_dir_all(&run_dir);
     std::fs::create_dir_all(&run_dir)?;
     let config = write_config(&run_dir, "127.0.0.1:0", true)?;
-    let daemon = Daemon::start(&exe, &config)?;
+    let daemon = Daemon::start(exe, &config)?;
     let agent = new_agent();
-    let mut bare_table = BareTable::create(&opts.dir)?;
-    let core = InProcessCore::start(&opts.dir)?;
+    let mut bare_table = BareTable::create(dir)?;
+    let core = InProcessCore::start(dir)?;
     for i in 0..200 {
         bare_table.insert()?;
         core.issue()?;
@@ -502,11 +623,12 @@ pub fn run(opts: &BenchOptions) -> BenchResult<()> {
         );
     }
     let elapsed = started.elapsed();
+    let concurrent_per_sec = all.len() as f64 / elapsed.as_secs_f64();
     all.sort();
     println!(
         "{} concurrent clients:     {:>10.0} durable tickets/s   p50 {:>7.3} ms   p99 {:>7.3} ms   (target ≥ 4000/s)",
         opts.clients,
-        all.len() as f64 / elapsed.as_secs_f64(),
+        concurrent_per_sec,
         ms(percentile(&all, 0.5)),
         ms(percentile(&all, 0.99))
     );
@@ -518,65 +640,74 @@ pub fn run(opts: &BenchOptions) -> BenchResult<()> {
         None => println!("daemon peak RSS:          unavailable (no /proc)"),
     }
     drop(daemon);
+    Ok(DiskFigures {
+        bare_p50: percentile(&bare, 0.5),
+        in_process_p50: percentile(&in_process, 0.5),
+        floor_p50: percentile(&round_trip, 0.5),
+        http_p50: percentile(&seq, 0.5),
+        http_p99: percentile(&seq, 0.99),
+        concurrent_per_sec,
+        fsync_p50: fsync,
+    })
+}
 
-    printer_latency(&exe, &opts.dir, 300)?;
-
-    if let Some(days) = opts.history_days {
-        let hist_dir = opts.dir.join("history");
-        let _ = std::fs::remove_dir_all(&hist_dir);
-        std::fs::create_dir_all(&hist_dir)?;
-        let config = write_config(&hist_dir, "127.0.0.1:0", true)?;
-        let cfg = Config::load(&config)?;
-        std::fs::create_dir_all(&cfg.storage.data_dir)?;
-        let t = Instant::now();
-        let tickets = generate_history(&cfg.database(), days, opts.per_day)?;
-        println!(
-            "history generated:        {tickets} tickets over {days} days in {:.1} s",
-            t.elapsed().as_secs_f64()
-        );
-        // A restart mid-day: today's queue must be loaded too, not only yesterday's.
-        {
-            let d = Daemon::start(&exe, &config)?;
-            let per_client = (opts.per_day as usize).div_ceil(opts.clients.max(1));
-            let clients: Vec<_> = (0..opts.clients.max(1))
-                .map(|c| {
-                    let url = d.url.clone();
-                    std::thread::spawn(move || {
-                        let agent = new_agent();
-                        (0..per_client).try_for_each(|i| {
-                            issue_one(&agent, &url, &format!("today-{c}-{i}")).map(drop)
-                        })
-                    })
-                })
-                .collect();
-            for c in clients {
-                c.join()
-                    .map_err(|_| BenchError::new("client thread panicked"))?
-                    .map_err(BenchError::new)?;
-            }
-        }
-        let mut best = Duration::MAX;
-        for _ in 0..3 {
-            let t = Instant::now();
-            let d = Daemon::start(&exe, &config)?;
-            let agent = new_agent();
-            loop {
-                if let Ok(r) = agent.get(format!("{}/api/v1/health", d.url)).call()
-                    && r.status().as_u16() == 200
-                {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            best = best.min(t.elapsed());
-        }
-        println!(
-            "start-up to serving:      {:>10.1} ms with {tickets} tickets of history and {} of today (best of 3; target ≤ 300 ms)",
-            ms(best),
-            opts.per_day
-        );
-    }
-    Ok(())
+/// The issue-18 ratios: the HTTP ticket against bare insert plus the HTTP floor on the
+/// plain disk, against the bare insert alone on the SD card, and the concurrent rate
+/// on the SD card against `clients` commits per fsync time (what only group commit
+/// reaches). Figures only; nothing here passes or fails.
+fn print_ratios(plain: &DiskFigures, sd: Option<&DiskFigures>, clients: usize) {
+    let plain_ratio = ms(plain.http_p50) / ms(plain.bare_p50 + plain.floor_p50).max(1e-9);
+    println!(
+        "plain disk: ticket over HTTP p50 / (bare insert + HTTP floor) p50 = {plain_ratio:.2}x (issue 18: ≤ 1.25x)"
+    );
+    let Some(sd) = sd else { return };
+    let sd_ratio = ms(sd.http_p50) / ms(sd.bare_p50).max(1e-9);
+    let ideal = clients as f64 / sd.fsync_p50.as_secs_f64().max(1e-9);
+    println!(
+        "SD card:    ticket over HTTP p50 / bare insert p50 = {sd_ratio:.2}x (issue 18: ≤ 1.1x)"
+    );
+    println!(
+        "SD card:    {clients} clients {:.0} tickets/s / ({clients} / fsync {:.3} ms = {ideal:.0}/s) = {:.2}x (issue 18: ≥ 0.8x)",
+        sd.concurrent_per_sec,
+        ms(sd.fsync_p50),
+        sd.concurrent_per_sec / ideal.max(1e-9)
+    );
+    println!();
+    println!("| figure (p50 unless said) | plain disk | SD card |");
+    println!("|---|---|---|");
+    let row = |what: &str, f: fn(&DiskFigures) -> String| {
+        println!("| {what} | {} | {} |", f(plain), f(sd));
+    };
+    row("one fsync", |d| format!("{:.3} ms", ms(d.fsync_p50)));
+    row("bare SQLite insert", |d| {
+        format!("{:.3} ms", ms(d.bare_p50))
+    });
+    row("durable ticket, no HTTP", |d| {
+        format!("{:.3} ms", ms(d.in_process_p50))
+    });
+    row("HTTP floor (GET /api/v1/health)", |d| {
+        format!("{:.3} ms", ms(d.floor_p50))
+    });
+    row("ticket over HTTP p50 / p99", |d| {
+        format!("{:.3} / {:.3} ms", ms(d.http_p50), ms(d.http_p99))
+    });
+    row("concurrent clients, tickets/s", |d| {
+        format!("{:.0}", d.concurrent_per_sec)
+    });
+    row("HTTP ticket / (bare + floor)", |d| {
+        format!(
+            "{:.2}x",
+            ms(d.http_p50) / ms(d.bare_p50 + d.floor_p50).max(1e-9)
+        )
+    });
+    row("HTTP ticket / bare", |d| {
+        format!("{:.2}x", ms(d.http_p50) / ms(d.bare_p50).max(1e-9))
+    });
+    println!(
+        "| {clients} clients / ({clients} / fsync) | {:.2}x | {:.2}x |",
+        plain.concurrent_per_sec * plain.fsync_p50.as_secs_f64() / clients as f64,
+        sd.concurrent_per_sec * sd.fsync_p50.as_secs_f64() / clients as f64
+    );
 }
 
 /// Ticket committed → last byte written to a (virtual) serial printer on a

@@ -96,6 +96,10 @@ enum Cmd {
         /// Tickets per generated day.
         #[arg(long, default_value_t = 5500)]
         per_day: u32,
+        /// Also measure on an emulated SD card: a directory mounted with
+        /// `hallq-lazyfs --fsync-delay-ms 2`; prints both disks and the ratios side by side.
+        #[arg(long)]
+        sd_dir: Option<PathBuf>,
     },
     /// The uplink to the hall server.
     Uplink {
@@ -385,12 +389,14 @@ fn real_main() -> anyhow::Result<()> {
             clients,
             history_days,
             per_day,
+            sd_dir,
         } => hallq::bench::run(&hallq::bench::BenchOptions {
             dir,
             requests,
             clients,
             history_days,
             per_day,
+            sd_dir,
         })
         .map_err(Into::into),
         Cmd::Uplink { action, config } => uplink_cmd(action, &config),
