@@ -316,17 +316,24 @@ pub struct Kiosk {
     pub channel: String,
 }
 
+/// Whether the request came over loopback, and the `X-Kiosk-Key` it carries: what the
+/// kiosk and the rating extractors both judge a caller by.
+fn loopback_and_kiosk_key(parts: &Parts) -> (bool, Option<&str>) {
+    let local = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|c| c.0.ip().is_loopback());
+    let key = parts
+        .headers
+        .get("x-kiosk-key")
+        .and_then(|v| v.to_str().ok());
+    (local, key)
+}
+
 impl FromRequestParts<AppState> for Kiosk {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let local = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .is_some_and(|c| c.0.ip().is_loopback());
-        let key = parts
-            .headers
-            .get("x-kiosk-key")
-            .and_then(|v| v.to_str().ok());
+        let (local, key) = loopback_and_kiosk_key(parts);
         let keyed = key.is_some_and(|k| {
             state
                 .config
@@ -414,14 +421,7 @@ impl FromRequestParts<AppState> for Rater {
                 "a rating comes from the citizen at a kiosk or a window's rating pad, never with a staff sign-in",
             ));
         }
-        let local = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .is_some_and(|c| c.0.ip().is_loopback());
-        let key = parts
-            .headers
-            .get("x-kiosk-key")
-            .and_then(|v| v.to_str().ok());
+        let (local, key) = loopback_and_kiosk_key(parts);
         let named_pad = match parts.headers.get("x-rating-pad") {
             None => None,
             Some(v) => Some(
