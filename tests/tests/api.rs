@@ -585,7 +585,14 @@ fn staff_cli(hall: &Hall, args: &[&str], stdin: &str) -> (bool, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("hallq staff");
-    writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
+    // A command that answers without reading stdin (`--help`) may exit before the write:
+    // a broken pipe then is no failure, the exit status and output tell.
+    if let Some(mut pipe) = child.stdin.take() {
+        match writeln!(pipe, "{stdin}") {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("stdin: {e}"),
+            _ => {}
+        }
+    }
     let out = child.wait_with_output().unwrap();
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
