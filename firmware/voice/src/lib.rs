@@ -18,6 +18,7 @@
 
 pub mod announcer;
 pub mod audio;
+pub mod durable;
 pub mod espeak;
 pub mod lexicon;
 pub mod pack;

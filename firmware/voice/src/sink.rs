@@ -234,17 +234,16 @@ impl FileSink {
             path: path.to_path_buf(),
             source,
         };
-        let tmp = path.with_extension("part");
-        let mut f = std::fs::File::create(&tmp).map_err(err)?;
-        let mut first = None;
-        for part in parts {
-            f.write_all(part).map_err(err)?;
-            first.get_or_insert_with(Instant::now);
-        }
-        f.sync_data().map_err(err)?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(err)?;
-        Ok(first)
+        // Temp file, fsync, rename, directory fsync: a cut leaves no half or lost file.
+        crate::durable::replace(path, |f| {
+            let mut first = None;
+            for part in parts {
+                f.write_all(part)?;
+                first.get_or_insert_with(Instant::now);
+            }
+            Ok(first)
+        })
+        .map_err(err)
     }
 }
 
