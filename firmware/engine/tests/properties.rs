@@ -55,6 +55,7 @@ fn to_command(op: &Op, now: Timestamp) -> Command {
     let staff = |w: u32| format!("S{w}");
     match op.clone() {
         Op::Issue(s, green, key) => Command::Issue {
+            token_hash: None,
             service: SERVICES[s].into(),
             class: if green { Class::Green } else { Class::Normal },
             idempotency_key: key.map(|k| format!("key-{k}")),
@@ -129,6 +130,7 @@ fn to_command(op: &Op, now: Timestamp) -> Command {
             citizen: None,
         },
         Op::CheckIn(c) => Command::CheckIn {
+            token_hash: None,
             code: format!("Y{c}"),
             idempotency_key: None,
             channel: "prop".into(),

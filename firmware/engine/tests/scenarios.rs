@@ -60,6 +60,7 @@ fn a_clock_stepped_backwards_does_not_reopen_the_day() {
 fn an_idempotency_key_never_makes_a_second_ticket() {
     let mut e = engine(setup());
     let cmd = Command::Issue {
+        token_hash: None,
         service: "SB".into(),
         class: Class::Normal,
         idempotency_key: Some("k1".into()),
@@ -101,6 +102,7 @@ fn the_green_channel_goes_first_then_due_appointments_then_walk_ins() {
     .unwrap();
     e.handle(
         Command::CheckIn {
+            token_hash: None,
             code: "Y1".into(),
             idempotency_key: None,
             channel: "kiosk".into(),
@@ -110,6 +112,7 @@ fn the_green_channel_goes_first_then_due_appointments_then_walk_ins() {
     .unwrap();
     e.handle(
         Command::Issue {
+            token_hash: None,
             service: "SB".into(),
             class: Class::Green,
             idempotency_key: None,
@@ -395,6 +398,7 @@ fn a_citizen_may_take_only_the_daily_limit() {
     s.per_citizen_daily_limit = Some(1);
     let mut e = engine(s);
     let mine = |svc: &str| Command::Issue {
+        token_hash: None,
         service: svc.into(),
         class: Class::Normal,
         idempotency_key: None,
@@ -424,6 +428,7 @@ fn appointment_check_in_is_allowed_only_in_its_window() {
     let early = e
         .handle(
             Command::CheckIn {
+                token_hash: None,
                 code: "Y9".into(),
                 idempotency_key: None,
                 channel: "k".into(),
@@ -436,6 +441,7 @@ fn appointment_check_in_is_allowed_only_in_its_window() {
     let late = e
         .handle(
             Command::CheckIn {
+                token_hash: None,
                 code: "Y9".into(),
                 idempotency_key: None,
                 channel: "k".into(),

@@ -60,6 +60,8 @@ pub struct AppState {
     pub closing: stream::Closing,
     /// Held while a help request is checked and recorded (one open request per kiosk).
     help_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The hall's secret for keyed hashes of personal identifiers (never sent anywhere).
+    pub personal: crate::personal::PersonalKey,
 }
 
 impl AppState {
@@ -69,6 +71,7 @@ impl AppState {
         config: Arc<Config>,
         devices: Devices,
         printer: Option<Printer>,
+        personal: crate::personal::PersonalKey,
     ) -> Result<AppState, crate::store::StoreError> {
         let conn = Connection::open(config.database())?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -84,6 +87,7 @@ impl AppState {
             metrics: Metrics::new(),
             closing: stream::Closing::default(),
             help_lock: Arc::default(),
+            personal,
         })
     }
 

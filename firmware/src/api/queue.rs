@@ -8,7 +8,6 @@ use axum::{Json, Router};
 use hallq_engine::{Class, Command, Level, Ticket, TicketId, Timestamp};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::{ApiError, AppState, JsonBody, Kiosk, Language, Rater, local_time};
 use crate::core::Done;
@@ -264,8 +263,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// A citizen ID is never stored: only a hash salted with the controller id, enough to
-/// count tickets per person per day.
+/// A citizen ID is never stored: only its HMAC under the hall's secret, enough to count
+/// tickets per person per day, and kept in the state alone (never in an event).
 fn citizen_key(s: &AppState, id: Option<String>) -> Result<Option<String>, ApiError> {
     let Some(id) = id
         .map(|i| i.trim().to_uppercase())
@@ -279,8 +278,7 @@ fn citizen_key(s: &AppState, id: Option<String>) -> Result<Option<String>, ApiEr
             "an ID number is letters and digits, at most 32",
         ));
     }
-    let digest = Sha256::digest(format!("{}:{id}", s.config.hall.controller_id).as_bytes());
-    Ok(Some(hex::encode(&digest[..16])))
+    Ok(Some(s.personal.hash("id", &id)))
 }
 
 #[derive(Deserialize)]
@@ -308,6 +306,7 @@ async fn issue(
     };
     let channel = kiosk.channel;
     let cmd = Command::Issue {
+        token_hash: None,
         service: body.service,
         class,
         idempotency_key: idempotency_key(&headers)?,
@@ -440,6 +439,7 @@ async fn check_in(
     super::kiosk::refuse_if_locked(&s, lang)?;
     let channel = kiosk.channel;
     let cmd = Command::CheckIn {
+        token_hash: None,
         code,
         idempotency_key: idempotency_key(&headers)?,
         channel: channel.clone(),

@@ -140,4 +140,22 @@ pub const MIGRATIONS: &[&str] = &[
         event_seq INTEGER NOT NULL
     );
     "#,
+    // 8: every ticket has a secret token only its citizen holds (the kiosk's answer, the
+    // QR): its SHA-256 proves the citizen's own requests. Citizen keys were an unkeyed
+    // hash of the ID number, salted with the controller id that /api/v1/health shows,
+    // so an ID could be recovered by trying the candidates: they are dropped, from the
+    // state and from every stored event (the one rewrite the event log ever gets, to
+    // erase personal data; events already sent upstream cannot be recalled). Keys from
+    // now on are HMAC-SHA-256 under the hall's own secret and never leave the state.
+    r#"
+    ALTER TABLE tickets ADD COLUMN token_hash TEXT;
+    CREATE UNIQUE INDEX tickets_by_token ON tickets (token_hash) WHERE token_hash IS NOT NULL;
+    UPDATE tickets SET citizen = NULL WHERE citizen IS NOT NULL;
+    UPDATE appointments SET citizen = NULL WHERE citizen IS NOT NULL;
+    DROP TRIGGER events_append_only_update;
+    UPDATE events SET payload = json_remove(payload, '$.ticket.citizen', '$.appointment.citizen')
+        WHERE type IN ('ticket_issued', 'appointment_booked') AND payload LIKE '%"citizen"%';
+    CREATE TRIGGER events_append_only_update BEFORE UPDATE OF seq, id, at, type, schema, payload ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+    "#,
 ];
