@@ -514,6 +514,44 @@ fn a_bad_rating_without_a_reason_is_flagged_and_a_quick_second_press_replaces_th
 }
 
 #[test]
+fn a_rating_is_replaced_only_from_the_channel_that_made_it() {
+    let mut e = engine(setup());
+    let id = issued(&e.handle(issue("SB"), at("09:00")).unwrap()).id;
+    e.handle(call(1), at("09:01")).unwrap();
+    e.handle(
+        Command::Finish {
+            window: 1,
+            staff: "S1".into(),
+            case_no: None,
+        },
+        at("09:05"),
+    )
+    .unwrap();
+    let rate = |level, channel: &str, window| Command::Rate {
+        ticket: id,
+        level,
+        reasons: Vec::new(),
+        comment: None,
+        channel: channel.into(),
+        window,
+    };
+    e.handle(rate(Level::VerySatisfied, "pad-1", Some(1)), at("09:05:10"))
+        .unwrap();
+    // A kiosk (or anyone else) within the replace window cannot overwrite the pad's.
+    let other = e
+        .handle(rate(Level::VeryDissatisfied, "kiosk", None), at("09:05:12"))
+        .unwrap_err();
+    assert_eq!(other.refusal.code(), "already_rated");
+    let same = e
+        .handle(rate(Level::Satisfied, "pad-1", Some(1)), at("09:05:14"))
+        .unwrap();
+    assert!(matches!(
+        same[0],
+        Event::RatingRecorded { replaced: true, .. }
+    ));
+}
+
+#[test]
 fn a_pad_rates_only_what_its_window_finished_and_only_for_ten_minutes() {
     let mut e = engine(setup());
     let id = issued(&e.handle(issue("SB"), at("09:00")).unwrap()).id;

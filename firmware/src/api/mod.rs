@@ -326,7 +326,8 @@ fn loopback_and_kiosk_key(parts: &Parts) -> (bool, Option<&str>) {
     let local = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .is_some_and(|c| c.0.ip().is_loopback());
+        // `--listen [::]:PORT` sees a local IPv4 client as `::ffff:127.0.0.1`.
+        .is_some_and(|c| c.0.ip().to_canonical().is_loopback());
     let key = parts
         .headers
         .get("x-kiosk-key")
