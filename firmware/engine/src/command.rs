@@ -135,8 +135,10 @@ pub enum Command {
     Cancel {
         /// The ticket.
         ticket: TicketId,
-        /// Who asked (kiosk, staff id).
+        /// Who asked (`citizen`, `staff:<id>`).
         by: String,
+        /// The reason staff gave (required of staff by the API).
+        note: Option<String>,
     },
     /// Rate a finished ticket.
     Rate {

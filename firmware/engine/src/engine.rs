@@ -592,6 +592,7 @@ impl Engine {
                     number: t.number.clone(),
                     by: "system".into(),
                     reason: CancelReason::DayEnded,
+                    note: None,
                 });
             }
         }
@@ -755,7 +756,7 @@ impl Engine {
                 self.finish(window, &staff, id, case_no, &mut events)?;
                 Ok(events)
             }
-            Command::Cancel { ticket, by } => self.cancel(ticket, by),
+            Command::Cancel { ticket, by, note } => self.cancel(ticket, by, note),
             Command::Rate {
                 ticket,
                 level,
@@ -1475,8 +1476,14 @@ impl Engine {
         Ok(())
     }
 
-    fn cancel(&mut self, id: TicketId, by: String) -> Result<Vec<Event>, Refusal> {
+    fn cancel(
+        &mut self,
+        id: TicketId,
+        by: String,
+        note: Option<String>,
+    ) -> Result<Vec<Event>, Refusal> {
         check_text("by", Some(&by), 64)?;
+        check_text("reason", note.as_deref(), 200)?;
         let t = self
             .tickets
             .get(&id)
@@ -1495,6 +1502,7 @@ impl Engine {
             number,
             by,
             reason: CancelReason::Withdrawn,
+            note,
         }])
     }
 

@@ -109,7 +109,8 @@ fn to_command(op: &Op, now: Timestamp) -> Command {
         },
         Op::Cancel(t) => Command::Cancel {
             ticket: TicketId(t),
-            by: "kiosk".into(),
+            by: "citizen".into(),
+            note: None,
         },
         Op::Rate(t, l) => Command::Rate {
             ticket: TicketId(t),
