@@ -80,6 +80,7 @@ async fn run(
     let mut out = Vec::new();
     for _ in 0..calls {
         hall.execute(Command::Issue {
+            token_hash: None,
             service: service.clone(),
             class: Class::Normal,
             idempotency_key: None,

@@ -98,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     for _ in 0..rounds {
         hall.execute(Command::Issue {
+            token_hash: None,
             service: service.clone(),
             class: Class::Normal,
             idempotency_key: None,

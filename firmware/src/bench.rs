@@ -164,6 +164,7 @@ pub fn engine_commands_per_sec(cycles: usize) -> (f64, usize) {
         let staff = format!("B{w}");
         for cmd in [
             Command::Issue {
+                token_hash: None,
                 service: code.clone(),
                 class: Class::Normal,
                 idempotency_key: None,
@@ -260,6 +261,7 @@ impl InProcessCore {
             .ok_or_else(|| BenchError::new("core stopped"))?;
         let t = Instant::now();
         self.rt.block_on(hall.execute(Command::Issue {
+            token_hash: None,
             service: "SB".into(),
             class: Class::Normal,
             idempotency_key: None,
@@ -908,6 +910,7 @@ pub fn generate_history(db: &Path, days: u32, per_day: u32) -> Result<u64, Histo
             let results = [
                 engine.handle(
                     Command::Issue {
+                        token_hash: None,
                         service: code,
                         class: Class::Normal,
                         idempotency_key: None,

@@ -691,6 +691,7 @@ mod tests {
         // A setup that strands a waiting citizen is refused and nothing changes.
         let code = hall.in_force().setup.services[0].code.clone();
         hall.execute(Command::Issue {
+            token_hash: None,
             service: code.clone(),
             class: hallq_engine::Class::Normal,
             idempotency_key: None,

@@ -36,6 +36,7 @@ pub mod events;
 pub mod guide;
 pub mod in_force;
 pub mod metrics;
+pub mod personal;
 pub mod report;
 pub mod server;
 pub mod simulate;

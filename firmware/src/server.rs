@@ -31,6 +31,9 @@ pub enum StartError {
     /// The voice could not be started (its message names the bad clip or folder).
     #[error(transparent)]
     Voice(#[from] VoiceError),
+    /// The hall's secret for personal identifiers could not be read or created.
+    #[error(transparent)]
+    HallKey(#[from] crate::personal::KeyError),
     /// The address could not be bound.
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
@@ -83,7 +86,14 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
         }
         None => None,
     };
-    let mut state = AppState::new(hall.clone(), Arc::new(config.clone()), devices, printer)?;
+    let personal = crate::personal::PersonalKey::load_or_create(&config.storage.data_dir)?;
+    let mut state = AppState::new(
+        hall.clone(),
+        Arc::new(config.clone()),
+        devices,
+        printer,
+        personal,
+    )?;
     state.voice = voice.clone();
     tokio::spawn(state.metrics.clone().follow(hall.subscribe()));
     let mut shared = shared;

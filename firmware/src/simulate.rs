@@ -60,6 +60,7 @@ pub async fn run(hall: HallCore, speed: u32) {
             };
             match hall
                 .execute(Command::Issue {
+                    token_hash: None,
                     service: s.code.clone(),
                     class,
                     idempotency_key: None,

@@ -521,19 +521,22 @@ fn a_rating_comes_only_from_a_kiosk_or_the_pad_of_the_window_that_served() {
     );
     assert_eq!(r.0, 201, "{}", r.1);
     assert_eq!(r.1["events"][0]["payload"]["rating"]["channel"], "kiosk");
-    // Window 1's own pad (the rating page on this machine) replaces it within the
-    // replace window, and is recorded as that pad whatever the body says.
+    // Nobody but the one who rated replaces it within the replace window: not even
+    // window 1's own pad, whatever its body says; the kiosk itself may.
     let r = rate(
         &[("X-Rating-Pad", "1")],
-        json!({"ticket": ticket, "level": "非常满意", "channel": "kiosk-lobby"}),
+        json!({"ticket": ticket, "level": "非常满意", "channel": "kiosk"}),
     );
+    assert_eq!(code(&r), (409, Some("already_rated".into())), "{}", r.1);
+    let r = rate(&[], json!({"ticket": ticket, "level": "非常满意"}));
     assert_eq!(r.0, 201, "{}", r.1);
+    assert_eq!(r.1["events"][0]["payload"]["replaced"], true, "{}", r.1);
     let stored = hall.events_of("rating_recorded");
     let channels: Vec<_> = stored
         .iter()
         .map(|e| e["rating"]["channel"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(channels, ["kiosk", "window-pad-1"]);
+    assert_eq!(channels, ["kiosk", "kiosk"]);
     assert_eq!(stored[1]["rating"]["window"], 1);
 }
 

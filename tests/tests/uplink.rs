@@ -113,8 +113,14 @@ fn every_event_is_delivered_once_in_order_and_matches_the_schema() {
         json!({"ticket": 1, "level": "不满意", "reasons": ["办事效率低"], "channel": "pad-1"}),
     ));
     assert_eq!(s, 201, "{b}");
-    let (s, _) = send(c.delete(format!("{}/api/v1/tickets/2", d.url)).call());
-    assert_eq!(s, 200);
+    // Staff withdraw a citizen's ticket only with a reason, recorded by name.
+    let (s, b) = send(
+        c.delete(format!("{}/api/v1/tickets/2", d.url))
+            .header("Authorization", &token)
+            .force_send_body()
+            .send_json(json!({"reason": "市民已离开大厅"})),
+    );
+    assert_eq!(s, 200, "{b}");
     // Commands from above are events too.
     let server = HallServer::connect(broker.port, "test-hall");
     for (id, cmd) in [

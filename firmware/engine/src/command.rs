@@ -32,6 +32,9 @@ pub enum Command {
         citizen: Option<String>,
         /// Where it was taken.
         channel: String,
+        /// SHA-256 (hex) of the ticket's secret token, which only the citizen holds (the
+        /// kiosk's answer, the QR on the ticket): it proves the citizen's own requests.
+        token_hash: Option<String>,
     },
     /// Sign a staff member in at a window (replacing whoever was there).
     SignIn {
@@ -132,8 +135,10 @@ pub enum Command {
     Cancel {
         /// The ticket.
         ticket: TicketId,
-        /// Who asked (kiosk, staff id).
+        /// Who asked (`citizen`, `staff:<id>`).
         by: String,
+        /// The reason staff gave (required of staff by the API).
+        note: Option<String>,
     },
     /// Rate a finished ticket.
     Rate {
@@ -171,6 +176,8 @@ pub enum Command {
         idempotency_key: Option<String>,
         /// Where.
         channel: String,
+        /// SHA-256 (hex) of the new ticket's secret token, as for `Issue`.
+        token_hash: Option<String>,
     },
     /// Let time pass: day rollover, warnings and missed appointments.
     Tick,

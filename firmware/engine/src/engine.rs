@@ -592,6 +592,7 @@ impl Engine {
                     number: t.number.clone(),
                     by: "system".into(),
                     reason: CancelReason::DayEnded,
+                    note: None,
                 });
             }
         }
@@ -706,7 +707,17 @@ impl Engine {
                 idempotency_key,
                 citizen,
                 channel,
-            } => self.issue(service, class, idempotency_key, citizen, channel),
+                token_hash,
+            } => self.issue(
+                service,
+                class,
+                idempotency_key,
+                citizen,
+                Origin {
+                    channel,
+                    token_hash,
+                },
+            ),
             Command::SignIn {
                 window,
                 staff,
@@ -745,7 +756,7 @@ impl Engine {
                 self.finish(window, &staff, id, case_no, &mut events)?;
                 Ok(events)
             }
-            Command::Cancel { ticket, by } => self.cancel(ticket, by),
+            Command::Cancel { ticket, by, note } => self.cancel(ticket, by, note),
             Command::Rate {
                 ticket,
                 level,
@@ -764,7 +775,15 @@ impl Engine {
                 code,
                 idempotency_key,
                 channel,
-            } => self.check_in(code, idempotency_key, channel),
+                token_hash,
+            } => self.check_in(
+                code,
+                idempotency_key,
+                Origin {
+                    channel,
+                    token_hash,
+                },
+            ),
         }
     }
 
@@ -776,7 +795,7 @@ impl Engine {
         class: Class,
         key: Option<String>,
         citizen: Option<String>,
-        channel: String,
+        origin: Origin,
     ) -> Result<Vec<Event>, Refusal> {
         if let Some(k) = &key {
             check_text("idempotency_key", Some(k), 128)?;
@@ -792,7 +811,7 @@ impl Engine {
             return Err(Refusal::ClassNotIssuable("appointment"));
         }
         check_text("citizen", citizen.as_deref(), 128)?;
-        check_text("channel", Some(&channel), 64)?;
+        origin.check()?;
         calendar::check_open(&self.setup.calendar, self.clock.local(self.now))
             .map_err(Refusal::Closed)?;
         let def = &self.setup.services[s];
@@ -815,7 +834,7 @@ impl Engine {
             return Err(Refusal::CitizenLimitReached(limit));
         }
         let mut events = Vec::new();
-        self.create_ticket(s, class, key, citizen, channel, None, &mut events);
+        self.create_ticket(s, class, key, citizen, origin, None, &mut events);
         Ok(events)
     }
 
@@ -826,7 +845,7 @@ impl Engine {
         class: Class,
         key: Option<String>,
         citizen: Option<String>,
-        channel: String,
+        origin: Origin,
         appointment: Option<&Appointment>,
         events: &mut Vec<Event>,
     ) -> TicketId {
@@ -861,7 +880,8 @@ impl Engine {
             citizen,
             appointment: appointment.map(|a| a.code.clone()),
             case_no: None,
-            channel,
+            channel: origin.channel,
+            token_hash: origin.token_hash,
             alarms: 0,
         };
         if class != Class::Appointment {
@@ -1456,8 +1476,14 @@ impl Engine {
         Ok(())
     }
 
-    fn cancel(&mut self, id: TicketId, by: String) -> Result<Vec<Event>, Refusal> {
+    fn cancel(
+        &mut self,
+        id: TicketId,
+        by: String,
+        note: Option<String>,
+    ) -> Result<Vec<Event>, Refusal> {
         check_text("by", Some(&by), 64)?;
+        check_text("reason", note.as_deref(), 200)?;
         let t = self
             .tickets
             .get(&id)
@@ -1476,6 +1502,7 @@ impl Engine {
             number,
             by,
             reason: CancelReason::Withdrawn,
+            note,
         }])
     }
 
@@ -1527,9 +1554,12 @@ impl Engine {
             ));
         }
         let replaced = match self.ratings.get(&id) {
+            // Only the one who rated (the same kiosk, the same pad) may change their
+            // mind, and only within the replace window.
             Some(prev)
-                if self.now.secs_since(prev.at)
-                    <= i64::from(self.setup.rating.replace_within_secs) =>
+                if prev.channel == channel
+                    && self.now.secs_since(prev.at)
+                        <= i64::from(self.setup.rating.replace_within_secs) =>
             {
                 true
             }
@@ -1590,7 +1620,7 @@ impl Engine {
         &mut self,
         code: String,
         key: Option<String>,
-        channel: String,
+        origin: Origin,
     ) -> Result<Vec<Event>, Refusal> {
         if let Some(k) = &key {
             check_text("idempotency_key", Some(k), 128)?;
@@ -1598,7 +1628,7 @@ impl Engine {
                 return Ok(Vec::new());
             }
         }
-        check_text("channel", Some(&channel), 64)?;
+        origin.check()?;
         let a = self
             .appointments
             .get(code.trim())
@@ -1629,7 +1659,7 @@ impl Engine {
             Class::Appointment,
             key,
             a.citizen.clone(),
-            channel,
+            origin,
             Some(&a),
             &mut events,
         );
@@ -1725,6 +1755,24 @@ impl Engine {
     }
 }
 
+/// Where a new ticket was taken, and the hash of the secret only its holder knows.
+struct Origin {
+    channel: String,
+    token_hash: Option<String>,
+}
+
+impl Origin {
+    fn check(&self) -> Result<(), Refusal> {
+        check_text("channel", Some(&self.channel), 64)?;
+        match &self.token_hash {
+            Some(h) if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Err(Refusal::BadText("token_hash"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 fn check_text(field: &'static str, value: Option<&str>, max: usize) -> Result<(), Refusal> {
     match value {
         Some(v)
@@ -1767,6 +1815,7 @@ fn vacant_slot() -> Ticket {
         appointment: None,
         case_no: None,
         channel: String::new(),
+        token_hash: None,
         alarms: 0,
     }
 }

@@ -153,10 +153,13 @@ pub enum Event {
         ticket: TicketId,
         /// Its number.
         number: String,
-        /// Who asked.
+        /// Who asked: `citizen` (holding the ticket's token), `staff:<id>`, `day_end`.
         by: String,
         /// Why.
         reason: CancelReason,
+        /// The reason a member of staff gave for withdrawing a citizen's ticket.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     /// A staff member signed in.
     StaffSignedIn {

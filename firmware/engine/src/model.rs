@@ -159,7 +159,10 @@ pub struct Ticket {
     pub transfers: u32,
     /// The client's retry key; the same key never makes a second ticket.
     pub idempotency_key: Option<String>,
-    /// An opaque citizen key (the API stores a hash of the ID, never the ID).
+    /// An opaque citizen key (the API stores a keyed hash of the ID, never the ID). Kept
+    /// in the controller's state only: it is never serialized, so no event, stream or
+    /// uplink message carries it.
+    #[serde(skip_serializing, default)]
     pub citizen: Option<String>,
     /// The appointment code it was checked in with.
     pub appointment: Option<String>,
@@ -167,6 +170,10 @@ pub struct Ticket {
     pub case_no: Option<String>,
     /// Where it was taken (kiosk id, "api", "simulator").
     pub channel: String,
+    /// SHA-256 (hex) of the ticket's secret token: the citizen proves a request is theirs
+    /// (withdrawing it, the phone's status page) by the token, which is stored nowhere.
+    #[serde(default)]
+    pub token_hash: Option<String>,
     /// Warnings already raised for it (bit flags, see [`crate::event::Alarm`]).
     pub alarms: u8,
 }
@@ -309,7 +316,8 @@ pub struct Appointment {
     pub service: String,
     /// Slot start.
     pub slot_at: Timestamp,
-    /// Opaque citizen key.
+    /// Opaque citizen key; never serialized (see [`Ticket::citizen`]).
+    #[serde(skip_serializing, default)]
     pub citizen: Option<String>,
     /// The ticket it was checked in with.
     pub ticket: Option<TicketId>,

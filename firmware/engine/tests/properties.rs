@@ -55,6 +55,7 @@ fn to_command(op: &Op, now: Timestamp) -> Command {
     let staff = |w: u32| format!("S{w}");
     match op.clone() {
         Op::Issue(s, green, key) => Command::Issue {
+            token_hash: None,
             service: SERVICES[s].into(),
             class: if green { Class::Green } else { Class::Normal },
             idempotency_key: key.map(|k| format!("key-{k}")),
@@ -108,7 +109,8 @@ fn to_command(op: &Op, now: Timestamp) -> Command {
         },
         Op::Cancel(t) => Command::Cancel {
             ticket: TicketId(t),
-            by: "kiosk".into(),
+            by: "citizen".into(),
+            note: None,
         },
         Op::Rate(t, l) => Command::Rate {
             ticket: TicketId(t),
@@ -129,6 +131,7 @@ fn to_command(op: &Op, now: Timestamp) -> Command {
             citizen: None,
         },
         Op::CheckIn(c) => Command::CheckIn {
+            token_hash: None,
             code: format!("Y{c}"),
             idempotency_key: None,
             channel: "prop".into(),

@@ -60,6 +60,7 @@ fn a_clock_stepped_backwards_does_not_reopen_the_day() {
 fn an_idempotency_key_never_makes_a_second_ticket() {
     let mut e = engine(setup());
     let cmd = Command::Issue {
+        token_hash: None,
         service: "SB".into(),
         class: Class::Normal,
         idempotency_key: Some("k1".into()),
@@ -101,6 +102,7 @@ fn the_green_channel_goes_first_then_due_appointments_then_walk_ins() {
     .unwrap();
     e.handle(
         Command::CheckIn {
+            token_hash: None,
             code: "Y1".into(),
             idempotency_key: None,
             channel: "kiosk".into(),
@@ -110,6 +112,7 @@ fn the_green_channel_goes_first_then_due_appointments_then_walk_ins() {
     .unwrap();
     e.handle(
         Command::Issue {
+            token_hash: None,
             service: "SB".into(),
             class: Class::Green,
             idempotency_key: None,
@@ -395,6 +398,7 @@ fn a_citizen_may_take_only_the_daily_limit() {
     s.per_citizen_daily_limit = Some(1);
     let mut e = engine(s);
     let mine = |svc: &str| Command::Issue {
+        token_hash: None,
         service: svc.into(),
         class: Class::Normal,
         idempotency_key: None,
@@ -424,6 +428,7 @@ fn appointment_check_in_is_allowed_only_in_its_window() {
     let early = e
         .handle(
             Command::CheckIn {
+                token_hash: None,
                 code: "Y9".into(),
                 idempotency_key: None,
                 channel: "k".into(),
@@ -436,6 +441,7 @@ fn appointment_check_in_is_allowed_only_in_its_window() {
     let late = e
         .handle(
             Command::CheckIn {
+                token_hash: None,
                 code: "Y9".into(),
                 idempotency_key: None,
                 channel: "k".into(),
@@ -505,6 +511,44 @@ fn a_bad_rating_without_a_reason_is_flagged_and_a_quick_second_press_replaces_th
             .code(),
         "unknown_reason"
     );
+}
+
+#[test]
+fn a_rating_is_replaced_only_from_the_channel_that_made_it() {
+    let mut e = engine(setup());
+    let id = issued(&e.handle(issue("SB"), at("09:00")).unwrap()).id;
+    e.handle(call(1), at("09:01")).unwrap();
+    e.handle(
+        Command::Finish {
+            window: 1,
+            staff: "S1".into(),
+            case_no: None,
+        },
+        at("09:05"),
+    )
+    .unwrap();
+    let rate = |level, channel: &str, window| Command::Rate {
+        ticket: id,
+        level,
+        reasons: Vec::new(),
+        comment: None,
+        channel: channel.into(),
+        window,
+    };
+    e.handle(rate(Level::VerySatisfied, "pad-1", Some(1)), at("09:05:10"))
+        .unwrap();
+    // A kiosk (or anyone else) within the replace window cannot overwrite the pad's.
+    let other = e
+        .handle(rate(Level::VeryDissatisfied, "kiosk", None), at("09:05:12"))
+        .unwrap_err();
+    assert_eq!(other.refusal.code(), "already_rated");
+    let same = e
+        .handle(rate(Level::Satisfied, "pad-1", Some(1)), at("09:05:14"))
+        .unwrap();
+    assert!(matches!(
+        same[0],
+        Event::RatingRecorded { replaced: true, .. }
+    ));
 }
 
 #[test]

@@ -60,6 +60,8 @@ pub struct AppState {
     pub closing: stream::Closing,
     /// Held while a help request is checked and recorded (one open request per kiosk).
     help_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The hall's secret for keyed hashes of personal identifiers (never sent anywhere).
+    pub personal: crate::personal::PersonalKey,
 }
 
 impl AppState {
@@ -69,6 +71,7 @@ impl AppState {
         config: Arc<Config>,
         devices: Devices,
         printer: Option<Printer>,
+        personal: crate::personal::PersonalKey,
     ) -> Result<AppState, crate::store::StoreError> {
         let conn = Connection::open(config.database())?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -84,6 +87,7 @@ impl AppState {
             metrics: Metrics::new(),
             closing: stream::Closing::default(),
             help_lock: Arc::default(),
+            personal,
         })
     }
 
@@ -322,7 +326,8 @@ fn loopback_and_kiosk_key(parts: &Parts) -> (bool, Option<&str>) {
     let local = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .is_some_and(|c| c.0.ip().is_loopback());
+        // `--listen [::]:PORT` sees a local IPv4 client as `::ffff:127.0.0.1`.
+        .is_some_and(|c| c.0.ip().to_canonical().is_loopback());
     let key = parts
         .headers
         .get("x-kiosk-key")
@@ -484,7 +489,7 @@ impl FromRequestParts<AppState> for Rater {
     }
 }
 
-fn constant_eq(a: &str, b: &str) -> bool {
+pub(crate) fn constant_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -492,7 +497,7 @@ fn constant_eq(a: &str, b: &str) -> bool {
             == 0
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)?
         .to_str()

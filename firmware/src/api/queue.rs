@@ -8,7 +8,6 @@ use axum::{Json, Router};
 use hallq_engine::{Class, Command, Level, Ticket, TicketId, Timestamp};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::{ApiError, AppState, JsonBody, Kiosk, Language, Rater, local_time};
 use crate::core::Done;
@@ -173,6 +172,7 @@ async fn ticket_response(
     s: &AppState,
     done: Done,
     channel: &str,
+    token: &str,
     lang: hallq_engine::Lang,
 ) -> Result<Response, ApiError> {
     let committed = std::time::Instant::now();
@@ -196,10 +196,14 @@ async fn ticket_response(
         StatusCode::CREATED
     };
     let message = print_message(&print, &t.number, lang);
+    // The citizen's secret, only when it is this ticket's (a ticket issued before tokens
+    // existed has none).
+    let token = (t.token_hash.as_deref() == Some(token_hash(token).as_str())).then_some(token);
     let mut resp = (
         status,
         Json(json!({
             "ticket": body,
+            "token": token,
             "replayed": done.replayed,
             "print": print,
             "print_message": message,
@@ -264,8 +268,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// A citizen ID is never stored: only a hash salted with the controller id, enough to
-/// count tickets per person per day.
+/// A citizen ID is never stored: only its HMAC under the hall's secret, enough to count
+/// tickets per person per day, and kept in the state alone (never in an event).
 fn citizen_key(s: &AppState, id: Option<String>) -> Result<Option<String>, ApiError> {
     let Some(id) = id
         .map(|i| i.trim().to_uppercase())
@@ -279,8 +283,7 @@ fn citizen_key(s: &AppState, id: Option<String>) -> Result<Option<String>, ApiEr
             "an ID number is letters and digits, at most 32",
         ));
     }
-    let digest = Sha256::digest(format!("{}:{id}", s.config.hall.controller_id).as_bytes());
-    Ok(Some(hex::encode(&digest[..16])))
+    Ok(Some(s.personal.hash("id", &id)))
 }
 
 #[derive(Deserialize)]
@@ -307,10 +310,13 @@ async fn issue(
         Some(_) => return Err(ApiError::field("class", "must be \"normal\" or \"green\"")),
     };
     let channel = kiosk.channel;
+    let key = idempotency_key(&headers)?;
+    let (token, token_hash) = ticket_token(&s, key.as_deref())?;
     let cmd = Command::Issue {
+        token_hash: Some(token_hash),
         service: body.service,
         class,
-        idempotency_key: idempotency_key(&headers)?,
+        idempotency_key: key,
         citizen: citizen_key(&s, body.citizen_id)?,
         channel: channel.clone(),
     };
@@ -319,7 +325,7 @@ async fn issue(
         .execute(cmd)
         .await
         .map_err(|e| ApiError::from_core(e, lang))?;
-    ticket_response(&s, done, &channel, lang).await
+    ticket_response(&s, done, &channel, &token, lang).await
 }
 
 pub(super) fn parse_id(id: &str) -> Result<TicketId, ApiError> {
@@ -362,19 +368,93 @@ async fn ticket(
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_ticket", "no such ticket"))
 }
 
+/// A new ticket's secret for its citizen, and the hash the ticket keeps. With a retry key
+/// the token is the hall's HMAC of the key, so a retry answers the same token; without
+/// one it is 128 random bits. Never derived from the id or the number.
+fn ticket_token(s: &AppState, key: Option<&str>) -> Result<(String, String), ApiError> {
+    let token = match key {
+        Some(k) => s.personal.hash("ticket-token", k),
+        None => {
+            let mut b = [0u8; 16];
+            getrandom::fill(&mut b).map_err(|_| ApiError::unavailable())?;
+            hex::encode(b)
+        }
+    };
+    let hash = token_hash(&token);
+    Ok((token, hash))
+}
+
+/// SHA-256 (hex) of a ticket token, as the ticket stores it.
+pub(super) fn token_hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelBody {
+    reason: String,
+}
+
+/// Withdraws a waiting ticket: by its citizen (header `X-Ticket-Token`, the secret the
+/// kiosk's answer and the ticket's QR carry), or by a signed-in member of staff with a
+/// reason, recorded by name. Nobody else: ids are sequential, and a kiosk could
+/// otherwise withdraw any citizen's ticket.
 async fn cancel(
     State(s): State<AppState>,
-    kiosk: Kiosk,
     Language(lang): Language,
     Path(id): Path<String>,
+    req: axum::extract::Request,
 ) -> Result<Json<Value>, ApiError> {
-    let cmd = Command::Cancel {
-        ticket: parse_id(&id)?,
-        by: kiosk.channel,
+    let ticket = parse_id(&id)?;
+    let (mut parts, body) = req.into_parts();
+    let token = parts
+        .headers
+        .get("x-ticket-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (by, note) = if let Some(token) = token {
+        let want = token_hash(token.trim());
+        let held = s
+            .hall
+            .query(move |e, _| e.ticket(ticket).and_then(|t| t.token_hash.clone()))
+            .await
+            .map_err(|e| ApiError::from_core(e, lang))?;
+        if !held.is_some_and(|h| super::constant_eq(&h, &want)) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "not_your_ticket",
+                "the ticket token does not belong to this ticket",
+            ));
+        }
+        ("citizen".to_string(), None)
+    } else if super::bearer(&parts.headers).is_some() {
+        use axum::extract::FromRequestParts;
+        let staff = super::StaffAuth::from_request_parts(&mut parts, &s).await?;
+        let bytes = axum::body::to_bytes(body, 4096)
+            .await
+            .map_err(|_| ApiError::field("reason", "the body is at most 4 KiB"))?;
+        let body: CancelBody = serde_json::from_slice(&bytes).map_err(|_| {
+            ApiError::field("reason", "staff give the reason for withdrawing a ticket")
+        })?;
+        let reason = body.reason.trim().to_string();
+        if reason.is_empty() {
+            return Err(ApiError::field(
+                "reason",
+                "staff give the reason for withdrawing a ticket",
+            ));
+        }
+        (format!("staff:{}", staff.session.staff.id), Some(reason))
+    } else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "ticket_token_required",
+            "only the ticket's citizen (X-Ticket-Token) or a member of staff with a reason may withdraw it",
+        ));
     };
     let done = s
         .hall
-        .execute(cmd)
+        .execute(Command::Cancel { ticket, by, note })
         .await
         .map_err(|e| ApiError::from_core(e, lang))?;
     Ok(Json(json!({ "events": done.events })))
@@ -439,9 +519,12 @@ async fn check_in(
 ) -> Result<Response, ApiError> {
     super::kiosk::refuse_if_locked(&s, lang)?;
     let channel = kiosk.channel;
+    let key = idempotency_key(&headers)?;
+    let (token, token_hash) = ticket_token(&s, key.as_deref())?;
     let cmd = Command::CheckIn {
+        token_hash: Some(token_hash),
         code,
-        idempotency_key: idempotency_key(&headers)?,
+        idempotency_key: key,
         channel: channel.clone(),
     };
     let done = s
@@ -449,7 +532,7 @@ async fn check_in(
         .execute(cmd)
         .await
         .map_err(|e| ApiError::from_core(e, lang))?;
-    ticket_response(&s, done, &channel, lang).await
+    ticket_response(&s, done, &channel, &token, lang).await
 }
 
 #[derive(Deserialize)]

@@ -439,7 +439,7 @@ impl Store {
 /// Persists the engine's changed rows inside `tx`.
 fn persist(tx: &rusqlite::Transaction<'_>, changes: &Changes) -> Result<(), StoreError> {
     let mut put = tx.prepare_cached(
-            "INSERT OR REPLACE INTO tickets VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
+            "INSERT OR REPLACE INTO tickets VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
         )?;
     for t in &changes.tickets {
         put.execute(params![
@@ -469,6 +469,7 @@ fn persist(tx: &rusqlite::Transaction<'_>, changes: &Changes) -> Result<(), Stor
             t.case_no,
             t.channel,
             t.alarms,
+            t.token_hash,
         ])?;
     }
     let mut put =
@@ -584,5 +585,6 @@ pub fn ticket_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Ticket, StoreErro
         case_no: r.get(23)?,
         channel: r.get(24)?,
         alarms: r.get(25)?,
+        token_hash: r.get(26)?,
     }))
 }

@@ -140,4 +140,68 @@ pub const MIGRATIONS: &[&str] = &[
         event_seq INTEGER NOT NULL
     );
     "#,
+    // 8: every ticket has a secret token only its citizen holds (the kiosk's answer, the
+    // QR): its SHA-256 proves the citizen's own requests. Citizen keys were an unkeyed
+    // hash of the ID number, salted with the controller id that /api/v1/health shows,
+    // so an ID could be recovered by trying the candidates: they are dropped, from the
+    // state and from every stored event (the one rewrite the event log ever gets, to
+    // erase personal data; events already sent upstream cannot be recalled). Keys from
+    // now on are HMAC-SHA-256 under the hall's own secret and never leave the state.
+    r#"
+    ALTER TABLE tickets ADD COLUMN token_hash TEXT;
+    CREATE UNIQUE INDEX tickets_by_token ON tickets (token_hash) WHERE token_hash IS NOT NULL;
+    UPDATE tickets SET citizen = NULL WHERE citizen IS NOT NULL;
+    UPDATE appointments SET citizen = NULL WHERE citizen IS NOT NULL;
+    DROP TRIGGER events_append_only_update;
+    UPDATE events SET payload = json_remove(payload, '$.ticket.citizen', '$.appointment.citizen')
+        WHERE type IN ('ticket_issued', 'appointment_booked') AND payload LIKE '%"citizen"%';
+    CREATE TRIGGER events_append_only_update BEFORE UPDATE OF seq, id, at, type, schema, payload ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+    "#,
 ];
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    /// Migration 8 erases the unkeyed citizen hashes from the state and from stored
+    /// events, and leaves the event log append-only afterwards.
+    #[test]
+    fn migration_8_drops_unkeyed_citizen_hashes_everywhere() {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in &super::MIGRATIONS[..7] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            r#"
+            INSERT INTO tickets (id, number, seq, day, service, origin_service, class, state,
+                issued_at, queue_at, recalls, no_shows, transfers, citizen, channel, alarms)
+            VALUES (1, 'A001', 1, '2026-12-01', 'SB', 'SB', 'normal', 'waiting', 0, 0, 0, 0,
+                0, 'aabbccddeeff00112233445566778899', 'kiosk', 0);
+            INSERT INTO events (id, at, type, schema, payload) VALUES ('e1', 0,
+                'ticket_issued', 1,
+                '{"type":"ticket_issued","ahead":0,"ticket":{"id":1,"citizen":"aabbccddeeff00112233445566778899"}}');
+            INSERT INTO events (id, at, type, schema, payload) VALUES ('e2', 0,
+                'ticket_called', 1, '{"type":"ticket_called","ticket":1}');
+            "#,
+        )
+        .unwrap();
+        conn.execute_batch(super::MIGRATIONS[7]).unwrap();
+        let citizen: Option<String> = conn
+            .query_row("SELECT citizen FROM tickets", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(citizen, None);
+        let payloads: String = conn
+            .query_row("SELECT group_concat(payload, '|') FROM events", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(!payloads.contains("aabbcc"), "{payloads}");
+        assert!(payloads.contains(r#""ticket":{"id":1}"#), "{payloads}");
+        assert!(
+            conn.execute("UPDATE events SET payload = '{}' WHERE id = 'e2'", [])
+                .is_err(),
+            "the event log is append-only again"
+        );
+    }
+}

@@ -131,6 +131,7 @@ mod tests {
         engine
             .handle(
                 Command::Issue {
+                    token_hash: None,
                     service: code.clone(),
                     class: Class::Normal,
                     idempotency_key: None,

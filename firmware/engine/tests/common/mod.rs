@@ -97,6 +97,7 @@ pub fn engine(setup: Setup) -> Engine {
 
 pub fn issue(service: &str) -> Command {
     Command::Issue {
+        token_hash: None,
         service: service.into(),
         class: Class::Normal,
         idempotency_key: None,

@@ -234,6 +234,7 @@ async fn gpio_buttons_call_and_rate_and_the_spi_matrix_shows_it() {
     .unwrap();
     let service = service_of_window_3();
     hall.execute(Command::Issue {
+        token_hash: None,
         service,
         class: Class::Normal,
         idempotency_key: None,
@@ -394,6 +395,7 @@ async fn a_usb_keypad_acts_through_its_configured_keymap() {
     let service = service_of_window_3();
     for _ in 0..2 {
         hall.execute(Command::Issue {
+            token_hash: None,
             service: service.clone(),
             class: Class::Normal,
             idempotency_key: None,
