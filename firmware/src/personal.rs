@@ -24,7 +24,9 @@ pub enum KeyError {
     #[error("hall key {0}: {1}")]
     Io(PathBuf, std::io::Error),
     /// The file is not 64 hex digits (32 bytes).
-    #[error("hall key {0}: not 64 hex digits; restore it from a backup, or remove it to make a new one (today's citizen limits then start again)")]
+    #[error(
+        "hall key {0}: not 64 hex digits; restore it from a backup, or remove it to make a new one (today's citizen limits then start again)"
+    )]
     Malformed(PathBuf),
     /// The operating system gave no random bytes.
     #[error("hall key: no randomness from the operating system: {0}")]
@@ -120,7 +122,10 @@ mod tests {
     fn hashes_depend_on_the_key_and_the_kind() {
         let a = PersonalKey::from_bytes([1; 32]);
         let b = PersonalKey::from_bytes([2; 32]);
-        assert_ne!(a.hash("id", "110101199003074514"), b.hash("id", "110101199003074514"));
+        assert_ne!(
+            a.hash("id", "110101199003074514"),
+            b.hash("id", "110101199003074514")
+        );
         assert_ne!(a.hash("id", "13800000000"), a.hash("phone", "13800000000"));
         assert_eq!(a.hash("id", "1").len(), 32);
     }

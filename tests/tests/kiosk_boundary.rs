@@ -18,7 +18,10 @@ fn only_the_citizen_with_the_token_or_staff_with_a_reason_withdraw_a_ticket() {
                 .send_json(json!({"service": "SB"})),
         );
         assert!(s == 201 || s == 200, "{b}");
-        let token = b["token"].as_str().expect("a token for the citizen").to_string();
+        let token = b["token"]
+            .as_str()
+            .expect("a token for the citizen")
+            .to_string();
         (b["ticket"]["id"].as_u64().expect("id"), token)
     };
     let (first, token1) = take("a");
@@ -36,8 +39,14 @@ fn only_the_citizen_with_the_token_or_staff_with_a_reason_withdraw_a_ticket() {
         (s, b["error"]["code"].as_str().map(String::from))
     };
     // The kiosk alone (loopback) may no longer withdraw anybody's ticket.
-    assert_eq!(withdraw(first, None), (403, Some("ticket_token_required".into())));
-    assert_eq!(withdraw(first, Some(&token2)), (403, Some("not_your_ticket".into())));
+    assert_eq!(
+        withdraw(first, None),
+        (403, Some("ticket_token_required".into()))
+    );
+    assert_eq!(
+        withdraw(first, Some(&token2)),
+        (403, Some("not_your_ticket".into()))
+    );
     assert_eq!(withdraw(first, Some(&token1)).0, 200);
     // Staff: only with a reason, recorded by name.
     let (s, b) = send(
@@ -51,7 +60,11 @@ fn only_the_citizen_with_the_token_or_staff_with_a_reason_withdraw_a_ticket() {
             .header("Authorization", &bearer)
             .call(),
     );
-    assert_eq!((s, b["error"]["field"].as_str()), (422, Some("reason")), "{b}");
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (422, Some("reason")),
+        "{b}"
+    );
     let (s, b) = send(
         c.delete(format!("{}/api/v1/tickets/{second}", d.url))
             .header("Authorization", &bearer)
@@ -74,10 +87,15 @@ fn only_the_citizen_with_the_token_or_staff_with_a_reason_withdraw_a_ticket() {
     // The event carries the token's hash, never the token.
     let issued = hall.events_of("ticket_issued");
     let hash = hex::encode(Sha256::digest(token1.as_bytes()));
-    assert_eq!(issued[0]["ticket"]["token_hash"].as_str(), Some(hash.as_str()));
+    assert_eq!(
+        issued[0]["ticket"]["token_hash"].as_str(),
+        Some(hash.as_str())
+    );
     let all = hall.database();
     let text: String = all
-        .query_row("SELECT group_concat(payload, ' ') FROM events", [], |r| r.get(0))
+        .query_row("SELECT group_concat(payload, ' ') FROM events", [], |r| {
+            r.get(0)
+        })
         .expect("events");
     assert!(!text.contains(&token1) && !text.contains(&token2));
 }
@@ -107,10 +125,15 @@ fn an_id_number_cannot_be_recovered_from_the_events_by_trying_the_candidates() {
     );
     assert_eq!(s, 201, "{b}");
     let (_, health) = send(c.get(format!("{}/api/v1/health", d.url)).call());
-    let controller = health["controller_id"].as_str().unwrap_or_default().to_string();
+    let controller = health["controller_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let db = hall.database();
     let text: String = db
-        .query_row("SELECT group_concat(payload, ' ') FROM events", [], |r| r.get(0))
+        .query_row("SELECT group_concat(payload, ' ') FROM events", [], |r| {
+            r.get(0)
+        })
         .expect("events");
     assert!(!text.contains(&secret), "the raw ID is in the events");
     // Every hex string an attacker reading the stream sees.
@@ -123,7 +146,9 @@ fn an_id_number_cannot_be_recovered_from_the_events_by_trying_the_candidates() {
     let mut found = Vec::new();
     let start = chrono::NaiveDate::from_ymd_opt(1990, 1, 1).expect("date");
     for day in 0..365 {
-        let date = (start + chrono::Days::new(day)).format("%Y%m%d").to_string();
+        let date = (start + chrono::Days::new(day))
+            .format("%Y%m%d")
+            .to_string();
         for seq in 0..1000 {
             let id = id_number(&date, seq);
             tried += 1;
@@ -135,7 +160,10 @@ fn an_id_number_cannot_be_recovered_from_the_events_by_trying_the_candidates() {
             }
         }
     }
-    println!("tried {tried} candidate ID numbers against {} hex strings", seen.len());
+    println!(
+        "tried {tried} candidate ID numbers against {} hex strings",
+        seen.len()
+    );
     assert!(tried > 364_000);
     assert!(found.is_empty(), "recovered from the events: {found:?}");
     // The hall's secret exists, readable by its owner alone.
