@@ -274,7 +274,8 @@ impl HallCore {
     /// queue, so it runs on a blocking thread.
     pub async fn close(&self) {
         let tx = self.tx.clone();
-        let _ = tokio::task::spawn_blocking(move || tx.send(Request::Stop)).await;
+        // A failed send means the core has stopped already: nothing left to ask.
+        let _ = tokio::task::spawn_blocking(move || tx.send(Request::Stop).is_ok()).await;
     }
 
     /// Committed events as they happen.
