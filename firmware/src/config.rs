@@ -124,6 +124,9 @@ pub struct Server {
     /// is what tells the controller which window's pad is rating.
     #[serde(default)]
     pub rating_pads: Vec<RatingPad>,
+    /// `[server.limits]`: connection and stream caps, timeouts, reserve descriptors.
+    #[serde(default)]
+    pub limits: crate::connections::Limits,
 }
 
 /// A rating page on another machine, known by its key (sent as `X-Kiosk-Key`).
@@ -146,6 +149,7 @@ impl Default for Server {
             listen: default_listen(),
             kiosk_keys: Vec::new(),
             rating_pads: Vec::new(),
+            limits: Default::default(),
         }
     }
 }
@@ -339,6 +343,11 @@ impl Config {
                 "each rating pad needs a key of its own (not a kiosk key, not another pad's)",
             )?;
         }
+        config
+            .server
+            .limits
+            .check()
+            .map_err(|(key, message)| invalid(key.into(), key_line(text, key), message))?;
         if let Some(u) = &config.uplink {
             u.validate()
                 .map_err(|(key, message)| invalid(key.into(), key_line(text, key), message))?;

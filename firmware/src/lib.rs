@@ -20,6 +20,8 @@
 //! - [`api`]: the axum router under `/api/v1`, including the SSE live stream.
 //! - [`metrics`]: Prometheus counters, histograms and the text exposition.
 //! - [`report`]: per-window and per-service figures for a day, week or month.
+//! - [`connections`]: the HTTP accept loop with its caps, timeouts and reserve
+//!   descriptors.
 //! - [`server`]: wiring for `hallq run`: open, restore, bind, serve, shut down.
 //! - [`systemd`]: readiness and watchdog notifications.
 //! - [`simulate`]: citizens and staff for `hallq run --simulate`.
@@ -30,6 +32,7 @@
 pub mod api;
 pub mod bench;
 pub mod config;
+pub mod connections;
 pub mod core;
 pub mod devices;
 pub mod events;

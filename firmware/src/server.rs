@@ -1,6 +1,5 @@
 //! `hallq run`: open the database, restore the queue, bind, serve until SIGINT/SIGTERM.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,13 +142,21 @@ impl Started {
     ) -> std::io::Result<()> {
         let closing = self.state.closing.clone();
         let signalled = closing.clone();
-        let router = app(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                signalled.close();
-            })
-            .into_future();
+        let limits = self.state.config.server.limits.clone();
+        let wanted = limits.files_needed();
+        let got = crate::connections::raise_open_file_limit(wanted);
+        if got < wanted {
+            tracing::warn!(
+                open_file_limit = got,
+                wanted,
+                "the open-file limit is below what [server.limits] needs; connections beyond it are refused to keep the reserve"
+            );
+        }
+        let gate = crate::connections::Gate::new(limits);
+        let server = crate::connections::serve(self.listener, app(self.state), gate, async move {
+            shutdown.await;
+            signalled.close();
+        });
         tokio::pin!(server);
         let drained = tokio::select! {
             r = &mut server => { r?; true }

@@ -19,6 +19,7 @@ pub(super) fn routes() -> Router<AppState> {
 async fn metrics(
     State(s): State<AppState>,
     Language(lang): Language,
+    server: crate::connections::ServerGauges,
 ) -> Result<impl IntoResponse, ApiError> {
     let (loads, windows, last_seq) = s
         .hall
@@ -129,6 +130,7 @@ async fn metrics(
     if link.enabled {
         uplink_gauges(&mut out, &s, &link).await;
     }
+    server.write(&mut out);
     let body = s.metrics.render(&out);
     Ok((
         [(

@@ -339,8 +339,8 @@ async fn supervision(
     body["hall"] = json!(s.config.hall.name);
     body["warnings"] = Value::Array(classify(rows, &present));
     body["devices"] = json!(s.devices.snapshot());
-    body["help"] = super::help::open_json(&s).await?;
-    Ok(Json(body))
+    body["help"] = super::help::open_json(s).await?;
+    Ok(body)
 }
 
 #[derive(Deserialize)]
@@ -417,6 +417,14 @@ async fn board(
     State(s): State<AppState>,
     Language(lang): Language,
 ) -> Result<Json<Value>, ApiError> {
+    Ok(Json(board_picture(&s, lang).await?))
+}
+
+/// The body of `GET /api/v1/board`; also what a stream's `resync` event carries.
+pub(super) async fn board_picture(
+    s: &AppState,
+    lang: hallq_engine::Lang,
+) -> Result<Value, ApiError> {
     let recent = s.config.board.recent_calls;
     let mut body = s
         .hall
