@@ -1,6 +1,9 @@
 //! File descriptors: the open-file limit raised at start toward what the caps need, and
 //! the reserve that connections may never take.
 
+// `rlim_t` is u64 here but not on every target: the casts stay.
+#![allow(clippy::unnecessary_cast)]
+
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 

@@ -609,7 +609,8 @@ impl Conn {
             mut stopping,
             _open,
         } = self;
-        let limits = client.gate.limits.clone();
+        let gate = client.gate.clone();
+        let limits = gate.limits.clone();
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(watch::Activity::new());
         let io = hyper_util::rt::TokioIo::new(watch::Watched::new(stream, activity.clone()));
@@ -628,7 +629,7 @@ impl Conn {
             })
         };
         let mut builder = hyper::server::conn::http1::Builder::new();
-        builder.keep_alive(true).header_read_timeout(None);
+        builder.keep_alive(true).header_read_timeout(None::<Duration>);
         let mut conn = pin!(builder.serve_connection(io, service));
         let tick = (limits.header_timeout().min(limits.idle_timeout()) / 5)
             .clamp(Duration::from_millis(100), Duration::from_secs(1));
@@ -646,7 +647,7 @@ impl Conn {
                 _ = every.tick() => {
                     if let Some(why) = activity.overdue(&limits) {
                         tracing::debug!(client = %addr, why = why.label(), "closing connection");
-                        client.gate.cut[why as usize].fetch_add(1, Ordering::Relaxed);
+                        gate.cut[why as usize].fetch_add(1, Ordering::Relaxed);
                         break;
                     }
                 }
