@@ -339,8 +339,8 @@ async fn supervision(
     body["hall"] = json!(s.config.hall.name);
     body["warnings"] = Value::Array(classify(rows, &present));
     body["devices"] = json!(s.devices.snapshot());
-    body["help"] = super::help::open_json(s).await?;
-    Ok(body)
+    body["help"] = super::help::open_json(&s).await?;
+    Ok(Json(body))
 }
 
 #[derive(Deserialize)]
@@ -493,8 +493,8 @@ pub(super) async fn board_picture(
     body["chime"] = json!(b.chime);
     body["notices"] = Value::Array(notices);
     // The staff line: kiosks whose citizen pressed the help button, until acknowledged.
-    body["help"] = super::help::open_json(&s).await?;
-    Ok(Json(body))
+    body["help"] = super::help::open_json(s).await?;
+    Ok(body)
 }
 
 #[cfg(test)]
