@@ -100,6 +100,19 @@ fn report(label: &str, samples: Vec<Duration>) -> Duration {
     p99
 }
 
+/// One sample of the daemon's `/metrics`, by its exact name and labels.
+fn metric(d: &Daemon, sample: &str) -> f64 {
+    let mut r = client()
+        .get(format!("{}/metrics", d.url))
+        .call()
+        .expect("metrics");
+    let text = r.body_mut().read_to_string().expect("metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {sample} in /metrics"))
+}
+
 /// Whether the daemon has closed `s`: a read sees the end of the stream (or a reset).
 /// `Some(bytes)` when it answered something first.
 fn closed(s: &mut TcpStream, wait: Duration) -> Option<Vec<u8>> {
@@ -119,11 +132,9 @@ fn closed(s: &mut TcpStream, wait: Duration) -> Option<Vec<u8>> {
 }
 
 #[test]
-fn five_hundred_idle_sockets_leave_tickets_fast_and_are_closed_after_the_idle_timeout() {
-    let hall = hall_with_limits(&[
-        "max_connections_per_client = 100",
-        "idle_timeout_secs = 3",
-    ]);
+fn five_hundred_idle_sockets_leave_tickets_fast_one_more_gets_503_and_all_close_after_the_idle_timeout()
+ {
+    let hall = hall_with_limits(&["max_connections_per_client = 100", "idle_timeout_secs = 3"]);
     let d = hall.start();
     let to = addr_of(&d);
     let rss_before = rss_kib(&d);
@@ -142,11 +153,23 @@ fn five_hundred_idle_sockets_leave_tickets_fast_and_are_closed_after_the_idle_ti
             opened.elapsed()
         );
     }
+    // A 101st socket from an address that holds its 100 is answered 503 at once, closed.
+    let mut extra = connect_from(2, to).expect("connect");
+    let said = closed(&mut extra, Duration::from_secs(2)).expect("refused and closed at once");
+    let said = String::from_utf8_lossy(&said);
+    assert!(said.starts_with("HTTP/1.1 503 "), "{said}");
+    assert!(said.contains("retry-after: 1\r\n"), "{said}");
+    assert!(said.contains("\"code\":\"too_many_connections\""), "{said}");
     let during = ticket_latencies(&d.url, 60, "during");
     let rss_during = rss_kib(&d);
     let p99 = report("500 idle: during", during);
-    eprintln!("connections: 500 idle: RSS {rss_before} KiB before, {rss_during} KiB with them open");
-    assert!(p99 <= TICKET_P99, "ticket p99 {p99:?} with 500 idle sockets open");
+    eprintln!(
+        "connections: 500 idle: RSS {rss_before} KiB before, {rss_during} KiB with them open"
+    );
+    assert!(
+        p99 <= TICKET_P99,
+        "ticket p99 {p99:?} with 500 idle sockets open"
+    );
 
     // Every one closed by the daemon once the idle timeout has passed, with nothing said.
     let deadline = opened + Duration::from_secs(3 + 5);
@@ -164,6 +187,10 @@ fn five_hundred_idle_sockets_leave_tickets_fast_and_are_closed_after_the_idle_ti
         "connections: 500 idle: all closed {:.1} s after they opened; RSS after {} KiB",
         opened.elapsed().as_secs_f64(),
         rss_kib(&d)
+    );
+    assert!(
+        metric(&d, "hallq_http_connections_closed_total{reason=\"idle\"}") >= 500.0,
+        "/metrics counts the idle sockets closed"
     );
 }
 
@@ -202,10 +229,7 @@ fn twenty_slow_header_clients_are_cut_off_and_tickets_stay_fast() {
             }
         }
     }
-    let p99 = report(
-        "slowloris: during",
-        load.join().expect("ticket thread"),
-    );
+    let p99 = report("slowloris: during", load.join().expect("ticket thread"));
     let still = slow.iter().filter(|s| s.is_some()).count();
     assert_eq!(
         still, 0,
@@ -214,11 +238,29 @@ fn twenty_slow_header_clients_are_cut_off_and_tickets_stay_fast() {
     let last = cut_after.iter().max().copied().unwrap_or_default();
     eprintln!(
         "connections: slowloris: 20 cut off between {:.1} s and {:.1} s",
-        cut_after.iter().min().copied().unwrap_or_default().as_secs_f64(),
+        cut_after
+            .iter()
+            .min()
+            .copied()
+            .unwrap_or_default()
+            .as_secs_f64(),
         last.as_secs_f64()
     );
-    assert!(last <= Duration::from_secs(5), "cut off only after {last:?}");
-    assert!(p99 <= TICKET_P99, "ticket p99 {p99:?} with 20 slow-header clients");
+    assert!(
+        last <= Duration::from_secs(5),
+        "cut off only after {last:?}"
+    );
+    assert_eq!(
+        metric(
+            &d,
+            "hallq_http_connections_closed_total{reason=\"header_timeout\"}"
+        ),
+        20.0
+    );
+    assert!(
+        p99 <= TICKET_P99,
+        "ticket p99 {p99:?} with 20 slow-header clients"
+    );
 }
 
 /// Opens a live stream from `127.0.0.<host>`: the status and, for a refusal, its body.
@@ -243,7 +285,11 @@ fn open_stream(host: u8, to: SocketAddr, query: &str) -> (TcpStream, u16, String
     if status != 200 {
         let length: usize = head
             .lines()
-            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(String::from))
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length: ")
+                    .map(String::from)
+            })
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0);
         let mut b = vec![0u8; length];
@@ -263,7 +309,10 @@ fn streams_beyond_the_caps_get_503_and_tickets_stay_fast() {
     let d = hall.start();
     let to = addr_of(&d);
     let rss_before = rss_kib(&d);
-    report("300 streams: before", ticket_latencies(&d.url, 60, "before"));
+    report(
+        "300 streams: before",
+        ticket_latencies(&d.url, 60, "before"),
+    );
 
     // 50 streams from each of six addresses: 40 each fit the per-client cap, and the
     // fifth address fills the cap of 200 in all.
@@ -275,11 +324,19 @@ fn streams_beyond_the_caps_get_503_and_tickets_stay_fast() {
             match status {
                 200 => open.push((host, s)),
                 503 => {
-                    let json: Value = serde_json::from_str(body.split("\r\n\r\n").nth(1).unwrap_or(""))
-                        .unwrap_or(Value::Null);
+                    let json: Value =
+                        serde_json::from_str(body.split("\r\n\r\n").nth(1).unwrap_or(""))
+                            .unwrap_or(Value::Null);
                     assert_eq!(json["error"]["code"], "too_many_streams", "{body}");
-                    assert!(body.to_ascii_lowercase().contains("retry-after: "), "{body}");
-                    if json["error"]["message"].as_str().unwrap_or("").contains("this client") {
+                    assert!(
+                        body.to_ascii_lowercase().contains("retry-after: "),
+                        "{body}"
+                    );
+                    if json["error"]["message"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("this client")
+                    {
                         per_client += 1;
                     } else {
                         in_all += 1;
@@ -295,12 +352,19 @@ fn streams_beyond_the_caps_get_503_and_tickets_stay_fast() {
     );
     assert_eq!(open.len(), 200, "streams let in beyond max_streams = 200");
     assert_eq!((per_client, in_all), (40, 60));
+    assert_eq!(metric(&d, "hallq_http_streams"), 200.0);
+    assert_eq!(metric(&d, "hallq_http_streams_refused_total"), 100.0);
 
     let during = ticket_latencies(&d.url, 60, "during");
     let rss_during = rss_kib(&d);
     let p99 = report("300 streams: during (200 open)", during);
-    eprintln!("connections: 300 streams: RSS {rss_before} KiB before, {rss_during} KiB with 200 open");
-    assert!(p99 <= TICKET_P99, "ticket p99 {p99:?} with 200 streams open");
+    eprintln!(
+        "connections: 300 streams: RSS {rss_before} KiB before, {rss_during} KiB with 200 open"
+    );
+    assert!(
+        p99 <= TICKET_P99,
+        "ticket p99 {p99:?} with 200 streams open"
+    );
 
     // A client that goes away frees its slots: the cap in all lets the next one in.
     open.retain(|(host, _)| *host != 2);
@@ -360,7 +424,14 @@ fn next_event(s: &mut TcpStream) -> (String, Option<i64>, Value) {
 fn a_stream_from_zero_on_two_months_of_events_gets_the_current_picture_not_the_table() {
     let hall = Hall::new();
     let out = std::process::Command::new(hallq_tests::hallq_bin())
-        .args(["gen-history", "--days", "60", "--per-day", "400", "--config"])
+        .args([
+            "gen-history",
+            "--days",
+            "60",
+            "--per-day",
+            "400",
+            "--config",
+        ])
         .arg(&hall.config)
         .output()
         .expect("hallq gen-history");
@@ -405,20 +476,33 @@ fn a_stream_from_zero_on_two_months_of_events_gets_the_current_picture_not_the_t
     assert_eq!(data["missed"].as_i64(), Some(seq));
     assert_eq!(data["board"]["last_seq"].as_i64(), Some(seq));
     assert!(data["board"]["services"].is_array(), "{data}");
-    let p99 = report("after=0: during (5 streams from 0)", load.join().expect("tickets"));
+    let p99 = report(
+        "after=0: during (5 streams from 0)",
+        load.join().expect("tickets"),
+    );
     // What follows is live: the next events are the tickets just issued, after `seq`.
     let (kind, id, _) = next_event(&mut streams[0]);
-    assert!(id.is_some_and(|i| i > seq), "{kind} {id:?} after resync at {seq}");
+    assert!(
+        id.is_some_and(|i| i > seq),
+        "{kind} {id:?} after resync at {seq}"
+    );
     eprintln!(
         "connections: after=0: {events} events stored; resync after {:.0} ms; RSS {rss_before} KiB before, {} KiB after",
         ms(first_after),
         rss_kib(&d)
     );
-    assert!(p99 <= TICKET_P99, "ticket p99 {p99:?} while streams ask for after=0");
+    assert!(
+        p99 <= TICKET_P99,
+        "ticket p99 {p99:?} while streams ask for after=0"
+    );
 
     // A short gap is still replayed event by event.
     let (mut s, status, _) = open_stream(9, to, &format!("?after={}", seq - 3));
     assert_eq!(status, 200);
     let (kind, id, _) = next_event(&mut s);
-    assert_eq!(id, Some(seq - 2), "{kind}: a gap of 3 is replayed, not resynced");
+    assert_eq!(
+        id,
+        Some(seq - 2),
+        "{kind}: a gap of 3 is replayed, not resynced"
+    );
 }

@@ -138,8 +138,7 @@ async fn resync(
     last: &mut i64,
     newest: i64,
 ) -> bool {
-    let Ok(picture) = super::supervision::board_picture(s, hallq_engine::Lang::ZhCn).await
-    else {
+    let Ok(picture) = super::supervision::board_picture(s, hallq_engine::Lang::ZhCn).await else {
         return false;
     };
     let seq = picture["last_seq"].as_i64().unwrap_or(newest);

@@ -142,10 +142,7 @@ impl Limits {
         if self.max_connections_per_client > self.max_connections {
             return Err((
                 "server.limits.max_connections_per_client",
-                format!(
-                    "must not exceed max_connections ({})",
-                    self.max_connections
-                ),
+                format!("must not exceed max_connections ({})", self.max_connections),
             ));
         }
         if self.max_streams > self.max_connections {
@@ -506,7 +503,11 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Answers a refused connection: the 503 at once, then (while few others do) a short
 /// wait for the client's request to arrive so that closing does not reset the answer.
-async fn refuse(mut stream: TcpStream, answer: Vec<u8>, linger: Option<tokio::sync::OwnedSemaphorePermit>) {
+async fn refuse(
+    mut stream: TcpStream,
+    answer: Vec<u8>,
+    linger: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
     let _ = stream.try_write(&answer);
     let Some(_permit) = linger else { return };
     let _ = stream.shutdown().await;
@@ -624,12 +625,16 @@ impl Conn {
                 async move {
                     use tower::ServiceExt;
                     let resp = router.oneshot(req).await;
-                    resp.map(|r| r.map(|body| axum::body::Body::new(watch::Guarded::new(body, busy))))
+                    resp.map(|r| {
+                        r.map(|body| axum::body::Body::new(watch::Guarded::new(body, busy)))
+                    })
                 }
             })
         };
         let mut builder = hyper::server::conn::http1::Builder::new();
-        builder.keep_alive(true).header_read_timeout(None::<Duration>);
+        builder
+            .keep_alive(true)
+            .header_read_timeout(None::<Duration>);
         let mut conn = pin!(builder.serve_connection(io, service));
         let tick = (limits.header_timeout().min(limits.idle_timeout()) / 5)
             .clamp(Duration::from_millis(100), Duration::from_secs(1));
@@ -685,8 +690,8 @@ mod tests {
 
     #[test]
     fn a_refused_connection_is_answered_503_in_the_apis_error_shape() {
-        let text = String::from_utf8(refusal_response(Refusal::Client, &Limits::default()))
-            .unwrap();
+        let text =
+            String::from_utf8(refusal_response(Refusal::Client, &Limits::default())).unwrap();
         assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
         assert!(text.contains("retry-after: 1\r\n"), "{text}");
         let body: serde_json::Value =
@@ -745,7 +750,10 @@ mod tests {
             header_timeout_secs: 0,
             ..ok.clone()
         };
-        assert_eq!(bad.check().unwrap_err().0, "server.limits.header_timeout_secs");
+        assert_eq!(
+            bad.check().unwrap_err().0,
+            "server.limits.header_timeout_secs"
+        );
         let bad = Limits {
             max_connections_per_client: 0,
             ..ok

@@ -217,10 +217,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         r
     }
 
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
@@ -257,10 +254,7 @@ mod tests {
         let a = Activity::new();
         a.read(5);
         backdate(&a, Duration::from_secs(4));
-        assert_eq!(
-            a.overdue(&limits(3, 10)),
-            Some(Overdue::Head)
-        );
+        assert_eq!(a.overdue(&limits(3, 10)), Some(Overdue::Head));
     }
 
     #[test]
