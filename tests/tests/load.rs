@@ -120,10 +120,13 @@ fn windows(services: &[Service]) -> Vec<(u32, Vec<usize>)> {
     out
 }
 
+/// The load hall's configuration. Its 200 staff and 8 kiosks all come from 127.0.0.1
+/// here, where a hall has 208 addresses: the per-client connection cap is lifted.
 fn config(dir: &Path, services: &[Service], windows: &[(u32, Vec<usize>)]) -> String {
     let mut t = format!(
         "[hall]\nname = \"青山县政务服务中心（负载测试）\"\ncontroller_id = \"load-hall\"\n\n\
-         [server]\nlisten = \"127.0.0.1:0\"\n\n[storage]\ndata_dir = {:?}\n\n\
+         [server]\nlisten = \"127.0.0.1:0\"\n\n\
+         [server.limits]\nmax_connections_per_client = 1000\n\n[storage]\ndata_dir = {:?}\n\n\
          [auth]\nmax_failures = 5\nlockout_minutes = 15\nsession_hours = 12\n\n\
          [queue]\nutc_offset_minutes = {UTC_OFFSET}\nday_starts_at = \"03:00\"\nnumber_width = 4\n\
          recall_limit = 3\nno_show = \"requeue_once\"\npause_alarm_minutes = 30\n\n\
