@@ -506,3 +506,106 @@ fn a_stream_from_zero_on_two_months_of_events_gets_the_current_picture_not_the_t
         "{kind}: a gap of 3 is replayed, not resynced"
     );
 }
+
+#[test]
+fn out_of_descriptors_new_sockets_get_503_and_the_hall_keeps_its_reserve() {
+    // The daemon under an open-file limit of 256 (hard too), far below its caps.
+    let hall = hall_with_limits(&["idle_timeout_secs = 3", "reserve_fds = 64"]);
+    let wrapper = hall.dir.path().join("hallq-256");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nulimit -n 256 || exit 1\nexec {:?} \"$@\"\n",
+            hallq_tests::hallq_bin()
+        ),
+    )
+    .expect("wrapper");
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let d = Daemon::start(&wrapper, &hall.config).expect("daemon under ulimit -n 256");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", d.pid())).unwrap_or_default();
+    assert!(
+        limits
+            .lines()
+            .any(|l| l.starts_with("Max open files") && l.contains(" 256 ")),
+        "{limits}"
+    );
+    let to = addr_of(&d);
+    // The kiosk is connected before the flood (its agent keeps the connection).
+    let kiosk = client();
+    let issue = |i: usize| {
+        let mut r = kiosk
+            .post(format!("{}/api/v1/tickets", d.url))
+            .header("Idempotency-Key", &format!("reserve-{i}"))
+            .send_json(json!({"service": "SB"}))
+            .expect("ticket request");
+        let status = r.status().as_u16();
+        (status, r.body_mut().read_to_string().unwrap_or_default())
+    };
+    assert_eq!(issue(0).0, 201);
+
+    let mut flood: Vec<TcpStream> = (0..300)
+        .map(|i| connect_from(2 + (i % 6) as u8, to).expect("connect"))
+        .collect();
+    // Those that would eat into the reserve are answered 503 at once; the others stay.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut refused = 0;
+    for s in flood.iter_mut() {
+        if let Some(said) = closed(s, Duration::from_millis(2)) {
+            let said = String::from_utf8_lossy(&said);
+            assert!(
+                said.starts_with("HTTP/1.1 503 ") && said.contains("too_many_connections"),
+                "{said}"
+            );
+            refused += 1;
+        }
+    }
+    eprintln!(
+        "connections: ulimit -n 256: {} of 300 sockets admitted, {refused} answered 503",
+        300 - refused
+    );
+    assert!(
+        refused > 0,
+        "every socket admitted under a limit of 256 descriptors"
+    );
+    assert!(300 - refused > 100, "only {} admitted", 300 - refused);
+    // The database still has descriptors: the kiosk's tickets are stored.
+    let times: Vec<Duration> = (1..=20)
+        .map(|i| {
+            let t = Instant::now();
+            let (status, body) = issue(i);
+            assert_eq!(status, 201, "ticket {i} at the descriptor limit: {body}");
+            t.elapsed()
+        })
+        .collect();
+    let p99 = report("ulimit -n 256, flood open", times);
+    assert!(
+        p99 <= TICKET_P99,
+        "ticket p99 {p99:?} at the descriptor limit"
+    );
+    let mut r = kiosk
+        .get(format!("{}/metrics", d.url))
+        .call()
+        .expect("metrics");
+    let text = r.body_mut().read_to_string().expect("metrics");
+    let counted = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("hallq_http_connections_refused_total{reason=\"reserve_fds\"} ")
+        })
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert_eq!(counted, Some(refused as f64), "{text}");
+    // Once the idle ones are closed, new clients are served again.
+    drop(flood);
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, body) = hallq_tests::send(
+        client()
+            .post(format!("{}/api/v1/tickets", d.url))
+            .header("Idempotency-Key", "reserve-after")
+            .send_json(json!({"service": "SB"})),
+    );
+    assert_eq!(status, 201, "{body}");
+}
