@@ -498,6 +498,8 @@ fn refusal_response(why: Refusal, limits: &Limits) -> Vec<u8> {
 const LINGERING: usize = 64;
 /// How long a refused connection waits for its client to finish sending.
 const LINGER: Duration = Duration::from_millis(500);
+/// How long a refused connection's answer may take to be written.
+const ANSWER: Duration = Duration::from_millis(200);
 /// The pause after an accept error (out of descriptors, say) before accepting again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -508,7 +510,9 @@ async fn refuse(
     answer: Vec<u8>,
     linger: Option<tokio::sync::OwnedSemaphorePermit>,
 ) {
-    let _ = stream.try_write(&answer);
+    // Awaited, not `try_write`: a socket just accepted is not known writable until the
+    // reactor has seen it. The answer fits the socket's buffer, so this is one turn.
+    let _ = tokio::time::timeout(ANSWER, stream.write_all(&answer)).await;
     let Some(_permit) = linger else { return };
     let _ = stream.shutdown().await;
     let drain = async {
