@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
 /// Writes the example hall's configuration for a test daemon into `dir` (data in
-/// `dir/data`, listening on `listen`; with `unlimited`, always open and without caps,
-/// and with no cap on connections per client address)
-/// and returns its path.
+/// `dir/data`, listening on `listen`; with `unlimited`, always open, without caps, and
+/// with the per-client connection cap raised to the cap in all) and returns its path.
 pub fn write_config(dir: &Path, listen: &str, unlimited: bool) -> std::io::Result<PathBuf> {
     let mut text = hallq::config::EXAMPLE_HALL.replace(
         "data_dir = \"/var/lib/hallq\"",

@@ -742,6 +742,23 @@ mod tests {
     }
 
     #[test]
+    fn the_units_open_file_limit_covers_the_default_caps_and_reserve() {
+        let unit = include_str!("../../packaging/hallq.service");
+        let limit: u64 = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("LimitNOFILE="))
+            .expect("hallq.service sets LimitNOFILE")
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            limit >= Limits::default().files_needed(),
+            "LimitNOFILE={limit} < {}",
+            Limits::default().files_needed()
+        );
+    }
+
+    #[test]
     fn limits_that_contradict_each_other_name_their_key() {
         let ok = Limits::default();
         assert_eq!(ok.check(), Ok(()));
