@@ -1,7 +1,8 @@
 //! Connections: what clients do with their sockets must not stop the controller issuing
 //! tickets. On loopback against the real daemon: 500 idle sockets, 20 slow-header
 //! (slowloris) clients, 300 live streams against the stream caps, and a stream asking
-//! for `after=0` on a hall with two months of events. Each test prints ticket latency
+//! for `after=0` on a hall with two months of events; and the daemon under
+//! `ulimit -n 256`, flooded past its descriptors. Each test prints ticket latency
 //! (p50/p99, as a kiosk sees it) before and during the load and the daemon's RSS
 //! (`cargo test --release -p hallq-tests --test connections -- --nocapture`), and
 //! asserts the bound the issue sets: tickets within their usual latency (p99 ≤ 200 ms).
