@@ -27,6 +27,20 @@ use crate::time::{LocalClock, Timestamp};
 /// Longest free text (comments, reasons, case numbers) the engine keeps, in characters.
 pub const MAX_TEXT: usize = 500;
 
+/// How far ahead an appointment may be booked: a year and a day, in milliseconds.
+pub const MAX_BOOKING_AHEAD_MS: i64 = 366 * 24 * 3600 * 1000;
+
+/// Whether `c` has no place in text a person typed: a control character (NUL, ESC, line
+/// breaks) or a bidirectional formatting character (U+202A–U+202E, U+2066–U+2069, the
+/// marks U+200E, U+200F and U+061C), which reorders what a screen or a report shows.
+pub fn unsafe_in_text(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+        )
+}
+
 /// A refused command. Time may still have moved the hall on before the refusal (a day
 /// rolled over, a warning fell due): those events happened and must be recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1389,7 +1403,7 @@ impl Engine {
     }
 
     fn pause(&mut self, window: u32, staff: String, reason: String) -> Result<Vec<Event>, Refusal> {
-        if reason.chars().count() > 100 || reason.chars().any(char::is_control) {
+        if reason.chars().count() > 100 || reason.chars().any(unsafe_in_text) {
             return Err(Refusal::BadText("reason"));
         }
         if self.staffed(window, &staff)?.paused.is_some() {
@@ -1519,10 +1533,11 @@ impl Engine {
     ) -> Result<Vec<Event>, Refusal> {
         check_text("channel", Some(&channel), 64)?;
         let comment = comment.filter(|c| !c.trim().is_empty());
-        if comment
-            .as_ref()
-            .is_some_and(|c| c.chars().count() > MAX_TEXT)
-        {
+        // A comment may run over lines (the rating page's box takes Enter); nothing else
+        // a person would not see on the screen.
+        if comment.as_ref().is_some_and(|c| {
+            c.chars().count() > MAX_TEXT || c.chars().any(|ch| ch != '\n' && unsafe_in_text(ch))
+        }) {
             return Err(Refusal::BadText("comment"));
         }
         let t = self
@@ -1602,6 +1617,9 @@ impl Engine {
         }
         if slot_at.plus_minutes(i64::from(self.setup.checkin_after_minutes)) < self.now {
             return Err(Refusal::SlotInPast);
+        }
+        if slot_at.0 > self.now.0.saturating_add(MAX_BOOKING_AHEAD_MS) {
+            return Err(Refusal::SlotTooFar);
         }
         let a = Appointment {
             code: code.clone(),
@@ -1778,7 +1796,7 @@ fn check_text(field: &'static str, value: Option<&str>, max: usize) -> Result<()
         Some(v)
             if v.trim().is_empty()
                 || v.chars().count() > max
-                || v.chars().any(char::is_control) =>
+                || v.chars().any(unsafe_in_text) =>
         {
             Err(Refusal::BadText(field))
         }

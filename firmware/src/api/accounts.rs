@@ -4,7 +4,8 @@
 //! together with its audit event (`by` the admin's staff id, `via` `web`) and with the
 //! sign-outs it causes, as `hallq staff` does from the command line.
 
-use axum::extract::{Path, State};
+use super::Path;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -269,7 +270,10 @@ async fn action(
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "unknown_action",
-                format!("no staff action {other:?}: use disable, enable, unlock or reset-pin"),
+                format!(
+                    "no staff action {}: use disable, enable, unlock or reset-pin",
+                    hallq_engine::refusal::clip(other)
+                ),
             ));
         }
     };

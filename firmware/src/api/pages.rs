@@ -10,7 +10,8 @@
 //! embedded scripts and styles.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use super::Path;
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;

@@ -94,7 +94,9 @@ fn world() -> &'static World {
                 store,
             ).expect("core");
             let devices = Devices::load(hall.clone()).await.expect("devices");
-            let state = AppState::new(hall, Arc::new(config), devices, None).expect("state");
+            let personal = hallq::personal::PersonalKey::from_bytes([7; 32]);
+            let state =
+                AppState::new(hall, Arc::new(config), devices, None, personal).expect("state");
             let body = format!(r#"{{"staff_id":"{STAFF}","pin":"{PIN}","window":1}}"#);
             let resp = app(state.clone())
                 .oneshot(post("/api/v1/sessions", "", body.into_bytes()))
