@@ -22,6 +22,7 @@ use crate::model::{
 use crate::queue::{Candidate, Lines};
 use crate::refusal::Refusal;
 use crate::setup::{NoShowPolicy, Setup, SetupError};
+use crate::text::unsafe_in_text;
 use crate::time::{LocalClock, Timestamp};
 
 /// Longest free text (comments, reasons, case numbers) the engine keeps, in characters.
@@ -29,17 +30,6 @@ pub const MAX_TEXT: usize = 500;
 
 /// How far ahead an appointment may be booked: a year and a day, in milliseconds.
 pub const MAX_BOOKING_AHEAD_MS: i64 = 366 * 24 * 3600 * 1000;
-
-/// Whether `c` has no place in text a person typed: a control character (NUL, ESC, line
-/// breaks) or a bidirectional formatting character (U+202A–U+202E, U+2066–U+2069, the
-/// marks U+200E, U+200F and U+061C), which reorders what a screen or a report shows.
-pub fn unsafe_in_text(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
-        )
-}
 
 /// A refused command. Time may still have moved the hall on before the refusal (a day
 /// rolled over, a warning fell due): those events happened and must be recorded.

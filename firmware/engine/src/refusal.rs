@@ -3,6 +3,7 @@
 use chrono::NaiveTime;
 
 use crate::setup::Lang;
+use crate::text::clip;
 
 /// Why the hall is not issuing tickets now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -230,30 +231,6 @@ impl Refusal {
             Refusal::BadText(f) => t(format!("{f} 为空或过长"), format!("{f} 為空或過長"), format!("{f} is empty or too long.")),
         }
     }
-}
-
-/// The most of a person's input a message repeats, in characters.
-pub const ECHO_CHARS: usize = 40;
-
-/// `text` as a message repeats it: at most [`ECHO_CHARS`] characters (then `…`), with
-/// control and bidirectional formatting characters shown as `?`, so that a refusal
-/// is never larger than a screen, nor reorders one.
-pub fn clip(text: &str) -> String {
-    clip_to(text, ECHO_CHARS)
-}
-
-/// [`clip`] to `max` characters: for a message that quotes input among its own words
-/// (a JSON parser's, say).
-pub fn clip_to(text: &str, max: usize) -> String {
-    let mut out: String = text
-        .chars()
-        .take(max)
-        .map(|c| if crate::engine::unsafe_in_text(c) { '?' } else { c })
-        .collect();
-    if text.chars().nth(max).is_some() {
-        out.push('…');
-    }
-    out
 }
 
 fn state_zh(s: &str) -> &'static str {

@@ -106,7 +106,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
         || id.chars().count() > 64
         || id
             .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+            .any(|c| c.is_whitespace() || hallq_engine::text::unsafe_in_text(c) || c == '/')
     {
         return Err(ApiError::field(
             "id",
@@ -163,8 +163,14 @@ async fn add(
     let by = admin(&auth)?;
     check_id(&body.id)?;
     let name = body.name.trim().to_string();
-    if name.is_empty() || name.chars().count() > 64 {
-        return Err(ApiError::field("name", "1 to 64 characters"));
+    if name.is_empty()
+        || name.chars().count() > 64
+        || name.chars().any(hallq_engine::text::unsafe_in_text)
+    {
+        return Err(ApiError::field(
+            "name",
+            "1 to 64 characters, no control or text-direction characters",
+        ));
     }
     check_roles(&body.roles)?;
     let windows = check_windows(&s, &body.windows)?;
@@ -272,7 +278,7 @@ async fn action(
                 "unknown_action",
                 format!(
                     "no staff action {}: use disable, enable, unlock or reset-pin",
-                    hallq_engine::refusal::clip(other)
+                    hallq_engine::text::clip(other)
                 ),
             ));
         }

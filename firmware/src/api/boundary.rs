@@ -187,7 +187,7 @@ fn check(hosts: &Hosts, req: &Request) -> Result<(), ApiError> {
     if req.uri().path().starts_with("/api/") {
         let has_body = req.body().size_hint().exact() != Some(0);
         let json = is_json(req.headers());
-        if json == Some(false) || json.is_none() && has_body {
+        if json == Some(false) || (json.is_none() && has_body) {
             return Err(ApiError {
                 field: Some("Content-Type".into()),
                 ..ApiError::new(

@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::ApiError;
-use hallq_engine::refusal::clip;
+use hallq_engine::text::clip;
 
 /// A path parameter that did not parse (400 `invalid_parameter`, naming it).
 fn invalid(name: &str, message: String) -> ApiError {

@@ -146,7 +146,7 @@ async fn acknowledge(
                 "help_not_open",
                 format!(
                     "kiosk {} has no open help request (already acknowledged, or never asked)",
-                    hallq_engine::refusal::clip(&kiosk)
+                    hallq_engine::text::clip(&kiosk)
                 ),
             )
         });

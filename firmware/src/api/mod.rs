@@ -308,7 +308,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             bytes
         };
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(de)
+        let value = serde_path_to_error::deserialize(&mut *de)
             .map(JsonBody)
             .map_err(|e| {
                 let path = e.path().to_string();
@@ -324,8 +324,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 };
                 // serde quotes the input (an unknown field's name, a string of the
                 // wrong type): a few dozen characters of it are enough.
-                let field = hallq_engine::refusal::clip(&field);
-                ApiError::field(&field, hallq_engine::refusal::clip_to(&msg, 160))
+                let field = hallq_engine::text::clip(&field);
+                ApiError::field(&field, hallq_engine::text::clip_to(&msg, 160))
             })?;
         // One JSON document and nothing after it (whitespace aside).
         de.end().map_err(|_| {

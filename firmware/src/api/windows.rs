@@ -260,7 +260,7 @@ async fn action(
                 "unknown_action",
                 format!(
                     "no window action {}: use call-next, call, recall, start, no-show, transfer, pause, resume or finish",
-                    hallq_engine::refusal::clip(other)
+                    hallq_engine::text::clip(other)
                 ),
             ));
         }
