@@ -322,7 +322,8 @@ impl Config {
             config.server.hosts.iter().all(|h| {
                 !h.is_empty()
                     && h.len() <= 253
-                    && h.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+                    && h.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
             }),
             "each host is a name or an address without port or scheme (hall.example, 192.0.2.10)",
         )?;

@@ -56,7 +56,10 @@ fn path_and_query_parameters_that_do_not_parse_answer_json_naming_the_parameter(
         assert!(!message.is_empty(), "{method} {path}: {b}");
     }
     // A method an endpoint does not take is JSON too.
-    let (s, b) = send(c.put(format!("{}/api/v1/tickets", d.url)).send_json(json!({})));
+    let (s, b) = send(
+        c.put(format!("{}/api/v1/tickets", d.url))
+            .send_json(json!({})),
+    );
     assert_eq!(
         (s, b["error"]["code"].as_str()),
         (405, Some("method_not_allowed")),
@@ -189,9 +192,12 @@ fn a_rating_comment_with_a_control_or_bidi_override_character_is_refused() {
         "\u{202E}好很",
         "good\u{2066}isolate",
     ] {
-        let (s, b) = send(c.post(format!("{}/api/v1/ratings", d.url)).send_json(json!({
-            "ticket": id, "level": "非常满意", "comment": comment,
-        })));
+        let (s, b) = send(
+            c.post(format!("{}/api/v1/ratings", d.url))
+                .send_json(json!({
+                    "ticket": id, "level": "非常满意", "comment": comment,
+                })),
+        );
         let (status, code, field, _) = error_of(s, &b);
         assert_eq!(
             (status, code, field),
@@ -201,9 +207,12 @@ fn a_rating_comment_with_a_control_or_bidi_override_character_is_refused() {
     }
     assert!(hall.events_of("rating_recorded").is_empty());
     // A comment over two lines (the rating page's box takes Enter) is kept.
-    let (s, b) = send(c.post(format!("{}/api/v1/ratings", d.url)).send_json(json!({
-        "ticket": id, "level": "非常满意", "comment": "窗口人员很耐心\n谢谢",
-    })));
+    let (s, b) = send(
+        c.post(format!("{}/api/v1/ratings", d.url))
+            .send_json(json!({
+                "ticket": id, "level": "非常满意", "comment": "窗口人员很耐心\n谢谢",
+            })),
+    );
     assert_eq!(s, 201, "{b}");
 }
 

@@ -217,7 +217,11 @@ fn a_request_for_a_host_name_the_hall_did_not_configure_is_refused() {
         format!("192.0.2.99:{port}"),
         format!("localhost.evil.example:{port}"),
     ] {
-        assert_eq!(get(&foreign), (421, Some("unknown_host".into())), "{foreign}");
+        assert_eq!(
+            get(&foreign),
+            (421, Some("unknown_host".into())),
+            "{foreign}"
+        );
     }
     for own in [
         format!("127.0.0.1:{port}"),
@@ -234,7 +238,10 @@ fn a_request_for_a_host_name_the_hall_did_not_configure_is_refused() {
             .header("Host", "evil.example")
             .call(),
     );
-    assert_eq!((s, b["error"]["code"].as_str()), (421, Some("unknown_host")));
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (421, Some("unknown_host"))
+    );
 }
 
 #[test]
@@ -254,7 +261,10 @@ fn a_page_from_another_origin_cannot_issue_a_ticket_and_the_same_origin_can() {
     for foreign in [
         "http://evil.example".to_string(),
         // Another server on the controller itself is another origin all the same.
-        format!("http://localhost:{}", 1 + port.parse::<u32>().expect("port")),
+        format!(
+            "http://localhost:{}",
+            1 + port.parse::<u32>().expect("port")
+        ),
         "http://127.0.0.1:3000".to_string(),
         "null".to_string(),
     ] {
@@ -306,7 +316,10 @@ fn a_text_or_form_body_is_refused_and_a_json_body_issues_a_ticket() {
         refused
     );
     assert_eq!(
-        post(Some("application/x-www-form-urlencoded"), r#"{"service":"SB"}"#),
+        post(
+            Some("application/x-www-form-urlencoded"),
+            r#"{"service":"SB"}"#
+        ),
         refused
     );
     assert_eq!(
@@ -318,7 +331,11 @@ fn a_text_or_form_body_is_refused_and_a_json_body_issues_a_ticket() {
     );
     assert!(hall.events_of("ticket_issued").is_empty());
     assert_eq!(
-        post(Some("application/json; charset=utf-8"), r#"{"service":"SB"}"#).0,
+        post(
+            Some("application/json; charset=utf-8"),
+            r#"{"service":"SB"}"#
+        )
+        .0,
         201
     );
     assert_eq!(post(Some("application/json"), r#"{"service":"SB"}"#).0, 201);

@@ -1784,9 +1784,7 @@ impl Origin {
 fn check_text(field: &'static str, value: Option<&str>, max: usize) -> Result<(), Refusal> {
     match value {
         Some(v)
-            if v.trim().is_empty()
-                || v.chars().count() > max
-                || v.chars().any(unsafe_in_text) =>
+            if v.trim().is_empty() || v.chars().count() > max || v.chars().any(unsafe_in_text) =>
         {
             Err(Refusal::BadText(field))
         }

@@ -45,7 +45,7 @@ pub enum Refusal {
     #[error("unknown window {0}")]
     UnknownWindow(u32),
     /// Nobody (or somebody else) is signed in at the window.
-    #[error("{} is not signed in at window {1}", clip(.0))]
+    #[error("{staff} is not signed in at window {window}", staff = clip(.0), window = .1)]
     NotSignedIn(String, u32),
     /// The window is paused.
     #[error("window {0} is paused")]
@@ -72,7 +72,7 @@ pub enum Refusal {
     #[error("ticket {0} is {1}")]
     WrongState(String, &'static str),
     /// The window does not serve the ticket's service.
-    #[error("window {0} does not serve {}", clip(.1))]
+    #[error("window {window} does not serve {service}", window = .0, service = clip(.1))]
     NotServedHere(u32, String),
     /// Transfer to where the ticket already is.
     #[error("the ticket is already there")]

@@ -49,7 +49,9 @@ mod tests {
 
     #[test]
     fn control_and_bidi_characters_are_unsafe_and_chinese_is_not() {
-        for c in ['\u{0}', '\u{1b}', '\n', '\u{202E}', '\u{2066}', '\u{200F}', '\u{061C}'] {
+        for c in [
+            '\u{0}', '\u{1b}', '\n', '\u{202E}', '\u{2066}', '\u{200F}', '\u{061C}',
+        ] {
             assert!(unsafe_in_text(c), "{c:?}");
         }
         for c in ['a', '服', '，', '\u{3000}', 'é'] {

@@ -17,11 +17,11 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use axum::body::HttpBody as _;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::body::HttpBody as _;
 
 use super::ApiError;
 use crate::config::Server;
@@ -60,7 +60,10 @@ impl Hosts {
                 ip.is_loopback()
                     || ip == self.listen
                     || self.listen.is_unspecified()
-                    || self.names.iter().any(|n| n.parse::<IpAddr>().ok() == Some(ip))
+                    || self
+                        .names
+                        .iter()
+                        .any(|n| n.parse::<IpAddr>().ok() == Some(ip))
             }
             None => host == "localhost" || self.names.contains(&host),
         }
@@ -131,7 +134,10 @@ fn same_origin(origin: &str, host: &str) -> bool {
 }
 
 fn changes_state(m: &Method) -> bool {
-    matches!(*m, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+    matches!(
+        *m,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    )
 }
 
 /// Whether the request's `Content-Type` is JSON (`application/json`, any parameters).

@@ -2,9 +2,9 @@
 //! answer a plain-text 400 (`/windows/abc`, `stream?after=abc`), and `docs/api.md`
 //! promises JSON for every error. Each names the parameter at fault.
 
-use axum::extract::{FromRequestParts, RawPathParams};
 use axum::extract::path::ErrorKind;
 use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -59,7 +59,11 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
                     expected_type,
                 } => invalid(
                     &key,
-                    format!("{key} must be {}, not {}", expected(expected_type), clip(&value)),
+                    format!(
+                        "{key} must be {}, not {}",
+                        expected(expected_type),
+                        clip(&value)
+                    ),
                 ),
                 ErrorKind::ParseErrorAtIndex {
                     index,
@@ -69,7 +73,11 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
                     let key = nth(index);
                     invalid(
                         &key,
-                        format!("{key} must be {}, not {}", expected(expected_type), clip(&value)),
+                        format!(
+                            "{key} must be {}, not {}",
+                            expected(expected_type),
+                            clip(&value)
+                        ),
                     )
                 }
                 ErrorKind::ParseError {
@@ -79,7 +87,11 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
                     let key = nth(0);
                     invalid(
                         &key,
-                        format!("{key} must be {}, not {}", expected(expected_type), clip(&value)),
+                        format!(
+                            "{key} must be {}, not {}",
+                            expected(expected_type),
+                            clip(&value)
+                        ),
                     )
                 }
                 ErrorKind::InvalidUtf8InPathParam { key } => {

@@ -329,7 +329,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             })?;
         // One JSON document and nothing after it (whitespace aside).
         de.end().map_err(|_| {
-            ApiError::field("body", "the body must hold one JSON document and nothing after it")
+            ApiError::field(
+                "body",
+                "the body must hold one JSON document and nothing after it",
+            )
         })?;
         Ok(value)
     }
