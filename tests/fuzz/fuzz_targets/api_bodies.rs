@@ -92,7 +92,8 @@ fn world() -> &'static World {
             let (hall, _core) = HallCore::start(
                 hallq::in_force::InForce::file(config.queue.clone(), config.guide.clone()),
                 store,
-            ).expect("core");
+            )
+            .expect("core");
             let devices = Devices::load(hall.clone()).await.expect("devices");
             let personal = hallq::personal::PersonalKey::from_bytes([7; 32]);
             let state =

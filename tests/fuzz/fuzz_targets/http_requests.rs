@@ -111,7 +111,12 @@ fn target(bytes: &[u8]) -> String {
         t.push('/');
     }
     for &b in bytes {
-        if b.is_ascii_graphic() && !matches!(b, b'#' | b'"' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}') {
+        if b.is_ascii_graphic()
+            && !matches!(
+                b,
+                b'#' | b'"' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}'
+            )
+        {
             t.push(b as char);
         } else {
             t.push_str(&format!("%{b:02X}"));
@@ -133,7 +138,9 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
         if b[i] == b'%'
             && let Some(Ok(v)) = hex.map(|h| u8::from_str_radix(h, 16))
         {
@@ -158,7 +165,11 @@ fuzz_target!(|data: &[u8]| {
         None => (rest, &[][..]),
     };
     let path = target(line);
-    let mut req = match Request::builder().method(method.clone()).uri(path.as_str()).body(Body::empty()) {
+    let mut req = match Request::builder()
+        .method(method.clone())
+        .uri(path.as_str())
+        .body(Body::empty())
+    {
         Ok(r) => r,
         Err(_) => return,
     };
@@ -170,7 +181,9 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
         if let Some(colon) = line.iter().position(|&b| b == b':') {
-            let value = line[colon + 1..].strip_prefix(b" ").unwrap_or(&line[colon + 1..]);
+            let value = line[colon + 1..]
+                .strip_prefix(b" ")
+                .unwrap_or(&line[colon + 1..]);
             if let (Ok(n), Ok(v)) = (
                 HeaderName::from_bytes(&line[..colon]),
                 HeaderValue::from_bytes(value),
