@@ -127,6 +127,10 @@ pub struct Server {
     /// `[server.limits]`: connection and stream caps, timeouts, reserve descriptors.
     #[serde(default)]
     pub limits: crate::connections::Limits,
+    /// Host names and addresses the controller answers to besides loopback and the
+    /// `listen` IP (`Host` header): the names kiosks and browsers on the LAN use.
+    #[serde(default)]
+    pub hosts: Vec<String>,
 }
 
 /// A rating page on another machine, known by its key (sent as `X-Kiosk-Key`).
@@ -150,6 +154,7 @@ impl Default for Server {
             kiosk_keys: Vec::new(),
             rating_pads: Vec::new(),
             limits: Default::default(),
+            hosts: Vec::new(),
         }
     }
 }
@@ -315,6 +320,16 @@ impl Config {
             "server.kiosk_keys",
             config.server.kiosk_keys.iter().all(|k| k.len() >= 16),
             "each kiosk key must be at least 16 characters",
+        )?;
+        check(
+            "server.hosts",
+            config.server.hosts.iter().all(|h| {
+                !h.is_empty()
+                    && h.len() <= 253
+                    && h.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+            }),
+            "each host is a name or an address without port or scheme (hall.example, 192.0.2.10)",
         )?;
         for (i, pad) in config.server.rating_pads.iter().enumerate() {
             let key = format!("server.rating_pads[{i}]");

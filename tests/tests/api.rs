@@ -110,7 +110,9 @@ fn staff_sign_in_call_and_rate_through_the_api_with_a_live_stream() {
         .unwrap();
     use std::io::Write;
     (&stream)
-        .write_all(b"GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        .write_all(
+            b"GET /api/v1/stream HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n",
+        )
         .unwrap();
     // Wait for the headers: from then on the stream misses nothing.
     let mut reader = BufReader::new(stream);

@@ -182,3 +182,162 @@ fn an_id_number_cannot_be_recovered_from_the_events_by_trying_the_candidates() {
     assert_eq!(mode, 0o600);
     drop(d);
 }
+
+/// The hall's config with `[server] hosts` set.
+fn hall_with_hosts(hosts: &str) -> Hall {
+    let hall = Hall::new();
+    let text = std::fs::read_to_string(&hall.config).expect("config");
+    let text = text.replacen(
+        "kiosk_keys = []",
+        &format!("kiosk_keys = []\nhosts = {hosts}"),
+        1,
+    );
+    std::fs::write(&hall.config, text).expect("config");
+    hall
+}
+
+#[test]
+fn a_request_for_a_host_name_the_hall_did_not_configure_is_refused() {
+    let hall = hall_with_hosts(r#"["hall.example"]"#);
+    let d = hall.start();
+    let c = client();
+    let port = d.url.rsplit(':').next().expect("port").to_string();
+    let get = |host: &str| {
+        let (s, b) = send(
+            c.get(format!("{}/api/v1/overview", d.url))
+                .header("Host", host)
+                .call(),
+        );
+        (s, b["error"]["code"].as_str().map(String::from))
+    };
+    // What a DNS-rebinding page sends: its own name, now pointing at this controller.
+    for foreign in [
+        format!("rebind.evil.example:{port}"),
+        "evil.example".to_string(),
+        format!("192.0.2.99:{port}"),
+        format!("localhost.evil.example:{port}"),
+    ] {
+        assert_eq!(
+            get(&foreign),
+            (421, Some("unknown_host".into())),
+            "{foreign}"
+        );
+    }
+    for own in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+        format!("hall.example:{port}"),
+        "HALL.EXAMPLE".to_string(),
+    ] {
+        assert_eq!(get(&own).0, 200, "{own}");
+    }
+    // Pages and metrics too: a rebound page reads nothing.
+    let (s, b) = send(
+        c.get(format!("{}/metrics", d.url))
+            .header("Host", "evil.example")
+            .call(),
+    );
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (421, Some("unknown_host"))
+    );
+}
+
+#[test]
+fn a_page_from_another_origin_cannot_issue_a_ticket_and_the_same_origin_can() {
+    let hall = Hall::new();
+    let d = hall.start();
+    let c = client();
+    let port = d.url.rsplit(':').next().expect("port").to_string();
+    let issue = |origin: Option<&str>| {
+        let mut r = c.post(format!("{}/api/v1/tickets", d.url));
+        if let Some(o) = origin {
+            r = r.header("Origin", o);
+        }
+        let (s, b) = send(r.send_json(json!({"service": "SB"})));
+        (s, b["error"]["code"].as_str().map(String::from))
+    };
+    for foreign in [
+        "http://evil.example".to_string(),
+        // Another server on the controller itself is another origin all the same.
+        format!(
+            "http://localhost:{}",
+            1 + port.parse::<u32>().expect("port")
+        ),
+        "http://127.0.0.1:3000".to_string(),
+        "null".to_string(),
+    ] {
+        assert_eq!(
+            issue(Some(&foreign)),
+            (403, Some("cross_origin".into())),
+            "{foreign}"
+        );
+    }
+    assert!(hall.events_of("ticket_issued").is_empty());
+    // The controller's own pages, and the kiosk app and curl (no Origin at all).
+    assert_eq!(issue(Some(&d.url)).0, 201);
+    assert_eq!(issue(None).0, 201);
+    // Reading stays open to any origin: the browser keeps the answer from the page.
+    let (s, _) = send(
+        c.get(format!("{}/api/v1/overview", d.url))
+            .header("Origin", "http://evil.example")
+            .call(),
+    );
+    assert_eq!(s, 200);
+}
+
+#[test]
+fn a_text_or_form_body_is_refused_and_a_json_body_issues_a_ticket() {
+    let hall = Hall::new();
+    let d = hall.start();
+    let c = client();
+    let post = |content_type: Option<&str>, body: &str| {
+        let mut r = c.post(format!("{}/api/v1/tickets", d.url));
+        if let Some(t) = content_type {
+            r = r.header("Content-Type", t);
+        }
+        let (s, b) = send(r.send(body));
+        (
+            s,
+            b["error"]["code"].as_str().map(String::from),
+            b["error"]["field"].as_str().map(String::from),
+        )
+    };
+    let refused = (
+        415,
+        Some("unsupported_media_type".to_string()),
+        Some("Content-Type".to_string()),
+    );
+    // What a page on any site can send without a preflight.
+    assert_eq!(post(Some("text/plain"), r#"{"service":"SB"}"#), refused);
+    assert_eq!(
+        post(Some("text/plain;charset=UTF-8"), r#"{"service":"SB"}"#),
+        refused
+    );
+    assert_eq!(
+        post(
+            Some("application/x-www-form-urlencoded"),
+            r#"{"service":"SB"}"#
+        ),
+        refused
+    );
+    assert_eq!(
+        post(
+            Some("multipart/form-data; boundary=x"),
+            "--x\r\nContent-Disposition: form-data; name=\"service\"\r\n\r\nSB\r\n--x--\r\n"
+        ),
+        refused
+    );
+    assert!(hall.events_of("ticket_issued").is_empty());
+    assert_eq!(
+        post(
+            Some("application/json; charset=utf-8"),
+            r#"{"service":"SB"}"#
+        )
+        .0,
+        201
+    );
+    assert_eq!(post(Some("application/json"), r#"{"service":"SB"}"#).0, 201);
+    assert_eq!(hall.events_of("ticket_issued").len(), 2);
+}

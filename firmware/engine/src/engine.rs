@@ -22,10 +22,14 @@ use crate::model::{
 use crate::queue::{Candidate, Lines};
 use crate::refusal::Refusal;
 use crate::setup::{NoShowPolicy, Setup, SetupError};
+use crate::text::unsafe_in_text;
 use crate::time::{LocalClock, Timestamp};
 
 /// Longest free text (comments, reasons, case numbers) the engine keeps, in characters.
 pub const MAX_TEXT: usize = 500;
+
+/// How far ahead an appointment may be booked: a year and a day, in milliseconds.
+pub const MAX_BOOKING_AHEAD_MS: i64 = 366 * 24 * 3600 * 1000;
 
 /// A refused command. Time may still have moved the hall on before the refusal (a day
 /// rolled over, a warning fell due): those events happened and must be recorded.
@@ -1389,7 +1393,7 @@ impl Engine {
     }
 
     fn pause(&mut self, window: u32, staff: String, reason: String) -> Result<Vec<Event>, Refusal> {
-        if reason.chars().count() > 100 || reason.chars().any(char::is_control) {
+        if reason.chars().count() > 100 || reason.chars().any(unsafe_in_text) {
             return Err(Refusal::BadText("reason"));
         }
         if self.staffed(window, &staff)?.paused.is_some() {
@@ -1519,10 +1523,11 @@ impl Engine {
     ) -> Result<Vec<Event>, Refusal> {
         check_text("channel", Some(&channel), 64)?;
         let comment = comment.filter(|c| !c.trim().is_empty());
-        if comment
-            .as_ref()
-            .is_some_and(|c| c.chars().count() > MAX_TEXT)
-        {
+        // A comment may run over lines (the rating page's box takes Enter); nothing else
+        // a person would not see on the screen.
+        if comment.as_ref().is_some_and(|c| {
+            c.chars().count() > MAX_TEXT || c.chars().any(|ch| ch != '\n' && unsafe_in_text(ch))
+        }) {
             return Err(Refusal::BadText("comment"));
         }
         let t = self
@@ -1602,6 +1607,9 @@ impl Engine {
         }
         if slot_at.plus_minutes(i64::from(self.setup.checkin_after_minutes)) < self.now {
             return Err(Refusal::SlotInPast);
+        }
+        if slot_at.0 > self.now.0.saturating_add(MAX_BOOKING_AHEAD_MS) {
+            return Err(Refusal::SlotTooFar);
         }
         let a = Appointment {
             code: code.clone(),
@@ -1776,9 +1784,7 @@ impl Origin {
 fn check_text(field: &'static str, value: Option<&str>, max: usize) -> Result<(), Refusal> {
     match value {
         Some(v)
-            if v.trim().is_empty()
-                || v.chars().count() > max
-                || v.chars().any(char::is_control) =>
+            if v.trim().is_empty() || v.chars().count() > max || v.chars().any(unsafe_in_text) =>
         {
             Err(Refusal::BadText(field))
         }

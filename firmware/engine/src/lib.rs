@@ -10,6 +10,7 @@
 //! - [`model`]: tickets, windows, ratings and appointments.
 //! - [`command`] / [`event`]: what can be asked, and what happened.
 //! - [`refusal`]: why a command was refused, in zh-CN, zh-TW and English.
+//! - [`text`]: which characters typed text may hold, and how messages repeat input.
 //! - [`calendar`]: office hours, holidays and make-up days.
 //! - [`queue`]: per-service lines kept in call order.
 //! - [`engine`]: the state machine itself, its snapshot and its change set.
@@ -27,6 +28,7 @@ pub mod model;
 pub mod queue;
 pub mod refusal;
 pub mod setup;
+pub mod text;
 pub mod time;
 
 pub use command::{Command, TransferTarget};

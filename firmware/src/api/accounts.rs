@@ -4,7 +4,8 @@
 //! together with its audit event (`by` the admin's staff id, `via` `web`) and with the
 //! sign-outs it causes, as `hallq staff` does from the command line.
 
-use axum::extract::{Path, State};
+use super::Path;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -105,7 +106,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
         || id.chars().count() > 64
         || id
             .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+            .any(|c| c.is_whitespace() || hallq_engine::text::unsafe_in_text(c) || c == '/')
     {
         return Err(ApiError::field(
             "id",
@@ -162,8 +163,14 @@ async fn add(
     let by = admin(&auth)?;
     check_id(&body.id)?;
     let name = body.name.trim().to_string();
-    if name.is_empty() || name.chars().count() > 64 {
-        return Err(ApiError::field("name", "1 to 64 characters"));
+    if name.is_empty()
+        || name.chars().count() > 64
+        || name.chars().any(hallq_engine::text::unsafe_in_text)
+    {
+        return Err(ApiError::field(
+            "name",
+            "1 to 64 characters, no control or text-direction characters",
+        ));
     }
     check_roles(&body.roles)?;
     let windows = check_windows(&s, &body.windows)?;
@@ -269,7 +276,10 @@ async fn action(
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "unknown_action",
-                format!("no staff action {other:?}: use disable, enable, unlock or reset-pin"),
+                format!(
+                    "no staff action {}: use disable, enable, unlock or reset-pin",
+                    hallq_engine::text::clip(other)
+                ),
             ));
         }
     };

@@ -1,7 +1,8 @@
 //! Device endpoints: every device's health (the kiosk shows the printer's, the
 //! supervision page all of them) and ticket reprints.
 
-use axum::extract::{Path, State};
+use super::Path;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};

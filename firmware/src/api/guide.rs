@@ -1,7 +1,8 @@
 //! Service guide endpoints: the guide of a service for the kiosk screen, and the printed
 //! material checklist (一次性告知单) built from it.
 
-use axum::extract::{Path, State};
+use super::Path;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};

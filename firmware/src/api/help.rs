@@ -4,7 +4,8 @@
 //! until a signed-in member of staff acknowledges it (`help_acknowledged`, naming who).
 //! Open requests are a table of their own (`store::help`), so a restart keeps them.
 
-use axum::extract::{Path, State};
+use super::Path;
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -144,7 +145,8 @@ async fn acknowledge(
                 StatusCode::NOT_FOUND,
                 "help_not_open",
                 format!(
-                    "kiosk {kiosk:?} has no open help request (already acknowledged, or never asked)"
+                    "kiosk {} has no open help request (already acknowledged, or never asked)",
+                    hallq_engine::text::clip(&kiosk)
                 ),
             )
         });

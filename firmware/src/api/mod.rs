@@ -4,7 +4,10 @@
 //! internals.
 
 mod accounts;
+mod boundary;
 mod devices;
+mod extract;
+use extract::{Path, Query};
 mod guide;
 mod help;
 mod kiosk;
@@ -135,6 +138,17 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            boundary::Hosts::new(&state.config.server),
+            boundary::guard,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             crate::metrics::record,
@@ -294,7 +308,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             bytes
         };
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(de)
+        let value = serde_path_to_error::deserialize(&mut *de)
             .map(JsonBody)
             .map_err(|e| {
                 let path = e.path().to_string();
@@ -308,8 +322,33 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                     (p, Some(n)) if msg.starts_with("missing field") => format!("{p}.{n}"),
                     (p, _) => p.to_string(),
                 };
-                ApiError::field(&field, msg)
-            })
+                // serde quotes the input (an unknown field's name, a string of the
+                // wrong type): a few dozen characters of it are enough.
+                let field = hallq_engine::text::clip(&field);
+                ApiError::field(&field, hallq_engine::text::clip_to(&msg, 160))
+            })?;
+        // One JSON document and nothing after it (whitespace aside).
+        de.end().map_err(|_| {
+            ApiError::field(
+                "body",
+                "the body must hold one JSON document and nothing after it",
+            )
+        })?;
+        Ok(value)
+    }
+}
+
+impl ApiError {
+    /// The same error about another field (the API's name for what the engine calls
+    /// something else).
+    pub(crate) fn about(mut self, field: &str) -> ApiError {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// The machine code.
+    pub(crate) fn code(&self) -> &str {
+        &self.code
     }
 }
 

@@ -9,8 +9,9 @@
 //! member of staff (no CSRF surface). A strict Content-Security-Policy allows only the
 //! embedded scripts and styles.
 
+use super::Path;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;

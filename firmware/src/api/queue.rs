@@ -1,6 +1,7 @@
 //! Citizen-side endpoints: catalogue, overview, tickets, appointments and ratings.
 
-use axum::extract::{Path, State};
+use super::Path;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};

@@ -9,7 +9,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use axum::extract::{Query, State};
+use super::Query;
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;

@@ -71,13 +71,19 @@ async fn prompt(
         (None, true) => {
             return Err(ApiError::field(
                 "number",
-                format!("prompt {:?} reads a ticket number: give it", body.prompt),
+                format!(
+                    "prompt {} reads a ticket number: give it",
+                    hallq_engine::text::clip(&body.prompt)
+                ),
             ));
         }
         (Some(_), false) => {
             return Err(ApiError::field(
                 "number",
-                format!("prompt {:?} takes no number", body.prompt),
+                format!(
+                    "prompt {} takes no number",
+                    hallq_engine::text::clip(&body.prompt)
+                ),
             ));
         }
     }

@@ -1,6 +1,7 @@
 //! Staff endpoints: sign-in sessions and the window actions of the caller.
 
-use axum::extract::{Path, Query, State};
+use super::{Path, Query};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -209,10 +210,10 @@ async fn action(
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "wrong_window",
-            format!(
-                "you are signed in at window {:?}, not {n}",
-                auth.session.window
-            ),
+            match auth.session.window {
+                Some(w) => format!("you are signed in at window {w}, not {n}"),
+                None => format!("you are not signed in at a window; sign in at window {n} first"),
+            },
         ));
     }
     let staff = auth.session.staff.id.clone();
@@ -257,15 +258,23 @@ async fn action(
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "unknown_action",
-                format!("no window action {other:?}"),
+                format!(
+                    "no window action {}: use call-next, call, recall, start, no-show, transfer, pause, resume or finish",
+                    hallq_engine::text::clip(other)
+                ),
             ));
         }
     };
-    let done = s
-        .hall
-        .execute(cmd)
-        .await
-        .map_err(|e| ApiError::from_core(e, lang))?;
+    let calls_number = matches!(cmd, Command::CallNumber { .. });
+    let done = s.hall.execute(cmd).await.map_err(|e| {
+        let e = ApiError::from_core(e, lang);
+        // The engine knows the ticket; the caller typed its number.
+        if calls_number && e.code() == "unknown_ticket" {
+            e.about("number")
+        } else {
+            e
+        }
+    })?;
     Ok(Json(
         json!({ "events": done.events.iter().map(|e: &StoredEvent| &e.payload).collect::<Vec<_>>() }),
     ))

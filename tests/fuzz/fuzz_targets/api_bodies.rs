@@ -92,9 +92,12 @@ fn world() -> &'static World {
             let (hall, _core) = HallCore::start(
                 hallq::in_force::InForce::file(config.queue.clone(), config.guide.clone()),
                 store,
-            ).expect("core");
+            )
+            .expect("core");
             let devices = Devices::load(hall.clone()).await.expect("devices");
-            let state = AppState::new(hall, Arc::new(config), devices, None).expect("state");
+            let personal = hallq::personal::PersonalKey::from_bytes([7; 32]);
+            let state =
+                AppState::new(hall, Arc::new(config), devices, None, personal).expect("state");
             let body = format!(r#"{{"staff_id":"{STAFF}","pin":"{PIN}","window":1}}"#);
             let resp = app(state.clone())
                 .oneshot(post("/api/v1/sessions", "", body.into_bytes()))

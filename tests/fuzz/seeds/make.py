@@ -212,6 +212,59 @@ put("api_bodies", "header-accept-language", b"\x9Cen-GB,en;q=0.8,zh-CN;q=0.5\n" 
 put("api_bodies", "header-kiosk-key", b"\xAAkiosk-lan-key-0123456789\n" + b'{"service":"SB"}')
 put("api_bodies", "header-last-event-id", b"\xB81042\n" + b'{"service":"SB"}')
 
+# --- Whole HTTP requests (http_requests) -------------------------------------------------------
+# First byte: method (low 3 bits: GET POST PUT DELETE PATCH HEAD OPTIONS POST), bit 3 = with
+# the signed-in staff token, bit 4 = from the LAN. Then the path, header lines, an empty
+# line and the body (docs/api.md's requests, and the kiosk boundary's refusals).
+GET, POST, PUT, DELETE, PATCH, HEAD = 0, 1, 2, 3, 4, 5
+STAFF_TOKEN, LAN = 8, 16
+
+
+def http(name, method, path, headers=(), body=b""):
+    head = "".join(f"{h}\n" for h in headers)
+    put("http_requests", name, bytes([method]) + f"{path}\n{head}\n".encode() + body)
+
+
+JSON = "Content-Type: application/json"
+http("issue", POST, "/api/v1/tickets", [JSON, "Idempotency-Key: k-1"], b'{"service":"SB"}')
+http("issue-text-plain", POST, "/api/v1/tickets", ["Content-Type: text/plain"], b'{"service":"SB"}')
+http("issue-form", POST, "/api/v1/tickets", ["Content-Type: application/x-www-form-urlencoded"], b"service=SB")
+http("issue-cross-origin", POST, "/api/v1/tickets", [JSON, "Host: 127.0.0.1:8080", "Origin: http://evil.example"], b'{"service":"SB"}')
+http("issue-same-origin", POST, "/api/v1/tickets", [JSON, "Host: hall.example:8080", "Origin: http://hall.example:8080"], b'{"service":"SB"}')
+http("issue-trailing", POST, "/api/v1/tickets", [JSON], b'{"service":"SB"} {}')
+http("issue-lan-key", POST | LAN, "/api/v1/tickets", [JSON, "X-Kiosk-Key: kiosk-lan-key-0123456789", "X-Kiosk-Id: k2"], b'{"service":"MZ","class":"green"}')
+http("rebind", GET, "/api/v1/overview", ["Host: rebind.evil.example"])
+http("overview-localhost", GET, "/api/v1/overview", ["Host: localhost:8080", "Accept-Language: en"])
+http("services", GET, "/api/v1/services")
+http("ticket", GET, "/api/v1/tickets/1")
+http("withdraw", DELETE, "/api/v1/tickets/1", ["X-Ticket-Token: 00112233445566778899aabbccddeeff"])
+http("withdraw-staff", DELETE | STAFF_TOKEN, "/api/v1/tickets/2", [JSON], '{"reason":"市民已离开"}'.encode())
+http("window", GET | STAFF_TOKEN, "/api/v1/windows/1")
+http("window-abc", GET | STAFF_TOKEN, "/api/v1/windows/abc")
+http("window-big", GET | STAFF_TOKEN, "/api/v1/windows/4294967296")
+http("call-next", POST | STAFF_TOKEN, "/api/v1/windows/1/call-next")
+http("call-next-minus", POST | STAFF_TOKEN, "/api/v1/windows/-1/call-next")
+http("call", POST | STAFF_TOKEN, "/api/v1/windows/1/call", [JSON], b'{"number":"A001"}')
+http("pause", POST | STAFF_TOKEN, "/api/v1/windows/1/pause", [JSON], '{"reason":"午休"}'.encode())
+http("finish", POST | STAFF_TOKEN, "/api/v1/windows/1/finish", [JSON], b'{"case_no":"QS2026"}')
+http("stream-after", GET, "/api/v1/stream?after=abc")
+http("rating", POST, "/api/v1/ratings", [JSON], '{"ticket":1,"level":"非常满意","comment":"\u202e好"}'.encode())
+http("rating-pad", POST, "/api/v1/ratings", [JSON, "X-Rating-Pad: 1"], '{"ticket":1,"level":"不满意","reasons":["等候时间长"]}'.encode())
+http("book", POST, "/api/v1/appointments", [JSON], b'{"service":"SB","slot_at":"9999-12-31 09:00","code":"AP1"}')
+http("check-in", POST, "/api/v1/appointments/AP1/check-in", [JSON])
+http("report", GET | STAFF_TOKEN, "/api/v1/reports/daily?day=2026-13-01")
+http("report-csv", GET | STAFF_TOKEN, "/api/v1/reports/daily.csv?scope=windows")
+http("supervision", GET | STAFF_TOKEN, "/api/v1/supervision")
+http("staff-list", GET | STAFF_TOKEN, "/api/v1/staff")
+http("help", POST, "/api/v1/help", [JSON, "X-Kiosk-Id: k1"], b"{}")
+http("voice", POST, "/api/v1/voice/prompt", [JSON], b'{"prompt":"your_number","number":"A001"}')
+http("guide", GET, "/api/v1/services/SB/guide")
+http("put-tickets", PUT, "/api/v1/tickets", [JSON], b"{}")
+http("metrics", GET, "/metrics")
+http("page", GET, "/web/common.js")
+http("rate-page", GET, "/rate/1")
+http("head", HEAD, "/api/v1/health")
+
 # --- Configuration: the example hall and its commented sections ------------------------------
 example = read("firmware/examples/county-hall.toml").decode()
 put("config", "example-hall.toml", example)
