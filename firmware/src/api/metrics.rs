@@ -129,6 +129,7 @@ async fn metrics(
     if link.enabled {
         uplink_gauges(&mut out, &s, &link).await;
     }
+    s.sign_in.render_metrics(&mut out);
     let body = s.metrics.render(&out);
     Ok((
         [(
