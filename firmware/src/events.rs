@@ -167,13 +167,33 @@ pub enum HallEvent {
         #[serde(flatten)]
         by: Actor,
     },
-    /// A sign-in was refused.
+    /// A sign-in was refused (recorded one by one before the summaries; kept so that
+    /// older events still read).
     SignInFailed {
         /// The staff id given.
         staff: String,
         /// The window asked for, the reason code.
         #[serde(flatten)]
         detail: serde_json::Map<String, serde_json::Value>,
+    },
+    /// Refused staff sign-ins from one client address, summed up: the first refusal
+    /// after a quiet minute at once, the rest at most once a minute.
+    SignInFailures {
+        /// The client address they came from (`local` without a socket).
+        source: String,
+        /// Refusals in this summary.
+        count: u64,
+        /// Refusals by reason code (`invalid_credentials`, `account_locked`,
+        /// `wrong_window`, `too_many_attempts`, `busy`, …).
+        reasons: std::collections::BTreeMap<String, u64>,
+        /// Staff ids tried, at most ten.
+        staff: Vec<String>,
+        /// Further distinct staff ids tried.
+        more_staff: u64,
+        /// The first refusal summed up here, ms.
+        first_at: i64,
+        /// The last one, ms.
+        last_at: i64,
     },
     /// A setup pushed by the hall server is in force from this event on.
     ConfigApplied {
@@ -227,6 +247,7 @@ impl HallEvent {
             HallEvent::StaffChanged { .. } => "staff_changed",
             HallEvent::StaffRemoved { .. } => "staff_removed",
             HallEvent::SignInFailed { .. } => "sign_in_failed",
+            HallEvent::SignInFailures { .. } => "sign_in_failures",
             HallEvent::ConfigApplied { .. } => "config_applied",
             HallEvent::ConfigRefused { .. } => "config_refused",
             HallEvent::HelpRequested { .. } => "help_requested",

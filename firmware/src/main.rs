@@ -346,6 +346,7 @@ enum Format {
 }
 
 fn main() -> std::process::ExitCode {
+    tune_malloc();
     match real_main() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -353,6 +354,19 @@ fn main() -> std::process::ExitCode {
             eprintln!("hallq: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// glibc's allocator, tuned for a small board: at most two arenas (not eight per core:
+/// every blocking thread that ever ran would keep one), and every block of 1 MiB or
+/// more mapped on its own and given back when freed (the sign-in's 7 MiB of Argon2
+/// work among them), instead of the default threshold that grows to keep such blocks.
+fn tune_malloc() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
 

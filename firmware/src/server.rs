@@ -95,6 +95,7 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
     )?;
     state.voice = voice.clone();
     tokio::spawn(state.metrics.clone().follow(hall.subscribe()));
+    tokio::spawn(state.sign_in.clone().flush(hall.clone()));
     let mut shared = shared;
     shared.device_health = Some(crate::uplink::device_health(state.devices.clone()));
     state.uplink = shared.clone();

@@ -170,7 +170,7 @@ fn every_event_is_delivered_once_in_order_and_matches_the_schema() {
     for t in [
         "ticket_issued",
         "staff_signed_in",
-        "sign_in_failed",
+        "sign_in_failures",
         "ticket_called",
         "serving_started",
         "ticket_finished",

@@ -131,6 +131,7 @@ async fn metrics(
         uplink_gauges(&mut out, &s, &link).await;
     }
     server.write(&mut out);
+    s.sign_in.render_metrics(&mut out);
     let body = s.metrics.render(&out);
     Ok((
         [(

@@ -14,6 +14,7 @@ mod kiosk;
 mod metrics;
 mod pages;
 mod queue;
+pub mod signin;
 mod stream;
 pub use stream::Closing;
 pub mod supervision;
@@ -47,7 +48,8 @@ pub struct AppState {
     pub hall: HallCore,
     /// The configuration in force.
     pub config: Arc<Config>,
-    /// A second connection for staff sign-in (Argon2 work stays off the core thread).
+    /// A second connection for staff sign-in and token lookups. Held only for short
+    /// reads and writes: the Argon2 work runs on the sign-in guard's pool, unlocked.
     pub auth_db: Arc<Mutex<Connection>>,
     /// Uplink status, kiosk lock and board notice, and the pushed queue setup.
     pub uplink: crate::uplink::Shared,
@@ -65,6 +67,8 @@ pub struct AppState {
     help_lock: Arc<tokio::sync::Mutex<()>>,
     /// The hall's secret for keyed hashes of personal identifiers (never sent anywhere).
     pub personal: crate::personal::PersonalKey,
+    /// The PIN pool, the sign-in back-offs and the refusal summaries.
+    pub sign_in: signin::SignInGuard,
 }
 
 impl AppState {
@@ -91,6 +95,7 @@ impl AppState {
             closing: stream::Closing::default(),
             help_lock: Arc::default(),
             personal,
+            sign_in: signin::SignInGuard::new(),
         })
     }
 

@@ -9,12 +9,14 @@ use axum::{Json, Router};
 use hallq_engine::{Command, TransferTarget};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::time::Instant;
 
 use super::queue::ticket_json;
+use super::signin::{Source, Turned};
 use super::{ApiError, AppState, JsonBody, Language, StaffAuth};
 use crate::core::wall_now;
+use crate::store::StoredEvent;
 use crate::store::staff::{self, Permission, StaffError};
-use crate::store::{NewEvent, StoredEvent};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -37,6 +39,7 @@ struct SignInBody {
 async fn sign_in(
     State(s): State<AppState>,
     Language(lang): Language,
+    source: Source,
     JsonBody(body): JsonBody<SignInBody>,
 ) -> Result<Response, ApiError> {
     if body.staff_id.is_empty() || body.staff_id.len() > 64 {
@@ -47,58 +50,12 @@ async fn sign_in(
     {
         return Err(ApiError::field("window", format!("there is no window {w}")));
     }
-    let auth = s.config.auth.clone();
-    let (id, pin, window) = (body.staff_id.clone(), body.pin, body.window);
-    let result = s
-        .with_auth_db(move |c| {
-            let now = wall_now();
-            let who = staff::verify(c, &id, &pin, now, auth.max_failures, auth.lockout_minutes)?;
-            let role = match window {
-                Some(w) => Some(
-                    who.windows
-                        .iter()
-                        .find(|(n, _)| *n == w)
-                        .map(|(_, r)| *r)
-                        .ok_or_else(|| StaffError::WrongWindow(id.clone(), w))?,
-                ),
-                None => None,
-            };
-            if window.is_none()
-                && !who
-                    .roles
-                    .iter()
-                    .any(|r| matches!(r, Permission::Supervisor | Permission::Admin))
-            {
-                return Err(StaffError::WrongWindow(id.clone(), 0));
-            }
-            let (token, expires) = staff::open_session(c, &id, window, now, auth.session_hours)?;
-            Ok((who, role, token, expires))
-        })
-        .await?;
-    let (who, role, token, expires) = match result {
+    let (who, role, token, expires) = match check_pin(&s, &source, &body).await {
         Ok(r) => r,
-        Err(e) => {
-            let (status, code) = match &e {
-                StaffError::Locked { .. } => (StatusCode::LOCKED, "account_locked"),
-                StaffError::WrongWindow(..) => (StatusCode::FORBIDDEN, "wrong_window"),
-                StaffError::Disabled(..) => (StatusCode::FORBIDDEN, "account_disabled"),
-                StaffError::Invalid => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
-                _ => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            };
-            let audit = json!({ "type": "sign_in_failed", "staff": body.staff_id, "window": body.window, "reason": code });
-            if let Ok(ev) = NewEvent::encode(wall_now(), "sign_in_failed", &audit) {
-                let _ = s.hall.append(vec![ev]).await;
-            }
-            let message = match &e {
-                StaffError::Locked { until_ms } => format!(
-                    "too many wrong PINs; locked until {}",
-                    super::local_time(&s, hallq_engine::Timestamp(*until_ms))
-                ),
-                other => other.to_string(),
-            };
-            return Err(ApiError::new(status, code, message));
-        }
+        Err(refusal) => return Err(refuse(&s, &source, &body.staff_id, refusal).await),
     };
+    s.sign_in.succeeded(&source);
+    let window = body.window;
     if let (Some(w), Some(role)) = (window, role) {
         s.hall
             .execute(Command::SignIn {
@@ -111,6 +68,124 @@ async fn sign_in(
     }
     let body = json!({ "token": token, "expires_at": expires, "window": window, "role": role, "staff": { "id": who.id, "name": who.name, "roles": who.roles } });
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Why a sign-in did not go through.
+enum Refusal {
+    /// Turned away before the PIN was checked (back-off, or every checker busy).
+    Turned(Turned),
+    /// The account's answer: wrong PIN or unknown id, locked, disabled, wrong window.
+    Staff(StaffError),
+    /// The auth connection could not be had.
+    Api(ApiError),
+}
+
+/// A signed-in account, its A/B role at the window, and the session's token and end.
+type SignedIn = (staff::StaffRecord, Option<hallq_engine::Role>, String, i64);
+
+/// The sign-in itself: a short read under the auth connection's lock (a lock for this
+/// id and address answers here), the back-offs, the Argon2 check on the PIN pool (no
+/// lock held), a short write.
+async fn check_pin(s: &AppState, source: &Source, body: &SignInBody) -> Result<SignedIn, Refusal> {
+    // A lock is answered first (a read, no PIN work): 423 stays 423 under the back-off.
+    let (id, src) = (body.staff_id.clone(), source.label());
+    let check = s
+        .with_auth_db(move |c| staff::prepare_sign_in(c, &id, &src, wall_now()))
+        .await
+        .map_err(Refusal::Api)?
+        .map_err(Refusal::Staff)?;
+    s.sign_in
+        .admit(source, &body.staff_id, Instant::now())
+        .map_err(Refusal::Turned)?;
+    let matched = s
+        .sign_in
+        .pin_matches(check.hash.clone(), body.pin.clone())
+        .await
+        .map_err(Refusal::Turned)?;
+    let auth = s.config.auth.clone();
+    let (id, src, window) = (body.staff_id.clone(), source.label(), body.window);
+    s.with_auth_db(move |c| {
+        let now = wall_now();
+        let (max, minutes) = (auth.max_failures, auth.lockout_minutes);
+        let who = staff::finish_sign_in(c, &id, &src, check, matched, now, max, minutes)?;
+        let role = match window {
+            Some(w) => Some(
+                who.windows
+                    .iter()
+                    .find(|(n, _)| *n == w)
+                    .map(|(_, r)| *r)
+                    .ok_or_else(|| StaffError::WrongWindow(id.clone(), w))?,
+            ),
+            None => None,
+        };
+        if window.is_none()
+            && !who
+                .roles
+                .iter()
+                .any(|r| matches!(r, Permission::Supervisor | Permission::Admin))
+        {
+            return Err(StaffError::WrongWindow(id.clone(), 0));
+        }
+        let (token, expires) = staff::open_session(c, &id, window, now, auth.session_hours)?;
+        Ok((who, role, token, expires))
+    })
+    .await
+    .map_err(Refusal::Api)?
+    .map_err(Refusal::Staff)
+}
+
+/// The answer to a refused sign-in, counted and summed up (`sign_in_failures`).
+async fn refuse(s: &AppState, source: &Source, staff_id: &str, refusal: Refusal) -> ApiError {
+    let e = match refusal {
+        Refusal::Turned(Turned::Throttled(wait)) => ApiError {
+            retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "too many failed sign-ins from this device or for this staff id; wait and try again",
+            )
+        },
+        Refusal::Turned(Turned::Busy) => ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many sign-ins at once; try again in a moment",
+            )
+        },
+        Refusal::Staff(e) => {
+            let (status, code) = match &e {
+                StaffError::Locked { .. } => (StatusCode::LOCKED, "account_locked"),
+                StaffError::WrongWindow(..) => (StatusCode::FORBIDDEN, "wrong_window"),
+                StaffError::Disabled(..) => (StatusCode::FORBIDDEN, "account_disabled"),
+                StaffError::Invalid => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+                _ => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            };
+            let message = match &e {
+                StaffError::Locked { until_ms } => format!(
+                    "too many wrong PINs from this device; locked until {}",
+                    super::local_time(s, hallq_engine::Timestamp(*until_ms))
+                ),
+                other => other.to_string(),
+            };
+            ApiError::new(status, code, message)
+        }
+        Refusal::Api(e) => e,
+    };
+    let reason = match e.code.as_str() {
+        "too_many_attempts" => "too_many_attempts",
+        "busy" => "busy",
+        "account_locked" => "account_locked",
+        "wrong_window" => "wrong_window",
+        "account_disabled" => "account_disabled",
+        "invalid_credentials" => "invalid_credentials",
+        _ => "unavailable",
+    };
+    if let Some(ev) = s.sign_in.refused(source, staff_id, reason, Instant::now()) {
+        // The first refusal from this source in a minute; the rest wait for the summary.
+        let _ = s.hall.append(vec![ev]).await;
+    }
+    e
 }
 
 async fn whoami(auth: StaffAuth) -> Json<Value> {

@@ -158,6 +158,22 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER events_append_only_update BEFORE UPDATE OF seq, id, at, type, schema, payload ON events
         BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
     "#,
+    // 9: wrong PINs lock a staff id for the address they came from, not for everyone:
+    // one row per (staff id, source address), known ids and unknown ones alike, so a
+    // flood of guesses from one machine cannot lock the clerk at the window out, and an
+    // unknown id is counted exactly as a known one. The account-wide columns are left
+    // unused (a lock set before this migration is lifted).
+    r#"
+    CREATE TABLE sign_in_failures (
+        staff TEXT NOT NULL,
+        source TEXT NOT NULL,
+        failures INTEGER NOT NULL,
+        locked_until INTEGER,
+        last_at INTEGER NOT NULL,
+        PRIMARY KEY (staff, source)
+    ) WITHOUT ROWID;
+    UPDATE staff SET failures = 0, locked_until = NULL;
+    "#,
 ];
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Staff accounts and sign-in sessions. PINs are stored as Argon2id hashes; repeated
-//! wrong PINs lock the account for a while; session tokens are stored hashed so a copy
+//! wrong PINs lock the staff id for a while, for the source address they came from
+//! (one row per id and address, an unknown id counted like a known one); session tokens are stored hashed so a copy
 //! of the database does not let anyone act at a window.
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
@@ -299,7 +300,8 @@ pub struct AccountState {
     pub record: StaffRecord,
     /// Disabled (cannot sign in) since, ms.
     pub disabled_at: Option<i64>,
-    /// Locked after wrong PINs until, ms (if still in the future).
+    /// Locked after wrong PINs until, ms (if still in the future): the latest lock from
+    /// any one source address (each address is locked on its own).
     pub locked_until: Option<i64>,
     /// Removed at, ms (never listed; only the answer to the removal says so).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -309,7 +311,7 @@ pub struct AccountState {
 /// Every account that was not removed, with its state.
 pub fn accounts(conn: &Connection, now: Timestamp) -> Result<Vec<AccountState>, StaffError> {
     let mut stmt = conn.prepare(
-        "SELECT id, name, roles, windows, disabled_at, locked_until FROM staff WHERE removed_at IS NULL ORDER BY id",
+        "SELECT id, name, roles, windows, disabled_at, (SELECT MAX(locked_until) FROM sign_in_failures f WHERE f.staff = staff.id) FROM staff WHERE removed_at IS NULL ORDER BY id",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok(AccountState {
@@ -325,7 +327,7 @@ pub fn accounts(conn: &Connection, now: Timestamp) -> Result<Vec<AccountState>, 
 /// One live (not removed) account with its state.
 pub fn account(conn: &Connection, id: &str, now: Timestamp) -> Result<AccountState, StaffError> {
     conn.query_row(
-        "SELECT id, name, roles, windows, disabled_at, locked_until, removed_at FROM staff WHERE id = ?1",
+        "SELECT id, name, roles, windows, disabled_at, (SELECT MAX(locked_until) FROM sign_in_failures f WHERE f.staff = staff.id), removed_at FROM staff WHERE id = ?1",
         [id],
         |r| {
             Ok(AccountState {
@@ -400,17 +402,24 @@ fn set_pin_hash(conn: &Connection, id: &str, hash: &str) -> Result<(), StaffErro
         "UPDATE staff SET pin_hash = ?2, failures = 0 WHERE id = ?1",
         &[&id, &hash],
     )?;
+    forget_failures(conn, id)?;
     end_sessions(conn, id)
 }
 
-/// Lifts a lockout after wrong PINs.
+/// Lifts every lockout after wrong PINs, from every source address.
 pub fn unlock(conn: &Connection, id: &str) -> Result<(), StaffError> {
     update(
         conn,
         id,
         "UPDATE staff SET failures = 0, locked_until = NULL WHERE id = ?1",
         &[&id],
-    )
+    )?;
+    forget_failures(conn, id)
+}
+
+fn forget_failures(conn: &Connection, id: &str) -> Result<(), StaffError> {
+    conn.execute("DELETE FROM sign_in_failures WHERE staff = ?1", [id])?;
+    Ok(())
 }
 
 /// Replaces roles and/or windows; sessions end so the new rights apply at next sign-in.
@@ -446,6 +455,7 @@ pub fn remove(conn: &Connection, id: &str, now: Timestamp) -> Result<(), StaffEr
         "UPDATE staff SET removed_at = ?2, pin_hash = '', failures = 0, locked_until = NULL WHERE id = ?1",
         &[&id, &now.0],
     )?;
+    forget_failures(conn, id)?;
     end_sessions(conn, id)
 }
 
@@ -469,72 +479,144 @@ pub fn list(conn: &Connection) -> Result<Vec<StaffRecord>, StaffError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// An account's row as `verify` reads it: name, roles, windows, PIN hash, failures,
-/// locked until, disabled at.
-type VerifyRow = (
-    String,
-    String,
-    String,
-    String,
-    i64,
-    Option<i64>,
-    Option<i64>,
-);
+/// What a sign-in learned before the PIN is checked: the hash to check against (a
+/// dummy one for an id that does not exist, so both cost the same Argon2 work) and the
+/// account behind it. Read under the auth connection's lock; the check itself is not.
+#[derive(Debug, Clone)]
+pub struct PinCheck {
+    /// The stored PHC hash, or [`DUMMY_HASH`].
+    pub hash: String,
+    account: Option<(StaffRecord, bool)>,
+}
 
-/// Checks a PIN, counting failures and locking the account after `max_failures`.
-/// The Argon2 work is done whether or not the id exists, so timing tells nothing.
-pub fn verify(
+/// Reads what a sign-in of `id` from `source` needs. A lock for that id from that
+/// source refuses at once, before any PIN work, for a known and an unknown id alike.
+pub fn prepare_sign_in(
     conn: &Connection,
     id: &str,
-    pin: &str,
+    source: &str,
+    now: Timestamp,
+) -> Result<PinCheck, StaffError> {
+    let locked: Option<i64> = conn
+        .query_row(
+            "SELECT locked_until FROM sign_in_failures WHERE staff = ?1 AND source = ?2 AND locked_until > ?3",
+            params![id, source, now.0],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(until_ms) = locked {
+        return Err(StaffError::Locked { until_ms });
+    }
+    let row = conn
+        .query_row(
+            "SELECT name, roles, windows, pin_hash, disabled_at FROM staff WHERE id = ?1 AND removed_at IS NULL",
+            [id],
+            |r| {
+                Ok((
+                    record(id.to_string(), r.get(0)?, r.get(1)?, r.get(2)?),
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<i64>>(4)?.is_some(),
+                ))
+            },
+        )
+        .optional()?;
+    Ok(match row {
+        Some((record, hash, disabled)) => PinCheck {
+            hash,
+            account: Some((record, disabled)),
+        },
+        None => PinCheck {
+            hash: DUMMY_HASH.to_string(),
+            account: None,
+        },
+    })
+}
+
+/// Whether `pin` matches the PHC `hash`: the Argon2 work, slow on purpose. Never run it
+/// on the core thread or under a database lock.
+pub fn pin_matches(hash: &str, pin: &str) -> bool {
+    hasher().verify_password(pin.as_bytes(), hash).is_ok()
+}
+
+/// Records the outcome of a PIN check made on `check`. A match on a live account clears
+/// the failures from `source` and gives the account; anything else counts one failure
+/// for (`id`, `source`) — for an unknown id exactly as for a known one — and locks that
+/// pair for `lockout_minutes` at the `max_failures`th.
+#[allow(clippy::too_many_arguments)]
+pub fn finish_sign_in(
+    conn: &Connection,
+    id: &str,
+    source: &str,
+    check: PinCheck,
+    matched: bool,
     now: Timestamp,
     max_failures: u32,
     lockout_minutes: u32,
 ) -> Result<StaffRecord, StaffError> {
-    let row: Option<VerifyRow> = conn
-        .query_row("SELECT name, roles, windows, pin_hash, failures, locked_until, disabled_at FROM staff WHERE id = ?1 AND removed_at IS NULL", [id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
-        })
-        .optional()?;
-    let Some((name, roles, windows, hash, failures, locked_until, disabled)) = row else {
-        let _ = hasher().verify_password(pin.as_bytes(), DUMMY_HASH);
-        return Err(StaffError::Invalid);
-    };
-
-    if let Some(until) = locked_until.filter(|u| *u > now.0) {
-        return Err(StaffError::Locked { until_ms: until });
-    }
-    if hasher()
-        .verify_password(pin.as_bytes(), hash.as_str())
-        .is_ok()
-    {
+    if let (true, Some((record, disabled))) = (matched, check.account) {
         // Said only to someone who knows the PIN: a guess learns nothing more.
-        if disabled.is_some() {
+        if disabled {
             return Err(StaffError::Disabled(id.to_string()));
         }
         conn.execute(
-            "UPDATE staff SET failures = 0, locked_until = NULL WHERE id = ?1",
-            [id],
+            "DELETE FROM sign_in_failures WHERE staff = ?1 AND source = ?2",
+            params![id, source],
         )?;
-        return Ok(record(id.to_string(), name, roles, windows));
+        return Ok(record);
     }
-    let failures = failures + 1;
-    if failures >= i64::from(max_failures) {
+    // Forget stale rows now and then (unknown ids must not pile up for ever).
+    conn.execute(
+        "DELETE FROM sign_in_failures WHERE last_at < ?1 AND (locked_until IS NULL OR locked_until < ?2)",
+        params![now.0 - FAILURES_KEPT_MS, now.0],
+    )?;
+    let failures: i64 = conn.query_row(
+        "INSERT INTO sign_in_failures (staff, source, failures, last_at) VALUES (?1, ?2, 1, ?3)
+         ON CONFLICT (staff, source) DO UPDATE SET failures = failures + 1, last_at = ?3
+         RETURNING failures",
+        params![id, source, now.0],
+        |r| r.get(0),
+    )?;
+    if failures >= i64::from(max_failures.max(1)) {
         let until = now.plus_minutes(i64::from(lockout_minutes)).0;
         conn.execute(
-            "UPDATE staff SET failures = 0, locked_until = ?2 WHERE id = ?1",
-            params![id, until],
+            "UPDATE sign_in_failures SET failures = 0, locked_until = ?3 WHERE staff = ?1 AND source = ?2",
+            params![id, source, until],
         )?;
         return Err(StaffError::Locked { until_ms: until });
     }
-    conn.execute(
-        "UPDATE staff SET failures = ?2 WHERE id = ?1",
-        params![id, failures],
-    )?;
     Err(StaffError::Invalid)
 }
 
-const DUMMY_HASH: &str = "$argon2id$v=19$m=7168,t=5,p=1$c2FsdHNhbHRzYWx0c2FsdA$2iKHMOh1mEdDhObg1cWSR2sXUrB+cT9d+4GcK3WqSj4";
+/// Failures older than this (and no lock) are forgotten: a day.
+const FAILURES_KEPT_MS: i64 = 24 * 3_600_000;
+
+/// Checks a PIN from `source` in one go (the three steps above on one connection): for
+/// the command line and tests. The daemon runs the Argon2 step apart, off the lock.
+pub fn verify(
+    conn: &Connection,
+    id: &str,
+    pin: &str,
+    source: &str,
+    now: Timestamp,
+    max_failures: u32,
+    lockout_minutes: u32,
+) -> Result<StaffRecord, StaffError> {
+    let check = prepare_sign_in(conn, id, source, now)?;
+    let matched = pin_matches(&check.hash, pin);
+    finish_sign_in(
+        conn,
+        id,
+        source,
+        check,
+        matched,
+        now,
+        max_failures,
+        lockout_minutes,
+    )
+}
+
+/// A valid Argon2id hash of no PIN, checked for ids that do not exist.
+pub const DUMMY_HASH: &str = "$argon2id$v=19$m=7168,t=5,p=1$c2FsdHNhbHRzYWx0c2FsdA$2iKHMOh1mEdDhObg1cWSR2sXUrB+cT9d+4GcK3WqSj4";
 
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -601,6 +683,90 @@ mod tests {
         }
     }
 
+    /// The address of the PC at window 1, and of somebody else on the LAN.
+    const WINDOW_PC: &str = "10.0.0.5";
+    const ELSEWHERE: &str = "10.0.0.66";
+
+    #[test]
+    fn wrong_pins_from_one_address_lock_the_id_for_that_address_only() {
+        let store = Store::in_memory().unwrap();
+        let c = store.conn();
+        add(c, &alice(), "246810", Timestamp(0)).unwrap();
+        for t in 1..3 {
+            assert!(matches!(
+                verify(c, "S001", "000000", ELSEWHERE, Timestamp(t), 3, 15),
+                Err(StaffError::Invalid)
+            ));
+        }
+        assert!(matches!(
+            verify(c, "S001", "000000", ELSEWHERE, Timestamp(3), 3, 15),
+            Err(StaffError::Locked { .. })
+        ));
+        assert!(matches!(
+            verify(c, "S001", "246810", ELSEWHERE, Timestamp(4), 3, 15),
+            Err(StaffError::Locked { .. })
+        ));
+        // The clerk at the window is not locked out by somebody else's guesses.
+        assert_eq!(
+            verify(c, "S001", "246810", WINDOW_PC, Timestamp(5), 3, 15)
+                .unwrap()
+                .id,
+            "S001"
+        );
+        // The admin sees the lock, and one unlock lifts it everywhere.
+        let state = account(c, "S001", Timestamp(6)).unwrap();
+        assert!(state.locked_until.is_some(), "{state:?}");
+        unlock(c, "S001").unwrap();
+        assert!(
+            account(c, "S001", Timestamp(7))
+                .unwrap()
+                .locked_until
+                .is_none()
+        );
+        assert!(verify(c, "S001", "246810", ELSEWHERE, Timestamp(8), 3, 15).is_ok());
+    }
+
+    #[test]
+    fn an_unknown_id_is_counted_and_locked_exactly_like_a_known_one() {
+        let store = Store::in_memory().unwrap();
+        let c = store.conn();
+        add(c, &alice(), "246810", Timestamp(0)).unwrap();
+        for id in ["S001", "S999"] {
+            let outcomes: Vec<String> = (1..5)
+                .map(
+                    |t| match verify(c, id, "000000", ELSEWHERE, Timestamp(t), 3, 15) {
+                        Err(StaffError::Invalid) => "invalid".to_string(),
+                        Err(StaffError::Locked { until_ms }) => format!("locked {until_ms}"),
+                        other => format!("{other:?}"),
+                    },
+                )
+                .collect();
+            assert_eq!(
+                outcomes,
+                ["invalid", "invalid", "locked 900003", "locked 900003"],
+                "{id}"
+            );
+        }
+        // Rows of unknown ids are forgotten a day after their lock ends.
+        let _ = verify(
+            c,
+            "S998",
+            "000000",
+            ELSEWHERE,
+            Timestamp(2 * 86_400_000),
+            3,
+            15,
+        );
+        let kept: Vec<String> = c
+            .prepare("SELECT staff FROM sign_in_failures ORDER BY staff")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(kept, ["S998"]);
+    }
+
     #[test]
     fn the_dummy_hash_parses_so_unknown_ids_cost_the_same() {
         assert!(hasher().verify_password(b"000000", DUMMY_HASH).is_err());
@@ -617,31 +783,42 @@ mod tests {
             Err(StaffError::Exists(_))
         ));
         assert_eq!(
-            verify(c, "S001", "246810", Timestamp(1), 3, 15)
+            verify(c, "S001", "246810", WINDOW_PC, Timestamp(1), 3, 15)
                 .unwrap()
                 .name,
             "王芳"
         );
         assert!(matches!(
-            verify(c, "S001", "111111", Timestamp(2), 3, 15),
+            verify(c, "S001", "111111", WINDOW_PC, Timestamp(2), 3, 15),
             Err(StaffError::Invalid)
         ));
         assert!(matches!(
-            verify(c, "S001", "111111", Timestamp(3), 3, 15),
+            verify(c, "S001", "111111", WINDOW_PC, Timestamp(3), 3, 15),
             Err(StaffError::Invalid)
         ));
         assert!(matches!(
-            verify(c, "S001", "111111", Timestamp(4), 3, 15),
+            verify(c, "S001", "111111", WINDOW_PC, Timestamp(4), 3, 15),
             Err(StaffError::Locked { .. })
         ));
         // Even the right PIN is refused while locked, and accepted after.
         assert!(matches!(
-            verify(c, "S001", "246810", Timestamp(5), 3, 15),
+            verify(c, "S001", "246810", WINDOW_PC, Timestamp(5), 3, 15),
             Err(StaffError::Locked { .. })
         ));
-        assert!(verify(c, "S001", "246810", Timestamp(16 * 60_000), 3, 15).is_ok());
+        assert!(
+            verify(
+                c,
+                "S001",
+                "246810",
+                WINDOW_PC,
+                Timestamp(16 * 60_000),
+                3,
+                15
+            )
+            .is_ok()
+        );
         assert!(matches!(
-            verify(c, "nobody", "246810", Timestamp(5), 3, 15),
+            verify(c, "nobody", "246810", WINDOW_PC, Timestamp(5), 3, 15),
             Err(StaffError::Invalid)
         ));
     }
@@ -658,27 +835,27 @@ mod tests {
             "sessions end"
         );
         assert!(matches!(
-            verify(c, "S001", "246810", Timestamp(2), 3, 15),
+            verify(c, "S001", "246810", WINDOW_PC, Timestamp(2), 3, 15),
             Err(StaffError::Disabled(_))
         ));
         enable(c, "S001").unwrap();
-        assert!(verify(c, "S001", "246810", Timestamp(3), 3, 15).is_ok());
+        assert!(verify(c, "S001", "246810", WINDOW_PC, Timestamp(3), 3, 15).is_ok());
         for t in 4..7 {
-            let _ = verify(c, "S001", "000000", Timestamp(t), 3, 15);
+            let _ = verify(c, "S001", "000000", WINDOW_PC, Timestamp(t), 3, 15);
         }
         assert!(matches!(
-            verify(c, "S001", "246810", Timestamp(8), 3, 15),
+            verify(c, "S001", "246810", WINDOW_PC, Timestamp(8), 3, 15),
             Err(StaffError::Locked { .. })
         ));
         unlock(c, "S001").unwrap();
-        assert!(verify(c, "S001", "246810", Timestamp(9), 3, 15).is_ok());
+        assert!(verify(c, "S001", "246810", WINDOW_PC, Timestamp(9), 3, 15).is_ok());
         assert!(matches!(
             reset_pin(c, "S001", "12"),
             Err(StaffError::WeakPin)
         ));
         reset_pin(c, "S001", "97531086").unwrap();
-        assert!(verify(c, "S001", "246810", Timestamp(10), 3, 15).is_err());
-        assert!(verify(c, "S001", "97531086", Timestamp(11), 3, 15).is_ok());
+        assert!(verify(c, "S001", "246810", WINDOW_PC, Timestamp(10), 3, 15).is_err());
+        assert!(verify(c, "S001", "97531086", WINDOW_PC, Timestamp(11), 3, 15).is_ok());
         let r = set(c, "S001", None, Some(&[(2, Role::B)])).unwrap();
         assert_eq!(
             (r.windows, r.roles),
@@ -686,7 +863,7 @@ mod tests {
         );
         remove(c, "S001", Timestamp(12)).unwrap();
         assert!(matches!(
-            verify(c, "S001", "97531086", Timestamp(13), 3, 15),
+            verify(c, "S001", "97531086", WINDOW_PC, Timestamp(13), 3, 15),
             Err(StaffError::Invalid)
         ));
         assert!(list(c).unwrap().is_empty());
