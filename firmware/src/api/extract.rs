@@ -20,6 +20,14 @@ fn invalid(name: &str, message: String) -> ApiError {
     }
 }
 
+/// Parameter `key` held `value`, which is not a `ty`.
+fn unparsed(key: &str, ty: &str, value: &str) -> ApiError {
+    invalid(
+        key,
+        format!("{key} must be {}, not {}", expected(ty), clip(value)),
+    )
+}
+
 /// What a parameter of Rust type `ty` must be, in words.
 fn expected(ty: &str) -> String {
     let whole = |max: &str| format!("a whole number from 0 to {max}");
@@ -57,43 +65,16 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
                     key,
                     value,
                     expected_type,
-                } => invalid(
-                    &key,
-                    format!(
-                        "{key} must be {}, not {}",
-                        expected(expected_type),
-                        clip(&value)
-                    ),
-                ),
+                } => unparsed(&key, expected_type, &value),
                 ErrorKind::ParseErrorAtIndex {
                     index,
                     value,
                     expected_type,
-                } => {
-                    let key = nth(index);
-                    invalid(
-                        &key,
-                        format!(
-                            "{key} must be {}, not {}",
-                            expected(expected_type),
-                            clip(&value)
-                        ),
-                    )
-                }
+                } => unparsed(&nth(index), expected_type, &value),
                 ErrorKind::ParseError {
                     value,
                     expected_type,
-                } => {
-                    let key = nth(0);
-                    invalid(
-                        &key,
-                        format!(
-                            "{key} must be {}, not {}",
-                            expected(expected_type),
-                            clip(&value)
-                        ),
-                    )
-                }
+                } => unparsed(&nth(0), expected_type, &value),
                 ErrorKind::InvalidUtf8InPathParam { key } => {
                     invalid(&key, format!("{key} must be UTF-8 text"))
                 }

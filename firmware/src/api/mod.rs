@@ -21,11 +21,10 @@ pub mod supervision;
 mod voice;
 mod windows;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -367,11 +366,7 @@ pub struct Kiosk {
 /// Whether the request came over loopback, and the `X-Kiosk-Key` it carries: what the
 /// kiosk and the rating extractors both judge a caller by.
 fn loopback_and_kiosk_key(parts: &Parts) -> (bool, Option<&str>) {
-    let local = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        // `--listen [::]:PORT` sees a local IPv4 client as `::ffff:127.0.0.1`.
-        .is_some_and(|c| c.0.ip().to_canonical().is_loopback());
+    let local = signin::peer_ip(parts).is_some_and(|ip| ip.is_loopback());
     let key = parts
         .headers
         .get("x-kiosk-key")

@@ -67,15 +67,19 @@ impl Source {
     }
 }
 
+/// The client's address as the socket gave it, IPv4-mapped addresses as IPv4
+/// (`--listen [::]:PORT` sees a local IPv4 client as `::ffff:127.0.0.1`).
+pub(crate) fn peer_ip(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical())
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Source {
     type Rejection = std::convert::Infallible;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Source(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_canonical()),
-        ))
+        Ok(Source(peer_ip(parts)))
     }
 }
 

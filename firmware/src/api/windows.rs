@@ -136,23 +136,32 @@ async fn check_pin(s: &AppState, source: &Source, body: &SignInBody) -> Result<S
 
 /// The answer to a refused sign-in, counted and summed up (`sign_in_failures`).
 async fn refuse(s: &AppState, source: &Source, staff_id: &str, refusal: Refusal) -> ApiError {
-    let e = match refusal {
-        Refusal::Turned(Turned::Throttled(wait)) => ApiError {
-            retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
-            ..ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_attempts",
-                "too many failed sign-ins from this device or for this staff id; wait and try again",
-            )
-        },
-        Refusal::Turned(Turned::Busy) => ApiError {
-            retry_after: Some(1),
-            ..ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                "too many sign-ins at once; try again in a moment",
-            )
-        },
+    // The reason counted and summed up is the code the caller is told.
+    let (reason, e) = match refusal {
+        Refusal::Turned(Turned::Throttled(wait)) => {
+            let code = "too_many_attempts";
+            let e = ApiError {
+                retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    code,
+                    "too many failed sign-ins from this device or for this staff id; wait and try again",
+                )
+            };
+            (code, e)
+        }
+        Refusal::Turned(Turned::Busy) => {
+            let code = "busy";
+            let e = ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    code,
+                    "too many sign-ins at once; try again in a moment",
+                )
+            };
+            (code, e)
+        }
         Refusal::Staff(e) => {
             let (status, code) = match &e {
                 StaffError::Locked { .. } => (StatusCode::LOCKED, "account_locked"),
@@ -168,18 +177,10 @@ async fn refuse(s: &AppState, source: &Source, staff_id: &str, refusal: Refusal)
                 ),
                 other => other.to_string(),
             };
-            ApiError::new(status, code, message)
+            (code, ApiError::new(status, code, message))
         }
-        Refusal::Api(e) => e,
-    };
-    let reason = match e.code.as_str() {
-        "too_many_attempts" => "too_many_attempts",
-        "busy" => "busy",
-        "account_locked" => "account_locked",
-        "wrong_window" => "wrong_window",
-        "account_disabled" => "account_disabled",
-        "invalid_credentials" => "invalid_credentials",
-        _ => "unavailable",
+        // The auth connection could not be had (`unavailable`).
+        Refusal::Api(e) => ("unavailable", e),
     };
     if let Some(ev) = s.sign_in.refused(source, staff_id, reason, Instant::now()) {
         // The first refusal from this source in a minute; the rest wait for the summary.
