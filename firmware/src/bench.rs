@@ -318,6 +318,19 @@ impl Daemon {
         Ok(Daemon { child, url })
     }
 
+    /// CPU time the daemon has used (user and system), from `/proc`.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // Fields after the command name (which is in parentheses and may hold spaces):
+        // utime and stime are the 12th and 13th of them, in clock ticks.
+        let rest = stat.rsplit_once(')')?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Some(Duration::from_micros(ticks * 1_000_000 / hz))
+    }
+
     /// Peak resident memory (VmHWM) in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
@@ -368,6 +381,50 @@ pub(crate) fn issue_one(agent: &ureq::Agent, url: &str, key: &str) -> Result<Dur
         return Err(format!("no ticket number in {body}"));
     }
     Ok(elapsed)
+}
+
+/// The daemon's `/metrics` text.
+fn scrape(agent: &ureq::Agent, url: &str) -> Option<String> {
+    agent
+        .get(format!("{url}/metrics"))
+        .call()
+        .ok()?
+        .body_mut()
+        .read_to_string()
+        .ok()
+}
+
+/// The value of the sample `name` (with its labels, if any) in a `/metrics` text.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+}
+
+/// The daemon's group-commit counters from `/metrics`: transactions, writers, commit
+/// seconds, gather seconds.
+fn commit_totals(agent: &ureq::Agent, url: &str) -> Option<[f64; 4]> {
+    let text = scrape(agent, url)?;
+    Some([
+        sample(&text, "hallq_commits_total")?,
+        sample(&text, "hallq_commit_writers_total")?,
+        sample(&text, "hallq_commit_seconds_total")?,
+        sample(&text, "hallq_commit_gather_seconds_total")?,
+    ])
+}
+
+/// Mean milliseconds the daemon itself spent on a route (from its request-latency
+/// histogram: from the request's arrival in the router to its response).
+fn server_mean_ms(text: &str, route: &str, method: &str, status: u16) -> Option<f64> {
+    let labels = format!("{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}}");
+    let sum = sample(
+        text,
+        &format!("hallq_http_request_duration_seconds_sum{labels}"),
+    )?;
+    let count = sample(
+        text,
+        &format!("hallq_http_request_duration_seconds_count{labels}"),
+    )?;
+    Some(sum * 1000.0 / count.max(1.0))
 }
 
 /// Options of `hallq bench`.
@@ -598,7 +655,19 @@ fn disk_figures(exe: &Path, dir: &Path, opts: &BenchOptions) -> BenchResult<Disk
         ratio(&seq, 0.99)
     );
 
+    if let Some(text) = scrape(&agent, &daemon.url)
+        && let (Some(t), Some(h)) = (
+            server_mean_ms(&text, "/api/v1/tickets", "POST", 201),
+            server_mean_ms(&text, "/api/v1/health", "GET", 200),
+        )
+    {
+        println!(
+            "  inside the daemon:      ticket {t:.3} ms, health {h:.3} ms (means, router to response; the rest is the network, hyper and the client)"
+        );
+    }
     let per_client = (opts.requests * 4 / opts.clients).max(100);
+    let before = commit_totals(&agent, &daemon.url);
+    let cpu_before = daemon.cpu_time();
     let started = Instant::now();
     let handles: Vec<_> = (0..opts.clients)
         .map(|c| {
@@ -634,6 +703,21 @@ fn disk_figures(exe: &Path, dir: &Path, opts: &BenchOptions) -> BenchResult<Disk
         ms(percentile(&all, 0.5)),
         ms(percentile(&all, 0.99))
     );
+    if let (Some(a), Some(b)) = (cpu_before, daemon.cpu_time()) {
+        println!(
+            "  daemon CPU:             {:>10.3} ms a ticket (user and system, all threads)",
+            ms(b.saturating_sub(a)) / all.len().max(1) as f64
+        );
+    }
+    if let (Some(a), Some(b)) = (before, commit_totals(&agent, &daemon.url)) {
+        let commits = (b[0] - a[0]).max(1.0);
+        println!(
+            "  group commit:           {:>10.2} tickets a transaction, {:.3} ms a transaction, {:.3} ms held for writers on their way",
+            (b[1] - a[1]) / commits,
+            (b[2] - a[2]) * 1000.0 / commits,
+            (b[3] - a[3]) * 1000.0 / commits
+        );
+    }
     match daemon.peak_rss_kib() {
         Some(kib) => println!(
             "daemon peak RSS:          {:>10.1} MB (target ≤ 25 MB)",

@@ -5,8 +5,9 @@
 //! subscribers (the live stream now; printer, displays, voice and uplink later).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hallq_engine::{Command, Engine, Event, Refusal, Setup, Ticket, Timestamp};
 use tokio::sync::{broadcast, oneshot};
@@ -114,12 +115,58 @@ pub enum ReconfigureError {
     Core(#[from] CoreError),
 }
 
+/// What the core's group commit has done since start, for `/metrics`: how many
+/// transactions, how many writers they answered (their ratio is the mean batch), how
+/// long the commits took and how long batches were held back for writers on their way.
+#[derive(Debug, Default)]
+pub struct CommitStats {
+    commits: AtomicU64,
+    writers: AtomicU64,
+    commit_micros: AtomicU64,
+    gather_micros: AtomicU64,
+}
+
+/// A reading of [`CommitStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CommitTotals {
+    /// Batches handled.
+    pub commits: u64,
+    /// Commands and appends they answered.
+    pub writers: u64,
+    /// Seconds spent handling batches (engine and transaction).
+    pub commit_seconds: f64,
+    /// Seconds batches were held back for writers on their way.
+    pub gather_seconds: f64,
+}
+
+impl CommitStats {
+    fn record(&self, writers: usize, commit: Duration, gather: Duration) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.writers.fetch_add(writers as u64, Ordering::Relaxed);
+        self.commit_micros
+            .fetch_add(commit.as_micros() as u64, Ordering::Relaxed);
+        self.gather_micros
+            .fetch_add(gather.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// The totals now.
+    pub fn totals(&self) -> CommitTotals {
+        CommitTotals {
+            commits: self.commits.load(Ordering::Relaxed),
+            writers: self.writers.load(Ordering::Relaxed),
+            commit_seconds: self.commit_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            gather_seconds: self.gather_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        }
+    }
+}
+
 /// A cheap, cloneable handle to the hall core.
 #[derive(Clone)]
 pub struct HallCore {
     tx: SyncSender<Request>,
     events: broadcast::Sender<Arc<StoredEvent>>,
     in_force: Setting,
+    stats: Arc<CommitStats>,
 }
 
 impl HallCore {
@@ -129,7 +176,7 @@ impl HallCore {
         in_force: InForce,
         store: Store,
     ) -> Result<(HallCore, std::thread::JoinHandle<()>), StoreError> {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let setup = in_force.setup.clone();
         let setting = Setting::new(in_force);
         let engine = restore(&setup, &store)?;
@@ -145,6 +192,8 @@ impl HallCore {
         let (stop_checkpoints, checkpoint_stop) = std::sync::mpsc::channel::<()>();
         let checkpointer = crate::store::checkpoint::spawn(&store, checkpoint_stop)?;
         let core_setting = setting.clone();
+        let stats = Arc::new(CommitStats::default());
+        let core_stats = stats.clone();
         let handle = std::thread::Builder::new()
             .name("hall-core".into())
             .spawn(move || {
@@ -155,6 +204,7 @@ impl HallCore {
                     fanout,
                     in_force: core_setting,
                     broken: false,
+                    stats: core_stats,
                 }
                 .run(rx);
                 drop(stop_checkpoints);
@@ -168,6 +218,7 @@ impl HallCore {
                 tx,
                 events,
                 in_force: setting,
+                stats,
             },
             handle,
         ))
@@ -279,6 +330,12 @@ impl HallCore {
     }
 
     /// Committed events as they happen.
+    /// What the group commit has done since start.
+    pub fn commit_totals(&self) -> CommitTotals {
+        self.stats.totals()
+    }
+
+    /// Committed events, as they fan out.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
         self.events.subscribe()
     }
@@ -311,6 +368,7 @@ struct Core {
     /// A commit failed and the engine could not yet be rebuilt from disk: refuse work
     /// rather than answer from a state that is not the committed one.
     broken: bool,
+    stats: Arc<CommitStats>,
 }
 
 /// What to send back once the batch is on disk. Lives only for one batch, so the
@@ -329,37 +387,114 @@ enum Reply {
     Query(Query),
 }
 
+/// Longest a batch is held back for writers still on their way (see [`Gather`]).
+const MAX_GATHER: Duration = Duration::from_millis(2);
+
+/// How long the core holds a batch back so that writers still on their way join it.
+///
+/// The writers a commit answers come back with their next request a network round trip
+/// later; the writers that queued during that commit are already here. Taking only what
+/// is queued would commit the second group alone while the first is on its way, and the
+/// two groups would alternate, each paying a whole commit: half the batch it could be.
+/// So the next batch waits until as many writers are in as the last commit answered
+/// plus those that queued during it, but never longer than half that commit's time
+/// (and [`MAX_GATHER`]). A single client never waits: it is answered and alone. A batch
+/// with no writer (queries, a tick) never waits either.
+#[derive(Debug, Default)]
+struct Gather {
+    /// Writers answered by the last commit plus writers queued when it ended.
+    expected: usize,
+    /// How long the last commit took.
+    last_commit: Duration,
+}
+
+impl Gather {
+    /// After a commit that answered `answered` writers, while `queued` more queued.
+    fn committed(&mut self, answered: usize, queued: usize) {
+        self.expected = answered + queued;
+    }
+
+    /// How long to wait for more writers, given `writers` already in the batch.
+    fn budget(&self, writers: usize) -> Duration {
+        if writers == 0 || writers >= self.expected {
+            Duration::ZERO
+        } else {
+            (self.last_commit / 2).min(MAX_GATHER)
+        }
+    }
+}
+
+fn is_writer(r: &Request) -> bool {
+    matches!(r, Request::Command(..) | Request::Append(..))
+}
+
+/// Moves what is queued into `batch` (up to [`MAX_BATCH`]); true when a stop was among
+/// it (nothing queued after a stop is taken).
+fn drain(rx: &Receiver<Request>, batch: &mut Vec<Request>) -> bool {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(Request::Stop) => return true,
+            Ok(r) => batch.push(r),
+            Err(_) => break,
+        }
+    }
+    false
+}
+
 impl Core {
     fn run(mut self, rx: Receiver<Request>) {
+        let mut gather = Gather::default();
+        // Requests that queued during the last commit: the next batch starts with them.
+        let mut carried: Vec<Request> = Vec::new();
+        let mut stopping = false;
         loop {
-            let wait = (self.engine.next_deadline().0 - wall_now().0).clamp(0, 60_000);
-            let first = match rx.recv_timeout(Duration::from_millis(wait as u64)) {
-                Ok(r) => r,
-                Err(RecvTimeoutError::Timeout) => {
-                    let (tx, _rx) = oneshot::channel();
-                    Request::Command(Command::Tick, tx)
+            let mut batch = std::mem::take(&mut carried);
+            if batch.is_empty() {
+                if stopping {
+                    break;
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
-            };
-            if matches!(first, Request::Stop) {
-                break;
-            }
-            let mut batch = vec![first];
-            let mut stop = false;
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(Request::Stop) => {
-                        stop = true;
-                        break;
-                    }
+                let wait = (self.engine.next_deadline().0 - wall_now().0).clamp(0, 60_000);
+                match rx.recv_timeout(Duration::from_millis(wait as u64)) {
+                    Ok(Request::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                     Ok(r) => batch.push(r),
-                    Err(_) => break,
+                    Err(RecvTimeoutError::Timeout) => {
+                        let (tx, _rx) = oneshot::channel();
+                        batch.push(Request::Command(Command::Tick, tx));
+                    }
                 }
             }
-            self.handle_batch(batch);
-            if stop {
-                break;
+            if !stopping {
+                stopping = drain(&rx, &mut batch);
             }
+            let mut writers = batch.iter().filter(|r| is_writer(r)).count();
+            let budget = gather.budget(writers);
+            let gathering = Instant::now();
+            if !budget.is_zero() && !stopping {
+                let until = Instant::now() + budget;
+                while writers < gather.expected && batch.len() < MAX_BATCH {
+                    match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                        Ok(Request::Stop) => {
+                            stopping = true;
+                            break;
+                        }
+                        Ok(r) => {
+                            writers += usize::from(is_writer(&r));
+                            batch.push(r);
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            let gathered = gathering.elapsed();
+            let started = Instant::now();
+            self.handle_batch(batch);
+            let took = started.elapsed();
+            gather.last_commit = took;
+            self.stats.record(writers, took, gathered);
+            if !stopping {
+                stopping = drain(&rx, &mut carried);
+            }
+            gather.committed(writers, carried.iter().filter(|r| is_writer(r)).count());
         }
         tracing::info!("hall core stopped");
     }
@@ -653,6 +788,84 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lone_writer_and_a_batch_without_writers_never_wait() {
+        let mut g = Gather::default();
+        g.committed(1, 0);
+        g.last_commit = Duration::from_millis(4);
+        assert_eq!(g.budget(1), Duration::ZERO);
+        assert_eq!(g.budget(0), Duration::ZERO);
+    }
+
+    #[test]
+    fn writers_answered_and_queued_during_a_commit_are_waited_for_at_most_half_a_commit() {
+        let mut g = Gather::default();
+        // 4 answered, 4 queued while the commit ran: 8 are about.
+        g.committed(4, 4);
+        g.last_commit = Duration::from_micros(600);
+        assert_eq!(g.budget(4), Duration::from_micros(300));
+        assert_eq!(g.budget(7), Duration::from_micros(300));
+        assert_eq!(g.budget(8), Duration::ZERO);
+        // A slow card: never more than MAX_GATHER.
+        g.last_commit = Duration::from_millis(30);
+        assert_eq!(g.budget(1), MAX_GATHER);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writers_that_come_back_at_once_share_one_commit_instead_of_alternating() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("hallq.db")).unwrap();
+        let (hall, _core) = HallCore::start(crate::testing::in_force(), store).unwrap();
+        let service = hall.in_force().setup.services[0].code.clone();
+        let before = hall.commit_totals();
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                let (hall, service) = (hall.clone(), service.clone());
+                tokio::spawn(async move {
+                    for _ in 0..40 {
+                        // A client's turnaround between its answer and its next
+                        // request, as short as a loopback round trip.
+                        let t = Instant::now();
+                        while t.elapsed() < Duration::from_micros(20) {
+                            std::hint::spin_loop();
+                        }
+                        hall.execute(Command::Issue {
+                            token_hash: None,
+                            service: service.clone(),
+                            class: hallq_engine::Class::Normal,
+                            idempotency_key: None,
+                            citizen: None,
+                            channel: "test".into(),
+                        })
+                        .await
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            c.await.unwrap();
+        }
+        // The last commit is counted just after its writers are answered.
+        let mut after = hall.commit_totals();
+        for _ in 0..100 {
+            if after.writers - before.writers == 320 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            after = hall.commit_totals();
+        }
+        let writers = after.writers - before.writers;
+        let commits = after.commits - before.commits;
+        let mean = writers as f64 / commits as f64;
+        eprintln!("{writers} tickets in {commits} commits: {mean:.2} a commit");
+        assert_eq!(writers, 320);
+        // Taking only what queued during the last commit settles into two groups of
+        // about four that take turns.
+        assert!(mean >= 7.0, "{mean:.2} tickets a commit");
+        hall.close().await;
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn whoever_hears_config_applied_reads_the_new_setup_and_a_refused_one_changes_nothing() {

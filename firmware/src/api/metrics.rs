@@ -130,6 +130,7 @@ async fn metrics(
     if link.enabled {
         uplink_gauges(&mut out, &s, &link).await;
     }
+    commit_counters(&mut out, s.hall.commit_totals());
     server.write(&mut out);
     s.sign_in.render_metrics(&mut out);
     let body = s.metrics.render(&out);
@@ -140,6 +141,39 @@ async fn metrics(
         )],
         body,
     ))
+}
+
+/// The group commit: transactions, the writers they answered (the mean batch is
+/// their ratio), the time spent committing and holding batches for writers on their way.
+fn commit_counters(out: &mut String, t: crate::core::CommitTotals) {
+    use std::fmt::Write as _;
+    for (name, help, v) in [
+        (
+            "hallq_commits_total",
+            "Transactions of the group commit since start.",
+            t.commits as f64,
+        ),
+        (
+            "hallq_commit_writers_total",
+            "Commands and appends those transactions answered.",
+            t.writers as f64,
+        ),
+        (
+            "hallq_commit_seconds_total",
+            "Seconds spent running and committing batches.",
+            t.commit_seconds,
+        ),
+        (
+            "hallq_commit_gather_seconds_total",
+            "Seconds batches were held back for writers on their way.",
+            t.gather_seconds,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+        );
+    }
 }
 
 /// The outbox and the link: how far the hall server is behind. The backlog is counted

@@ -104,6 +104,12 @@ pub struct Stats {
 pub struct Options {
     /// How long each `fsync` of a file or directory takes before it answers.
     pub fsync_delay: Duration,
+    /// Let the kernel cache writes (FUSE's writeback cache) and send them in large
+    /// batches, at the latest at `fsync`, instead of one request per `write(2)`: a
+    /// write then costs what it costs on a disk's page cache, not a round trip to this
+    /// process, which is what a benchmark of the emulated SD card needs. Meant for
+    /// benchmarks: power cuts are only tested without it.
+    pub writeback_cache: bool,
 }
 
 #[derive(Debug)]
@@ -151,7 +157,12 @@ struct State {
     stats: Stats,
 }
 
+/// How long the kernel may keep names and attributes: not at all, so that a cut's new
+/// tree is what the next lookup sees.
 const TTL: Duration = Duration::ZERO;
+/// With the writeback cache the kernel owns sizes and times anyway, and asking this
+/// process for them before every write would cost a round trip each.
+const WRITEBACK_TTL: Duration = Duration::from_secs(60);
 const ROOT: u64 = 1;
 
 fn errno(e: &io::Error) -> Errno {
@@ -446,9 +457,18 @@ impl Rng {
 #[derive(Clone)]
 pub struct LazyFs {
     state: Arc<Mutex<State>>,
+    writeback_cache: bool,
 }
 
 impl LazyFs {
+    fn ttl(&self) -> Duration {
+        if self.writeback_cache {
+            WRITEBACK_TTL
+        } else {
+            TTL
+        }
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -496,6 +516,7 @@ impl LazyFs {
         };
         let fs = LazyFs {
             state: Arc::new(Mutex::new(state)),
+            writeback_cache: options.writeback_cache,
         };
         let mut config = fuser::Config::default();
         config.mount_options = vec![
@@ -525,6 +546,13 @@ impl Server {
     /// Simulates a power cut (see [`CutMode`]); `seed` drives the random prefixes and
     /// tears. Processes that had files open on the filesystem should be dead first.
     pub fn cut(&self, mode: CutMode, seed: u64) -> io::Result<CutReport> {
+        if self.fs.writeback_cache {
+            // The kernel keeps names and attributes for a minute and writes cached
+            // pages when it likes: what a cut leaves would not be what it reports.
+            return Err(io::Error::other(
+                "no power cuts with the writeback cache (it is for benchmarks)",
+            ));
+        }
         // Let the kernel write back dirty pages of shared maps first (they arrive as
         // writes, which then count as unsynced), and forget what it cached.
         if let Some(s) = &self.session {
@@ -609,13 +637,18 @@ impl Mounted {
         use std::io::BufRead;
         std::fs::create_dir_all(store)?;
         std::fs::create_dir_all(mountpoint)?;
-        let mut child = std::process::Command::new(exe)
+        let mut command = std::process::Command::new(exe);
+        command
             .arg(mountpoint)
             .arg("--store")
             .arg(store)
             .arg("--fsync-delay-ms")
             .arg(format!("{}", options.fsync_delay.as_secs_f64() * 1000.0))
-            .arg("--control-stdin")
+            .arg("--control-stdin");
+        if options.writeback_cache {
+            command.arg("--writeback-cache");
+        }
+        let mut child = command
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()?;
@@ -840,10 +873,21 @@ fn to_time(t: TimeOrNow) -> SystemTime {
 }
 
 impl Filesystem for LazyFs {
+    fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> io::Result<()> {
+        if self.writeback_cache {
+            config
+                .add_capabilities(fuser::InitFlags::FUSE_WRITEBACK_CACHE)
+                .map_err(|_| io::Error::other("the kernel offers no FUSE writeback cache"))?;
+            // Up to 1 MiB a request, so one commit's pages reach the store in a few.
+            let _ = config.set_max_write(1 << 20);
+        }
+        Ok(())
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let s = self.state();
         match s.child(parent.0, name).map(|i| s.attr(i)) {
-            Some(Ok(a)) => reply.entry(&TTL, &a, Generation(0)),
+            Some(Ok(a)) => reply.entry(&self.ttl(), &a, Generation(0)),
             Some(Err(e)) => reply.error(e),
             None => reply.error(Errno::ENOENT),
         }
@@ -851,7 +895,7 @@ impl Filesystem for LazyFs {
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.state().attr(ino.0) {
-            Ok(a) => reply.attr(&TTL, &a),
+            Ok(a) => reply.attr(&self.ttl(), &a),
             Err(e) => reply.error(e),
         }
     }
@@ -898,7 +942,7 @@ impl Filesystem for LazyFs {
             s.record(ino.0, Op::SetLen(n));
         }
         match s.attr(ino.0) {
-            Ok(a) => reply.attr(&TTL, &a),
+            Ok(a) => reply.attr(&self.ttl(), &a),
             Err(e) => reply.error(e),
         }
     }
@@ -921,7 +965,7 @@ impl Filesystem for LazyFs {
         }
         match s.new_node(parent.0, name, true, mode & !umask) {
             Ok(ino) => match s.attr(ino) {
-                Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+                Ok(a) => reply.entry(&self.ttl(), &a, Generation(0)),
                 Err(e) => reply.error(e),
             },
             Err(e) => reply.error(errno(&e)),
@@ -953,9 +997,13 @@ impl Filesystem for LazyFs {
             .and_then(|ino| Ok((ino, s.open_handle(ino, flags)?)));
         match made {
             Ok((ino, fh)) => match s.attr(ino) {
-                Ok(a) => {
-                    reply.created(&TTL, &a, Generation(0), FileHandle(fh), FopenFlags::empty())
-                }
+                Ok(a) => reply.created(
+                    &self.ttl(),
+                    &a,
+                    Generation(0),
+                    FileHandle(fh),
+                    FopenFlags::empty(),
+                ),
                 Err(e) => reply.error(e),
             },
             Err(e) => reply.error(errno(&e)),

@@ -4,7 +4,8 @@
 //! With `--control-stdin` it also takes one command a line on standard input and
 //! answers each with one line (`cut lose|prefix|torn SEED`, `stats`, `delay MS`,
 //! `quit`), and unmounts when its input closes; tests drive it so.
-//! With `--fsync-delay-ms 2` it is an emulated SD card for `hallq bench --sd-dir`.
+//! With `--fsync-delay-ms 2 --writeback-cache` it is an emulated SD card for
+//! `hallq bench --sd-dir`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -37,6 +38,10 @@ struct Args {
     /// Milliseconds each fsync of a file or directory takes (an SD card: 2 to 5).
     #[arg(long, default_value_t = 0.0)]
     fsync_delay_ms: f64,
+    /// Let the kernel cache writes and send them at fsync (FUSE's writeback cache):
+    /// a write costs what it costs on a real disk's page cache. For benchmarks.
+    #[arg(long)]
+    writeback_cache: bool,
     /// The mode of a SIGUSR2 cut: prefix or torn.
     #[arg(long, default_value = "torn")]
     harsh: CutMode,
@@ -72,7 +77,10 @@ fn run(args: Args) -> std::io::Result<()> {
     let fs = Arc::new(LazyFs::serve(
         &args.store,
         &args.mountpoint,
-        Options { fsync_delay: delay },
+        Options {
+            fsync_delay: delay,
+            writeback_cache: args.writeback_cache,
+        },
     )?);
     eprintln!(
         "hallq-lazyfs: mounted {} (store {}, fsync delay {:?}); SIGUSR1 cuts, SIGUSR2 cuts ({:?}), SIGTERM unmounts",

@@ -294,6 +294,7 @@ fn the_fsync_delay_slows_each_fsync_not_each_write() {
         dir.path(),
         Options {
             fsync_delay: Duration::from_millis(5),
+            ..Options::default()
         },
     ) else {
         return;
@@ -314,4 +315,49 @@ fn the_fsync_delay_slows_each_fsync_not_each_write() {
     eprintln!("20 writes {writes:?}; 20 write+fsync at 5 ms {synced:?}");
     assert!(synced >= Duration::from_millis(100), "{synced:?}");
     assert_eq!(fs.stats().unwrap().fsyncs, 20);
+}
+
+#[test]
+fn with_the_writeback_cache_many_writes_reach_the_store_in_few_requests_and_fsync_makes_them_durable()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut fs) = mount(
+        dir.path(),
+        Options {
+            writeback_cache: true,
+            ..Options::default()
+        },
+    ) else {
+        return;
+    };
+    let m = fs.path().to_owned();
+    let mut f = File::create(m.join("wal")).unwrap();
+    sync_dir(&m);
+    // As SQLite appends WAL frames: a 24-byte header and a 4 KiB page, 16 times.
+    let mut expected = Vec::new();
+    for i in 0..16u8 {
+        let header = [i; 24];
+        let page = vec![i.wrapping_add(100); 4096];
+        f.write_all(&header).unwrap();
+        f.write_all(&page).unwrap();
+        expected.extend_from_slice(&header);
+        expected.extend_from_slice(&page);
+    }
+    let before = fs.stats().unwrap();
+    f.sync_data().unwrap();
+    let after = fs.stats().unwrap();
+    assert_eq!(after.fsyncs, before.fsyncs + 1);
+    assert!(
+        after.writes <= 8,
+        "32 write(2) calls should arrive as a few large requests, got {}",
+        after.writes
+    );
+    assert_eq!(after.bytes_written as usize, expected.len());
+    // What fsync made durable is what a power cut would leave.
+    let ino = std::os::unix::fs::MetadataExt::ino(&f.metadata().unwrap());
+    let durable = dir.path().join("store/durable").join(ino.to_string());
+    assert_eq!(read(&durable).as_deref(), Some(&expected[..]));
+    drop(f);
+    // A cut is refused: the kernel's cache would make its report a lie.
+    assert!(fs.cut(CutMode::Lose, 1).is_err());
 }
