@@ -97,7 +97,7 @@ enum Cmd {
         #[arg(long, default_value_t = 5500)]
         per_day: u32,
         /// Also measure on an emulated SD card: a directory mounted with
-        /// `hallq-lazyfs --fsync-delay-ms 2`; prints both disks and the ratios side by side.
+        /// `hallq-lazyfs --fsync-delay-ms 2 --writeback-cache`; prints both disks and the ratios side by side.
         #[arg(long)]
         sd_dir: Option<PathBuf>,
     },
