@@ -132,6 +132,7 @@ async fn metrics(
     }
     server.write(&mut out);
     s.sign_in.render_metrics(&mut out);
+    s.phone.render_metrics(&mut out);
     let body = s.metrics.render(&out);
     Ok((
         [(
