@@ -21,7 +21,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use hallq_engine::{Engine, Lang, TicketState};
+use hallq_engine::{Engine, Lang, TicketId, TicketState};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::mpsc;
@@ -30,6 +30,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::signin::Source;
 use super::{ApiError, AppState, Path};
 use crate::connections::StreamSlot;
+use crate::core::CoreError;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -48,10 +49,20 @@ fn plausible(token: &str) -> bool {
     (16..=128).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// The status of the ticket whose token hashes to `hash`, if it is a ticket of today.
-/// Only this ticket's own fields: its number, its service, its place and its window.
-fn status_of(e: &Engine, store: &crate::store::Store, hash: &str) -> Option<Value> {
-    let id = store.ticket_by_token_hash(hash).ok()??;
+/// The ticket whose token hashes to `hash` with its status, if it is a ticket of today.
+fn find(
+    e: &Engine,
+    store: &crate::store::Store,
+    hash: &str,
+) -> Result<Option<(TicketId, Value)>, crate::store::StoreError> {
+    Ok(store
+        .ticket_by_token_hash(hash)?
+        .and_then(|id| status_of(e, id).map(|v| (id, v))))
+}
+
+/// The status of ticket `id`, if it is a ticket of today. Only this ticket's own
+/// fields: its number, its service, its place and its window.
+fn status_of(e: &Engine, id: TicketId) -> Option<Value> {
     let t = e.ticket(id)?;
     if t.day != e.day() {
         return None;
@@ -96,13 +107,14 @@ async fn lookup(
     s: &AppState,
     source: &Source,
     token: &str,
-) -> Result<Option<Value>, ApiError> {
+) -> Result<Option<(TicketId, Value)>, ApiError> {
     let found = if plausible(token) {
         let hash = super::queue::token_hash(&token.to_ascii_lowercase());
         s.hall
-            .query(move |e, store| status_of(e, store, &hash))
+            .query(move |e, store| find(e, store, &hash))
             .await
             .map_err(|e| ApiError::from_core(e, Lang::ZhCn))?
+            .map_err(|e| ApiError::from_core(CoreError::Store(e.to_string()), Lang::ZhCn))?
     } else {
         None
     };
@@ -179,7 +191,9 @@ async fn status(
     Path(token): Path<String>,
 ) -> Result<Response, ApiError> {
     admit(&s, &source)?;
-    let found = lookup(&s, &source, &token).await?.ok_or_else(unknown_ticket)?;
+    let (_, found) = lookup(&s, &source, &token)
+        .await?
+        .ok_or_else(unknown_ticket)?;
     Ok(private(axum::Json(json!({ "status": found })).into_response()))
 }
 
@@ -198,9 +212,10 @@ async fn stream(
     admit(&s, &source)?;
     // Subscribed before the first look, so nothing committed in between is missed.
     let mut live = s.hall.subscribe();
-    let first = lookup(&s, &source, &token).await?.ok_or_else(unknown_ticket)?;
+    let (id, first) = lookup(&s, &source, &token)
+        .await?
+        .ok_or_else(unknown_ticket)?;
     s.phone.served();
-    let hash = super::queue::token_hash(&token.to_ascii_lowercase());
     let (tx, rx) = mpsc::channel::<Result<SseEvent, Infallible>>(16);
     let closing = s.closing.clone();
     tokio::spawn(async move {
@@ -229,8 +244,8 @@ async fn stream(
                     }
                     _ = tick.tick() => {}
                 }
-                let h = hash.clone();
-                let Ok(now) = s.hall.query(move |e, store| status_of(e, store, &h)).await else {
+                // The ticket's id is known now: no database read per look.
+                let Ok(now) = s.hall.query(move |e, _| status_of(e, id)).await else {
                     return;
                 };
                 match now {
