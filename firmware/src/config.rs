@@ -601,7 +601,11 @@ mod tests {
     fn a_bad_phone_base_url_names_the_key_and_its_line() {
         let text = format!("{EXAMPLE_HALL}\n[phone]\nbase_url = \"hall.example/q\"\n");
         let err = Config::parse(&text, "hall.toml").unwrap_err().to_string();
-        let line = text.lines().position(|l| l.starts_with("base_url")).unwrap() + 1;
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("base_url"))
+            .unwrap()
+            + 1;
         assert!(
             err.starts_with(&format!("hall.toml:{line}: phone.base_url:")),
             "{err}"

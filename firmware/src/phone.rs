@@ -84,7 +84,10 @@ struct Bucket {
 
 impl Bucket {
     fn full(cap: f64, now: Instant) -> Bucket {
-        Bucket { level: cap, at: now }
+        Bucket {
+            level: cap,
+            at: now,
+        }
     }
 
     fn refill(&mut self, cap: f64, rate: f64, now: Instant) {
@@ -215,7 +218,13 @@ mod tests {
 
     #[test]
     fn a_base_url_without_scheme_or_with_a_query_is_refused() {
-        for bad in ["hall.example", "ftp://x", "http://", "http://x/?a=1", "http://a b"] {
+        for bad in [
+            "hall.example",
+            "ftp://x",
+            "http://",
+            "http://x/?a=1",
+            "http://a b",
+        ] {
             let c = PhoneConfig {
                 base_url: Some(bad.into()),
             };
@@ -235,7 +244,10 @@ mod tests {
             g.admit(ip("10.0.0.1"), now).unwrap();
         }
         let wait = g.admit(ip("10.0.0.1"), now).unwrap_err();
-        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1), "{wait:?}");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
         assert!(g.admit(ip("10.0.0.2"), now).is_ok());
         assert!(
             g.admit(ip("10.0.0.1"), now + Duration::from_secs(2))

@@ -1041,7 +1041,10 @@ mod tests {
         assert!(b.windows(page.len()).any(|w| w == page));
         assert!(!b.windows(12).any(|w| w == b"hall.example"));
         assert!(tpl.check_page_url(t.page_url.as_deref().unwrap()).is_ok());
-        let long = format!("https://{}/t/0123456789abcdef0123456789abcdef", "h".repeat(300));
+        let long = format!(
+            "https://{}/t/0123456789abcdef0123456789abcdef",
+            "h".repeat(300)
+        );
         assert!(tpl.check_page_url(&long).is_err());
     }
 

@@ -131,11 +131,19 @@ fn the_status_shows_only_its_own_ticket_and_its_stream_follows_the_call() {
     let (first, _) = issue(&url, "SB");
     let (mine, token) = issue(&url, "SB");
     let (other, _) = issue(&url, "MZ");
-    let numbers = [first["number"].as_str().unwrap(), other["number"].as_str().unwrap()];
+    let numbers = [
+        first["number"].as_str().unwrap(),
+        other["number"].as_str().unwrap(),
+    ];
 
     let (s, headers, page) = get_text(&format!("{url}/t/{token}"));
     assert_eq!(s, 200);
-    assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     assert_eq!(headers["cache-control"], "no-store");
     assert_eq!(headers["referrer-policy"], "no-referrer");
     assert!(page.contains("phone.js"), "{page}");
@@ -144,7 +152,10 @@ fn the_status_shows_only_its_own_ticket_and_its_stream_follows_the_call() {
     assert_eq!(s, 200, "{b}");
     let st = &b["status"];
     assert_eq!(st["number"], mine["number"]);
-    assert_eq!((st["state"].as_str(), st["ahead"].as_u64()), (Some("waiting"), Some(1)));
+    assert_eq!(
+        (st["state"].as_str(), st["ahead"].as_u64()),
+        (Some("waiting"), Some(1))
+    );
     assert_eq!(st["service"], "SB");
     assert!(st["estimated_wait_minutes"].is_u64(), "{st}");
     for n in numbers {
@@ -163,10 +174,16 @@ fn the_status_shows_only_its_own_ticket_and_its_stream_follows_the_call() {
     assert!(bytes.contains(r#""state":"called""#), "{bytes}");
     assert!(bytes.contains(r#""window":1"#), "{bytes}");
     for n in numbers {
-        assert!(!bytes.contains(n), "another ticket's number {n} in the stream: {bytes}");
+        assert!(
+            !bytes.contains(n),
+            "another ticket's number {n} in the stream: {bytes}"
+        );
     }
     for staff in ["S001", "测试员"] {
-        assert!(!bytes.contains(staff), "staff {staff} in the stream: {bytes}");
+        assert!(
+            !bytes.contains(staff),
+            "staff {staff} in the stream: {bytes}"
+        );
     }
 }
 
@@ -188,8 +205,17 @@ fn an_unknown_token_gets_the_friendly_page_and_probing_is_logged_counted_and_slo
     for p in &probes {
         let (s, headers, body) = get_text(&format!("{url}/t/{p}"));
         assert_eq!(s, 404, "{p}");
-        assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"));
-        for words in ["找不到这张号票", "找不到這張號票", "This ticket cannot be found"] {
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        for words in [
+            "找不到这张号票",
+            "找不到這張號票",
+            "This ticket cannot be found",
+        ] {
             assert!(body.contains(words), "{words} missing: {body}");
         }
     }
@@ -231,8 +257,8 @@ fn an_unknown_token_gets_the_friendly_page_and_probing_is_logged_counted_and_slo
 fn the_event_carries_the_tokens_hash_and_the_token_is_nowhere_but_the_qr_code() {
     let (master, slave) = serialport::TTYPort::pair().expect("pseudo-terminal pair");
     let path = slave.name().expect("pty path");
-    let printer = VirtualPrinterHandle::serve_stream(VirtualPrinter::new(), master)
-        .expect("virtual printer");
+    let printer =
+        VirtualPrinterHandle::serve_stream(VirtualPrinter::new(), master).expect("virtual printer");
     let (hall, url) = hall(&format!(
         "[printer]\npaper = \"58mm\"\n[printer.transport]\nkind = \"serial\"\npath = {path:?}\nbaud = 115200\n"
     ));
@@ -272,13 +298,26 @@ fn the_event_carries_the_tokens_hash_and_the_token_is_nowhere_but_the_qr_code() 
 
     let issued = hall.events_of("ticket_issued");
     assert_eq!(issued[0]["ticket"]["token_hash"], sha256_hex(&token));
-    let n = hall.database().query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0)).unwrap();
+    let n = hall
+        .database()
+        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .unwrap();
     receiver.wait_for_count(n, Duration::from_secs(20));
     let up = receiver.events();
-    let up_issued = up.iter().find(|e| e["type"] == "ticket_issued").expect("issued upstream");
-    assert_eq!(up_issued["payload"]["ticket"]["token_hash"], sha256_hex(&token), "{up_issued}");
+    let up_issued = up
+        .iter()
+        .find(|e| e["type"] == "ticket_issued")
+        .expect("issued upstream");
+    assert_eq!(
+        up_issued["payload"]["ticket"]["token_hash"],
+        sha256_hex(&token),
+        "{up_issued}"
+    );
     for e in &up {
-        assert!(!e.to_string().contains(&token), "the token went upstream: {e}");
+        assert!(
+            !e.to_string().contains(&token),
+            "the token went upstream: {e}"
+        );
     }
     drop(d);
 
@@ -383,9 +422,16 @@ fn a_phone_follows_its_ticket_from_the_queue_to_the_window_and_through_a_restart
             b.text("#number") == number && b.text("#ahead") == "2"
         })
         .unwrap();
-    assert!(page_text(&phone).contains("前面还有"), "{}", page_text(&phone));
+    assert!(
+        page_text(&phone).contains("前面还有"),
+        "{}",
+        page_text(&phone)
+    );
     for n in [&first["number"], &other["number"]] {
-        assert!(!page_text(&phone).contains(n.as_str().unwrap()), "{n} shows");
+        assert!(
+            !page_text(&phone).contains(n.as_str().unwrap()),
+            "{n} shows"
+        );
     }
     assert_eq!(phone.blank_glyphs("main").unwrap(), Vec::<String>::new());
     shot(&phone, "phone-waiting.png");
@@ -417,7 +463,10 @@ fn a_phone_follows_its_ticket_from_the_queue_to_the_window_and_through_a_restart
         .wait_for("the call", 5, |b| b.text("#call") == "请到 3 号窗口")
         .unwrap();
     let took = before.elapsed();
-    assert!(took < Duration::from_secs(1), "the call took {took:?} to show");
+    assert!(
+        took < Duration::from_secs(1),
+        "the call took {took:?} to show"
+    );
     let text = page_text(&phone);
     for n in [&first["number"], &other["number"]] {
         assert!(!text.contains(n.as_str().unwrap()), "{n} shows: {text}");
@@ -451,7 +500,11 @@ fn a_wrong_token_gets_the_friendly_page_on_a_phone() {
         .wait_for("the gone page", 20, |b| b.visible(".gone-block"))
         .unwrap();
     let text = page_text(&phone);
-    for words in ["找不到这张号票", "找不到這張號票", "This ticket cannot be found"] {
+    for words in [
+        "找不到这张号票",
+        "找不到這張號票",
+        "This ticket cannot be found",
+    ] {
         assert!(text.contains(words), "{words} missing: {text}");
     }
     assert_eq!(phone.blank_glyphs("main").unwrap(), Vec::<String>::new());

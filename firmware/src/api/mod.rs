@@ -122,9 +122,9 @@ pub fn reprinter(state: AppState) -> Option<crate::uplink::downstream::Reprinter
     let printer = state.printer.clone()?;
     Some(Arc::new(move |t: Ticket, ahead: u32| {
         let (s, p) = (state.clone(), printer.clone());
-        Box::pin(
-            async move { queue::print_ticket(&s, &p, &t, ahead, None, std::time::Instant::now()).await },
-        )
+        Box::pin(async move {
+            queue::print_ticket(&s, &p, &t, ahead, None, std::time::Instant::now()).await
+        })
     }))
 }
 

@@ -194,7 +194,9 @@ async fn status(
     let (_, found) = lookup(&s, &source, &token)
         .await?
         .ok_or_else(unknown_ticket)?;
-    Ok(private(axum::Json(json!({ "status": found })).into_response()))
+    Ok(private(
+        axum::Json(json!({ "status": found })).into_response(),
+    ))
 }
 
 fn status_event(status: &Value) -> SseEvent {
