@@ -237,12 +237,7 @@ async fn stream(
                             return;
                         }
                         // Many events at once (a busy minute) make one look, not many.
-                        loop {
-                            match live.try_recv() {
-                                Ok(_) | Err(TryRecvError::Lagged(_)) => {}
-                                Err(_) => break,
-                            }
-                        }
+                        while let Ok(_) | Err(TryRecvError::Lagged(_)) = live.try_recv() {}
                     }
                     _ = tick.tick() => {}
                 }
