@@ -58,6 +58,9 @@ pub struct Config {
     /// Spoken calls; without this section (or with `enabled = false`) the hall is silent.
     #[serde(default)]
     pub voice: Option<VoiceConfig>,
+    /// The citizen's phone: the address the ticket's QR code opens (`[phone] base_url`).
+    #[serde(default)]
+    pub phone: crate::phone::PhoneConfig,
 }
 
 /// The hall call board shown on a TV (`/board`): which layout the hall chose and the
@@ -377,14 +380,28 @@ impl Config {
             (1..=30).contains(&config.board.recent_calls),
             "must be between 1 and 30",
         )?;
+        config
+            .phone
+            .check()
+            .map_err(|(key, message)| invalid(key.into(), key_line(text, key), message))?;
         if let Some(p) = &config.printer {
-            p.prepare().map_err(|e| {
+            let prepared = p.prepare().map_err(|e| {
                 invalid(
                     "printer.ticket".into(),
                     key_line(text, "printer.ticket"),
                     e.to_string(),
                 )
             })?;
+            // A token is 32 hex digits.
+            if let Some(page) = config.phone.page_url(&"0".repeat(32)) {
+                prepared.check_page_url(&page).map_err(|e| {
+                    invalid(
+                        "phone.base_url".into(),
+                        key_line(text, "phone.base_url"),
+                        format!("too long for the ticket's QR code: {e}"),
+                    )
+                })?;
+            }
             check(
                 "printer.channels",
                 !p.channels.is_empty(),
@@ -578,6 +595,27 @@ mod tests {
         assert_eq!(parse_key("B"), Some(Key::Letter('B')));
         assert_eq!(parse_key("b"), None);
         assert_eq!(parse_key("finnish"), None);
+    }
+
+    #[test]
+    fn a_bad_phone_base_url_names_the_key_and_its_line() {
+        let text = format!("{EXAMPLE_HALL}\n[phone]\nbase_url = \"hall.example/q\"\n");
+        let err = Config::parse(&text, "hall.toml").unwrap_err().to_string();
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("base_url"))
+            .unwrap()
+            + 1;
+        assert!(
+            err.starts_with(&format!("hall.toml:{line}: phone.base_url:")),
+            "{err}"
+        );
+        let ok = format!("{EXAMPLE_HALL}\n[phone]\nbase_url = \"http://192.0.2.10:8080\"\n");
+        let c = Config::parse(&ok, "hall.toml").unwrap();
+        assert_eq!(
+            c.phone.page_url("ab").as_deref(),
+            Some("http://192.0.2.10:8080/t/ab")
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@
 //! - [`systemd`]: readiness and watchdog notifications.
 //! - [`simulate`]: citizens and staff for `hallq run --simulate`.
 //! - [`bench`]: `hallq bench` and the history generator behind it.
+//! - [`phone`]: the citizen's phone: `[phone]`, the QR's page address, the page's guard.
 //! - [`uplink`]: MQTT to the hall server: the outbox, configuration and commands from
 //!   above, the reference receiver.
 
@@ -40,6 +41,7 @@ pub mod guide;
 pub mod in_force;
 pub mod metrics;
 pub mod personal;
+pub mod phone;
 pub mod report;
 pub mod server;
 pub mod simulate;

@@ -142,6 +142,9 @@ pub struct TicketPrint {
     pub issued_at: String,
     /// Unique ticket id, used as QR payload or substituted into the QR URL.
     pub ticket_id: String,
+    /// The ticket's own status page for the citizen's phone (`{base_url}/t/{token}`):
+    /// when set, the QR code carries it instead of the template's `qr_url` or the id.
+    pub page_url: Option<String>,
 }
 
 impl TicketPrint {
@@ -156,6 +159,7 @@ impl TicketPrint {
             windows: vec!["3号窗口".into(), "5号窗口".into()],
             issued_at: "2026-11-23 09:30".into(),
             ticket_id: "T20261123-A012".into(),
+            page_url: None,
         }
     }
 }
@@ -539,17 +543,7 @@ impl TicketTemplate {
                 self.qr_url.as_deref(),
                 "00000000-0000-0000-0000-000000000000",
             );
-            let code =
-                qrcode::QrCode::with_error_correction_level(sample.as_bytes(), qrcode::EcLevel::M)
-                    .map_err(|e| TemplateError::Qr(format!("cannot encode {sample:?}: {e}")))?;
-            let dots = code.width() as u32 * self.qr_module as u32;
-            if dots > paper.dots() {
-                return Err(TemplateError::Qr(format!(
-                    "is {dots} dots wide at module {}, the paper has {}",
-                    self.qr_module,
-                    paper.dots()
-                )));
-            }
+            qr_fits(&sample, self.qr_module, paper)?;
         }
         let logo = match &self.logo {
             None => None,
@@ -581,6 +575,20 @@ fn load_logo(path: &Path, paper: PaperWidth) -> Result<Raster, TemplateError> {
         });
     }
     Ok(raster)
+}
+
+/// Whether `payload` as a QR code at `module` dots per module fits `paper`.
+fn qr_fits(payload: &str, module: u8, paper: PaperWidth) -> Result<(), TemplateError> {
+    let code = qrcode::QrCode::with_error_correction_level(payload.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|e| TemplateError::Qr(format!("cannot encode {payload:?}: {e}")))?;
+    let dots = code.width() as u32 * module as u32;
+    if dots > paper.dots() {
+        return Err(TemplateError::Qr(format!(
+            "is {dots} dots wide at module {module} for {payload:?}, the paper has {}",
+            paper.dots()
+        )));
+    }
+    Ok(())
 }
 
 fn qr_payload(url: Option<&str>, id: &str) -> String {
@@ -650,6 +658,16 @@ impl PreparedTemplate {
         &self.template
     }
 
+    /// Whether a ticket's `page_url` as long as `sample` fits this paper as a QR code
+    /// (always, when the template prints no QR code).
+    pub fn check_page_url(&self, sample: &str) -> Result<(), TemplateError> {
+        if self.template.qr {
+            qr_fits(sample, self.template.qr_module, self.paper)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Lay a ticket out as one print job (all copies, each ending with a cut).
     pub fn render(&self, t: &TicketPrint) -> Result<Vec<u8>, LayoutError> {
         let mut one = Encoder::new();
@@ -700,7 +718,10 @@ impl PreparedTemplate {
             emit(enc, columns, &text, &style, &f.name)?;
         }
         if tpl.qr && !t.ticket_id.is_empty() {
-            let payload = qr_payload(tpl.qr_url.as_deref(), &t.ticket_id);
+            let payload = match &t.page_url {
+                Some(page) => page.clone(),
+                None => qr_payload(tpl.qr_url.as_deref(), &t.ticket_id),
+            };
             enc.align(Align::Center);
             enc.qr(payload.as_bytes(), tpl.qr_module, QrErrorLevel::M)
                 .map_err(|source| LayoutError::Text {
@@ -1003,6 +1024,28 @@ mod tests {
             .unwrap();
         let s = b"https://hall.example/t/T20261123-A012";
         assert!(b.windows(s.len()).any(|w| w == s));
+    }
+
+    #[test]
+    fn a_page_url_replaces_the_qr_content_and_a_long_one_is_refused() {
+        let tpl = TicketTemplate {
+            qr_url: Some("https://hall.example/t/{id}".into()),
+            ..Default::default()
+        }
+        .validate(PaperWidth::Mm58)
+        .unwrap();
+        let mut t = sample_ticket();
+        t.page_url = Some("http://192.0.2.10:8080/t/0123456789abcdef0123456789abcdef".into());
+        let b = tpl.render(&t).unwrap();
+        let page = t.page_url.as_deref().unwrap().as_bytes();
+        assert!(b.windows(page.len()).any(|w| w == page));
+        assert!(!b.windows(12).any(|w| w == b"hall.example"));
+        assert!(tpl.check_page_url(t.page_url.as_deref().unwrap()).is_ok());
+        let long = format!(
+            "https://{}/t/0123456789abcdef0123456789abcdef",
+            "h".repeat(300)
+        );
+        assert!(tpl.check_page_url(&long).is_err());
     }
 
     #[test]

@@ -40,6 +40,7 @@
 //!     windows: vec!["3号窗口".into()],
 //!     issued_at: "2026-11-23 09:30".into(),
 //!     ticket_id: "T-A012".into(),
+//!     page_url: None,
 //! };
 //! let bytes = template.render(&ticket)?;
 //! let (paper, _stats) = VirtualPrinter::decode(&bytes);

@@ -21,6 +21,7 @@ fn ticket_bytes(number: &str) -> Vec<u8> {
         windows: vec!["8号窗口".into()],
         issued_at: "2026-11-23 10:00".into(),
         ticket_id: format!("T-{number}"),
+        page_url: None,
     };
     TicketTemplate::default()
         .validate(PaperWidth::Mm58)

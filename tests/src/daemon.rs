@@ -63,16 +63,36 @@ impl Daemon {
         config: &Path,
         env: &[(&str, &str)],
     ) -> std::io::Result<Daemon> {
+        let stderr = if std::env::var_os("HALLQ_TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        Daemon::spawn(exe, config, env, stderr)
+    }
+
+    /// [`Daemon::start`] with its log (`HALLQ_LOG=debug`) appended to `log`, for tests
+    /// that check what the controller writes there.
+    pub fn start_logging(exe: &Path, config: &Path, log: &Path) -> std::io::Result<Daemon> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        Daemon::spawn(exe, config, &[("HALLQ_LOG", "debug")], Stdio::from(file))
+    }
+
+    fn spawn(
+        exe: &Path,
+        config: &Path,
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> std::io::Result<Daemon> {
         let mut child = std::process::Command::new(exe)
             .args(["run", "--config"])
             .arg(config)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("HALLQ_TEST_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(stderr)
             .spawn()?;
         let stdout = child
             .stdout

@@ -150,6 +150,11 @@ impl Hall {
         Daemon::start_with_env(&hallq_bin(), &self.config, env).expect("daemon starts")
     }
 
+    /// Starts the daemon with its debug log appended to `log`.
+    pub fn start_logging(&self, log: &Path) -> Daemon {
+        Daemon::start_logging(&hallq_bin(), &self.config, log).expect("daemon starts")
+    }
+
     /// Runs `hallq staff add`, giving the PIN on stdin.
     pub fn add_staff(&self, id: &str, pin: &str, args: &[&str]) {
         let mut child = Command::new(hallq_bin())

@@ -81,7 +81,15 @@ async fn reprint(
             "this ticket is no longer in the queue; take a new one",
         ));
     }
-    let outcome = print_ticket(&s, &printer, &ticket, ahead, std::time::Instant::now()).await;
+    let outcome = print_ticket(
+        &s,
+        &printer,
+        &ticket,
+        ahead,
+        None,
+        std::time::Instant::now(),
+    )
+    .await;
     let record = TicketReprinted {
         kind: "ticket_reprinted",
         ticket: ticket.id.0,

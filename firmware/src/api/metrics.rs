@@ -133,6 +133,7 @@ async fn metrics(
     commit_counters(&mut out, s.hall.commit_totals());
     server.write(&mut out);
     s.sign_in.render_metrics(&mut out);
+    s.phone.render_metrics(&mut out);
     let body = s.metrics.render(&out);
     Ok((
         [(

@@ -13,6 +13,7 @@ mod help;
 mod kiosk;
 mod metrics;
 mod pages;
+mod phone;
 mod queue;
 pub mod signin;
 mod stream;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub personal: crate::personal::PersonalKey,
     /// The PIN pool, the sign-in back-offs and the refusal summaries.
     pub sign_in: signin::SignInGuard,
+    /// The ticket status page's per-address budgets and counters.
+    pub phone: crate::phone::PhoneGuard,
 }
 
 impl AppState {
@@ -95,6 +98,7 @@ impl AppState {
             help_lock: Arc::default(),
             personal,
             sign_in: signin::SignInGuard::new(),
+            phone: crate::phone::PhoneGuard::default(),
         })
     }
 
@@ -118,9 +122,9 @@ pub fn reprinter(state: AppState) -> Option<crate::uplink::downstream::Reprinter
     let printer = state.printer.clone()?;
     Some(Arc::new(move |t: Ticket, ahead: u32| {
         let (s, p) = (state.clone(), printer.clone());
-        Box::pin(
-            async move { queue::print_ticket(&s, &p, &t, ahead, std::time::Instant::now()).await },
-        )
+        Box::pin(async move {
+            queue::print_ticket(&s, &p, &t, ahead, None, std::time::Instant::now()).await
+        })
     }))
 }
 
@@ -138,6 +142,7 @@ pub fn app(state: AppState) -> Router {
         .merge(help::routes())
         .merge(supervision::routes())
         .merge(pages::routes())
+        .merge(phone::routes())
         .merge(kiosk::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")

@@ -1,6 +1,7 @@
 //! The web pages the controller serves itself: the window caller (`/counter`), the hall
 //! call board (`/board`), the rating pad (`/rate/{window}`), the supervision
-//! dashboard (`/supervision`) and staff account management for admins (`/admin`). They are plain HTML, CSS and JavaScript from
+//! dashboard (`/supervision`), staff account management for admins (`/admin`) and the
+//! citizen's ticket status page (`/t/{token}`, served by `api::phone`). They are plain HTML, CSS and JavaScript from
 //! `firmware/web/`, compiled into the binary so that a hall needs no web server and no
 //! files beside the daemon; every page is a client of the JSON API and the live stream.
 //!
@@ -60,6 +61,11 @@ const ASSETS: &[Asset] = &[
     asset!("supervision.js", JS),
     asset!("admin.js", JS),
     asset!("index.js", JS),
+    asset!("phone.html", HTML),
+    asset!("phone-gone.html", HTML),
+    asset!("phone-busy.html", HTML),
+    asset!("phone.css", CSS),
+    asset!("phone.js", JS),
 ];
 
 pub(super) fn routes() -> Router<AppState> {
@@ -82,7 +88,7 @@ fn find(name: &str) -> Option<&'static Asset> {
 
 /// Serves an embedded file with headers that keep pages fresh after a firmware update
 /// and lock scripts down to the embedded ones.
-fn page(name: &str) -> Response {
+pub(super) fn page(name: &str) -> Response {
     let Some(a) = find(name) else {
         return not_found();
     };

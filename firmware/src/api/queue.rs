@@ -184,9 +184,12 @@ async fn ticket_response(
             "no ticket was produced",
         )
     })?;
+    // The citizen's secret, only when it is this ticket's (a ticket issued before tokens
+    // existed has none).
+    let token = (t.token_hash.as_deref() == Some(token_hash(token).as_str())).then_some(token);
     let print = match &s.printer {
         Some(p) if !done.replayed && p.config().prints(channel) => {
-            print_ticket(s, p, &t, done.ahead, committed).await
+            print_ticket(s, p, &t, done.ahead, token, committed).await
         }
         _ => PrintOutcome::NotPrinted,
     };
@@ -197,9 +200,6 @@ async fn ticket_response(
         StatusCode::CREATED
     };
     let message = print_message(&print, &t.number, lang);
-    // The citizen's secret, only when it is this ticket's (a ticket issued before tokens
-    // existed has none).
-    let token = (t.token_hash.as_deref() == Some(token_hash(token).as_str())).then_some(token);
     let mut resp = (
         status,
         Json(json!({
@@ -221,18 +221,24 @@ async fn ticket_response(
 }
 
 /// Lays a ticket out and hands it to the printer.
+/// Prints a ticket. With its `token` (a new ticket) and `[phone] base_url`, the QR
+/// code opens the ticket's status page; a reprint has no token (only its hash is
+/// kept), so its QR code carries what the template says.
 pub(super) async fn print_ticket(
     s: &AppState,
     printer: &Printer,
     t: &Ticket,
     ahead: u32,
+    token: Option<&str>,
     committed: std::time::Instant,
 ) -> PrintOutcome {
+    let page_url = token.and_then(|k| s.config.phone.page_url(k));
     match printer.template().render(&ticket_print(
         &s.config.hall.name,
         &s.hall.in_force().setup,
         t,
         ahead,
+        page_url,
     )) {
         Ok(bytes) => {
             printer

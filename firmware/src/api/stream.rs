@@ -60,7 +60,7 @@ impl Closing {
 }
 
 /// The last event of a stream when the daemon stops.
-fn reconnect() -> SseEvent {
+pub(super) fn reconnect() -> SseEvent {
     SseEvent::default()
         .event("reconnect")
         .retry(RECONNECT_AFTER)

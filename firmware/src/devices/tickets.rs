@@ -8,9 +8,15 @@ use hallq_hardware::layout::TicketPrint;
 use super::printer::PrintOutcome;
 
 /// The printed ticket: hall, number, service in the working language, people ahead,
-/// the windows that serve it under the setup in force, local issue time, and the
-/// ticket id for the QR code.
-pub fn ticket_print(hall_name: &str, setup: &Setup, t: &Ticket, ahead: u32) -> TicketPrint {
+/// the windows that serve it under the setup in force, local issue time, the ticket id,
+/// and the citizen's status page for the QR code when the hall has one (`page_url`).
+pub fn ticket_print(
+    hall_name: &str,
+    setup: &Setup,
+    t: &Ticket,
+    ahead: u32,
+    page_url: Option<String>,
+) -> TicketPrint {
     let service_name = setup
         .services
         .iter()
@@ -37,6 +43,7 @@ pub fn ticket_print(hall_name: &str, setup: &Setup, t: &Ticket, ahead: u32) -> T
             .format("%Y-%m-%d %H:%M")
             .to_string(),
         ticket_id: t.id.0.to_string(),
+        page_url,
     }
 }
 

@@ -379,6 +379,18 @@ impl Store {
             .transpose()
     }
 
+    /// The ticket whose secret token hashes to `hash` (SHA-256, hex), if any: the
+    /// phone's status page finds its ticket so, since the token itself is kept nowhere.
+    pub fn ticket_by_token_hash(&self, hash: &str) -> Result<Option<TicketId>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM tickets WHERE token_hash = ?1")?;
+        Ok(stmt
+            .query_row([hash], |r| r.get::<_, i64>(0))
+            .optional()?
+            .map(|id| TicketId(id as u64)))
+    }
+
     /// Events after `seq`, oldest first, at most `limit`.
     pub fn events_after(&self, seq: i64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
         let mut stmt = self.conn.prepare_cached(

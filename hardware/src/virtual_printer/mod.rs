@@ -782,6 +782,7 @@ mod tests {
             windows: vec!["3号窗口".into()],
             issued_at: "2026-11-23 09:30".into(),
             ticket_id: "T-A012".into(),
+            page_url: None,
         }
     }
 
