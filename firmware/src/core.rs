@@ -789,6 +789,18 @@ impl Core {
 mod tests {
     use super::*;
 
+    /// A normal ticket for `service`, without a retry key.
+    fn issue(service: &str) -> Command {
+        Command::Issue {
+            token_hash: None,
+            service: service.into(),
+            class: hallq_engine::Class::Normal,
+            idempotency_key: None,
+            citizen: None,
+            channel: "test".into(),
+        }
+    }
+
     #[test]
     fn a_lone_writer_and_a_batch_without_writers_never_wait() {
         let mut g = Gather::default();
@@ -830,16 +842,7 @@ mod tests {
                         while t.elapsed() < Duration::from_micros(20) {
                             std::hint::spin_loop();
                         }
-                        hall.execute(Command::Issue {
-                            token_hash: None,
-                            service: service.clone(),
-                            class: hallq_engine::Class::Normal,
-                            idempotency_key: None,
-                            citizen: None,
-                            channel: "test".into(),
-                        })
-                        .await
-                        .unwrap();
+                        hall.execute(issue(&service)).await.unwrap();
                     }
                 })
             })
@@ -904,16 +907,7 @@ mod tests {
 
         // A setup that strands a waiting citizen is refused and nothing changes.
         let code = hall.in_force().setup.services[0].code.clone();
-        hall.execute(Command::Issue {
-            token_hash: None,
-            service: code.clone(),
-            class: hallq_engine::Class::Normal,
-            idempotency_key: None,
-            citizen: None,
-            channel: "test".into(),
-        })
-        .await
-        .unwrap();
+        hall.execute(issue(&code)).await.unwrap();
         let mut smaller = (*hall.in_force()).clone();
         smaller.version = Some(3);
         smaller.setup.services.retain(|s| s.code != code);

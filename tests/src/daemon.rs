@@ -51,6 +51,9 @@ pub struct Daemon {
     pub url: String,
 }
 
+/// libfaketime's library for threaded programs (Debian package libfaketime).
+pub const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
 impl Daemon {
     /// Starts `hallq run --config F` and waits for it to announce its address.
     pub fn start(exe: &Path, config: &Path) -> std::io::Result<Daemon> {
@@ -69,6 +72,34 @@ impl Daemon {
             Stdio::null()
         };
         Daemon::spawn(exe, config, env, stderr)
+    }
+
+    /// [`Daemon::start`] under libfaketime, the clock offset read from `offset_file` at
+    /// every reading (write `+1d` into it and the controller's day ends), the monotonic
+    /// clock left real. `None`, with the prerequisite reported as missing for `test`
+    /// (which fails under CI), when libfaketime is not installed.
+    pub fn start_faked_clock(
+        exe: &Path,
+        config: &Path,
+        offset_file: &Path,
+        test: &str,
+    ) -> Option<Daemon> {
+        if !Path::new(FAKETIME).exists() {
+            crate::missing_prerequisite(
+                test,
+                &format!("libfaketime ({FAKETIME}; Debian package libfaketime)"),
+            );
+            return None;
+        }
+        std::fs::write(offset_file, "+0\n").expect("the fake clock's offset file");
+        let offset = offset_file.to_str().expect("a UTF-8 temporary path");
+        let env = [
+            ("LD_PRELOAD", FAKETIME),
+            ("FAKETIME_TIMESTAMP_FILE", offset),
+            ("FAKETIME_NO_CACHE", "1"),
+            ("DONT_FAKE_MONOTONIC", "1"),
+        ];
+        Some(Daemon::start_with_env(exe, config, &env).expect("daemon under a fake clock"))
     }
 
     /// [`Daemon::start`] with its log (`HALLQ_LOG=debug`) appended to `log`, for tests

@@ -137,31 +137,18 @@ fn a_full_disk_refuses_tickets_clearly_and_loses_nothing() {
     std::thread::sleep(Duration::from_millis(50));
 }
 
-const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
-
 #[test]
 fn the_clock_jumping_back_or_ahead_never_repeats_a_number() {
-    if !Path::new(FAKETIME).exists() {
-        hallq_tests::missing_prerequisite(
-            "the_clock_jumping_back_or_ahead_never_repeats_a_number",
-            &format!("libfaketime ({FAKETIME}; Debian package libfaketime)"),
-        );
-        return;
-    }
     let hall = Hall::new();
     let offset = hall.dir.path().join("faketime");
-    std::fs::write(&offset, "+0\n").unwrap();
-    let d = hallq_tests::Daemon::start_with_env(
+    let Some(d) = hallq_tests::Daemon::start_faked_clock(
         &hallq_tests::hallq_bin(),
         &hall.config,
-        &[
-            ("LD_PRELOAD", FAKETIME),
-            ("FAKETIME_TIMESTAMP_FILE", offset.to_str().unwrap()),
-            ("FAKETIME_NO_CACHE", "1"),
-            ("DONT_FAKE_MONOTONIC", "1"),
-        ],
-    )
-    .expect("daemon under a fake clock");
+        &offset,
+        "the_clock_jumping_back_or_ahead_never_repeats_a_number",
+    ) else {
+        return;
+    };
     let c = client();
     let issue = |key: &str| -> Value {
         let (s, b) = send(

@@ -8,7 +8,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -349,28 +348,16 @@ fn the_event_carries_the_tokens_hash_and_the_token_is_nowhere_but_the_qr_code() 
 
 #[test]
 fn a_ticket_of_yesterday_is_gone_at_the_days_end() {
-    const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
-    if !Path::new(FAKETIME).exists() {
-        hallq_tests::missing_prerequisite(
-            "a_ticket_of_yesterday_is_gone_at_the_days_end",
-            &format!("libfaketime ({FAKETIME}; Debian package libfaketime)"),
-        );
-        return;
-    }
     let (hall, url) = hall("");
     let offset = hall.dir.path().join("faketime");
-    std::fs::write(&offset, "+0\n").unwrap();
-    let _d = hallq_tests::Daemon::start_with_env(
+    let Some(_d) = hallq_tests::Daemon::start_faked_clock(
         &hallq_tests::hallq_bin(),
         &hall.config,
-        &[
-            ("LD_PRELOAD", FAKETIME),
-            ("FAKETIME_TIMESTAMP_FILE", offset.to_str().unwrap()),
-            ("FAKETIME_NO_CACHE", "1"),
-            ("DONT_FAKE_MONOTONIC", "1"),
-        ],
-    )
-    .expect("daemon under a fake clock");
+        &offset,
+        "a_ticket_of_yesterday_is_gone_at_the_days_end",
+    ) else {
+        return;
+    };
     let (_, token) = issue(&url, "SB");
     assert_eq!(status(&url, &token).0, 200);
     std::fs::write(&offset, "+1d\n").unwrap();
