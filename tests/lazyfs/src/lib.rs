@@ -469,6 +469,17 @@ impl LazyFs {
         }
     }
 
+    /// With the writeback cache, an open keeps the kernel's cached pages: otherwise
+    /// every open (SQLite's other connections open the WAL too) drops them, and each
+    /// later write of part of a page first reads that page back through this process.
+    fn open_flags(&self) -> FopenFlags {
+        if self.writeback_cache {
+            FopenFlags::FOPEN_KEEP_CACHE
+        } else {
+            FopenFlags::empty()
+        }
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -1002,7 +1013,7 @@ impl Filesystem for LazyFs {
                     &a,
                     Generation(0),
                     FileHandle(fh),
-                    FopenFlags::empty(),
+                    self.open_flags(),
                 ),
                 Err(e) => reply.error(e),
             },
@@ -1104,7 +1115,7 @@ impl Filesystem for LazyFs {
             _ => {}
         }
         match s.open_handle(ino.0, flags.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Ok(fh) => reply.opened(FileHandle(fh), self.open_flags()),
             Err(e) => reply.error(errno(&e)),
         }
     }
