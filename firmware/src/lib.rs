@@ -19,6 +19,7 @@
 //!   devices (`devices/window/`).
 //! - [`api`]: the axum router under `/api/v1`, including the SSE live stream.
 //! - [`metrics`]: Prometheus counters, histograms and the text exposition.
+//! - [`mobile`]: mainland mobile numbers for near-turn notices: validation, masking.
 //! - [`report`]: per-window and per-service figures for a day, week or month.
 //! - [`connections`]: the HTTP accept loop with its caps, timeouts and reserve
 //!   descriptors.
@@ -40,6 +41,7 @@ pub mod events;
 pub mod guide;
 pub mod in_force;
 pub mod metrics;
+pub mod mobile;
 pub mod personal;
 pub mod phone;
 pub mod report;

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::calendar;
 use crate::command::{Command, TransferTarget};
+use crate::estimate::{self, Pace};
 use crate::event::{Alarm, CancelReason, Event, SignOutReason};
 use crate::model::{
     Appointment, Class, Level, Rating, Role, Ticket, TicketId, TicketState, WindowState,
@@ -152,6 +153,8 @@ pub struct Engine {
     appointments: HashMap<String, Appointment>,
     ratings: HashMap<TicketId, Rating>,
     served: Vec<(i64, i64)>,
+    /// The measured pace of each service today, for wait estimates.
+    pace: Vec<Pace>,
     queue_alarmed: Vec<bool>,
     deadlines: BTreeSet<(Timestamp, Due)>,
     dirty: Dirty,
@@ -231,6 +234,7 @@ impl Engine {
                 .collect(),
             ratings: snap.ratings.into_iter().map(|r| (r.ticket, r)).collect(),
             served: vec![(0, 0); n],
+            pace: vec![Pace::default(); n],
             queue_alarmed: vec![false; n],
             deadlines: BTreeSet::new(),
             dirty: Dirty::default(),
@@ -238,6 +242,16 @@ impl Engine {
         };
         let mut tickets = snap.tickets;
         tickets.sort_by_key(|t| t.id);
+        // The day's first calls in the order they happened replay each service's pace.
+        let mut calls: Vec<(Timestamp, Timestamp, usize)> = tickets
+            .iter()
+            .filter(|t| t.day == engine.day)
+            .filter_map(|t| Some((t.called_at?, t.issued_at, engine.pace_index(t)?)))
+            .collect();
+        calls.sort();
+        for (at, issued, s) in calls {
+            engine.pace[s].called(issued, at);
+        }
         for t in tickets {
             engine.next_id = engine.next_id.max(t.id.0 + 1);
             engine.adopt(t);
@@ -612,6 +626,7 @@ impl Engine {
         self.waiting.iter_mut().for_each(|w| *w = 0);
         self.issued.iter_mut().for_each(|w| *w = 0);
         self.served.iter_mut().for_each(|w| *w = (0, 0));
+        self.pace.iter_mut().for_each(|p| *p = Pace::default());
         self.queue_alarmed.iter_mut().for_each(|w| *w = false);
         self.slices.clear();
         self.citizens.clear();
@@ -1244,6 +1259,12 @@ impl Engine {
         events: &mut Vec<Event>,
     ) {
         let now = self.now;
+        if let Some(t) = self.tickets.get(&id)
+            && t.called_at.is_none()
+            && let Some(s) = self.pace_index(t)
+        {
+            self.pace[s].called(t.issued_at, now);
+        }
         let Some(t) = self.update_ticket(id, |t| {
             t.state = TicketState::Called;
             t.window = Some(window);
@@ -1710,6 +1731,15 @@ impl Engine {
         }
     }
 
+    /// The service whose pace a ticket's first call tells: the one it was issued for
+    /// (a transfer only ever moves a ticket that has been called).
+    fn pace_index(&self, t: &Ticket) -> Option<usize> {
+        self.service_index
+            .get(&t.origin_service)
+            .or_else(|| self.service_index.get(&t.service))
+            .copied()
+    }
+
     /// Windows signed in, not paused, that serve the service.
     fn open_windows(&self, code: &str) -> u32 {
         self.setup
@@ -1724,14 +1754,18 @@ impl Engine {
             .count() as u32
     }
 
-    /// Estimated minutes until `ahead` people have been served in service `code`.
+    /// Estimated minutes until a ticket of service `code` with `ahead` people before it
+    /// is called (see [`crate::estimate`]).
     pub fn estimate_wait_minutes(&self, code: &str, ahead: u32) -> u32 {
         let Some(&s) = self.service_index.get(code) else {
             return 0;
         };
-        let windows = i64::from(self.open_windows(code).max(1));
-        let secs = i64::from(ahead) * self.average_service_secs(s) / windows;
-        u32::try_from((secs + 59) / 60).unwrap_or(u32::MAX)
+        estimate::minutes(estimate::wait_secs(
+            &self.pace[s],
+            ahead,
+            self.average_service_secs(s),
+            self.open_windows(code),
+        ))
     }
 
     /// Waiting, issued, open windows and estimates per service, in catalogue order.

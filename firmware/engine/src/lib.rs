@@ -13,6 +13,7 @@
 //! - [`text`]: which characters typed text may hold, and how messages repeat input.
 //! - [`calendar`]: office hours, holidays and make-up days.
 //! - [`queue`]: per-service lines kept in call order.
+//! - [`estimate`]: wait estimates from the measured pace of each service.
 //! - [`engine`]: the state machine itself, its snapshot and its change set.
 //!
 //! # Promises (guarded by property tests)
@@ -23,6 +24,7 @@
 pub mod calendar;
 pub mod command;
 pub mod engine;
+pub mod estimate;
 pub mod event;
 pub mod model;
 pub mod queue;

@@ -282,6 +282,21 @@ proptest! {
     }
 
     #[test]
+    fn a_restored_engine_gives_the_same_wait_estimates(ops in proptest::collection::vec((op(), 0..900i64), 1..200)) {
+        let (_, original) = run(&ops);
+        let restored = Engine::restore(hall(), original.snapshot()).unwrap();
+        for code in SERVICES {
+            let mut last = 0;
+            for ahead in 0..40 {
+                let m = original.estimate_wait_minutes(code, ahead);
+                prop_assert_eq!(m, restored.estimate_wait_minutes(code, ahead), "{} with {} ahead", code, ahead);
+                prop_assert!(m >= last, "{} with {} ahead: {} < {}", code, ahead, m, last);
+                last = m;
+            }
+        }
+    }
+
+    #[test]
     fn changes_taken_after_each_command_rebuild_the_same_engine(ops in proptest::collection::vec((op(), 0..900i64), 1..200)) {
         // What the store persists (the change sets) must be enough to restore from.
         let mut e = engine(hall());
