@@ -215,6 +215,18 @@ pub fn client() -> ureq::Agent {
         .into()
 }
 
+/// Signs a member of staff in (at `window`, or at none for a supervisor) and returns
+/// the `Authorization` header's value.
+pub fn sign_in(url: &str, staff: &str, pin: &str, window: Option<u32>) -> String {
+    let (s, b) = send(
+        client()
+            .post(format!("{url}/api/v1/sessions"))
+            .send_json(serde_json::json!({ "staff_id": staff, "pin": pin, "window": window })),
+    );
+    assert_eq!(s, 201, "{b}");
+    format!("Bearer {}", b["token"].as_str().unwrap_or_default())
+}
+
 /// A response's status and JSON body.
 pub fn send(req: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, Value) {
     let mut resp = req.expect("request reached the daemon");

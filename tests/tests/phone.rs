@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use hallq_hardware::virtual_printer::{VirtualPrinter, VirtualPrinterHandle};
 use hallq_tests::mqtt::{Broker, BrokerOptions, Receiver, add_uplink};
 use hallq_tests::webdriver::{Browser, Driver};
-use hallq_tests::{Hall, client, send};
+use hallq_tests::{Hall, client, send, sign_in};
 use serde_json::{Value, json};
 use serialport::SerialPort as _;
 use sha2::{Digest, Sha256};
@@ -54,16 +54,6 @@ fn issue(url: &str, service: &str) -> (Value, String) {
     assert_eq!(s, 201, "{b}");
     let token = b["token"].as_str().expect("a token").to_string();
     (b["ticket"].clone(), token)
-}
-
-fn sign_in(url: &str, staff: &str, pin: &str, window: u32) -> String {
-    let (s, b) = send(
-        client()
-            .post(format!("{url}/api/v1/sessions"))
-            .send_json(json!({ "staff_id": staff, "pin": pin, "window": window })),
-    );
-    assert_eq!(s, 201, "{b}");
-    format!("Bearer {}", b["token"].as_str().unwrap())
 }
 
 fn act(url: &str, bearer: &str, window: u32, action: &str) -> Value {
@@ -161,7 +151,7 @@ fn the_status_shows_only_its_own_ticket_and_its_stream_follows_the_call() {
         assert!(!b.to_string().contains(n), "{n} in {b}");
     }
 
-    let bearer = sign_in(&url, "S001", "135790", 1);
+    let bearer = sign_in(&url, "S001", "135790", Some(1));
     let bytes = stream_bytes(&url, &token, || {
         act(&url, &bearer, 1, "call-next"); // the first ticket
         act(&url, &bearer, 1, "start");
@@ -288,7 +278,7 @@ fn the_event_carries_the_tokens_hash_and_the_token_is_nowhere_but_the_qr_code() 
     );
     // The whole life of the ticket, with the page open.
     assert_eq!(status(&url, &token).0, 200);
-    let bearer = sign_in(&url, "S001", "135790", 1);
+    let bearer = sign_in(&url, "S001", "135790", Some(1));
     for a in ["call-next", "start", "finish"] {
         act(&url, &bearer, 1, a);
     }
@@ -430,7 +420,7 @@ fn a_phone_follows_its_ticket_from_the_queue_to_the_window_and_through_a_restart
         .wait_for("the reconnecting mark", 20, |b| b.visible("#offline"))
         .unwrap();
     let _d = hall.start();
-    let bearer = sign_in(&url, "S001", "135790", 3);
+    let bearer = sign_in(&url, "S001", "135790", Some(3));
     act(&url, &bearer, 3, "call-next");
     act(&url, &bearer, 3, "start");
     phone

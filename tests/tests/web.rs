@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use hallq_tests::webdriver::{Browser, Driver};
-use hallq_tests::{Hall, client, send};
+use hallq_tests::{Hall, client, send, sign_in};
 use serde_json::{Value, json};
 
 /// One browser test at a time: each runs several Chromium instances, and the machine
@@ -46,16 +46,6 @@ fn issue(url: &str, service: &str) -> Value {
     );
     assert_eq!(s, 201, "{b}");
     b["ticket"].clone()
-}
-
-fn sign_in(url: &str, staff: &str, pin: &str, window: Option<u32>) -> String {
-    let (s, b) = send(
-        client()
-            .post(format!("{url}/api/v1/sessions"))
-            .send_json(json!({ "staff_id": staff, "pin": pin, "window": window })),
-    );
-    assert_eq!(s, 201, "{b}");
-    format!("Bearer {}", b["token"].as_str().unwrap())
 }
 
 fn act(url: &str, token: &str, window: u32, action: &str, body: Value) -> (u16, Value) {
