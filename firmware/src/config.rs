@@ -384,6 +384,11 @@ impl Config {
             .phone
             .check()
             .map_err(|(key, message)| invalid(key.into(), key_line(text, key), message))?;
+        check(
+            "phone.notify",
+            config.phone.notify != Some(true) || config.uplink.is_some(),
+            "the near-turn text message goes through the hall server: configure [uplink], or set notify = false",
+        )?;
         if let Some(p) = &config.printer {
             let prepared = p.prepare().map_err(|e| {
                 invalid(

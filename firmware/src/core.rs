@@ -13,6 +13,8 @@ use hallq_engine::{Command, Engine, Event, Refusal, Setup, Ticket, Timestamp};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::in_force::{InForce, Setting};
+use crate::near_turn::{NoticeAsk, NoticeError, NoticeGiven, Watch};
+use crate::phone::NearTurnPolicy;
 use crate::store::staff::{self, AccountChange, AccountState, StaffError};
 use crate::store::{NewEvent, Store, StoreError, StoredEvent};
 
@@ -68,6 +70,9 @@ pub struct Done {
 
 type Query = Box<dyn FnOnce(&Engine, &Store) + Send>;
 
+/// A near-turn notice request as committed: its events and what was recorded.
+pub type NoticeOutcome = Result<(Vec<StoredEvent>, NoticeGiven), NoticeError>;
+
 /// A staff account change as committed: its events (the audit event first, then any
 /// sign-out from a window) and the account as it is now.
 pub type AccountOutcome = Result<(Vec<StoredEvent>, AccountState), StaffError>;
@@ -81,6 +86,7 @@ enum Request {
     Query(Query),
     Reconfigure(Box<Reconfigure>),
     Account(Box<AccountChange>, oneshot::Sender<AccountOutcome>),
+    Notice(NoticeAsk, oneshot::Sender<NoticeOutcome>),
     /// Commit everything queued before this, then stop: anything after it is never
     /// handled, so its caller gets [`CoreError::Stopped`] and no acknowledgement.
     Stop,
@@ -176,10 +182,20 @@ impl HallCore {
         in_force: InForce,
         store: Store,
     ) -> Result<(HallCore, std::thread::JoinHandle<()>), StoreError> {
+        HallCore::start_with(in_force, store, None)
+    }
+
+    /// [`HallCore::start`] for a hall that offers near-turn notices under `near`.
+    pub fn start_with(
+        in_force: InForce,
+        store: Store,
+        near: Option<NearTurnPolicy>,
+    ) -> Result<(HallCore, std::thread::JoinHandle<()>), StoreError> {
         let started = Instant::now();
         let setup = in_force.setup.clone();
         let setting = Setting::new(in_force);
         let engine = restore(&setup, &store)?;
+        let watch = Watch::load(near, &store)?;
         tracing::info!(
             tickets = engine.tickets().count(),
             day = %engine.day(),
@@ -205,6 +221,8 @@ impl HallCore {
                     in_force: core_setting,
                     broken: false,
                     stats: core_stats,
+                    near,
+                    watch,
                 }
                 .run(rx);
                 drop(stop_checkpoints);
@@ -229,6 +247,14 @@ impl HallCore {
             TrySendError::Full(_) => CoreError::Busy,
             TrySendError::Disconnected(_) => CoreError::Stopped,
         })
+    }
+
+    /// Records a citizen's near-turn notice request (the ticket's token already
+    /// checked); resolves once it is durable.
+    pub async fn request_notice(&self, ask: NoticeAsk) -> NoticeOutcome {
+        let (tx, rx) = oneshot::channel();
+        self.send(Request::Notice(ask, tx))?;
+        rx.await.map_err(|_| CoreError::Stopped)?
     }
 
     /// Runs a command; resolves once its events are durable.
@@ -369,6 +395,10 @@ struct Core {
     /// rather than answer from a state that is not the committed one.
     broken: bool,
     stats: Arc<CommitStats>,
+    /// When near-turn notices go (`None`: the hall offers none).
+    near: Option<NearTurnPolicy>,
+    /// Tickets whose near-turn notice has not gone yet.
+    watch: Watch,
 }
 
 /// What to send back once the batch is on disk. Lives only for one batch, so the
@@ -383,6 +413,11 @@ enum Reply {
     Append {
         tx: oneshot::Sender<Result<Vec<StoredEvent>, CoreError>>,
         range: std::ops::Range<usize>,
+    },
+    Notice {
+        tx: oneshot::Sender<NoticeOutcome>,
+        range: std::ops::Range<usize>,
+        outcome: Result<NoticeGiven, NoticeError>,
     },
     Query(Query),
 }
@@ -425,7 +460,10 @@ impl Gather {
 }
 
 fn is_writer(r: &Request) -> bool {
-    matches!(r, Request::Command(..) | Request::Append(..))
+    matches!(
+        r,
+        Request::Command(..) | Request::Append(..) | Request::Notice(..)
+    )
 }
 
 /// Moves what is queued into `batch` (up to [`MAX_BATCH`]); true when a stop was among
@@ -629,9 +667,12 @@ impl Core {
 
     fn handle_segment(&mut self, batch: Vec<Request>) {
         if self.broken {
-            match restore(&self.setup, &self.store) {
-                Ok(engine) => {
+            match restore(&self.setup, &self.store)
+                .and_then(|e| Ok((e, Watch::load(self.near, &self.store)?)))
+            {
+                Ok((engine, watch)) => {
                     self.engine = engine;
+                    self.watch = watch;
                     self.broken = false;
                     tracing::info!("queue state rebuilt from the database after a storage failure");
                 }
@@ -639,6 +680,8 @@ impl Core {
             }
         }
         let mut pending: Vec<NewEvent> = Vec::new();
+        let mut notices = Vec::new();
+        let mut moved = false;
         let mut replies = Vec::with_capacity(batch.len());
         for request in batch {
             match request {
@@ -655,7 +698,17 @@ impl Core {
                         range: start..pending.len(),
                     });
                 }
+                Request::Notice(ask, tx) => {
+                    let start = pending.len();
+                    let outcome = self.notice(ask, &mut pending, &mut notices);
+                    replies.push(Reply::Notice {
+                        tx,
+                        range: start..pending.len(),
+                        outcome,
+                    });
+                }
                 Request::Command(cmd, tx) => {
+                    moved = true;
                     let start = pending.len();
                     let outcome = if self.broken {
                         Err(CoreError::Store("the database is unavailable".into()))
@@ -670,11 +723,17 @@ impl Core {
                 }
             }
         }
+        if moved && !self.broken {
+            let at = self.engine.now();
+            for e in self.watch.due(&self.engine) {
+                push_event(&mut pending, at, &e);
+            }
+        }
         let changes = self.engine.take_changes();
-        let stored = if pending.is_empty() && changes.is_empty() {
+        let stored = if pending.is_empty() && changes.is_empty() && notices.is_empty() {
             Ok(Vec::new())
         } else {
-            self.store.commit(&pending, &changes)
+            self.store.commit_with(&pending, &changes, &notices)
         };
         let stored = match stored {
             Ok(s) => s,
@@ -694,6 +753,7 @@ impl Core {
                     match r {
                         Reply::Command { tx, .. } => drop(tx.send(Err(err()))),
                         Reply::Append { tx, .. } => drop(tx.send(Err(err()))),
+                        Reply::Notice { tx, .. } => drop(tx.send(Err(err().into()))),
                         Reply::Query(_) => {}
                     }
                 }
@@ -709,12 +769,39 @@ impl Core {
                     }));
                 }
                 Reply::Append { tx, range } => drop(tx.send(Ok(stored[range].to_vec()))),
+                Reply::Notice { tx, range, outcome } => {
+                    let _ = tx.send(outcome.map(|given| (stored[range].to_vec(), given)));
+                }
                 Reply::Query(q) => q(&self.engine, &self.store),
             }
         }
         for e in stored {
             let _ = self.fanout.send(Arc::new(e));
         }
+    }
+
+    /// Records a near-turn notice request: its number goes to `notices`, its events to
+    /// `pending` (with the `near_turn` at once when the turn is already near).
+    fn notice(
+        &mut self,
+        ask: NoticeAsk,
+        pending: &mut Vec<NewEvent>,
+        notices: &mut Vec<crate::store::notices::NewNotice>,
+    ) -> Result<NoticeGiven, NoticeError> {
+        if self.broken {
+            return Err(CoreError::Store("the database is unavailable".into()).into());
+        }
+        // The clock moves on (a new day starts, say) before the ticket is looked at.
+        if let Err(e) = self.command(Command::Tick, pending) {
+            tracing::warn!(error = %e, "tick before a notice request");
+        }
+        let at = self.engine.now();
+        let (row, events, given) = self.watch.ask(&self.engine, &self.store, ask, at)?;
+        for e in &events {
+            push_event(pending, at, e);
+        }
+        notices.push(row);
+        Ok(given)
     }
 
     /// Runs one command; its events go to `pending`. A refusal may still leave events
@@ -782,6 +869,15 @@ impl Core {
             done.wait_minutes = self.engine.estimate_wait_minutes(&t.service, done.ahead);
         }
         Ok(done)
+    }
+}
+
+/// Encodes a controller event into the batch (an event that cannot be encoded is a
+/// bug, logged; the batch goes on).
+fn push_event(pending: &mut Vec<NewEvent>, at: Timestamp, e: &crate::events::HallEvent) {
+    match NewEvent::encode(at, e.kind(), e) {
+        Ok(n) => pending.push(n),
+        Err(err) => tracing::error!(error = %err, "event could not be encoded"),
     }
 }
 

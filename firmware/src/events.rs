@@ -218,6 +218,31 @@ pub enum HallEvent {
         /// Staff id of who acknowledged it.
         by: String,
     },
+    /// A citizen asked for a text message when the turn is near. The number itself is
+    /// kept apart (`store::notices`) and erased with the ticket; here only its mask.
+    NoticeRequested {
+        /// The ticket.
+        ticket: hallq_engine::TicketId,
+        /// Its number.
+        number: String,
+        /// The mobile number, masked: `138****1234`.
+        mobile: String,
+    },
+    /// The turn of a ticket whose citizen asked for a notice is near: the status page
+    /// says so, and the text message goes up to the hall server (without the number
+    /// here: the uplink sends it apart, see `docs/events.md`). Once per ticket.
+    NearTurn {
+        /// The ticket.
+        ticket: hallq_engine::TicketId,
+        /// Its number.
+        number: String,
+        /// Its service.
+        service: String,
+        /// People ahead of it now.
+        ahead: u32,
+        /// The estimated wait now (minutes).
+        minutes: u32,
+    },
     /// A pushed setup was refused; the old one stays.
     ConfigRefused {
         /// Its version.
@@ -252,6 +277,8 @@ impl HallEvent {
             HallEvent::ConfigRefused { .. } => "config_refused",
             HallEvent::HelpRequested { .. } => "help_requested",
             HallEvent::HelpAcknowledged { .. } => "help_acknowledged",
+            HallEvent::NoticeRequested { .. } => "notice_requested",
+            HallEvent::NearTurn { .. } => "near_turn",
         }
     }
 }

@@ -42,6 +42,7 @@ pub mod guide;
 pub mod in_force;
 pub mod metrics;
 pub mod mobile;
+pub mod near_turn;
 pub mod personal;
 pub mod phone;
 pub mod report;

@@ -111,35 +111,7 @@ enum Cmd {
     },
     /// Reference receiver: store controllers' events from a broker in SQLite, once
     /// each by event id, and report gaps in their sequences.
-    Receive {
-        /// Broker, HOST:PORT.
-        #[arg(long, default_value = "127.0.0.1:1883")]
-        broker: String,
-        /// The receiver's database.
-        #[arg(long, default_value = "received.db")]
-        db: PathBuf,
-        /// Topic filter.
-        #[arg(long, default_value = "hallq/+/+/events")]
-        topic: String,
-        /// Client id (the broker keeps a session for it while away).
-        #[arg(long, default_value = "hallq-receiver")]
-        client_id: String,
-        /// CA for a TLS broker.
-        #[arg(long)]
-        ca: Option<PathBuf>,
-        /// Client certificate.
-        #[arg(long, requires = "key")]
-        cert: Option<PathBuf>,
-        /// Client key.
-        #[arg(long, requires = "cert")]
-        key: Option<PathBuf>,
-        /// User name; the password is read from HALLQ_BROKER_PASSWORD.
-        #[arg(long)]
-        username: Option<String>,
-        /// Print what is stored (counts, gaps, duplicates) and exit.
-        #[arg(long)]
-        report: bool,
-    },
+    Receive(ReceiveArgs),
     /// Copy the database to a file while the controller runs (a consistent snapshot).
     Backup {
         /// Configuration file naming the database.
@@ -414,19 +386,7 @@ fn real_main() -> anyhow::Result<()> {
         })
         .map_err(Into::into),
         Cmd::Uplink { action, config } => uplink_cmd(action, &config),
-        Cmd::Receive {
-            broker,
-            db,
-            topic,
-            client_id,
-            ca,
-            cert,
-            key,
-            username,
-            report,
-        } => receive(
-            broker, db, topic, client_id, ca, cert, key, username, report,
-        ),
+        Cmd::Receive(args) => receive(args),
         Cmd::Backup { config, to } => {
             let c = Config::load(&config)?;
             let events = hallq::store::Store::backup(&c.database(), &to)?;
@@ -799,19 +759,57 @@ fn uplink_cmd(action: UplinkCmd, config: &std::path::Path) -> anyhow::Result<()>
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn receive(
+/// `hallq receive`'s options.
+#[derive(clap::Args)]
+struct ReceiveArgs {
+    /// Broker, HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:1883")]
     broker: String,
+    /// The receiver's database.
+    #[arg(long, default_value = "received.db")]
     db: PathBuf,
+    /// Topic filter.
+    #[arg(long, default_value = "hallq/+/+/events")]
     topic: String,
+    /// Client id (the broker keeps a session for it while away).
+    #[arg(long, default_value = "hallq-receiver")]
     client_id: String,
+    /// CA for a TLS broker.
+    #[arg(long)]
     ca: Option<PathBuf>,
+    /// Client certificate.
+    #[arg(long, requires = "key")]
     cert: Option<PathBuf>,
+    /// Client key.
+    #[arg(long, requires = "cert")]
     key: Option<PathBuf>,
+    /// User name; the password is read from HALLQ_BROKER_PASSWORD.
+    #[arg(long)]
     username: Option<String>,
+    /// Print what is stored (counts, gaps, duplicates) and exit.
+    #[arg(long)]
     report: bool,
-) -> anyhow::Result<()> {
+    /// Post each near-turn text message (topic `…/sms` beside --topic) to this HTTP
+    /// endpoint as JSON, once per message, as a hall server hands them to its SMS
+    /// provider; the number is erased from the receiver's database once posted.
+    #[arg(long, value_name = "URL")]
+    sms_webhook: Option<String>,
+}
+
+fn receive(args: ReceiveArgs) -> anyhow::Result<()> {
     use hallq::uplink::receive;
+    let ReceiveArgs {
+        broker,
+        db,
+        topic,
+        client_id,
+        ca,
+        cert,
+        key,
+        username,
+        report,
+        sms_webhook,
+    } = args;
     let conn = receive::open_db(&db).with_context(|| format!("opening {}", db.display()))?;
     if report {
         print!("{}", receive::summarize(&conn)?.to_text());
@@ -836,6 +834,20 @@ fn receive(
         client_id,
         tls: ca.map(|ca| hallq::uplink::settings::TlsFiles { ca, cert, key }),
         credentials,
+        sms: match sms_webhook {
+            Some(url) => {
+                anyhow::ensure!(
+                    url.starts_with("http://"),
+                    "--sms-webhook {url:?}: give an http:// address (the SMS relay beside the hall server)"
+                );
+                Some(receive::SmsWebhook {
+                    topic: receive::SmsWebhook::topic_beside(&topic),
+                    url,
+                    db: db.clone(),
+                })
+            }
+            None => None,
+        },
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 /// `[phone]`: how citizens' phones reach the status page.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PhoneConfig {
     /// The address phones reach the controller (or the hall server relaying) at, e.g.
@@ -24,11 +24,71 @@ pub struct PhoneConfig {
     /// `{base_url}/t/{token}`; without it the QR keeps the printer's own content.
     #[serde(default)]
     pub base_url: Option<String>,
+    /// Offer the near-turn text message at the kiosk. Unset: offered when an `[uplink]`
+    /// is configured (the message goes through the hall server's SMS gateway); `true`
+    /// without an uplink is a configuration error.
+    #[serde(default)]
+    pub notify: Option<bool>,
+    /// The notice goes when this many people or fewer are ahead (default 3).
+    #[serde(default = "default_notify_ahead")]
+    pub notify_ahead: u32,
+    /// … or when the estimated wait falls to this many minutes (default 10; 0: only
+    /// `notify_ahead` counts).
+    #[serde(default = "default_notify_minutes")]
+    pub notify_minutes: u32,
+}
+
+impl Default for PhoneConfig {
+    fn default() -> PhoneConfig {
+        PhoneConfig {
+            base_url: None,
+            notify: None,
+            notify_ahead: default_notify_ahead(),
+            notify_minutes: default_notify_minutes(),
+        }
+    }
+}
+
+fn default_notify_ahead() -> u32 {
+    3
+}
+
+fn default_notify_minutes() -> u32 {
+    10
+}
+
+/// When a near-turn notice goes: the core's part of `[phone]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct NearTurnPolicy {
+    /// At most this many people ahead.
+    pub ahead: u32,
+    /// Or an estimated wait of at most this many minutes (`None`: not by time).
+    pub minutes: Option<u32>,
+}
+
+impl NearTurnPolicy {
+    /// Whether a ticket with `ahead` people before it and an estimate of `minutes` is
+    /// near its turn.
+    pub fn is_near(&self, ahead: u32, minutes: u32) -> bool {
+        ahead <= self.ahead || self.minutes.is_some_and(|m| minutes <= m)
+    }
 }
 
 impl PhoneConfig {
     /// Checks the section: `(key, message)` for the first mistake.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.notify_ahead > 50 {
+            return Err((
+                "phone.notify_ahead",
+                "must be at most 50 (people ahead when the notice goes)".into(),
+            ));
+        }
+        if self.notify_minutes > 240 {
+            return Err((
+                "phone.notify_minutes",
+                "must be at most 240 (minutes of estimated wait; 0 turns it off)".into(),
+            ));
+        }
         let Some(url) = &self.base_url else {
             return Ok(());
         };
@@ -55,6 +115,15 @@ impl PhoneConfig {
             );
         }
         Ok(())
+    }
+
+    /// The near-turn policy, when the hall offers the notice (`uplink`: one is
+    /// configured).
+    pub fn near_turn(&self, uplink: bool) -> Option<NearTurnPolicy> {
+        self.notify.unwrap_or(uplink).then_some(NearTurnPolicy {
+            ahead: self.notify_ahead,
+            minutes: (self.notify_minutes > 0).then_some(self.notify_minutes),
+        })
     }
 
     /// The page of the ticket whose token is `token`, when the hall set `base_url`.
@@ -208,6 +277,7 @@ mod tests {
     fn the_page_url_joins_the_base_and_the_token_once() {
         let c = PhoneConfig {
             base_url: Some("https://hall.example/q/".into()),
+            ..PhoneConfig::default()
         };
         assert_eq!(
             c.page_url("ab12").as_deref(),
@@ -227,13 +297,39 @@ mod tests {
         ] {
             let c = PhoneConfig {
                 base_url: Some(bad.into()),
+                ..PhoneConfig::default()
             };
             assert_eq!(c.check().unwrap_err().0, "phone.base_url", "{bad}");
         }
         let good = PhoneConfig {
             base_url: Some("http://192.168.50.2:8080".into()),
+            ..PhoneConfig::default()
         };
         assert!(good.check().is_ok());
+    }
+
+    #[test]
+    fn the_notice_is_offered_with_an_uplink_unless_turned_off_and_goes_by_people_or_minutes() {
+        let c = PhoneConfig::default();
+        assert_eq!(c.near_turn(false), None);
+        let p = c.near_turn(true).expect("offered with an uplink");
+        assert_eq!((p.ahead, p.minutes), (3, Some(10)));
+        assert!(p.is_near(3, 40) && p.is_near(9, 10) && !p.is_near(4, 11));
+        let off = PhoneConfig {
+            notify: Some(false),
+            ..PhoneConfig::default()
+        };
+        assert_eq!(off.near_turn(true), None);
+        let by_people = PhoneConfig {
+            notify_minutes: 0,
+            ..PhoneConfig::default()
+        };
+        assert!(!by_people.near_turn(true).unwrap().is_near(4, 0));
+        let far = PhoneConfig {
+            notify_ahead: 51,
+            ..PhoneConfig::default()
+        };
+        assert_eq!(far.check().unwrap_err().0, "phone.notify_ahead");
     }
 
     #[test]

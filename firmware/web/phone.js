@@ -16,7 +16,8 @@
       requeued: '您错过了叫号，已为您重新排队，请留意叫号。',
       transferred: '已转至新的业务', transferred_note: '已从“{from}”转至“{to}”，请继续等候。',
       reserved: '请等候 {w} 号窗口叫号', cancelled: '此号已取消', cancelled_note: '如仍需办理，请重新取号。',
-      expired: '号票已失效，只在取号当天有效。'
+      expired: '号票已失效，只在取号当天有效。',
+      near: '快到您了！请回到大厅，留意叫号。', sms_will: '快到您时将短信提醒 {m}', sms_sent: '已短信提醒 {m}'
     },
     'zh-TW': {
       title: '排隊進度', your_number: '您的號碼', ahead_before: '前面還有', ahead_after: '人',
@@ -30,7 +31,8 @@
       requeued: '您錯過了叫號，已為您重新排隊，請留意叫號。',
       transferred: '已轉至新的業務', transferred_note: '已從「{from}」轉至「{to}」，請繼續等候。',
       reserved: '請等候 {w} 號窗口叫號', cancelled: '此號已取消', cancelled_note: '如仍需辦理，請重新取號。',
-      expired: '號票已失效，只在取號當天有效。'
+      expired: '號票已失效，只在取號當天有效。',
+      near: '快到您了！請回到大廳，留意叫號。', sms_will: '快到您時將簡訊提醒 {m}', sms_sent: '已簡訊提醒 {m}'
     },
     en: {
       title: 'Your place in the queue', your_number: 'Your number', ahead_before: '', ahead_after: 'people ahead of you',
@@ -44,7 +46,9 @@
       requeued: 'You missed your call and are back in the queue; please listen for your number.',
       transferred: 'Moved to another service', transferred_note: 'Moved from "{from}" to "{to}"; please keep waiting.',
       reserved: 'Please wait for window {w} to call you', cancelled: 'This ticket was withdrawn', cancelled_note: 'Please take a new ticket if you still need the service.',
-      expired: 'This ticket has expired; tickets are valid on the day they are taken only.'
+      expired: 'This ticket has expired; tickets are valid on the day they are taken only.',
+      near: 'Your turn is near! Please come back to the hall and listen for your number.',
+      sms_will: 'We will text {m} when your turn is near', sms_sent: 'Text message sent to {m}'
     }
   };
 
@@ -63,6 +67,8 @@
   var base = location.pathname.replace(/\/+$/, '');
   var status = null;
   var lastCalls = null;
+  var nearShown = false;
+  var status0 = false;
   var audio = null;
   var source = null;
   var $ = function (id) { return document.getElementById(id); };
@@ -128,6 +134,15 @@
       $('wait').textContent = st.ahead === 0 || st.estimated_wait_minutes === 0
         ? t('wait_soon') : t('wait', { m: st.estimated_wait_minutes });
     }
+    // The near-turn notice: a banner once it has gone, a line while it waits.
+    var near = queued && !!st.notice && st.notice.sent;
+    $('near').hidden = !near;
+    if (near) $('near').textContent = t('near');
+    $('sms').textContent = st.notice && queued
+      ? t(st.notice.sent ? 'sms_sent' : 'sms_will', { m: st.notice.mobile }) : '';
+    if (near && !nearShown && status0) alertCall();
+    nearShown = near;
+    status0 = true;
     var called = st.state === 'called';
     $('call').hidden = !called;
     if (called) $('call').textContent = t('go_to', { w: st.window });

@@ -21,7 +21,7 @@ async fn metrics(
     Language(lang): Language,
     server: crate::connections::ServerGauges,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (loads, windows, last_seq) = s
+    let (loads, windows, last_seq, notices) = s
         .hall
         .query(|e, store| {
             let windows: Vec<(u32, &'static str)> = e
@@ -37,7 +37,8 @@ async fn metrics(
                     (w.number, state)
                 })
                 .collect();
-            (e.loads(), windows, store.last_seq().unwrap_or(0))
+            let notices = crate::store::notices::counts(store.conn()).unwrap_or_default();
+            (e.loads(), windows, store.last_seq().unwrap_or(0), notices)
         })
         .await
         .map_err(|e| ApiError::from_core(e, lang))?;
@@ -65,6 +66,18 @@ async fn metrics(
         "hallq_longest_wait_seconds",
         "How long the longest-waiting citizen has waited, by service.",
         per_service(&|l| l.longest_wait_secs as f64),
+    );
+    gauge(
+        &mut out,
+        "hallq_notices_waiting",
+        "Near-turn notices asked for whose turn is not near yet.",
+        [(String::new(), notices.watched as f64)],
+    );
+    gauge(
+        &mut out,
+        "hallq_sms_outbox_messages",
+        "Near-turn text messages waiting for the broker's acknowledgement.",
+        [(String::new(), notices.outbox as f64)],
     );
     gauge(
         &mut out,

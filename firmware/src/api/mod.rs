@@ -12,6 +12,7 @@ mod guide;
 mod help;
 mod kiosk;
 mod metrics;
+mod notice;
 mod pages;
 mod phone;
 mod queue;
@@ -144,6 +145,7 @@ pub fn app(state: AppState) -> Router {
         .merge(pages::routes())
         .merge(phone::routes())
         .merge(kiosk::routes())
+        .merge(notice::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

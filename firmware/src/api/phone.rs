@@ -57,12 +57,13 @@ fn find(
 ) -> Result<Option<(TicketId, Value)>, crate::store::StoreError> {
     Ok(store
         .ticket_by_token_hash(hash)?
-        .and_then(|id| status_of(e, id).map(|v| (id, v))))
+        .and_then(|id| status_of(e, store, id).map(|v| (id, v))))
 }
 
 /// The status of ticket `id`, if it is a ticket of today. Only this ticket's own
-/// fields: its number, its service, its place and its window.
-fn status_of(e: &Engine, id: TicketId) -> Option<Value> {
+/// fields: its number, its service, its place, its window, and its near-turn notice
+/// (the number masked; whether it went).
+fn status_of(e: &Engine, store: &crate::store::Store, id: TicketId) -> Option<Value> {
     let t = e.ticket(id)?;
     if t.day != e.day() {
         return None;
@@ -86,6 +87,10 @@ fn status_of(e: &Engine, id: TicketId) -> Option<Value> {
         _ => None,
     };
     let moved = t.transfers > 0 && t.service != t.origin_service;
+    let notice = crate::store::notices::state(store.conn(), id).unwrap_or_else(|err| {
+        tracing::warn!(error = %err, "ticket page: the notice cannot be read");
+        None
+    });
     Some(json!({
         "number": t.number,
         "service": t.service,
@@ -99,6 +104,7 @@ fn status_of(e: &Engine, id: TicketId) -> Option<Value> {
         "requeued": queued && t.no_shows > 0,
         "transferred_from": moved.then(|| names(&t.origin_service)),
         "issued_at_local": e.clock().local(t.issued_at).format("%H:%M").to_string(),
+        "notice": notice,
     }))
 }
 
@@ -242,7 +248,7 @@ async fn stream(
                     _ = tick.tick() => {}
                 }
                 // The ticket's id is known now: no database read per look.
-                let Ok(now) = s.hall.query(move |e, _| status_of(e, id)).await else {
+                let Ok(now) = s.hall.query(move |e, store| status_of(e, store, id)).await else {
                     return;
                 };
                 match now {

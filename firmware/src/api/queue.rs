@@ -391,6 +391,37 @@ fn ticket_token(s: &AppState, key: Option<&str>) -> Result<(String, String), Api
     Ok((token, hash))
 }
 
+/// Whether the request holds ticket `ticket`'s own token (`X-Ticket-Token`): 403
+/// `ticket_token_required` without one, `not_your_ticket` with another ticket's.
+pub(super) async fn citizen_holds(
+    s: &AppState,
+    ticket: TicketId,
+    headers: &axum::http::HeaderMap,
+    lang: hallq_engine::Lang,
+) -> Result<(), ApiError> {
+    let Some(token) = headers.get("x-ticket-token").and_then(|v| v.to_str().ok()) else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "ticket_token_required",
+            "only the ticket's citizen, holding its token (X-Ticket-Token), may do this",
+        ));
+    };
+    let want = token_hash(token.trim());
+    let held = s
+        .hall
+        .query(move |e, _| e.ticket(ticket).and_then(|t| t.token_hash.clone()))
+        .await
+        .map_err(|e| ApiError::from_core(e, lang))?;
+    if !held.is_some_and(|h| super::constant_eq(&h, &want)) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_your_ticket",
+            "the ticket token does not belong to this ticket",
+        ));
+    }
+    Ok(())
+}
+
 /// SHA-256 (hex) of a ticket token, as the ticket stores it.
 pub(super) fn token_hash(token: &str) -> String {
     use sha2::{Digest, Sha256};
@@ -420,20 +451,8 @@ async fn cancel(
         .get("x-ticket-token")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let (by, note) = if let Some(token) = token {
-        let want = token_hash(token.trim());
-        let held = s
-            .hall
-            .query(move |e, _| e.ticket(ticket).and_then(|t| t.token_hash.clone()))
-            .await
-            .map_err(|e| ApiError::from_core(e, lang))?;
-        if !held.is_some_and(|h| super::constant_eq(&h, &want)) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "not_your_ticket",
-                "the ticket token does not belong to this ticket",
-            ));
-        }
+    let (by, note) = if token.is_some() {
+        citizen_holds(&s, ticket, &parts.headers, lang).await?;
         ("citizen".to_string(), None)
     } else if super::bearer(&parts.headers).is_some() {
         use axum::extract::FromRequestParts;

@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod checkpoint;
 pub mod help;
+pub mod notices;
 mod schema;
 pub mod staff;
 pub mod uplink;
@@ -295,9 +296,21 @@ impl Store {
         events: &[NewEvent],
         changes: &Changes,
     ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.commit_with(events, changes, &[])
+    }
+
+    /// [`Store::commit`] with the mobile numbers of near-turn notices asked for in the
+    /// batch, written before its events (whose `near_turn` may already need them).
+    pub fn commit_with(
+        &mut self,
+        events: &[NewEvent],
+        changes: &Changes,
+        notices: &[notices::NewNotice],
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        notices::put(&tx, notices)?;
         let stored = append(&tx, events)?;
         persist(&tx, changes)?;
         tx.commit()?;
@@ -523,6 +536,7 @@ fn append(
         put.execute(params![id, e.at.0, e.kind, EVENT_SCHEMA, e.payload])?;
         let seq = tx.last_insert_rowid();
         help::apply(tx, e, seq)?;
+        notices::apply(tx, e, &id)?;
         stored.push(StoredEvent {
             seq,
             id,

@@ -174,6 +174,26 @@ pub const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     UPDATE staff SET failures = 0, locked_until = NULL;
     "#,
+    // 10: near-turn notices (issue 20). The mobile number a citizen typed lives here and
+    // nowhere else (events hold it masked, or not at all), erased when the ticket or its
+    // day ends; `sms_outbox` holds a notice's number until the broker acknowledges it.
+    r#"
+    CREATE TABLE notices (
+        ticket INTEGER PRIMARY KEY,
+        day TEXT NOT NULL,
+        mobile TEXT NOT NULL,
+        requested_at INTEGER NOT NULL,
+        sent_at INTEGER
+    );
+    CREATE TABLE sms_outbox (
+        id TEXT PRIMARY KEY,
+        ticket INTEGER NOT NULL,
+        day TEXT NOT NULL,
+        mobile TEXT NOT NULL,
+        body TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use super::outbox::{MARK_INTERVAL, Outbox};
 use super::settings::UplinkConfig;
-use super::wire::{Origin, Topics, encode_event};
+use super::wire::{Origin, SmsMessage, Topics, encode_event};
 use super::{LinkStatus, Shared};
 use crate::core::wall_now;
 use crate::store::StoredEvent;
@@ -101,8 +101,8 @@ struct Flight {
     acked: i64,
     /// The last seq handed to rumqttc.
     sent: i64,
-    /// Publish requests in the order rumqttc will number them: Some(seq) for events.
-    requested: VecDeque<Option<i64>>,
+    /// Publish requests in the order rumqttc will number them.
+    requested: VecDeque<Sent>,
     /// Packet id → seq, for events rumqttc has put on the wire.
     on_wire: HashMap<u16, i64>,
     /// Events handed over, oldest first, with whether their PUBACK came.
@@ -111,6 +111,23 @@ struct Flight {
     buffer: VecDeque<(i64, Vec<u8>)>,
     /// The table may hold more undelivered events than the buffer.
     more: bool,
+    /// Packet id → id of a text message on the wire.
+    sms_on_wire: HashMap<u16, String>,
+    /// Text messages handed over whose PUBACK has not come.
+    sms_in_flight: std::collections::HashSet<String>,
+    /// Look for text messages waiting.
+    sms_due: bool,
+}
+
+/// What a publish request was, for the packet id rumqttc gives it.
+#[derive(Debug)]
+enum Sent {
+    /// An event, by seq.
+    Event(i64),
+    /// A text message, by id.
+    Sms(String),
+    /// State or a reply.
+    Other,
 }
 
 impl Flight {
@@ -236,6 +253,7 @@ impl MqttLink {
             acked: watermark,
             sent: watermark,
             more: true,
+            sms_due: true,
             ..Flight::default()
         };
         let mut marked = watermark;
@@ -262,6 +280,8 @@ impl MqttLink {
     ) -> Result<(), LinkError> {
         let mut last_mark = Instant::now();
         let mut poll_db = tokio::time::interval(Duration::from_secs(1));
+        // Text messages are looked for every second, backlog or not: they are about now.
+        let mut poll_sms = tokio::time::interval(Duration::from_secs(1));
         let window = usize::from(self.cfg.inflight);
         loop {
             // Read ahead when the buffer runs low.
@@ -281,9 +301,13 @@ impl MqttLink {
                     break;
                 };
                 client.try_publish(self.topics.events.clone(), QoS::AtLeastOnce, false, bytes)?;
-                f.requested.push_back(Some(seq));
+                f.requested.push_back(Sent::Event(seq));
                 f.window.push_back((seq, false));
                 f.sent = seq;
+            }
+            if f.sms_due {
+                f.sms_due = false;
+                self.publish_sms(client, f).await?;
             }
             let mut queued = 0;
             while let Some(m) = pending.front() {
@@ -297,7 +321,7 @@ impl MqttLink {
                     m.payload.clone(),
                 ) {
                     Ok(()) => {
-                        f.requested.push_back(None);
+                        f.requested.push_back(Sent::Other);
                         pending.pop_front();
                         queued += 1;
                     }
@@ -321,12 +345,24 @@ impl MqttLink {
             let idle = f.buffer.is_empty() && !f.more;
             tokio::select! {
                 ev = events.poll() => match ev? {
-                    Event::Outgoing(Outgoing::Publish(pkid)) => {
-                        if let Some(Some(seq)) = f.requested.pop_front() {
+                    Event::Outgoing(Outgoing::Publish(pkid)) => match f.requested.pop_front() {
+                        Some(Sent::Event(seq)) => {
                             f.on_wire.insert(pkid, seq);
                         }
+                        Some(Sent::Sms(id)) => {
+                            f.sms_on_wire.insert(pkid, id);
+                        }
+                        _ => {}
+                    },
+                    Event::Incoming(Incoming::PubAck(ack)) => {
+                        if let Some(id) = f.sms_on_wire.remove(&ack.pkid) {
+                            f.sms_in_flight.remove(&id);
+                            tracing::info!(notice = %id, "near-turn text message handed to the broker");
+                            self.outbox.sms_delivered(vec![id]).await?;
+                        } else {
+                            f.puback(ack.pkid);
+                        }
                     }
-                    Event::Incoming(Incoming::PubAck(ack)) => f.puback(ack.pkid),
                     Event::Incoming(Incoming::Publish(p)) => {
                         let msg = Inbound { topic: p.topic.clone(), payload: p.payload.to_vec() };
                         if self.inbound.try_send(msg).is_err() {
@@ -337,14 +373,18 @@ impl MqttLink {
                 },
                 r = self.wake.recv(), if idle => {
                     if !matches!(r, Err(broadcast::error::RecvError::Closed)) {
+                        f.sms_due |= r.is_ok_and(|e| e.kind == "near_turn");
                         // Let a busy hall's commits gather for a moment: one read and
                         // one burst of publishes per handful of tickets, not per ticket.
                         tokio::time::sleep(LINGER).await;
-                        while self.wake.try_recv().is_ok() {}
+                        while let Ok(e) = self.wake.try_recv() {
+                            f.sms_due |= e.kind == "near_turn";
+                        }
                         f.more = true;
                     }
                 }
                 _ = poll_db.tick(), if idle => f.more = true,
+                _ = poll_sms.tick() => f.sms_due = true,
                 m = self.outgoing.recv(), if pending.len() < 256 => {
                     if let Some(m) = m {
                         pending.push_back(m);
@@ -359,6 +399,28 @@ impl MqttLink {
         }
     }
 
+    /// Publishes the text messages waiting that are not on their way already.
+    async fn publish_sms(&self, client: &AsyncClient, f: &mut Flight) -> Result<(), LinkError> {
+        for row in self.outbox.sms_pending().await? {
+            if f.sms_in_flight.contains(&row.id) {
+                continue;
+            }
+            let bytes = serde_json::to_vec(&SmsMessage::new(&self.origin, &row))
+                .map_err(crate::store::StoreError::from)?;
+            if client
+                .try_publish(self.topics.sms.clone(), QoS::AtLeastOnce, false, bytes)
+                .is_err()
+            {
+                // The request queue is full: the next look sends it.
+                f.sms_due = true;
+                break;
+            }
+            f.requested.push_back(Sent::Sms(row.id.clone()));
+            f.sms_in_flight.insert(row.id);
+        }
+        Ok(())
+    }
+
     /// A clean shutdown: the retained state goes offline, the window gets up to two
     /// seconds to be acknowledged, then DISCONNECT (so the last will is not sent).
     async fn goodbye(&self, client: &AsyncClient, events: &mut rumqttc::EventLoop, f: &mut Flight) {
@@ -371,7 +433,7 @@ impl MqttLink {
             )
             .is_ok()
         {
-            f.requested.push_back(None);
+            f.requested.push_back(Sent::Other);
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
         let mut last_pkid = None;
@@ -379,10 +441,10 @@ impl MqttLink {
         while let Ok(Ok(ev)) = tokio::time::timeout_at(deadline, events.poll()).await {
             match ev {
                 Event::Outgoing(Outgoing::Publish(pkid)) => match f.requested.pop_front() {
-                    Some(Some(seq)) => {
+                    Some(Sent::Event(seq)) => {
                         f.on_wire.insert(pkid, seq);
                     }
-                    Some(None) if f.requested.is_empty() => last_pkid = Some(pkid),
+                    Some(Sent::Other) if f.requested.is_empty() => last_pkid = Some(pkid),
                     _ => {}
                 },
                 Event::Incoming(Incoming::PubAck(ack)) => {

@@ -102,6 +102,19 @@ impl Outbox {
         self.with(move |c| rows::mark_delivered(c, upto, now)).await
     }
 
+    /// Near-turn text messages waiting for the broker, oldest first.
+    pub async fn sms_pending(&self) -> Result<Vec<crate::store::notices::SmsRow>, StoreError> {
+        self.with(|c| crate::store::notices::sms_pending(c, 64))
+            .await
+    }
+
+    /// Removes text messages the broker has acknowledged. A removal lost to a power
+    /// cut (this connection does not fsync) sends the message again with its id.
+    pub async fn sms_delivered(&self, ids: Vec<String>) -> Result<usize, StoreError> {
+        self.with(move |c| crate::store::notices::sms_delivered(c, &ids))
+            .await
+    }
+
     /// Backlog size and age.
     pub async fn backlog(&self) -> Result<Backlog, StoreError> {
         self.with(rows::backlog).await

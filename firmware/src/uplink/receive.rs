@@ -3,6 +3,11 @@
 //! dropped), acknowledges a message only after it is stored, and reports gaps in each
 //! controller's sequence. The test suite checks deliveries with it; a hall IT team can
 //! run it beside a broker to see what arrives.
+//!
+//! With an SMS webhook it also takes the controllers' near-turn text messages (topic
+//! `…/sms`), stores each once by id, and posts each to the webhook (as a hall server
+//! hands them to its SMS provider) until one post is answered 2xx; then the mobile
+//! number is erased from its row. A message sent again (same id) is never posted twice.
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,7 +17,7 @@ use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::settings::TlsFiles;
-use super::wire::Envelope;
+use super::wire::{Envelope, SmsMessage};
 
 /// Where and how to listen.
 #[derive(Debug, Clone)]
@@ -29,6 +34,29 @@ pub struct ReceiveOptions {
     pub tls: Option<TlsFiles>,
     /// Broker user name and password.
     pub credentials: Option<(String, String)>,
+    /// Where near-turn text messages go, if anywhere.
+    pub sms: Option<SmsWebhook>,
+}
+
+/// Near-turn text messages: the topic they come on and the HTTP endpoint they go to.
+#[derive(Debug, Clone)]
+pub struct SmsWebhook {
+    /// Topic filter, e.g. `hallq/+/+/sms`.
+    pub topic: String,
+    /// `http://host[:port]/path`: each message is POSTed there as JSON.
+    pub url: String,
+    /// The receiver's database (the poster has a connection of its own).
+    pub db: std::path::PathBuf,
+}
+
+impl SmsWebhook {
+    /// The SMS topic beside an events topic filter (`…/events` → `…/sms`).
+    pub fn topic_beside(events: &str) -> String {
+        match events.strip_suffix("/events") {
+            Some(base) => format!("{base}/sms"),
+            None => "hallq/+/+/sms".into(),
+        }
+    }
 }
 
 /// What can stop the receiver.
@@ -69,6 +97,12 @@ pub struct Summary {
     pub duplicates: i64,
     /// Messages that were not event JSON.
     pub malformed: i64,
+    /// Distinct near-turn text messages received.
+    pub sms: i64,
+    /// … of which posted to the webhook.
+    pub sms_posted: i64,
+    /// Text messages whose id was already stored.
+    pub sms_duplicates: i64,
 }
 
 /// Opens (creating) the receiver's database.
@@ -89,6 +123,15 @@ pub fn open_db(path: &Path) -> Result<Connection, rusqlite::Error> {
             received_at INTEGER NOT NULL
         );
         CREATE INDEX IF NOT EXISTS received_by_seq ON received (controller_id, seq);
+        CREATE TABLE IF NOT EXISTS sms (
+            id TEXT PRIMARY KEY,
+            controller_id TEXT NOT NULL,
+            body TEXT NOT NULL,
+            received_at INTEGER NOT NULL,
+            posted_at INTEGER,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT
+        );
         CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
     )?;
     Ok(conn)
@@ -142,6 +185,117 @@ pub fn store(conn: &Connection, bytes: &[u8]) -> rusqlite::Result<Stored> {
     }
 }
 
+/// Stores one text message (durable once it returns); `Duplicate` for an id already
+/// stored, `Malformed` for anything else that is not one.
+pub fn store_sms(conn: &Connection, bytes: &[u8]) -> rusqlite::Result<Stored> {
+    let Ok(m) = serde_json::from_slice::<SmsMessage>(bytes) else {
+        bump(conn, "malformed")?;
+        return Ok(Stored::Malformed);
+    };
+    let body = serde_json::to_string(&m).unwrap_or_default();
+    let n = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO sms (id, controller_id, body, received_at) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![m.id, m.controller_id, body, crate::core::wall_now().0])?;
+    if n == 0 {
+        bump(conn, "sms_duplicates")?;
+        Ok(Stored::Duplicate)
+    } else {
+        Ok(Stored::New)
+    }
+}
+
+/// The text of a near-turn message, for a gateway that takes plain text.
+pub fn sms_text(m: &SmsMessage) -> String {
+    let field = |k: &str| {
+        m.near_turn
+            .get(k)
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            .unwrap_or_default()
+    };
+    format!(
+        "您的{}号前面还有{}人，预计约{}分钟后叫号，请回到大厅留意叫号。",
+        field("number"),
+        field("ahead"),
+        field("minutes")
+    )
+}
+
+/// Posts one message; `Err` with why it did not take.
+fn post(agent: &ureq::Agent, url: &str, m: &SmsMessage) -> Result<(), String> {
+    let mut body = serde_json::to_value(m).map_err(|e| e.to_string())?;
+    body["text"] = serde_json::Value::String(sms_text(m));
+    match agent.post(url).send_json(&body) {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(format!("HTTP {}", r.status())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Posts every stored, unposted text message; returns how many went. A message that
+/// was posted has its number erased; one that failed keeps it for the next round.
+pub fn post_waiting(conn: &Connection, agent: &ureq::Agent, url: &str) -> rusqlite::Result<usize> {
+    let waiting: Vec<(String, String)> = conn
+        .prepare_cached(
+            "SELECT id, body FROM sms WHERE posted_at IS NULL ORDER BY received_at, id",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut posted = 0;
+    for (id, body) in waiting {
+        let Ok(m) = serde_json::from_str::<SmsMessage>(&body) else {
+            continue;
+        };
+        match post(agent, url, &m) {
+            Ok(()) => {
+                conn.execute(
+                    "UPDATE sms SET posted_at = ?2, attempts = attempts + 1, last_error = NULL,                      body = json_set(body, '$.mobile', '') WHERE id = ?1",
+                    params![id, crate::core::wall_now().0],
+                )?;
+                posted += 1;
+            }
+            Err(e) => {
+                tracing::warn!(sms = %id, error = %e, "SMS webhook refused; will retry");
+                conn.execute(
+                    "UPDATE sms SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                    params![id, e],
+                )?;
+                break;
+            }
+        }
+    }
+    Ok(posted)
+}
+
+/// Posts text messages as they are stored (woken by `wake`, and every two seconds to
+/// retry a webhook that was down), until `stop` is notified.
+async fn poster(hook: SmsWebhook, wake: std::sync::Arc<tokio::sync::Notify>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    loop {
+        let h = hook.clone();
+        let a = agent.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let conn = open_db(&h.db)?;
+            post_waiting(&conn, &a, &h.url)
+        })
+        .await;
+        match done {
+            Ok(Ok(n)) if n > 0 => tracing::info!(posted = n, "near-turn text messages posted"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "SMS webhook: database"),
+            _ => {}
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+}
+
 /// Per-controller counts and the gaps in each sequence.
 pub fn summarize(conn: &Connection) -> rusqlite::Result<Summary> {
     let mut stmt = conn.prepare(
@@ -173,10 +327,17 @@ pub fn summarize(conn: &Connection) -> rusqlite::Result<Summary> {
             |r| r.get(0),
         )
     };
+    let (sms, sms_posted): (i64, i64) =
+        conn.query_row("SELECT COUNT(*), COUNT(posted_at) FROM sms", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
     Ok(Summary {
         controllers,
         duplicates: counter("duplicates")?,
         malformed: counter("malformed")?,
+        sms,
+        sms_posted,
+        sms_duplicates: counter("sms_duplicates")?,
     })
 }
 
@@ -213,6 +374,12 @@ impl Summary {
             "duplicates dropped: {}, malformed: {}\n",
             self.duplicates, self.malformed
         ));
+        if self.sms > 0 || self.sms_duplicates > 0 {
+            out.push_str(&format!(
+                "text messages: {} received, {} posted, {} duplicates dropped\n",
+                self.sms, self.sms_posted, self.sms_duplicates
+            ));
+        }
         out
     }
 }
@@ -239,6 +406,12 @@ pub async fn run(
     }
     let (client, mut events) = AsyncClient::new(o, 1024);
     let mut ready = Some(ready);
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let posting = opts
+        .sms
+        .clone()
+        .map(|hook| tokio::spawn(poster(hook, wake.clone())));
+    let mut subscriptions = 1 + usize::from(opts.sms.is_some());
     let mut last_seq: std::collections::HashMap<String, i64> = Default::default();
     // Acks wait here while rumqttc's request queue is full; the event loop drains it.
     let mut acks: std::collections::VecDeque<rumqttc::Publish> = Default::default();
@@ -256,11 +429,21 @@ pub async fn run(
                 Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
                     tracing::info!(session_present = ack.session_present, "receiver connected");
                     client.try_subscribe(opts.topic.clone(), QoS::AtLeastOnce)?;
+                    if let Some(hook) = &opts.sms {
+                        client.try_subscribe(hook.topic.clone(), QoS::AtLeastOnce)?;
+                    }
                 }
                 Ok(Event::Incoming(Incoming::SubAck(_))) => {
-                    if let Some(f) = ready.take() {
+                    subscriptions = subscriptions.saturating_sub(1);
+                    if subscriptions == 0 && let Some(f) = ready.take() {
                         f();
                     }
+                }
+                Ok(Event::Incoming(Incoming::Publish(p))) if p.topic.ends_with("/sms") => {
+                    if opts.sms.is_some() && store_sms(&conn, &p.payload)? == Stored::New {
+                        wake.notify_one();
+                    }
+                    acks.push_back(p);
                 }
                 Ok(Event::Incoming(Incoming::Publish(p))) => {
                     if store(&conn, &p.payload)? == Stored::New
@@ -281,6 +464,9 @@ pub async fn run(
                 }
             }
         }
+    }
+    if let Some(p) = posting {
+        p.abort();
     }
     let _ = client.try_disconnect();
     let _ = tokio::time::timeout(Duration::from_millis(300), events.poll()).await;

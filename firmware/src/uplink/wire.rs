@@ -22,6 +22,9 @@ pub struct Topics {
     pub cmd: String,
     /// Replies to commands.
     pub cmd_ack: String,
+    /// Near-turn text messages for the hall server's SMS gateway, QoS 1. The only
+    /// topic that carries a mobile number; never retained.
+    pub sms: String,
 }
 
 impl Topics {
@@ -35,6 +38,7 @@ impl Topics {
             config_ack: format!("{base}/config/ack"),
             cmd: format!("{base}/cmd"),
             cmd_ack: format!("{base}/cmd/ack"),
+            sms: format!("{base}/sms"),
         }
     }
 }
@@ -119,6 +123,41 @@ pub struct Envelope {
     pub kind: String,
     /// Type-specific body.
     pub payload: serde_json::Value,
+}
+
+/// A near-turn text message as the hall server's SMS gateway reads it (topic `sms`).
+/// `id` is the `near_turn` event's: a message sent again after a break has the same id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SmsMessage {
+    /// The `near_turn` event's id: the key to deduplicate by.
+    pub id: String,
+    /// The controller.
+    pub controller_id: String,
+    /// The hall.
+    pub hall_id: String,
+    /// Milliseconds since the epoch.
+    pub at: i64,
+    /// The same instant in the hall's local time.
+    pub time: String,
+    /// The mainland mobile number, 11 digits.
+    pub mobile: String,
+    /// The `near_turn` event's body: ticket, number, service, ahead, minutes.
+    pub near_turn: serde_json::Value,
+}
+
+impl SmsMessage {
+    /// The message for an outbox row.
+    pub fn new(origin: &Origin, row: &crate::store::notices::SmsRow) -> SmsMessage {
+        SmsMessage {
+            id: row.id.clone(),
+            controller_id: origin.controller_id.clone(),
+            hall_id: origin.hall_id.clone(),
+            at: row.at,
+            time: origin.time(row.at),
+            mobile: row.mobile.clone(),
+            near_turn: row.body.clone(),
+        }
+    }
 }
 
 /// A configuration pushed on `config/set`.
