@@ -86,6 +86,81 @@ struct TicketAnswer {
     ticket: Ticket,
     #[serde(default)]
     print: Option<PrintState>,
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// A ticket just issued or checked in, as the kiosk keeps it while it is on screen.
+pub struct Issued {
+    /// The ticket.
+    pub ticket: Ticket,
+    /// `printing` when paper is coming, else `unavailable`; `None` when not said.
+    pub printer: Option<String>,
+    /// The ticket's secret for its citizen (`X-Ticket-Token`), for the near-turn notice;
+    /// `None` from a controller that does not give one.
+    pub token: Option<TicketToken>,
+}
+
+/// A ticket's secret (the `token` of the issue answer). It names the ticket to the
+/// controller on the citizen's behalf, so it is never shown or logged: `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TicketToken(String);
+
+impl TicketToken {
+    /// The token as given by the controller.
+    pub fn new(token: impl Into<String>) -> TicketToken {
+        TicketToken(token.into())
+    }
+
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for TicketToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TicketToken(…)")
+    }
+}
+
+/// What `GET /api/v1/kiosk` says about this kiosk.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KioskState {
+    /// The hall server's lock: `Some(reason)` while tickets are refused with 423.
+    pub lock: Option<String>,
+    /// The near-turn text message, when the hall offers it.
+    pub notify: Option<NotifyOffer>,
+}
+
+/// The hall's near-turn text message (`notify` of `GET /api/v1/kiosk`): sent when this
+/// many people are ahead, or the estimate falls to `minutes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct NotifyOffer {
+    /// People ahead when the text goes.
+    pub ahead: u32,
+    /// Minutes of estimated wait when the text goes, if the hall sets it.
+    #[serde(default)]
+    pub minutes: Option<u32>,
+}
+
+/// A near-turn notice the controller took (`POST /api/v1/tickets/{id}/notice`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Notice {
+    /// Ticket id.
+    pub ticket: u64,
+    /// The number masked (`138****5678`): the only form the kiosk may show.
+    pub mobile: String,
+    /// People ahead now.
+    #[serde(default)]
+    pub ahead: u32,
+    /// People ahead when the text goes.
+    pub notify_ahead: u32,
+    /// Minutes of estimated wait when the text goes, if set.
+    #[serde(default)]
+    pub notify_minutes: Option<u32>,
+    /// Already sent: the turn was near when it was asked for.
+    #[serde(default)]
+    pub sent: bool,
 }
 
 /// The printer's answer for a ticket: `printing`, `queued`, `unavailable`, `not_printed`.
@@ -95,12 +170,16 @@ struct PrintState {
 }
 
 impl TicketAnswer {
-    /// `printing` when paper is coming, else `unavailable`.
-    fn printer(&self) -> Option<String> {
-        self.print.as_ref().map(|p| match p.state.as_str() {
+    fn issued(self) -> Issued {
+        let printer = self.print.as_ref().map(|p| match p.state.as_str() {
             "printing" | "queued" => "printing".to_string(),
             _ => "unavailable".to_string(),
-        })
+        });
+        Issued {
+            ticket: self.ticket,
+            printer,
+            token: self.token.map(TicketToken),
+        }
     }
 }
 
@@ -214,34 +293,64 @@ impl Client {
     }
 
     /// Takes a ticket; `key` makes a retry or a double tap return the same ticket.
-    /// Answers the ticket and the printer state.
-    pub fn issue(
-        &self,
-        service: &str,
-        key: &str,
-        lang: Language,
-    ) -> Result<(Ticket, Option<String>), ClientError> {
+    /// Answers the ticket, the printer state and the ticket's token.
+    pub fn issue(&self, service: &str, key: &str, lang: Language) -> Result<Issued, ClientError> {
         let a: TicketAnswer = self.post(
             "/api/v1/tickets",
             lang,
             Some(key),
             serde_json::json!({ "service": service }),
         )?;
-        let printer = a.printer();
-        Ok((a.ticket, printer))
+        Ok(a.issued())
     }
 
     /// The kiosk lock the hall server set through the uplink: `Some(reason)` while
     /// tickets are refused with 423 `kiosk_locked`, `None` when the kiosk may issue.
     pub fn lock(&self) -> Result<Option<String>, ClientError> {
+        Ok(self.kiosk()?.lock)
+    }
+
+    /// The kiosk's lock and whether the hall offers near-turn text messages.
+    pub fn kiosk(&self) -> Result<KioskState, ClientError> {
         #[derive(Deserialize)]
         struct Answer {
             locked: bool,
             #[serde(default)]
             message: Option<String>,
+            #[serde(default)]
+            notify: Option<NotifyOffer>,
         }
         let a: Answer = self.get("/api/v1/kiosk", Language::ZhCn)?;
-        Ok(a.locked.then(|| a.message.unwrap_or_default()))
+        Ok(KioskState {
+            lock: a.locked.then(|| a.message.unwrap_or_default()),
+            notify: a.notify,
+        })
+    }
+
+    /// Asks for a text message to `mobile` (11 digits) when the turn of `ticket` is
+    /// near, on the citizen's behalf (`token`). Asking again replaces the number, until
+    /// the text has gone (409 `notice_already_sent`). The number is in the body only,
+    /// never in a URL, and this client logs nothing of it.
+    pub fn notice(
+        &self,
+        ticket: u64,
+        token: &TicketToken,
+        mobile: &str,
+        lang: Language,
+    ) -> Result<Notice, ClientError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            notice: Notice,
+        }
+        let req = self
+            .headers(
+                self.agent
+                    .post(self.url(&format!("/api/v1/tickets/{ticket}/notice"))),
+                lang,
+            )
+            .header("X-Ticket-Token", token.as_str());
+        let a: Answer = Self::answer(req.send_json(serde_json::json!({ "mobile": mobile })))?;
+        Ok(a.notice)
     }
 
     /// Rings the help bell: the controller records a help request for this kiosk (one
@@ -273,20 +382,14 @@ impl Client {
     }
 
     /// Checks an appointment in by its booking code.
-    pub fn check_in(
-        &self,
-        code: &str,
-        key: &str,
-        lang: Language,
-    ) -> Result<(Ticket, Option<String>), ClientError> {
+    pub fn check_in(&self, code: &str, key: &str, lang: Language) -> Result<Issued, ClientError> {
         let a: TicketAnswer = self.post(
             &format!("/api/v1/appointments/{}/check-in", path_part(code)),
             lang,
             Some(key),
             Value::Object(Default::default()),
         )?;
-        let printer = a.printer();
-        Ok((a.ticket, printer))
+        Ok(a.issued())
     }
 
     /// Follows the live event stream, calling `on_event` with each event until the
@@ -441,6 +544,30 @@ mod tests {
         assert_eq!(got[0].lock_change(), Some(Some("系统维护".to_string())));
         assert_eq!(got[1].lock_change(), Some(None));
         assert_eq!(got[2].lock_change(), None);
+    }
+
+    #[test]
+    fn the_notice_answer_and_the_offer_read_as_documented_and_the_token_is_not_shown() {
+        let n: Notice = serde_json::from_value(serde_json::json!({
+            "ticket": 7, "mobile": "138****5678", "ahead": 5, "notify_ahead": 3,
+            "notify_minutes": 10, "sent": false
+        }))
+        .unwrap();
+        assert_eq!(
+            (n.ticket, n.mobile.as_str(), n.notify_ahead),
+            (7, "138****5678", 3)
+        );
+        let o: Option<NotifyOffer> =
+            serde_json::from_value(serde_json::json!({"ahead": 3, "minutes": null})).unwrap();
+        assert_eq!(
+            o,
+            Some(NotifyOffer {
+                ahead: 3,
+                minutes: None
+            })
+        );
+        let t = TicketToken::new("0123456789abcdef0123456789abcdef");
+        assert_eq!(format!("{t:?}"), "TicketToken(…)");
     }
 
     #[test]

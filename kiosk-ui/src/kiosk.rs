@@ -11,7 +11,11 @@ use std::time::Duration;
 use slint::{ComponentHandle, Model, ModelRc, SharedString, Timer, TimerMode, VecModel, Weak};
 
 use crate::catalogue::{self, Guide, Language, Overview, Service, Ticket};
-use crate::client::{Client, ClientError, Endpoint, StreamEvent};
+use crate::client::{
+    Client, ClientError, Endpoint, Issued, KioskState, Notice, NotifyOffer, StreamEvent,
+    TicketToken,
+};
+use crate::mobile::{self, MobileInput};
 use crate::{App, GuideView, Kiosk, Screen, ServiceTile, TicketView, WindowRow};
 
 /// What a kiosk needs to know to run.
@@ -42,6 +46,8 @@ struct Shared {
     online: bool,
     /// The hall server's kiosk lock as last learnt: `Some(reason)` while locked.
     lock: Option<String>,
+    /// The near-turn text message, while the hall offers it.
+    notify: Option<NotifyOffer>,
 }
 
 /// Why the refresher is woken.
@@ -80,6 +86,9 @@ pub fn screen_name(screen: Screen) -> &'static str {
         Screen::Checkin => "checkin",
         Screen::Status => "status",
         Screen::Closed => "closed",
+        // The notice's pad belongs to the ticket on screen (and the controller knows no
+        // other screen names).
+        Screen::Notify => "ticket",
     }
 }
 
@@ -130,6 +139,14 @@ enum Job {
         code: String,
         lang: Language,
     },
+    /// A near-turn text message for the ticket on screen. The number goes in a
+    /// `MobileInput`, which is overwritten when the job is done with it.
+    Notice {
+        ticket: u64,
+        token: TicketToken,
+        mobile: MobileInput,
+        lang: Language,
+    },
 }
 
 /// The kiosk's logic bound to one `App`. Dropping it stops its threads.
@@ -156,6 +173,16 @@ struct UiState {
     pending_key: Option<(String, String)>,
     guide: Option<Guide>,
     ticket: Option<(Ticket, Option<String>)>,
+    /// The secret of the ticket on screen, for its near-turn notice; forgotten at home.
+    token: Option<TicketToken>,
+    /// The mobile number being typed on the notice's pad (personal data: cleared
+    /// whenever the citizen leaves the pad).
+    mobile: MobileInput,
+    /// The notice the controller took for the ticket on screen.
+    notice: Option<Notice>,
+    /// The controller will take no notice for the ticket on screen (called already,
+    /// the hall stopped offering them, the text has gone): the offer is withdrawn.
+    notice_closed: bool,
     search_input: String,
     checkin_code: String,
     /// The hall server's lock in force on screen.
@@ -222,6 +249,10 @@ impl KioskLogic {
             pending_key: None,
             guide: None,
             ticket: None,
+            token: None,
+            mobile: MobileInput::default(),
+            notice: None,
+            notice_closed: false,
             search_input: String::new(),
             checkin_code: String::new(),
             controller_lock: None,
@@ -361,6 +392,28 @@ impl KioskLogic {
         {
             let weak = weak.clone();
             let state = state.clone();
+            k.on_notify_key(move |key| {
+                if let Some(app) = weak.upgrade() {
+                    let mut st = state.borrow_mut();
+                    st.mobile.key(key.as_str());
+                    let k = app.global::<Kiosk>();
+                    k.set_notify_input(st.mobile.grouped().into());
+                    // A problem shown is about the number as it was: typing again is
+                    // the answer to it.
+                    k.set_notify_problem("".into());
+                    k.set_notify_error("".into());
+                }
+            });
+        }
+        k.on_send_notice(with!(|app: &App, st| send_notice(app, st)));
+        k.on_cancel_notice(with!(|app: &App, st| {
+            clear_mobile(app, st);
+            app.global::<Kiosk>().set_screen(Screen::Ticket);
+            restart_idle(app, st);
+        }));
+        {
+            let weak = weak.clone();
+            let state = state.clone();
             k.on_set_language(move |code| {
                 if let Some(app) = weak.upgrade()
                     && let Some(lang) = Language::parse(code.as_str())
@@ -413,6 +466,18 @@ impl KioskLogic {
     /// The language in force.
     pub fn language(&self) -> Language {
         self.state.borrow().language
+    }
+
+    /// How many digits of a mobile number the kiosk holds now (0 once the citizen has
+    /// left the notice's pad, sent it, cancelled or gone home): for the tests.
+    pub fn mobile_digits_held(&self) -> usize {
+        self.state.borrow().mobile.len()
+    }
+
+    /// Whether the kiosk holds a ticket's secret token (only while its ticket is on
+    /// screen): for the tests.
+    pub fn ticket_token_held(&self) -> bool {
+        self.state.borrow().token.is_some()
     }
 }
 
@@ -480,7 +545,13 @@ fn go_home(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
         let mut st = state.borrow_mut();
         st.search_input.clear();
         st.checkin_code.clear();
+        // The ticket's secret and its notice leave with the citizen.
+        st.token = None;
+        st.notice = None;
+        st.notice_closed = false;
     }
+    clear_mobile(app, state);
+    show_notice(app, state);
     k.set_search_input("".into());
     k.set_search_results(ModelRc::default());
     k.set_checkin_code("".into());
@@ -546,6 +617,11 @@ fn apply_lock(app: &App, state: &Rc<std::cell::RefCell<UiState>>, lock: Option<S
 
 fn navigate(app: &App, state: &Rc<std::cell::RefCell<UiState>>, screen: Screen) {
     let k = app.global::<Kiosk>();
+    // The notice's pad opens empty, and leaving it forgets what was typed.
+    clear_mobile(app, state);
+    if screen == Screen::Notify && !notice_open(state) {
+        return; // nothing to ask a notice for (no ticket on screen, or not offered)
+    }
     k.set_page(0);
     k.set_guide_step(0);
     if screen == Screen::Search {
@@ -626,6 +702,144 @@ fn take_ticket(app: &App, state: &Rc<std::cell::RefCell<UiState>>, code: &str) {
         lang: st.language,
     });
     k.set_busy(true);
+}
+
+/// Forgets the typed mobile number, in the logic and on screen.
+fn clear_mobile(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
+    state.borrow_mut().mobile.clear();
+    let k = app.global::<Kiosk>();
+    k.set_notify_input("".into());
+    k.set_notify_problem("".into());
+    k.set_notify_error("".into());
+    k.set_notify_typed(0);
+}
+
+/// Whether a near-turn notice can be asked for the ticket on screen: the hall offers
+/// them, the ticket came with its token, and none is taken or refused yet.
+fn notice_open(state: &Rc<std::cell::RefCell<UiState>>) -> bool {
+    let st = state.borrow();
+    let offered = st
+        .shared
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .notify
+        .is_some();
+    offered && st.token.is_some() && st.notice.is_none() && !st.notice_closed
+}
+
+/// Shows the near-turn notice's offer, or the notice taken (masked), on the ticket screen.
+fn show_notice(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
+    let k = app.global::<Kiosk>();
+    let open = notice_open(state);
+    let st = state.borrow();
+    let offer = st.shared.lock().unwrap_or_else(|p| p.into_inner()).notify;
+    k.set_notify_offered(open);
+    k.set_notify_ahead(offer.map(|o| o.ahead as i32).unwrap_or(0));
+    match &st.notice {
+        Some(n) => {
+            k.set_notice_mobile(n.mobile.clone().into());
+            k.set_notice_ahead(n.notify_ahead as i32);
+            k.set_notice_sent(n.sent);
+        }
+        None => {
+            k.set_notice_mobile("".into());
+            k.set_notice_ahead(0);
+            k.set_notice_sent(false);
+        }
+    }
+}
+
+/// Send on the notice's pad: a number that is no mainland mobile number is explained
+/// there and then; a good one goes to the controller.
+fn send_notice(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
+    let k = app.global::<Kiosk>();
+    if k.get_busy() {
+        return;
+    }
+    let st = state.borrow();
+    if let Err(problem) = st.mobile.check() {
+        k.set_notify_problem(problem.code().into());
+        k.set_notify_typed(st.mobile.len() as i32);
+        k.set_notify_error("".into());
+        return;
+    }
+    let (Some((ticket, _)), Some(token)) = (&st.ticket, &st.token) else {
+        return;
+    };
+    let _ = st.jobs.send(Job::Notice {
+        ticket: ticket.id,
+        token: token.clone(),
+        mobile: st.mobile.clone(),
+        lang: st.language,
+    });
+    k.set_busy(true);
+}
+
+/// The controller's answer to a notice, on the UI thread. Taken: back to the ticket
+/// screen, which now shows the masked number; a number refused: said on the pad, which
+/// keeps it for correcting; a notice that cannot be (the ticket was called, the hall
+/// stopped offering them): said, and the offer withdrawn.
+fn notice_answer(
+    app: &App,
+    state: &Rc<std::cell::RefCell<UiState>>,
+    lang: Language,
+    ticket: u64,
+    answer: Result<Notice, ClientError>,
+) {
+    let k = app.global::<Kiosk>();
+    let current = {
+        let st = state.borrow();
+        st.token.is_some() && st.ticket.as_ref().is_some_and(|(t, _)| t.id == ticket)
+    };
+    if !current || k.get_screen() != Screen::Notify {
+        return; // the citizen has gone: the answer is for nobody on screen now
+    }
+    match answer {
+        Ok(mut notice) => {
+            if !mobile::looks_masked(&notice.mobile) {
+                // Never a whole number on screen, whatever the answer holds.
+                notice.mobile = mobile::masked(state.borrow().mobile.digits());
+            }
+            tracing::info!(ticket, sent = notice.sent, "near-turn notice taken");
+            state.borrow_mut().notice = Some(notice);
+            clear_mobile(app, state);
+            show_notice(app, state);
+            k.set_screen(Screen::Ticket);
+        }
+        Err(ClientError::Refused {
+            status,
+            code,
+            message,
+        }) => {
+            // The code only: the controller's words might quote what was typed.
+            tracing::warn!(ticket, status, code = %code, "near-turn notice refused");
+            if status == 422 {
+                k.set_notify_problem("refused".into());
+                k.set_notify_error(message.into());
+            } else if status == 503 {
+                k.set_message(offline_message(lang).into());
+            } else {
+                state.borrow_mut().notice_closed = true;
+                clear_mobile(app, state);
+                show_notice(app, state);
+                k.set_screen(Screen::Ticket);
+                k.set_message(message.into());
+            }
+        }
+        Err(e) => {
+            // An unreachable controller's reason is about the connection; a garbled
+            // answer's could quote the answer, so only its kind is logged.
+            match &e {
+                ClientError::Unreachable(why) => {
+                    tracing::warn!(ticket, "near-turn notice not sent: {why}");
+                    k.set_online(false);
+                }
+                _ => tracing::warn!(ticket, "near-turn notice: unexpected answer"),
+            }
+            k.set_message(offline_message(lang).into());
+        }
+    }
+    restart_idle(app, state);
 }
 
 fn check_in(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
@@ -757,6 +971,7 @@ fn fill_catalogue(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
     let lock = shared.lock.clone();
     drop(shared);
     drop(st);
+    show_notice(app, state);
     apply_lock(app, state, lock);
     apply_hours(app, state, closed);
 }
@@ -825,7 +1040,9 @@ fn guide_view(g: &Guide, lang: Language) -> GuideView {
 
 /// What the worker hands back to the UI thread.
 enum Outcome {
-    Ticket(Result<(Ticket, Option<String>), ClientError>),
+    Ticket(Result<Issued, ClientError>),
+    /// The answer to a near-turn notice for a ticket (by id).
+    Notice(u64, Result<Notice, ClientError>),
     /// A ticket request answered 423 `kiosk_locked`; the lock's reason.
     Locked(String),
     Guide(Result<Box<Guide>, ClientError>),
@@ -852,6 +1069,17 @@ fn worker(client: Client, jobs: Receiver<Job>, app: Weak<App>) {
                 lang,
                 Outcome::Guide(client.guide(&code, lang).map(Box::new)),
             ),
+            Job::Notice {
+                ticket,
+                token,
+                mobile,
+                lang,
+            } => {
+                // Asking again replaces the number, so a retry after a lost answer is safe.
+                let answer = retrying(|| client.notice(ticket, &token, mobile.digits(), lang));
+                drop(mobile);
+                (lang, Outcome::Notice(ticket, answer))
+            }
             Job::Checklist { code, lang } => (
                 lang,
                 Outcome::Checklist(client.checklist(&code, lang).map(|a| {
@@ -877,10 +1105,7 @@ fn worker(client: Client, jobs: Receiver<Job>, app: Weak<App>) {
 
 /// A ticket answer, or the lock's own reason when the hall server has locked the kiosk
 /// (the 423's message also carries a lead-in meant for a screen without a locked page).
-fn ticket_outcome(
-    client: &Client,
-    answer: Result<(Ticket, Option<String>), ClientError>,
-) -> Outcome {
+fn ticket_outcome(client: &Client, answer: Result<Issued, ClientError>) -> Outcome {
     match answer {
         Err(ClientError::Refused { code, message, .. }) if code == "kiosk_locked" => {
             Outcome::Locked(client.lock().ok().flatten().unwrap_or(message))
@@ -921,7 +1146,11 @@ fn deliver(app: &App, lang: Language, outcome: Outcome) {
     let k = app.global::<Kiosk>();
     k.set_busy(false);
     with_ui(|state| match outcome {
-        Outcome::Ticket(Ok((t, printer))) => {
+        Outcome::Ticket(Ok(Issued {
+            ticket: t,
+            printer,
+            token,
+        })) => {
             state.borrow_mut().pending_key = None;
             let lang_now = state.borrow().language;
             k.set_ticket(ticket_view(&t, lang_now));
@@ -932,8 +1161,16 @@ fn deliver(app: &App, lang: Language, outcome: Outcome) {
                     .into(),
             );
             let number = t.number.clone();
-            state.borrow_mut().ticket = Some((t, printer));
-            state.borrow_mut().checkin_code.clear();
+            {
+                let mut st = state.borrow_mut();
+                st.ticket = Some((t, printer));
+                st.token = token;
+                st.notice = None;
+                st.notice_closed = false;
+                st.checkin_code.clear();
+            }
+            clear_mobile(app, state);
+            show_notice(app, state);
             k.set_checkin_code("".into());
             k.set_screen(Screen::Ticket);
             restart_idle(app, state);
@@ -1000,6 +1237,7 @@ fn deliver(app: &App, lang: Language, outcome: Outcome) {
         Outcome::Checklist(Ok(printer)) => {
             k.set_checklist_state(printer.into());
         }
+        Outcome::Notice(ticket, answer) => notice_answer(app, state, lang, ticket, answer),
         Outcome::Help(Ok(_)) => k.set_message(help_coming_message(lang).into()),
         Outcome::Help(Err(e)) => {
             tracing::warn!("help request failed: {e}");
@@ -1037,18 +1275,23 @@ fn refresher(
         }
         let result = client.services().and_then(|s| Ok((s, client.overview()?)));
         let online = result.is_ok();
-        // An older controller without the lock route: no lock, nothing to show.
-        let lock = match from_stream.take() {
-            Some(l) => Some(l),
-            None if online => match client.lock() {
-                Ok(l) => Some(l),
-                Err(ClientError::Refused { status: 404, .. }) => Some(None),
+        // An older controller without the kiosk route: no lock, no text messages.
+        let kiosk = if online {
+            match client.kiosk() {
+                Ok(k) => Some(k),
+                Err(ClientError::Refused { status: 404, .. }) => Some(KioskState::default()),
                 Err(e) => {
-                    tracing::debug!("kiosk lock unknown: {e}");
+                    tracing::debug!("kiosk state unknown: {e}");
                     None
                 }
-            },
-            None => None,
+            }
+        } else {
+            None
+        };
+        let notify = kiosk.as_ref().map(|k| k.notify);
+        let lock = match from_stream.take() {
+            Some(l) => Some(l),
+            None => kiosk.map(|k| k.lock),
         };
         {
             let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
@@ -1065,6 +1308,9 @@ fn refresher(
             sh.online = online;
             if let Some(l) = lock {
                 sh.lock = l;
+            }
+            if let Some(n) = notify {
+                sh.notify = n;
             }
         }
         let app2 = app.clone();

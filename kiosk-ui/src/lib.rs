@@ -13,6 +13,8 @@
 //!   guide text).
 //! - [`client`]: the blocking HTTP client with timeouts, and the live event stream.
 //! - [`kiosk`]: callbacks, worker threads, refresh, idle return.
+//! - [`mobile`]: the mobile number typed for the near-turn text message (personal data:
+//!   never logged, cleared when the citizen leaves, shown afterwards only masked).
 //! - [`fonts`]: loading a CJK font so that Chinese renders on a fresh machine.
 //! - [`headless`]: a display-less platform on the software renderer, for tests,
 //!   screenshots and the benchmark.
@@ -24,5 +26,6 @@ pub mod client;
 pub mod fonts;
 pub mod headless;
 pub mod kiosk;
+pub mod mobile;
 
 pub use kiosk::{KioskLogic, Settings, attach};
