@@ -37,7 +37,15 @@ impl Rig {
     }
 
     fn with(size: (u32, u32), idle: Duration) -> Rig {
-        let hall = Hall::new();
+        Rig::in_hall(Hall::new(), size, idle)
+    }
+
+    /// A kiosk in a hall that offers the near-turn text message.
+    fn offering_notices() -> Rig {
+        Rig::in_hall(notify_hall(), PORTRAIT, Duration::from_secs(60))
+    }
+
+    fn in_hall(hall: Hall, size: (u32, u32), idle: Duration) -> Rig {
         let daemon = hall.start();
         let url = daemon.url.clone();
         let rig = Rig::on(url, size, idle, hall, Some(daemon));
@@ -229,6 +237,76 @@ impl Rig {
     }
 }
 
+/// A hall that offers the near-turn text message: `[phone] notify` is on by default
+/// with an uplink, here to a port where no broker listens (the uplink keeps retrying,
+/// which changes nothing for the kiosk).
+fn notify_hall() -> Hall {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    Hall::with_config(&format!(
+        "[uplink]\nhost = \"127.0.0.1\"\nport = {port}\nhall_id = \"test-hall\"\n"
+    ))
+}
+
+/// Takes `n` tickets of `service` over the API, as other citizens would.
+fn others_take(url: &str, service: &str, n: usize) {
+    for _ in 0..n {
+        let (status, body) = send(
+            client()
+                .post(format!("{url}/api/v1/tickets"))
+                .send_json(serde_json::json!({ "service": service })),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+}
+
+/// The id of today's ticket `number`, from its `ticket_issued` event.
+fn ticket_id(hall: &Hall, number: &str) -> u64 {
+    hall.events_of("ticket_issued")
+        .iter()
+        .find(|e| e["ticket"]["number"] == number)
+        .and_then(|e| e["ticket"]["id"].as_u64())
+        .unwrap_or_else(|| panic!("no ticket_issued for {number}"))
+}
+
+/// What the kiosk logs, at every level, from the first flow that asks: the mobile
+/// number must never be in it.
+fn kiosk_log() -> &'static std::sync::Mutex<Vec<u8>> {
+    static LOG: std::sync::OnceLock<&'static std::sync::Mutex<Vec<u8>>> =
+        std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let log: &'static std::sync::Mutex<Vec<u8>> =
+            Box::leak(Box::new(std::sync::Mutex::new(Vec::new())));
+        struct Sink(&'static std::sync::Mutex<Vec<u8>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || Sink(log))
+            .try_init();
+        log
+    })
+}
+
+/// Types `digits` on the pad on screen, key by key.
+fn type_on_pad(rig: &Rig, digits: &str) {
+    for d in digits.chars() {
+        rig.tap(&d.to_string());
+    }
+}
+
 fn tickets_today(url: &str) -> u32 {
     let (status, body) = send(client().get(format!("{url}/api/v1/overview")).call());
     assert_eq!(status, 200);
@@ -265,8 +343,272 @@ fn a_citizen_takes_a_ticket_and_sees_a_durable_number_in_chinese() {
     // The ticket is the controller's, committed: it answers for it by number.
     assert_eq!(tickets_today(&rig.url), 1);
 
+    // This hall sends no text messages: nothing offers one.
+    assert!(!rig.kiosk().get_notify_offered());
+    assert!(!rig.shows("快到我时发短信提醒我"));
+
     rig.tap("完成");
     assert_eq!(rig.kiosk().get_screen(), Page::Home);
+}
+
+/// The near-turn text message: a wrong number is explained on the pad, which keeps it;
+/// a right one goes to the controller, and the ticket screen then shows it masked. The
+/// controller's events hold only the masked number, and the kiosk logs none of it.
+fn a_citizen_asks_for_a_text_when_the_turn_is_near() {
+    let log = kiosk_log();
+    let rig = Rig::offering_notices();
+    others_take(&rig.url, "SB", 4);
+    rig.tap("取号");
+    rig.tap("社会保障");
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket));
+    assert!(rig.shows("您前面还有 4 人"));
+    assert!(rig.kiosk().get_notify_offered(), "the hall offers texts");
+    assert!(rig.shows("快到我时发短信提醒我"));
+    assert!(rig.shows("您前面还剩 3 人时发送"));
+    let frame = rig.screenshot("test-ticket-notify-offer");
+    rig.assert_drawn(&frame, "快到我时发短信提醒我");
+    let number = rig.kiosk().get_ticket().number.to_string();
+
+    rig.tap("快到我时发短信提醒我");
+    assert_eq!(rig.kiosk().get_screen(), Page::Notify);
+    assert!(rig.shows("请输入您的手机号码，仅用于本次叫号提醒短信。"));
+    rig.assert_controls_fit("notify pad", true);
+
+    // Send with nothing typed, too few digits, and 11 digits that are no mobile number:
+    // each says why, and the pad keeps what was typed.
+    rig.tap("提交");
+    assert!(rig.shows("请先输入您的手机号码。"));
+    type_on_pad(&rig, "1381234");
+    assert!(
+        !rig.shows("请先输入您的手机号码。"),
+        "typing answers the problem"
+    );
+    assert_eq!(rig.kiosk().get_notify_input(), "138 1234");
+    rig.tap("提交");
+    assert!(rig.shows("手机号码是 11 位数字，您输入了 7 位，请核对。"));
+    assert_eq!(rig.kiosk().get_screen(), Page::Notify);
+    rig.tap("清空");
+    type_on_pad(&rig, "12812345678");
+    assert!(rig.shows("128 1234 5678"));
+    rig.tap("提交");
+    let wrong = "这不是手机号码。手机号码以 13 至 19 开头，请核对。";
+    assert!(rig.shows(wrong));
+    assert_eq!(rig.kiosk().get_screen(), Page::Notify);
+    assert_eq!(rig.kiosk().get_notify_input(), "128 1234 5678");
+    let frame = rig.screenshot("test-notify-wrong");
+    rig.assert_drawn(&frame, wrong);
+    rig.assert_controls_fit("notify pad with a problem", true);
+    // Nothing reached the controller.
+    assert!(rig._hall.events_of("notice_requested").is_empty());
+
+    // Corrected with Delete and Clear, as a citizen would.
+    rig.tap("清空");
+    type_on_pad(&rig, "1381234567");
+    rig.tap("删除");
+    type_on_pad(&rig, "78");
+    assert_eq!(rig.kiosk().get_notify_input(), "138 1234 5678");
+    assert!(rig.shows("138 1234 5678"), "the number is grouped as typed");
+    assert_eq!(rig.logic.mobile_digits_held(), 11);
+    let frame = rig.screenshot("test-notify");
+    rig.assert_drawn(&frame, "138 1234 5678");
+    rig.tap("提交");
+    assert!(
+        rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket),
+        "taken: back to the ticket, message: {:?}",
+        rig.kiosk().get_message()
+    );
+    let taken = "您前面还剩 3 人时，我们会发短信到 138****5678。";
+    assert!(rig.shows(taken));
+    assert!(!rig.shows("快到我时发短信提醒我"), "the offer gives way");
+    assert!(rig.shows(&number), "still the citizen's ticket");
+    let frame = rig.screenshot("test-ticket-notice");
+    rig.assert_drawn(&frame, taken);
+    rig.assert_controls_fit("ticket with a notice", true);
+    // The typed number is gone from the kiosk; only the mask is shown.
+    assert_eq!(rig.logic.mobile_digits_held(), 0);
+    assert_eq!(rig.kiosk().get_notify_input(), "");
+    assert_eq!(rig.kiosk().get_notice_mobile(), "138****5678");
+    assert!(!rig.kiosk().get_notice_sent());
+    assert_eq!(rig.kiosk().get_notice_ahead(), 3);
+
+    // In English and 繁體, the same sentence.
+    rig.tap("EN");
+    assert!(rig.shows("We will text 138****5678 when 3 people are ahead of you."));
+    rig.tap("繁體");
+    assert!(rig.shows("您前面還剩 3 人時，我們會傳簡訊到 138****5678。"));
+    rig.tap("简体");
+
+    // The controller took it for this ticket, and recorded only the mask.
+    let id = ticket_id(&rig._hall, &number);
+    let events = rig._hall.events_of("notice_requested");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["ticket"], id, "{events:?}");
+    assert_eq!(events[0]["mobile"], "138****5678", "{events:?}");
+    let db = rig._hall.database();
+    let whole: i64 = db
+        .query_row(
+            "SELECT count(*) FROM events WHERE payload LIKE '%13812345678%'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("query");
+    assert_eq!(whole, 0, "no event holds the whole number");
+    let (status, body) = send(
+        client()
+            .get(format!("{}/api/v1/tickets/{id}", rig.url))
+            .call(),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.to_string().contains("13812345678"), "{body}");
+
+    // Done works as ever, and the notice leaves with the citizen.
+    rig.tap("完成");
+    assert_eq!(rig.kiosk().get_screen(), Page::Home);
+    assert_eq!(rig.kiosk().get_notice_mobile(), "");
+    assert!(!rig.logic.ticket_token_held());
+    let logged = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
+    assert!(
+        logged.contains("near-turn notice taken"),
+        "the log is captured:\n{logged}"
+    );
+    for secret in ["13812345678", "12812345678", "138 1234 5678", "1381234"] {
+        assert!(
+            !logged.contains(secret),
+            "the kiosk logged {secret}:\n{logged}"
+        );
+    }
+}
+
+/// A text asked for when the turn is already near goes at once, and the ticket screen
+/// says so. A ticket called at a window while its citizen types is refused in the
+/// controller's words: back to the ticket, the offer withdrawn, the number forgotten.
+fn a_near_turn_texts_at_once_and_a_called_ticket_is_refused() {
+    let hall = notify_hall();
+    hall.add_staff("S001", "135790", &["--window", "1"]);
+    let rig = Rig::in_hall(hall, PORTRAIT, Duration::from_secs(60));
+    rig.tap("取号");
+    rig.tap("社会保障");
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket));
+    assert!(rig.shows("您前面还有 0 人"));
+    let first = rig.kiosk().get_ticket().number.to_string();
+    rig.tap("快到我时发短信提醒我");
+    type_on_pad(&rig, "13912345678");
+    rig.tap("提交");
+    assert!(rig.wait_for(|a| !a.global::<Kiosk>().get_notice_mobile().is_empty()));
+    assert_eq!(rig.kiosk().get_screen(), Page::Ticket);
+    assert!(rig.kiosk().get_notice_sent());
+    let gone = "快轮到您了，提醒短信已发送到 139****5678。";
+    assert!(rig.shows(gone));
+    let frame = rig.screenshot("test-ticket-notice-sent");
+    rig.assert_drawn(&frame, gone);
+    let near = rig._hall.events_of("near_turn");
+    assert_eq!(near.len(), 1, "{near:?}");
+    assert_eq!(near[0]["ticket"], ticket_id(&rig._hall, &first), "{near:?}");
+    assert!(!near[0].to_string().contains("13912345678"), "{near:?}");
+    rig.tap("完成");
+
+    rig.tap("取号");
+    rig.tap("社会保障");
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket));
+    let number = rig.kiosk().get_ticket().number.to_string();
+    assert_ne!(number, first);
+    rig.tap("快到我时发短信提醒我");
+    type_on_pad(&rig, "13912345678");
+    // Window 1 calls this very number (指呼) while the citizen types.
+    let bearer = hallq_tests::sign_in(&rig.url, "S001", "135790", Some(1));
+    let (status, body) = send(
+        client()
+            .post(format!("{}/api/v1/windows/1/call", rig.url))
+            .header("Authorization", &bearer)
+            .send_json(serde_json::json!({ "number": number })),
+    );
+    assert_eq!(status, 200, "{body}");
+    rig.tap("提交");
+    assert!(
+        rig.wait_for(|a| !a.global::<Kiosk>().get_message().is_empty()),
+        "the refusal is said"
+    );
+    assert_eq!(rig.kiosk().get_screen(), Page::Ticket);
+    assert!(rig.shows("此号已叫过或已结束，无需提醒"));
+    rig.tap("知道了");
+    assert!(!rig.kiosk().get_notify_offered(), "the offer is withdrawn");
+    assert!(!rig.shows("快到我时发短信提醒我"));
+    assert_eq!(rig.logic.mobile_digits_held(), 0);
+    assert_eq!(rig.kiosk().get_notice_mobile(), "");
+    assert_eq!(rig._hall.events_of("notice_requested").len(), 1);
+}
+
+/// Cancel on the notice's pad: back to the ticket, the offer still there, nothing sent,
+/// nothing kept; the offer is optional and Done works without it.
+fn cancel_on_the_notice_pad_sends_nothing() {
+    let rig = Rig::offering_notices();
+    rig.tap("取号");
+    rig.tap("户籍办理");
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket));
+    rig.tap("快到我时发短信提醒我");
+    assert_eq!(rig.kiosk().get_screen(), Page::Notify);
+    type_on_pad(&rig, "13912345678");
+    assert_eq!(rig.logic.mobile_digits_held(), 11);
+    rig.tap("取消");
+    assert_eq!(rig.kiosk().get_screen(), Page::Ticket);
+    assert_eq!(rig.logic.mobile_digits_held(), 0);
+    assert_eq!(rig.kiosk().get_notify_input(), "");
+    assert_eq!(rig.kiosk().get_notice_mobile(), "");
+    assert!(rig.shows("快到我时发短信提醒我"), "still offered");
+    // Opened again, the pad starts empty.
+    rig.tap("快到我时发短信提醒我");
+    assert_eq!(rig.kiosk().get_notify_input(), "");
+    assert!(rig.shows("…"));
+    rig.tap("取消");
+    rig.screen.pump_until(Duration::from_millis(300), || false);
+    assert!(rig._hall.events_of("notice_requested").is_empty());
+    rig.tap("完成");
+    assert_eq!(rig.kiosk().get_screen(), Page::Home);
+    assert_eq!(tickets_today(&rig.url), 1);
+}
+
+/// Home, or the idle timeout, in the middle of typing forgets the number and the
+/// ticket's token: the adapter holds nothing, and the pad cannot be reopened.
+fn leaving_the_notice_pad_forgets_the_number() {
+    let rig = Rig::in_hall(notify_hall(), PORTRAIT, Duration::from_secs(60));
+    rig.tap("取号");
+    rig.tap("民政事务");
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket));
+    assert!(rig.logic.ticket_token_held());
+    rig.tap("快到我时发短信提醒我");
+    type_on_pad(&rig, "1501234");
+    assert_eq!(rig.kiosk().get_notify_input(), "150 1234");
+    rig.tap("提交");
+    assert_eq!(rig.kiosk().get_notify_problem(), "short");
+    rig.tap("首页");
+    assert_eq!(rig.kiosk().get_screen(), Page::Home);
+    let k = rig.kiosk();
+    assert_eq!(k.get_notify_input(), "");
+    assert_eq!(k.get_notify_problem(), "");
+    assert_eq!(k.get_notify_typed(), 0);
+    assert_eq!(k.get_notice_mobile(), "");
+    assert!(!k.get_notify_offered());
+    assert_eq!(rig.logic.mobile_digits_held(), 0);
+    assert!(
+        !rig.logic.ticket_token_held(),
+        "the token is forgotten at home"
+    );
+    k.invoke_navigate(Page::Notify);
+    assert_eq!(k.get_screen(), Page::Home, "no ticket, no pad");
+
+    // The idle timeout on the pad does the same.
+    rig.tap("取号");
+    rig.tap("民政事务");
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket));
+    rig.tap("快到我时发短信提醒我");
+    type_on_pad(&rig, "13612345678");
+    assert_eq!(rig.logic.mobile_digits_held(), 11);
+    rig.screen.advance(Duration::from_secs(61));
+    assert_eq!(rig.kiosk().get_screen(), Page::Home);
+    assert_eq!(rig.kiosk().get_notify_input(), "");
+    assert_eq!(rig.logic.mobile_digits_held(), 0);
+    assert!(!rig.logic.ticket_token_held());
+    assert!(rig._hall.events_of("notice_requested").is_empty());
 }
 
 fn a_double_tap_makes_one_ticket() {
@@ -757,21 +1099,36 @@ fn a_closed_hall_says_why_on_home_before_a_service_is_picked() {
     assert_eq!(tickets_today(&rig.url), 0);
 }
 
+/// The notice's pad for a new ticket of 户籍办理 (HJ), through the kiosk's callbacks.
+fn open_notify_pad(r: &Rig) {
+    r.kiosk().invoke_navigate(Page::Services);
+    r.kiosk().invoke_take_ticket("HJ".into());
+    assert!(r.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket));
+    assert!(r.kiosk().get_notify_offered(), "the hall offers texts");
+    r.kiosk().invoke_navigate(Page::Notify);
+    assert_eq!(r.kiosk().get_screen(), Page::Notify);
+}
+
+fn type_by_callback(r: &Rig, digits: &str) {
+    for d in digits.chars() {
+        r.kiosk().invoke_notify_key(d.to_string().into());
+    }
+}
+
 /// Every screen in portrait, landscape and elder mode, for `docs/screens/` and the README.
 fn every_screen_renders_in_both_orientations_and_elder_mode() {
-    let rig = Rig::new();
-    // One waiting ticket so that figures are not all zero.
-    send(
-        client()
-            .post(format!("{}/api/v1/tickets", rig.url))
-            .send_json(serde_json::json!({ "service": "BDC" })),
-    );
+    // A hall that offers texts, so that the ticket screen shows its offer.
+    let rig = Rig::offering_notices();
+    // One waiting ticket so that figures are not all zero, and four ahead of every 户籍
+    // ticket the kiosk takes, so that its text is still to come.
+    others_take(&rig.url, "BDC", 1);
     rig.screen.pump_until(Duration::from_secs(3), || {
         rig.kiosk().get_total_waiting() == 1
     });
+    others_take(&rig.url, "HJ", 4);
 
     type Step = fn(&Rig);
-    let screens: [(&str, Step); 11] = [
+    let screens: [(&str, Step); 14] = [
         ("home", |_| {}),
         ("services", |r| r.kiosk().invoke_navigate(Page::Services)),
         ("ticket", |r| {
@@ -814,6 +1171,27 @@ fn every_screen_renders_in_both_orientations_and_elder_mode() {
             r.kiosk()
                 .set_hours_note("现在是午间休息，13:30 恢复取号。".into());
         }),
+        ("notify", |r| {
+            open_notify_pad(r);
+            type_by_callback(r, "13812345678");
+        }),
+        // A number refused on the pad: checked for fit, not for the README.
+        ("test-notify-wrong", |r| {
+            open_notify_pad(r);
+            type_by_callback(r, "1381234");
+            r.kiosk().invoke_send_notice();
+            assert_eq!(r.kiosk().get_notify_problem(), "short");
+        }),
+        ("notice", |r| {
+            open_notify_pad(r);
+            type_by_callback(r, "13812345678");
+            r.kiosk().invoke_send_notice();
+            assert!(
+                r.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket
+                    && !a.global::<Kiosk>().get_notice_mobile().is_empty()),
+                "the notice is taken"
+            );
+        }),
     ];
     for (elder, suffix) in [(false, ""), (true, "-elder")] {
         for (name, step) in &screens {
@@ -835,7 +1213,7 @@ fn every_screen_renders_in_both_orientations_and_elder_mode() {
                 );
                 // The guide's sections scroll (texts below the fold are meant to be).
                 rig.assert_controls_fit(&shot, *name != "guide");
-                if *name == "ticket" {
+                if *name == "ticket" || *name == "notice" {
                     let done = rig.area_of("完成");
                     assert!(done.y + done.h <= h, "{shot}: Done is on the screen");
                     // Its label is drawn, not just its box: a 34 px "完成" leaves over
@@ -875,14 +1253,14 @@ fn every_screen_renders_in_both_orientations_and_elder_mode() {
 }
 
 fn the_help_button_is_on_every_screen_and_rings_for_staff_once() {
-    let rig = Rig::new();
+    let rig = Rig::offering_notices();
     let help_open = |url: &str| -> Vec<serde_json::Value> {
         let (s, b) = send(client().get(format!("{url}/api/v1/help")).call());
         assert_eq!(s, 200, "{b}");
         b["help"].as_array().unwrap().clone()
     };
     type Step = fn(&Rig);
-    let screens: [(Page, Step); 8] = [
+    let screens: [(Page, Step); 9] = [
         (Page::Home, |_| {}),
         (Page::Services, |r| {
             r.kiosk().invoke_navigate(Page::Services)
@@ -900,6 +1278,7 @@ fn the_help_button_is_on_every_screen_and_rings_for_staff_once() {
             r.kiosk().invoke_take_ticket("SB".into());
             assert!(r.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket));
         }),
+        (Page::Notify, open_notify_pad),
     ];
     for elder in [false, true] {
         for (orientation, (w, h)) in [("portrait", PORTRAIT), ("landscape", LANDSCAPE)] {
@@ -1046,6 +1425,22 @@ fn the_kiosk_flows() {
     run(
         "a_citizen_takes_a_ticket_and_sees_a_durable_number_in_chinese",
         a_citizen_takes_a_ticket_and_sees_a_durable_number_in_chinese,
+    );
+    run(
+        "a_citizen_asks_for_a_text_when_the_turn_is_near",
+        a_citizen_asks_for_a_text_when_the_turn_is_near,
+    );
+    run(
+        "a_near_turn_texts_at_once_and_a_called_ticket_is_refused",
+        a_near_turn_texts_at_once_and_a_called_ticket_is_refused,
+    );
+    run(
+        "cancel_on_the_notice_pad_sends_nothing",
+        cancel_on_the_notice_pad_sends_nothing,
+    );
+    run(
+        "leaving_the_notice_pad_forgets_the_number",
+        leaving_the_notice_pad_forgets_the_number,
     );
     run(
         "a_double_tap_makes_one_ticket",
