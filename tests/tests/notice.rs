@@ -314,6 +314,17 @@ fn each_near_turn_goes_once_across_a_sigkill_and_reaches_the_sms_webhook_once() 
         "ticket 2 at once, ticket 4 when two were ahead"
     );
     delivered(&hall);
+    // The ticket's own page says so too.
+    let (_, st) = send(
+        client()
+            .get(format!("{}/t/{}/status", d.url, tickets[3].2))
+            .call(),
+    );
+    assert_eq!(
+        st["status"]["notice"],
+        json!({ "mobile": "139****0003", "sent": true }),
+        "{st}"
+    );
     act(&d.url, &bearer, "recall");
     act(&d.url, &bearer, "start");
     // A power cut right after the call that makes ticket 5's notice, before the
