@@ -70,8 +70,9 @@ pub struct Done {
 
 type Query = Box<dyn FnOnce(&Engine, &Store) + Send>;
 
-/// A near-turn notice request as committed: its events and what was recorded.
-pub type NoticeOutcome = Result<(Vec<StoredEvent>, NoticeGiven), NoticeError>;
+/// A near-turn notice request as committed (its events and what was recorded), or
+/// refused; the outer error is the core's (storage, shutdown).
+pub type NoticeOutcome = Result<Result<(Vec<StoredEvent>, NoticeGiven), NoticeError>, CoreError>;
 
 /// A staff account change as committed: its events (the audit event first, then any
 /// sign-out from a window) and the account as it is now.
@@ -738,25 +739,7 @@ impl Core {
         let stored = match stored {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!(error = %e, "commit failed; nothing of this batch was stored");
-                self.broken = true;
-                let full = e.is_disk_full();
-                let msg = e.to_string();
-                let err = || {
-                    if full {
-                        CoreError::StorageFull(msg.clone())
-                    } else {
-                        CoreError::Store(msg.clone())
-                    }
-                };
-                for r in replies {
-                    match r {
-                        Reply::Command { tx, .. } => drop(tx.send(Err(err()))),
-                        Reply::Append { tx, .. } => drop(tx.send(Err(err()))),
-                        Reply::Notice { tx, .. } => drop(tx.send(Err(err().into()))),
-                        Reply::Query(_) => {}
-                    }
-                }
+                self.failed(&e, replies);
                 return;
             }
         };
@@ -770,13 +753,37 @@ impl Core {
                 }
                 Reply::Append { tx, range } => drop(tx.send(Ok(stored[range].to_vec()))),
                 Reply::Notice { tx, range, outcome } => {
-                    let _ = tx.send(outcome.map(|given| (stored[range].to_vec(), given)));
+                    let _ = tx.send(Ok(outcome.map(|given| (stored[range].to_vec(), given))));
                 }
                 Reply::Query(q) => q(&self.engine, &self.store),
             }
         }
         for e in stored {
             let _ = self.fanout.send(Arc::new(e));
+        }
+    }
+
+    /// A batch's commit failed: nothing of it is stored; every writer hears why, and
+    /// the engine is rebuilt from the database before the next batch.
+    fn failed(&mut self, e: &StoreError, replies: Vec<Reply>) {
+        tracing::error!(error = %e, "commit failed; nothing of this batch was stored");
+        self.broken = true;
+        let full = e.is_disk_full();
+        let msg = e.to_string();
+        let err = || {
+            if full {
+                CoreError::StorageFull(msg.clone())
+            } else {
+                CoreError::Store(msg.clone())
+            }
+        };
+        for r in replies {
+            match r {
+                Reply::Command { tx, .. } => drop(tx.send(Err(err()))),
+                Reply::Append { tx, .. } => drop(tx.send(Err(err()))),
+                Reply::Notice { tx, .. } => drop(tx.send(Err(err()))),
+                Reply::Query(_) => {}
+            }
         }
     }
 
@@ -789,7 +796,7 @@ impl Core {
         notices: &mut Vec<crate::store::notices::NewNotice>,
     ) -> Result<NoticeGiven, NoticeError> {
         if self.broken {
-            return Err(CoreError::Store("the database is unavailable".into()).into());
+            return Err(NoticeError::Store("the database is unavailable".into()));
         }
         // The clock moves on (a new day starts, say) before the ticket is looked at.
         if let Err(e) = self.command(Command::Tick, pending) {

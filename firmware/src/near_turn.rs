@@ -60,9 +60,9 @@ pub enum NoticeError {
     /// The notice for this ticket has already gone.
     #[error("the near-turn notice for this ticket has already been sent")]
     AlreadySent,
-    /// The core or the store failed.
-    #[error(transparent)]
-    Core(#[from] crate::core::CoreError),
+    /// The database could not be read (nothing was recorded).
+    #[error("storage failed: {0}")]
+    Store(String),
 }
 
 /// The tickets whose notice has not gone yet, under the hall's policy.
@@ -124,7 +124,7 @@ impl Watch {
             .ok_or(NoticeError::UnknownTicket)?;
         if !self.unsent.contains(&t.id)
             && notices::state(store.conn(), t.id)
-                .map_err(|e| crate::core::CoreError::Store(e.to_string()))?
+                .map_err(|e| NoticeError::Store(e.to_string()))?
                 .is_some_and(|n| n.sent)
         {
             return Err(NoticeError::AlreadySent);

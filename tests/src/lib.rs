@@ -170,6 +170,18 @@ impl Hall {
         assert!(child.wait().expect("wait").success(), "staff add failed");
     }
 
+    /// Runs `hallq check-config` on the hall's file, which must refuse it; returns
+    /// what it said.
+    pub fn config_refusal(&self) -> String {
+        let out = Command::new(hallq_bin())
+            .arg("check-config")
+            .arg(&self.config)
+            .output()
+            .expect("hallq runs");
+        assert!(!out.status.success(), "the configuration was accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     /// Runs `hallq` with arguments and returns stdout.
     pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new(hallq_bin())

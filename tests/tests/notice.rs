@@ -61,6 +61,12 @@ fn ask(url: &str, id: u64, token: Option<&str>, mobile: &str) -> (u16, Value) {
     send(req.send_json(json!({ "mobile": mobile })))
 }
 
+/// Asserts a refusal's status and error code.
+fn refused_with((status, body): (u16, Value), want: u16, code: &str) {
+    assert_eq!(status, want, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+}
+
 fn act(url: &str, bearer: &str, action: &str) -> Value {
     let (s, b) = send(
         client()
@@ -103,11 +109,10 @@ fn the_kiosk_is_told_the_offer_and_a_number_is_checked_masked_and_kept_apart() {
     assert_eq!(s, 200);
     assert_eq!(k["notify"], Value::Null, "{k}");
     let (id, _, token) = issue(&d.url);
-    let (s, b) = ask(&d.url, id, Some(&token), "13812345678");
-    assert_eq!(
-        (s, b["error"]["code"].as_str()),
-        (409, Some("notify_off")),
-        "{b}"
+    refused_with(
+        ask(&d.url, id, Some(&token), "13812345678"),
+        409,
+        "notify_off",
     );
     drop(d);
 
@@ -118,17 +123,15 @@ fn the_kiosk_is_told_the_offer_and_a_number_is_checked_masked_and_kept_apart() {
     assert_eq!(k["notify"], json!({ "ahead": 2, "minutes": 10 }), "{k}");
     let tickets: Vec<_> = (0..6).map(|_| issue(&d.url)).collect();
     let (id, number, token) = tickets[5].clone();
-    let (s, b) = ask(&d.url, id, None, "13812345678");
-    assert_eq!(
-        (s, b["error"]["code"].as_str()),
-        (403, Some("ticket_token_required")),
-        "{b}"
+    refused_with(
+        ask(&d.url, id, None, "13812345678"),
+        403,
+        "ticket_token_required",
     );
-    let (s, b) = ask(&d.url, id, Some(&tickets[4].2), "13812345678");
-    assert_eq!(
-        (s, b["error"]["code"].as_str()),
-        (403, Some("not_your_ticket")),
-        "{b}"
+    refused_with(
+        ask(&d.url, id, Some(&tickets[4].2), "13812345678"),
+        403,
+        "not_your_ticket",
     );
     for bad in [
         "1381234567",
@@ -193,11 +196,10 @@ fn the_kiosk_is_told_the_offer_and_a_number_is_checked_masked_and_kept_apart() {
         .query_row("SELECT COUNT(*) FROM notices", [], |r| r.get(0))
         .unwrap();
     assert_eq!(left, 0, "the number is erased when the ticket ends");
-    let (s, b) = ask(&d.url, id, Some(&token), "13812345678");
-    assert_eq!(
-        (s, b["error"]["code"].as_str()),
-        (409, Some("ticket_not_waiting")),
-        "{b}"
+    refused_with(
+        ask(&d.url, id, Some(&token), "13812345678"),
+        409,
+        "ticket_not_waiting",
     );
     drop(d);
     let text = everything_but_notices(&hall);
@@ -314,6 +316,17 @@ fn each_near_turn_goes_once_across_a_sigkill_and_reaches_the_sms_webhook_once() 
         "ticket 2 at once, ticket 4 when two were ahead"
     );
     delivered(&hall);
+    // The ticket's own page says so too.
+    let (_, st) = send(
+        client()
+            .get(format!("{}/t/{}/status", d.url, tickets[3].2))
+            .call(),
+    );
+    assert_eq!(
+        st["status"]["notice"],
+        json!({ "mobile": "139****0003", "sent": true }),
+        "{st}"
+    );
     act(&d.url, &bearer, "recall");
     act(&d.url, &bearer, "start");
     // A power cut right after the call that makes ticket 5's notice, before the
@@ -429,12 +442,6 @@ fn each_near_turn_goes_once_across_a_sigkill_and_reaches_the_sms_webhook_once() 
 #[test]
 fn notify_without_an_uplink_is_a_configuration_error_naming_the_key() {
     let hall = Hall::with_config("[phone]\nnotify = true\n");
-    let out = std::process::Command::new(hallq_tests::hallq_bin())
-        .arg("check-config")
-        .arg(&hall.config)
-        .output()
-        .expect("hallq runs");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = hall.config_refusal();
     assert!(err.contains("phone.notify"), "{err}");
 }

@@ -376,7 +376,16 @@ fn page_text(b: &Browser) -> String {
 #[test]
 fn a_phone_follows_its_ticket_from_the_queue_to_the_window_and_through_a_restart() {
     let _one = BROWSERS.lock().unwrap_or_else(|p| p.into_inner());
-    let (hall, url) = hall("");
+    // The hall offers the near-turn text message (an uplink, to no broker here), when
+    // one person is ahead.
+    let (hall, url) = hall("notify_ahead = 1\nnotify_minutes = 0");
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = nobody.local_addr().unwrap().port();
+    drop(nobody);
+    add_uplink(
+        &hall.config,
+        &format!("host = \"127.0.0.1\"\nport = {port}\nhall_id = \"h\"\nmax_backoff_secs = 1"),
+    );
     hall.add_staff("S001", "135790", &["--window", "3"]);
     let d = hall.start();
     // Window 3 serves 民政 (MZ); the other ticket is for 社保 (SB).
@@ -385,6 +394,13 @@ fn a_phone_follows_its_ticket_from_the_queue_to_the_window_and_through_a_restart
     let (mine, token) = issue(&url, "MZ");
     let (other, _) = issue(&url, "SB");
     let number = mine["number"].as_str().unwrap();
+    let (s, b) = send(
+        client()
+            .post(format!("{url}/api/v1/tickets/{}/notice", mine["id"]))
+            .header("X-Ticket-Token", &token)
+            .send_json(json!({ "mobile": "13812345678" })),
+    );
+    assert_eq!(s, 201, "{b}");
 
     let driver = Driver::start().unwrap();
     let phone = driver.browser(PHONE.0, PHONE.1).unwrap();
@@ -404,6 +420,8 @@ fn a_phone_follows_its_ticket_from_the_queue_to_the_window_and_through_a_restart
         "{}",
         page_text(&phone)
     );
+    assert_eq!(phone.text("#sms"), "快到您时将短信提醒 138****5678");
+    assert!(!phone.visible("#near"));
     for n in [&first["number"], &other["number"]] {
         assert!(
             !page_text(&phone).contains(n.as_str().unwrap()),
@@ -428,6 +446,15 @@ fn a_phone_follows_its_ticket_from_the_queue_to_the_window_and_through_a_restart
             !b.visible("#offline") && b.text("#ahead") == "1"
         })
         .unwrap();
+    // One ahead: the near-turn notice has gone, and the page says so.
+    phone
+        .wait_for("the near-turn banner", 5, |b| {
+            b.visible("#near") && b.text("#near") == "快到您了！请回到大厅，留意叫号。"
+        })
+        .unwrap();
+    assert_eq!(phone.text("#sms"), "已短信提醒 138****5678");
+    assert_eq!(phone.blank_glyphs("main").unwrap(), Vec::<String>::new());
+    shot(&phone, "phone-near.png");
 
     act(&url, &bearer, 3, "call-next");
     act(&url, &bearer, 3, "start");

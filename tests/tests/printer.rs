@@ -210,13 +210,7 @@ fn a_bad_ticket_template_is_refused_at_start() {
         "[printer]\n[printer.transport]\nkind = \"tcp\"\naddr = \"127.0.0.1:9\"\n\
          [printer.ticket]\nfields = [{ name = \"weather\" }]\n",
     );
-    let out = std::process::Command::new(hallq_tests::hallq_bin())
-        .arg("check-config")
-        .arg(&hall.config)
-        .output()
-        .expect("hallq runs");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = hall.config_refusal();
     assert!(
         err.contains("printer.ticket") && err.contains("weather"),
         "{err}"

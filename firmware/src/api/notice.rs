@@ -70,11 +70,8 @@ fn refused(e: NoticeError, lang: Lang) -> ApiError {
             "notice_already_sent",
             said("到号提醒已经发出", "到號提醒已經發出"),
         ),
-        NoticeError::Core(_) => {
-            let NoticeError::Core(core) = e else {
-                return ApiError::unavailable();
-            };
-            return ApiError::from_core(core, lang);
+        NoticeError::Store(detail) => {
+            return ApiError::from_core(crate::core::CoreError::Store(detail.clone()), lang);
         }
     };
     ApiError::new(status, code, message)
@@ -103,6 +100,7 @@ async fn request(
         .hall
         .request_notice(NoticeAsk { ticket, mobile })
         .await
+        .map_err(|e| ApiError::from_core(e, lang))?
         .map_err(|e| refused(e, lang))?;
     tracing::info!(ticket = ticket.0, mobile = %masked, sent = given.sent, "near-turn notice requested");
     Ok((
