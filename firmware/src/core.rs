@@ -174,6 +174,7 @@ pub struct HallCore {
     events: broadcast::Sender<Arc<StoredEvent>>,
     in_force: Setting,
     stats: Arc<CommitStats>,
+    near: Option<NearTurnPolicy>,
 }
 
 impl HallCore {
@@ -222,7 +223,6 @@ impl HallCore {
                     in_force: core_setting,
                     broken: false,
                     stats: core_stats,
-                    near,
                     watch,
                 }
                 .run(rx);
@@ -238,6 +238,7 @@ impl HallCore {
                 events,
                 in_force: setting,
                 stats,
+                near,
             },
             handle,
         ))
@@ -256,6 +257,11 @@ impl HallCore {
         let (tx, rx) = oneshot::channel();
         self.send(Request::Notice(ask, tx))?;
         rx.await.map_err(|_| CoreError::Stopped)?
+    }
+
+    /// When near-turn notices go, if the hall offers them (what the kiosk is told).
+    pub fn near_turn(&self) -> Option<NearTurnPolicy> {
+        self.near
     }
 
     /// Runs a command; resolves once its events are durable.
@@ -396,8 +402,6 @@ struct Core {
     /// rather than answer from a state that is not the committed one.
     broken: bool,
     stats: Arc<CommitStats>,
-    /// When near-turn notices go (`None`: the hall offers none).
-    near: Option<NearTurnPolicy>,
     /// Tickets whose near-turn notice has not gone yet.
     watch: Watch,
 }
@@ -669,7 +673,7 @@ impl Core {
     fn handle_segment(&mut self, batch: Vec<Request>) {
         if self.broken {
             match restore(&self.setup, &self.store)
-                .and_then(|e| Ok((e, Watch::load(self.near, &self.store)?)))
+                .and_then(|e| Ok((e, self.watch.reloaded(&self.store)?)))
             {
                 Ok((engine, watch)) => {
                     self.engine = engine;

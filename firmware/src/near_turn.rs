@@ -11,11 +11,11 @@
 
 use std::collections::BTreeSet;
 
-use hallq_engine::{Engine, TicketId, TicketState, Timestamp};
+use hallq_engine::{Engine, Ticket, TicketId, TicketState, Timestamp};
 
 use crate::events::HallEvent;
 use crate::mobile::MobileNumber;
-use crate::phone::NearTurnPolicy;
+use crate::phone::{DEFAULT_NOTIFY_AHEAD, NearTurnPolicy};
 use crate::store::notices::{self, NewNotice};
 use crate::store::{Store, StoreError};
 
@@ -72,11 +72,25 @@ pub struct Watch {
     unsent: BTreeSet<TicketId>,
 }
 
-/// A ticket that may still be notified: waiting, never called.
-fn waiting(engine: &Engine, id: TicketId) -> bool {
-    engine.ticket(id).is_some_and(|t| {
+/// The ticket, if it may still be notified: today's, waiting, never called.
+fn waiting(engine: &Engine, id: TicketId) -> Option<&Ticket> {
+    engine.ticket(id).filter(|t| {
         t.state == TicketState::Waiting && t.called_at.is_none() && t.day == engine.day()
     })
+}
+
+/// People ahead of `t` now, and its `near_turn` event when that is near under `policy`.
+fn look(engine: &Engine, policy: NearTurnPolicy, t: &Ticket) -> (u32, Option<HallEvent>) {
+    let ahead = engine.ahead(t.id).unwrap_or(0);
+    let minutes = engine.estimate_wait_minutes(&t.service, ahead);
+    let near = policy.is_near(ahead, minutes).then(|| HallEvent::NearTurn {
+        ticket: t.id,
+        number: t.number.clone(),
+        service: t.service.clone(),
+        ahead,
+        minutes,
+    });
+    (ahead, near)
 }
 
 impl Watch {
@@ -89,19 +103,16 @@ impl Watch {
         })
     }
 
-    /// Tickets watched.
-    pub fn len(&self) -> usize {
-        self.unsent.len()
+    /// The same watch read again from the store (after a storage failure).
+    pub fn reloaded(&self, store: &Store) -> Result<Watch, StoreError> {
+        Watch::load(self.policy, store)
     }
 
-    /// Whether no ticket is watched.
-    pub fn is_empty(&self) -> bool {
-        self.unsent.is_empty()
-    }
-
+    /// The policy notices go under; with the notice turned off, the ones asked for
+    /// before still go by people ahead.
     fn policy(&self) -> NearTurnPolicy {
         self.policy.unwrap_or(NearTurnPolicy {
-            ahead: 3,
+            ahead: DEFAULT_NOTIFY_AHEAD,
             minutes: None,
         })
     }
@@ -129,26 +140,17 @@ impl Watch {
         {
             return Err(NoticeError::AlreadySent);
         }
-        if !waiting(engine, t.id) {
-            return Err(NoticeError::NotWaiting);
-        }
+        let t = waiting(engine, t.id).ok_or(NoticeError::NotWaiting)?;
         let mut events = vec![HallEvent::NoticeRequested {
             ticket: t.id,
             number: t.number.clone(),
             mobile: ask.mobile.masked(),
         }];
-        let ahead = engine.ahead(t.id).unwrap_or(0);
-        let minutes = engine.estimate_wait_minutes(&t.service, ahead);
-        let sent = policy.is_near(ahead, minutes);
-        if sent {
+        let (ahead, near) = look(engine, policy, t);
+        let sent = near.is_some();
+        if let Some(e) = near {
             self.unsent.remove(&t.id);
-            events.push(HallEvent::NearTurn {
-                ticket: t.id,
-                number: t.number.clone(),
-                service: t.service.clone(),
-                ahead,
-                minutes,
-            });
+            events.push(e);
         } else {
             self.unsent.insert(t.id);
         }
@@ -178,25 +180,16 @@ impl Watch {
         let policy = self.policy();
         let mut out = Vec::new();
         self.unsent.retain(|&id| {
-            if !waiting(engine, id) {
-                return false;
-            }
-            let Some(t) = engine.ticket(id) else {
+            let Some(t) = waiting(engine, id) else {
                 return false;
             };
-            let ahead = engine.ahead(id).unwrap_or(0);
-            let minutes = engine.estimate_wait_minutes(&t.service, ahead);
-            if !policy.is_near(ahead, minutes) {
-                return true;
+            match look(engine, policy, t).1 {
+                Some(e) => {
+                    out.push(e);
+                    false
+                }
+                None => true,
             }
-            out.push(HallEvent::NearTurn {
-                ticket: id,
-                number: t.number.clone(),
-                service: t.service.clone(),
-                ahead,
-                minutes,
-            });
-            false
         });
         out
     }

@@ -49,8 +49,11 @@ impl Default for PhoneConfig {
     }
 }
 
+/// People ahead when the near-turn notice goes, unless `[phone] notify_ahead` says.
+pub const DEFAULT_NOTIFY_AHEAD: u32 = 3;
+
 fn default_notify_ahead() -> u32 {
-    3
+    DEFAULT_NOTIFY_AHEAD
 }
 
 fn default_notify_minutes() -> u32 {

@@ -55,7 +55,7 @@ async fn kiosk(State(s): State<AppState>) -> Json<Value> {
     let mut body = body;
     body["notice"] = json!(s.uplink.controls.notice(now));
     // The near-turn text message the kiosk may offer after a ticket.
-    body["notify"] = json!(s.config.phone.near_turn(s.config.uplink.is_some()));
+    body["notify"] = json!(s.hall.near_turn());
     Json(body)
 }
 

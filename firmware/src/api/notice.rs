@@ -85,11 +85,7 @@ async fn request(
     JsonBody(body): JsonBody<NoticeBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let ticket: TicketId = super::queue::parse_id(&id)?;
-    if s.config
-        .phone
-        .near_turn(s.config.uplink.is_some())
-        .is_none()
-    {
+    if s.hall.near_turn().is_none() {
         return Err(refused(NoticeError::Off, lang));
     }
     super::queue::citizen_holds(&s, ticket, &headers, lang).await?;

@@ -269,19 +269,26 @@ pub fn post_waiting(conn: &Connection, agent: &ureq::Agent, url: &str) -> rusqli
 }
 
 /// Posts text messages as they are stored (woken by `wake`, and every two seconds to
-/// retry a webhook that was down), until `stop` is notified.
+/// retry a webhook that was down), on a database connection of its own, until the
+/// receiver aborts it.
 async fn poster(hook: SmsWebhook, wake: std::sync::Arc<tokio::sync::Notify>) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
         .http_status_as_error(false)
         .build()
         .into();
+    let conn = match open_db(&hook.db) {
+        Ok(c) => std::sync::Arc::new(std::sync::Mutex::new(c)),
+        Err(e) => {
+            tracing::error!(error = %e, "SMS webhook: the database cannot be opened; nothing is posted");
+            return;
+        }
+    };
     loop {
-        let h = hook.clone();
-        let a = agent.clone();
+        let (c, a, url) = (conn.clone(), agent.clone(), hook.url.clone());
         let done = tokio::task::spawn_blocking(move || {
-            let conn = open_db(&h.db)?;
-            post_waiting(&conn, &a, &h.url)
+            let conn = c.lock().unwrap_or_else(|p| p.into_inner());
+            post_waiting(&conn, &a, &url)
         })
         .await;
         match done {
