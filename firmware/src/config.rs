@@ -61,6 +61,12 @@ pub struct Config {
     /// The citizen's phone: the address the ticket's QR code opens (`[phone] base_url`).
     #[serde(default)]
     pub phone: crate::phone::PhoneConfig,
+    /// Resident ID card readers at the kiosks (`[[id_reader]]`).
+    #[serde(default, rename = "id_reader")]
+    pub id_readers: Vec<crate::devices::id_reader::IdReaderConfig>,
+    /// What a card at the kiosk enables (`[id_card]`).
+    #[serde(default)]
+    pub id_card: crate::devices::id_reader::IdCardConfig,
 }
 
 /// The hall call board shown on a TV (`/board`): which layout the hall chose and the
@@ -425,6 +431,27 @@ impl Config {
             v.check()
                 .map_err(|(key, message)| invalid(key.into(), key_line(text, key), message))?;
         }
+        for (i, r) in config.id_readers.iter().enumerate() {
+            r.check().map_err(|(field, message)| {
+                let key = format!("id_reader[{i}].{field}");
+                invalid(key.clone(), key_line(text, &key), message)
+            })?;
+            let before = &config.id_readers[..i];
+            check(
+                &format!("id_reader[{i}].id"),
+                !before.iter().any(|o| o.id == r.id),
+                "another [[id_reader]] has this id",
+            )?;
+            check(
+                &format!("id_reader[{i}].kiosk"),
+                !before.iter().any(|o| o.kiosk == r.kiosk),
+                "another [[id_reader]] sits at this kiosk: one reader per kiosk",
+            )?;
+        }
+        config
+            .id_card
+            .check()
+            .map_err(|(key, message)| invalid(key.into(), key_line(text, key), message))?;
         config.queue.validate().map_err(|e| {
             let key = format!("queue.{}", e.key);
             invalid(key.clone(), key_line(text, &key), e.message)
@@ -671,6 +698,39 @@ mod tests {
             err.starts_with(&format!("hall.toml:{line}: voice.repeat:")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_commented_id_reader_section_of_the_example_is_valid_and_checked() {
+        let start = EXAMPLE_HALL.find("# [[id_reader]]").expect("id reader example");
+        let section: String = EXAMPLE_HALL[start..]
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::parse(&format!("{EXAMPLE_HALL}\n{section}"), "<example>").unwrap();
+        assert_eq!(c.id_readers.len(), 1);
+        assert_eq!(c.id_readers[0].kiosk, "kiosk-1");
+        assert_eq!((c.id_card.green_age, c.id_card.hold_secs), (70, 60));
+        assert!(c.id_card.green(70) && !c.id_card.green(69));
+        let bad = format!(
+            "{EXAMPLE_HALL}\n{}",
+            section.replace("baud = 115200", "baud = 115201")
+        );
+        let err = Config::parse(&bad, "hall.toml").unwrap_err().to_string();
+        let line = bad
+            .lines()
+            .position(|l| l.starts_with("baud = 115201"))
+            .unwrap()
+            + 1;
+        assert!(
+            err.starts_with(&format!("hall.toml:{line}: id_reader[0].baud:")),
+            "{err}"
+        );
+        let off = format!("{EXAMPLE_HALL}\n{}", section.replace("green_age = 70", "green_age = 0"));
+        let c = Config::parse(&off, "hall.toml").unwrap();
+        assert!(!c.id_card.green(99));
     }
 
     #[test]

@@ -51,7 +51,35 @@ pub enum CoreError {
     /// The core has stopped.
     #[error("the controller is shutting down")]
     Stopped,
+    /// A rule of the controller's own (not the engine's) declined the command, checked
+    /// on the core thread just before it would have run; nothing changed.
+    #[error("declined: {}", .0.code)]
+    Declined(Declined),
 }
+
+/// A command a controller rule declined (see [`HallCore::execute_unless`]), with what to
+/// tell the citizen in each language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declined {
+    /// Stable machine code, e.g. `already_holds_ticket`.
+    pub code: &'static str,
+    /// The reason in Simplified Chinese, Traditional Chinese and English.
+    pub messages: [String; 3],
+}
+
+impl Declined {
+    /// The reason in `lang`.
+    pub fn message(&self, lang: hallq_engine::Lang) -> &str {
+        match lang {
+            hallq_engine::Lang::ZhCn => &self.messages[0],
+            hallq_engine::Lang::ZhTw => &self.messages[1],
+            hallq_engine::Lang::En => &self.messages[2],
+        }
+    }
+}
+
+/// A rule checked on the core thread against the state a command would run on.
+pub type Guard = Box<dyn FnOnce(&Engine) -> Option<Declined> + Send>;
 
 /// The result of a committed command.
 #[derive(Debug, Clone)]
@@ -80,6 +108,9 @@ pub type AccountOutcome = Result<(Vec<StoredEvent>, AccountState), StaffError>;
 
 enum Request {
     Command(Command, oneshot::Sender<Result<Done, CoreError>>),
+    /// A command that runs only if its guard, asked on the core thread right before,
+    /// declines nothing: no other command can slip between the check and the command.
+    Guarded(Command, Guard, oneshot::Sender<Result<Done, CoreError>>),
     Append(
         Vec<NewEvent>,
         oneshot::Sender<Result<Vec<StoredEvent>, CoreError>>,
@@ -268,6 +299,15 @@ impl HallCore {
     pub async fn execute(&self, cmd: Command) -> Result<Done, CoreError> {
         let (tx, rx) = oneshot::channel();
         self.send(Request::Command(cmd, tx))?;
+        rx.await.map_err(|_| CoreError::Stopped)?
+    }
+
+    /// Runs a command unless `guard`, asked on the core thread against the state the
+    /// command would run on (the clock moved on first), declines it; resolves once its
+    /// events are durable.
+    pub async fn execute_unless(&self, cmd: Command, guard: Guard) -> Result<Done, CoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Request::Guarded(cmd, guard, tx))?;
         rx.await.map_err(|_| CoreError::Stopped)?
     }
 
@@ -467,7 +507,7 @@ impl Gather {
 fn is_writer(r: &Request) -> bool {
     matches!(
         r,
-        Request::Command(..) | Request::Append(..) | Request::Notice(..)
+        Request::Command(..) | Request::Guarded(..) | Request::Append(..) | Request::Notice(..)
     )
 }
 
@@ -726,6 +766,27 @@ impl Core {
                         outcome,
                     });
                 }
+                Request::Guarded(cmd, guard, tx) => {
+                    moved = true;
+                    let start = pending.len();
+                    let outcome = if self.broken {
+                        Err(CoreError::Store("the database is unavailable".into()))
+                    } else {
+                        // The day may have turned: the guard judges today's state.
+                        if let Err(e) = self.command(Command::Tick, &mut pending) {
+                            tracing::warn!(error = %e, "tick before a guarded command");
+                        }
+                        match guard(&self.engine) {
+                            Some(declined) => Err(CoreError::Declined(declined)),
+                            None => self.command(cmd, &mut pending),
+                        }
+                    };
+                    replies.push(Reply::Command {
+                        tx,
+                        range: start..pending.len(),
+                        outcome,
+                    });
+                }
             }
         }
         if moved && !self.broken {
@@ -906,6 +967,47 @@ mod tests {
             citizen: None,
             channel: "test".into(),
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_guard_sees_the_commands_before_it_so_only_one_of_many_racing_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("hallq.db")).unwrap();
+        let (hall, _core) = HallCore::start(crate::testing::in_force(), store).unwrap();
+        let service = hall.in_force().setup.services[0].code.clone();
+        let racers: Vec<_> = (0..16)
+            .map(|_| {
+                let (hall, service) = (hall.clone(), service.clone());
+                tokio::spawn(async move {
+                    let cmd = Command::Issue {
+                        citizen: Some("person".into()),
+                        ..issue(&service)
+                    };
+                    let guard: Guard = Box::new(move |e: &Engine| {
+                        e.tickets()
+                            .any(|t| t.citizen.as_deref() == Some("person"))
+                            .then(|| Declined {
+                                code: "already_holds_ticket",
+                                messages: ["一".into(), "一".into(), "one".into()],
+                            })
+                    });
+                    hall.execute_unless(cmd, guard).await
+                })
+            })
+            .collect();
+        let mut passed = 0;
+        for r in racers {
+            match r.await.unwrap() {
+                Ok(_) => passed += 1,
+                Err(CoreError::Declined(d)) => {
+                    assert_eq!(d.message(hallq_engine::Lang::En), "one")
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(passed, 1);
+        let tickets = hall.query(|e, _| e.tickets().count()).await.unwrap();
+        assert_eq!(tickets, 1);
     }
 
     #[test]

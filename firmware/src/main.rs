@@ -33,7 +33,9 @@ enum Cmd {
         #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// Simulate citizens and staff; without --config uses the example county hall
-        /// in a temporary data directory.
+        /// in a temporary data directory. Also simulates the devices the file lacks: a
+        /// ticket printer, the window screens, and an ID card reader at the kiosk (write
+        /// "姓名 身份证号" into <data dir>/id-card to place a card, empty it to lift it).
         #[arg(long)]
         simulate: bool,
         /// Override the listen address (e.g. 127.0.0.1:0 for a free port).
@@ -485,6 +487,12 @@ fn run(
     if let Some(d) = data_dir {
         config.storage.data_dir = d;
     }
+    // The simulated hall's ID card reader at the kiosk, kept alive for the run.
+    let _id_reader = if simulate && config.id_readers.is_empty() {
+        Some(hallq::simulate::id_reader(&mut config)?)
+    } else {
+        None
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -33,6 +33,9 @@ pub enum StartError {
     /// The hall's secret for personal identifiers could not be read or created.
     #[error(transparent)]
     HallKey(#[from] crate::personal::KeyError),
+    /// An ID card reader's thread could not be started.
+    #[error("cannot start the ID card reader thread: {0}")]
+    IdReader(std::io::Error),
     /// The address could not be bound.
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
@@ -95,6 +98,19 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
         personal,
     )?;
     state.voice = voice.clone();
+    state.id_cards = crate::devices::id_reader::IdCards::new(
+        &config.id_readers,
+        Duration::from_secs(config.id_card.hold_secs),
+    );
+    for r in &config.id_readers {
+        crate::devices::id_reader::start(
+            r.clone(),
+            state.id_cards.clone(),
+            state.devices.clone(),
+            state.personal.clone(),
+        )
+        .map_err(StartError::IdReader)?;
+    }
     tokio::spawn(state.metrics.clone().follow(hall.subscribe()));
     tokio::spawn(state.sign_in.clone().flush(hall.clone()));
     let mut shared = shared;

@@ -246,3 +246,73 @@ pub fn window_bus(
     });
     Ok((sim, dir))
 }
+
+/// The simulated ID card reader of `run --simulate`, kept alive for the run.
+pub struct SimIdReader {
+    /// The reader; place and remove cards through it.
+    pub handle: hallq_hardware::idcard::sim::SimReaderHandle,
+    /// The terminal side, held open so the pseudo-terminal stays up.
+    _terminal: serialport::TTYPort,
+}
+
+/// The name of the control file in the data directory: write `姓名 公民身份号码` into it
+/// to lay a card on the simulated reader, empty it or delete it to lift the card.
+pub const ID_CARD_CONTROL: &str = "id-card";
+
+/// A simulated ID card reader for `--simulate`: a SAM reader on a pseudo-terminal,
+/// added to `config` as an `[[id_reader]]` at the kiosk `kiosk` (a kiosk that sends no
+/// `X-Kiosk-Id`), with a control file in the data directory
+/// ([`ID_CARD_CONTROL`]) that a person or a script writes to place and lift cards.
+pub fn id_reader(config: &mut crate::config::Config) -> std::io::Result<SimIdReader> {
+    use hallq_hardware::idcard::sim::SimReaderHandle;
+    use hallq_hardware::idcard::text::CardText;
+    use serialport::SerialPort;
+
+    let (master, terminal) = serialport::TTYPort::pair().map_err(std::io::Error::other)?;
+    let port = terminal
+        .name()
+        .ok_or_else(|| std::io::Error::other("pseudo-terminal without a name"))?;
+    let handle = SimReaderHandle::serve_stream(master)?;
+    config
+        .id_readers
+        .push(crate::devices::id_reader::IdReaderConfig {
+            id: "sim".into(),
+            port: port.clone(),
+            baud: 115_200,
+            kiosk: "kiosk".into(),
+            poll_ms: 300,
+            timeout_ms: 600,
+        });
+    let control = config.storage.data_dir.join(ID_CARD_CONTROL);
+    tracing::info!(%port, control = %control.display(), "simulated ID card reader at kiosk \"kiosk\": write \"姓名 号码\" into the control file to place a card, empty it to lift it");
+    let reader = handle.control();
+    std::thread::Builder::new()
+        .name("sim-id-card-control".into())
+        .spawn(move || {
+            let mut shown = String::new();
+            loop {
+                std::thread::sleep(Duration::from_millis(300));
+                let text = std::fs::read_to_string(&control).unwrap_or_default();
+                let text = text.trim().to_string();
+                if text == shown {
+                    continue;
+                }
+                let mut words = text.split_whitespace();
+                match (words.next(), words.next()) {
+                    (Some(name), Some(id)) => {
+                        reader.place(CardText::specimen(name, id));
+                        tracing::info!("simulated ID card placed");
+                    }
+                    _ => {
+                        reader.remove();
+                        tracing::info!("simulated ID card lifted");
+                    }
+                }
+                shown = text;
+            }
+        })?;
+    Ok(SimIdReader {
+        handle,
+        _terminal: terminal,
+    })
+}

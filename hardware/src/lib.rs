@@ -1,5 +1,6 @@
-//! Device drivers, protocol codecs and device simulators for hallq's ticket printer and
-//! window devices (LED screens, hall board, caller and rating keypads).
+//! Device drivers, protocol codecs and device simulators for hallq's ticket printer,
+//! window devices (LED screens, hall board, caller and rating keypads) and the kiosk's
+//! ID card reader.
 //!
 //! Everything here is synchronous `std` code: the daemon runs the printer in the one
 //! task or thread that owns it, and the encoders are pure functions to bytes so they
@@ -25,6 +26,10 @@
 //!   an RS-485 bus, and a simulated bus on a pseudo-terminal. Unlike the rest of this
 //!   crate, the bus task and the simulator run on tokio.
 //!
+//! - [`idcard`]: the resident ID card reader: the SAM module's frames, the card's text
+//!   block, the GB 11643 citizen number with its check character and masks, a driver
+//!   over any `Read + Write` port, and a simulated reader on a pseudo-terminal.
+//!
 //! # A ticket, end to end
 //! ```
 //! use hallq_hardware::escpos::PaperWidth;
@@ -49,6 +54,7 @@
 //! ```
 
 pub mod escpos;
+pub mod idcard;
 pub mod layout;
 pub mod status;
 pub mod transport;

@@ -10,6 +10,7 @@ mod extract;
 use extract::{Path, Query};
 mod guide;
 mod help;
+mod idcard;
 mod kiosk;
 mod metrics;
 mod notice;
@@ -72,6 +73,8 @@ pub struct AppState {
     pub sign_in: signin::SignInGuard,
     /// The ticket status page's per-address budgets and counters.
     pub phone: crate::phone::PhoneGuard,
+    /// The ID card lying on each kiosk's reader (masked, hashed, in memory only).
+    pub id_cards: crate::devices::id_reader::IdCards,
 }
 
 impl AppState {
@@ -100,6 +103,7 @@ impl AppState {
             personal,
             sign_in: signin::SignInGuard::new(),
             phone: crate::phone::PhoneGuard::default(),
+            id_cards: crate::devices::id_reader::IdCards::default(),
         })
     }
 
@@ -145,6 +149,7 @@ pub fn app(state: AppState) -> Router {
         .merge(pages::routes())
         .merge(phone::routes())
         .merge(kiosk::routes())
+        .merge(idcard::routes())
         .merge(notice::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
@@ -260,6 +265,7 @@ impl ApiError {
                 )
             },
             CoreError::Stopped => ApiError::unavailable(),
+            CoreError::Declined(d) => ApiError::new(StatusCode::CONFLICT, d.code, d.message(lang)),
         }
     }
 }

@@ -276,7 +276,10 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// A citizen ID is never stored: only its HMAC under the hall's secret, enough to count
-/// tickets per person per day, and kept in the state alone (never in an event).
+/// tickets per person per day, and kept in the state alone (never in an event). An
+/// 18-character number must carry its GB 11643 check character, so a mistyped digit
+/// is caught at the kiosk instead of becoming another person; the key is the same one
+/// an ID card on the kiosk's reader gives.
 fn citizen_key(s: &AppState, id: Option<String>) -> Result<Option<String>, ApiError> {
     let Some(id) = id
         .map(|i| i.trim().to_uppercase())
@@ -290,17 +293,39 @@ fn citizen_key(s: &AppState, id: Option<String>) -> Result<Option<String>, ApiEr
             "an ID number is letters and digits, at most 32",
         ));
     }
+    if id.len() == 18 {
+        use hallq_hardware::idcard::number::{IdError, validate};
+        validate(&id).map_err(|e| {
+            ApiError::field(
+                "citizen_id",
+                match e {
+                    IdError::CheckDigit => {
+                        "the check character does not match: a digit was mistyped (GB 11643)"
+                    }
+                    IdError::BadDate => "characters 7 to 14 are not a birth date (GB 11643)",
+                    _ => "an 18-character ID number is 17 digits and a digit or X (GB 11643)",
+                },
+            )
+        })?;
+    }
     Ok(Some(s.personal.hash("id", &id)))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IssueBody {
-    service: String,
+    #[serde(default)]
+    service: Option<String>,
     #[serde(default)]
     class: Option<String>,
     #[serde(default)]
     citizen_id: Option<String>,
+    /// Take the ticket as the holder of the ID card on this kiosk's reader.
+    #[serde(default)]
+    id_card: bool,
+    /// With `id_card`: check in the holder's appointment of today instead.
+    #[serde(default)]
+    appointment: bool,
 }
 
 async fn issue(
@@ -311,7 +336,7 @@ async fn issue(
     JsonBody(body): JsonBody<IssueBody>,
 ) -> Result<Response, ApiError> {
     super::kiosk::refuse_if_locked(&s, lang)?;
-    let class = match body.class.as_deref() {
+    let mut class = match body.class.as_deref() {
         None | Some("normal") => Class::Normal,
         Some("green") => Class::Green,
         Some(_) => return Err(ApiError::field("class", "must be \"normal\" or \"green\"")),
@@ -319,12 +344,86 @@ async fn issue(
     let channel = kiosk.channel;
     let key = idempotency_key(&headers)?;
     let (token, token_hash) = ticket_token(&s, key.as_deref())?;
+    if body.appointment && !body.id_card {
+        return Err(ApiError::field(
+            "appointment",
+            "checks in with the ID card (\"id_card\": true); with a code use /api/v1/appointments/{code}/check-in",
+        ));
+    }
+    let citizen = if body.id_card {
+        if body.citizen_id.is_some() {
+            return Err(ApiError::field(
+                "citizen_id",
+                "give either citizen_id or \"id_card\": true, not both",
+            ));
+        }
+        let held = super::idcard::held_card(&s, &channel, lang)?;
+        if body.appointment {
+            return check_in_with_card(&s, held.citizen, channel, key, token, token_hash, lang)
+                .await;
+        }
+        if s.config.id_card.green(held.birth.age_on(super::idcard::today(&s))) {
+            class = Class::Green;
+        }
+        Some(held.citizen)
+    } else {
+        citizen_key(&s, body.citizen_id)?
+    };
+    let service = body
+        .service
+        .ok_or_else(|| ApiError::field("service", "missing field `service`"))?;
+    let guard = citizen
+        .clone()
+        .filter(|_| s.config.id_card.daily_limit_per_service)
+        .map(|c| super::idcard::one_live_ticket(c, service.clone(), key.clone()));
     let cmd = Command::Issue {
         token_hash: Some(token_hash),
-        service: body.service,
+        service,
         class,
         idempotency_key: key,
-        citizen: citizen_key(&s, body.citizen_id)?,
+        citizen,
+        channel: channel.clone(),
+    };
+    let done = match guard {
+        Some(guard) => s.hall.execute_unless(cmd, guard).await,
+        None => s.hall.execute(cmd).await,
+    }
+    .map_err(|e| ApiError::from_core(e, lang))?;
+    ticket_response(&s, done, &channel, &token, lang).await
+}
+
+/// Checks in the card holder's appointment of today (found by the keyed hash the
+/// appointment was booked with), as the check-in endpoint does with its code.
+async fn check_in_with_card(
+    s: &AppState,
+    citizen: String,
+    channel: String,
+    key: Option<String>,
+    token: String,
+    token_hash: String,
+    lang: hallq_engine::Lang,
+) -> Result<Response, ApiError> {
+    if !s.config.id_card.find_appointment {
+        return Err(super::idcard::no_appointment(lang));
+    }
+    // A retry of a check-in that went through finds no open appointment: the key
+    // answers it with the ticket it made.
+    let retried = key.clone();
+    let code = s
+        .hall
+        .query(move |e, store| {
+            if let Some(t) = retried.as_deref().and_then(|k| e.ticket_by_key(k)) {
+                return t.appointment.clone();
+            }
+            super::idcard::appointment_today(e, store, &citizen).map(|a| a.code)
+        })
+        .await
+        .map_err(|e| ApiError::from_core(e, lang))?
+        .ok_or_else(|| super::idcard::no_appointment(lang))?;
+    let cmd = Command::CheckIn {
+        token_hash: Some(token_hash),
+        code,
+        idempotency_key: key,
         channel: channel.clone(),
     };
     let done = s
@@ -332,7 +431,7 @@ async fn issue(
         .execute(cmd)
         .await
         .map_err(|e| ApiError::from_core(e, lang))?;
-    ticket_response(&s, done, &channel, &token, lang).await
+    ticket_response(s, done, &channel, &token, lang).await
 }
 
 pub(super) fn parse_id(id: &str) -> Result<TicketId, ApiError> {

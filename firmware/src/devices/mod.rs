@@ -9,9 +9,12 @@
 //!   the pure screen, rating and caller logic, the one controller that drives every kind
 //!   of window device, and one task per kind of wiring (Modbus and vendor-frame buses,
 //!   MAX7219 matrices on SPI, GPIO and USB keypads).
+//! - [`id_reader`]: the resident ID card readers at the kiosks: one thread per reader,
+//!   and the card on each kiosk's reader, hashed and masked, in memory only.
 //! - [`voice`]: call announcements and kiosk prompts through the `hallq-voice` announcer.
 
 pub mod health;
+pub mod id_reader;
 pub mod printer;
 pub mod tickets;
 pub mod voice;

@@ -281,3 +281,40 @@ for section in ["printer", "voice", "uplink", "bus"]:
 bus = re.search(r"```toml\n(\[\[bus\]\].*?)```", read("docs/protocol.md").decode(), re.S)
 if bus:
     put("config", "example-with-protocol-bus.toml", example + "\n" + bus.group(1))
+
+
+# --- id_card: SAM frames of the resident ID card reader (hardware/src/idcard) --------
+PREAMBLE = bytes([0xAA, 0xAA, 0xAA, 0x96, 0x69])
+
+
+def sam(body):
+    n = len(body) + 1
+    head = bytes([n >> 8, n & 0xFF]) + body
+    x = 0
+    for b in head:
+        x ^= b
+    return PREAMBLE + head + bytes([x])
+
+
+def ucs2(s, n):
+    b = s.encode("utf-16-le")
+    return b + b" \x00" * ((n - len(b)) // 2)
+
+
+def card_text(name, idno, birth):
+    return (ucs2(name, 30) + ucs2("1", 2) + ucs2("01", 4) + ucs2(birth, 16)
+            + ucs2("北京市东城区东长安街1号", 70) + ucs2(idno, 36)
+            + ucs2("北京市公安局东城分局", 30) + ucs2("20200101", 16) + ucs2("长期", 16)
+            + ucs2("", 36))
+
+
+text = card_text("王小明", "11010119500101101X", "19500101")
+base = bytes([0x01, 0x00, 0x04, 0x00]) + text + bytes(1024)
+# The leading byte is where the fuzz target cuts the stream in two.
+put("id_card", "find-select-read-requests", b"\x80" + sam(b"\x20\x01") + sam(b"\x20\x02") + sam(b"\x30\x01"))
+put("id_card", "card-found", b"\x40" + sam(b"\x00\x00\x9f" + bytes(4)))
+put("id_card", "no-card", b"\x10" + sam(b"\x00\x00\x80"))
+put("id_card", "base-answer", b"\x7f" + sam(b"\x00\x00\x90" + base))
+put("id_card", "noise-and-corrupt", b"\x55\x00\x13\xaa" + sam(b"\x20\x01")[:-1] + b"\x00" + sam(b"\x11\xff"))
+put("id_card", "text-block", b"\x00" + text)
+put("id_card", "typed-number", b"\x00" + "11010519491231002X".encode())
