@@ -702,7 +702,9 @@ mod tests {
 
     #[test]
     fn the_commented_id_reader_section_of_the_example_is_valid_and_checked() {
-        let start = EXAMPLE_HALL.find("# [[id_reader]]").expect("id reader example");
+        let start = EXAMPLE_HALL
+            .find("# [[id_reader]]")
+            .expect("id reader example");
         let section: String = EXAMPLE_HALL[start..]
             .lines()
             .take_while(|l| !l.is_empty())
@@ -728,7 +730,10 @@ mod tests {
             err.starts_with(&format!("hall.toml:{line}: id_reader[0].baud:")),
             "{err}"
         );
-        let off = format!("{EXAMPLE_HALL}\n{}", section.replace("green_age = 70", "green_age = 0"));
+        let off = format!(
+            "{EXAMPLE_HALL}\n{}",
+            section.replace("green_age = 70", "green_age = 0")
+        );
         let c = Config::parse(&off, "hall.toml").unwrap();
         assert!(!c.id_card.green(99));
     }

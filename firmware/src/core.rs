@@ -754,38 +754,11 @@ impl Core {
                 }
                 Request::Command(cmd, tx) => {
                     moved = true;
-                    let start = pending.len();
-                    let outcome = if self.broken {
-                        Err(CoreError::Store("the database is unavailable".into()))
-                    } else {
-                        self.command(cmd, &mut pending)
-                    };
-                    replies.push(Reply::Command {
-                        tx,
-                        range: start..pending.len(),
-                        outcome,
-                    });
+                    replies.push(self.reply(cmd, None, tx, &mut pending));
                 }
                 Request::Guarded(cmd, guard, tx) => {
                     moved = true;
-                    let start = pending.len();
-                    let outcome = if self.broken {
-                        Err(CoreError::Store("the database is unavailable".into()))
-                    } else {
-                        // The day may have turned: the guard judges today's state.
-                        if let Err(e) = self.command(Command::Tick, &mut pending) {
-                            tracing::warn!(error = %e, "tick before a guarded command");
-                        }
-                        match guard(&self.engine) {
-                            Some(declined) => Err(CoreError::Declined(declined)),
-                            None => self.command(cmd, &mut pending),
-                        }
-                    };
-                    replies.push(Reply::Command {
-                        tx,
-                        range: start..pending.len(),
-                        outcome,
-                    });
+                    replies.push(self.reply(cmd, Some(guard), tx, &mut pending));
                 }
             }
         }
@@ -874,6 +847,37 @@ impl Core {
         }
         notices.push(row);
         Ok(given)
+    }
+
+    /// Runs a command (unless its guard declines it) and makes the reply its writer
+    /// gets once the batch is on disk.
+    fn reply(
+        &mut self,
+        cmd: Command,
+        guard: Option<Guard>,
+        tx: oneshot::Sender<Result<Done, CoreError>>,
+        pending: &mut Vec<NewEvent>,
+    ) -> Reply {
+        let start = pending.len();
+        let outcome = if self.broken {
+            Err(CoreError::Store("the database is unavailable".into()))
+        } else if let Some(guard) = guard {
+            // The day may have turned: the guard judges today's state.
+            if let Err(e) = self.command(Command::Tick, pending) {
+                tracing::warn!(error = %e, "tick before a guarded command");
+            }
+            match guard(&self.engine) {
+                Some(declined) => Err(CoreError::Declined(declined)),
+                None => self.command(cmd, pending),
+            }
+        } else {
+            self.command(cmd, pending)
+        };
+        Reply::Command {
+            tx,
+            range: start..pending.len(),
+            outcome,
+        }
     }
 
     /// Runs one command; its events go to `pending`. A refusal may still leave events

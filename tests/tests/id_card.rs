@@ -134,22 +134,42 @@ fn a_card_takes_one_ticket_per_service_an_elder_goes_green_and_nothing_personal_
     };
     assert_eq!(other.card()["reader"], false);
     let (s, b) = other.issue("k2-1", "zh-CN", json!({"service": "SB", "id_card": true}));
-    assert_eq!((s, b["error"]["code"].as_str()), (409, Some("no_id_card")), "{b}");
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (409, Some("no_id_card")),
+        "{b}"
+    );
     let empty = kiosk.card();
-    assert_eq!((empty["reader"].clone(), empty["present"].clone()), (json!(true), json!(false)));
+    assert_eq!(
+        (empty["reader"].clone(), empty["present"].clone()),
+        (json!(true), json!(false))
+    );
     let (s, b) = kiosk.issue("k1-0", "zh-CN", json!({"service": "SB", "id_card": true}));
-    assert_eq!((s, b["error"]["code"].as_str()), (409, Some("no_id_card")), "{b}");
-    assert!(b["error"]["message"].as_str().unwrap().contains("身份证"), "{b}");
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (409, Some("no_id_card")),
+        "{b}"
+    );
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("身份证"),
+        "{b}"
+    );
 
     // The card placed: the kiosk sees it masked, never the name or the number.
     reader.place(CardText::specimen(ADULT_NAME, ADULT_ID));
     let card = kiosk.wait_for_card("110***********2024");
     assert_eq!(card["name"], "王*明");
     assert_eq!(card["green"], false);
-    assert!(card["age"].as_u64().is_some_and(|a| (45..=47).contains(&a)), "{card}");
+    assert!(
+        card["age"].as_u64().is_some_and(|a| (45..=47).contains(&a)),
+        "{card}"
+    );
     assert_eq!(card["appointment"], Value::Null);
     let shown = card.to_string();
-    assert!(!shown.contains(ADULT_NAME) && !shown.contains(ADULT_ID), "{shown}");
+    assert!(
+        !shown.contains(ADULT_NAME) && !shown.contains(ADULT_ID),
+        "{shown}"
+    );
 
     // A ticket with the card; a second for the same service is refused in the
     // citizen's language, naming the ticket they hold; another service is fine.
@@ -158,30 +178,63 @@ fn a_card_takes_one_ticket_per_service_an_elder_goes_green_and_nothing_personal_
     assert_eq!(first["ticket"]["class"], "normal");
     let number = first["ticket"]["number"].as_str().unwrap().to_string();
     let (s, b) = kiosk.issue("k1-2", "zh-CN", json!({"service": "SB", "id_card": true}));
-    assert_eq!((s, b["error"]["code"].as_str()), (409, Some("already_holds_ticket")), "{b}");
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (409, Some("already_holds_ticket")),
+        "{b}"
+    );
     let zh = b["error"]["message"].as_str().unwrap();
-    assert!(zh.contains(&number) && zh.contains("同一事项每人只能取一个号"), "{zh}");
+    assert!(
+        zh.contains(&number) && zh.contains("同一事项每人只能取一个号"),
+        "{zh}"
+    );
     let (_, b) = kiosk.issue("k1-3", "en", json!({"service": "SB", "id_card": true}));
     assert!(
-        b["error"]["message"].as_str().unwrap().contains("One ticket per person per service"),
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("One ticket per person per service"),
         "{b}"
     );
     let (_, b) = kiosk.issue("k1-4", "zh-TW", json!({"service": "SB", "id_card": true}));
-    assert!(b["error"]["message"].as_str().unwrap().contains("同一事項"), "{b}");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("同一事項"),
+        "{b}"
+    );
     // The retry of the first request is its ticket again, not a refusal.
     let (s, again) = kiosk.issue("k1-1", "zh-CN", json!({"service": "SB", "id_card": true}));
-    assert_eq!((s, again["ticket"]["number"].as_str()), (200, Some(number.as_str())), "{again}");
+    assert_eq!(
+        (s, again["ticket"]["number"].as_str()),
+        (200, Some(number.as_str())),
+        "{again}"
+    );
     // The same person typing their number is the same person.
-    let (s, b) = kiosk.issue("k1-5", "zh-CN", json!({"service": "SB", "citizen_id": ADULT_ID}));
-    assert_eq!((s, b["error"]["code"].as_str()), (409, Some("already_holds_ticket")), "{b}");
+    let (s, b) = kiosk.issue(
+        "k1-5",
+        "zh-CN",
+        json!({"service": "SB", "citizen_id": ADULT_ID}),
+    );
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (409, Some("already_holds_ticket")),
+        "{b}"
+    );
     let (s, b) = kiosk.issue("k1-6", "zh-CN", json!({"service": "HJ", "id_card": true}));
     assert_eq!(s, 201, "{b}");
     assert_eq!(kiosk.card()["tickets"].as_array().map(Vec::len), Some(2));
 
     // A typed number whose check character is wrong is refused, naming the field.
     let wrong = format!("{}5", &ADULT_ID[..17]);
-    let (s, b) = kiosk.issue("k1-7", "zh-CN", json!({"service": "MZ", "citizen_id": wrong}));
-    assert_eq!((s, b["error"]["field"].as_str()), (422, Some("citizen_id")), "{b}");
+    let (s, b) = kiosk.issue(
+        "k1-7",
+        "zh-CN",
+        json!({"service": "MZ", "citizen_id": wrong}),
+    );
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (422, Some("citizen_id")),
+        "{b}"
+    );
 
     // Lifted: forgotten at once.
     reader.remove();
@@ -207,26 +260,36 @@ fn a_card_takes_one_ticket_per_service_an_elder_goes_green_and_nothing_personal_
             .send_json(json!({})),
     );
     assert_eq!(s, 200, "{called}");
-    assert_eq!(called["events"][0]["number"], green["ticket"]["number"], "{called}");
+    assert_eq!(
+        called["events"][0]["number"], green["ticket"]["number"],
+        "{called}"
+    );
 
     // The elder's appointment of today (booked with the number typed) is offered on
     // the card and checked in by it, without the code.
     let slot = chrono::Utc::now().timestamp_millis() + 10 * 60_000;
-    let (s, b) = send(
-        c.post(format!("{}/api/v1/appointments", d.url))
-            .send_json(json!({"service": "MZ", "slot_at": slot, "code": "YY2026", "citizen_id": ELDER_ID})),
-    );
+    let (s, b) = send(c.post(format!("{}/api/v1/appointments", d.url)).send_json(
+        json!({"service": "MZ", "slot_at": slot, "code": "YY2026", "citizen_id": ELDER_ID}),
+    ));
     assert_eq!(s, 201, "{b}");
     let card = kiosk.card();
     assert_eq!(card["appointment"]["code"], "YY2026", "{card}");
     assert_eq!(card["appointment"]["service"], "MZ");
-    let (s, checked) = kiosk.issue("k1-10", "zh-CN", json!({"id_card": true, "appointment": true}));
+    let (s, checked) = kiosk.issue(
+        "k1-10",
+        "zh-CN",
+        json!({"id_card": true, "appointment": true}),
+    );
     assert_eq!(s, 201, "{checked}");
     assert_eq!(checked["ticket"]["appointment"], "YY2026");
     assert_eq!(checked["ticket"]["class"], "appointment");
     assert_eq!(kiosk.card()["appointment"], Value::Null);
     let (s, b) = kiosk.issue("k1-11", "en", json!({"id_card": true, "appointment": true}));
-    assert_eq!((s, b["error"]["code"].as_str()), (409, Some("no_appointment_today")), "{b}");
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (409, Some("no_appointment_today")),
+        "{b}"
+    );
 
     // The reader is a healthy device of the hall.
     let (_, devices) = send(c.get(format!("{}/api/v1/devices", d.url)).call());
@@ -254,12 +317,18 @@ fn a_card_takes_one_ticket_per_service_an_elder_goes_green_and_nothing_personal_
         ELDER_ID,
         "北京市东城区东长安街1号",
     ];
-    assert!(data.join("hallq.db-wal").exists(), "the WAL is where the day's writes are");
+    assert!(
+        data.join("hallq.db-wal").exists(),
+        "the WAL is where the day's writes are"
+    );
     assert_no_trace(&refs, &secrets);
     drop(d);
     assert_no_trace(&refs, &secrets);
     let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(text.contains("ID card read"), "the log shows the reader working");
+    assert!(
+        text.contains("ID card read"),
+        "the log shows the reader working"
+    );
 }
 
 #[test]
@@ -278,5 +347,8 @@ fn a_bad_reader_section_names_its_key_and_line() {
         .nth(1)
         .map(|(i, _)| i + 1)
         .unwrap();
-    assert!(said.contains(&format!(":{line}: id_reader[1].kiosk")), "{said}");
+    assert!(
+        said.contains(&format!(":{line}: id_reader[1].kiosk")),
+        "{said}"
+    );
 }

@@ -42,7 +42,9 @@ pub(super) fn held_card(s: &AppState, kiosk: &str, lang: Lang) -> Result<HeldCar
             (true, Lang::En) => "Please place your ID card on the reader first.",
             (false, Lang::ZhCn) => "本机没有身份证阅读器，请选择事项直接取号。",
             (false, Lang::ZhTw) => "本機沒有身份證閱讀器，請選擇事項直接取號。",
-            (false, Lang::En) => "This kiosk has no ID card reader; please take a ticket without the card.",
+            (false, Lang::En) => {
+                "This kiosk has no ID card reader; please take a ticket without the card."
+            }
         };
         ApiError::new(StatusCode::CONFLICT, "no_id_card", message)
     })

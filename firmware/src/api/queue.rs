@@ -362,7 +362,10 @@ async fn issue(
             return check_in_with_card(&s, held.citizen, channel, key, token, token_hash, lang)
                 .await;
         }
-        if s.config.id_card.green(held.birth.age_on(super::idcard::today(&s))) {
+        if s.config
+            .id_card
+            .green(held.birth.age_on(super::idcard::today(&s)))
+        {
             class = Class::Green;
         }
         Some(held.citizen)

@@ -108,7 +108,10 @@ impl IdCardConfig {
     /// The first bad key and why.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
         if self.green_age > 120 {
-            return Err(("id_card.green_age", "an age from 1 to 120, or 0 for no automatic green channel".into()));
+            return Err((
+                "id_card.green_age",
+                "an age from 1 to 120, or 0 for no automatic green channel".into(),
+            ));
         }
         if !(5..=600).contains(&self.hold_secs) {
             return Err(("id_card.hold_secs", "between 5 and 600 seconds".into()));
@@ -128,19 +131,26 @@ impl IdReaderConfig {
         let name_ok = |s: &str| {
             !s.is_empty()
                 && s.len() <= 32
-                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         };
         if !name_ok(&self.id) {
             return Err(("id", "1 to 32 letters, digits, - and _".into()));
         }
         if !name_ok(&self.kiosk) {
-            return Err(("kiosk", "the kiosk's X-Kiosk-Id: 1 to 32 letters, digits, - and _".into()));
+            return Err((
+                "kiosk",
+                "the kiosk's X-Kiosk-Id: 1 to 32 letters, digits, - and _".into(),
+            ));
         }
         if self.port.trim().is_empty() {
             return Err(("port", "the reader's serial port, e.g. /dev/ttyUSB0".into()));
         }
         if ![9600, 19_200, 38_400, 57_600, 115_200].contains(&self.baud) {
-            return Err(("baud", "one of 9600, 19200, 38400, 57600, 115200 (SAM readers)".into()));
+            return Err((
+                "baud",
+                "one of 9600, 19200, 38400, 57600, 115200 (SAM readers)".into(),
+            ));
         }
         if !(50..=5000).contains(&self.poll_ms) {
             return Err(("poll_ms", "between 50 and 5000".into()));
@@ -397,9 +407,12 @@ mod tests {
         assert_eq!(cards.reader_of("kiosk-1"), Some("r1"));
         assert_eq!(cards.reader_of("kiosk-2"), None);
         let key = PersonalKey::from_bytes([3; 32]);
-        let held =
-            HeldCard::from_card(&CardText::specimen("王明", "11010519491231002X"), "r1", &key)
-                .unwrap();
+        let held = HeldCard::from_card(
+            &CardText::specimen("王明", "11010519491231002X"),
+            "r1",
+            &key,
+        )
+        .unwrap();
         cards.put("kiosk-1", held.clone());
         assert_eq!(cards.current("kiosk-1"), Some(held));
         assert_eq!(cards.current("kiosk-2"), None);

@@ -28,7 +28,8 @@ pub struct Date {
 impl Date {
     /// The date, if it is one (leap years included).
     pub fn new(year: u16, month: u8, day: u8) -> Option<Date> {
-        let leap = (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400);
+        let leap =
+            (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400);
         let days = match month {
             1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
             4 | 6 | 9 | 11 => 30,
@@ -36,7 +37,9 @@ impl Date {
             2 => 28,
             _ => return None,
         };
-        (1..=days).contains(&day).then_some(Date { year, month, day })
+        (1..=days)
+            .contains(&day)
+            .then_some(Date { year, month, day })
     }
 
     /// `YYYYMMDD`.
@@ -44,7 +47,11 @@ impl Date {
         if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        Date::new(s[..4].parse().ok()?, s[4..6].parse().ok()?, s[6..].parse().ok()?)
+        Date::new(
+            s[..4].parse().ok()?,
+            s[4..6].parse().ok()?,
+            s[6..].parse().ok()?,
+        )
     }
 
     /// `YYYYMMDD`.
@@ -157,10 +164,19 @@ mod tests {
     #[test]
     fn the_standards_example_checks_and_a_changed_digit_does_not() {
         // GB 11643-1999's own example number.
-        assert_eq!(validate("11010519491231002X"), Ok("11010519491231002X".into()));
-        assert_eq!(validate("11010519491231002x"), Ok("11010519491231002X".into()));
+        assert_eq!(
+            validate("11010519491231002X"),
+            Ok("11010519491231002X".into())
+        );
+        assert_eq!(
+            validate("11010519491231002x"),
+            Ok("11010519491231002X".into())
+        );
         assert_eq!(validate("11010519491231003X"), Err(IdError::CheckDigit));
-        assert_eq!(validate("440524188001010014"), Ok("440524188001010014".into()));
+        assert_eq!(
+            validate("440524188001010014"),
+            Ok("440524188001010014".into())
+        );
         assert_eq!(validate("440524188001010015"), Err(IdError::CheckDigit));
     }
 
@@ -170,7 +186,10 @@ mod tests {
         assert_eq!(validate("1101051949123100AX"), Err(IdError::NotDigits));
         assert_eq!(validate("110105194913310021"), Err(IdError::BadDate));
         assert_eq!(validate("11010519490229002X"), Err(IdError::BadDate));
-        assert!(matches!(validate("一一0105194912310"), Err(IdError::Length(_))));
+        assert!(matches!(
+            validate("一一0105194912310"),
+            Err(IdError::Length(_))
+        ));
     }
 
     #[test]
@@ -197,10 +216,7 @@ mod tests {
         let leap = Date::new(2000, 2, 29).unwrap();
         assert_eq!(leap.age_on(Date::new(2001, 2, 28).unwrap()), 0);
         assert_eq!(leap.age_on(Date::new(2001, 3, 1).unwrap()), 1);
-        assert_eq!(
-            birth_date("11010519491231002X"),
-            Date::new(1949, 12, 31)
-        );
+        assert_eq!(birth_date("11010519491231002X"), Date::new(1949, 12, 31));
         assert_eq!(Date::new(2026, 2, 29), None);
         assert_eq!(Date::parse_compact("2026-1-1"), None);
     }

@@ -171,7 +171,9 @@ impl SimReaderHandle {
                         Err(e)
                             if matches!(
                                 e.kind(),
-                                ErrorKind::TimedOut | ErrorKind::WouldBlock | ErrorKind::Interrupted
+                                ErrorKind::TimedOut
+                                    | ErrorKind::WouldBlock
+                                    | ErrorKind::Interrupted
                             ) => {}
                         // The other side closed (nobody has the terminal open): wait
                         // for the controller to open it again.
@@ -292,11 +294,7 @@ mod tests {
         let out = sim.feed(&bad);
         assert_eq!(
             out,
-            [
-                PREAMBLE.as_slice(),
-                &[0x00, 0x04, 0x00, 0x00, 0x10, 0x14]
-            ]
-            .concat()
+            [PREAMBLE.as_slice(), &[0x00, 0x04, 0x00, 0x00, 0x10, 0x14]].concat()
         );
         assert_eq!(sim.stats().corrupt, 1);
         let unknown = crate::idcard::frame::encode_request([0x77, 0x01], &[]);

@@ -131,16 +131,19 @@ impl std::fmt::Debug for CardText {
     }
 }
 
-fn field_text(block: &[u8], name: &'static str, at: usize, len: usize) -> Result<String, TextError> {
+fn field_text(
+    block: &[u8],
+    name: &'static str,
+    at: usize,
+    len: usize,
+) -> Result<String, TextError> {
     let units = block[at..at + len]
         .chunks_exact(2)
         .map(|p| u16::from_le_bytes([p[0], p[1]]));
     let text: String = char::decode_utf16(units)
         .collect::<Result<_, _>>()
         .map_err(|_| TextError::NotText(name))?;
-    Ok(text
-        .trim_end_matches([' ', '\0', '\u{3000}'])
-        .to_string())
+    Ok(text.trim_end_matches([' ', '\0', '\u{3000}']).to_string())
 }
 
 fn date_field(text: &str, name: &'static str) -> Result<Date, TextError> {
@@ -322,7 +325,14 @@ mod tests {
         assert_eq!(c.name, "王小明");
         assert_eq!(c.sex, Sex::Male);
         assert_eq!(c.ethnicity, 1);
-        assert_eq!(c.birth, Date { year: 1950, month: 1, day: 1 });
+        assert_eq!(
+            c.birth,
+            Date {
+                year: 1950,
+                month: 1,
+                day: 1
+            }
+        );
         assert_eq!(c.address, "北京市东城区东长安街1号");
         assert_eq!(c.id_number, "11010119500101123X");
         assert_eq!(c.authority, "北京市公安局东城分局");
@@ -334,7 +344,10 @@ mod tests {
     fn debug_output_masks_the_person() {
         let c = CardText::decode(&block()).unwrap();
         let shown = format!("{c:?}");
-        assert!(shown.contains("王*明") && shown.contains("110***********123X"), "{shown}");
+        assert!(
+            shown.contains("王*明") && shown.contains("110***********123X"),
+            "{shown}"
+        );
         assert!(!shown.contains("王小明") && !shown.contains("11010119500101123X"));
     }
 
