@@ -984,8 +984,12 @@ mod tests {
                 let (hall, service) = (hall.clone(), service.clone());
                 tokio::spawn(async move {
                     let cmd = Command::Issue {
+                        token_hash: None,
+                        service,
+                        class: hallq_engine::Class::Normal,
+                        idempotency_key: None,
                         citizen: Some("person".into()),
-                        ..issue(&service)
+                        channel: "test".into(),
                     };
                     let guard: Guard = Box::new(move |e: &Engine| {
                         e.tickets()
