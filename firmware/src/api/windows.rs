@@ -122,7 +122,7 @@ async fn check_pin(s: &AppState, source: &Source, body: &SignInBody) -> Result<S
             && !who
                 .roles
                 .iter()
-                .any(|r| matches!(r, Permission::Supervisor | Permission::Admin))
+                .any(|r| r.grants(Permission::Desk))
         {
             return Err(StaffError::WrongWindow(id.clone(), 0));
         }
