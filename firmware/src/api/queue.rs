@@ -332,6 +332,9 @@ async fn issue(
         idempotency_key: key,
         citizen: citizen_key(&s, body.citizen_id)?,
         channel: channel.clone(),
+        green_reason: None,
+        proxy: false,
+        issued_by: None,
     };
     let done = s
         .hall
