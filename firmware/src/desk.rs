@@ -244,7 +244,10 @@ mod tests {
             check_note("证号１１０１０１").unwrap_err(),
             NoteError::PersonalData
         );
-        assert_eq!(check_note(&"长".repeat(31)).unwrap_err(), NoteError::TooLong);
+        assert_eq!(
+            check_note(&"长".repeat(31)).unwrap_err(),
+            NoteError::TooLong
+        );
         assert!(check_note("行动不便 2 人").is_ok());
         assert_eq!(reason_code("other:行动不便"), "other");
         assert_eq!(reason_code("elderly"), "elderly");

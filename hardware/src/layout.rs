@@ -1049,7 +1049,10 @@ mod tests {
         assert!(number < at, "the mark follows the number");
         // Double size (GS ! 0x11) and bold just before it.
         let before = &green[..at];
-        assert!(before.ends_with(&[0x1D, 0x21, 0x11, 0x1B, 0x45, 0x01]), "{before:02X?}");
+        assert!(
+            before.ends_with(&[0x1D, 0x21, 0x11, 0x1B, 0x45, 0x01]),
+            "{before:02X?}"
+        );
     }
 
     #[test]

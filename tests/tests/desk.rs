@@ -162,7 +162,10 @@ fn only_the_desk_role_or_above_may_use_the_desk_and_a_green_ticket_needs_its_rea
     );
     assert_eq!(b["green_reasons"][0]["name"]["zh-CN"], "70 岁以上老人");
     assert_eq!(b["green_reasons"][0]["name"]["en"], "Aged 70 or over");
-    assert!(b["services"][0]["estimated_wait_minutes"].is_number(), "{b}");
+    assert!(
+        b["services"][0]["estimated_wait_minutes"].is_number(),
+        "{b}"
+    );
     let supervisor = sign_in(url, "J001", "246801", None);
     assert_eq!(get(url, "/api/v1/desk", Some(&supervisor)).0, 200);
 
@@ -175,7 +178,8 @@ fn only_the_desk_role_or_above_may_use_the_desk_and_a_green_ticket_needs_its_rea
     let r = green(json!({ "service": "SB", "green_reason": "elderly" }));
     assert_eq!(field(&r), (422, Some("green_reason".into())), "{}", r.1);
     // A note is for "other" only, and never a phone or ID number.
-    let r = green(json!({ "service": "SB", "class": "green", "green_reason": "elderly", "note": "x" }));
+    let r =
+        green(json!({ "service": "SB", "class": "green", "green_reason": "elderly", "note": "x" }));
     assert_eq!(field(&r), (422, Some("note".into())), "{}", r.1);
     let r = green(json!({
         "service": "SB", "class": "green", "green_reason": "other", "note": "电话 138 1234 5678",
@@ -268,12 +272,7 @@ fn a_green_desk_ticket_prints_on_the_desk_printer_records_who_and_why_and_is_cal
 
     // The window calls the green ticket before the two walk-ins that came first.
     let window = sign_in(url, "S001", "135790", Some(1));
-    let r = post(
-        url,
-        "/api/v1/windows/1/call-next",
-        Some(&window),
-        json!({}),
-    );
+    let r = post(url, "/api/v1/windows/1/call-next", Some(&window), json!({}));
     assert_eq!(r.0, 200, "{}", r.1);
     let called = hall.events_of("ticket_called");
     assert_eq!(called.last().unwrap()["number"], number.as_str());
@@ -450,7 +449,10 @@ fn the_desk_page_issues_green_and_proxy_tickets_and_checks_in_by_phone() {
         b.visible("#work") && b.text("#services").contains("社会保障")
     })
     .unwrap();
-    assert!(page.text(".keys").contains("Esc"), "the shortcuts are shown");
+    assert!(
+        page.text(".keys").contains("Esc"),
+        "the shortcuts are shown"
+    );
 
     // By keyboard: G (green), 1 (the first reason: 70 岁以上老人), 1 (the first service),
     // Enter.
@@ -483,8 +485,10 @@ fn the_desk_page_issues_green_and_proxy_tickets_and_checks_in_by_phone() {
         page.text("#result-tags")
     );
     assert!(page.text("#result-tags").contains("70 岁以上老人"));
-    page.wait_for("printed", 10, |b| b.text("#result-print").contains("已打印"))
-        .unwrap();
+    page.wait_for("printed", 10, |b| {
+        b.text("#result-print").contains("已打印")
+    })
+    .unwrap();
     assert!(printer.wait_for(Duration::from_secs(5), |p| printed(p, "A002")));
     let ev = issued_event(&hall, "A002");
     assert_eq!(ev["green_reason"], "elderly");
@@ -496,11 +500,15 @@ fn the_desk_page_issues_green_and_proxy_tickets_and_checks_in_by_phone() {
     // A proxy ticket by mouse: 代办, then the service, then confirm.
     page.click("#mode-proxy").unwrap();
     page.click("#services [data-service='MZ']").unwrap();
-    page.wait_for("the confirm bar", 10, |b| b.text("#pending-text").contains("代办"))
-        .unwrap();
+    page.wait_for("the confirm bar", 10, |b| {
+        b.text("#pending-text").contains("代办")
+    })
+    .unwrap();
     page.click("#confirm").unwrap();
-    page.wait_for("the proxy ticket", 20, |b| b.text("#result-number") == "B001")
-        .unwrap();
+    page.wait_for("the proxy ticket", 20, |b| {
+        b.text("#result-number") == "B001"
+    })
+    .unwrap();
     assert!(page.text("#result-tags").contains("代办"));
     assert_eq!(issued_event(&hall, "B001")["proxy"], true);
 
@@ -519,7 +527,8 @@ fn the_desk_page_issues_green_and_proxy_tickets_and_checks_in_by_phone() {
     assert!(page.text("#found").contains("138****5678"));
     assert!(!page.text("body").contains(MOBILE));
     shot(&page, "desk-appointment.png");
-    page.click("#found button.checkin[data-code='Y200']").unwrap();
+    page.click("#found button.checkin[data-code='Y200']")
+        .unwrap();
     page.wait_for("the appointment's ticket", 20, |b| {
         b.text("#result-number") == "A003" && b.text("#result-tags").contains("Y200")
     })
@@ -571,7 +580,8 @@ fn the_desk_page_issues_green_and_proxy_tickets_and_checks_in_by_phone() {
     sup.type_into("#login-pin", "246801").unwrap();
     sup.click("#login-submit").unwrap();
     sup.wait_for("the green channel figures", 20, |b| {
-        b.text("#green li[data-reason='elderly']").contains("70 岁以上老人")
+        b.text("#green li[data-reason='elderly']")
+            .contains("70 岁以上老人")
             && b.text("#green li[data-reason='elderly'] .n") == "1"
     })
     .unwrap();
@@ -583,8 +593,10 @@ fn the_desk_page_issues_green_and_proxy_tickets_and_checks_in_by_phone() {
 
     // English, for a visitor's helper: the page switches language whole.
     page.click(".langs button[data-lang='en']").unwrap();
-    page.wait_for("English", 10, |b| b.text("#mode-green").contains("Green channel"))
-        .unwrap();
+    page.wait_for("English", 10, |b| {
+        b.text("#mode-green").contains("Green channel")
+    })
+    .unwrap();
     assert_eq!(
         page.blank_glyphs("main").unwrap(),
         Vec::<String>::new(),

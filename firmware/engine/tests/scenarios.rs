@@ -509,7 +509,10 @@ fn an_appointments_mobile_is_kept_hashed_until_check_in_and_never_in_its_event()
     )
     .unwrap();
     let a = e.appointment("Y7").unwrap();
-    assert_eq!((a.mobile.as_deref(), a.mobile_masked.as_deref()), (None, None));
+    assert_eq!(
+        (a.mobile.as_deref(), a.mobile_masked.as_deref()),
+        (None, None)
+    );
 }
 
 #[test]

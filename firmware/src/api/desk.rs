@@ -19,7 +19,9 @@ use hallq_engine::{Appointment, Class, Command, Engine};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::queue::{idempotency_key, mobile_key, names, ticket_response, ticket_token, windows_for};
+use super::queue::{
+    idempotency_key, mobile_key, names, ticket_response, ticket_token, windows_for,
+};
 use super::{ApiError, AppState, JsonBody, Language, StaffAuth};
 use crate::desk::{self, NoteError};
 use crate::mobile::MobileNumber;
@@ -34,10 +36,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/desk", get(picture))
         .route("/api/v1/desk/tickets", post(issue))
         .route("/api/v1/desk/appointments", get(appointments))
-        .route(
-            "/api/v1/desk/appointments/{code}/check-in",
-            post(check_in),
-        )
+        .route("/api/v1/desk/appointments/{code}/check-in", post(check_in))
 }
 
 fn desk_staff(auth: &StaffAuth) -> Result<String, ApiError> {
@@ -252,24 +251,37 @@ async fn appointments(
     Query(q): Query<Lookup>,
 ) -> Result<Json<Value>, ApiError> {
     desk_staff(&auth)?;
-    let code = q.code.map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
+    let code = q
+        .code
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty());
     let mobile = q.mobile.filter(|m| !m.trim().is_empty());
     let wanted = match (code, mobile) {
         (Some(c), None) => {
             if c.chars().count() > 32 {
-                return Err(ApiError::field("code", "an appointment code is at most 32 characters"));
+                return Err(ApiError::field(
+                    "code",
+                    "an appointment code is at most 32 characters",
+                ));
             }
             Wanted::Code(c)
         }
         (None, Some(m)) => {
-            let m = MobileNumber::parse(&m).map_err(|e| ApiError::field("mobile", e.to_string()))?;
+            let m =
+                MobileNumber::parse(&m).map_err(|e| ApiError::field("mobile", e.to_string()))?;
             Wanted::Mobile(mobile_key(&s, &m))
         }
         (Some(_), Some(_)) => {
-            return Err(ApiError::field("mobile", "give a code or a mobile number, not both"));
+            return Err(ApiError::field(
+                "mobile",
+                "give a code or a mobile number, not both",
+            ));
         }
         (None, None) => {
-            return Err(ApiError::field("code", "give an appointment code or a mobile number"));
+            return Err(ApiError::field(
+                "code",
+                "give an appointment code or a mobile number",
+            ));
         }
     };
     let st = s.clone();

@@ -507,8 +507,9 @@ fn persist(tx: &rusqlite::Transaction<'_>, changes: &Changes) -> Result<(), Stor
     for w in &changes.windows {
         put.execute(params![w.number, serde_json::to_string(w)?])?;
     }
-    let mut put =
-        tx.prepare_cached("INSERT OR REPLACE INTO appointments VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?;
+    let mut put = tx.prepare_cached(
+        "INSERT OR REPLACE INTO appointments VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
     for a in &changes.appointments {
         put.execute(params![
             a.code,
