@@ -470,7 +470,7 @@ fn a_reason_on_a_normal_ticket_is_refused() {
         issued_by: None,
     };
     assert_eq!(
-        e.handle(cmd, at("09:00")).unwrap_err(),
+        e.handle(cmd, at("09:00")).unwrap_err().refusal,
         Refusal::BadText("green_reason")
     );
 }
