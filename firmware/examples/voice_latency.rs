@@ -86,6 +86,9 @@ async fn run(
             idempotency_key: None,
             citizen: None,
             channel: "bench".into(),
+            green_reason: None,
+            proxy: false,
+            issued_by: None,
         })
         .await?;
         let t0 = Instant::now();

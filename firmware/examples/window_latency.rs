@@ -104,6 +104,9 @@ async fn main() -> anyhow::Result<()> {
             idempotency_key: None,
             citizen: None,
             channel: "bench".into(),
+            green_reason: None,
+            proxy: false,
+            issued_by: None,
         })
         .await?;
     }

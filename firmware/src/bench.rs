@@ -170,6 +170,9 @@ pub fn engine_commands_per_sec(cycles: usize) -> (f64, usize) {
                 idempotency_key: None,
                 citizen: None,
                 channel: "bench".into(),
+                green_reason: None,
+                proxy: false,
+                issued_by: None,
             },
             Command::CallNext {
                 window: *w,
@@ -267,6 +270,9 @@ impl InProcessCore {
             idempotency_key: None,
             citizen: None,
             channel: "bench".into(),
+            green_reason: None,
+            proxy: false,
+            issued_by: None,
         }))?;
         Ok(t.elapsed())
     }
@@ -1000,6 +1006,9 @@ pub fn generate_history(db: &Path, days: u32, per_day: u32) -> Result<u64, Histo
                         idempotency_key: None,
                         citizen: None,
                         channel: "history".into(),
+                        green_reason: None,
+                        proxy: false,
+                        issued_by: None,
                     },
                     now,
                 ),

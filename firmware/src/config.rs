@@ -67,6 +67,9 @@ pub struct Config {
     /// What a card at the kiosk enables (`[id_card]`).
     #[serde(default)]
     pub id_card: crate::devices::id_reader::IdCardConfig,
+    /// The guide desk (`/desk`): the reasons a ticket may be green.
+    #[serde(default)]
+    pub desk: crate::desk::DeskConfig,
 }
 
 /// The hall call board shown on a TV (`/board`): which layout the hall chose and the
@@ -386,6 +389,10 @@ impl Config {
             (1..=30).contains(&config.board.recent_calls),
             "must be between 1 and 30",
         )?;
+        config
+            .desk
+            .check()
+            .map_err(|(key, message)| invalid(key.clone(), key_line(text, &key), message))?;
         config
             .phone
             .check()
@@ -736,6 +743,28 @@ mod tests {
         );
         let c = Config::parse(&off, "hall.toml").unwrap();
         assert!(!c.id_card.green(99));
+    }
+
+    #[test]
+    fn a_bad_green_reason_names_its_key_and_line() {
+        let text = format!(
+            "{EXAMPLE_HALL}\n[[desk.green_reasons]]\ncode = \"elderly\"\nname = {{ \"zh-CN\" = \"老人\" }}\n\n[[desk.green_reasons]]\ncode = \"elderly\"\nname = {{ \"zh-CN\" = \"又一个\" }}\n"
+        );
+        let err = Config::parse(&text, "hall.toml").unwrap_err().to_string();
+        let line = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with("code = \"elderly\""))
+            .nth(1)
+            .unwrap()
+            .0
+            + 1;
+        assert!(
+            err.starts_with(&format!("hall.toml:{line}: desk.green_reasons[1].code:")),
+            "{err}"
+        );
+        let c = Config::parse(EXAMPLE_HALL, "hall.toml").unwrap();
+        assert_eq!(c.desk.green_reasons.len(), 5);
     }
 
     #[test]

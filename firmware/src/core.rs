@@ -970,6 +970,9 @@ mod tests {
             idempotency_key: None,
             citizen: None,
             channel: "test".into(),
+            green_reason: None,
+            proxy: false,
+            issued_by: None,
         }
     }
 

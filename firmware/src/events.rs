@@ -16,21 +16,34 @@ use serde::{Deserialize, Serialize};
 pub enum Permission {
     /// Work at a window.
     Staff,
-    /// Watch the hall and read reports.
+    /// Work at the guide desk (导办台): issue tickets for citizens (green channel, proxy),
+    /// find and check in appointments, reprint, answer the kiosks' help requests.
+    Desk,
+    /// Watch the hall and read reports; may also work at the guide desk.
     Supervisor,
     /// Configure the hall.
     Admin,
 }
 
 impl Permission {
-    /// Parses `staff`, `supervisor` or `admin`.
+    /// Parses `staff`, `desk`, `supervisor` or `admin`.
     pub fn parse(s: &str) -> Option<Permission> {
         Some(match s {
             "staff" => Permission::Staff,
+            "desk" => Permission::Desk,
             "supervisor" => Permission::Supervisor,
             "admin" => Permission::Admin,
             _ => return None,
         })
+    }
+
+    /// Whether an account with this role may do what `needed` allows: admin may do
+    /// everything, a supervisor also works at the guide desk, otherwise only the role
+    /// itself.
+    pub fn grants(self, needed: Permission) -> bool {
+        self == needed
+            || self == Permission::Admin
+            || (self == Permission::Supervisor && needed == Permission::Desk)
     }
 }
 

@@ -36,6 +36,7 @@ pub mod bench;
 pub mod config;
 pub mod connections;
 pub mod core;
+pub mod desk;
 pub mod devices;
 pub mod events;
 pub mod guide;

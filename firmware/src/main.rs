@@ -203,7 +203,7 @@ enum StaffCmd {
         /// Name.
         #[arg(long)]
         name: String,
-        /// Permissions: staff, supervisor, admin (repeatable).
+        /// Permissions: staff, desk (the guide desk), supervisor, admin (repeatable).
         #[arg(long = "role", default_value = "staff")]
         roles: Vec<String>,
         /// A window and role, e.g. 3 or 3:B (repeatable).
@@ -244,7 +244,7 @@ enum StaffCmd {
         /// Staff id.
         #[arg(long)]
         id: String,
-        /// Permissions: staff, supervisor, admin (repeatable).
+        /// Permissions: staff, desk (the guide desk), supervisor, admin (repeatable).
         #[arg(long = "role")]
         roles: Vec<String>,
         /// A window and role, e.g. 3 or 3:B (repeatable).
@@ -273,7 +273,7 @@ fn parse_roles(roles: &[String]) -> anyhow::Result<Vec<Permission>> {
         .iter()
         .map(|r| {
             Permission::parse(r)
-                .with_context(|| format!("--role {r:?}: use staff, supervisor or admin"))
+                .with_context(|| format!("--role {r:?}: use staff, desk, supervisor or admin"))
         })
         .collect()
 }

@@ -66,6 +66,9 @@ pub async fn run(hall: HallCore, speed: u32) {
                     idempotency_key: None,
                     citizen: None,
                     channel: "simulator".into(),
+                    green_reason: None,
+                    proxy: false,
+                    issued_by: None,
                 })
                 .await
             {

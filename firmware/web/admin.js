@@ -9,7 +9,7 @@
   const { t, el, api, errorText } = HQ;
   HQ.useToken('hallq.token.admin');
   const $ = (id) => document.getElementById(id);
-  const ROLES = ['staff', 'supervisor', 'admin'];
+  const ROLES = ['staff', 'desk', 'supervisor', 'admin'];
 
   let me = null;
   let accounts = [];

@@ -37,7 +37,7 @@
     HQ.syncClock(board.now);
     if (!layout || !['list', 'windows'].includes(layout)) layout = board.layout;
     const newest = board.recent_calls[0];
-    if (newest && (!latest || newest.at > latest.at)) latest = { number: newest.number, window: newest.window, at: newest.at };
+    if (newest && (!latest || newest.at > latest.at)) latest = { number: newest.number, window: newest.window, at: newest.at, class: newest.class };
     render();
     if (!streamStarted) {
       streamStarted = true;
@@ -56,8 +56,8 @@
     document.body.dataset.layout = layout;
     renderLatest();
     $('recent').replaceChildren(...(board.recent_calls.length
-      ? board.recent_calls.map((c) => el('li', { 'data-number': c.number },
-        el('span', { class: 'num' }, c.number),
+      ? board.recent_calls.map((c) => el('li', { 'data-number': c.number, 'data-class': c.class || 'normal' },
+        el('span', { class: 'num' }, c.number, green(c.class)),
         el('span', { class: 'win' }, t('window_n', { w: c.window }))))
       : [el('li', { class: 'empty' }, t('no_calls'))]));
     $('waiting').replaceChildren(...board.services.map((s) => el('li', { 'data-service': s.code },
@@ -68,7 +68,7 @@
       const col = el('div', { class: 'column ' + st, 'data-window': w.number },
         el('div', { class: 'col-window' }, w.number),
         el('div', { class: 'col-name' }, w.name),
-        el('div', { class: 'col-number' }, w.current && st !== 'paused' ? w.current.number : '—'),
+        el('div', { class: 'col-number' }, w.current && st !== 'paused' ? w.current.number : '—', w.current && st !== 'paused' ? green(w.current.class) : null),
         el('div', { class: 'col-state' }, stText),
         el('div', { class: 'col-waiting' }, t('waiting_people', { n: waitingAt(w) })));
       if (flashing && flashing.window === w.number && Date.now() < flashing.until) col.classList.add('flash');
@@ -90,15 +90,21 @@
     }
   }
 
+  /** 绿色通道: the mark a green ticket carries wherever the board shows its number. */
+  function green(cls) {
+    return cls === 'green' ? el('span', { class: 'green-tag' }, t('green_channel')) : null;
+  }
+
   function renderLatest() {
     $('latest-number').textContent = latest ? latest.number : '—';
+    $('latest-green').replaceChildren(...[green(latest && latest.class)].filter(Boolean));
     $('latest-window').textContent = latest ? t('to_window', { w: latest.window }) : '';
     $('latest').dataset.number = latest ? latest.number : '';
   }
 
   /** A call: show it large, blink for a few seconds, chime. */
   function announce(p, at) {
-    latest = { number: p.number, window: p.window, at };
+    latest = { number: p.number, window: p.window, at, class: p.class };
     renderLatest();
     const box = $('latest');
     box.classList.remove('flash');
@@ -117,7 +123,7 @@
       const fresh = HQ.now() - ev.at < 60000;
       if (fresh) announce(p, ev.at);
       if (board && ev.type === 'ticket_called') {
-        board.recent_calls = [{ number: p.number, window: p.window, at: ev.at }, ...board.recent_calls.filter((c) => c.number !== p.number)];
+        board.recent_calls = [{ number: p.number, window: p.window, at: ev.at, class: p.class }, ...board.recent_calls.filter((c) => c.number !== p.number)];
         render();
       }
     }

@@ -146,6 +146,17 @@
         el('span', {}, d.device), el('span', {}, d.health.state === 'ok' ? t('dev_ok') : (d.health.detail || d.health.code) + ' · ' + since(d.since))))
       : [el('li', {}, t('dev_none'))]));
 
+    // 绿色通道 per reason (every configured one, 0 too), and proxy tickets.
+    const g = data.green || { total: 0, reasons: {}, proxy: 0 };
+    $('green-total').textContent = t('sup_green_total', { n: g.total, p: g.proxy });
+    const reasons = (data.green_reasons || []).map((r) => [r.code, HQ.name(r.name)]);
+    Object.keys(g.reasons).filter((c) => !reasons.some(([k]) => k === c))
+      .forEach((c) => reasons.push([c, c === 'unspecified' ? t('green_unspecified') : c]));
+    $('green').replaceChildren(...reasons.map(([code, label]) => {
+      const n = g.reasons[code] || 0;
+      return el('li', { class: n ? '' : 'zero', 'data-reason': code }, el('span', {}, label), el('span', { class: 'n' }, n));
+    }));
+
     const r = data.ratings;
     $('rating-total').textContent = t('total_ratings', { n: r.total, b: r.bad });
     const max = Math.max(1, ...LEVELS.map((l) => r.levels[l] || 0));

@@ -145,6 +145,10 @@ pub struct TicketPrint {
     /// The ticket's own status page for the citizen's phone (`{base_url}/t/{token}`):
     /// when set, the QR code carries it instead of the template's `qr_url` or the id.
     pub page_url: Option<String>,
+    /// A priority mark printed large under the number ("绿色通道" for a green ticket),
+    /// whatever the template lists: the window and the citizen both see it at a glance.
+    #[serde(default)]
+    pub priority: Option<String>,
 }
 
 impl TicketPrint {
@@ -160,6 +164,7 @@ impl TicketPrint {
             issued_at: "2026-11-23 09:30".into(),
             ticket_id: "T20261123-A012".into(),
             page_url: None,
+            priority: None,
         }
     }
 }
@@ -680,6 +685,24 @@ impl PreparedTemplate {
         Ok(all)
     }
 
+    /// The priority mark, double size and bold, centred.
+    fn emit_priority(
+        &self,
+        enc: &mut Encoder,
+        columns: usize,
+        t: &TicketPrint,
+    ) -> Result<(), LayoutError> {
+        let Some(mark) = t.priority.as_deref().filter(|m| !m.is_empty()) else {
+            return Ok(());
+        };
+        let style = Style {
+            size: CharSize::uniform(2).unwrap_or(CharSize::NORMAL),
+            bold: true,
+            align: Align::Center,
+        };
+        emit(enc, columns, mark, &style, "priority")
+    }
+
     fn render_one(&self, enc: &mut Encoder, t: &TicketPrint) -> Result<(), LayoutError> {
         let columns = self.paper.columns();
         let tpl = &self.template;
@@ -695,6 +718,7 @@ impl PreparedTemplate {
         for line in &tpl.header {
             emit(enc, columns, line, &header, "template header")?;
         }
+        let mut priority_done = false;
         for f in &tpl.fields {
             let value = match f.name.as_str() {
                 "hall_name" => t.hall_name.clone(),
@@ -716,6 +740,13 @@ impl PreparedTemplate {
                 align: f.align,
             };
             emit(enc, columns, &text, &style, &f.name)?;
+            if f.name == "number" && !priority_done {
+                priority_done = true;
+                self.emit_priority(enc, columns, t)?;
+            }
+        }
+        if !priority_done {
+            self.emit_priority(enc, columns, t)?;
         }
         if tpl.qr && !t.ticket_id.is_empty() {
             let payload = match &t.page_url {
@@ -990,6 +1021,38 @@ mod tests {
         let footer = [0xB9, 0xFD, 0xBA, 0xC5];
         assert!(b.windows(4).any(|w| w == footer));
         assert_eq!(&b[b.len() - 4..], [0x1D, 0x56, 0x42, 0x00]);
+    }
+
+    #[test]
+    fn a_priority_mark_prints_large_right_under_the_number() {
+        let tpl = TicketTemplate::default()
+            .validate(PaperWidth::Mm58)
+            .unwrap();
+        let plain = tpl.render(&sample_ticket()).unwrap();
+        let green = tpl
+            .render(&TicketPrint {
+                priority: Some("绿色通道".into()),
+                ..sample_ticket()
+            })
+            .unwrap();
+        let mut mark = Vec::new();
+        crate::escpos::encode_gbk("绿色通道", &mut mark).unwrap();
+        assert!(!plain.windows(mark.len()).any(|w| w == mark.as_slice()));
+        let at = green
+            .windows(mark.len())
+            .position(|w| w == mark.as_slice())
+            .expect("the mark is printed");
+        let number = green
+            .windows(4)
+            .position(|w| w == b"A012")
+            .expect("the number is printed");
+        assert!(number < at, "the mark follows the number");
+        // Double size (GS ! 0x11) and bold just before it.
+        let before = &green[..at];
+        assert!(
+            before.ends_with(&[0x1D, 0x21, 0x11, 0x1B, 0x45, 0x01]),
+            "{before:02X?}"
+        );
     }
 
     #[test]

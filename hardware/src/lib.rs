@@ -46,6 +46,7 @@
 //!     issued_at: "2026-11-23 09:30".into(),
 //!     ticket_id: "T-A012".into(),
 //!     page_url: None,
+//!     priority: None,
 //! };
 //! let bytes = template.render(&ticket)?;
 //! let (paper, _stats) = VirtualPrinter::decode(&bytes);

@@ -22,6 +22,7 @@ fn ticket_bytes(number: &str) -> Vec<u8> {
         issued_at: "2026-11-23 10:00".into(),
         ticket_id: format!("T-{number}"),
         page_url: None,
+        priority: None,
     };
     TicketTemplate::default()
         .validate(PaperWidth::Mm58)

@@ -35,6 +35,17 @@ pub enum Command {
         /// SHA-256 (hex) of the ticket's secret token, which only the citizen holds (the
         /// kiosk's answer, the QR on the ticket): it proves the citizen's own requests.
         token_hash: Option<String>,
+        /// Why a green ticket is green (the reason's code from `[desk] green_reasons`,
+        /// `other:<note>` with a note): the audit of every priority ticket. Only with
+        /// `class: Green`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        green_reason: Option<String>,
+        /// 代办: taken for a citizen by someone acting for them.
+        #[serde(default, skip_serializing_if = "crate::model::is_false")]
+        proxy: bool,
+        /// The staff id of who issued it for the citizen (the guide desk).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        issued_by: Option<String>,
     },
     /// Sign a staff member in at a window (replacing whoever was there).
     SignIn {
@@ -167,6 +178,13 @@ pub enum Command {
         code: String,
         /// Opaque citizen key.
         citizen: Option<String>,
+        /// The keyed hash of the citizen's mobile number, so the guide desk can find the
+        /// appointment by it; never serialized into an event.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mobile: Option<String>,
+        /// The number masked (`138****5678`), for the desk's screen.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mobile_masked: Option<String>,
     },
     /// Check an appointment in: it becomes a ticket.
     CheckIn {

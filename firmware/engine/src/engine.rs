@@ -415,6 +415,12 @@ impl Engine {
         self.appointments.get(code)
     }
 
+    /// Appointments not yet retired (booked for today or later, and today's checked-in
+    /// ones), in no particular order.
+    pub fn appointments(&self) -> impl Iterator<Item = &Appointment> {
+        self.appointments.values()
+    }
+
     /// Everything needed to rebuild this engine.
     pub fn snapshot(&self) -> Snapshot {
         let mut tickets: Vec<Ticket> = self.tickets.values().cloned().collect();
@@ -651,6 +657,8 @@ impl Engine {
         for code in ended {
             self.dirty.appointments.remove(&code);
             if let Some(mut a) = self.appointments.remove(&code) {
+                a.mobile = None;
+                a.mobile_masked = None;
                 if a.ticket.is_none() && !a.missed {
                     a.missed = true;
                     events.push(Event::AppointmentMissed {
@@ -727,6 +735,9 @@ impl Engine {
                 citizen,
                 channel,
                 token_hash,
+                green_reason,
+                proxy,
+                issued_by,
             } => self.issue(
                 service,
                 class,
@@ -735,6 +746,9 @@ impl Engine {
                 Origin {
                     channel,
                     token_hash,
+                    green_reason,
+                    proxy,
+                    issued_by,
                 },
             ),
             Command::SignIn {
@@ -789,7 +803,9 @@ impl Engine {
                 slot_at,
                 code,
                 citizen,
-            } => self.book(service, slot_at, code, citizen),
+                mobile,
+                mobile_masked,
+            } => self.book(service, slot_at, code, citizen, (mobile, mobile_masked)),
             Command::CheckIn {
                 code,
                 idempotency_key,
@@ -801,6 +817,9 @@ impl Engine {
                 Origin {
                     channel,
                     token_hash,
+                    green_reason: None,
+                    proxy: false,
+                    issued_by: None,
                 },
             ),
         }
@@ -831,6 +850,9 @@ impl Engine {
         }
         check_text("citizen", citizen.as_deref(), 128)?;
         origin.check()?;
+        if origin.green_reason.is_some() && class != Class::Green {
+            return Err(Refusal::BadText("green_reason"));
+        }
         calendar::check_open(&self.setup.calendar, self.clock.local(self.now))
             .map_err(Refusal::Closed)?;
         let def = &self.setup.services[s];
@@ -902,6 +924,9 @@ impl Engine {
             channel: origin.channel,
             token_hash: origin.token_hash,
             alarms: 0,
+            green_reason: origin.green_reason,
+            proxy: origin.proxy,
+            issued_by: origin.issued_by,
         };
         if class != Class::Appointment {
             let slice = self.slice_of(self.now, s);
@@ -1617,12 +1642,15 @@ impl Engine {
         slot_at: Timestamp,
         code: String,
         citizen: Option<String>,
+        mobile: (Option<String>, Option<String>),
     ) -> Result<Vec<Event>, Refusal> {
         if !self.service_index.contains_key(&service) {
             return Err(Refusal::UnknownService(service));
         }
         check_text("code", Some(&code), 32)?;
         check_text("citizen", citizen.as_deref(), 128)?;
+        check_text("mobile", mobile.0.as_deref(), 128)?;
+        check_text("mobile", mobile.1.as_deref(), 32)?;
         if self.appointments.contains_key(&code) {
             return Err(Refusal::DuplicateAppointment(code));
         }
@@ -1639,6 +1667,8 @@ impl Engine {
             citizen,
             ticket: None,
             missed: false,
+            mobile: mobile.0,
+            mobile_masked: mobile.1,
         };
         self.appointments.insert(code.clone(), a.clone());
         self.dirty.appointments.insert(code);
@@ -1694,6 +1724,9 @@ impl Engine {
         );
         if let Some(app) = self.appointments.get_mut(&a.code) {
             app.ticket = Some(id);
+            // Found and checked in: the number has done its job.
+            app.mobile = None;
+            app.mobile_masked = None;
         }
         self.dirty.appointments.insert(a.code.clone());
         events.push(Event::AppointmentCheckedIn {
@@ -1797,15 +1830,21 @@ impl Engine {
     }
 }
 
-/// Where a new ticket was taken, and the hash of the secret only its holder knows.
+/// Where a new ticket was taken, the hash of the secret only its holder knows, and what
+/// the guide desk records of a ticket it issues for a citizen.
 struct Origin {
     channel: String,
     token_hash: Option<String>,
+    green_reason: Option<String>,
+    proxy: bool,
+    issued_by: Option<String>,
 }
 
 impl Origin {
     fn check(&self) -> Result<(), Refusal> {
         check_text("channel", Some(&self.channel), 64)?;
+        check_text("green_reason", self.green_reason.as_deref(), 80)?;
+        check_text("issued_by", self.issued_by.as_deref(), 64)?;
         match &self.token_hash {
             Some(h) if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 Err(Refusal::BadText("token_hash"))
@@ -1857,5 +1896,8 @@ fn vacant_slot() -> Ticket {
         channel: String::new(),
         token_hash: None,
         alarms: 0,
+        green_reason: None,
+        proxy: false,
+        issued_by: None,
     }
 }

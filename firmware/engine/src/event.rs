@@ -42,6 +42,9 @@ pub enum SignOutReason {
 }
 
 /// Something that happened in the hall.
+// `TicketIssued` carries the whole ticket (the audit record of what was issued, the
+// desk's reason and issuer included); events are made once and stored, not held in bulk.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {

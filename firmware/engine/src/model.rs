@@ -176,6 +176,23 @@ pub struct Ticket {
     pub token_hash: Option<String>,
     /// Warnings already raised for it (bit flags, see [`crate::event::Alarm`]).
     pub alarms: u8,
+    /// Why a green ticket is green: a reason code from `[desk] green_reasons`, or
+    /// `other:<note>`; set by whoever decided (the guide desk, the ID card's age).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub green_reason: Option<String>,
+    /// 代办: taken by someone acting for the citizen.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub proxy: bool,
+    /// The staff id of who issued it for the citizen (the guide desk); `None` for a
+    /// ticket the citizen took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_by: Option<String>,
+}
+
+/// For `skip_serializing_if`: a flag that is off is left out, so old readers and old
+/// records agree.
+pub fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// An A/B role at the windows (A角/B角): B stands in when A is away.
@@ -323,4 +340,11 @@ pub struct Appointment {
     pub ticket: Option<TicketId>,
     /// The check-in window passed without a check-in.
     pub missed: bool,
+    /// Keyed hash of the citizen's mobile number (the guide desk finds the appointment
+    /// by it); never serialized, erased at check-in and when the appointment ends.
+    #[serde(skip_serializing, default)]
+    pub mobile: Option<String>,
+    /// The number masked (`138****5678`); erased with the hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mobile_masked: Option<String>,
 }

@@ -61,6 +61,9 @@ fn to_command(op: &Op, now: Timestamp) -> Command {
             idempotency_key: key.map(|k| format!("key-{k}")),
             citizen: None,
             channel: "prop".into(),
+            green_reason: green.then(|| "elderly".into()),
+            proxy: key.is_some_and(|k| k % 2 == 0),
+            issued_by: green.then(|| "D001".into()),
         },
         Op::Call(w) => Command::CallNext {
             window: w,
@@ -129,6 +132,8 @@ fn to_command(op: &Op, now: Timestamp) -> Command {
             slot_at: now.plus_minutes(m),
             code: format!("Y{c}"),
             citizen: None,
+            mobile: None,
+            mobile_masked: None,
         },
         Op::CheckIn(c) => Command::CheckIn {
             token_hash: None,

@@ -66,6 +66,9 @@ fn an_idempotency_key_never_makes_a_second_ticket() {
         idempotency_key: Some("k1".into()),
         citizen: None,
         channel: "kiosk".into(),
+        green_reason: None,
+        proxy: false,
+        issued_by: None,
     };
     let first = issued(&e.handle(cmd.clone(), at("09:01")).unwrap()).id;
     let again = e.handle(cmd, at("09:02")).unwrap();
@@ -96,6 +99,8 @@ fn the_green_channel_goes_first_then_due_appointments_then_walk_ins() {
             slot_at: at("09:30"),
             code: "Y1".into(),
             citizen: None,
+            mobile: None,
+            mobile_masked: None,
         },
         at("09:00"),
     )
@@ -118,6 +123,9 @@ fn the_green_channel_goes_first_then_due_appointments_then_walk_ins() {
             idempotency_key: None,
             citizen: None,
             channel: "k".into(),
+            green_reason: None,
+            proxy: false,
+            issued_by: None,
         },
         at("09:20"),
     )
@@ -404,11 +412,106 @@ fn a_citizen_may_take_only_the_daily_limit() {
         idempotency_key: None,
         citizen: Some("h(id)".into()),
         channel: "k".into(),
+        green_reason: None,
+        proxy: false,
+        issued_by: None,
     };
     e.handle(mine("SB"), at("09:00")).unwrap();
     assert_eq!(
         e.handle(mine("HJ"), at("09:01")).unwrap_err().refusal,
         Refusal::CitizenLimitReached(1)
+    );
+}
+
+#[test]
+fn a_desk_green_ticket_keeps_its_reason_and_issuer_and_is_called_first() {
+    let mut e = engine(setup());
+    e.handle(issue("SB"), at("09:00")).unwrap();
+    let green = Command::Issue {
+        token_hash: None,
+        service: "SB".into(),
+        class: Class::Green,
+        idempotency_key: None,
+        citizen: None,
+        channel: "desk".into(),
+        green_reason: Some("elderly".into()),
+        proxy: true,
+        issued_by: Some("D001".into()),
+    };
+    let events = e.handle(green, at("09:05")).unwrap();
+    let t = issued(&events);
+    assert_eq!(t.green_reason.as_deref(), Some("elderly"));
+    assert!(t.proxy);
+    assert_eq!(t.issued_by.as_deref(), Some("D001"));
+    let json = serde_json::to_value(&events[0]).unwrap();
+    assert_eq!(json["ticket"]["green_reason"], "elderly");
+    assert_eq!(json["ticket"]["issued_by"], "D001");
+    assert_eq!(json["ticket"]["proxy"], true);
+    assert_eq!(called(&e.handle(call(1), at("09:06")).unwrap()), "A002");
+    // A normal ticket carries none of it, and its event says nothing of it.
+    let plain = e.handle(issue("SB"), at("09:07")).unwrap();
+    let json = serde_json::to_value(&plain[0]).unwrap();
+    assert!(json["ticket"].get("green_reason").is_none(), "{json}");
+    assert!(json["ticket"].get("proxy").is_none(), "{json}");
+}
+
+#[test]
+fn a_reason_on_a_normal_ticket_is_refused() {
+    let mut e = engine(setup());
+    let cmd = Command::Issue {
+        token_hash: None,
+        service: "SB".into(),
+        class: Class::Normal,
+        idempotency_key: None,
+        citizen: None,
+        channel: "desk".into(),
+        green_reason: Some("elderly".into()),
+        proxy: false,
+        issued_by: None,
+    };
+    assert_eq!(
+        e.handle(cmd, at("09:00")).unwrap_err().refusal,
+        Refusal::BadText("green_reason")
+    );
+}
+
+#[test]
+fn an_appointments_mobile_is_kept_hashed_until_check_in_and_never_in_its_event() {
+    let mut e = engine(setup());
+    let booked = e
+        .handle(
+            Command::Book {
+                service: "SB".into(),
+                slot_at: at("09:30"),
+                code: "Y7".into(),
+                citizen: None,
+                mobile: Some("hash-of-mobile".into()),
+                mobile_masked: Some("138****5678".into()),
+            },
+            at("09:00"),
+        )
+        .unwrap();
+    let json = serde_json::to_string(&booked).unwrap();
+    assert!(!json.contains("hash-of-mobile"), "{json}");
+    assert!(json.contains("138****5678"), "{json}");
+    assert_eq!(
+        e.appointment("Y7").and_then(|a| a.mobile.as_deref()),
+        Some("hash-of-mobile")
+    );
+    e.handle(
+        Command::CheckIn {
+            token_hash: None,
+            code: "Y7".into(),
+            idempotency_key: None,
+            channel: "desk".into(),
+        },
+        at("09:20"),
+    )
+    .unwrap();
+    let a = e.appointment("Y7").unwrap();
+    assert_eq!(
+        (a.mobile.as_deref(), a.mobile_masked.as_deref()),
+        (None, None)
     );
 }
 
@@ -421,6 +524,8 @@ fn appointment_check_in_is_allowed_only_in_its_window() {
             slot_at: at("11:00"),
             code: "Y9".into(),
             citizen: None,
+            mobile: None,
+            mobile_masked: None,
         },
         at("08:40"),
     )

@@ -120,7 +120,7 @@ fn check_roles(roles: &[Permission]) -> Result<(), ApiError> {
     if roles.is_empty() {
         return Err(ApiError::field(
             "roles",
-            "at least one of staff, supervisor, admin",
+            "at least one of staff, desk, supervisor, admin",
         ));
     }
     Ok(())

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod boundary;
+mod desk;
 mod devices;
 mod extract;
 use extract::{Path, Query};
@@ -151,6 +152,7 @@ pub fn app(state: AppState) -> Router {
         .merge(kiosk::routes())
         .merge(idcard::routes())
         .merge(notice::routes())
+        .merge(desk::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -567,11 +569,10 @@ pub struct StaffAuth {
 }
 
 impl StaffAuth {
-    /// Refuses unless the session has `p`.
+    /// Refuses unless the session has `p`, or a role above it (admin above all, a
+    /// supervisor above the desk).
     pub fn require(&self, p: Permission) -> Result<(), ApiError> {
-        if self.session.staff.roles.contains(&p)
-            || self.session.staff.roles.contains(&Permission::Admin)
-        {
+        if self.session.staff.roles.iter().any(|r| r.grants(p)) {
             Ok(())
         } else {
             Err(ApiError::new(

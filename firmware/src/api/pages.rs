@@ -1,6 +1,7 @@
 //! The web pages the controller serves itself: the window caller (`/counter`), the hall
 //! call board (`/board`), the rating pad (`/rate/{window}`), the supervision
-//! dashboard (`/supervision`), staff account management for admins (`/admin`) and the
+//! dashboard (`/supervision`), staff account management for admins (`/admin`), the
+//! guide desk (`/desk`) and the
 //! citizen's ticket status page (`/t/{token}`, served by `api::phone`). They are plain HTML, CSS and JavaScript from
 //! `firmware/web/`, compiled into the binary so that a hall needs no web server and no
 //! files beside the daemon; every page is a client of the JSON API and the live stream.
@@ -48,6 +49,9 @@ const ASSETS: &[Asset] = &[
     asset!("rate.html", HTML),
     asset!("supervision.html", HTML),
     asset!("admin.html", HTML),
+    asset!("desk.html", HTML),
+    asset!("desk.css", CSS),
+    asset!("desk.js", JS),
     asset!("common.css", CSS),
     asset!("board.css", CSS),
     asset!("counter.css", CSS),
@@ -75,6 +79,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/board", get(|| async { page("board.html") }))
         .route("/supervision", get(|| async { page("supervision.html") }))
         .route("/admin", get(|| async { page("admin.html") }))
+        .route("/desk", get(|| async { page("desk.html") }))
         .route("/rate/{window}", get(rate))
         .route(
             "/web/{file}",

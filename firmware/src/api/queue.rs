@@ -45,12 +45,12 @@ async fn health(
     })))
 }
 
-fn names(n: &hallq_engine::Names) -> Value {
+pub(super) fn names(n: &hallq_engine::Names) -> Value {
     json!({ "zh-CN": n.zh_cn, "zh-TW": n.get(hallq_engine::Lang::ZhTw), "en": n.get(hallq_engine::Lang::En) })
 }
 
 /// The windows that serve a service, from the configuration.
-fn windows_for(setup: &hallq_engine::Setup, code: &str) -> Vec<u32> {
+pub(super) fn windows_for(setup: &hallq_engine::Setup, code: &str) -> Vec<u32> {
     setup
         .windows
         .iter()
@@ -162,6 +162,7 @@ pub(super) fn ticket_json(s: &AppState, t: &Ticket, ahead: u32, wait: u32) -> Va
         "state": t.state, "day": t.day.to_string(), "issued_at": t.issued_at.0, "issued_at_local": local_time(s, t.issued_at),
         "ahead": ahead, "estimated_wait_minutes": wait, "windows": windows, "window": t.window,
         "reserved_window": t.reserved_window, "appointment": t.appointment,
+        "green_reason": t.green_reason, "proxy": t.proxy,
     })
 }
 
@@ -169,7 +170,7 @@ pub(super) fn ticket_json(s: &AppState, t: &Ticket, ahead: u32, wait: u32) -> Va
 /// A new ticket from a printing channel is handed to the printer after the commit; the
 /// answer says whether it prints, and in words when it cannot, because the number on
 /// the screen is then the citizen's only record.
-async fn ticket_response(
+pub(super) async fn ticket_response(
     s: &AppState,
     done: Done,
     channel: &str,
@@ -256,7 +257,7 @@ pub(super) async fn print_ticket(
     }
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     match headers.get("idempotency-key") {
         None => Ok(None),
         Some(v) => {
@@ -309,6 +310,11 @@ fn citizen_key(s: &AppState, id: Option<String>) -> Result<Option<String>, ApiEr
         })?;
     }
     Ok(Some(s.personal.hash("id", &id)))
+}
+
+/// A mobile number is matched only by its HMAC under the hall's secret (kind `mobile`).
+pub(super) fn mobile_key(s: &AppState, m: &crate::mobile::MobileNumber) -> String {
+    s.personal.hash("mobile", m.digits())
 }
 
 #[derive(Deserialize)]
@@ -428,6 +434,9 @@ async fn check_in_with_card(
         code,
         idempotency_key: key,
         channel: channel.clone(),
+        green_reason: None,
+        proxy: false,
+        issued_by: None,
     };
     let done = s
         .hall
@@ -480,7 +489,7 @@ async fn ticket(
 /// A new ticket's secret for its citizen, and the hash the ticket keeps. With a retry key
 /// the token is the hall's HMAC of the key, so a retry answers the same token; without
 /// one it is 128 random bits. Never derived from the id or the number.
-fn ticket_token(s: &AppState, key: Option<&str>) -> Result<(String, String), ApiError> {
+pub(super) fn ticket_token(s: &AppState, key: Option<&str>) -> Result<(String, String), ApiError> {
     let token = match key {
         Some(k) => s.personal.hash("ticket-token", k),
         None => {
@@ -603,6 +612,10 @@ struct BookBody {
     code: String,
     #[serde(default)]
     citizen_id: Option<String>,
+    /// The citizen's mobile number, so the guide desk can find the appointment by it:
+    /// kept only as the hall's keyed hash and a masked form.
+    #[serde(default)]
+    mobile: Option<String>,
 }
 
 async fn book(
@@ -624,11 +637,21 @@ async fn book(
             hallq_engine::LocalClock::new(s.with_setup(|x| x.utc_offset_minutes)).instant(local)
         }
     };
+    let (mobile, mobile_masked) = match body.mobile.as_deref().map(str::trim) {
+        None | Some("") => (None, None),
+        Some(typed) => {
+            let m = crate::mobile::MobileNumber::parse(typed)
+                .map_err(|e| ApiError::field("mobile", e.to_string()))?;
+            (Some(mobile_key(&s, &m)), Some(m.masked()))
+        }
+    };
     let cmd = Command::Book {
         service: body.service,
         slot_at,
         code: body.code,
         citizen: citizen_key(&s, body.citizen_id)?,
+        mobile,
+        mobile_masked,
     };
     let done = s
         .hall

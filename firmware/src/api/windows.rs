@@ -118,12 +118,7 @@ async fn check_pin(s: &AppState, source: &Source, body: &SignInBody) -> Result<S
             ),
             None => None,
         };
-        if window.is_none()
-            && !who
-                .roles
-                .iter()
-                .any(|r| matches!(r, Permission::Supervisor | Permission::Admin))
-        {
+        if window.is_none() && !who.roles.iter().any(|r| r.grants(Permission::Desk)) {
             return Err(StaffError::WrongWindow(id.clone(), 0));
         }
         let (token, expires) = staff::open_session(c, &id, window, now, auth.session_hours)?;

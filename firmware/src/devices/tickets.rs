@@ -44,6 +44,8 @@ pub fn ticket_print(
             .to_string(),
         ticket_id: t.id.0.to_string(),
         page_url,
+        // 绿色通道 on every green ticket, however the template is laid out.
+        priority: (t.class == hallq_engine::Class::Green).then(|| "绿色通道".to_string()),
     }
 }
 

@@ -258,7 +258,7 @@ impl Store {
             .map(|s| Ok(serde_json::from_str::<WindowState>(&s?)?))
             .collect::<Result<Vec<_>, StoreError>>()?;
         let mut stmt = self.conn.prepare(
-            "SELECT code, service, slot_at, citizen, ticket, missed FROM appointments WHERE missed = 0 AND (ticket IS NULL OR ticket IN (SELECT id FROM tickets WHERE day = ?1))",
+            "SELECT code, service, slot_at, citizen, ticket, missed, mobile, mobile_masked FROM appointments WHERE missed = 0 AND (ticket IS NULL OR ticket IN (SELECT id FROM tickets WHERE day = ?1))",
         )?;
         let appointments = stmt
             .query_map([&day], |r| {
@@ -269,6 +269,8 @@ impl Store {
                     citizen: r.get(3)?,
                     ticket: r.get::<_, Option<i64>>(4)?.map(|t| TicketId(t as u64)),
                     missed: r.get(5)?,
+                    mobile: r.get(6)?,
+                    mobile_masked: r.get(7)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -464,7 +466,7 @@ impl Store {
 /// Persists the engine's changed rows inside `tx`.
 fn persist(tx: &rusqlite::Transaction<'_>, changes: &Changes) -> Result<(), StoreError> {
     let mut put = tx.prepare_cached(
-            "INSERT OR REPLACE INTO tickets VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
+            "INSERT OR REPLACE INTO tickets VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
         )?;
     for t in &changes.tickets {
         put.execute(params![
@@ -495,6 +497,9 @@ fn persist(tx: &rusqlite::Transaction<'_>, changes: &Changes) -> Result<(), Stor
             t.channel,
             t.alarms,
             t.token_hash,
+            t.green_reason,
+            t.proxy,
+            t.issued_by,
         ])?;
     }
     let mut put =
@@ -502,8 +507,9 @@ fn persist(tx: &rusqlite::Transaction<'_>, changes: &Changes) -> Result<(), Stor
     for w in &changes.windows {
         put.execute(params![w.number, serde_json::to_string(w)?])?;
     }
-    let mut put =
-        tx.prepare_cached("INSERT OR REPLACE INTO appointments VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+    let mut put = tx.prepare_cached(
+        "INSERT OR REPLACE INTO appointments VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
     for a in &changes.appointments {
         put.execute(params![
             a.code,
@@ -511,7 +517,9 @@ fn persist(tx: &rusqlite::Transaction<'_>, changes: &Changes) -> Result<(), Stor
             a.slot_at.0,
             a.citizen,
             a.ticket.map(|t| t.0 as i64),
-            a.missed
+            a.missed,
+            a.mobile,
+            a.mobile_masked
         ])?;
     }
     let mut put = tx.prepare_cached("INSERT OR REPLACE INTO ratings (ticket, day, record) VALUES (?1, (SELECT day FROM tickets WHERE id = ?1), ?2)")?;
@@ -612,5 +620,8 @@ pub fn ticket_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Ticket, StoreErro
         channel: r.get(24)?,
         alarms: r.get(25)?,
         token_hash: r.get(26)?,
+        green_reason: r.get(27)?,
+        proxy: r.get(28)?,
+        issued_by: r.get(29)?,
     }))
 }

@@ -194,6 +194,19 @@ pub const MIGRATIONS: &[&str] = &[
         at INTEGER NOT NULL
     );
     "#,
+    // 11: the guide desk (issue 21). A ticket records why it is green (a reason code),
+    // whether it was taken by proxy (代办) and which member of staff issued it. An
+    // appointment may carry its citizen's mobile number as the hall's keyed hash (never
+    // the number) and a masked form, so the desk can find it by phone; both are erased
+    // at check-in and when the appointment ends.
+    r#"
+    ALTER TABLE tickets ADD COLUMN green_reason TEXT;
+    ALTER TABLE tickets ADD COLUMN proxy INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tickets ADD COLUMN issued_by TEXT;
+    ALTER TABLE appointments ADD COLUMN mobile TEXT;
+    ALTER TABLE appointments ADD COLUMN mobile_masked TEXT;
+    CREATE INDEX appointments_by_mobile ON appointments (mobile) WHERE mobile IS NOT NULL;
+    "#,
 ];
 
 #[cfg(test)]

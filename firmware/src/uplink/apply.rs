@@ -137,6 +137,9 @@ mod tests {
                     idempotency_key: None,
                     citizen: None,
                     channel: "test".into(),
+                    green_reason: None,
+                    proxy: false,
+                    issued_by: None,
                 },
                 Timestamp(1_795_395_600_000),
             )

@@ -783,6 +783,7 @@ mod tests {
             issued_at: "2026-11-23 09:30".into(),
             ticket_id: "T-A012".into(),
             page_url: None,
+            priority: None,
         }
     }
 

@@ -103,6 +103,9 @@ pub fn issue(service: &str) -> Command {
         idempotency_key: None,
         citizen: None,
         channel: "test".into(),
+        green_reason: None,
+        proxy: false,
+        issued_by: None,
     }
 }
 

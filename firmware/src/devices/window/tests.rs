@@ -240,6 +240,9 @@ async fn gpio_buttons_call_and_rate_and_the_spi_matrix_shows_it() {
         idempotency_key: None,
         citizen: None,
         channel: "test".into(),
+        green_reason: None,
+        proxy: false,
+        issued_by: None,
     })
     .await
     .unwrap();
@@ -401,6 +404,9 @@ async fn a_usb_keypad_acts_through_its_configured_keymap() {
             idempotency_key: None,
             citizen: None,
             channel: "test".into(),
+            green_reason: None,
+            proxy: false,
+            issued_by: None,
         })
         .await
         .unwrap();
