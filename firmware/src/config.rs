@@ -735,7 +735,10 @@ mod tests {
             "id = \"p2\"\nserves = [\"kiosk-2\", \"kiosk-1\"]",
         );
         let err = refused_at(&text, "printer[1].serves", "serves = [\"kiosk-2\"");
-        assert!(err.contains("\"kiosk-1\" is already served by printer \"p1\""), "{err}");
+        assert!(
+            err.contains("\"kiosk-1\" is already served by printer \"p1\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -788,7 +791,11 @@ mod tests {
             "printer.serves",
             "serves = ",
         );
-        refused_at(&single("channels = []"), "printer.channels", "channels = []");
+        refused_at(
+            &single("channels = []"),
+            "printer.channels",
+            "channels = []",
+        );
     }
 
     #[test]

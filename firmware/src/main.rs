@@ -531,9 +531,9 @@ fn run(
         config.queue.calendar.always_open = true;
         if !sim.virtual_printers.is_empty() {
             let (handles, printers) = hallq::simulate::virtual_printers(&sim.virtual_printers)?;
-            printers
-                .check(None)
-                .map_err(|(key, message)| anyhow::anyhow!("--virtual-printers: {key}: {message}"))?;
+            printers.check(None).map_err(|(key, message)| {
+                anyhow::anyhow!("--virtual-printers: {key}: {message}")
+            })?;
             config.printer = printers;
             virtual_printers = handles;
         } else if config.printer.is_empty() {

@@ -339,7 +339,10 @@ fn the_simulated_hall_gives_each_named_kiosk_a_virtual_printer_of_its_own() {
         .collect();
     assert_eq!(
         printers,
-        [("kiosk-1", "printer-kiosk-1"), ("kiosk-2", "printer-kiosk-2")],
+        [
+            ("kiosk-1", "printer-kiosk-1"),
+            ("kiosk-2", "printer-kiosk-2")
+        ],
         "{listed}"
     );
     // A ticket at kiosk 2 prints on kiosk 2's virtual printer, and not on kiosk 1's.

@@ -357,7 +357,11 @@ fn two_kiosks_print_each_on_its_own_printer_and_a_fault_shows_at_its_kiosk_only(
         .header("X-Kiosk-Id", "kiosk-3")
         .send_empty(),
     );
-    assert_eq!((s, re["error"]["code"].as_str()), (409, Some("no_printer")), "{re}");
+    assert_eq!(
+        (s, re["error"]["code"].as_str()),
+        (409, Some("no_printer")),
+        "{re}"
+    );
 
     // Printer 2 runs out of paper: kiosk 2 shows the fault, kiosk 1 does not.
     p2.set_state(PrinterState::PaperOut);
@@ -376,7 +380,10 @@ fn two_kiosks_print_each_on_its_own_printer_and_a_fault_shows_at_its_kiosk_only(
     let n = number(&t);
     assert_eq!(t["print"]["state"], "unavailable", "{t}");
     assert_eq!(t["print"]["code"], "paper_out", "{t}");
-    assert!(t["print_message"].as_str().is_some_and(|m| m.contains(&n)), "{t}");
+    assert!(
+        t["print_message"].as_str().is_some_and(|m| m.contains(&n)),
+        "{t}"
+    );
     let (_, status) = send(
         c.get(format!("{}/api/v1/tickets/{}", d.url, t["ticket"]["id"]))
             .call(),
@@ -431,6 +438,9 @@ fn two_kiosks_print_each_on_its_own_printer_and_a_fault_shows_at_its_kiosk_only(
         "hallq_printer_jobs{printer=\"p1\",outcome=\"failed\"} 0",
         "hallq_device_up{device=\"printer-p2\",code=\"paper_out\"} 0",
     ] {
-        assert!(metrics.lines().any(|l| l == line), "{line} not in\n{metrics}");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in\n{metrics}"
+        );
     }
 }

@@ -143,13 +143,17 @@ async fn metrics(
             &mut out,
             "hallq_printer_bytes",
             "Bytes written to each printer since start.",
-            stats.iter().map(|(printer, st)| (printer.clone(), st.bytes as f64)),
+            stats
+                .iter()
+                .map(|(printer, st)| (printer.clone(), st.bytes as f64)),
         );
         gauge(
             &mut out,
             "hallq_printer_queued",
             "Print jobs waiting for each printer now.",
-            stats.iter().map(|(printer, st)| (printer.clone(), st.queued as f64)),
+            stats
+                .iter()
+                .map(|(printer, st)| (printer.clone(), st.queued as f64)),
         );
     }
     gauge(

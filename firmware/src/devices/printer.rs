@@ -175,11 +175,17 @@ impl<'de> Deserialize<'de> for PrintersConfig {
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a [printer] table or [[printer]] tables")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
                 PrinterConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))
                     .map(PrintersConfig::Single)
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Self::Value, A::Error> {
                 Vec::<PrinterConfig>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
                     .map(PrintersConfig::Several)
             }
@@ -263,10 +269,7 @@ impl PrintersConfig {
                         );
                     };
                     if !is_id(id) {
-                        return err(
-                            format!("{key}.id"),
-                            "use 1 to 32 letters, digits, - and _",
-                        );
+                        return err(format!("{key}.id"), "use 1 to 32 letters, digits, - and _");
                     }
                     if list[..i].iter().any(|q| q.id.as_deref() == Some(id)) {
                         return Err((
@@ -290,7 +293,9 @@ impl PrintersConfig {
                         if !is_channel(s) {
                             return Err((
                                 format!("{key}.serves"),
-                                format!("{s:?}: a kiosk or desk id is 1 to 32 letters, digits, - and _"),
+                                format!(
+                                    "{s:?}: a kiosk or desk id is 1 to 32 letters, digits, - and _"
+                                ),
                             ));
                         }
                         if let Some(known) = known
@@ -818,7 +823,10 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(key, "printer[1].serves");
-        assert!(message.contains("\"kiosk-1\"") && message.contains("\"p1\""), "{message}");
+        assert!(
+            message.contains("\"kiosk-1\"") && message.contains("\"p1\""),
+            "{message}"
+        );
         let (key, message) = several(vec![
             PrinterConfig::serving("p1", &["kiosk-1"], nowhere()),
             PrinterConfig::serving("p1", &["kiosk-2"], nowhere()),
@@ -836,20 +844,29 @@ mod tests {
         assert_eq!(several(vec![bad_id]).unwrap_err().0, "printer[0].id");
         let mut prefixes = PrinterConfig::serving("p1", &["kiosk-1"], nowhere());
         prefixes.channels = Some(vec!["kiosk".into()]);
-        assert_eq!(several(vec![prefixes]).unwrap_err().0, "printer[0].channels");
+        assert_eq!(
+            several(vec![prefixes]).unwrap_err().0,
+            "printer[0].channels"
+        );
         let idle = PrinterConfig::serving("p1", &[], nowhere());
         assert_eq!(several(vec![idle]).unwrap_err().0, "printer[0].serves");
         let mut single = PrinterConfig::with_transport(nowhere());
         assert_eq!(PrintersConfig::Single(single.clone()).check(None), Ok(()));
         single.id = Some("p1".into());
         assert_eq!(
-            PrintersConfig::Single(single.clone()).check(None).unwrap_err().0,
+            PrintersConfig::Single(single.clone())
+                .check(None)
+                .unwrap_err()
+                .0,
             "printer.id"
         );
         single.id = None;
         single.serves = vec!["kiosk-1".into()];
         assert_eq!(
-            PrintersConfig::Single(single.clone()).check(None).unwrap_err().0,
+            PrintersConfig::Single(single.clone())
+                .check(None)
+                .unwrap_err()
+                .0,
             "printer.serves"
         );
         single.serves.clear();
@@ -867,7 +884,11 @@ mod tests {
             &["kiosk-1", "kiosk-9"],
             nowhere(),
         )]);
-        let known = ["kiosk-1".to_string(), "kiosk-2".to_string(), "desk".to_string()];
+        let known = [
+            "kiosk-1".to_string(),
+            "kiosk-2".to_string(),
+            "desk".to_string(),
+        ];
         let (key, message) = list.check(Some(&known)).unwrap_err();
         assert_eq!(key, "printer[0].serves");
         assert!(message.contains("\"kiosk-9\""), "{message}");
@@ -896,8 +917,15 @@ mod tests {
         assert_eq!(name(several.for_ticket("desk")).as_deref(), Some("p2"));
         assert_eq!(name(several.for_ticket("kiosk-3")), None);
         assert_eq!(name(several.at("kiosk-2")).as_deref(), Some("p2"));
-        assert_eq!(name(several.at("kiosk-3")), None, "a kiosk without a printer");
-        assert_eq!(name(several.for_reprint_of("wechat")).as_deref(), Some("p1"));
+        assert_eq!(
+            name(several.at("kiosk-3")),
+            None,
+            "a kiosk without a printer"
+        );
+        assert_eq!(
+            name(several.for_reprint_of("wechat")).as_deref(),
+            Some("p1")
+        );
         assert_eq!(
             several.iter().map(Printer::device).collect::<Vec<_>>(),
             ["printer-p1", "printer-p2"]
