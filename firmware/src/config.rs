@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use hallq_engine::Setup;
 
-use crate::devices::printer::PrinterConfig;
+use crate::devices::printer::PrintersConfig;
 use crate::devices::voice::VoiceConfig;
 use serde::Deserialize;
 
@@ -40,9 +40,10 @@ pub struct Config {
     /// The hall call board page (`/board`).
     #[serde(default)]
     pub board: Board,
-    /// The ticket printer; without this section tickets are not printed.
+    /// The ticket printers: one `[printer]`, or `[[printer]]` tables each serving its
+    /// kiosks and desks; without them tickets are not printed.
     #[serde(default)]
-    pub printer: Option<PrinterConfig>,
+    pub printer: PrintersConfig,
     /// RS-485 window buses (`[[bus]]`): LED screens, hall board, keypads.
     #[serde(default, rename = "bus")]
     pub buses: Vec<crate::devices::window::WindowBusConfig>,
@@ -402,29 +403,27 @@ impl Config {
             config.phone.notify != Some(true) || config.uplink.is_some(),
             "the near-turn text message goes through the hall server: configure [uplink], or set notify = false",
         )?;
-        if let Some(p) = &config.printer {
-            let prepared = p.prepare().map_err(|e| {
-                invalid(
-                    "printer.ticket".into(),
-                    key_line(text, "printer.ticket"),
-                    e.to_string(),
-                )
-            })?;
+        // No section declares the hall's kiosks and desks yet; when one does, its ids
+        // go here and a printer may serve only those.
+        config
+            .printer
+            .check(None)
+            .map_err(|(key, message)| invalid(key.clone(), key_line(text, &key), message))?;
+        for (key, p) in config.printer.keyed() {
+            let key = format!("{key}.ticket");
+            let prepared = p
+                .prepare()
+                .map_err(|e| invalid(key.clone(), key_line(text, &key), e.to_string()))?;
             // A token is 32 hex digits.
             if let Some(page) = config.phone.page_url(&"0".repeat(32)) {
                 prepared.check_page_url(&page).map_err(|e| {
                     invalid(
                         "phone.base_url".into(),
                         key_line(text, "phone.base_url"),
-                        format!("too long for the ticket's QR code: {e}"),
+                        format!("too long for the ticket's QR code of {}: {e}", p.name()),
                     )
                 })?;
             }
-            check(
-                "printer.channels",
-                !p.channels.is_empty(),
-                "list at least one channel whose tickets print, e.g. [\"kiosk\"]",
-            )?;
         }
         // With an uplink the hall server may push windows the file does not have yet:
         // then a device's window is not held against the file's `[queue]`.
@@ -664,18 +663,173 @@ mod tests {
         assert!(c.queue.windows.iter().any(|w| w.green_channel));
     }
 
-    #[test]
-    fn the_commented_printer_section_of_the_example_is_valid() {
-        let start = EXAMPLE_HALL.find("# [printer]").expect("printer example");
-        let section: String = EXAMPLE_HALL[start..]
+    /// The commented block of the example that starts with the line `first`, uncommented.
+    fn commented(first: &str) -> String {
+        let start = EXAMPLE_HALL
+            .find(&format!("\n{first}\n"))
+            .unwrap_or_else(|| panic!("{first} in the example"))
+            + 1;
+        EXAMPLE_HALL[start..]
             .lines()
+            .take_while(|l| !l.is_empty())
             .map(|l| l.strip_prefix("# ").unwrap_or(l))
             .collect::<Vec<_>>()
-            .join("\n");
+            .join("\n")
+    }
+
+    #[test]
+    fn the_commented_printer_section_of_the_example_is_valid() {
+        let section = commented("# [printer]");
         let c = Config::parse(&format!("{EXAMPLE_HALL}\n{section}"), "<example>").unwrap();
-        let p = c.printer.expect("printer section");
+        let PrintersConfig::Single(p) = &c.printer else {
+            panic!("one [printer]: {:?}", c.printer)
+        };
         assert_eq!(p.ticket.fields.len(), 6);
         assert!(p.prints("kiosk-2"));
+        assert_eq!(p.device(), "printer");
+    }
+
+    #[test]
+    fn the_commented_several_printers_of_the_example_are_valid() {
+        let section = commented("# [[printer]]");
+        let c = Config::parse(&format!("{EXAMPLE_HALL}\n{section}"), "<example>").unwrap();
+        let PrintersConfig::Several(list) = &c.printer else {
+            panic!("[[printer]] tables: {:?}", c.printer)
+        };
+        let ids: Vec<_> = list.iter().map(|p| (p.name(), p.device())).collect();
+        assert_eq!(
+            ids,
+            [
+                ("k1", "printer-k1".to_string()),
+                ("k2", "printer-k2".to_string()),
+                ("desk", "printer-desk".to_string())
+            ]
+        );
+        assert!(list[1].prints("kiosk-2") && !list[0].prints("kiosk-2"));
+        assert!(list[2].prints("desk"));
+        assert_eq!(list[2].paper, hallq_hardware::escpos::PaperWidth::Mm58);
+    }
+
+    /// Two `[[printer]]` tables on loopback TCP, `first` and `second` the lines that make
+    /// each one's id and serves.
+    fn two_printers(first: &str, second: &str) -> String {
+        format!(
+            "{EXAMPLE_HALL}\n[[printer]]\n{first}\n[printer.transport]\nkind = \"tcp\"\naddr = \"127.0.0.1:9100\"\n\
+             [[printer]]\n{second}\n[printer.transport]\nkind = \"tcp\"\naddr = \"127.0.0.1:9101\"\n"
+        )
+    }
+
+    /// Parses `text`, which must be refused naming `key` on the line holding `on`.
+    fn refused_at(text: &str, key: &str, on: &str) -> String {
+        let err = Config::parse(text, "hall.toml").unwrap_err();
+        let ConfigError::Invalid { key: k, line, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(k, key, "{err}");
+        let expected = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with(on))
+            .last()
+            .unwrap_or_else(|| panic!("{on}"))
+            .0
+            + 1;
+        assert_eq!(*line, expected, "{err}");
+        err.to_string()
+    }
+
+    #[test]
+    fn several_printers_each_serve_their_kiosks() {
+        let c = Config::parse(
+            &two_printers(
+                "id = \"p1\"\nserves = [\"kiosk-1\"]",
+                "id = \"p2\"\nserves = [\"kiosk-2\", \"desk\"]\npaper = \"58mm\"",
+            ),
+            "hall.toml",
+        )
+        .unwrap();
+        let by_channel = |ch: &str| -> Vec<String> {
+            c.printer
+                .iter()
+                .filter(|p| p.prints(ch))
+                .map(|p| p.name().to_string())
+                .collect()
+        };
+        assert_eq!(by_channel("kiosk-1"), ["p1"]);
+        assert_eq!(by_channel("kiosk-2"), ["p2"]);
+        assert_eq!(by_channel("desk"), ["p2"]);
+        assert!(by_channel("kiosk-3").is_empty());
+        assert_eq!(c.printer.iter().count(), 2);
+    }
+
+    #[test]
+    fn a_kiosk_mapped_to_two_printers_is_refused_at_its_line() {
+        let text = two_printers(
+            "id = \"p1\"\nserves = [\"kiosk-1\"]",
+            "id = \"p2\"\nserves = [\"kiosk-2\", \"kiosk-1\"]",
+        );
+        let err = refused_at(&text, "printer[1].serves", "serves = [\"kiosk-2\"");
+        assert!(
+            err.contains("\"kiosk-1\" is already served by printer \"p1\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_duplicate_printer_id_is_refused_at_its_line() {
+        let text = two_printers(
+            "id = \"p1\"\nserves = [\"kiosk-1\"]",
+            "id = \"p1\"\nserves = [\"kiosk-2\"]",
+        );
+        let err = refused_at(&text, "printer[1].id", "id = \"p1\"");
+        assert!(err.contains("already called \"p1\""), "{err}");
+    }
+
+    #[test]
+    fn a_printer_without_an_id_or_with_channels_is_refused() {
+        let text = two_printers(
+            "id = \"p1\"\nserves = [\"kiosk-1\"]",
+            "serves = [\"kiosk-2\"]",
+        );
+        let err = Config::parse(&text, "hall.toml").unwrap_err().to_string();
+        assert!(err.contains(": printer[1].id: "), "{err}");
+        let text = two_printers(
+            "id = \"p1\"\nserves = [\"kiosk-1\"]",
+            "id = \"p2\"\nchannels = [\"kiosk\"]\nserves = [\"kiosk-2\"]",
+        );
+        refused_at(&text, "printer[1].channels", "channels = ");
+        // A mistake inside a table is named by its index, on its line.
+        let text = two_printers(
+            "id = \"p1\"\nserves = [\"kiosk-1\"]",
+            "id = \"p2\"\nserves = [\"kiosk-2\"]\npaper = \"76mm\"",
+        );
+        let err = refused_at(&text, "printer[1].paper", "paper = \"76mm\"");
+        assert!(err.contains("76mm"), "{err}");
+    }
+
+    #[test]
+    fn the_single_printer_keeps_its_channels_and_refuses_the_keys_of_several() {
+        let single = |extra: &str| {
+            format!(
+                "{EXAMPLE_HALL}\n[printer]\n{extra}\n[printer.transport]\nkind = \"tcp\"\naddr = \"127.0.0.1:9100\"\n"
+            )
+        };
+        let c = Config::parse(&single("channels = [\"kiosk\", \"desk\"]"), "hall.toml").unwrap();
+        let PrintersConfig::Single(p) = &c.printer else {
+            panic!("{:?}", c.printer)
+        };
+        assert!(p.prints("kiosk-5") && p.prints("desk-2") && !p.prints("phone"));
+        refused_at(&single("id = \"p1\""), "printer.id", "id = \"p1\"");
+        refused_at(
+            &single("serves = [\"kiosk-1\"]"),
+            "printer.serves",
+            "serves = ",
+        );
+        refused_at(
+            &single("channels = []"),
+            "printer.channels",
+            "channels = []",
+        );
     }
 
     #[test]

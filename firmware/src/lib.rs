@@ -15,8 +15,8 @@
 //!   pushed one), read by every consumer from the core and followed live.
 //! - [`guide`]: the service guides (办事指南) and their printed material checklists.
 //! - [`events`]: committed events as types (the engine's and the controller's own).
-//! - [`devices`]: the printer thread, the device health registry, voice and the window
-//!   devices (`devices/window/`).
+//! - [`devices`]: a thread per ticket printer (and which prints what), the device health
+//!   registry, voice and the window devices (`devices/window/`).
 //! - [`api`]: the axum router under `/api/v1`, including the SSE live stream.
 //! - [`metrics`]: Prometheus counters, histograms and the text exposition.
 //! - [`mobile`]: mainland mobile numbers for near-turn notices: validation, masking.

@@ -47,6 +47,13 @@ enum Cmd {
         /// Simulation speed-up factor.
         #[arg(long, default_value_t = 1)]
         speed: u32,
+        /// With --simulate: a virtual printer beside each of these kiosks or desks
+        /// (comma-separated ids as they send in X-Kiosk-Id, e.g. kiosk-1,kiosk-2,desk),
+        /// each a [[printer]] with that id serving it alone, in place of the
+        /// configuration's printers. Without it a hall with no printer gets one virtual
+        /// printer for every kiosk.
+        #[arg(long, requires = "simulate", value_delimiter = ',', num_args = 1..)]
+        virtual_printers: Vec<String>,
     },
     /// Manage staff accounts (no account exists until you add one; an account with the
     /// admin role can then also manage them on the /admin web page). Every change is an
@@ -361,7 +368,17 @@ fn real_main() -> anyhow::Result<()> {
             listen,
             data_dir,
             speed,
-        } => run(config, simulate, listen, data_dir, speed),
+            virtual_printers,
+        } => run(
+            config,
+            Simulation {
+                on: simulate,
+                speed,
+                virtual_printers,
+            },
+            listen,
+            data_dir,
+        ),
         Cmd::Staff { action, config } => staff_cmd(action, &Config::load(&config)?),
         Cmd::Report {
             config,
@@ -421,12 +438,41 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
         v.load_pack()?;
     }
     println!(
-        "{}: ok ({} services, {} windows)",
+        "{}: ok ({} services, {} windows, {} printers)",
         file.display(),
         c.queue.services.len(),
-        c.queue.windows.len()
+        c.queue.windows.len(),
+        c.printer.iter().count()
     );
+    for p in c.printer.iter() {
+        let prints = if p.id.is_some() {
+            format!("serves {}", p.serves.join(", "))
+        } else {
+            let prefixes = p.channels.clone().unwrap_or_else(|| vec!["kiosk".into()]);
+            format!("prints channels starting {}", prefixes.join(" or "))
+        };
+        let paper = match p.paper {
+            hallq_hardware::escpos::PaperWidth::Mm58 => "58 mm",
+            hallq_hardware::escpos::PaperWidth::Mm80 => "80 mm",
+        };
+        println!(
+            "  printer {} (device {}): {}, {paper}; {prints}",
+            p.name(),
+            p.device(),
+            describe_transport(&p.transport),
+        );
+    }
     Ok(())
+}
+
+/// A printer's transport in a few words, for `check-config`.
+fn describe_transport(t: &hallq_hardware::transport::TransportConfig) -> String {
+    use hallq_hardware::transport::TransportConfig;
+    match t {
+        TransportConfig::Serial { path, baud, .. } => format!("serial {path} at {baud} baud"),
+        TransportConfig::UsbLp { path } => format!("USB {}", path.display()),
+        TransportConfig::Tcp { addr } => format!("TCP {addr}"),
+    }
 }
 
 fn gen_history(
@@ -452,13 +498,23 @@ fn gen_history(
     Ok(())
 }
 
+/// What `run --simulate` adds to the hall.
+struct Simulation {
+    /// Simulated citizens and staff, virtual devices.
+    on: bool,
+    /// Speed-up factor.
+    speed: u32,
+    /// Kiosk and desk ids that each get a virtual printer of their own.
+    virtual_printers: Vec<String>,
+}
+
 fn run(
     config_path: PathBuf,
-    simulate: bool,
+    sim: Simulation,
     listen: Option<std::net::SocketAddr>,
     data_dir: Option<PathBuf>,
-    speed: u32,
 ) -> anyhow::Result<()> {
+    let (simulate, speed) = (sim.on, sim.speed);
     let explicit = config_path.as_path() != std::path::Path::new(DEFAULT_CONFIG) || !simulate;
     let mut temp = None;
     let mut config = if explicit {
@@ -470,15 +526,22 @@ fn run(
         temp = Some(dir);
         c
     };
-    // Kept alive for the whole run: the simulated hall's ticket printer.
-    let mut virtual_printer = None;
+    // Kept alive for the whole run: the simulated hall's ticket printers.
+    let mut virtual_printers = Vec::new();
     if simulate {
         // A demonstration must be alive at any hour.
         config.queue.calendar.always_open = true;
-        if config.printer.is_none() {
+        if !sim.virtual_printers.is_empty() {
+            let (handles, printers) = hallq::simulate::virtual_printers(&sim.virtual_printers)?;
+            printers.check(None).map_err(|(key, message)| {
+                anyhow::anyhow!("--virtual-printers: {key}: {message}")
+            })?;
+            config.printer = printers;
+            virtual_printers = handles;
+        } else if config.printer.is_empty() {
             let (handle, p) = hallq::simulate::virtual_printer()?;
-            config.printer = Some(p);
-            virtual_printer = Some(handle);
+            config.printer = hallq::devices::printer::PrintersConfig::Single(p);
+            virtual_printers.push(handle);
         }
     }
     if let Some(l) = listen {
@@ -530,7 +593,7 @@ fn run(
                 }
             })
             .await?;
-        drop(virtual_printer);
+        drop(virtual_printers);
         drop(temp);
         anyhow::Ok(())
     });

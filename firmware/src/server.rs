@@ -10,7 +10,7 @@ use crate::api::{AppState, app};
 use crate::config::Config;
 use crate::core::HallCore;
 use crate::devices::health::Devices;
-use crate::devices::printer::{Printer, PrinterError};
+use crate::devices::printer::{PrinterError, Printers};
 use crate::devices::voice::{self, Voice, VoiceError};
 use crate::in_force::InForce;
 use crate::store::{Store, StoreError};
@@ -72,10 +72,8 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
     let devices = Devices::load(hall.clone())
         .await
         .map_err(|e| StoreError::Damaged(e.to_string()))?;
-    let printer = match config.printer.clone() {
-        Some(p) => Some(Printer::start(p, devices.clone())?.0),
-        None => None,
-    };
+    // One thread per printer, each reporting its own health.
+    let printers = Printers::start(&config.printer, &devices)?;
     // The window buses follow committed events on their own; kept to stop them at the end.
     let buses =
         crate::devices::window::start(&config.window_devices(), hall.clone(), devices.clone())
@@ -94,7 +92,7 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
         hall.clone(),
         Arc::new(config.clone()),
         devices,
-        printer,
+        printers,
         personal,
     )?;
     state.voice = voice.clone();

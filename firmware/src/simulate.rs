@@ -138,11 +138,12 @@ pub async fn run(hall: HallCore, speed: u32) {
     }
 }
 
-/// A virtual ticket printer on a free loopback port, and the config that points at it,
-/// so that `run --simulate` prints (and polls, and faults) like a hall with a printer.
-pub fn virtual_printer() -> std::io::Result<(
+/// A virtual ticket printer on a free loopback port, and the transport that reaches it.
+fn serve_virtual(
+    name: &str,
+) -> std::io::Result<(
     hallq_hardware::virtual_printer::VirtualPrinterHandle,
-    crate::devices::printer::PrinterConfig,
+    hallq_hardware::transport::TransportConfig,
 )> {
     use hallq_hardware::transport::TransportConfig;
     use hallq_hardware::virtual_printer::{VirtualPrinter, VirtualPrinterHandle};
@@ -151,12 +152,52 @@ pub fn virtual_printer() -> std::io::Result<(
     let addr = handle
         .local_addr()
         .ok_or_else(|| std::io::Error::other("the virtual printer has no address"))?;
-    tracing::info!(%addr, "simulated ticket printer listening");
+    tracing::info!(%addr, printer = name, "simulated ticket printer listening");
     Ok((
         handle,
-        crate::devices::printer::PrinterConfig::with_transport(TransportConfig::Tcp {
+        TransportConfig::Tcp {
             addr: addr.to_string(),
-        }),
+        },
+    ))
+}
+
+/// A virtual ticket printer on a free loopback port, and the single `[printer]` that
+/// points at it, so that `run --simulate` prints (and polls, and faults) like a hall
+/// with a printer.
+pub fn virtual_printer() -> std::io::Result<(
+    hallq_hardware::virtual_printer::VirtualPrinterHandle,
+    crate::devices::printer::PrinterConfig,
+)> {
+    let (handle, transport) = serve_virtual("printer")?;
+    Ok((
+        handle,
+        crate::devices::printer::PrinterConfig::with_transport(transport),
+    ))
+}
+
+/// One virtual printer per kiosk or desk id, each a `[[printer]]` named after the id
+/// and serving it alone, so that `run --simulate --virtual-printers kiosk-1,kiosk-2`
+/// is a hall with a printer beside each kiosk.
+pub fn virtual_printers(
+    ids: &[String],
+) -> std::io::Result<(
+    Vec<hallq_hardware::virtual_printer::VirtualPrinterHandle>,
+    crate::devices::printer::PrintersConfig,
+)> {
+    let mut handles = Vec::with_capacity(ids.len());
+    let mut list = Vec::with_capacity(ids.len());
+    for id in ids {
+        let (handle, transport) = serve_virtual(id)?;
+        handles.push(handle);
+        list.push(crate::devices::printer::PrinterConfig::serving(
+            id,
+            &[id.as_str()],
+            transport,
+        ));
+    }
+    Ok((
+        handles,
+        crate::devices::printer::PrintersConfig::Several(list),
     ))
 }
 

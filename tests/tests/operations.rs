@@ -312,6 +312,71 @@ fn the_simulated_hall_issues_calls_serves_and_rates_within_seconds() {
     );
 }
 
+#[test]
+fn the_simulated_hall_gives_each_named_kiosk_a_virtual_printer_of_its_own() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_arg = dir.path().join("data").display().to_string();
+    let d = Running::start(
+        &[
+            "--simulate",
+            "--virtual-printers",
+            "kiosk-1,kiosk-2",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data_arg,
+        ],
+        dir.path(),
+    );
+    let c = client();
+    let devices = || send(c.get(format!("{}/api/v1/devices", d.url)).call()).1;
+    let listed = devices();
+    let printers: Vec<(&str, &str)> = listed["printers"]
+        .as_array()
+        .expect("printers")
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap(), p["device"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        printers,
+        [
+            ("kiosk-1", "printer-kiosk-1"),
+            ("kiosk-2", "printer-kiosk-2")
+        ],
+        "{listed}"
+    );
+    // A ticket at kiosk 2 prints on kiosk 2's virtual printer, and not on kiosk 1's.
+    let (s, t) = send(
+        c.post(format!("{}/api/v1/tickets", d.url))
+            .header("X-Kiosk-Id", "kiosk-2")
+            .send_json(json!({"service": "SB"})),
+    );
+    assert_eq!(s, 201, "{t}");
+    assert_eq!(t["print"]["state"], "printing", "{t}\n{}", d.log());
+    let t0 = Instant::now();
+    loop {
+        let now = devices();
+        let printed = |i: usize| now["printers"][i]["stats"]["printed"].as_u64();
+        if printed(1) == Some(1) {
+            assert_eq!(printed(0), Some(0), "{now}");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "{now}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Each kiosk sees its own printer.
+    let (_, k1) = send(
+        c.get(format!("{}/api/v1/kiosk", d.url))
+            .header("X-Kiosk-Id", "kiosk-1")
+            .call(),
+    );
+    assert_eq!(k1["printer"]["device"], "printer-kiosk-1", "{k1}");
+    // The flag is for the simulated hall only.
+    let out = hallq(&["run", "--virtual-printers", "kiosk-1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--simulate"), "{err}");
+}
+
 fn hallq(args: &[&str]) -> std::process::Output {
     Command::new(hallq_bin())
         .args(args)

@@ -1,5 +1,6 @@
-//! Device endpoints: every device's health (the kiosk shows the printer's, the
-//! supervision page all of them) and ticket reprints.
+//! Device endpoints: every device's health (the kiosk shows its printer's, the
+//! supervision page all of them), the printers and their counters, and ticket reprints
+//! on the printer of the kiosk that asks.
 
 use super::Path;
 use axum::extract::State;
@@ -24,13 +25,30 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 async fn devices(State(s): State<AppState>) -> Json<Value> {
+    let printers: Vec<Value> = s
+        .printers
+        .iter()
+        .map(|p| {
+            json!({
+                "id": p.name(),
+                "device": p.device(),
+                "serves": p.config().serves,
+                "channels": p.config().channels,
+                "paper": p.config().paper,
+                "health": s.devices.get(p.device()).map(|d| d.health),
+                "stats": p.stats(),
+            })
+        })
+        .collect();
     Json(json!({
         "devices": s.devices.snapshot(),
-        "printer": s.printer.as_ref().map(|p| json!({
+        // The first printer's, as before there were several.
+        "printer": s.printers.iter().next().map(|p| json!({
             "configured": true,
             "paper": p.config().paper,
             "stats": p.stats(),
         })),
+        "printers": printers,
     }))
 }
 
@@ -42,6 +60,8 @@ struct TicketReprinted<'a> {
     ticket: u64,
     number: &'a str,
     by: &'a str,
+    /// The printer it went to (the `[[printer]]` id, or `printer`).
+    printer: &'a str,
     outcome: &'a PrintOutcome,
 }
 
@@ -52,12 +72,14 @@ async fn reprint(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
-    let Some(printer) = s.printer.clone() else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "no_printer",
-            "this hall has no ticket printer configured",
-        ));
+    // The printer beside the kiosk or desk that asks, wherever the ticket was taken.
+    let Some(printer) = s.printers.at(&kiosk.channel).cloned() else {
+        let message = if s.printers.is_empty() {
+            "this hall has no ticket printer configured".to_string()
+        } else {
+            format!("no printer serves {}", kiosk.channel)
+        };
+        return Err(ApiError::new(StatusCode::CONFLICT, "no_printer", message));
     };
     let found = s
         .hall
@@ -95,6 +117,7 @@ async fn reprint(
         ticket: ticket.id.0,
         number: &ticket.number,
         by: &kiosk.channel,
+        printer: printer.name(),
         outcome: &outcome,
     };
     if let Ok(ev) = NewEvent::encode(wall_now(), "ticket_reprinted", &record) {

@@ -67,17 +67,16 @@ async fn guide(
 
 async fn checklist(
     State(s): State<AppState>,
-    _k: Kiosk,
+    kiosk: Kiosk,
     Path(code): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let in_force = s.hall.in_force();
     let (service, guide) = find(&in_force, &code)?;
     let printed_at = local_time(&s, wall_now());
     let print = guide.checklist(&s.config.hall.name, &service.name.zh_cn, printed_at);
-    let paper = s
-        .printer
-        .as_ref()
-        .map_or(PaperWidth::Mm80, |p| p.config().paper);
+    // The printer beside the kiosk that asks.
+    let at = s.printers.at(&kiosk.channel);
+    let paper = at.map_or(PaperWidth::Mm80, |p| p.config().paper);
     // Encode first, so a text the printer cannot print is refused here, not on paper.
     let bytes = render_checklist(&print, paper).map_err(|e| {
         ApiError::new(
@@ -87,7 +86,7 @@ async fn checklist(
         )
     })?;
     let size = bytes.len();
-    let outcome = match &s.printer {
+    let outcome = match at {
         Some(p) => {
             p.submit(
                 format!("checklist {code}"),

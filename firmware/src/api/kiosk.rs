@@ -2,7 +2,7 @@
 //! refused while it holds), the board notice, and the uplink's own status.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 
@@ -44,7 +44,10 @@ pub(super) fn refuse_if_locked(s: &AppState, lang: Lang) -> Result<(), ApiError>
     ))
 }
 
-async fn kiosk(State(s): State<AppState>) -> Json<Value> {
+/// The lock, the notice, the near-turn offer, and the printer beside the asking kiosk
+/// (its `X-Kiosk-Id`): that printer's health only, so that paper running out at one
+/// kiosk shows there and not at the next.
+async fn kiosk(State(s): State<AppState>, headers: HeaderMap) -> Json<Value> {
     let now = wall_now().0;
     let body = match s.uplink.controls.lock() {
         Some(l) => json!({
@@ -56,6 +59,19 @@ async fn kiosk(State(s): State<AppState>) -> Json<Value> {
     body["notice"] = json!(s.uplink.controls.notice(now));
     // The near-turn text message the kiosk may offer after a ticket.
     body["notify"] = json!(s.hall.near_turn());
+    let channel = super::kiosk_channel(&headers);
+    body["printer"] = match s.printers.at(&channel) {
+        Some(p) => {
+            let state = s.devices.get(p.device());
+            json!({
+                "id": p.name(),
+                "device": p.device(),
+                "health": state.as_ref().map(|d| &d.health),
+                "since": state.as_ref().map(|d| d.since),
+            })
+        }
+        None => Value::Null,
+    };
     Json(body)
 }
 

@@ -120,17 +120,40 @@ async fn metrics(
             )
         }),
     );
-    if let Some(p) = &s.printer {
-        let st = p.stats();
+    if !s.printers.is_empty() {
+        let stats: Vec<(String, crate::devices::printer::PrinterStats)> = s
+            .printers
+            .iter()
+            .map(|p| (format!("printer=\"{}\"", label_value(p.name())), p.stats()))
+            .collect();
         gauge(
             &mut out,
             "hallq_printer_jobs",
-            "Print jobs since start, by outcome.",
-            [
-                ("outcome=\"printed\"".to_string(), st.printed as f64),
-                ("outcome=\"failed\"".to_string(), st.failed as f64),
-                ("outcome=\"stale\"".to_string(), st.stale as f64),
-            ],
+            "Print jobs since start, by printer and outcome.",
+            stats.iter().flat_map(|(printer, st)| {
+                [
+                    ("printed", st.printed),
+                    ("failed", st.failed),
+                    ("stale", st.stale),
+                ]
+                .map(|(outcome, n)| (format!("{printer},outcome=\"{outcome}\""), n as f64))
+            }),
+        );
+        gauge(
+            &mut out,
+            "hallq_printer_bytes",
+            "Bytes written to each printer since start.",
+            stats
+                .iter()
+                .map(|(printer, st)| (printer.clone(), st.bytes as f64)),
+        );
+        gauge(
+            &mut out,
+            "hallq_printer_queued",
+            "Print jobs waiting for each printer now.",
+            stats
+                .iter()
+                .map(|(printer, st)| (printer.clone(), st.queued as f64)),
         );
     }
     gauge(

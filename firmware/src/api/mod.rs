@@ -40,7 +40,7 @@ use serde_json::json;
 use crate::config::Config;
 use crate::core::{CoreError, HallCore, wall_now};
 use crate::devices::health::Devices;
-use crate::devices::printer::Printer;
+use crate::devices::printer::Printers;
 use crate::metrics::Metrics;
 use crate::store::staff::{self, Permission, Session};
 
@@ -58,8 +58,9 @@ pub struct AppState {
     pub uplink: crate::uplink::Shared,
     /// Every device's health.
     pub devices: Devices,
-    /// The ticket printer, when the hall has one.
-    pub printer: Option<Printer>,
+    /// The hall's ticket printers (none, the single `[printer]`, or one per kiosk and
+    /// desk): [`Printers`] says which prints a ticket and which a kiosk stands beside.
+    pub printers: Printers,
     /// The voice, when the hall speaks its calls (set by the server after start).
     pub voice: Option<crate::devices::voice::Voice>,
     /// Counters and latencies for `/metrics`.
@@ -84,7 +85,7 @@ impl AppState {
         hall: HallCore,
         config: Arc<Config>,
         devices: Devices,
-        printer: Option<Printer>,
+        printers: Printers,
         personal: crate::personal::PersonalKey,
     ) -> Result<AppState, crate::store::StoreError> {
         let conn = Connection::open(config.database())?;
@@ -96,7 +97,7 @@ impl AppState {
             auth_db: Arc::new(Mutex::new(conn)),
             uplink: crate::uplink::Shared::default(),
             devices,
-            printer,
+            printers,
             voice: None,
             metrics: Metrics::new(),
             closing: stream::Closing::default(),
@@ -123,13 +124,22 @@ impl AppState {
     }
 }
 
-/// A reprint as the uplink asks for it: the same layout and printer as the kiosk's.
+/// A reprint as the uplink asks for it: the same layout as the kiosk's, on the printer
+/// of the kiosk or desk the ticket was taken at (the first printer for a ticket taken
+/// where none prints).
 pub fn reprinter(state: AppState) -> Option<crate::uplink::downstream::Reprinter> {
-    let printer = state.printer.clone()?;
+    if state.printers.is_empty() {
+        return None;
+    }
     Some(Arc::new(move |t: Ticket, ahead: u32| {
-        let (s, p) = (state.clone(), printer.clone());
+        let s = state.clone();
         Box::pin(async move {
-            queue::print_ticket(&s, &p, &t, ahead, None, std::time::Instant::now()).await
+            match s.printers.for_reprint_of(&t.channel) {
+                Some(p) => {
+                    queue::print_ticket(&s, p, &t, ahead, None, std::time::Instant::now()).await
+                }
+                None => crate::devices::printer::PrintOutcome::NotPrinted,
+            }
         })
     }))
 }
@@ -402,13 +412,7 @@ impl FromRequestParts<AppState> for Kiosk {
                 .any(|known| constant_eq(known, k))
                 || pad_of_key(state, k).is_some()
         });
-        let channel = parts
-            .headers
-            .get("x-kiosk-id")
-            .and_then(|v| v.to_str().ok())
-            .filter(|s| !s.is_empty() && s.len() <= 32)
-            .unwrap_or("kiosk")
-            .to_string();
+        let channel = kiosk_channel(&parts.headers);
         if local
             || keyed
             || bearer(&parts.headers).is_some()
@@ -423,6 +427,17 @@ impl FromRequestParts<AppState> for Kiosk {
             ))
         }
     }
+}
+
+/// The channel a kiosk's request speaks for: its `X-Kiosk-Id` (1 to 32 characters), or
+/// `kiosk` without one. Tickets record it, and it picks the kiosk's printer.
+pub(crate) fn kiosk_channel(headers: &HeaderMap) -> String {
+    headers
+        .get("x-kiosk-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty() && s.len() <= 32)
+        .unwrap_or("kiosk")
+        .to_string()
 }
 
 fn pad_of_key(state: &AppState, key: &str) -> Option<u32> {

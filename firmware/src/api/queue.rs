@@ -167,9 +167,10 @@ pub(super) fn ticket_json(s: &AppState, t: &Ticket, ahead: u32, wait: u32) -> Va
 }
 
 /// Answers an issue or check-in: 201 for a new ticket, 200 with `replayed` for a retry.
-/// A new ticket from a printing channel is handed to the printer after the commit; the
-/// answer says whether it prints, and in words when it cannot, because the number on
-/// the screen is then the citizen's only record.
+/// A new ticket is handed after the commit to the printer of the channel it was taken
+/// at (the kiosk's, the desk's; none for a channel no printer serves); the answer says
+/// whether it prints, and in words when it cannot, because the number on the screen is
+/// then the citizen's only record.
 pub(super) async fn ticket_response(
     s: &AppState,
     done: Done,
@@ -188,10 +189,8 @@ pub(super) async fn ticket_response(
     // The citizen's secret, only when it is this ticket's (a ticket issued before tokens
     // existed has none).
     let token = (t.token_hash.as_deref() == Some(token_hash(token).as_str())).then_some(token);
-    let print = match &s.printer {
-        Some(p) if !done.replayed && p.config().prints(channel) => {
-            print_ticket(s, p, &t, done.ahead, token, committed).await
-        }
+    let print = match s.printers.for_ticket(channel) {
+        Some(p) if !done.replayed => print_ticket(s, p, &t, done.ahead, token, committed).await,
         _ => PrintOutcome::NotPrinted,
     };
     let body = ticket_json(s, &t, done.ahead, done.wait_minutes);
@@ -221,8 +220,7 @@ pub(super) async fn ticket_response(
     Ok(resp)
 }
 
-/// Lays a ticket out and hands it to the printer.
-/// Prints a ticket. With its `token` (a new ticket) and `[phone] base_url`, the QR
+/// Lays a ticket out and hands it to `printer`. With its `token` (a new ticket) and `[phone] base_url`, the QR
 /// code opens the ticket's status page; a reprint has no token (only its hash is
 /// kept), so its QR code carries what the template says.
 pub(super) async fn print_ticket(

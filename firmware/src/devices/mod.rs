@@ -3,7 +3,8 @@
 //! committed; it raises a `device_fault` event and the kiosk or page says so.
 //!
 //! - [`health`]: the registry and the `device_fault` / `device_recovered` events.
-//! - [`printer`]: the ticket printer thread, its queue and status polling.
+//! - [`printer`]: a thread per ticket printer, its queue and status polling, and which
+//!   printer serves which kiosk.
 //! - [`tickets`]: turning a committed ticket into the printer's ticket layout.
 //! - [`window`]: LED screens, hall board, caller and rating keypads: their settings,
 //!   the pure screen, rating and caller logic, the one controller that drives every kind
