@@ -458,6 +458,12 @@ impl Config {
             .id_card
             .check()
             .map_err(|(key, message)| invalid(key.into(), key_line(text, key), message))?;
+        check(
+            "id_card.green_reason",
+            config.id_card.green_age == 0
+                || config.desk.reason(&config.id_card.green_reason).is_some(),
+            "a code of [desk] green_reasons (the reason an older card holder's ticket records)",
+        )?;
         config.queue.validate().map_err(|e| {
             let key = format!("queue.{}", e.key);
             invalid(key.clone(), key_line(text, &key), e.message)
@@ -897,6 +903,25 @@ mod tests {
         );
         let c = Config::parse(&off, "hall.toml").unwrap();
         assert!(!c.id_card.green(99));
+    }
+
+    #[test]
+    fn the_cards_green_reason_is_one_of_the_desks() {
+        let text = format!("{EXAMPLE_HALL}\n[id_card]\ngreen_reason = \"elder\"\n");
+        let err = Config::parse(&text, "hall.toml").unwrap_err().to_string();
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("green_reason = \"elder\""))
+            .unwrap()
+            + 1;
+        assert!(
+            err.starts_with(&format!("hall.toml:{line}: id_card.green_reason:")),
+            "{err}"
+        );
+        let off = text.replace("green_reason", "green_age = 0\ngreen_reason");
+        assert!(Config::parse(&off, "hall.toml").is_ok());
+        let c = Config::parse(EXAMPLE_HALL, "hall.toml").unwrap();
+        assert_eq!(c.id_card.green_reason, "elderly");
     }
 
     #[test]

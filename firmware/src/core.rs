@@ -993,6 +993,9 @@ mod tests {
                         idempotency_key: None,
                         citizen: Some("person".into()),
                         channel: "test".into(),
+                        green_reason: None,
+                        proxy: false,
+                        issued_by: None,
                     };
                     let guard: Guard = Box::new(move |e: &Engine| {
                         e.tickets()

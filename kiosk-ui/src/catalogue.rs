@@ -206,6 +206,9 @@ pub struct Ticket {
     /// The appointment it came from, if checked in.
     #[serde(default)]
     pub appointment: Option<serde_json::Value>,
+    /// `normal` or `green` (绿色通道: called first).
+    #[serde(default)]
+    pub class: String,
 }
 
 /// One material of a guide.

@@ -163,6 +163,69 @@ pub struct Notice {
     pub sent: bool,
 }
 
+/// The ID card on this kiosk's reader (`GET /api/v1/kiosk/card`), in the masked forms
+/// only: the controller never gives the kiosk the name or the number, and the kiosk
+/// never logs what it shows (`Debug` hides the masks too).
+#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
+pub struct CardState {
+    /// This kiosk has a reader.
+    #[serde(default)]
+    pub reader: bool,
+    /// A card lies on it.
+    #[serde(default)]
+    pub present: bool,
+    /// The name masked (`王*明`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The number masked (`110***********123X`).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Age on the hall's date.
+    #[serde(default)]
+    pub age: Option<u32>,
+    /// A ticket taken with the card is green (绿色通道).
+    #[serde(default)]
+    pub green: bool,
+    /// The holder's appointment of today still to check in.
+    #[serde(default)]
+    pub appointment: Option<CardAppointment>,
+    /// The holder's live tickets today.
+    #[serde(default)]
+    pub tickets: Vec<CardTicket>,
+}
+
+impl std::fmt::Debug for CardState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CardState")
+            .field("reader", &self.reader)
+            .field("present", &self.present)
+            .field("green", &self.green)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The card holder's appointment of today.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CardAppointment {
+    /// Service code.
+    pub service: String,
+    /// Service names.
+    #[serde(default)]
+    pub service_name: Option<crate::catalogue::Names>,
+    /// The slot's local time (`10:30`).
+    #[serde(default)]
+    pub slot_at_local: String,
+}
+
+/// One of the holder's live tickets: a second one of its service would be refused.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CardTicket {
+    /// Printed number.
+    pub number: String,
+    /// Service code.
+    pub service: String,
+}
+
 /// The printer's answer for a ticket: `printing`, `queued`, `unavailable`, `not_printed`.
 #[derive(Deserialize)]
 struct PrintState {
@@ -379,6 +442,44 @@ impl Client {
         }
         let _: Value = self.post("/api/v1/voice/prompt", Language::ZhCn, None, body)?;
         Ok(())
+    }
+
+    /// The ID card on this kiosk's reader. A controller without the route (404) is a
+    /// kiosk without a reader.
+    pub fn card(&self) -> Result<CardState, ClientError> {
+        match self.get("/api/v1/kiosk/card", Language::ZhCn) {
+            Err(ClientError::Refused { status: 404, .. }) => Ok(CardState::default()),
+            other => other,
+        }
+    }
+
+    /// Takes a ticket of `service` as the holder of the card on this kiosk's reader
+    /// (green when the holder is old enough; refused while the holder has a live
+    /// ticket of the service).
+    pub fn issue_with_card(
+        &self,
+        service: &str,
+        key: &str,
+        lang: Language,
+    ) -> Result<Issued, ClientError> {
+        let a: TicketAnswer = self.post(
+            "/api/v1/tickets",
+            lang,
+            Some(key),
+            serde_json::json!({ "service": service, "id_card": true }),
+        )?;
+        Ok(a.issued())
+    }
+
+    /// Checks in the card holder's appointment of today, found by the card.
+    pub fn check_in_with_card(&self, key: &str, lang: Language) -> Result<Issued, ClientError> {
+        let a: TicketAnswer = self.post(
+            "/api/v1/tickets",
+            lang,
+            Some(key),
+            serde_json::json!({ "id_card": true, "appointment": true }),
+        )?;
+        Ok(a.issued())
     }
 
     /// Checks an appointment in by its booking code.

@@ -12,11 +12,11 @@ use slint::{ComponentHandle, Model, ModelRc, SharedString, Timer, TimerMode, Vec
 
 use crate::catalogue::{self, Guide, Language, Overview, Service, Ticket};
 use crate::client::{
-    Client, ClientError, Endpoint, Issued, KioskState, Notice, NotifyOffer, StreamEvent,
+    CardState, Client, ClientError, Endpoint, Issued, KioskState, Notice, NotifyOffer, StreamEvent,
     TicketToken,
 };
 use crate::mobile::{self, MobileInput};
-use crate::{App, GuideView, Kiosk, Screen, ServiceTile, TicketView, WindowRow};
+use crate::{App, CardView, GuideView, Kiosk, Screen, ServiceTile, TicketView, WindowRow};
 
 /// What a kiosk needs to know to run.
 #[derive(Debug, Clone)]
@@ -89,6 +89,7 @@ pub fn screen_name(screen: Screen) -> &'static str {
         // The notice's pad belongs to the ticket on screen (and the controller knows no
         // other screen names).
         Screen::Notify => "ticket",
+        Screen::Card => "card",
     }
 }
 
@@ -131,6 +132,17 @@ enum Job {
         key: String,
         lang: Language,
     },
+    /// A ticket taken with the ID card on this kiosk's reader.
+    IssueWithCard {
+        service: String,
+        key: String,
+        lang: Language,
+    },
+    /// The card holder's appointment of today checked in by the card.
+    CheckInWithCard {
+        key: String,
+        lang: Language,
+    },
     Guide {
         code: String,
         lang: Language,
@@ -155,6 +167,7 @@ pub struct KioskLogic {
     state: Rc<std::cell::RefCell<UiState>>,
     _clock: Timer,
     _refresh_stop: Sender<()>,
+    _card_stop: Sender<()>,
 }
 
 /// State that only the UI thread touches.
@@ -187,6 +200,9 @@ struct UiState {
     checkin_code: String,
     /// The hall server's lock in force on screen.
     controller_lock: Option<String>,
+    /// The ID card on this kiosk's reader, masked as the controller gives it; `None`
+    /// when no card lies there.
+    card: Option<CardState>,
 }
 
 impl KioskLogic {
@@ -234,6 +250,16 @@ impl KioskLogic {
                 .expect("spawn the kiosk event follower");
         }
 
+        let (card_stop_tx, card_stop_rx) = mpsc::channel::<()>();
+        {
+            let client = client.clone();
+            let weak = weak.clone();
+            std::thread::Builder::new()
+                .name("kiosk-card".into())
+                .spawn(move || card_watch(client, weak, card_stop_rx))
+                .expect("spawn the kiosk's card watch");
+        }
+
         let k = app.global::<Kiosk>();
         k.set_hall_name(settings.hall_name.clone().into());
         k.set_online(true);
@@ -256,6 +282,7 @@ impl KioskLogic {
             search_input: String::new(),
             checkin_code: String::new(),
             controller_lock: None,
+            card: None,
         }));
 
         let clock = Timer::default();
@@ -275,6 +302,7 @@ impl KioskLogic {
             state,
             _clock: clock,
             _refresh_stop: stop_tx,
+            _card_stop: card_stop_tx,
         };
         logic.connect();
         logic.apply_language();
@@ -389,6 +417,16 @@ impl KioskLogic {
             });
         }
         k.on_check_in(with!(|app: &App, st| check_in(app, st)));
+        {
+            let weak = weak.clone();
+            let state = state.clone();
+            k.on_card_take_ticket(move |code| {
+                if let Some(app) = weak.upgrade() {
+                    take_ticket_with_card(&app, &state, code.as_str());
+                }
+            });
+        }
+        k.on_card_check_in(with!(|app: &App, st| check_in_with_card(app, st)));
         {
             let weak = weak.clone();
             let state = state.clone();
@@ -599,7 +637,7 @@ fn apply_lock(app: &App, state: &Rc<std::cell::RefCell<UiState>>, lock: Option<S
             k.set_closed_reason(reason.into());
             if matches!(
                 k.get_screen(),
-                Screen::Home | Screen::Services | Screen::Checkin | Screen::Closed
+                Screen::Home | Screen::Services | Screen::Checkin | Screen::Card | Screen::Closed
             ) {
                 k.set_message("".into());
                 k.set_screen(Screen::Closed);
@@ -687,6 +725,136 @@ fn key_for(pending: &mut Option<(String, String)>, what: &str) -> String {
             key
         }
     }
+}
+
+/// Takes a ticket of `code` with the card on the reader (the card screen's tiles).
+fn take_ticket_with_card(app: &App, state: &Rc<std::cell::RefCell<UiState>>, code: &str) {
+    let k = app.global::<Kiosk>();
+    if k.get_busy() {
+        return;
+    }
+    let mut st = state.borrow_mut();
+    let key = key_for(&mut st.pending_key, &format!("card-issue:{code}"));
+    let _ = st.jobs.send(Job::IssueWithCard {
+        service: code.to_string(),
+        key,
+        lang: st.language,
+    });
+    k.set_busy(true);
+}
+
+/// Checks in the card holder's appointment (the card screen's appointment button).
+fn check_in_with_card(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
+    let k = app.global::<Kiosk>();
+    if k.get_busy() {
+        return;
+    }
+    let mut st = state.borrow_mut();
+    let key = key_for(&mut st.pending_key, "card-check-in");
+    let _ = st.jobs.send(Job::CheckInWithCard {
+        key,
+        lang: st.language,
+    });
+    k.set_busy(true);
+}
+
+/// A card placed, changed or lifted on this kiosk's reader. A card newly placed opens
+/// the card screen (刷身份证取号) wherever the kiosk is, unless it is locked, closed or
+/// busy with a request; lifted, the card screen goes home. Only the masks the controller
+/// gives are kept or shown.
+fn card_changed(app: &App, state: &Rc<std::cell::RefCell<UiState>>, card: CardState) {
+    let k = app.global::<Kiosk>();
+    k.set_card_reader(card.reader);
+    let placed = card.present
+        && state
+            .borrow()
+            .card
+            .as_ref()
+            .is_none_or(|old| old.id != card.id || old.name != card.name);
+    state.borrow_mut().card = card.present.then_some(card);
+    fill_card(app, state);
+    if state.borrow().card.is_none() {
+        if k.get_screen() == Screen::Card {
+            go_home(app, state);
+        }
+        return;
+    }
+    if placed && !k.get_locked() && k.get_open() && !k.get_busy() {
+        tracing::info!("an ID card was placed on the reader");
+        {
+            let mut st = state.borrow_mut();
+            // A new citizen: whatever the last one left on screen goes with them.
+            st.pending_key = None;
+            st.token = None;
+            st.notice = None;
+            st.notice_closed = false;
+        }
+        clear_mobile(app, state);
+        k.set_message("".into());
+        k.set_page(0);
+        k.set_screen(Screen::Card);
+        restart_idle(app, state);
+        speak(state, "choose_service", None);
+    }
+}
+
+/// Fills the card screen in the current language: the masked holder, the appointment
+/// of today, and the services with the numbers the holder already has.
+fn fill_card(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
+    let k = app.global::<Kiosk>();
+    let st = state.borrow();
+    let lang = st.language;
+    let Some(card) = &st.card else {
+        k.set_card(CardView::default());
+        k.set_card_services(ModelRc::default());
+        return;
+    };
+    let shared = st.shared.lock().unwrap_or_else(|p| p.into_inner());
+    let name_of = |code: &str| {
+        shared
+            .services
+            .iter()
+            .find(|s| s.code == code)
+            .map(|s| s.name.get(lang).to_string())
+    };
+    let appointment = card
+        .appointment
+        .as_ref()
+        .map(|a| {
+            let name = a
+                .service_name
+                .as_ref()
+                .map(|n| n.get(lang).to_string())
+                .or_else(|| name_of(&a.service))
+                .unwrap_or_else(|| a.service.clone());
+            // The slot's time of day (`2026-12-07 10:30:00` → `10:30`): it is today's.
+            let time = a
+                .slot_at_local
+                .split_once(' ')
+                .map(|(_, t)| t.get(..5).unwrap_or(t))
+                .unwrap_or(&a.slot_at_local);
+            format!("{name} · {time}")
+        })
+        .unwrap_or_default();
+    k.set_card(CardView {
+        name: card.name.clone().unwrap_or_default().into(),
+        id: card.id.clone().unwrap_or_default().into(),
+        age: card.age.unwrap_or(0) as i32,
+        green: card.green,
+        appointment: appointment.into(),
+    });
+    let tiles: Vec<ServiceTile> = shared
+        .services
+        .iter()
+        .map(|s| {
+            let mut t = tile(s, lang);
+            if let Some(held) = card.tickets.iter().find(|t| t.service == s.code) {
+                t.held = held.number.clone().into();
+            }
+            t
+        })
+        .collect();
+    k.set_card_services(ModelRc::new(VecModel::from(tiles)));
 }
 
 fn take_ticket(app: &App, state: &Rc<std::cell::RefCell<UiState>>, code: &str) {
@@ -889,6 +1057,7 @@ fn tile(s: &Service, lang: Language) -> ServiceTile {
         waiting: s.waiting as i32,
         wait_minutes: s.estimated_wait_minutes as i32,
         windows: catalogue::windows_text(&s.windows, lang).into(),
+        held: SharedString::new(),
     }
 }
 
@@ -904,6 +1073,7 @@ fn apply_language(app: &App, state: &Rc<std::cell::RefCell<UiState>>) {
     k.set_clock_text(clock_text(lang, offset).into());
     fill_catalogue(app, state);
     refresh_search(app, state);
+    fill_card(app, state);
     let st = state.borrow();
     if let Some(g) = &st.guide {
         k.set_guide(guide_view(g, lang));
@@ -1011,6 +1181,7 @@ fn ticket_view(t: &Ticket, lang: Language) -> TicketView {
         windows: catalogue::windows_text(&t.windows, lang).into(),
         issued_at: t.issued_at_local.clone().into(),
         appointment: t.appointment.as_ref().is_some_and(|a| !a.is_null()),
+        green: t.class == "green",
     }
 }
 
@@ -1040,7 +1211,8 @@ fn guide_view(g: &Guide, lang: Language) -> GuideView {
 
 /// What the worker hands back to the UI thread.
 enum Outcome {
-    Ticket(Result<Issued, ClientError>),
+    /// A ticket issued or checked in (boxed: the ticket is by far the largest answer).
+    Ticket(Result<Box<Issued>, ClientError>),
     /// The answer to a near-turn notice for a ticket (by id).
     Notice(u64, Result<Notice, ClientError>),
     /// A ticket request answered 423 `kiosk_locked`; the lock's reason.
@@ -1064,6 +1236,17 @@ fn worker(client: Client, jobs: Receiver<Job>, app: Weak<App>) {
             Job::CheckIn { code, key, lang } => (
                 lang,
                 ticket_outcome(&client, retrying(|| client.check_in(&code, &key, lang))),
+            ),
+            Job::IssueWithCard { service, key, lang } => (
+                lang,
+                ticket_outcome(
+                    &client,
+                    retrying(|| client.issue_with_card(&service, &key, lang)),
+                ),
+            ),
+            Job::CheckInWithCard { key, lang } => (
+                lang,
+                ticket_outcome(&client, retrying(|| client.check_in_with_card(&key, lang))),
             ),
             Job::Guide { code, lang } => (
                 lang,
@@ -1110,7 +1293,7 @@ fn ticket_outcome(client: &Client, answer: Result<Issued, ClientError>) -> Outco
         Err(ClientError::Refused { code, message, .. }) if code == "kiosk_locked" => {
             Outcome::Locked(client.lock().ok().flatten().unwrap_or(message))
         }
-        other => Outcome::Ticket(other),
+        other => Outcome::Ticket(other.map(Box::new)),
     }
 }
 
@@ -1146,11 +1329,12 @@ fn deliver(app: &App, lang: Language, outcome: Outcome) {
     let k = app.global::<Kiosk>();
     k.set_busy(false);
     with_ui(|state| match outcome {
-        Outcome::Ticket(Ok(Issued {
-            ticket: t,
-            printer,
-            token,
-        })) => {
+        Outcome::Ticket(Ok(issued)) => {
+            let Issued {
+                ticket: t,
+                printer,
+                token,
+            } = *issued;
             state.borrow_mut().pending_key = None;
             let lang_now = state.borrow().language;
             k.set_ticket(ticket_view(&t, lang_now));
@@ -1384,6 +1568,46 @@ fn follow(client: Client, wake: Sender<Wake>) {
         }
         std::thread::sleep(backoff);
         backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Watches this kiosk's ID card reader: every 400 ms while the kiosk has one (a card is
+/// placed by a citizen waiting for the screen to answer), every 10 s otherwise (to learn
+/// of a reader configured later). A change is handed to the UI thread; an unreachable
+/// controller changes nothing here (the banner says it).
+fn card_watch(client: Client, app: Weak<App>, stop: Receiver<()>) {
+    let mut last: Option<CardState> = None;
+    loop {
+        let now = match client.card() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::debug!("card state unknown: {e}");
+                None
+            }
+        };
+        let wait = if now.as_ref().or(last.as_ref()).is_some_and(|c| c.reader) {
+            Duration::from_millis(400)
+        } else {
+            Duration::from_secs(10)
+        };
+        if let Some(card) = now
+            && last.as_ref() != Some(&card)
+        {
+            last = Some(card.clone());
+            let app = app.clone();
+            let sent = slint::invoke_from_event_loop(move || {
+                if let Some(app) = app.upgrade() {
+                    with_ui(|st| card_changed(&app, st, card));
+                }
+            });
+            if sent.is_err() {
+                return;
+            }
+        }
+        match stop.recv_timeout(wait) {
+            Err(RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
     }
 }
 

@@ -1408,6 +1408,167 @@ fn elder_mode_speaks_each_step_through_the_halls_voice() {
     assert_eq!(spoken()[4..], ["welcome", "choose_service_en"]);
 }
 
+/// A 46-year-old (born 1980-01-01) and a citizen born 1950-01-01 (75 or older whenever
+/// this runs), as the simulated reader holds their cards.
+const ADULT: (&str, &str) = ("王小明", "110101198001012024");
+const ELDER: (&str, &str) = ("欧阳秀英", "11010119500101101X");
+
+/// 刷身份证取号 on the kiosk: a simulated SAM reader on a pseudo-terminal, the
+/// controller reading it, the kiosk following it. A card placed opens the card screen
+/// with the holder masked; a service tapped takes the ticket; a second ticket for the
+/// same service is refused with the controller's words and the tile already says so; a
+/// 75-year-old's card gives a green ticket, said on the ticket screen; the holder's
+/// appointment is checked in without its code; a card lifted returns home.
+fn a_card_on_the_reader_takes_a_ticket_and_an_elder_goes_green() {
+    use hallq_hardware::idcard::sim::SimReaderHandle;
+    use hallq_hardware::idcard::text::CardText;
+    use serialport::{SerialPort, TTYPort};
+
+    let (master, terminal) = TTYPort::pair().expect("pseudo-terminal pair");
+    let path = terminal.name().expect("the terminal side has a path");
+    let reader = SimReaderHandle::serve_stream(master).expect("simulated reader starts");
+    let rig = Rig::in_hall(
+        Hall::with_config(&format!(
+            "[[id_reader]]\nid = \"r1\"\nport = {path:?}\nkiosk = \"kiosk-test\"\npoll_ms = 100\n"
+        )),
+        PORTRAIT,
+        Duration::from_secs(60),
+    );
+    assert!(
+        rig.wait_for(|a| a.global::<Kiosk>().get_card_reader()),
+        "the kiosk learns it has a reader"
+    );
+    assert!(rig.shows("带了身份证？请将身份证放在读卡区，即可取号。"));
+    let card_on = |r: &Rig| r.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Card);
+    let card_off = |r: &Rig| r.wait_for(|a| a.global::<Kiosk>().get_card().id.is_empty());
+
+    // Placed: the card screen, masked; a service tapped is a ticket.
+    reader.place(CardText::specimen(ADULT.0, ADULT.1));
+    assert!(card_on(&rig), "a card placed opens the card screen");
+    assert!(rig.shows("已读取身份证：王*明"));
+    assert!(rig.shows("110***********2024"));
+    assert!(!rig.shows("绿色通道：您的号码将优先叫号。"));
+    let shot = rig.screenshot("test-card");
+    rig.assert_drawn(&shot, "刷身份证取号");
+    let before = tickets_today(&rig.url);
+    rig.tap("社会保障");
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket));
+    let number = rig.kiosk().get_ticket().number.to_string();
+    assert!(!rig.kiosk().get_ticket().green);
+    assert_eq!(tickets_today(&rig.url), before + 1);
+    rig.tap("完成");
+    assert_eq!(rig.kiosk().get_screen(), Page::Home);
+
+    // Lifted and placed again: the tile names the ticket held, and a second is refused
+    // in the citizen's words.
+    reader.remove();
+    assert!(card_off(&rig), "a lifted card is forgotten");
+    reader.place(CardText::specimen(ADULT.0, ADULT.1));
+    assert!(card_on(&rig));
+    let held = format!("您已持有 {number} 号");
+    assert!(
+        rig.wait_for(|_| rig.shows(&held)),
+        "the 社会保障 tile says {held}"
+    );
+    rig.tap("社会保障");
+    assert!(rig.wait_for(|a| !a.global::<Kiosk>().get_message().is_empty()));
+    let refusal = rig.kiosk().get_message().to_string();
+    assert!(
+        refusal.contains(&number) && refusal.contains("同一事项每人只能取一个号"),
+        "{refusal}"
+    );
+    assert_eq!(tickets_today(&rig.url), before + 1, "no second ticket");
+    rig.tap("知道了");
+    // Lifted while the card screen shows: home, and nothing of the card is left on it.
+    reader.remove();
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Home));
+    assert!(rig.kiosk().get_card().name.is_empty());
+
+    // An elder's card: green, said on the card screen and on the ticket.
+    reader.place(CardText::specimen(ELDER.0, ELDER.1));
+    assert!(card_on(&rig));
+    assert!(rig.shows("已读取身份证：欧**英"));
+    assert!(rig.shows("绿色通道：您的号码将优先叫号。"));
+    rig.tap("社会保障");
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket));
+    assert!(rig.kiosk().get_ticket().green);
+    assert!(rig.shows("绿色通道：将优先为您叫号。"));
+    rig.screenshot("test-card-green-ticket");
+    let green_number = rig.kiosk().get_ticket().number.to_string();
+    let issued = rig._hall.events_of("ticket_issued");
+    let green = issued
+        .iter()
+        .find(|e| e["ticket"]["number"] == green_number.as_str())
+        .expect("the green ticket's event");
+    assert_eq!(green["ticket"]["class"], "green", "{green}");
+    assert_eq!(green["ticket"]["green_reason"], "elderly", "{green}");
+    assert_eq!(green["ticket"]["channel"], "kiosk-test", "{green}");
+    rig.tap("完成");
+
+    // The elder's appointment of today, booked with the number typed, is offered on the
+    // card screen and checked in by the card.
+    let slot = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+        + 10 * 60_000;
+    let (status, body) = send(client().post(format!("{}/api/v1/appointments", rig.url)).send_json(
+        serde_json::json!({ "service": "HJ", "slot_at": slot, "code": "YY2026", "citizen_id": ELDER.1 }),
+    ));
+    assert_eq!(status, 201, "{body}");
+    reader.remove();
+    assert!(card_off(&rig));
+    reader.place(CardText::specimen(ELDER.0, ELDER.1));
+    assert!(card_on(&rig));
+    assert!(
+        rig.wait_for(|a| !a.global::<Kiosk>().get_card().appointment.is_empty()),
+        "the appointment is offered"
+    );
+    assert!(rig.kiosk().get_card().appointment.contains("户籍"));
+    // The card screen with all it can show: green, the appointment, a number held.
+    for (elder, suffix) in [(false, ""), (true, "-elder")] {
+        if rig.kiosk().get_elder() != elder {
+            rig.kiosk().invoke_toggle_elder();
+        }
+        for (orientation, (w, h)) in [("portrait", PORTRAIT), ("landscape", LANDSCAPE)] {
+            rig.screen.resize(w, h);
+            rig.screen.pump();
+            let shot = format!("card-{orientation}{suffix}");
+            let frame = rig.screenshot(&shot);
+            assert!(frame.colours_in(Area { x: 0, y: 0, w, h }) > 16, "{shot}");
+            rig.assert_controls_fit(&shot, true);
+        }
+        rig.screen.resize(PORTRAIT.0, PORTRAIT.1);
+    }
+    if rig.kiosk().get_elder() {
+        rig.kiosk().invoke_toggle_elder();
+    }
+    rig.screen.pump();
+    rig.tap("签到我的预约");
+    assert!(rig.wait_for(|a| a.global::<Kiosk>().get_screen() == Page::Ticket));
+    assert!(rig.kiosk().get_ticket().appointment);
+    assert!(rig.shows("签到成功，您的号码是"));
+    reader.remove();
+    assert!(card_off(&rig));
+
+    // Home invites the card, in every orientation and mode (the docs' home-card shots).
+    rig.kiosk().invoke_go_home();
+    for (elder, suffix) in [(false, ""), (true, "-elder")] {
+        if rig.kiosk().get_elder() != elder {
+            rig.kiosk().invoke_toggle_elder();
+        }
+        for (orientation, (w, h)) in [("portrait", PORTRAIT), ("landscape", LANDSCAPE)] {
+            rig.screen.resize(w, h);
+            rig.screen.pump();
+            let shot = format!("home-card-{orientation}{suffix}");
+            rig.screenshot(&shot);
+            rig.assert_controls_fit(&shot, true);
+        }
+        rig.screen.resize(PORTRAIT.0, PORTRAIT.1);
+    }
+    drop(terminal);
+}
+
 /// Slint's platform is process-wide and its UI bound to one thread, so the flows run one
 /// after the other on this test's thread, each with its own controller and kiosk.
 #[test]
@@ -1497,6 +1658,10 @@ fn the_kiosk_flows() {
     run(
         "elder_mode_speaks_each_step_through_the_halls_voice",
         elder_mode_speaks_each_step_through_the_halls_voice,
+    );
+    run(
+        "a_card_on_the_reader_takes_a_ticket_and_an_elder_goes_green",
+        a_card_on_the_reader_takes_a_ticket_and_an_elder_goes_green,
     );
     run(
         "every_screen_renders_in_both_orientations_and_elder_mode",

@@ -6,7 +6,8 @@
 //! number is found by that number and checked in, and the number is nowhere in the
 //! events table, the database file or its WAL; a kiosk's help request is acknowledged
 //! from the desk. The page itself in headless Chromium: a green ticket by keyboard, a
-//! proxy ticket, a check-in by phone, and the green ticket's reason on `/supervision`.
+//! proxy ticket, a check-in by phone, and the green ticket's reason on `/supervision`,
+//! in a hall with a printer at the kiosk and one at the desk (each prints only its own).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -38,6 +39,18 @@ fn printer_section(path: &str) -> String {
         "[printer]\npaper = \"58mm\"\nstatus_poll_secs = 1\nchannels = [\"kiosk\", \"desk\"]\n\
          [printer.transport]\nkind = \"serial\"\npath = {path:?}\nbaud = 115200\n"
     )
+}
+
+/// Two printers as a hall with a printer beside the kiosk and one at the desk has them:
+/// `kiosk` serves the kiosk (no `X-Kiosk-Id`), `desk` the guide desk.
+fn two_printers(kiosk: &str, desk: &str) -> String {
+    let one = |id: &str, path: &str| {
+        format!(
+            "[[printer]]\nid = {id:?}\nserves = [{id:?}]\npaper = \"58mm\"\nstatus_poll_secs = 1\n\
+             [printer.transport]\nkind = \"serial\"\npath = {path:?}\nbaud = 115200\n\n"
+        )
+    };
+    format!("{}{}", one("kiosk", kiosk), one("desk", desk))
 }
 
 fn printed(paper: &Paper, text: &str) -> bool {
@@ -419,8 +432,9 @@ const ENTER: &str = "\u{E007}";
 #[test]
 fn the_desk_page_issues_green_and_proxy_tickets_and_checks_in_by_phone() {
     let _one = BROWSERS.lock().unwrap_or_else(|p| p.into_inner());
+    let (kiosk_printer, _keep_kiosk, kiosk_path) = printer_on_pty();
     let (printer, _keep, path) = printer_on_pty();
-    let hall = Hall::with_config(&printer_section(&path));
+    let hall = Hall::with_config(&two_printers(&kiosk_path, &path));
     let text = std::fs::read_to_string(&hall.config).unwrap();
     std::fs::write(
         &hall.config,
@@ -490,6 +504,10 @@ fn the_desk_page_issues_green_and_proxy_tickets_and_checks_in_by_phone() {
     })
     .unwrap();
     assert!(printer.wait_for(Duration::from_secs(5), |p| printed(p, "A002")));
+    // The desk's own printer: the walk-in's A001 came out at the kiosk, A002 did not.
+    assert!(kiosk_printer.wait_for(Duration::from_secs(5), |p| printed(p, "A001")));
+    assert!(!printed(&printer.paper(), "A001"));
+    assert!(!printed(&kiosk_printer.paper(), "A002"));
     let ev = issued_event(&hall, "A002");
     assert_eq!(ev["green_reason"], "elderly");
     assert_eq!(ev["issued_by"], "D001");

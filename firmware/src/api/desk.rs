@@ -77,7 +77,7 @@ async fn picture(
             json!({
                 "day": e.day().to_string(), "now": e.now().0,
                 "services": services, "green_today": green_today,
-                "printer": st.printer.as_ref().map(|p| p.config().prints(CHANNEL)).unwrap_or(false),
+                "printer": st.printers.for_ticket(CHANNEL).is_some(),
             })
         })
         .await

@@ -22,6 +22,7 @@ use crate::store::help::{self, HelpRequest};
 /// The kiosk screens a request may come from (the kiosk's `Screen` names).
 pub const SCREENS: &[&str] = &[
     "home", "services", "ticket", "guides", "guide", "search", "checkin", "status", "closed",
+    "card",
 ];
 
 pub(super) fn routes() -> Router<AppState> {

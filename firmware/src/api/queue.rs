@@ -340,6 +340,7 @@ async fn issue(
     JsonBody(body): JsonBody<IssueBody>,
 ) -> Result<Response, ApiError> {
     super::kiosk::refuse_if_locked(&s, lang)?;
+    let mut green_reason = None;
     let mut class = match body.class.as_deref() {
         None | Some("normal") => Class::Normal,
         Some("green") => Class::Green,
@@ -371,6 +372,7 @@ async fn issue(
             .green(held.birth.age_on(super::idcard::today(&s)))
         {
             class = Class::Green;
+            green_reason = Some(s.config.id_card.green_reason.clone());
         }
         Some(held.citizen)
     } else {
@@ -390,6 +392,9 @@ async fn issue(
         idempotency_key: key,
         citizen,
         channel: channel.clone(),
+        green_reason,
+        proxy: false,
+        issued_by: None,
     };
     let done = match guard {
         Some(guard) => s.hall.execute_unless(cmd, guard).await,
@@ -432,9 +437,6 @@ async fn check_in_with_card(
         code,
         idempotency_key: key,
         channel: channel.clone(),
-        green_reason: None,
-        proxy: false,
-        issued_by: None,
     };
     let done = s
         .hall

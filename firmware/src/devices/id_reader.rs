@@ -74,6 +74,11 @@ pub struct IdCardConfig {
     /// A card holder this old or older gets a green-channel ticket; 0 turns it off.
     #[serde(default = "default_green_age")]
     pub green_age: u32,
+    /// The reason such a ticket records (`green_reason`): a code of `[desk]
+    /// green_reasons`, so supervision counts the card's green tickets with the desk's
+    /// tickets for the same reason.
+    #[serde(default = "default_green_reason")]
+    pub green_reason: String,
     /// Offer the card holder's appointment of today, and check it in with the card.
     #[serde(default = "yes")]
     pub find_appointment: bool,
@@ -89,6 +94,9 @@ fn yes() -> bool {
 fn default_green_age() -> u32 {
     70
 }
+fn default_green_reason() -> String {
+    "elderly".into()
+}
 fn default_hold_secs() -> u64 {
     60
 }
@@ -98,6 +106,7 @@ impl Default for IdCardConfig {
         IdCardConfig {
             daily_limit_per_service: true,
             green_age: default_green_age(),
+            green_reason: default_green_reason(),
             find_appointment: true,
             hold_secs: default_hold_secs(),
         }
