@@ -918,7 +918,10 @@ mod tests {
             err.starts_with(&format!("hall.toml:{line}: id_card.green_reason:")),
             "{err}"
         );
-        let off = text.replace("green_reason", "green_age = 0\ngreen_reason");
+        let off = text.replace(
+            "[id_card]\ngreen_reason",
+            "[id_card]\ngreen_age = 0\ngreen_reason",
+        );
         assert!(Config::parse(&off, "hall.toml").is_ok());
         let c = Config::parse(EXAMPLE_HALL, "hall.toml").unwrap();
         assert_eq!(c.id_card.green_reason, "elderly");

@@ -105,33 +105,48 @@
 
   function minutes(n) { return t('minutes', { n }); }
 
+  // Fills a list of buttons keyed by `code`, updating the buttons in place: a refresh
+  // (after every event in the hall) never replaces the button under the staff member's
+  // pointer or keyboard focus, so no click or focus is lost to it. The list is rebuilt
+  // only when its codes change.
+  function keyed(container, attr, items, make, update) {
+    const have = Array.from(container.children, (c) => c.getAttribute(attr));
+    if (have.length !== items.length || items.some((it, i) => it.code !== have[i])) {
+      container.replaceChildren(...items.map(make));
+    }
+    Array.from(container.children).forEach((node, i) => update(node, items[i]));
+  }
+
   function renderDraft() {
     $('mode-green').setAttribute('aria-pressed', String(draft.green));
     $('mode-proxy').setAttribute('aria-pressed', String(draft.proxy));
     document.body.dataset.green = String(draft.green);
     document.body.dataset.picking = String(picking());
     $('reasons-box').hidden = !draft.green;
-    $('reasons').replaceChildren(...data.green_reasons.map((r, i) => {
-      const b = el('button', {
-        type: 'button', class: 'reason', role: 'radio', 'data-reason': r.code,
-        'aria-checked': String(draft.reason === r.code),
-      }, el('kbd', {}, String(i + 1)), HQ.name(r.name));
+    keyed($('reasons'), 'data-reason', data.green_reasons, (r, i) => {
+      const b = el('button', { type: 'button', class: 'reason', role: 'radio', 'data-reason': r.code },
+        el('kbd', {}, String(i + 1)), el('span', { class: 'reason-name' }));
       b.addEventListener('click', () => pickReason(r.code));
       return b;
-    }));
+    }, (b, r) => {
+      b.setAttribute('aria-checked', String(draft.reason === r.code));
+      b.querySelector('.reason-name').textContent = HQ.name(r.name);
+    });
     $('note-box').hidden = draft.reason !== 'other';
-    $('services').replaceChildren(...data.services.map((s, i) => {
-      const b = el('button', {
-        type: 'button', class: 'big service', 'data-service': s.code,
-        'aria-pressed': String(draft.service === s.code),
-        'aria-label': HQ.name(s.name) + ' · ' + t('waiting_people', { n: s.waiting }),
-      },
-      i < 9 ? el('kbd', {}, String(i + 1)) : null,
-      el('span', { class: 'svc-name' }, HQ.name(s.name)),
-      el('span', { class: 'svc-meta' }, s.prefix + ' · ' + t('waiting_people', { n: s.waiting }) + ' · ' + minutes(s.estimated_wait_minutes)));
+    keyed($('services'), 'data-service', data.services, (s, i) => {
+      const b = el('button', { type: 'button', class: 'big service', 'data-service': s.code },
+        i < 9 ? el('kbd', {}, String(i + 1)) : null,
+        el('span', { class: 'svc-name' }),
+        el('span', { class: 'svc-meta' }));
       b.addEventListener('click', () => pickService(s.code));
       return b;
-    }));
+    }, (b, s) => {
+      b.setAttribute('aria-pressed', String(draft.service === s.code));
+      b.setAttribute('aria-label', HQ.name(s.name) + ' · ' + t('waiting_people', { n: s.waiting }));
+      b.querySelector('.svc-name').textContent = HQ.name(s.name);
+      b.querySelector('.svc-meta').textContent =
+        s.prefix + ' · ' + t('waiting_people', { n: s.waiting }) + ' · ' + minutes(s.estimated_wait_minutes);
+    });
     const s = draft.service && serviceOf(draft.service);
     $('pending').hidden = !s;
     if (s) {
