@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 /// One browser at a time (the machine has two cores).
 static BROWSERS: Mutex<()> = Mutex::new(());
 
-/// A hall whose every waiting ticket raises a long-wait warning at the first clock tick
-/// (a threshold of 0 takes the same path as a real one), with `extra` configuration.
+/// A hall whose every waiting ticket for HJ raises a long-wait warning at the first clock
+/// tick (a threshold of 0 takes the same path as a real one), with `extra` configuration.
 fn alarming_hall(extra: &str) -> Hall {
     let hall = Hall::with_config(extra);
     let text = std::fs::read_to_string(&hall.config).unwrap();
@@ -31,11 +31,12 @@ fn alarming_hall(extra: &str) -> Hall {
     hall
 }
 
+/// A ticket for HJ, the service whose warning threshold the test hall sets to 0.
 fn issue(url: &str) -> Value {
     let (s, b) = send(
         client()
             .post(format!("{url}/api/v1/tickets"))
-            .send_json(json!({ "service": "SB" })),
+            .send_json(json!({ "service": "HJ" })),
     );
     assert_eq!(s, 201, "{b}");
     b["ticket"].clone()
@@ -268,7 +269,7 @@ fn an_unhandled_warning_is_escalated_once_and_both_steps_reach_the_hall_server()
     assert_eq!(escalated["warning_type"], "wait_alarm");
     assert_eq!(escalated["after_minutes"], 0);
     assert_eq!(escalated["number"], ticket["number"]);
-    assert_eq!(escalated["service"], "SB");
+    assert_eq!(escalated["service"], "HJ");
     assert!(escalated["raised_at"].as_i64().unwrap() > 0);
 
     // The dashboard says so, and an escalated warning may still be followed up.
