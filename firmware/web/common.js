@@ -117,6 +117,7 @@ const HQ = (() => {
     scr_status: ['查询进度', '查詢進度', 'ticket status'],
     scr_closed: ['暂停取号', '暫停取號', 'closed'],
     sup_closed: ['已解除', '已解除', 'cleared'],
+    sup_still: ['仍持续', '仍持續', 'still on'],
     wh_title: ['预警处理', '預警處理', 'Follow up a warning'],
     wh_outcome: ['处理结果', '處理結果', 'Outcome'],
     wh_handled: ['处理', '處理', 'Handled'],

@@ -201,7 +201,8 @@
         t('wh_done_' + h.outcome, { by, t: HQ.clockText(h.at) }), h.note ? ' · ' + h.note : ''));
     }
     if (w.escalated_at) parts.push(el('span', { class: 'escalated' }, t('wh_escalated', { t: HQ.clockText(w.escalated_at) })));
-    parts.push(el('span', { class: 'tag' }, t(w.open ? 'sup_open' : 'sup_closed')));
+    // Handled: the tag says only whether the condition still holds (not 未处理 again).
+    parts.push(el('span', { class: 'tag' }, t(w.open ? (w.handled ? 'sup_still' : 'sup_open') : 'sup_closed')));
     if (!w.handled) {
       const b = el('button', { type: 'button', class: 'handle', 'data-seq': w.seq }, t('wh_button'));
       b.addEventListener('click', () => openForm(w));
