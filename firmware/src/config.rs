@@ -71,6 +71,59 @@ pub struct Config {
     /// The guide desk (`/desk`): the reasons a ticket may be green.
     #[serde(default)]
     pub desk: crate::desk::DeskConfig,
+    /// Electronic supervision (电子监察): when an unhandled warning goes up.
+    #[serde(default)]
+    pub supervision: Supervision,
+    /// What the windows' screens and the board say about the window (亮身份).
+    #[serde(default)]
+    pub windows: Windows,
+}
+
+/// `[supervision]`: warnings followed up (预警纠错).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Supervision {
+    /// Minutes a warning may stay unhandled before it is escalated to the hall server
+    /// (a `warning_escalated` event, once per warning); 0 escalates at the next check.
+    #[serde(default = "default_escalate")]
+    pub escalate_after_minutes: u32,
+}
+
+/// Most minutes `escalate_after_minutes` takes: a warning left a whole day goes up.
+pub const ESCALATE_MAX_MINUTES: u32 = 1440;
+
+fn default_escalate() -> u32 {
+    30
+}
+
+impl Default for Supervision {
+    fn default() -> Self {
+        Supervision {
+            escalate_after_minutes: default_escalate(),
+        }
+    }
+}
+
+/// `[windows]`: what a window shows about who serves there.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Windows {
+    /// 亮身份: the window's LED status line and its column on `/board` show the name and
+    /// staff number (工号) of whoever is signed in there.
+    #[serde(default = "default_show_staff")]
+    pub show_staff: bool,
+}
+
+fn default_show_staff() -> bool {
+    true
+}
+
+impl Default for Windows {
+    fn default() -> Self {
+        Windows {
+            show_staff: default_show_staff(),
+        }
+    }
 }
 
 /// The hall call board shown on a TV (`/board`): which layout the hall chose and the
@@ -390,6 +443,11 @@ impl Config {
             (1..=30).contains(&config.board.recent_calls),
             "must be between 1 and 30",
         )?;
+        check(
+            "supervision.escalate_after_minutes",
+            config.supervision.escalate_after_minutes <= ESCALATE_MAX_MINUTES,
+            "at most 1440 (a day); 0 escalates at the next check",
+        )?;
         config
             .desk
             .check()
@@ -491,6 +549,7 @@ impl Config {
             gpio_keypads: self.gpio_keypads.clone(),
             usb_keypads: self.usb_keypads.clone(),
             board_notices: self.board.notices.clone(),
+            show_staff: self.windows.show_staff,
         }
     }
 

@@ -256,6 +256,35 @@ pub enum HallEvent {
         /// The estimated wait now (minutes).
         minutes: u32,
     },
+    /// A supervisor followed up a warning (预警纠错): `handled` (处理: acted on it) or
+    /// `corrected` (纠错: the warning was wrong), with a note. Once per warning.
+    WarningHandled {
+        /// The `seq` of the warning's event.
+        warning: i64,
+        /// Its type (`wait_alarm`, `device_fault`, …).
+        warning_type: String,
+        /// `handled` or `corrected`.
+        outcome: String,
+        /// What was done, or why the warning was wrong (no personal data).
+        note: String,
+        /// Staff id of the supervisor.
+        by: String,
+    },
+    /// A warning nobody followed up within `[supervision] escalate_after_minutes` was
+    /// reported upward to the hall server. Once per warning.
+    WarningEscalated {
+        /// The `seq` of the warning's event.
+        warning: i64,
+        /// Its type.
+        warning_type: String,
+        /// When it was raised (ms).
+        raised_at: i64,
+        /// The setting it went unhandled past (minutes).
+        after_minutes: u32,
+        /// The warning's own fields (window, service, number, device, …).
+        #[serde(flatten)]
+        detail: serde_json::Map<String, serde_json::Value>,
+    },
     /// A pushed setup was refused; the old one stays.
     ConfigRefused {
         /// Its version.
@@ -292,6 +321,8 @@ impl HallEvent {
             HallEvent::HelpAcknowledged { .. } => "help_acknowledged",
             HallEvent::NoticeRequested { .. } => "notice_requested",
             HallEvent::NearTurn { .. } => "near_turn",
+            HallEvent::WarningHandled { .. } => "warning_handled",
+            HallEvent::WarningEscalated { .. } => "warning_escalated",
         }
     }
 }

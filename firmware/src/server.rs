@@ -111,6 +111,8 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
     }
     tokio::spawn(state.metrics.clone().follow(hall.subscribe()));
     tokio::spawn(state.sign_in.clone().flush(hall.clone()));
+    // 预警纠错: warnings left unhandled go up to the hall server.
+    tokio::spawn(crate::api::warnings::escalate_every(state.clone()));
     let mut shared = shared;
     shared.device_health = Some(crate::uplink::device_health(state.devices.clone()));
     state.uplink = shared.clone();

@@ -68,6 +68,8 @@
       const col = el('div', { class: 'column ' + st, 'data-window': w.number },
         el('div', { class: 'col-window' }, w.number),
         el('div', { class: 'col-name' }, w.name),
+        // 亮身份: who serves there (name and staff number), when the hall shows it.
+        el('div', { class: 'col-staff' }, w.staff ? staffText(w.staff) : ''),
         el('div', { class: 'col-number' }, w.current && st !== 'paused' ? w.current.number : '—', w.current && st !== 'paused' ? green(w.current.class) : null),
         el('div', { class: 'col-state' }, stText),
         el('div', { class: 'col-waiting' }, t('waiting_people', { n: waitingAt(w) })));
@@ -88,6 +90,11 @@
       track.dataset.text = text;
       track.replaceChildren(...notices.map((n) => el('span', {}, n)));
     }
+  }
+
+  /** "王芳 工号 S001": the name and staff number of whoever serves at a window. */
+  function staffText(s) {
+    return (s.name ? s.name + ' ' : '') + t('staff_no', { id: s.id });
   }
 
   /** 绿色通道: the mark a green ticket carries wherever the board shows its number. */

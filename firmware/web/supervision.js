@@ -1,7 +1,10 @@
 // hallq supervision dashboard (/supervision, supervisor role): every window's state,
 // open help requests from the kiosks (acknowledged here), every queue with its longest
 // wait, warnings (open first), today's figures and rating
-// distribution, and the daily report per window or per service as CSV. It re-reads
+// distribution, and the daily report per window or per service as CSV. A warning is
+// followed up here (预警纠错): its 处理 button opens the form below the list (outcome
+// 处理 or 纠错, a note), and the list then says who handled it and when; a warning left
+// unhandled past the hall's setting shows as escalated (已上报). It re-reads
 // /api/v1/supervision whenever the live stream brings an event.
 'use strict';
 
@@ -13,6 +16,9 @@
 
   let data = null;
   let stream = null;
+  // The warning whose follow-up form is open (its seq), kept across re-renders.
+  let handling = null;
+  let warningsKey = '';
 
   function serviceName(code) {
     const s = data && data.services.find((x) => x.code === code);
@@ -110,13 +116,26 @@
       })
       : [el('li', { class: 'none' }, t('help_none'))]));
 
-    const open = data.warnings.filter((w) => w.open);
+    const open = data.warnings.filter((w) => w.open && !w.handled);
     $('warn-count').textContent = open.length ? '(' + open.length + ')' : '';
-    $('warnings').replaceChildren(...(data.warnings.length
-      ? data.warnings.slice(0, 60).map((w) => el('li', { class: w.open ? 'open' : 'closed', 'data-type': w.type },
-        el('span', { class: 'when' }, HQ.clockText(w.at)), el('span', {}, warningText(w)),
-        el('span', { class: 'tag' }, t(w.open ? 'sup_open' : 'sup_closed'))))
-      : [el('li', { class: 'none' }, t('sup_no_warnings'))]));
+    // Redrawn only when something changed, so a keyboard user's focus on a 处理 button
+    // survives the once-a-second refresh of the clocks.
+    const key = JSON.stringify([HQ.lang(), handling, data.warnings.slice(0, 60)]);
+    if (key !== warningsKey) {
+      warningsKey = key;
+      const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest('#warnings li');
+      const seq = focused ? focused.dataset.seq : null;
+      $('warnings').replaceChildren(...(data.warnings.length
+        ? data.warnings.slice(0, 60).map(warningItem)
+        : [el('li', { class: 'none' }, t('sup_no_warnings'))]));
+      const again = seq && document.querySelector('#warnings li[data-seq="' + seq + '"] button.handle');
+      if (again) again.focus();
+    }
+    if (handling !== null) {
+      const w = data.warnings.find((x) => x.seq === handling);
+      if (!w || w.handled) closeForm();
+      else $('warn-form-what').textContent = HQ.clockText(w.at) + ' ' + warningText(w);
+    }
 
     $('windows').replaceChildren(...data.windows.map((w) => {
       let time = '';
@@ -168,6 +187,74 @@
     }));
   }
 
+  /** One warning of the list: its state, who handled it, or the button to do so. */
+  function warningItem(w) {
+    const cls = [w.open ? 'open' : 'closed'];
+    if (w.handled) cls.push('handled');
+    if (w.escalated_at) cls.push('escalated');
+    if (w.seq === handling) cls.push('selected');
+    const parts = [el('span', { class: 'when' }, HQ.clockText(w.at)), el('span', { class: 'what' }, warningText(w))];
+    if (w.handled) {
+      const h = w.handled;
+      const by = (h.by_name ? h.by_name + ' ' : '') + '(' + h.by + ')';
+      parts.push(el('span', { class: 'handled-by' },
+        t('wh_done_' + h.outcome, { by, t: HQ.clockText(h.at) }), h.note ? ' · ' + h.note : ''));
+    }
+    if (w.escalated_at) parts.push(el('span', { class: 'escalated' }, t('wh_escalated', { t: HQ.clockText(w.escalated_at) })));
+    // Handled: the tag says only whether the condition still holds (not 未处理 again).
+    parts.push(el('span', { class: 'tag' }, t(w.open ? (w.handled ? 'sup_still' : 'sup_open') : 'sup_closed')));
+    if (!w.handled) {
+      const b = el('button', { type: 'button', class: 'handle', 'data-seq': w.seq }, t('wh_button'));
+      b.addEventListener('click', () => openForm(w));
+      parts.push(b);
+    }
+    return el('li', { class: cls.join(' '), 'data-type': w.type, 'data-seq': w.seq }, ...parts);
+  }
+
+  /** Opens the follow-up form for warning `w`, the note ready for typing. */
+  function openForm(w) {
+    handling = w.seq;
+    $('warn-form').hidden = false;
+    $('warn-form').dataset.seq = w.seq;
+    $('warn-message').textContent = '';
+    $('warn-note').value = '';
+    $('warn-outcome-handled').checked = true;
+    render();
+    $('warn-note').focus();
+  }
+
+  function closeForm() {
+    const seq = handling;
+    handling = null;
+    $('warn-form').hidden = true;
+    delete $('warn-form').dataset.seq;
+    // Back to the list, where the form was opened from.
+    const b = seq !== null && document.querySelector('#warnings li[data-seq="' + seq + '"] button.handle');
+    if (b) b.focus();
+  }
+
+  /** Records the follow-up: outcome and note; the list then shows who handled it. */
+  async function submitHandling(ev) {
+    ev.preventDefault();
+    if (handling === null) return;
+    const note = $('warn-note').value.trim();
+    if (!note) { $('warn-message').textContent = t('wh_need_note'); $('warn-note').focus(); return; }
+    const outcome = $('warn-outcome-corrected').checked ? 'corrected' : 'handled';
+    $('warn-submit').disabled = true;
+    try {
+      await api('POST', '/api/v1/supervision/warnings/' + handling + '/handle', { outcome, note });
+      handling = null;
+      $('warn-form').hidden = true;
+    } catch (e) {
+      if (e.status === 401) { showLogin(t('err_sign_in_required')); return; }
+      $('warn-message').textContent = errorText(e);
+      $('warn-message').dataset.code = e.code || '';
+    } finally {
+      $('warn-submit').disabled = false;
+    }
+    await refresh();
+  }
+
   /** A member of staff takes a kiosk's help request on; it leaves every screen. */
   async function acknowledge(kiosk, button) {
     button.disabled = true;
@@ -215,6 +302,9 @@
     try { await api('DELETE', '/api/v1/sessions/current'); } catch (e) { /* gone anyway */ }
     showLogin();
   });
+  $('warn-form').addEventListener('submit', submitHandling);
+  $('warn-cancel').addEventListener('click', closeForm);
+  $('warn-form').addEventListener('keydown', (e) => { if (e.key === 'Escape') { e.preventDefault(); closeForm(); } });
   $('csv-window').addEventListener('click', () => download('window'));
   $('csv-service').addEventListener('click', () => download('service'));
   if (HQ.token()) start(); else showLogin();

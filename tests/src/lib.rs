@@ -155,12 +155,17 @@ impl Hall {
         Daemon::start_logging(&hallq_bin(), &self.config, log).expect("daemon starts")
     }
 
-    /// Runs `hallq staff add`, giving the PIN on stdin.
+    /// Runs `hallq staff add`, giving the PIN on stdin; the account is named 测试员.
     pub fn add_staff(&self, id: &str, pin: &str, args: &[&str]) {
+        self.add_staff_named(id, "测试员", pin, args)
+    }
+
+    /// Runs `hallq staff add` for an account with its own name.
+    pub fn add_staff_named(&self, id: &str, name: &str, pin: &str, args: &[&str]) {
         let mut child = Command::new(hallq_bin())
             .args(["staff", "add", "--config"])
             .arg(&self.config)
-            .args(["--id", id, "--name", "测试员"])
+            .args(["--id", id, "--name", name])
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

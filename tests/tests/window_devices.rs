@@ -3,7 +3,9 @@
 //! stored rating linked to the ticket; two caller keypads pressing call at the same
 //! moment get different tickets; a pause shows 暂停服务; the bus unplugged and
 //! replugged gets every screen redrawn within 2 s, with the outage stored as device
-//! events.
+//! events. A window where staff signed in names them on its status line (亮身份: name
+//! and staff number, the number alone for a name outside GB2312), unless the hall
+//! turned that off.
 
 use std::time::{Duration, Instant};
 
@@ -54,7 +56,8 @@ fn window_devices_follow_the_queue_and_feed_it() {
         link.display().to_string()
     ));
     hall.add_staff("S001", "135790", &["--window", "1"]);
-    hall.add_staff("S002", "246801", &["--window", "2"]);
+    // 堃 is outside GB2312: the screen cannot draw this name.
+    hall.add_staff_named("S002", "李堃", "246801", &["--window", "2"]);
     let d = hall.start();
     let c = client();
     let texts = |unit: u8| sim.texts(unit).unwrap();
@@ -74,9 +77,13 @@ fn window_devices_follow_the_queue_and_feed_it() {
     };
     let t1 = sign_in("S001", "135790", 1);
     let _t2 = sign_in("S002", "246801", 2);
-    wait_until("idle screens once staffed", Duration::from_secs(3), || {
-        texts(1) == ["1号窗口", "欢迎办理"] && texts(2) == ["2号窗口", "欢迎办理"]
-    });
+    // 亮身份: the status line names who serves; a name the screen cannot show gives
+    // the staff number alone.
+    wait_until(
+        "idle screens naming the staff",
+        Duration::from_secs(3),
+        || texts(1) == ["1号窗口", "测试员 工号S001"] && texts(2) == ["2号窗口", "工号S002"],
+    );
     let act = |token: &str, w: u32, action: &str| -> Value {
         let (s, b) = send(
             c.post(format!("{}/api/v1/windows/{w}/{action}", d.url))
@@ -319,14 +326,15 @@ fn vendor_frame_screens_on_one_line_show_calls_pauses_and_the_board() {
         link.display().to_string()
     ));
     check_config_ok(&hall);
-    hall.add_staff("S001", "135790", &["--window", "1"]);
+    hall.add_staff_named("S001", "王芳", "135790", &["--window", "1"]);
     let d = hall.start();
     wait_until("unstaffed screens", Duration::from_secs(5), || {
         sim.texts(1) == ["暂停服务", "1号窗口"] && sim.texts(2) == ["暂停服务", "2号窗口"]
     });
     let desk = Desk::sign_in(&d.url, "S001", "135790", 1);
-    wait_until("window 1 staffed", Duration::from_secs(3), || {
-        sim.texts(1) == ["1号窗口", "欢迎办理"]
+    // The GB2312 bytes the screen received decode to her name and number.
+    wait_until("window 1 naming 王芳", Duration::from_secs(3), || {
+        sim.texts(1) == ["1号窗口", "王芳 工号S001"]
     });
     issue(&d.url, "v-1");
     issue(&d.url, "v-2");
@@ -467,8 +475,10 @@ fn a_rating_pad_armed_before_a_power_cut_still_rates_that_ticket() {
     let link = dir.path().join("ttyRS485");
     let sim = SimBus::new(&[SimSpec::window_screen(1), SimSpec::rating_keypad(31, 5)]);
     sim.plug(&link).unwrap();
+    // A hall that keeps 欢迎办理 on its screens (亮身份 off).
     let hall = Hall::with_config(&format!(
-        "[[bus]]\nport = {:?}\nkey_poll_ms = 20\nresponse_timeout_ms = 50\nrating_armed_secs = 4\n\
+        "[windows]\nshow_staff = false\n\
+         [[bus]]\nport = {:?}\nkey_poll_ms = 20\nresponse_timeout_ms = 50\nrating_armed_secs = 4\n\
          [[bus.device]]\nunit = 1\nkind = \"window_screen\"\nwindow = 1\n\
          [[bus.device]]\nunit = 31\nkind = \"rating_keypad\"\nwindow = 1\n",
         link.display().to_string()

@@ -23,6 +23,7 @@ mod stream;
 pub use stream::Closing;
 pub mod supervision;
 mod voice;
+pub mod warnings;
 mod windows;
 
 use std::sync::{Arc, Mutex};
@@ -69,6 +70,9 @@ pub struct AppState {
     pub closing: stream::Closing,
     /// Held while a help request is checked and recorded (one open request per kiosk).
     help_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Held while a warning is checked and its follow-up or escalation recorded (each
+    /// warning is handled once and escalated once).
+    warning_lock: Arc<tokio::sync::Mutex<()>>,
     /// The hall's secret for keyed hashes of personal identifiers (never sent anywhere).
     pub personal: crate::personal::PersonalKey,
     /// The PIN pool, the sign-in back-offs and the refusal summaries.
@@ -102,6 +106,7 @@ impl AppState {
             metrics: Metrics::new(),
             closing: stream::Closing::default(),
             help_lock: Arc::default(),
+            warning_lock: Arc::default(),
             personal,
             sign_in: signin::SignInGuard::new(),
             phone: crate::phone::PhoneGuard::default(),
@@ -157,6 +162,7 @@ pub fn app(state: AppState) -> Router {
         .merge(voice::routes())
         .merge(help::routes())
         .merge(supervision::routes())
+        .merge(warnings::routes())
         .merge(pages::routes())
         .merge(phone::routes())
         .merge(kiosk::routes())

@@ -22,7 +22,8 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState, Language, StaffAuth};
 use crate::events::{Committed, HallEvent};
-use crate::store::staff::Permission;
+use crate::store::staff::{self, Permission};
+use crate::store::warnings;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -114,7 +115,7 @@ struct Row {
 /// The first sequence number stored at or after `at`. Events are appended in time
 /// order, so a binary search over the primary key finds the day's start without an
 /// index on `at` and without reading earlier days.
-fn first_seq_since(conn: &Connection, at: i64) -> rusqlite::Result<i64> {
+pub(super) fn first_seq_since(conn: &Connection, at: i64) -> rusqlite::Result<i64> {
     let max: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
     let mut stmt =
         conn.prepare_cached("SELECT at FROM events WHERE seq >= ?1 ORDER BY seq LIMIT 1")?;
@@ -207,6 +208,16 @@ fn classify(rows: Vec<Row>, present: &Present) -> Vec<Value> {
     });
     open.extend(closed);
     open
+}
+
+/// Adds to each listed warning what was done about it: `handled` (by whom, their name,
+/// when, outcome, note) or null, and `escalated_at` (ms) or null.
+fn with_actions(list: &mut [Value], actions: &HashMap<i64, warnings::Action>) {
+    for w in list {
+        let action = w["seq"].as_i64().and_then(|seq| actions.get(&seq));
+        w["handled"] = json!(action.and_then(|a| a.handled.as_ref()));
+        w["escalated_at"] = json!(action.and_then(|a| a.escalated_at));
+    }
 }
 
 fn names(n: &hallq_engine::Names) -> Value {
@@ -346,15 +357,24 @@ async fn supervision(
         .query(|e, _| picture(e))
         .await
         .map_err(|e| ApiError::from_core(e, lang))?;
-    let rows = s
-        .with_auth_db(move |c| warning_rows(c, day_start))
+    let (rows, actions) = s
+        .with_auth_db(move |c| -> Result<_, crate::store::StoreError> {
+            let first = first_seq_since(c, day_start)?;
+            Ok((
+                warning_rows(c, day_start)?,
+                warnings::actions_since(c, first)?,
+            ))
+        })
         .await?
         .map_err(|e| {
             tracing::error!(error = %e, "warnings could not be read");
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again")
         })?;
     body["hall"] = json!(s.config.hall.name);
-    body["warnings"] = Value::Array(classify(rows, &present));
+    let mut list = classify(rows, &present);
+    with_actions(&mut list, &actions);
+    body["warnings"] = Value::Array(list);
+    body["escalate_after_minutes"] = json!(s.config.supervision.escalate_after_minutes);
     body["devices"] = json!(s.devices.snapshot());
     body["help"] = super::help::open_json(&s).await?;
     body["green_reasons"] = super::desk::green_reasons(&s);
@@ -444,6 +464,7 @@ pub(super) async fn board_picture(
     lang: hallq_engine::Lang,
 ) -> Result<Value, ApiError> {
     let recent = s.config.board.recent_calls;
+    let show_staff = s.config.windows.show_staff;
     let mut body = s
         .hall
         .query(move |e, store| {
@@ -473,8 +494,14 @@ pub(super) async fn board_picture(
                 .filter_map(|d| e.windows().get(&d.number).map(|w| (d, w)))
                 .map(|(d, w)| {
                     let current = w.current.and_then(|id| e.ticket(id)).map(|t| json!({ "number": t.number, "state": t.state, "class": t.class }));
+                    // 亮身份: who serves there, when the hall shows it.
+                    let staff = w.staff.as_ref().filter(|_| show_staff).map(|(id, _, _)| {
+                        let name = staff::get(store.conn(), id).ok().map(|r| r.name);
+                        json!({ "id": id, "name": name })
+                    });
                     json!({
                         "number": d.number, "name": d.name, "location": d.location, "staffed": w.staff.is_some(),
+                        "staff": staff,
                         "paused": w.paused.is_some(), "current": current,
                         "services": d.services.iter().map(|s| s.code.clone()).collect::<Vec<_>>(),
                     })

@@ -10,6 +10,7 @@ pub mod notices;
 mod schema;
 pub mod staff;
 pub mod uplink;
+pub mod warnings;
 
 use std::path::Path;
 
@@ -544,6 +545,7 @@ fn append(
         put.execute(params![id, e.at.0, e.kind, EVENT_SCHEMA, e.payload])?;
         let seq = tx.last_insert_rowid();
         help::apply(tx, e, seq)?;
+        warnings::apply(tx, e)?;
         notices::apply(tx, e, &id)?;
         stored.push(StoredEvent {
             seq,

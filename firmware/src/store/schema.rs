@@ -207,6 +207,20 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE appointments ADD COLUMN mobile_masked TEXT;
     CREATE INDEX appointments_by_mobile ON appointments (mobile) WHERE mobile IS NOT NULL;
     "#,
+    // 12: warnings followed up (预警纠错, issue 22). One row per warning (the `seq` of its
+    // event) once a supervisor handled it or it was escalated to the hall server, kept
+    // in step with `warning_handled` / `warning_escalated` in the transaction that
+    // appends them.
+    r#"
+    CREATE TABLE warning_actions (
+        warning INTEGER PRIMARY KEY,
+        handled_at INTEGER,
+        handled_by TEXT,
+        outcome TEXT,
+        note TEXT,
+        escalated_at INTEGER
+    );
+    "#,
 ];
 
 #[cfg(test)]

@@ -315,6 +315,8 @@ pub struct WindowDevicesConfig {
     pub usb_keypads: Vec<UsbKeypadConfig>,
     /// The `[board]` notices, scrolled on a hall board when no bus has a `notice`.
     pub board_notices: Vec<String>,
+    /// 亮身份: the window screens' status line names whoever is signed in there.
+    pub show_staff: bool,
 }
 
 impl WindowDevicesConfig {

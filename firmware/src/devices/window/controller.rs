@@ -64,6 +64,17 @@ struct Controller {
     armed: HashMap<u32, Armed>,
     armed_for: HashMap<u32, Duration>,
     callers: HashMap<(usize, u8), CallerInput>,
+    /// 亮身份: whether the status line names who serves.
+    show_staff: bool,
+    /// The status line naming who is signed in at each window (when `show_staff`).
+    staff_lines: HashMap<u32, String>,
+}
+
+/// The status line for staff `id` (亮身份): the account's name and number, or the number
+/// alone when the name cannot be shown or there is no account (a simulation's id).
+fn status_line(conn: &rusqlite::Connection, id: &str) -> Option<String> {
+    let name = crate::store::staff::get(conn, id).ok().map(|r| r.name);
+    screens::staff_line(name.as_deref(), id)
 }
 
 /// Whether a screen of `kind` shows a window's content.
@@ -76,6 +87,7 @@ fn shows_window(kind: DeviceKind) -> bool {
 pub async fn drive(
     setups: Vec<LinkSetup>,
     notice: String,
+    show_staff: bool,
     hall: HallCore,
     devices: Devices,
 ) -> WindowBuses {
@@ -132,6 +144,8 @@ pub async fn drive(
         armed,
         armed_for,
         callers: HashMap::new(),
+        show_staff,
+        staff_lines: HashMap::new(),
     };
     c.warn_unknown_windows();
     c.redraw_windows().await;
@@ -207,13 +221,18 @@ impl Controller {
     /// Every window screen from the queue's state, for the windows in force.
     async fn redraw_windows(&mut self) {
         let windows = self.hall.in_force().windows();
+        let show_staff = self.show_staff;
         let views = self
             .hall
-            .query(move |e, _| {
+            .query(move |e, store| {
                 windows
                     .iter()
                     .map(|&w| {
                         let s = e.windows().get(&w);
+                        let staff = s
+                            .and_then(|s| s.staff.as_ref())
+                            .filter(|_| show_staff)
+                            .and_then(|(id, _, _)| status_line(store.conn(), id));
                         WindowView {
                             window: w,
                             staffed: s.is_some_and(|s| s.staff.is_some()),
@@ -223,13 +242,18 @@ impl Controller {
                                 .and_then(|t| e.ticket(t))
                                 .map(|t| t.number.clone()),
                             rating: false,
+                            staff,
                         }
                     })
                     .collect::<Vec<_>>()
             })
             .await
             .unwrap_or_default();
+        self.staff_lines.clear();
         for mut v in views {
+            if let Some(line) = &v.staff {
+                self.staff_lines.insert(v.window, line.clone());
+            }
             v.rating = self.armed.contains_key(&v.window);
             self.show_window(v.window, &screens::window_screen(&v));
         }
@@ -264,14 +288,27 @@ impl Controller {
                 self.show_window(window, &screens::paused_screen(window))
             }
             Event::StaffSignedOut { window, .. } => {
+                self.staff_lines.remove(&window);
                 self.show_window(window, &screens::unstaffed_screen(window))
             }
-            Event::StaffSignedIn { window, .. }
-            | Event::WindowResumed { window, .. }
-            | Event::TicketNoShow { window, .. }
-            | Event::TicketTransferred { window, .. } => {
-                self.show_window(window, &screens::idle_screen(window))
+            Event::StaffSignedIn { window, staff, .. } => {
+                self.staff_lines.remove(&window);
+                if self.show_staff {
+                    let line = self
+                        .hall
+                        .query(move |_, store| status_line(store.conn(), &staff))
+                        .await
+                        .ok()
+                        .flatten();
+                    if let Some(line) = line {
+                        self.staff_lines.insert(window, line);
+                    }
+                }
+                self.show_idle(window)
             }
+            Event::WindowResumed { window, .. }
+            | Event::TicketNoShow { window, .. }
+            | Event::TicketTransferred { window, .. } => self.show_idle(window),
             Event::TicketFinished { ticket, window, .. } => {
                 let armed_for = self.armed_time(window);
                 self.armed
@@ -280,6 +317,11 @@ impl Controller {
             }
             _ => {}
         }
+    }
+
+    fn show_idle(&self, window: u32) {
+        let staff = self.staff_lines.get(&window).map(String::as_str);
+        self.show_window(window, &screens::idle_screen(window, staff))
     }
 
     fn armed_time(&self, window: u32) -> Duration {

@@ -72,5 +72,5 @@ pub async fn start(
     }
     links.extend(matrix::start(&sections.led_matrices));
     links.extend(keypad::start(&sections.gpio_keypads, &sections.usb_keypads));
-    drive(links, sections.notice(), hall, devices).await
+    drive(links, sections.notice(), sections.show_staff, hall, devices).await
 }

@@ -21,6 +21,9 @@ pub struct WindowView {
     pub current: Option<String>,
     /// Its rating pad is armed for the ticket just finished.
     pub rating: bool,
+    /// 亮身份: the status line naming who serves there ([`staff_line`]), when the hall
+    /// shows it.
+    pub staff: Option<String>,
 }
 
 /// The screen for a window in `view`'s state: a window nobody is signed in at shows
@@ -34,7 +37,7 @@ pub fn window_screen(view: &WindowView) -> DisplayContent {
             current: Some(n), ..
         } => call_screen(n, w),
         WindowView { rating: true, .. } => rate_screen(w),
-        _ => idle_screen(w),
+        _ => idle_screen(w, view.staff.as_deref()),
     }
 }
 
@@ -76,12 +79,29 @@ pub fn unstaffed_screen(window: u32) -> DisplayContent {
     paused_screen(window)
 }
 
-/// What a window's screen shows with its staff there and nobody called.
-pub fn idle_screen(window: u32) -> DisplayContent {
+/// What a window's screen shows with its staff there and nobody called: 欢迎办理 on
+/// the status line, or who serves there (亮身份, `staff` from [`staff_line`]).
+pub fn idle_screen(window: u32, staff: Option<&str>) -> DisplayContent {
     content(vec![
         line(&format!("{window}号窗口")).map(|l| l.colour(Colour::Green)),
-        line("欢迎办理"),
+        line(staff.unwrap_or("欢迎办理")),
     ])
+}
+
+/// The status line naming a member of staff: "王芳 工号S001". A name the screen cannot
+/// show (a character outside GB2312, as some given names have) gives the staff number
+/// alone, "工号S001", and so does an account without a name; a staff number it cannot
+/// show either gives none (the screen keeps 欢迎办理).
+pub fn staff_line(name: Option<&str>, id: &str) -> Option<String> {
+    let number = format!("工号{id}");
+    let named = name
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| format!("{n} {number}"));
+    named
+        .into_iter()
+        .chain([number])
+        .find(|text| DisplayLine::new(text).is_ok())
 }
 
 /// What a window's screen shows after finish, while the rating pad is armed.
@@ -147,6 +167,7 @@ mod tests {
             paused: false,
             current: None,
             rating: false,
+            staff: None,
         };
         assert_eq!(window_screen(&v).texts(), ["暂停服务", "4号窗口"]);
         v.staffed = true;
@@ -157,6 +178,33 @@ mod tests {
         assert_eq!(window_screen(&v).texts()[0], "A007");
         v.paused = true;
         assert_eq!(window_screen(&v).texts()[0], "暂停服务");
+    }
+
+    #[test]
+    fn the_status_line_names_who_serves_and_falls_back_to_the_staff_number() {
+        assert_eq!(
+            staff_line(Some("王芳"), "S001").as_deref(),
+            Some("王芳 工号S001")
+        );
+        // 堃 and 𠮷 are outside GB2312: the screen could not draw the name.
+        assert_eq!(
+            staff_line(Some("李堃"), "S002").as_deref(),
+            Some("工号S002")
+        );
+        assert_eq!(staff_line(Some("𠮷"), "S003").as_deref(), Some("工号S003"));
+        assert_eq!(staff_line(None, "S004").as_deref(), Some("工号S004"));
+        assert_eq!(staff_line(Some("  "), "S005").as_deref(), Some("工号S005"));
+        assert_eq!(staff_line(Some("王芳"), "S\u{1F600}"), None);
+        let v = WindowView {
+            window: 2,
+            staffed: true,
+            paused: false,
+            current: None,
+            rating: false,
+            staff: staff_line(Some("王芳"), "S001"),
+        };
+        assert_eq!(window_screen(&v).texts(), ["2号窗口", "王芳 工号S001"]);
+        assert_eq!(idle_screen(2, None).texts(), ["2号窗口", "欢迎办理"]);
     }
 
     #[test]

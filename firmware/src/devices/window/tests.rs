@@ -151,6 +151,7 @@ async fn hall_with(links: impl FnOnce(&InForce) -> Vec<LinkSetup>) -> Rig {
     let buses = drive(
         links(&in_force),
         String::new(),
+        false,
         hall.clone(),
         devices.clone(),
     )
