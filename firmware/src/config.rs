@@ -71,6 +71,10 @@ pub struct Config {
     /// The guide desk (`/desk`): the reasons a ticket may be green.
     #[serde(default)]
     pub desk: crate::desk::DeskConfig,
+    /// How 好差评 records are coded for the hall's platform, and the follow-up of a bad
+    /// rating (`[evaluation]`).
+    #[serde(default)]
+    pub evaluation: crate::evaluation::EvaluationConfig,
 }
 
 /// The hall call board shown on a TV (`/board`): which layout the hall chose and the
@@ -468,6 +472,16 @@ impl Config {
             let key = format!("queue.{}", e.key);
             invalid(key.clone(), key_line(text, &key), e.message)
         })?;
+        let departments: Vec<&str> = config
+            .queue
+            .services
+            .iter()
+            .map(|s| s.department.as_str())
+            .collect();
+        config
+            .evaluation
+            .check(&departments)
+            .map_err(|(key, message)| invalid(key.clone(), key_line(text, &key), message))?;
         for (code, guide) in &config.guide {
             let key = format!("guide.{code}");
             check(

@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod checkpoint;
+pub mod follow_ups;
 pub mod help;
 pub mod notices;
 mod schema;
@@ -544,6 +545,7 @@ fn append(
         put.execute(params![id, e.at.0, e.kind, EVENT_SCHEMA, e.payload])?;
         let seq = tx.last_insert_rowid();
         help::apply(tx, e, seq)?;
+        follow_ups::apply(tx, e, seq)?;
         notices::apply(tx, e, &id)?;
         stored.push(StoredEvent {
             seq,
