@@ -932,7 +932,9 @@ mod tests {
             err.starts_with(&format!("hall.toml:{line}: id_card.green_reason:")),
             "{err}"
         );
-        let off = text.replace("green_reason", "green_age = 0\ngreen_reason");
+        // Only the appended section: the example's commented [id_card] block names the
+        // key too, and a replace over the whole text would uncomment half of it.
+        let off = format!("{EXAMPLE_HALL}\n[id_card]\ngreen_age = 0\ngreen_reason = \"elder\"\n");
         assert!(Config::parse(&off, "hall.toml").is_ok());
         let c = Config::parse(EXAMPLE_HALL, "hall.toml").unwrap();
         assert_eq!(c.id_card.green_reason, "elderly");

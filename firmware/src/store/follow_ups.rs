@@ -46,6 +46,9 @@ pub struct FollowUp {
 
 /// Applies a follow-up event being appended as `seq`.
 pub(super) fn apply(tx: &Transaction<'_>, e: &NewEvent, seq: i64) -> Result<(), StoreError> {
+    if e.kind == "rating_recorded" {
+        return replaced(tx, e);
+    }
     if e.kind != "follow_up_opened" && e.kind != "follow_up_progressed" {
         return Ok(());
     }
@@ -98,6 +101,26 @@ pub(super) fn apply(tx: &Transaction<'_>, e: &NewEvent, seq: i64) -> Result<(), 
         }
         _ => {}
     }
+    Ok(())
+}
+
+/// A rating replaced within the replace window (a keypad's reason key pressed after
+/// the level, a citizen changing their mind) updates the level and reasons of its
+/// follow-up while the hall server has not taken it on yet.
+fn replaced(tx: &Transaction<'_>, e: &NewEvent) -> Result<(), StoreError> {
+    let v: serde_json::Value = serde_json::from_str(&e.payload)?;
+    let r = &v["rating"];
+    let (Some(true), Some(ticket), Some(level)) = (
+        v["replaced"].as_bool(),
+        r["ticket"].as_i64(),
+        r["level"].as_str(),
+    ) else {
+        return Ok(());
+    };
+    tx.prepare_cached(
+        "UPDATE follow_ups SET level = ?2, reasons = ?3 WHERE ticket = ?1 AND state = 'open'",
+    )?
+    .execute(params![ticket, level, r["reasons"].to_string()])?;
     Ok(())
 }
 
@@ -157,6 +180,7 @@ mod tests {
     use super::*;
     use crate::store::Store;
     use hallq_engine::{TicketId, Timestamp};
+    use serde_json::json;
 
     fn ev(at: i64, e: &HallEvent) -> NewEvent {
         NewEvent::encode(Timestamp(at), e.kind(), e).unwrap()
@@ -220,5 +244,36 @@ mod tests {
         let closed = closed_since(store.conn(), 0, 10).unwrap();
         assert_eq!(closed.len(), 1);
         assert!(get(store.conn(), 9).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_replaced_rating_gives_the_open_follow_up_its_reasons() {
+        let mut store = Store::in_memory().unwrap();
+        let mut first = opened(7, 9000);
+        if let HallEvent::FollowUpOpened { reasons, .. } = &mut first {
+            reasons.clear();
+        }
+        store.append(&[ev(1000, &first)]).unwrap();
+        let rated = |replaced: bool, level: &str, reason: &str| NewEvent {
+            at: Timestamp(1500),
+            kind: "rating_recorded".into(),
+            payload: json!({"type": "rating_recorded", "replaced": replaced,
+                "rating": {"ticket": 7, "level": level, "reasons": [reason]}})
+            .to_string(),
+        };
+        store.append(&[rated(false, "满意", "x")]).unwrap();
+        assert!(get(store.conn(), 7).unwrap().unwrap().reasons.is_empty());
+        store
+            .append(&[rated(true, "非常不满意", "服务态度差")])
+            .unwrap();
+        let f = get(store.conn(), 7).unwrap().unwrap();
+        assert_eq!(
+            (f.level.as_str(), f.reasons.clone()),
+            ("非常不满意", vec!["服务态度差".to_string()])
+        );
+        // Once the hall server has it, the record it took stays.
+        store.append(&[ev(2000, &step(7, "received"))]).unwrap();
+        store.append(&[rated(true, "不满意", "其他")]).unwrap();
+        assert_eq!(get(store.conn(), 7).unwrap().unwrap().level, "非常不满意");
     }
 }
