@@ -117,7 +117,7 @@ impl Default for ChannelCodes {
 
 /// Where a rating came from, read from its recorded channel.
 pub fn channel_kind(channel: &str) -> &'static str {
-    if channel.starts_with("window-pad-") || channel.starts_with("rate-") {
+    if channel.starts_with("window-pad-") {
         "pad"
     } else if channel.starts_with("kiosk") {
         "kiosk"

@@ -1,7 +1,8 @@
 // hallq supervision dashboard (/supervision, supervisor role): every window's state,
 // open help requests from the kiosks (acknowledged here), every queue with its longest
 // wait, warnings (open first), today's figures and rating
-// distribution, and the daily report per window or per service as CSV. It re-reads
+// distribution, the follow-ups (回访整改) of bad ratings (overdue ones red), and the daily
+// report per window or per service as CSV. It re-reads
 // /api/v1/supervision whenever the live stream brings an event.
 'use strict';
 
