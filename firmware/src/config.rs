@@ -71,6 +71,10 @@ pub struct Config {
     /// The guide desk (`/desk`): the reasons a ticket may be green.
     #[serde(default)]
     pub desk: crate::desk::DeskConfig,
+    /// How 好差评 records are coded for the hall's platform, and the follow-up of a bad
+    /// rating (`[evaluation]`).
+    #[serde(default)]
+    pub evaluation: crate::evaluation::EvaluationConfig,
     /// Electronic supervision (电子监察): when an unhandled warning goes up.
     #[serde(default)]
     pub supervision: Supervision,
@@ -526,6 +530,16 @@ impl Config {
             let key = format!("queue.{}", e.key);
             invalid(key.clone(), key_line(text, &key), e.message)
         })?;
+        let departments: Vec<&str> = config
+            .queue
+            .services
+            .iter()
+            .map(|s| s.department.as_str())
+            .collect();
+        config
+            .evaluation
+            .check(&departments)
+            .map_err(|(key, message)| invalid(key.clone(), key_line(text, &key), message))?;
         for (code, guide) in &config.guide {
             let key = format!("guide.{code}");
             check(
@@ -977,10 +991,9 @@ mod tests {
             err.starts_with(&format!("hall.toml:{line}: id_card.green_reason:")),
             "{err}"
         );
-        let off = text.replace(
-            "[id_card]\ngreen_reason",
-            "[id_card]\ngreen_age = 0\ngreen_reason",
-        );
+        // Only the appended section: the example's commented [id_card] block names the
+        // key too, and a replace over the whole text would uncomment half of it.
+        let off = format!("{EXAMPLE_HALL}\n[id_card]\ngreen_age = 0\ngreen_reason = \"elder\"\n");
         assert!(Config::parse(&off, "hall.toml").is_ok());
         let c = Config::parse(EXAMPLE_HALL, "hall.toml").unwrap();
         assert_eq!(c.id_card.green_reason, "elderly");

@@ -224,6 +224,16 @@ impl HallCore {
         store: Store,
         near: Option<NearTurnPolicy>,
     ) -> Result<(HallCore, std::thread::JoinHandle<()>), StoreError> {
+        HallCore::start_full(in_force, store, near, Default::default())
+    }
+
+    /// [`HallCore::start_with`] coding rating records under `evaluation` (`[evaluation]`).
+    pub fn start_full(
+        in_force: InForce,
+        store: Store,
+        near: Option<NearTurnPolicy>,
+        evaluation: crate::evaluation::EvaluationConfig,
+    ) -> Result<(HallCore, std::thread::JoinHandle<()>), StoreError> {
         let started = Instant::now();
         let setup = in_force.setup.clone();
         let setting = Setting::new(in_force);
@@ -255,6 +265,7 @@ impl HallCore {
                     broken: false,
                     stats: core_stats,
                     watch,
+                    evaluation,
                 }
                 .run(rx);
                 drop(stop_checkpoints);
@@ -444,6 +455,8 @@ struct Core {
     stats: Arc<CommitStats>,
     /// Tickets whose near-turn notice has not gone yet.
     watch: Watch,
+    /// How rating records are coded, and the follow-up's working days.
+    evaluation: crate::evaluation::EvaluationConfig,
 }
 
 /// What to send back once the batch is on disk. Lives only for one batch, so the
@@ -928,8 +941,8 @@ impl Core {
                 done.ticket = Some(ticket.clone());
                 done.ahead = *ahead;
             }
-            match NewEvent::encode(at, e.kind(), e) {
-                Ok(n) => pending.push(n),
+            match self.encode(at, e, pending) {
+                Ok(n) => pending.extend(n),
                 Err(err) => tracing::error!(error = %err, "event could not be encoded"),
             }
         }
@@ -945,6 +958,42 @@ impl Core {
             done.wait_minutes = self.engine.estimate_wait_minutes(&t.service, done.ahead);
         }
         Ok(done)
+    }
+}
+
+impl Core {
+    /// An engine event as the events it commits: a rating carries its 好差评 record and
+    /// may open a follow-up ([`crate::evaluation::rating_events`]).
+    fn encode(
+        &self,
+        at: Timestamp,
+        e: &Event,
+        pending: &[NewEvent],
+    ) -> Result<Vec<NewEvent>, StoreError> {
+        let Event::RatingRecorded { rating, .. } = e else {
+            return Ok(vec![NewEvent::encode(at, e.kind(), e)?]);
+        };
+        let in_force = self.in_force.now();
+        // The name as the account has it now; a removed account leaves it out.
+        let staff_name = rating
+            .staff
+            .as_deref()
+            .and_then(|id| staff::get(self.store.conn(), id).ok())
+            .map(|r| r.name);
+        let cx = crate::evaluation::Context {
+            config: &self.evaluation,
+            setup: &in_force.setup,
+            guides: &in_force.guides,
+            staff_name,
+        };
+        crate::evaluation::rating_events(
+            &cx,
+            self.store.conn(),
+            at,
+            e,
+            self.engine.ticket(rating.ticket),
+            pending,
+        )
     }
 }
 

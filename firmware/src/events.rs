@@ -231,6 +231,54 @@ pub enum HallEvent {
         /// Staff id of who acknowledged it.
         by: String,
     },
+    /// A bad rating opened a follow-up (回访整改), due at the end of `due_day`.
+    FollowUpOpened {
+        /// The ticket rated (one follow-up per ticket).
+        ticket: hallq_engine::TicketId,
+        /// Its number.
+        number: String,
+        /// Service code.
+        service: String,
+        /// Window that served.
+        #[serde(default)]
+        window: Option<u32>,
+        /// Staff id of who served.
+        #[serde(default)]
+        staff: Option<String>,
+        /// The level by name.
+        level: String,
+        /// The reasons given.
+        #[serde(default)]
+        reasons: Vec<String>,
+        /// When the rating was given (ms).
+        rated_at: i64,
+        /// The last local day (`YYYY-MM-DD`) it may be done on.
+        due_day: String,
+        /// The instant that day ends (ms): not closed by then, it is overdue.
+        due_at: i64,
+    },
+    /// The hall server reported a step of a follow-up.
+    FollowUpProgressed {
+        /// The ticket.
+        ticket: hallq_engine::TicketId,
+        /// Its number.
+        #[serde(default)]
+        number: String,
+        /// `received`, `rectified`, `visited` or `closed`.
+        step: String,
+        /// What was done.
+        #[serde(default)]
+        note: String,
+        /// Who did it (the platform's staff).
+        #[serde(default)]
+        by: String,
+        /// After the due time.
+        #[serde(default)]
+        late: bool,
+        /// The hall server's command.
+        #[serde(default)]
+        command_id: String,
+    },
     /// A citizen asked for a text message when the turn is near. The number itself is
     /// kept apart (`store::notices`) and erased with the ticket; here only its mask.
     NoticeRequested {
@@ -323,6 +371,8 @@ impl HallEvent {
             HallEvent::NearTurn { .. } => "near_turn",
             HallEvent::WarningHandled { .. } => "warning_handled",
             HallEvent::WarningEscalated { .. } => "warning_escalated",
+            HallEvent::FollowUpOpened { .. } => "follow_up_opened",
+            HallEvent::FollowUpProgressed { .. } => "follow_up_progressed",
         }
     }
 }

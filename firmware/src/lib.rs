@@ -14,6 +14,8 @@
 //! - [`in_force`]: what is in force now (queue setup and guides, the file's or the
 //!   pushed one), read by every consumer from the core and followed live.
 //! - [`guide`]: the service guides (办事指南) and their printed material checklists.
+//! - [`evaluation`]: 好差评 records in the platforms' shape (`[evaluation]` codes) and
+//!   the five-working-day follow-up (回访整改) of a bad rating.
 //! - [`events`]: committed events as types (the engine's and the controller's own).
 //! - [`devices`]: a thread per ticket printer (and which prints what), the device health
 //!   registry, voice and the window devices (`devices/window/`).
@@ -38,6 +40,7 @@ pub mod connections;
 pub mod core;
 pub mod desk;
 pub mod devices;
+pub mod evaluation;
 pub mod events;
 pub mod guide;
 pub mod in_force;

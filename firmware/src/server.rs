@@ -67,7 +67,7 @@ pub async fn start(config: Config) -> Result<Started, StartError> {
     let in_force = crate::uplink::in_force_at_start(store.conn(), file)?;
     let utc_offset_minutes = in_force.setup.utc_offset_minutes;
     let near = config.phone.near_turn(config.uplink.is_some());
-    let (hall, core) = HallCore::start_with(in_force, store, near)?;
+    let (hall, core) = HallCore::start_full(in_force, store, near, config.evaluation.clone())?;
     tokio::spawn(revoke_stale_sign_ins(hall.clone()));
     let devices = Devices::load(hall.clone())
         .await

@@ -1,7 +1,8 @@
 // hallq supervision dashboard (/supervision, supervisor role): every window's state,
 // open help requests from the kiosks (acknowledged here), every queue with its longest
 // wait, warnings (open first), today's figures and rating
-// distribution, and the daily report per window or per service as CSV. A warning is
+// distribution, the follow-ups (回访整改) of bad ratings (overdue ones red), and the daily
+// report per window or per service as CSV. A warning is
 // followed up here (预警纠错): its 处理 button opens the form below the list (outcome
 // 处理 or 纠错, a note), and the list then says who handled it and when; a warning left
 // unhandled past the hall's setting shows as escalated (已上报). It re-reads
@@ -185,6 +186,25 @@
       fill.style.width = (100 * n / max) + '%';
       return el('li', { class: i >= 3 ? 'bad' : '', 'data-level': l }, el('span', {}, t('lv_' + l)), el('div', { class: 'bar' }, fill), el('span', { class: 'n' }, n));
     }));
+    renderFollowUps();
+  }
+
+  /** 回访整改: every follow-up not closed, overdue ones marked, and those closed today. */
+  function renderFollowUps() {
+    const fu = data.follow_ups || { open: [], overdue: 0, closed_today: [] };
+    $('follow-up-count').textContent = '(' + t('fu_count', { n: fu.open.length, o: fu.overdue }) + ')';
+    $('follow-ups').replaceChildren(...(fu.open.length
+      ? fu.open.map((f) => el('li', { class: f.overdue ? 'overdue' : 'open', 'data-ticket': f.ticket, 'data-state': f.state },
+        el('span', { class: 'when' }, HQ.clockText(f.rated_at)),
+        el('span', {}, t('fu_line', {
+          number: f.number, service: serviceName(f.service), window: f.window === null ? '—' : f.window,
+          level: t('lv_' + f.level), reasons: (f.reasons || []).join('、') || '—',
+        }) + (f.staff ? ' · ' + f.staff : '') + (f.note ? ' · ' + f.note : '')),
+        el('span', { class: 'tag' }, t('fu_' + f.state)),
+        el('span', { class: f.overdue ? 'tag due overdue' : 'tag due' }, f.overdue ? t('fu_overdue') + ' · ' + t('fu_due', { day: f.due_day }) : t('fu_due', { day: f.due_day }))))
+      : [el('li', { class: 'none' }, t('fu_none'))]));
+    const closed = fu.closed_today || [];
+    $('follow-ups-closed').textContent = closed.length ? t('fu_closed_today', { list: closed.map((f) => f.number).join('、') }) : '';
   }
 
   /** One warning of the list: its state, who handled it, or the button to do so. */

@@ -142,6 +142,20 @@ fn window_devices_follow_the_queue_and_feed_it() {
     assert_eq!(r["replaced"], true);
     assert_eq!(r["rating"]["reasons"], json!(["办事效率低"]));
     assert_eq!(r["rating"]["reason_pending"], false);
+    // The pad is its own 好差评 channel; the bad rating's follow-up (回访整改), opened by
+    // the press without a reason, takes the reason pressed after it.
+    assert_eq!(r["record"]["channel_code"], "PJQ", "{r}");
+    assert_eq!(r["record"]["reasons"], json!(["办事效率低"]));
+    assert_eq!(hall.events_of("follow_up_opened").len(), 1);
+    let reasons: String = hall
+        .database()
+        .query_row(
+            "SELECT reasons FROM follow_ups WHERE ticket = ?1",
+            [ticket as i64],
+            |row| row.get(0),
+        )
+        .expect("the follow-up");
+    assert_eq!(reasons, r#"["办事效率低"]"#);
 
     // 3. Two caller keypads press 呼叫 at the same moment: two different tickets.
     sim.press(21, Key::Function(CallerKey::CallNext)).unwrap();

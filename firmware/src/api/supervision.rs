@@ -378,7 +378,38 @@ async fn supervision(
     body["devices"] = json!(s.devices.snapshot());
     body["help"] = super::help::open_json(&s).await?;
     body["green_reasons"] = super::desk::green_reasons(&s);
+    body["follow_ups"] = follow_ups_json(&s, day_start).await?;
     Ok(Json(body))
+}
+
+/// Follow-ups (回访整改) of bad ratings: every one not closed, the earliest due first,
+/// each saying whether it is overdue (its due time passed), and those closed today.
+async fn follow_ups_json(s: &AppState, day_start: i64) -> Result<Value, ApiError> {
+    use crate::store::follow_ups;
+    let (open, closed) = s
+        .with_auth_db(move |c| {
+            Ok::<_, crate::store::StoreError>((
+                follow_ups::open(c)?,
+                follow_ups::closed_since(c, day_start, 50)?,
+            ))
+        })
+        .await?
+        .map_err(|e| {
+            tracing::error!(error = %e, "follow-ups could not be read");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again")
+        })?;
+    let now = crate::core::wall_now().0;
+    let overdue = open.iter().filter(|f| f.due_at <= now).count();
+    let open: Vec<Value> = open
+        .into_iter()
+        .map(|f| {
+            let late = f.due_at <= now;
+            let mut v = json!(f);
+            v["overdue"] = json!(late);
+            v
+        })
+        .collect();
+    Ok(json!({ "open": open, "overdue": overdue, "closed_today": closed }))
 }
 
 #[derive(Deserialize)]

@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod checkpoint;
+pub mod follow_ups;
 pub mod help;
 pub mod notices;
 mod schema;
@@ -546,6 +547,7 @@ fn append(
         let seq = tx.last_insert_rowid();
         help::apply(tx, e, seq)?;
         warnings::apply(tx, e)?;
+        follow_ups::apply(tx, e, seq)?;
         notices::apply(tx, e, &id)?;
         stored.push(StoredEvent {
             seq,

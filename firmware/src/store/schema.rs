@@ -221,6 +221,32 @@ pub const MIGRATIONS: &[&str] = &[
         escalated_at INTEGER
     );
     "#,
+    // 13: 回访整改 (issue 22). A bad rating opens a follow-up, due at the end of the fifth
+    // working day; the hall server reports its steps down. One row per rated ticket, kept
+    // in step with the `follow_up_opened` / `follow_up_progressed` events in the
+    // transaction that appends them (`store::follow_ups`), so supervision reads open and
+    // overdue follow-ups without replaying events that retention may have archived.
+    r#"
+    CREATE TABLE follow_ups (
+        ticket     INTEGER PRIMARY KEY,
+        number     TEXT NOT NULL,
+        service    TEXT NOT NULL,
+        window     INTEGER,
+        staff      TEXT,
+        level      TEXT NOT NULL,
+        reasons    TEXT NOT NULL,
+        rated_at   INTEGER NOT NULL,
+        due_day    TEXT NOT NULL,
+        due_at     INTEGER NOT NULL,
+        state      TEXT NOT NULL,
+        note       TEXT,
+        by_whom    TEXT,
+        updated_at INTEGER NOT NULL,
+        closed_at  INTEGER,
+        opened_seq INTEGER NOT NULL
+    );
+    CREATE INDEX follow_ups_open ON follow_ups (due_at) WHERE state <> 'closed';
+    "#,
 ];
 
 #[cfg(test)]

@@ -351,6 +351,53 @@ impl Worker {
         ack
     }
 
+    /// Records a step of a follow-up (回访整改) the hall server took: the follow-up must
+    /// exist and not be closed; the event keeps the note and who, and says whether the
+    /// step came after the due time.
+    async fn follow_up(
+        &self,
+        id: &str,
+        ticket: u64,
+        step: &str,
+        note: &str,
+        by: &str,
+    ) -> Result<Option<Value>, String> {
+        let step = crate::evaluation::Step::parse(step)
+            .ok_or("step: one of received, rectified, visited, closed")?;
+        let (note, by) = (note.trim(), by.trim());
+        if note.chars().count() > 500 {
+            return Err("note: at most 500 characters".into());
+        }
+        if by.is_empty() || by.chars().count() > 64 {
+            return Err("by: who took the step, 1 to 64 characters".into());
+        }
+        let found = self
+            .hall
+            .query(move |_, store| crate::store::follow_ups::get(store.conn(), ticket))
+            .await
+            .map_err(|e| format!("not recorded: {e}"))?
+            .map_err(|e| format!("not recorded: {e}"))?;
+        let Some(f) = found else {
+            return Err(format!("ticket: no follow-up for ticket {ticket}"));
+        };
+        if f.state == "closed" {
+            return Err(format!("ticket: the follow-up of {} is closed", f.number));
+        }
+        let late = wall_now().0 >= f.due_at;
+        self.append(vec![event(
+            "follow_up_progressed",
+            json!({
+                "ticket": ticket, "number": f.number, "step": step.as_str(), "note": note,
+                "by": by, "late": late, "command_id": id,
+            }),
+        )])
+        .await
+        .map_err(|e| format!("not recorded: {e}"))?;
+        Ok(Some(
+            json!({ "ticket": ticket, "number": f.number, "state": step.as_str(), "late": late }),
+        ))
+    }
+
     /// Runs one command; `Ok` carries the optional result for the ack.
     // Over 100 lines: one arm per command of the hall server, side by side to compare.
     async fn execute(&self, msg: &CmdMessage) -> Result<Option<Value>, String> {
@@ -446,6 +493,12 @@ impl Worker {
                     PrintOutcome::NotPrinted => Err("the ticket was not printed".into()),
                 }
             }
+            Cmd::FollowUp {
+                ticket,
+                step,
+                note,
+                by,
+            } => self.follow_up(&id, *ticket, step, note, by).await,
             Cmd::RequestReport { period } => {
                 let p = parse_period(period).ok_or_else(|| {
                     "period: a day YYYY-MM-DD, an ISO week YYYY-Www or a month YYYY-MM".to_string()

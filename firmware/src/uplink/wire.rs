@@ -266,6 +266,18 @@ pub enum Cmd {
         /// Ticket id.
         ticket: u64,
     },
+    /// A step of the follow-up (回访整改) of a bad rating, as the platform took it.
+    FollowUp {
+        /// The ticket rated (the record's `ticket`).
+        ticket: u64,
+        /// `received`, `rectified`, `visited` or `closed`.
+        step: String,
+        /// What was done.
+        #[serde(default)]
+        note: String,
+        /// Who did it.
+        by: String,
+    },
     /// Send a report of a day (`YYYY-MM-DD`), ISO week (`YYYY-Www`) or month (`YYYY-MM`).
     RequestReport {
         /// The period.
@@ -283,6 +295,7 @@ impl Cmd {
             Cmd::ClearNotice {} => "clear_notice",
             Cmd::ReprintTicket { .. } => "reprint_ticket",
             Cmd::RequestReport { .. } => "request_report",
+            Cmd::FollowUp { .. } => "follow_up",
         }
     }
 }
@@ -363,5 +376,26 @@ mod tests {
         assert_eq!(id.as_deref(), Some("c3"));
         assert!(reason.contains("reboot"), "{reason}");
         assert!(CmdMessage::parse(b"{\"command\":\"unlock_kiosk\"}").is_err());
+    }
+
+    #[test]
+    fn a_follow_up_step_reads_with_its_note_and_who() {
+        let text = r#"{"id":"f1","command":"follow_up","ticket":7,"step":"visited","note":"已电话回访","by":"李科长"}"#;
+        let m = CmdMessage::parse(text.as_bytes()).unwrap();
+        assert_eq!(
+            m.command,
+            Cmd::FollowUp {
+                ticket: 7,
+                step: "visited".into(),
+                note: "已电话回访".into(),
+                by: "李科长".into(),
+            }
+        );
+        assert_eq!(m.command.name(), "follow_up");
+        let (id, reason) =
+            CmdMessage::parse(br#"{"id":"f2","command":"follow_up","ticket":7,"step":"closed"}"#)
+                .unwrap_err();
+        assert_eq!(id.as_deref(), Some("f2"));
+        assert!(reason.contains("by"), "{reason}");
     }
 }
