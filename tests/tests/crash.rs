@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use hallq::devices::window::screens::{call_screen, idle_screen, rate_screen};
+use hallq::devices::window::screens::{call_screen, idle_screen, rate_screen, staff_line};
 use hallq_hardware::window::DisplayContent;
 use hallq_hardware::window::keys::Key;
 use hallq_hardware::window::sim::{SimBus, SimSpec};
@@ -303,10 +303,14 @@ fn wait_for_redraw(hall: &Hall, sim: &SimBus, since: Instant) -> Duration {
                     |r| r.get(0),
                 )
                 .ok();
+            // 亮身份: an idle window names who is signed in there (`hall.add_staff`'s
+            // 测试员 with the staff id S00<window>).
+            let staff = staff_line(Some("测试员"), &format!("S00{w}"));
+            let idle = texts(idle_screen(*w, staff.as_deref()));
             let screens = match current {
                 Some(n) => vec![texts(call_screen(&n, *w))],
-                None if *w == PAD_WINDOW => vec![texts(idle_screen(*w)), texts(rate_screen(*w))],
-                None => vec![texts(idle_screen(*w))],
+                None if *w == PAD_WINDOW => vec![idle, texts(rate_screen(*w))],
+                None => vec![idle],
             };
             (*w as u8, screens)
         })
