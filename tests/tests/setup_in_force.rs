@@ -156,8 +156,10 @@ fn everything_follows(
         b
     };
     let texts = |unit: u8| sim.texts(unit).expect("sim unit");
+    // Staffed and idle, the screen names who serves there (亮身份).
+    let serving = format!("测试员 工号{staff}");
     wait_until("the new window staffed", Duration::from_secs(5), || {
-        texts(SCREEN) == ["10号窗口", "欢迎办理"]
+        texts(SCREEN) == ["10号窗口", serving.as_str()]
     });
     let called = act("call-next");
     assert_eq!(called["events"][0]["number"], number.as_str(), "{called}");
