@@ -20,7 +20,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::queue::{
-    idempotency_key, mobile_key, names, ticket_response, ticket_token, windows_for,
+    check_in_at, idempotency_key, mobile_key, names, parse_class, ticket_response, ticket_token,
+    windows_for,
 };
 use super::{ApiError, AppState, JsonBody, Language, StaffAuth};
 use crate::desk::{self, NoteError};
@@ -127,11 +128,7 @@ async fn issue(
     JsonBody(body): JsonBody<IssueBody>,
 ) -> Result<Response, ApiError> {
     let by = desk_staff(&auth)?;
-    let class = match body.class.as_deref() {
-        None | Some("normal") => Class::Normal,
-        Some("green") => Class::Green,
-        Some(_) => return Err(ApiError::field("class", "must be \"normal\" or \"green\"")),
-    };
+    let class = parse_class(body.class.as_deref())?;
     let green_reason = match (class, body.green_reason.as_deref().map(str::trim)) {
         (Class::Green, None | Some("")) => {
             return Err(ApiError::field(
@@ -326,18 +323,7 @@ async fn check_in(
 ) -> Result<Response, ApiError> {
     let by = desk_staff(&auth)?;
     let key = idempotency_key(&headers)?;
-    let (token, token_hash) = ticket_token(&s, key.as_deref())?;
-    let cmd = Command::CheckIn {
-        token_hash: Some(token_hash),
-        code,
-        idempotency_key: key,
-        channel: CHANNEL.into(),
-    };
-    let done = s
-        .hall
-        .execute(cmd)
-        .await
-        .map_err(|e| ApiError::from_core(e, lang))?;
+    let (done, token) = check_in_at(&s, code, CHANNEL, key, lang).await?;
     if let Some(t) = &done.ticket {
         tracing::info!(number = %t.number, staff = %by, "desk checked an appointment in");
     }

@@ -341,14 +341,9 @@ async fn issue(
 ) -> Result<Response, ApiError> {
     super::kiosk::refuse_if_locked(&s, lang)?;
     let mut green_reason = None;
-    let mut class = match body.class.as_deref() {
-        None | Some("normal") => Class::Normal,
-        Some("green") => Class::Green,
-        Some(_) => return Err(ApiError::field("class", "must be \"normal\" or \"green\"")),
-    };
+    let mut class = parse_class(body.class.as_deref())?;
     let channel = kiosk.channel;
     let key = idempotency_key(&headers)?;
-    let (token, token_hash) = ticket_token(&s, key.as_deref())?;
     if body.appointment && !body.id_card {
         return Err(ApiError::field(
             "appointment",
@@ -364,8 +359,7 @@ async fn issue(
         }
         let held = super::idcard::held_card(&s, &channel, lang)?;
         if body.appointment {
-            return check_in_with_card(&s, held.citizen, channel, key, token, token_hash, lang)
-                .await;
+            return check_in_with_card(&s, held.citizen, channel, key, lang).await;
         }
         if s.config
             .id_card
@@ -381,6 +375,7 @@ async fn issue(
     let service = body
         .service
         .ok_or_else(|| ApiError::field("service", "missing field `service`"))?;
+    let (token, token_hash) = ticket_token(&s, key.as_deref())?;
     let guard = citizen
         .clone()
         .filter(|_| s.config.id_card.daily_limit_per_service)
@@ -411,8 +406,6 @@ async fn check_in_with_card(
     citizen: String,
     channel: String,
     key: Option<String>,
-    token: String,
-    token_hash: String,
     lang: hallq_engine::Lang,
 ) -> Result<Response, ApiError> {
     if !s.config.id_card.find_appointment {
@@ -432,18 +425,42 @@ async fn check_in_with_card(
         .await
         .map_err(|e| ApiError::from_core(e, lang))?
         .ok_or_else(|| super::idcard::no_appointment(lang))?;
+    let (done, token) = check_in_at(s, code, &channel, key, lang).await?;
+    ticket_response(s, done, &channel, &token, lang).await
+}
+
+/// A ticket request's `class`: `normal` (when absent) or `green`.
+pub(super) fn parse_class(class: Option<&str>) -> Result<Class, ApiError> {
+    match class {
+        None | Some("normal") => Ok(Class::Normal),
+        Some("green") => Ok(Class::Green),
+        Some(_) => Err(ApiError::field("class", "must be \"normal\" or \"green\"")),
+    }
+}
+
+/// Checks the appointment `code` in, its ticket taken at `channel` (a kiosk, the desk);
+/// gives the outcome and the new ticket's token for [`ticket_response`]. A retry with
+/// the same idempotency key gets the same token.
+pub(super) async fn check_in_at(
+    s: &AppState,
+    code: String,
+    channel: &str,
+    key: Option<String>,
+    lang: hallq_engine::Lang,
+) -> Result<(Done, String), ApiError> {
+    let (token, token_hash) = ticket_token(s, key.as_deref())?;
     let cmd = Command::CheckIn {
         token_hash: Some(token_hash),
         code,
         idempotency_key: key,
-        channel: channel.clone(),
+        channel: channel.to_string(),
     };
     let done = s
         .hall
         .execute(cmd)
         .await
         .map_err(|e| ApiError::from_core(e, lang))?;
-    ticket_response(s, done, &channel, &token, lang).await
+    Ok((done, token))
 }
 
 pub(super) fn parse_id(id: &str) -> Result<TicketId, ApiError> {
@@ -671,18 +688,7 @@ async fn check_in(
     super::kiosk::refuse_if_locked(&s, lang)?;
     let channel = kiosk.channel;
     let key = idempotency_key(&headers)?;
-    let (token, token_hash) = ticket_token(&s, key.as_deref())?;
-    let cmd = Command::CheckIn {
-        token_hash: Some(token_hash),
-        code,
-        idempotency_key: key,
-        channel: channel.clone(),
-    };
-    let done = s
-        .hall
-        .execute(cmd)
-        .await
-        .map_err(|e| ApiError::from_core(e, lang))?;
+    let (done, token) = check_in_at(&s, code, &channel, key, lang).await?;
     ticket_response(&s, done, &channel, &token, lang).await
 }
 
