@@ -11,7 +11,7 @@
 //! ticket from the host printed too. Then power cuts: QEMU killed at a random moment while
 //! tickets are issued, booted again on the same ext4 disk (`cache=none`), and nothing
 //! acknowledged may be lost nor any number repeat. `HALLQ_IMAGE_CUTS=N` sets the cuts
-//! (default 3; 50 is the long run), `HALLQ_IMAGE_SEED=S` replays a run.
+//! (default 2; 50 is the long run), `HALLQ_IMAGE_SEED=S` replays a run.
 //!
 //! KVM is used when `/dev/kvm` opens and the guest gets as far as its serial console
 //! within a boot timeout; otherwise (and with `HALLQ_IMAGE_ACCEL=tcg`) software
@@ -799,7 +799,7 @@ fn the_appliance_boots_serves_and_survives_power_cuts() {
         .expect("the API answers after the watchdog restart");
 
     // Power cuts under load.
-    let cuts: u32 = env_or("HALLQ_IMAGE_CUTS", 3);
+    let cuts: u32 = env_or("HALLQ_IMAGE_CUTS", 2);
     let mut dice = Dice::from_env("HALLQ_IMAGE_SEED", "image power cuts");
     let mut acked: Vec<(String, String, String)> =
         vec![("image-first".into(), t1["id"].to_string(), number.clone())];
