@@ -298,6 +298,16 @@ fn figure_fields(f: &Figures) -> String {
     .join(",")
 }
 
+/// `text` padded with spaces to `width` terminal columns (a Chinese character takes
+/// two).
+fn pad(text: &str, width: usize) -> String {
+    let used: usize = text
+        .chars()
+        .map(|c| if c.len_utf8() >= 3 { 2 } else { 1 })
+        .sum();
+    format!("{text}{}", " ".repeat(width.saturating_sub(used)))
+}
+
 /// A row's name as one line of text (a service's in 简体).
 fn name_text(v: &Value) -> String {
     match v {
@@ -390,9 +400,9 @@ impl PeriodView {
         for r in &self.staff {
             let f = &r.figures;
             out.push_str(&format!(
-                "{:<10} {:<10} {:>7} {:>7} {:>8}s {:>10}s {:>7} {:>6} {:>5} {:>9} {:>8}m\n",
+                "{:<10} {} {:>7} {:>7} {:>8}s {:>10}s {:>7} {:>6} {:>5} {:>9} {:>8}m\n",
                 r.key,
-                name_text(&r.name),
+                pad(&name_text(&r.name), 10),
                 f.called,
                 f.served,
                 f.avg_wait_secs,
