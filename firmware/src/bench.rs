@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
-use hallq_engine::{Class, Command, Engine, Role, Setup, Timestamp};
+use hallq_engine::{Class, Command, Engine, Role, Timestamp};
 use rusqlite::Connection;
 
 use crate::config::{Config, EXAMPLE_HALL};
+use crate::history::{HistoryError, generate_history, unlimited_setup};
 use crate::store::{Store, StoreError};
 
 /// Why a benchmark (or the history generator) could not run to the end, in words for
@@ -52,56 +53,6 @@ bench_error_from!(
     rumqttc::ClientError,
     tokio_serial::Error,
 );
-
-/// The example hall with limits lifted, so that benchmarks measure speed, not policy.
-pub(crate) fn unlimited_setup() -> Setup {
-    let mut setup = Config::example().queue;
-    setup.calendar.always_open = true;
-    setup.per_citizen_daily_limit = None;
-    setup.unmanned_alarm_minutes = None;
-    for s in &mut setup.services {
-        s.daily_cap = None;
-        s.quota = None;
-        s.wait_alarm_minutes = None;
-        s.queue_alarm = None;
-    }
-    setup.number_width = 6;
-    setup
-}
-
-/// The benchmark's hall ([`unlimited_setup`]), or one of `windows` windows each serving
-/// every service (`hallq gen-history --windows`).
-pub fn hall_of(windows: Option<u32>) -> Result<Setup, StoreError> {
-    let mut setup = unlimited_setup();
-    let Some(n) = windows else {
-        return Ok(setup);
-    };
-    let Some(model) = setup.windows.first().cloned() else {
-        return Err(StoreError::Damaged("the example hall has no window".into()));
-    };
-    let services: Vec<_> = setup
-        .windows
-        .iter()
-        .flat_map(|w| w.services.iter().cloned())
-        .fold(
-            Vec::new(),
-            |mut all: Vec<hallq_engine::setup::WindowService>, s| {
-                if !all.iter().any(|x| x.code == s.code) {
-                    all.push(s);
-                }
-                all
-            },
-        );
-    setup.windows = (1..=n.max(1))
-        .map(|number| hallq_engine::setup::WindowDef {
-            number,
-            name: format!("{number}号窗口"),
-            services: services.clone(),
-            ..model.clone()
-        })
-        .collect();
-    Ok(setup)
-}
 
 /// Writes a configuration for a benchmark daemon and returns its path.
 pub(crate) fn write_config(dir: &Path, listen: &str, unlimited: bool) -> std::io::Result<PathBuf> {
@@ -900,5 +851,3 @@ fn printer_latency(exe: &Path, dir: &Path, n: usize) -> BenchResult<()> {
     drop(slave);
     Ok(())
 }
-
-pub use crate::history::{HistoryError, generate_history};

@@ -14,7 +14,58 @@ use hallq_engine::{
 };
 use rusqlite::Connection;
 
+use crate::config::Config;
 use crate::store::{NewEvent, Store, StoreError};
+
+/// The example hall with limits lifted, so that benchmarks measure speed, not policy.
+pub fn unlimited_setup() -> Setup {
+    let mut setup = Config::example().queue;
+    setup.calendar.always_open = true;
+    setup.per_citizen_daily_limit = None;
+    setup.unmanned_alarm_minutes = None;
+    for s in &mut setup.services {
+        s.daily_cap = None;
+        s.quota = None;
+        s.wait_alarm_minutes = None;
+        s.queue_alarm = None;
+    }
+    setup.number_width = 6;
+    setup
+}
+
+/// The benchmark's hall ([`unlimited_setup`]), or one of `windows` windows each serving
+/// every service (`hallq gen-history --windows`).
+pub fn hall_of(windows: Option<u32>) -> Result<Setup, StoreError> {
+    let mut setup = unlimited_setup();
+    let Some(n) = windows else {
+        return Ok(setup);
+    };
+    let Some(model) = setup.windows.first().cloned() else {
+        return Err(StoreError::Damaged("the example hall has no window".into()));
+    };
+    let services: Vec<_> = setup
+        .windows
+        .iter()
+        .flat_map(|w| w.services.iter().cloned())
+        .fold(
+            Vec::new(),
+            |mut all: Vec<hallq_engine::setup::WindowService>, s| {
+                if !all.iter().any(|x| x.code == s.code) {
+                    all.push(s);
+                }
+                all
+            },
+        );
+    setup.windows = (1..=n.max(1))
+        .map(|number| hallq_engine::setup::WindowDef {
+            number,
+            name: format!("{number}号窗口"),
+            services: services.clone(),
+            ..model.clone()
+        })
+        .collect();
+    Ok(setup)
+}
 
 /// Why `hallq gen-history` wrote nothing, or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +125,7 @@ fn existing_counts(db: &Path) -> Result<Option<(i64, i64)>, HistoryError> {
 /// [`generate_history_for`] under the benchmark's hall (the example's services and
 /// windows, without caps, quotas or alarms).
 pub fn generate_history(db: &Path, days: u32, per_day: u32) -> Result<u64, HistoryError> {
-    generate_history_for(db, &crate::bench::unlimited_setup(), days, per_day)
+    generate_history_for(db, &unlimited_setup(), days, per_day)
 }
 
 /// A small deterministic random source (xorshift), so a run can be repeated.
@@ -566,7 +617,7 @@ mod history_tests {
     fn figures_kept_by_the_commits_match_the_tickets_and_a_rebuild_from_the_events() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("history.db");
-        let setup = crate::bench::unlimited_setup();
+        let setup = unlimited_setup();
         assert_eq!(generate_history_for(&db, &setup, 3, 400).unwrap(), 1200);
         let c = Connection::open(&db).unwrap();
         let pairs = |sql: &str| -> Vec<(String, i64)> {

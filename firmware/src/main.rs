@@ -521,7 +521,7 @@ fn gen_history(
     windows: Option<u32>,
 ) -> anyhow::Result<()> {
     let (db, setup) = match (db, config) {
-        (Some(db), _) => (db, hallq::bench::hall_of(windows)?),
+        (Some(db), _) => (db, hallq::history::hall_of(windows)?),
         (None, Some(config)) => {
             let c = Config::load(&config)?;
             (c.database(), c.queue.clone())

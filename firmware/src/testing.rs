@@ -5,5 +5,5 @@ use crate::in_force::InForce;
 /// The example hall, always open and without caps, as the setup in force.
 pub fn in_force() -> InForce {
     let file = crate::config::Config::example();
-    InForce::file(crate::bench::unlimited_setup(), file.guide)
+    InForce::file(crate::history::unlimited_setup(), file.guide)
 }

@@ -122,6 +122,8 @@ fn names(n: &hallq_engine::Names) -> Value {
 }
 
 /// Builds the view of `p` at `now` (ms) under `setup`, reading `conn`.
+// Over 100 lines: one pass from the summed figures to every table of the view, each a
+// few lines, sharing the figures and the staff names.
 pub fn build(
     conn: &Connection,
     setup: &Setup,

@@ -90,7 +90,7 @@ pub fn in_force(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::unlimited_setup;
+    use crate::history::unlimited_setup;
 
     use hallq_engine::{Class, Command, Engine, Timestamp};
 
