@@ -78,6 +78,7 @@ const HQP = (() => {
     ch_issued: ['取号人数', '取號人數', 'Tickets taken'],
     ch_wait: ['平均等候（分钟）', '平均等候（分鐘）', 'Average wait (min)'],
     ch_count: ['评价数', '評價數', 'Ratings'],
+    p_colon: ['：', '：', ': '],
   });
 
   /** The period API names levels in English; the pages show the standard's names. */
@@ -250,9 +251,9 @@ const HQP = (() => {
     const r = f.ratings || {};
     const reasons = Object.entries(f.bad_reasons || {}).sort((a, b) => b[1] - a[1]);
     return [
-      el('p', { class: 'levels' }, el('strong', {}, t('p_levels') + '：'),
+      el('p', { class: 'levels' }, el('strong', {}, t('p_levels') + t('p_colon')),
         ...LEVEL_KEYS.map((l) => el('span', { class: 'level', 'data-level': l }, levelText(l) + ' ', el('b', {}, r[l] || 0)))),
-      el('p', { class: 'reasons' }, el('strong', {}, t('p_bad_reasons') + '：'),
+      el('p', { class: 'reasons' }, el('strong', {}, t('p_bad_reasons') + t('p_colon')),
         reasons.length ? reasons.map(([k, n]) => k + ' ' + n).join('、') : '—'),
     ];
   }

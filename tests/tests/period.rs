@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use hallq_tests::webdriver::{Browser, Driver, Picture, rgb};
+use hallq_tests::webdriver::{Browser, Driver, rgb};
 use hallq_tests::{Hall, client, hallq_bin, send, sign_in};
 use serde_json::{Value, json};
 
@@ -143,7 +143,11 @@ fn shows_the_api(page: &Browser, d: &Value, staff_key: Option<&str>) {
         .iter()
         .find(|s| s["key"] == key)
         .expect("the staff member in the API's answer");
-    let cell = |col: &str| page.text(&format!("#p-t-staff tr[data-key='{key}'] td[data-col='{col}']"));
+    let cell = |col: &str| {
+        page.text(&format!(
+            "#p-t-staff tr[data-key='{key}'] td[data-col='{col}']"
+        ))
+    };
     assert_eq!(cell("name"), row["name"].as_str().unwrap_or(""));
     assert_eq!(cell("called"), row["called"].to_string());
     assert_eq!(cell("served"), row["served"].to_string());
@@ -207,7 +211,9 @@ fn hour_bars_follow_the_data(page: &Browser, d: &Value) {
     for (hour, x, _, w, _) in &bars {
         let mut best = 0;
         for col in (x + 2.0) as usize..(x + w * 0.3).max(x + 3.0) as usize {
-            let ys: Vec<usize> = (0..pic.height).filter(|&y| pic.is(col, y, colour)).collect();
+            let ys: Vec<usize> = (0..pic.height)
+                .filter(|&y| pic.is(col, y, colour))
+                .collect();
             if let (Some(lo), Some(hi)) = (ys.first(), ys.last()) {
                 best = best.max(hi - lo + 1);
             }
@@ -216,9 +222,15 @@ fn hour_bars_follow_the_data(page: &Browser, d: &Value) {
     }
     let (top_hour, top) = issued.iter().max_by_key(|(_, v)| **v).unwrap();
     let tallest = heights[top_hour];
-    assert!(tallest > 40.0, "the busiest hour's bar is drawn: {heights:?}");
+    assert!(
+        tallest > 40.0,
+        "the busiest hour's bar is drawn: {heights:?}"
+    );
     for (hour, h) in &heights {
-        assert!(*h <= tallest + 1.0, "hour {hour} drawn taller than the busiest {top_hour}: {heights:?}");
+        assert!(
+            *h <= tallest + 1.0,
+            "hour {hour} drawn taller than the busiest {top_hour}: {heights:?}"
+        );
         let want = issued[hour] as f64 / *top as f64;
         let got = h / tallest;
         assert!(
@@ -227,7 +239,10 @@ fn hour_bars_follow_the_data(page: &Browser, d: &Value) {
             issued[hour]
         );
     }
-    assert!(pic.count(rgb(WAIT)) > 20, "the average wait's line is drawn");
+    assert!(
+        pic.count(rgb(WAIT)) > 20,
+        "the average wait's line is drawn"
+    );
 }
 
 /// Ratings per day: each level's colour covers its share of the stacked bars, and a
@@ -244,14 +259,21 @@ fn rating_colours_follow_the_data(page: &Browser, d: &Value) {
     }
     let total: i64 = counts.values().sum();
     assert!(total > 0, "the month has ratings: {counts:?}");
-    let pixels: BTreeMap<&str, usize> = LEVELS.iter().map(|(l, c)| (*l, pic.count(rgb(c)))).collect();
+    let pixels: BTreeMap<&str, usize> = LEVELS
+        .iter()
+        .map(|(l, c)| (*l, pic.count(rgb(c))))
+        .collect();
     let all: usize = pixels.values().sum();
     for (level, _) in LEVELS {
         if counts[level] == 0 {
             assert_eq!(pixels[level], 0, "{level} has no ratings and no pixels");
             continue;
         }
-        assert!(pixels[level] > 0, "{level}: {} ratings and no pixel drawn", counts[level]);
+        assert!(
+            pixels[level] > 0,
+            "{level}: {} ratings and no pixel drawn",
+            counts[level]
+        );
         let want = counts[level] as f64 / total as f64;
         let got = pixels[level] as f64 / all as f64;
         assert!(
@@ -260,7 +282,10 @@ fn rating_colours_follow_the_data(page: &Browser, d: &Value) {
         );
     }
     let kinds = counts.values().filter(|v| **v > 0).count();
-    assert!(kinds >= 4, "generated history has ratings of (nearly) every level: {counts:?}");
+    assert!(
+        kinds >= 4,
+        "generated history has ratings of (nearly) every level: {counts:?}"
+    );
 }
 
 /// Served per member of staff: bar lengths in pixels follow the served counts.
@@ -276,7 +301,11 @@ fn staff_bars_follow_the_data(page: &Browser, d: &Value) {
         .collect();
     let colour = rgb(SERVED);
     let bars = marks(page, css, "rect[data-staff]", "data-staff");
-    assert_eq!(bars.len(), served.len(), "one bar per member of staff who served");
+    assert_eq!(
+        bars.len(),
+        served.len(),
+        "one bar per member of staff who served"
+    );
     let mut lengths = BTreeMap::new();
     for (key, _, y, _, h) in &bars {
         let row = (y + h / 2.0) as usize;
@@ -285,11 +314,17 @@ fn staff_bars_follow_the_data(page: &Browser, d: &Value) {
     }
     let (top_key, top) = served.iter().max_by_key(|(_, v)| **v).unwrap();
     let longest = lengths[top_key];
-    assert!(longest > 100.0, "the busiest member of staff's bar is drawn: {lengths:?}");
+    assert!(
+        longest > 100.0,
+        "the busiest member of staff's bar is drawn: {lengths:?}"
+    );
     for (a, la) in &lengths {
         for (b, lb) in &lengths {
             if served[a] > served[b] + served[b] / 20 + 1 {
-                assert!(la > lb, "{a} served more than {b}: the bar must be longer ({lengths:?})");
+                assert!(
+                    la > lb,
+                    "{a} served more than {b}: the bar must be longer ({lengths:?})"
+                );
             }
         }
         let want = served[a] as f64 / *top as f64;
@@ -316,12 +351,19 @@ fn pdf_text(pdf: &Path, pages: Option<(u32, u32)>) -> String {
         cmd.args(["-f", &a.to_string(), "-l", &b.to_string()]);
     }
     let out = cmd.arg(pdf).arg("-").output().expect("pdftotext runs");
-    assert!(out.status.success(), "pdftotext: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pdftotext: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn pdf_pages(pdf: &Path) -> u32 {
-    let out = Command::new("pdfinfo").arg(pdf).output().expect("pdfinfo runs");
+    let out = Command::new("pdfinfo")
+        .arg(pdf)
+        .output()
+        .expect("pdfinfo runs");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.contains("(A4)"), "an A4 PDF: {text}");
     text.lines()
@@ -393,11 +435,17 @@ fn the_period_views_charts_csv_and_monthly_report_show_the_stored_history() {
     let from = (chrono::NaiveDate::parse_from_str(&today, "%Y-%m-%d").unwrap()
         - chrono::Duration::days(60))
     .to_string();
-    let span = get(&url, &format!("/api/v1/supervision/period?from={from}&to={today}"), &sup);
+    let span = get(
+        &url,
+        &format!("/api/v1/supervision/period?from={from}&to={today}"),
+        &sup,
+    );
     let mut per_month: BTreeMap<String, i64> = BTreeMap::new();
     for day in span["days"].as_array().unwrap() {
         if day["key"].as_str().unwrap() < today.as_str() {
-            *per_month.entry(day["key"].as_str().unwrap()[..7].to_string()).or_default() += n(&day["issued"]);
+            *per_month
+                .entry(day["key"].as_str().unwrap()[..7].to_string())
+                .or_default() += n(&day["issued"]);
         }
     }
     let month = per_month
@@ -407,7 +455,11 @@ fn the_period_views_charts_csv_and_monthly_report_show_the_stored_history() {
         .expect("generated history before today");
     let month_q = format!("month={month}");
     let m = get(&url, &format!("/api/v1/supervision/period?{month_q}"), &sup);
-    assert!(n(&m["hall"]["served"]) > 100, "the month has history: {}", m["hall"]);
+    assert!(
+        n(&m["hall"]["served"]) > 100,
+        "the month has history: {}",
+        m["hall"]
+    );
     let staff = m["staff"].as_array().unwrap();
     assert!(staff.len() >= 3, "several members of staff: {staff:?}");
     let busiest = staff
@@ -450,7 +502,12 @@ fn the_period_views_charts_csv_and_monthly_report_show_the_stored_history() {
     shows_the_api(&page, &m, Some(&busiest_key));
     assert!(page.text("#p-status").contains(m["from"].as_str().unwrap()));
     let windows = m["windows"].as_array().unwrap().len() as i64;
-    let rows = page.js("return document.querySelectorAll('#p-t-windows tbody tr[data-key]').length", json!([])).unwrap();
+    let rows = page
+        .js(
+            "return document.querySelectorAll('#p-t-windows tbody tr[data-key]').length",
+            json!([]),
+        )
+        .unwrap();
     assert_eq!(n(&rows), windows, "a row per window");
 
     // The charts, pixel by pixel.
@@ -467,8 +524,15 @@ fn the_period_views_charts_csv_and_monthly_report_show_the_stored_history() {
             .unwrap_or(false)
     })
     .unwrap();
-    let csv = page.js("return document.body.dataset.lastCsv", json!([])).unwrap();
-    let lines: Vec<&str> = csv.as_str().unwrap().lines().filter(|l| !l.is_empty()).collect();
+    let csv = page
+        .js("return document.body.dataset.lastCsv", json!([]))
+        .unwrap();
+    let lines: Vec<&str> = csv
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .collect();
     assert_eq!(lines.len(), staff.len() + 1, "{csv}");
     assert!(lines.iter().any(|l| l.contains(&busiest_key)), "{csv}");
     page.js("window.scrollTo(0, 0)", json!([])).unwrap();
@@ -478,19 +542,42 @@ fn the_period_views_charts_csv_and_monthly_report_show_the_stored_history() {
     let mid = &days[days.len() / 2];
     let week = iso_week(mid);
     pick(&page, "week", &[("p-week", &week)], &format!("week={week}"));
-    shows_the_api(&page, &get(&url, &format!("/api/v1/supervision/period?week={week}"), &sup), None);
+    shows_the_api(
+        &page,
+        &get(
+            &url,
+            &format!("/api/v1/supervision/period?week={week}"),
+            &sup,
+        ),
+        None,
+    );
     pick(&page, "day", &[("p-day", mid)], &format!("day={mid}"));
-    shows_the_api(&page, &get(&url, &format!("/api/v1/supervision/period?day={mid}"), &sup), None);
+    shows_the_api(
+        &page,
+        &get(&url, &format!("/api/v1/supervision/period?day={mid}"), &sup),
+        None,
+    );
     let (first, last) = (&days[1], &days[days.len() - 2]);
     let range_q = format!("from={first}&to={last}");
-    pick(&page, "range", &[("p-from", first), ("p-to", last)], &range_q);
+    pick(
+        &page,
+        "range",
+        &[("p-from", first), ("p-to", last)],
+        &range_q,
+    );
     let r = get(&url, &format!("/api/v1/supervision/period?{range_q}"), &sup);
     shows_the_api(&page, &r, Some(&busiest_key));
-    assert!(n(&r["hall"]["served"]) < n(&m["hall"]["served"]), "the range is part of the month");
+    assert!(
+        n(&r["hall"]["served"]) < n(&m["hall"]["served"]),
+        "the range is part of the month"
+    );
     // Today: the live bad rating is listed with its reason.
     pick(&page, "day", &[("p-day", &today)], &format!("day={today}"));
     let bad = page.text("#p-t-bad_ratings");
-    assert!(bad.contains("不满意") && bad.contains("办事效率低"), "today's bad rating: {bad}");
+    assert!(
+        bad.contains("不满意") && bad.contains("办事效率低"),
+        "today's bad rating: {bad}"
+    );
 
     // The monthly report, from the period section's link: A4 pages, the text it must hold.
     pick(&page, "month", &[("p-month", &month)], &month_q);
@@ -529,7 +616,10 @@ fn the_period_views_charts_csv_and_monthly_report_show_the_stored_history() {
         busiest["name"].as_str().unwrap(),
         &format!("办结 {} 件", m["hall"]["served"]),
     ] {
-        assert!(text.contains(needle), "the report holds {needle:?}:\n{text}");
+        assert!(
+            text.contains(needle),
+            "the report holds {needle:?}:\n{text}"
+        );
     }
     assert!(
         pdf_text(&file, Some((pages, pages))).contains("审核人"),
@@ -538,8 +628,14 @@ fn the_period_views_charts_csv_and_monthly_report_show_the_stored_history() {
     // A page that lists bad ratings repeats the table's header.
     for p in 1..=pages {
         let t = pdf_text(&file, Some((p, p)));
-        if bad_rows.iter().any(|b| t.contains(b["number"].as_str().unwrap_or("?"))) {
-            assert!(t.contains("号码"), "page {p} lists bad ratings without the header:\n{t}");
+        if bad_rows
+            .iter()
+            .any(|b| t.contains(b["number"].as_str().unwrap_or("?")))
+        {
+            assert!(
+                t.contains("号码"),
+                "page {p} lists bad ratings without the header:\n{t}"
+            );
         }
     }
     // The print button is not printed.
