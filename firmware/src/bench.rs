@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
-use hallq_engine::{Class, Command, Engine, Level, Role, Setup, TicketId, Timestamp};
+use hallq_engine::{Class, Command, Engine, Role, Setup, Timestamp};
 use rusqlite::Connection;
 
 use crate::config::{Config, EXAMPLE_HALL};
-use crate::store::{NewEvent, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Why a benchmark (or the history generator) could not run to the end, in words for
 /// the person who ran it.
@@ -67,6 +67,40 @@ pub(crate) fn unlimited_setup() -> Setup {
     }
     setup.number_width = 6;
     setup
+}
+
+/// The benchmark's hall ([`unlimited_setup`]), or one of `windows` windows each serving
+/// every service (`hallq gen-history --windows`).
+pub fn hall_of(windows: Option<u32>) -> Result<Setup, StoreError> {
+    let mut setup = unlimited_setup();
+    let Some(n) = windows else {
+        return Ok(setup);
+    };
+    let Some(model) = setup.windows.first().cloned() else {
+        return Err(StoreError::Damaged("the example hall has no window".into()));
+    };
+    let services: Vec<_> = setup
+        .windows
+        .iter()
+        .flat_map(|w| w.services.iter().cloned())
+        .fold(
+            Vec::new(),
+            |mut all: Vec<hallq_engine::setup::WindowService>, s| {
+                if !all.iter().any(|x| x.code == s.code) {
+                    all.push(s);
+                }
+                all
+            },
+        );
+    setup.windows = (1..=n.max(1))
+        .map(|number| hallq_engine::setup::WindowDef {
+            number,
+            name: format!("{number}号窗口"),
+            services: services.clone(),
+            ..model.clone()
+        })
+        .collect();
+    Ok(setup)
 }
 
 /// Writes a configuration for a benchmark daemon and returns its path.
@@ -867,299 +901,4 @@ fn printer_latency(exe: &Path, dir: &Path, n: usize) -> BenchResult<()> {
     Ok(())
 }
 
-/// Why `hallq gen-history` wrote nothing, or stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum HistoryError {
-    /// The database already holds tickets or events: a real hall's, or an earlier run's.
-    #[error(
-        "{path} already holds {tickets} tickets and {events} events; gen-history writes \
-         only into a new, empty database (nothing was written)"
-    )]
-    NotEmpty {
-        /// The database.
-        path: String,
-        /// Tickets found.
-        tickets: i64,
-        /// Events found.
-        events: i64,
-    },
-    /// The file exists but is not a hallq database.
-    #[error("{path} is not a hallq database ({reason}); nothing was written")]
-    NotHallq {
-        /// The file.
-        path: String,
-        /// What SQLite said.
-        reason: String,
-    },
-    /// The store failed while writing.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Counts tickets and events in an existing file without changing it (not even a
-/// schema migration): `None` for a file that holds no tables at all.
-fn existing_counts(db: &Path) -> Result<Option<(i64, i64)>, HistoryError> {
-    let not_hallq = |e: rusqlite::Error| HistoryError::NotHallq {
-        path: db.display().to_string(),
-        reason: e.to_string(),
-    };
-    let conn = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(not_hallq)?;
-    let tables: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(not_hallq)?;
-    if tables == 0 {
-        return Ok(None);
-    }
-    let count = |table: &str| -> Result<i64, HistoryError> {
-        conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
-            .map_err(not_hallq)
-    };
-    Ok(Some((count("tickets")?, count("events")?)))
-}
-
-/// Writes `days` days of traffic ending yesterday: every ticket issued, called,
-/// finished, a third of them rated, through the real engine and store. Returns the
-/// number of tickets written.
-///
-/// Only into a database that holds no ticket and no event (a new file, say): anything
-/// else is refused before a byte is written, because generated tickets would replace
-/// real ones. The database is marked as generated history in the same transaction
-/// that checks it is empty, and the uplink refuses to publish from a marked database.
-// Over 100 lines: one transaction writing a day at a time; its steps share the open statements.
-pub fn generate_history(db: &Path, days: u32, per_day: u32) -> Result<u64, HistoryError> {
-    let not_empty = |(tickets, events): (i64, i64)| HistoryError::NotEmpty {
-        path: db.display().to_string(),
-        tickets,
-        events,
-    };
-    if db.exists()
-        && let Some(counts) = existing_counts(db)?
-        && counts != (0, 0)
-    {
-        return Err(not_empty(counts));
-    }
-    let setup = unlimited_setup();
-    let mut store = Store::open(db)?;
-    let note = format!(
-        "hallq gen-history {}: {days} days of {per_day} tickets, written {}",
-        env!("CARGO_PKG_VERSION"),
-        chrono::DateTime::from_timestamp_millis(crate::core::wall_now().0)
-            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-            .unwrap_or_default()
-    );
-    store.mark_generated(&note)?.map_err(not_empty)?;
-    let day_ms = 86_400_000i64;
-    let today = crate::core::wall_now();
-    let mut now = Timestamp(today.0 - i64::from(days) * day_ms);
-    let mut engine =
-        Engine::new(setup.clone(), now).map_err(|e| StoreError::Damaged(e.to_string()))?;
-    let windows: Vec<(u32, Vec<String>)> = setup
-        .windows
-        .iter()
-        .map(|w| {
-            (
-                w.number,
-                w.services.iter().map(|s| s.code.clone()).collect(),
-            )
-        })
-        .collect();
-    let mut total = 0u64;
-    for _ in 0..days {
-        let mut pending = Vec::new();
-        let push =
-            |events: Vec<hallq_engine::Event>, at: Timestamp, pending: &mut Vec<NewEvent>| {
-                for e in events {
-                    if let Ok(n) = NewEvent::encode(at, e.kind(), &e) {
-                        pending.push(n);
-                    }
-                }
-            };
-        for (w, _) in &windows {
-            if let Ok(ev) = engine.handle(
-                Command::SignIn {
-                    window: *w,
-                    staff: format!("H{w}"),
-                    role: Role::A,
-                },
-                now,
-            ) {
-                push(ev, engine.now(), &mut pending);
-            }
-        }
-        let step = (8 * 3_600_000 / i64::from(per_day.max(1))).max(1);
-        for i in 0..per_day {
-            now = Timestamp(now.0 + step);
-            let (w, codes) = &windows[i as usize % windows.len()];
-            let code = codes[i as usize % codes.len()].clone();
-            let staff = format!("H{w}");
-            let results = [
-                engine.handle(
-                    Command::Issue {
-                        token_hash: None,
-                        service: code,
-                        class: Class::Normal,
-                        idempotency_key: None,
-                        citizen: None,
-                        channel: "history".into(),
-                        green_reason: None,
-                        proxy: false,
-                        issued_by: None,
-                    },
-                    now,
-                ),
-                engine.handle(
-                    Command::CallNext {
-                        window: *w,
-                        staff: staff.clone(),
-                    },
-                    now,
-                ),
-                engine.handle(
-                    Command::Finish {
-                        window: *w,
-                        staff,
-                        case_no: None,
-                    },
-                    now,
-                ),
-            ];
-            let mut finished: Option<TicketId> = None;
-            for r in results {
-                let ev = r.unwrap_or_else(|refused| refused.events);
-                for e in &ev {
-                    if let hallq_engine::Event::TicketFinished { ticket, .. } = e {
-                        finished = Some(*ticket);
-                    }
-                }
-                push(ev, engine.now(), &mut pending);
-            }
-            if let (Some(t), 0) = (finished, i % 3)
-                && let Ok(ev) = engine.handle(
-                    Command::Rate {
-                        ticket: t,
-                        level: Level::Satisfied,
-                        reasons: vec![],
-                        comment: None,
-                        channel: "history".into(),
-                        window: None,
-                    },
-                    now,
-                )
-            {
-                push(ev, engine.now(), &mut pending);
-            }
-            total += 1;
-        }
-        store.commit(&pending, &engine.take_changes())?;
-        now = Timestamp(now.0 + day_ms - 8 * 3_600_000);
-    }
-    Ok(total)
-}
-
-#[cfg(test)]
-mod history_tests {
-    use super::*;
-
-    fn counts(db: &Path) -> (i64, i64) {
-        let c = Connection::open(db).unwrap();
-        let n = |t: &str| -> i64 {
-            c.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))
-                .unwrap()
-        };
-        (n("tickets"), n("events"))
-    }
-
-    #[test]
-    fn gen_history_refuses_a_database_that_holds_a_ticket_or_an_event() {
-        let dir = tempfile::tempdir().unwrap();
-        // A live hall's database: one audit event, no ticket yet.
-        let live = dir.path().join("live.db");
-        Store::open(&live)
-            .unwrap()
-            .append(&[NewEvent {
-                at: Timestamp(1_000),
-                kind: "staff_added".into(),
-                payload: r#"{"type":"staff_added","staff":"S1"}"#.into(),
-            }])
-            .unwrap();
-        let e = generate_history(&live, 1, 10).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                HistoryError::NotEmpty {
-                    tickets: 0,
-                    events: 1,
-                    ..
-                }
-            ),
-            "{e}"
-        );
-        assert!(e.to_string().contains("nothing was written"), "{e}");
-        assert_eq!(counts(&live), (0, 1));
-        assert_eq!(
-            crate::store::generated_history(Store::open(&live).unwrap().conn()).unwrap(),
-            None
-        );
-
-        // A database with tickets (an earlier run's): a second run changes nothing.
-        let db = dir.path().join("history.db");
-        assert_eq!(generate_history(&db, 1, 12).unwrap(), 12);
-        let before = counts(&db);
-        assert_eq!(before.0, 12);
-        let e = generate_history(&db, 2, 30).unwrap_err();
-        assert!(
-            matches!(e, HistoryError::NotEmpty { tickets: 12, .. }),
-            "{e}"
-        );
-        assert_eq!(counts(&db), before);
-
-        // Something else entirely is not taken for an empty hall.
-        let other = dir.path().join("other.db");
-        Connection::open(&other)
-            .unwrap()
-            .execute_batch("CREATE TABLE notes (t TEXT); INSERT INTO notes VALUES ('x');")
-            .unwrap();
-        assert!(matches!(
-            generate_history(&other, 1, 10),
-            Err(HistoryError::NotHallq { .. })
-        ));
-        let text = dir.path().join("hallq.toml");
-        std::fs::write(&text, "[hall]\nname = \"x\"\n").unwrap();
-        assert!(matches!(
-            generate_history(&text, 1, 10),
-            Err(HistoryError::NotHallq { .. })
-        ));
-        assert_eq!(std::fs::read(&text).unwrap(), b"[hall]\nname = \"x\"\n");
-    }
-
-    #[tokio::test]
-    async fn the_outbox_never_publishes_generated_history() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("history.db");
-        generate_history(&db, 1, 10).unwrap();
-        let marked = crate::store::generated_history(Store::open(&db).unwrap().conn()).unwrap();
-        assert!(marked.is_some_and(|n| n.contains("gen-history")));
-        match crate::uplink::outbox::Outbox::open(&db) {
-            Err(StoreError::Generated(_)) => {}
-            Err(e) => panic!("refused for the wrong reason: {e}"),
-            Ok(_) => panic!("the outbox opened a database of generated history"),
-        }
-
-        // An outbox opened on an empty database before history was generated into it
-        // publishes nothing of it either.
-        let db = dir.path().join("late.db");
-        drop(Store::open(&db).unwrap());
-        let outbox = crate::uplink::outbox::Outbox::open(&db).unwrap();
-        assert!(outbox.page(0, |r| r.seq).await.unwrap().is_empty());
-        generate_history(&db, 1, 10).unwrap();
-        assert!(matches!(
-            outbox.page(0, |r| r.seq).await,
-            Err(StoreError::Generated(_))
-        ));
-    }
-}
+pub use crate::history::{HistoryError, generate_history};

@@ -237,6 +237,8 @@ impl HallCore {
         let started = Instant::now();
         let setup = in_force.setup.clone();
         let setting = Setting::new(in_force);
+        let mut store = store;
+        store.set_figure_rules(crate::store::figures::Rules::of(&setup))?;
         let engine = restore(&setup, &store)?;
         let watch = Watch::load(near, &store)?;
         tracing::info!(
@@ -632,6 +634,12 @@ impl Core {
             Ok((engine, stored)) => {
                 self.engine = engine;
                 self.setup = r.in_force.setup.clone();
+                if let Err(e) = self
+                    .store
+                    .set_figure_rules(crate::store::figures::Rules::of(&self.setup))
+                {
+                    tracing::error!(error = %e, "period figures keep the previous setup's rules");
+                }
                 tracing::info!(version = ?r.in_force.version, "queue setup replaced");
                 // Before the events fan out: whoever reacts to `config_applied` reads
                 // the new setup.

@@ -43,6 +43,7 @@ pub mod devices;
 pub mod evaluation;
 pub mod events;
 pub mod guide;
+pub mod history;
 pub mod in_force;
 pub mod metrics;
 pub mod mobile;

@@ -79,6 +79,20 @@ enum Cmd {
         /// A month, YYYY-MM.
         #[arg(long)]
         month: Option<String>,
+        /// A range of days: the first, YYYY-MM-DD (with --to).
+        #[arg(long, requires = "to", conflicts_with_all = ["day", "week", "month"])]
+        from: Option<chrono::NaiveDate>,
+        /// A range of days: the last, YYYY-MM-DD (with --from).
+        #[arg(long, requires = "from")]
+        to: Option<chrono::NaiveDate>,
+        /// The staff appraisal (per staff member: calls, served, waits, service time,
+        /// no-shows, ratings, satisfaction, time signed in) instead of windows and services.
+        #[arg(long, conflicts_with = "table")]
+        staff: bool,
+        /// One table of the period view as CSV: hall, windows, services, departments,
+        /// staff, hours, days or bad_ratings (what /supervision's period section shows).
+        #[arg(long)]
+        table: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -139,9 +153,12 @@ enum Cmd {
         #[arg(long, global = true, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
-    /// Write generated history (issued, called, finished, rated) into a new, empty
-    /// database, for measuring start-up. Refuses a database that holds any ticket or
-    /// event; marks what it writes as generated, and the uplink never publishes it.
+    /// Write generated history into a new, empty database, for measuring start-up and
+    /// the period views: working days (Monday to Friday) ending yesterday, shaped like a
+    /// hall's (a morning peak, queues that build and drain, staff `H<window>` signed in
+    /// at each window, a pause each, no-shows, transfers, ratings of every level).
+    /// Refuses a database that holds any ticket or event; marks what it writes as
+    /// generated, and the uplink never publishes it.
     #[command(group = clap::ArgGroup::new("target").required(true).args(["db", "config"]))]
     GenHistory {
         /// The database file to write (created if missing; must hold no ticket or event).
@@ -151,12 +168,17 @@ enum Cmd {
         /// the path is always given explicitly).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Days of history, ending yesterday.
+        /// Working days of history, ending yesterday.
         #[arg(long, default_value_t = 365)]
         days: u32,
         /// Tickets per day.
         #[arg(long, default_value_t = 5500)]
         per_day: u32,
+        /// A hall of this many windows, each serving every service of the example hall
+        /// (the load test's large hall is 200), instead of the example's windows; with
+        /// --config, the configuration's services and windows are used instead.
+        #[arg(long, conflicts_with = "config")]
+        windows: Option<u32>,
     },
 }
 
@@ -385,8 +407,23 @@ fn real_main() -> anyhow::Result<()> {
             day,
             week,
             month,
+            from,
+            to,
+            staff,
+            table,
             format,
-        } => report(&Config::load(&config)?, day, week, month, format),
+        } => report(
+            &Config::load(&config)?,
+            ReportArgs {
+                day,
+                week,
+                month,
+                range: from.zip(to),
+                staff,
+                table,
+                format,
+            },
+        ),
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::Bench {
             dir,
@@ -428,7 +465,8 @@ fn real_main() -> anyhow::Result<()> {
             config,
             days,
             per_day,
-        } => gen_history(db, config, days, per_day),
+            windows,
+        } => gen_history(db, config, days, per_day, windows),
     }
 }
 
@@ -480,20 +518,27 @@ fn gen_history(
     config: Option<PathBuf>,
     days: u32,
     per_day: u32,
+    windows: Option<u32>,
 ) -> anyhow::Result<()> {
-    let db = match (db, config) {
-        (Some(db), _) => db,
-        (None, Some(config)) => Config::load(&config)?.database(),
+    let (db, setup) = match (db, config) {
+        (Some(db), _) => (db, hallq::bench::hall_of(windows)?),
+        (None, Some(config)) => {
+            let c = Config::load(&config)?;
+            (c.database(), c.queue.clone())
+        }
         (None, None) => bail!("give the database with --db FILE or --config FILE"),
     };
     if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let n = hallq::bench::generate_history(&db, days, per_day)?;
+    let started = std::time::Instant::now();
+    let n = hallq::history::generate_history_for(&db, &setup, days, per_day)?;
     println!(
-        "wrote {n} generated tickets over {days} days into {} (marked as generated: \
-         the uplink will not publish from it)",
-        db.display()
+        "wrote {n} generated tickets over {days} working days at {} windows into {} in \
+         {:.1} s (marked as generated: the uplink will not publish from it)",
+        setup.windows.len(),
+        db.display(),
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }
@@ -756,28 +801,39 @@ fn archive_verify(dir: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn report(
-    config: &Config,
+/// What `hallq report` was asked for.
+struct ReportArgs {
     day: Option<chrono::NaiveDate>,
     week: Option<String>,
     month: Option<String>,
+    range: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
+    staff: bool,
+    table: Option<String>,
     format: Format,
-) -> anyhow::Result<()> {
-    let period = match (day, week, month) {
-        (_, Some(w), _) => Period::week(&w)
+}
+
+fn report(config: &Config, a: ReportArgs) -> anyhow::Result<()> {
+    let in_force = hallq::uplink::in_force_offline(
+        &config.database(),
+        config.queue.clone(),
+        config.guide.clone(),
+    )?;
+    let setup = &in_force.setup;
+    let period = match (a.day, a.week, a.month, a.range) {
+        (_, _, _, Some((from, to))) => Period::range(from, to).with_context(|| {
+            format!(
+                "--from {from} --to {to}: the last day must not come before the first, \
+                 at most {} days",
+                hallq::report::period::MAX_DAYS
+            )
+        })?,
+        (_, Some(w), _, _) => Period::week(&w)
             .with_context(|| format!("--week {w:?}: use YYYY-Www, e.g. 2026-W48"))?,
-        (_, _, Some(m)) => {
+        (_, _, Some(m), _) => {
             Period::month(&m).with_context(|| format!("--month {m:?}: use YYYY-MM"))?
         }
-        (Some(d), _, _) => Period::day(d),
-        (None, None, None) => {
-            let setup = hallq::uplink::in_force_offline(
-                &config.database(),
-                config.queue.clone(),
-                config.guide.clone(),
-            )?
-            .setup
-            .clone();
+        (Some(d), _, _, _) => Period::day(d),
+        (None, None, None, None) => {
             let clock = hallq_engine::LocalClock::new(setup.utc_offset_minutes);
             Period::day(clock.service_day(hallq::core::wall_now(), setup.day_starts_at))
         }
@@ -788,9 +844,28 @@ fn report(
             config.database().display()
         );
     }
-    let store = Store::open(&config.database())?;
+    let mut store = Store::open(&config.database())?;
+    if a.staff || a.table.is_some() {
+        let rules = hallq::store::figures::Rules::of(setup);
+        // Builds the figures of a database from before they existed (once).
+        store.set_figure_rules(rules.clone())?;
+        let view =
+            hallq::report::period::build(store.conn(), setup, period, hallq::core::wall_now().0)?;
+        let table = a.table.as_deref().unwrap_or("staff");
+        match (a.format, a.table.is_some()) {
+            (Format::Table, false) => print!("{}", view.staff_table()),
+            _ => print!(
+                "{}",
+                view.csv(table, &rules).with_context(|| format!(
+                    "--table {table:?}: use one of {}",
+                    hallq::report::period::TABLES.join(", ")
+                ))?
+            ),
+        }
+        return Ok(());
+    }
     let r: Report = hallq::report::build(store.conn(), period)?;
-    match format {
+    match a.format {
         Format::Table => print!("{}", r.to_table()),
         Format::Csv => print!("{}", r.to_csv()),
     }

@@ -16,6 +16,7 @@ mod kiosk;
 mod metrics;
 mod notice;
 mod pages;
+mod period;
 mod phone;
 mod queue;
 pub mod signin;
@@ -162,6 +163,7 @@ pub fn app(state: AppState) -> Router {
         .merge(voice::routes())
         .merge(help::routes())
         .merge(supervision::routes())
+        .merge(period::routes())
         .merge(warnings::routes())
         .merge(pages::routes())
         .merge(phone::routes())

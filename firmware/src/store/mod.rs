@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod checkpoint;
+pub mod figures;
 pub mod follow_ups;
 pub mod help;
 pub mod notices;
@@ -141,6 +142,9 @@ impl StoredEvent {
 pub struct Store {
     conn: Connection,
     path: Option<std::path::PathBuf>,
+    /// How the period figures place events (the setup in force's clock, day start and
+    /// departments).
+    figure_rules: figures::Rules,
 }
 
 /// The durability settings every connection that writes hall data runs with (and the
@@ -216,7 +220,23 @@ impl Store {
             tx.commit()?;
             tracing::info!(version = i + 1, "database migrated");
         }
-        Ok(Store { conn, path: None })
+        figures::mark_built(&conn)?;
+        Ok(Store {
+            conn,
+            path: None,
+            figure_rules: figures::Rules::default(),
+        })
+    }
+
+    /// Places the period figures by `rules` from now on, and builds the figures of
+    /// events stored before the figures existed (once). The core calls it with each
+    /// setup it puts in force.
+    pub fn set_figure_rules(&mut self, rules: figures::Rules) -> Result<(), StoreError> {
+        if let Some(n) = figures::build_once(&mut self.conn, &rules)? {
+            tracing::info!(events = n, "period figures built from the stored events");
+        }
+        self.figure_rules = rules;
+        Ok(())
     }
 
     /// The raw connection, for reports and the staff registry.
@@ -315,7 +335,7 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         notices::put(&tx, notices)?;
-        let stored = append(&tx, events)?;
+        let stored = append(&tx, events, &self.figure_rules)?;
         persist(&tx, changes)?;
         tx.commit()?;
         Ok(stored)
@@ -340,7 +360,7 @@ impl Store {
         let mut events = vec![NewEvent::encode(now, audit.kind(), &audit).map_err(storage)?];
         let (more, changes) = then(&tx).map_err(storage)?;
         events.extend(more);
-        let stored = append(&tx, &events).map_err(storage)?;
+        let stored = append(&tx, &events, &self.figure_rules).map_err(storage)?;
         persist(&tx, &changes).map_err(storage)?;
         tx.commit()?;
         Ok((stored, state))
@@ -351,7 +371,7 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let stored = append(&tx, events)?;
+        let stored = append(&tx, events, &self.figure_rules)?;
         tx.commit()?;
         Ok(stored)
     }
@@ -534,6 +554,7 @@ fn persist(tx: &rusqlite::Transaction<'_>, changes: &Changes) -> Result<(), Stor
 fn append(
     tx: &rusqlite::Transaction<'_>,
     events: &[NewEvent],
+    rules: &figures::Rules,
 ) -> Result<Vec<StoredEvent>, StoreError> {
     let mut put = tx.prepare_cached(
         "INSERT INTO events (id, at, type, schema, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -549,6 +570,7 @@ fn append(
         warnings::apply(tx, e)?;
         follow_ups::apply(tx, e, seq)?;
         notices::apply(tx, e, &id)?;
+        figures::apply(tx, rules, e, seq)?;
         stored.push(StoredEvent {
             seq,
             id,

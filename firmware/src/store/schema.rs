@@ -247,6 +247,65 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX follow_ups_open ON follow_ups (due_at) WHERE state <> 'closed';
     "#,
+    // 14: period figures (日考核、周汇总、月通报, issue 22). Running totals per service day
+    // for the hall (key ''), each window, service, department, staff member and hour of
+    // the day, kept in step with the events by the transaction that appends them
+    // (`store::figures`); a period view sums a few hundred rows a day instead of reading
+    // a month of events. `figure_reasons` counts the reasons of bad ratings the same way.
+    // `figure_open` holds what a later event needs to be counted: live tickets already
+    // called (their service and issue time), staff sessions (since when), and raised
+    // warnings (who was at the window). `ratings_bad` finds a period's bad ratings
+    // without reading the good ones. The totals of existing events are built at start
+    // (`figures_built` in `meta`).
+    r#"
+    CREATE TABLE figures (
+        day TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        key TEXT NOT NULL,
+        issued INTEGER NOT NULL DEFAULT 0,
+        called INTEGER NOT NULL DEFAULT 0,
+        served INTEGER NOT NULL DEFAULT 0,
+        no_shows INTEGER NOT NULL DEFAULT 0,
+        transfers INTEGER NOT NULL DEFAULT 0,
+        waits INTEGER NOT NULL DEFAULT 0,
+        wait_sum INTEGER NOT NULL DEFAULT 0,
+        wait_max INTEGER NOT NULL DEFAULT 0,
+        services INTEGER NOT NULL DEFAULT 0,
+        service_sum INTEGER NOT NULL DEFAULT 0,
+        service_max INTEGER NOT NULL DEFAULT 0,
+        over_limit INTEGER NOT NULL DEFAULT 0,
+        pauses INTEGER NOT NULL DEFAULT 0,
+        pause_secs INTEGER NOT NULL DEFAULT 0,
+        signed_in_secs INTEGER NOT NULL DEFAULT 0,
+        very_satisfied INTEGER NOT NULL DEFAULT 0,
+        satisfied INTEGER NOT NULL DEFAULT 0,
+        basically_satisfied INTEGER NOT NULL DEFAULT 0,
+        dissatisfied INTEGER NOT NULL DEFAULT 0,
+        very_dissatisfied INTEGER NOT NULL DEFAULT 0,
+        warnings INTEGER NOT NULL DEFAULT 0,
+        warnings_handled INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (day, scope, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE figure_reasons (
+        day TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        key TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (day, scope, key, reason)
+    ) WITHOUT ROWID;
+    CREATE TABLE figure_open (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        staff TEXT,
+        service TEXT,
+        window INTEGER,
+        since INTEGER NOT NULL,
+        PRIMARY KEY (kind, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX ratings_bad ON ratings (day)
+        WHERE json_extract(record, '$.level') IN ('不满意', '非常不满意');
+    "#,
 ];
 
 #[cfg(test)]

@@ -169,7 +169,7 @@ impl Store {
             "INSERT OR REPLACE INTO pushed_config (version, document, applied_at) VALUES (?1, ?2, ?3)",
             params![version, document, at],
         )?;
-        let stored = append(&tx, events)?;
+        let stored = append(&tx, events, &self.figure_rules)?;
         tx.commit()?;
         Ok(stored)
     }

@@ -1,5 +1,8 @@
 //! Daily, weekly and monthly figures per window and per service (日考核、周汇总、月通报),
-//! computed from the tickets table.
+//! computed from the tickets table; the period view (`period`) from the period figures
+//! the store keeps (`store::figures`).
+
+pub mod period;
 
 use chrono::{Datelike, Duration, NaiveDate};
 use rusqlite::{Connection, params};
