@@ -302,9 +302,15 @@ impl Browser {
         Ok(())
     }
 
-    /// A PNG screenshot of the element matching `css` (scrolled into view), decoded.
+    /// A PNG screenshot of the element matching `css`, decoded. The element is scrolled
+    /// to the middle of the viewport first: WebDriver's own scrolling stops as soon as a
+    /// part of it shows, and the picture would be cut at the viewport's edge.
     pub fn element_picture(&self, css: &str) -> Result<Picture> {
         let id = self.find(css)?;
+        self.js(
+            "document.querySelector(arguments[0]).scrollIntoView({ block: 'center' });",
+            json!([css]),
+        )?;
         let v = self.cmd("GET", &format!("/element/{id}/screenshot"), None)?;
         let b64 = v.as_str().ok_or_else(|| anyhow!("no screenshot data"))?;
         Picture::decode(&base64::engine::general_purpose::STANDARD.decode(b64)?)
