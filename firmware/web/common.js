@@ -280,6 +280,12 @@ const HQ = (() => {
     listeners.forEach((f) => f(l));
   }
 
+  /** Calls `f(lang)` after every change of language (a page's own part re-renders). */
+  function onLang(f) { listeners.push(f); }
+
+  /** Adds a page's own texts ({key: [zh-CN, zh-TW, en]}) to the shared table. */
+  function addTexts(more) { Object.assign(T, more); }
+
   /** Puts 简体 | 繁體 | EN buttons into every `.langs` element. */
   function mountLangSwitch(onChange) {
     if (onChange) listeners.push(onChange);
@@ -514,7 +520,7 @@ const HQ = (() => {
   }
 
   return {
-    t, translate, mountLangSwitch, name, el, lang: () => lang, params,
+    t, translate, mountLangSwitch, onLang, addTexts, name, el, lang: () => lang, params,
     useToken, token, setToken, api, ApiError, errorText, Stream,
     syncClock, now, duration, clockText, audioContext, chime, debounce,
   };

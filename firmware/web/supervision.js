@@ -2,7 +2,8 @@
 // open help requests from the kiosks (acknowledged here), every queue with its longest
 // wait, warnings (open first), today's figures and rating
 // distribution, the follow-ups (回访整改) of bad ratings (overdue ones red), and the daily
-// report per window or per service as CSV. A warning is
+// report per window or per service as CSV. A second tab, 统计分析 (period.js), shows any
+// day, week, month or range with its charts, tables, CSVs and the printable 月通报. A warning is
 // followed up here (预警纠错): its 处理 button opens the form below the list (outcome
 // 处理 or 纠错, a note), and the list then says who handled it and when; a warning left
 // unhandled past the hall's setting shows as escalated (已上报). It re-reads
@@ -17,6 +18,8 @@
 
   let data = null;
   let stream = null;
+  // The period section (统计分析, period.js), mounted at the first sign-in.
+  let period = null;
   // The warning whose follow-up form is open (its seq), kept across re-renders.
   let handling = null;
   let warningsKey = '';
@@ -33,6 +36,7 @@
     $('sign-out').hidden = true;
     $('who').textContent = '';
     $('login-message').textContent = message || '';
+    if (period) period.hide();
   }
 
   async function signIn(ev) {
@@ -60,6 +64,13 @@
     $('login').hidden = true;
     $('dash').hidden = false;
     $('sign-out').hidden = false;
+    if (!period) {
+      period = HQP.mount({
+        today: () => data && data.day,
+        onAuth: (e) => showLogin(t(e.status === 401 ? 'err_sign_in_required' : 'err_forbidden')),
+      });
+    }
+    period.show();
     if (!$('report-day').value) $('report-day').value = data.day;
     if (!stream) {
       stream = new HQ.Stream(() => refreshSoon(), onLive);

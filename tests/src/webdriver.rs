@@ -301,6 +301,98 @@ impl Browser {
         std::fs::write(path, png)?;
         Ok(())
     }
+
+    /// A PNG screenshot of the element matching `css`, decoded. The element is scrolled
+    /// to the middle of the viewport first: WebDriver's own scrolling stops as soon as a
+    /// part of it shows, and the picture would be cut at the viewport's edge.
+    pub fn element_picture(&self, css: &str) -> Result<Picture> {
+        let id = self.find(css)?;
+        self.js(
+            "document.querySelector(arguments[0]).scrollIntoView({ block: 'center' });",
+            json!([css]),
+        )?;
+        let v = self.cmd("GET", &format!("/element/{id}/screenshot"), None)?;
+        let b64 = v.as_str().ok_or_else(|| anyhow!("no screenshot data"))?;
+        Picture::decode(&base64::engine::general_purpose::STANDARD.decode(b64)?)
+    }
+
+    /// The page printed to PDF on A4 portrait (WebDriver's Print Page), as the PDF's bytes.
+    pub fn print_a4(&self) -> Result<Vec<u8>> {
+        let v = self.cmd(
+            "POST",
+            "/print",
+            Some(json!({
+                "pageRanges": [], "orientation": "portrait", "background": true,
+                "page": { "width": 21.0, "height": 29.7 },
+            })),
+        )?;
+        let b64 = v.as_str().ok_or_else(|| anyhow!("no PDF data"))?;
+        Ok(base64::engine::general_purpose::STANDARD.decode(b64)?)
+    }
+}
+
+/// A decoded screenshot: 8-bit RGB pixels, row by row from the top left.
+pub struct Picture {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    rgb: Vec<[u8; 3]>,
+}
+
+impl Picture {
+    /// Decodes a PNG (RGB or RGBA, 8 or 16 bits; alpha dropped).
+    pub fn decode(bytes: &[u8]) -> Result<Picture> {
+        let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+        decoder.set_transformations(png::Transformations::normalize_to_color8());
+        let mut reader = decoder.read_info()?;
+        let size = reader
+            .output_buffer_size()
+            .ok_or_else(|| anyhow!("PNG too large"))?;
+        let mut buf = vec![0; size];
+        let info = reader.next_frame(&mut buf)?;
+        let step = match info.color_type {
+            png::ColorType::Rgb => 3,
+            png::ColorType::Rgba => 4,
+            other => bail!("unexpected PNG colour type {other:?}"),
+        };
+        let (width, height) = (info.width as usize, info.height as usize);
+        let mut rgb = Vec::with_capacity(width * height);
+        for row in buf.chunks(info.line_size).take(height) {
+            rgb.extend(row.chunks(step).take(width).map(|p| [p[0], p[1], p[2]]));
+        }
+        Ok(Picture { width, height, rgb })
+    }
+
+    /// The pixel at (`x`, `y`).
+    pub fn at(&self, x: usize, y: usize) -> [u8; 3] {
+        self.rgb[y * self.width + x]
+    }
+
+    /// Whether the pixel at (`x`, `y`) is `colour`, give or take 6 in each channel.
+    pub fn is(&self, x: usize, y: usize, colour: [u8; 3]) -> bool {
+        x < self.width
+            && y < self.height
+            && self
+                .at(x, y)
+                .iter()
+                .zip(colour)
+                .all(|(a, b)| a.abs_diff(b) <= 6)
+    }
+
+    /// How many pixels are `colour`.
+    pub fn count(&self, colour: [u8; 3]) -> usize {
+        (0..self.height)
+            .flat_map(|y| (0..self.width).map(move |x| (x, y)))
+            .filter(|&(x, y)| self.is(x, y, colour))
+            .count()
+    }
+}
+
+/// `#rrggbb` as RGB.
+pub fn rgb(hex: &str) -> [u8; 3] {
+    let v = u32::from_str_radix(hex.trim_start_matches('#'), 16).unwrap_or(0);
+    [(v >> 16) as u8, (v >> 8) as u8, v as u8]
 }
 
 impl Drop for Browser {

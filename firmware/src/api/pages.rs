@@ -1,6 +1,7 @@
 //! The web pages the controller serves itself: the window caller (`/counter`), the hall
 //! call board (`/board`), the rating pad (`/rate/{window}`), the supervision
-//! dashboard (`/supervision`), staff account management for admins (`/admin`), the
+//! dashboard (`/supervision`, with its period figures and charts) and its printable
+//! monthly report (`/supervision/report`, 月通报, A4), staff account management for admins (`/admin`), the
 //! guide desk (`/desk`) and the
 //! citizen's ticket status page (`/t/{token}`, served by `api::phone`). They are plain HTML, CSS and JavaScript from
 //! `firmware/web/`, compiled into the binary so that a hall needs no web server and no
@@ -48,6 +49,7 @@ const ASSETS: &[Asset] = &[
     asset!("board.html", HTML),
     asset!("rate.html", HTML),
     asset!("supervision.html", HTML),
+    asset!("report.html", HTML),
     asset!("admin.html", HTML),
     asset!("desk.html", HTML),
     asset!("desk.css", CSS),
@@ -57,12 +59,16 @@ const ASSETS: &[Asset] = &[
     asset!("counter.css", CSS),
     asset!("rate.css", CSS),
     asset!("supervision.css", CSS),
+    asset!("report.css", CSS),
     asset!("admin.css", CSS),
     asset!("common.js", JS),
     asset!("counter.js", JS),
     asset!("board.js", JS),
     asset!("rate.js", JS),
     asset!("supervision.js", JS),
+    asset!("charts.js", JS),
+    asset!("period.js", JS),
+    asset!("report.js", JS),
     asset!("admin.js", JS),
     asset!("index.js", JS),
     asset!("phone.html", HTML),
@@ -78,6 +84,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/counter", get(|| async { page("counter.html") }))
         .route("/board", get(|| async { page("board.html") }))
         .route("/supervision", get(|| async { page("supervision.html") }))
+        .route("/supervision/report", get(|| async { page("report.html") }))
         .route("/admin", get(|| async { page("admin.html") }))
         .route("/desk", get(|| async { page("desk.html") }))
         .route("/rate/{window}", get(rate))
