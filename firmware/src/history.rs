@@ -301,7 +301,7 @@ impl DayGen<'_> {
         let windows = self.setup.windows.len().max(1) as i64;
         // Service time that keeps the windows about 70% busy over the day.
         let mean_ms = ((close - open) * windows * 70 / 100 / i64::from(per_day.max(1)))
-            .clamp(30_000, 20 * 60_000);
+            .clamp(30_000, 12 * 60_000);
         let mut desks: Vec<Desk> = self
             .setup
             .windows
