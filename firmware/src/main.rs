@@ -65,7 +65,8 @@ enum Cmd {
         #[arg(long, global = true, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
-    /// Print per-window and per-service figures for a day, ISO week or month.
+    /// Print per-window and per-service figures for a day, ISO week, month or range of
+    /// days; with --staff the staff appraisal, with --table any table of the period view.
     Report {
         /// Configuration file.
         #[arg(long, default_value = DEFAULT_CONFIG)]
