@@ -3,8 +3,8 @@
 //! table of it as CSV. What they hold: `report::period`.
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -129,18 +129,6 @@ async fn period_csv(
     }
     let (view, rules) = build(&s, period_of(&q)?).await?;
     let text = view.csv(&table, &rules).unwrap_or_default();
-    let name = format!(
-        "attachment; filename=\"hallq-{}_{}-{table}.csv\"",
-        view.from, view.to
-    );
-    let mut resp = text.into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&name) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(resp)
+    let file = format!("hallq-{}_{}-{table}.csv", view.from, view.to);
+    Ok(super::supervision::csv_download(text, &file))
 }

@@ -45,9 +45,7 @@ async fn health(
     })))
 }
 
-pub(super) fn names(n: &hallq_engine::Names) -> Value {
-    json!({ "zh-CN": n.zh_cn, "zh-TW": n.get(hallq_engine::Lang::ZhTw), "en": n.get(hallq_engine::Lang::En) })
-}
+pub(super) use crate::report::period::names;
 
 /// The windows that serve a service, from the configuration.
 pub(super) fn windows_for(setup: &hallq_engine::Setup, code: &str) -> Vec<u32> {

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState, Language, StaffAuth};
 use crate::events::{Committed, HallEvent};
+use crate::report::period::names;
 use crate::store::staff::{self, Permission};
 use crate::store::warnings;
 
@@ -218,10 +219,6 @@ fn with_actions(list: &mut [Value], actions: &HashMap<i64, warnings::Action>) {
         w["handled"] = json!(action.and_then(|a| a.handled.as_ref()));
         w["escalated_at"] = json!(action.and_then(|a| a.escalated_at));
     }
-}
-
-fn names(n: &hallq_engine::Names) -> Value {
-    json!({ "zh-CN": n.zh_cn, "zh-TW": n.get(hallq_engine::Lang::ZhTw), "en": n.get(hallq_engine::Lang::En) })
 }
 
 /// The hall as the engine holds it now, for the dashboard.
@@ -445,21 +442,26 @@ async fn daily_csv(
             .map(|(_, l)| format!("{l}\n"))
             .collect(),
     };
-    let name = format!(
-        "attachment; filename=\"hallq-{}-{}.csv\"",
+    let file = format!(
+        "hallq-{}-{}.csv",
         report.from,
         scope.as_deref().unwrap_or("all")
     );
+    Ok(csv_download(text, &file))
+}
+
+/// CSV text as a UTF-8 download named `file`.
+pub(super) fn csv_download(text: String, file: &str) -> Response {
     let mut resp = text.into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/csv; charset=utf-8"),
     );
-    if let Ok(v) = HeaderValue::from_str(&name) {
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    Ok(resp)
+    resp
 }
 
 /// Today's office hours as a notice line, e.g. "今日办公时间 09:00-12:00 13:30-17:30".

@@ -117,7 +117,8 @@ impl Period {
     }
 }
 
-fn names(n: &hallq_engine::Names) -> Value {
+/// A service's names by language, as the API and the pages read them.
+pub(crate) fn names(n: &hallq_engine::Names) -> Value {
     json!({ "zh-CN": n.zh_cn, "zh-TW": n.get(hallq_engine::Lang::ZhTw), "en": n.get(hallq_engine::Lang::En) })
 }
 

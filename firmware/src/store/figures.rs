@@ -202,20 +202,34 @@ impl Place<'_> {
         service: Option<&str>,
         a: &Add,
     ) -> Result<(), StoreError> {
-        self.add("hall", "", a)?;
-        if let Some(w) = window {
-            self.add("window", &w.to_string(), a)?;
-        }
-        if let Some(s) = staff {
-            self.add("staff", s, a)?;
-        }
-        if let Some(s) = service {
-            self.add("service", s, a)?;
-            if let Some(d) = self.rules.department(s) {
-                self.add("department", d, a)?;
-            }
+        for (scope, key) in self.places(window, staff, service) {
+            self.add(scope, &key, a)?;
         }
         Ok(())
+    }
+
+    /// The `(scope, key)` rows an event counts in: the hall, and each of the given
+    /// window, staff member and service (with its department).
+    fn places(
+        &self,
+        window: Option<u32>,
+        staff: Option<&str>,
+        service: Option<&str>,
+    ) -> Vec<(&'static str, String)> {
+        let mut places = vec![("hall", String::new())];
+        if let Some(w) = window {
+            places.push(("window", w.to_string()));
+        }
+        if let Some(s) = staff {
+            places.push(("staff", s.to_string()));
+        }
+        if let Some(s) = service {
+            places.push(("service", s.to_string()));
+            if let Some(d) = self.rules.department(s) {
+                places.push(("department", d.to_string()));
+            }
+        }
+        places
     }
 
     fn reasons(
@@ -308,7 +322,7 @@ pub(super) fn apply(
             handled(&place, &warning.to_string())
         }
         Committed::Hall(HallEvent::DeviceFault { .. }) => {
-            warning(&place, e.at.0, seq, &payload, None)
+            warning(&place, e.at.0, seq, &payload, None).map(drop)
         }
         _ => Ok(()),
     }
@@ -495,8 +509,7 @@ fn engine_event(
         }
         Event::ServiceOverTime { ticket, window, .. } => {
             let service = open_get(tx, "called", &ticket.0.to_string())?.and_then(|o| o.service);
-            warning(p, at, seq, payload, service)?;
-            let staff = staff_at(tx, window)?;
+            let staff = warning(p, at, seq, payload, service)?;
             let a = Add {
                 over_limit: 1,
                 ..Add::default()
@@ -506,7 +519,9 @@ fn engine_event(
         Event::WaitAlarm { .. }
         | Event::QueueAlarm { .. }
         | Event::PauseAlarm { .. }
-        | Event::UnmannedAlarm { .. } => warning(p, at, seq, payload, None)?,
+        | Event::UnmannedAlarm { .. } => {
+            warning(p, at, seq, payload, None)?;
+        }
         _ => {}
     }
     Ok(())
@@ -565,30 +580,22 @@ fn rated(p: &Place<'_>, r: &Rating, n: i64) -> Result<(), StoreError> {
     a.levels[level_index(r.level)] = n;
     p.spread(r.window, r.staff.as_deref(), Some(&r.service), &a)?;
     if r.level.is_bad() && !r.reasons.is_empty() {
-        let mut places = vec![("hall", String::new()), ("service", r.service.clone())];
-        if let Some(w) = r.window {
-            places.push(("window", w.to_string()));
-        }
-        if let Some(s) = &r.staff {
-            places.push(("staff", s.clone()));
-        }
-        if let Some(d) = p.rules.department(&r.service) {
-            places.push(("department", d.to_string()));
-        }
+        let places = p.places(r.window, r.staff.as_deref(), Some(&r.service));
         p.reasons(&places, &r.reasons, n)?;
     }
     Ok(())
 }
 
 /// Counts a raised warning where it belongs, and remembers where for its handling.
-/// `service` overrides the payload's (a service over time names the ticket's).
+/// `service` overrides the payload's (a service over time names the ticket's). Returns
+/// who was signed in at the warning's window.
 fn warning(
     p: &Place<'_>,
     at: i64,
     seq: i64,
     payload: &serde_json::Value,
     service: Option<String>,
-) -> Result<(), StoreError> {
+) -> Result<Option<String>, StoreError> {
     let window = payload["window"]
         .as_u64()
         .and_then(|w| u32::try_from(w).ok());
@@ -609,12 +616,13 @@ fn warning(
         "warning",
         &seq.to_string(),
         &Open {
-            staff,
+            staff: staff.clone(),
             service,
             window,
             since: at,
         },
-    )
+    )?;
+    Ok(staff)
 }
 
 /// Counts a warning's follow-up where the warning was counted, on its day.
