@@ -334,26 +334,7 @@ impl Config {
             key,
             message,
         };
-        let de = toml::Deserializer::parse(text).map_err(|e| {
-            invalid(
-                String::new(),
-                line_of(text, e.span()),
-                e.message().to_string(),
-            )
-        })?;
-        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
-            let inner = e.into_inner();
-            let line = match inner.span() {
-                Some(span) => line_of(text, Some(span)),
-                None => key_line(text, &key),
-            };
-            invalid(
-                if key == "." { String::new() } else { key },
-                line,
-                inner.message().to_string(),
-            )
-        })?;
+        let config: Config = read_toml(text, file)?;
         let check = |key: &str, ok: bool, message: &str| {
             if ok {
                 Ok(())
@@ -573,6 +554,37 @@ impl Config {
     }
 }
 
+/// Reads a TOML document into `T`, refusing unknown keys where `T` does; an error names
+/// the file, the line and the dotted key. The hall server reads its file the same way.
+pub fn read_toml<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Result<T, ConfigError> {
+    let invalid = |key: String, line: usize, message: String| ConfigError::Invalid {
+        file: file.to_string(),
+        line,
+        key,
+        message,
+    };
+    let de = toml::Deserializer::parse(text).map_err(|e| {
+        invalid(
+            String::new(),
+            line_of(text, e.span()),
+            e.message().to_string(),
+        )
+    })?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let line = match inner.span() {
+            Some(span) => line_of(text, Some(span)),
+            None => key_line(text, &key),
+        };
+        invalid(
+            if key == "." { String::new() } else { key },
+            line,
+            inner.message().to_string(),
+        )
+    })
+}
+
 fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> usize {
     span.map_or(0, |s| {
         text[..s.start.min(text.len())].matches('\n').count() + 1
@@ -581,7 +593,7 @@ fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> usize {
 
 /// The line of a dotted key path like `queue.services[2].prefix`, found by walking the
 /// document; falls back to the nearest parent that exists.
-fn key_line(text: &str, key: &str) -> usize {
+pub fn key_line(text: &str, key: &str) -> usize {
     let Ok(doc) = toml_edit::Document::parse(text) else {
         return 0;
     };

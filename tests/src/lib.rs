@@ -11,6 +11,8 @@ pub use daemon::{Daemon, write_config};
 
 pub mod dice;
 pub mod mqtt;
+pub mod postgres;
+pub mod server;
 use serde_json::Value;
 
 pub mod webdriver;

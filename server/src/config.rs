@@ -1,0 +1,344 @@
+//! `hallq-server.toml`: the broker, PostgreSQL, the ingest's batching, the web listener,
+//! and the county's regions and halls. Read with the controller's rules: unknown keys are
+//! refused, and every error names the file, the line and the key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use hallq::config::{ConfigError, key_line, read_toml};
+use hallq::uplink::settings::TlsFiles;
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// This instance.
+    pub server: Instance,
+    /// The MQTT broker the controllers publish to.
+    pub broker: Broker,
+    /// PostgreSQL.
+    pub database: Database,
+    /// Batching and gap repair.
+    #[serde(default)]
+    pub ingest: Ingest,
+    /// The web listener (dashboard, API, metrics).
+    #[serde(default)]
+    pub http: Http,
+    /// The region tree, by statistical code.
+    #[serde(default, rename = "region")]
+    pub regions: Vec<Region>,
+    /// The halls.
+    #[serde(default, rename = "hall")]
+    pub halls: Vec<Hall>,
+}
+
+/// One running instance; several share the load.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Instance {
+    /// Unique per instance: the MQTT client id is `hallq-server-<name>`.
+    pub name: String,
+}
+
+/// The broker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Broker {
+    /// Host name or address.
+    pub host: String,
+    /// Port (1883, or 8883 with TLS).
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// The controllers' `uplink.topic_prefix`.
+    #[serde(default = "default_prefix")]
+    pub topic_prefix: String,
+    /// The shared subscription's group: every instance of one platform uses the same.
+    #[serde(default = "default_group")]
+    pub share_group: String,
+    /// Credentials, when the broker wants them.
+    pub username: Option<String>,
+    /// Password for `username`.
+    pub password: Option<String>,
+    /// TLS with a client certificate, as the controllers have.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PostgreSQL.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    /// A libpq-style connection string, e.g.
+    /// `host=127.0.0.1 port=5432 user=hallq dbname=hallq`.
+    pub url: String,
+}
+
+/// Batching and gap repair.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ingest {
+    /// Events written in one transaction at most.
+    pub batch_max: usize,
+    /// How long a batch waits to fill, in milliseconds.
+    pub batch_ms: u64,
+    /// Messages the broker may have in flight to this instance (MQTT receive maximum).
+    pub receive_maximum: u16,
+    /// A gap older than this is asked for again from its controller (`resend`).
+    pub repair_after_secs: u64,
+    /// How often gaps are looked for.
+    pub repair_every_secs: u64,
+}
+
+impl Default for Ingest {
+    fn default() -> Ingest {
+        Ingest {
+            batch_max: 2000,
+            batch_ms: 20,
+            receive_maximum: 4000,
+            repair_after_secs: 10,
+            repair_every_secs: 2,
+        }
+    }
+}
+
+/// The web listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    /// Address and port.
+    pub listen: SocketAddr,
+}
+
+impl Default for Http {
+    fn default() -> Http {
+        Http {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8090)),
+        }
+    }
+}
+
+/// A region of the statistical code tree (统计用区划代码): 12 digits, province (2),
+/// city (2), county (2), township (3), village (3); a level's unused digits are zeros.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Region {
+    /// The 12-digit code.
+    pub code: String,
+    /// Its name, e.g. 青山县.
+    pub name: String,
+}
+
+/// A hall and where it sits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hall {
+    /// The controllers' `uplink.hall_id`.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The code of the region it serves (a township for a 便民服务中心, a village for a
+    /// 便民服务点, the county for the county's hall).
+    pub region: String,
+}
+
+fn default_port() -> u16 {
+    1883
+}
+fn default_prefix() -> String {
+    "hallq".into()
+}
+fn default_group() -> String {
+    "hallq-server".into()
+}
+
+/// The level of a 12-digit code: 1 province … 5 village.
+pub fn region_level(code: &str) -> Option<u8> {
+    if code.len() != 12 || !code.bytes().all(|b| b.is_ascii_digit()) || code.starts_with("00") {
+        return None;
+    }
+    let zero = |r: std::ops::Range<usize>| code[r].bytes().all(|b| b == b'0');
+    Some(if zero(2..12) {
+        1
+    } else if zero(4..12) {
+        2
+    } else if zero(6..12) {
+        3
+    } else if zero(9..12) {
+        4
+    } else {
+        5
+    })
+}
+
+/// The code of the region one level up, or `None` for a province.
+pub fn region_parent(code: &str) -> Option<String> {
+    let cut = match region_level(code)? {
+        1 => return None,
+        2 => 2,
+        3 => 4,
+        4 => 6,
+        _ => 9,
+    };
+    Some(format!("{}{}", &code[..cut], "0".repeat(12 - cut)))
+}
+
+impl ServerConfig {
+    /// Reads and checks a file.
+    pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        ServerConfig::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and checks text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<ServerConfig, ConfigError> {
+        let config: ServerConfig = read_toml(text, file)?;
+        let fail = |key: String, message: String| ConfigError::Invalid {
+            file: file.into(),
+            line: key_line(text, &key),
+            key,
+            message,
+        };
+        let name = &config.server.name;
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(fail(
+                "server.name".into(),
+                "use letters, digits, - and _ only".into(),
+            ));
+        }
+        if config.ingest.batch_max == 0 || config.ingest.receive_maximum == 0 {
+            return Err(fail(
+                "ingest.batch_max".into(),
+                "batch_max and receive_maximum must be at least 1".into(),
+            ));
+        }
+        let mut codes = BTreeMap::new();
+        for (i, r) in config.regions.iter().enumerate() {
+            if region_level(&r.code).is_none() {
+                return Err(fail(
+                    format!("region[{i}].code"),
+                    format!("{:?} is not a 12-digit region code", r.code),
+                ));
+            }
+            if codes.insert(r.code.clone(), i).is_some() {
+                return Err(fail(
+                    format!("region[{i}].code"),
+                    format!("{} is listed twice", r.code),
+                ));
+            }
+        }
+        // The tree's top is the highest level listed (a county's server lists its
+        // county, or its city above it); below it, every region's parent is listed.
+        let top = config
+            .regions
+            .iter()
+            .filter_map(|r| region_level(&r.code))
+            .min();
+        for (i, r) in config.regions.iter().enumerate() {
+            if region_level(&r.code) == top {
+                continue;
+            }
+            if let Some(parent) = region_parent(&r.code)
+                && !codes.contains_key(&parent)
+            {
+                return Err(fail(
+                    format!("region[{i}].code"),
+                    format!("its parent region {parent} is not listed"),
+                ));
+            }
+        }
+        let mut halls = BTreeMap::new();
+        for (i, h) in config.halls.iter().enumerate() {
+            if !codes.contains_key(&h.region) {
+                return Err(fail(
+                    format!("hall[{i}].region"),
+                    format!("region {} is not listed under [[region]]", h.region),
+                ));
+            }
+            if halls.insert(h.id.clone(), i).is_some() {
+                return Err(fail(
+                    format!("hall[{i}].id"),
+                    format!("hall {} is listed twice", h.id),
+                ));
+            }
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[server]
+name = "a"
+[broker]
+host = "127.0.0.1"
+[database]
+url = "host=127.0.0.1 user=hallq dbname=hallq"
+[[region]]
+code = "330100000000"
+name = "杭州市"
+[[region]]
+code = "330122000000"
+name = "青山县"
+[[region]]
+code = "330122100000"
+name = "青山镇"
+[[hall]]
+id = "qingshan"
+name = "青山县政务服务中心"
+region = "330122000000"
+"#;
+
+    #[test]
+    fn reads_the_tree() {
+        let c = ServerConfig::parse(BASE, "s.toml").expect("valid");
+        assert_eq!(c.halls[0].region, "330122000000");
+        assert_eq!(region_level("330122100000"), Some(4));
+        assert_eq!(
+            region_parent("330122100000").as_deref(),
+            Some("330122000000")
+        );
+        assert_eq!(
+            region_parent("330122000000").as_deref(),
+            Some("330100000000")
+        );
+        assert_eq!(
+            region_parent("330100000000").as_deref(),
+            Some("330000000000")
+        );
+        assert_eq!(region_parent("330000000000"), None);
+        assert_eq!(region_level("33012210000"), None);
+    }
+
+    #[test]
+    fn errors_name_key_and_line() {
+        let bad = BASE.replace("region = \"330122000000\"", "region = \"330122999000\"");
+        let e = ServerConfig::parse(&bad, "s.toml")
+            .expect_err("unknown region")
+            .to_string();
+        assert!(
+            e.contains("hall[0].region") && e.contains("s.toml:20"),
+            "{e}"
+        );
+        let bad = BASE.replace("[broker]\n", "[broker]\nport = \"x\"\n");
+        let e = ServerConfig::parse(&bad, "s.toml")
+            .expect_err("bad port")
+            .to_string();
+        assert!(e.contains("broker.port") && e.contains("s.toml:6"), "{e}");
+        let bad = BASE.replace("code = \"330122100000\"", "code = \"3301221\"");
+        let e = ServerConfig::parse(&bad, "s.toml")
+            .expect_err("bad code")
+            .to_string();
+        assert!(e.contains("region[2].code"), "{e}");
+    }
+}

@@ -1,0 +1,90 @@
+//! `hallq-server`: the hall server of a county. Every hallq controller of the county
+//! publishes its events to one MQTT broker; the instances of this server take them
+//! through a shared subscription, store each exactly once by event id in PostgreSQL,
+//! find gaps by sequence and ask the controllers to send again what went missing.
+//!
+//! # Layout
+//! - [`config`]: `hallq-server.toml` (broker, database, ingest, regions, halls).
+//! - [`db`]: the PostgreSQL schema and the one transaction per batch.
+//! - [`ingest`]: the MQTT 5 session, batches, acknowledgement after commit.
+//! - [`repair`]: gaps by seq, and the `resend` command to their controller.
+//! - [`metrics`]: the instance's counters for `/metrics`.
+//! - [`http`]: health, metrics and the ingest's JSON.
+
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod repair;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::config::ServerConfig;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Runs an instance until `shutdown` resolves: migrates the schema, starts the ingest,
+/// the gap repair and the web listener. `ready` is called once the listener is bound.
+pub async fn serve(
+    config: ServerConfig,
+    ready: impl FnOnce(std::net::SocketAddr),
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let url = config.database.url.clone();
+    let mut db = db::connect(&url, Duration::from_secs(60)).await?;
+    let applied = db::migrate(&mut db).await?;
+    if applied > 0 {
+        tracing::info!("database schema: {applied} step(s) applied");
+    }
+    let metrics = Arc::new(metrics::Metrics::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (client, mut tasks) = ingest::start(
+        &config.broker,
+        &config.server.name,
+        &config.ingest,
+        db,
+        url.clone(),
+        metrics.clone(),
+        stop_rx.clone(),
+    )?;
+    let repair = repair::Repair {
+        prefix: config.broker.topic_prefix.clone(),
+        after: Duration::from_secs(config.ingest.repair_after_secs),
+        every: Duration::from_secs(config.ingest.repair_every_secs.max(1)),
+    };
+    tasks.push(tokio::spawn(repair::run(
+        repair,
+        url.clone(),
+        client,
+        metrics.clone(),
+        stop_rx.clone(),
+    )));
+    let web = http::Web::new(config.server.name.clone(), metrics, url);
+    let listener = tokio::net::TcpListener::bind(config.http.listen).await?;
+    ready(listener.local_addr()?);
+    let mut web_stop = stop_rx.clone();
+    let served = axum::serve(listener, http::router(web)).with_graceful_shutdown(async move {
+        let _ = web_stop.changed().await;
+    });
+    let web_task = tokio::spawn(async move {
+        if let Err(e) = served.await {
+            tracing::warn!("web listener: {e}");
+        }
+    });
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    let _ = web_task.await;
+    Ok(())
+}

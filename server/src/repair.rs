@@ -1,0 +1,230 @@
+//! Gap repair: a controller's events are numbered 1, 2, 3 … without gaps, so a missing
+//! seq is a lost message (in flight to an instance that died, or published while no
+//! instance was subscribed). Every few seconds one instance looks at the controllers
+//! whose stored events do not reach their highest seq (or the `events.last_seq` their
+//! state reports), finds the first missing seq, and once the gap has stayed open for
+//! `repair_after_secs` asks the controller for everything from there with the
+//! `resend` command. The events come again with their ids, and what was already stored
+//! adds nothing. Which instance asks is settled in the database: the one whose
+//! conditional update of `resend_at` wins.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::v5::AsyncClient;
+use rumqttc::v5::mqttbytes::QoS;
+use tokio::sync::watch;
+use tokio_postgres::Client;
+use tokio_postgres::types::Json;
+
+use crate::db::{self, DbError};
+use crate::metrics::Metrics;
+
+/// Where a controller's events stop being whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hole {
+    /// Everything up to this seq is stored.
+    pub contiguous: i64,
+    /// The first missing seq, if any below `target`.
+    pub first_missing: Option<i64>,
+}
+
+/// Walks a controller's stored seqs upward from `from` (everything at or below it is
+/// stored) to `target` and finds the first missing one.
+pub async fn find_hole(
+    db: &Client,
+    controller: &str,
+    from: i64,
+    target: i64,
+) -> Result<Hole, DbError> {
+    const PAGE: i64 = 10_000;
+    let mut contiguous = from;
+    loop {
+        let rows = db
+            .query(
+                "SELECT seq FROM events WHERE controller_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                &[&controller, &contiguous, &PAGE],
+            )
+            .await?;
+        let mut broke = false;
+        for r in &rows {
+            let seq: i64 = r.get(0);
+            if seq != contiguous + 1 {
+                broke = true;
+                break;
+            }
+            contiguous = seq;
+        }
+        if broke || (rows.len() as i64) < PAGE {
+            let first_missing = (contiguous < target).then_some(contiguous + 1);
+            return Ok(Hole {
+                contiguous,
+                first_missing,
+            });
+        }
+    }
+}
+
+/// The repair settings.
+#[derive(Debug, Clone)]
+pub struct Repair {
+    /// `<prefix>` of the controllers' topics.
+    pub prefix: String,
+    /// Ask again after a gap has stayed open this long, and not more often.
+    pub after: Duration,
+    /// How often to look.
+    pub every: Duration,
+}
+
+/// One controller with a gap, as the query reads it.
+struct Gapped {
+    controller: String,
+    hall: String,
+    from: i64,
+    target: i64,
+    gap_since: Option<i64>,
+    resend_at: Option<i64>,
+}
+
+/// Runs until `shutdown`.
+pub async fn run(
+    repair: Repair,
+    db_url: String,
+    client: AsyncClient,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut db: Option<Client> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(repair.every) => {}
+            _ = shutdown.changed() => return,
+        }
+        if db.as_ref().is_none_or(Client::is_closed) {
+            db = db::connect(&db_url, Duration::ZERO).await.ok();
+        }
+        let Some(conn) = db.as_ref() else { continue };
+        if let Err(e) = pass(&repair, conn, &client, &metrics).await {
+            tracing::warn!("gap repair: {e}");
+        }
+    }
+}
+
+/// One look at every controller with a gap.
+pub async fn pass(
+    repair: &Repair,
+    db: &Client,
+    client: &AsyncClient,
+    metrics: &Metrics,
+) -> Result<(), DbError> {
+    let gapped: Vec<Gapped> = db
+        .query(
+            "SELECT controller_id, hall_id, greatest(contiguous_seq, base_seq - 1),
+                    greatest(max_seq, coalesce(reported_seq, 0)), gap_since, resend_at
+             FROM controllers
+             WHERE contiguous_seq < greatest(max_seq, coalesce(reported_seq, 0))",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| Gapped {
+            controller: r.get(0),
+            hall: r.get(1),
+            from: r.get(2),
+            target: r.get(3),
+            gap_since: r.get(4),
+            resend_at: r.get(5),
+        })
+        .collect();
+    let now = crate::now_ms();
+    let after = repair.after.as_millis() as i64;
+    let mut open = 0;
+    for g in gapped {
+        let hole = find_hole(db, &g.controller, g.from, g.target).await?;
+        let Some(first) = hole.first_missing else {
+            db.execute(
+                "UPDATE controllers SET contiguous_seq = greatest(contiguous_seq, $2), gap_since = NULL
+                 WHERE controller_id = $1",
+                &[&g.controller, &hole.contiguous],
+            )
+            .await?;
+            continue;
+        };
+        open += 1;
+        let since = g.gap_since.unwrap_or(now);
+        db.execute(
+            "UPDATE controllers SET contiguous_seq = greatest(contiguous_seq, $2),
+                    gap_since = coalesce(gap_since, $3)
+             WHERE controller_id = $1",
+            &[&g.controller, &hole.contiguous, &now],
+        )
+        .await?;
+        let due = now - since >= after && g.resend_at.is_none_or(|t| now - t >= after);
+        if !due {
+            continue;
+        }
+        let claimed = db
+            .execute(
+                "UPDATE controllers SET resend_at = $2, resend_from = $3, resends = resends + 1
+                 WHERE controller_id = $1 AND resend_at IS NOT DISTINCT FROM $4",
+                &[&g.controller, &now, &first, &g.resend_at],
+            )
+            .await?;
+        if claimed == 0 {
+            continue;
+        }
+        let cmd = serde_json::json!({
+            "id": format!("resend-{}", uuid::Uuid::new_v4()),
+            "command": "resend",
+            "from_seq": first,
+        });
+        let topic = format!("{}/{}/{}/cmd", repair.prefix, g.hall, g.controller);
+        tracing::info!(
+            "{}: seq {first} missing (stored to {}, highest {}): asking for a resend",
+            g.controller,
+            hole.contiguous,
+            g.target
+        );
+        match client
+            .publish(topic, QoS::AtLeastOnce, false, cmd.to_string().into_bytes())
+            .await
+        {
+            Ok(()) => metrics.resend_asked(),
+            Err(e) => tracing::warn!("publishing resend to {}: {e}", g.controller),
+        }
+    }
+    metrics.set_open_gaps(open);
+    Ok(())
+}
+
+/// A controller's answer on `cmd/ack`. A `resend` answer is kept on the controller's
+/// row; when it says events below a seq are only in the controller's archive, those are
+/// no longer waited for.
+pub async fn answered(
+    db: &Client,
+    _hall: &str,
+    controller: &str,
+    ack: &serde_json::Value,
+) -> Result<(), DbError> {
+    if ack.get("command").and_then(serde_json::Value::as_str) != Some("resend") {
+        return Ok(());
+    }
+    db.execute(
+        "UPDATE controllers SET resend_result = $2 WHERE controller_id = $1",
+        &[&controller, &Json(ack)],
+    )
+    .await?;
+    if let Some(base) = ack
+        .pointer("/result/archived_before")
+        .and_then(serde_json::Value::as_i64)
+    {
+        db.execute(
+            "UPDATE controllers SET base_seq = $2,
+                    stored = (SELECT count(*) FROM events WHERE controller_id = $1 AND seq >= $2)
+             WHERE controller_id = $1 AND base_seq < $2",
+            &[&controller, &base],
+        )
+        .await?;
+    }
+    Ok(())
+}

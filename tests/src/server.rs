@@ -1,0 +1,158 @@
+//! `hallq-server` instances for the hall server's tests: a configuration file in a
+//! temporary directory, the binary built beside `hallq`, its web listener on a free
+//! port, killed on drop.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::hallq_bin;
+
+/// The `hallq-server` binary.
+pub fn server_bin() -> PathBuf {
+    let bin = hallq_bin().with_file_name("hallq-server");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --release --bins` (workspace) first",
+        bin.display()
+    );
+    bin
+}
+
+/// One running instance.
+pub struct Instance {
+    child: Option<Child>,
+    /// Its name (`server.name`).
+    pub name: String,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    config: PathBuf,
+    log: PathBuf,
+}
+
+/// The configuration of an instance: `extra` is appended (regions, halls, ingest).
+pub fn write_config(
+    dir: &Path,
+    name: &str,
+    broker_port: u16,
+    db_url: &str,
+    extra: &str,
+) -> (PathBuf, u16) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let text = format!(
+        "[server]\nname = \"{name}\"\n\n[broker]\nhost = \"127.0.0.1\"\nport = {broker_port}\n\n\
+         [database]\nurl = \"{db_url}\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n{extra}\n"
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).expect("server config written");
+    (path, port)
+}
+
+impl Instance {
+    /// Starts an instance and waits until its web listener answers.
+    pub fn start(dir: &Path, name: &str, broker_port: u16, db_url: &str, extra: &str) -> Instance {
+        let (config, port) = write_config(dir, name, broker_port, db_url, extra);
+        let mut i = Instance {
+            child: None,
+            name: name.into(),
+            url: format!("http://127.0.0.1:{port}"),
+            config,
+            log: dir.join(format!("{name}.log")),
+        };
+        i.restart();
+        i
+    }
+
+    /// Starts it again after [`Instance::kill`].
+    pub fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let child = Command::new(server_bin())
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("HALLQ_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("hallq-server starts");
+        self.child = Some(child);
+        let c = crate::client();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while c.get(format!("{}/healthz", self.url)).call().is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not answer; its log:\n{}",
+                self.name,
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Its log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: a server that dies mid-batch.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGSTOP or SIGCONT: a server that hangs (messages pile up in flight to it).
+    pub fn pause(&self, stop: bool) {
+        if let Some(c) = &self.child {
+            let sig = if stop { libc::SIGSTOP } else { libc::SIGCONT };
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(c.id() as libc::pid_t, sig);
+            }
+        }
+    }
+
+    /// A JSON document from its API.
+    pub fn get(&self, path: &str) -> Value {
+        let (s, b) = crate::send(crate::client().get(format!("{}{path}", self.url)).call());
+        assert_eq!(s, 200, "{path}: {b}");
+        b
+    }
+
+    /// Its `/metrics` text.
+    pub fn metrics(&self) -> String {
+        crate::client()
+            .get(format!("{}/metrics", self.url))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .unwrap_or_default()
+    }
+
+    /// One metric's value.
+    pub fn metric(&self, name: &str) -> f64 {
+        self.metrics()
+            .lines()
+            .find(|l| l.starts_with(name) && !l.starts_with('#'))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,338 @@
+//! The hall server's ingest, end to end: real `hallq` controllers taking tickets and
+//! publishing through a real mosquitto, two `hallq-server` instances sharing the
+//! subscription, a real PostgreSQL. Every test ends by comparing, controller by
+//! controller, the events in the controller's own database with the rows in
+//! PostgreSQL: the same ids with the same seqs, each once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hallq_tests::mqtt::{Broker, BrokerOptions, add_uplink};
+use hallq_tests::postgres::Postgres;
+use hallq_tests::server::Instance;
+use hallq_tests::{Daemon, Hall, client, missing_prerequisite, send};
+use serde_json::json;
+
+const INGEST: &str =
+    "[ingest]\nrepair_after_secs = 2\nrepair_every_secs = 1\nreceive_maximum = 200\n";
+
+/// A county in miniature: PostgreSQL, the broker, `n` controllers (halls `hall-0` …).
+struct County {
+    pg: Postgres,
+    broker: Broker,
+    halls: Vec<(Hall, Daemon, String)>,
+    dir: tempfile::TempDir,
+}
+
+impl County {
+    fn new(test: &str, n: usize) -> Option<County> {
+        let Some(pg) = Postgres::start() else {
+            missing_prerequisite(test, "PostgreSQL server (Debian package postgresql)");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let broker = Broker::start(&dir.path().join("broker"), &BrokerOptions::default())
+            .expect("mosquitto starts");
+        let mut halls = Vec::new();
+        for i in 0..n {
+            let hall = Hall::new();
+            let controller = format!("ctl-{i}");
+            let text = std::fs::read_to_string(&hall.config).expect("config");
+            std::fs::write(
+                &hall.config,
+                text.replace(
+                    "controller_id = \"qingshan-main\"",
+                    &format!("controller_id = \"{controller}\""),
+                ),
+            )
+            .expect("config");
+            add_uplink(
+                &hall.config,
+                &format!(
+                    "host = \"127.0.0.1\"\nport = {}\nhall_id = \"hall-{i}\"\nmax_backoff_secs = 1",
+                    broker.port
+                ),
+            );
+            let d = hall.start();
+            halls.push((hall, d, controller));
+        }
+        Some(County {
+            pg,
+            broker,
+            halls,
+            dir,
+        })
+    }
+
+    fn instance(&self, name: &str) -> Instance {
+        Instance::start(
+            self.dir.path(),
+            name,
+            self.broker.port,
+            &self.pg.url(),
+            INGEST,
+        )
+    }
+
+    /// Takes tickets on every controller, round robin, until `stop` (at most `max` each).
+    fn load(&self, stop: Arc<AtomicBool>, max: usize) -> std::thread::JoinHandle<usize> {
+        let urls: Vec<String> = self.halls.iter().map(|(_, d, _)| d.url.clone()).collect();
+        std::thread::spawn(move || {
+            let c = client();
+            let mut n = 0;
+            'outer: for _ in 0..max {
+                for url in &urls {
+                    if stop.load(Ordering::SeqCst) {
+                        break 'outer;
+                    }
+                    let (s, b) = send(
+                        c.post(format!("{url}/api/v1/tickets"))
+                            .send_json(json!({"service": "SB"})),
+                    );
+                    assert_eq!(s, 201, "{b}");
+                    n += 1;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            n
+        })
+    }
+
+    /// Each controller's events as `seq → id`, from its own database.
+    fn at_the_halls(&self) -> BTreeMap<String, BTreeMap<i64, String>> {
+        self.halls
+            .iter()
+            .map(|(hall, _, controller)| {
+                let db = hall.database();
+                let mut q = db.prepare("SELECT seq, id FROM events").expect("query");
+                let rows: BTreeMap<i64, String> = q
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .expect("rows")
+                    .map(|r| r.expect("row"))
+                    .collect();
+                (controller.clone(), rows)
+            })
+            .collect()
+    }
+
+    /// What PostgreSQL holds, the same way.
+    fn in_postgres(&self) -> BTreeMap<String, BTreeMap<i64, String>> {
+        let mut out: BTreeMap<String, BTreeMap<i64, String>> = BTreeMap::new();
+        let text = self
+            .pg
+            .sql("SELECT controller_id || ' ' || seq || ' ' || id FROM events");
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            let mut p = line.split(' ');
+            let (Some(c), Some(seq), Some(id)) = (p.next(), p.next(), p.next()) else {
+                panic!("row {line:?}");
+            };
+            let seq: i64 = seq.parse().expect("seq");
+            let before = out.entry(c.into()).or_default().insert(seq, id.into());
+            assert!(before.is_none(), "{c} seq {seq} stored twice");
+        }
+        out
+    }
+
+    /// Waits until PostgreSQL holds exactly the controllers' events.
+    fn wait_until_whole(&self, timeout: Duration, instances: &[&Instance]) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let halls = self.at_the_halls();
+            let pg = self.in_postgres();
+            if halls == pg {
+                return;
+            }
+            if Instant::now() > deadline {
+                let mut why = String::new();
+                for (c, events) in &halls {
+                    let got = pg.get(c).cloned().unwrap_or_default();
+                    let missing: Vec<&i64> = events
+                        .keys()
+                        .filter(|s| !got.contains_key(s))
+                        .take(20)
+                        .collect();
+                    let wrong: Vec<&i64> = got
+                        .iter()
+                        .filter(|(s, id)| events.get(s) != Some(id))
+                        .map(|(s, _)| s)
+                        .take(20)
+                        .collect();
+                    why.push_str(&format!(
+                        "{c}: {} at the hall, {} stored, missing {missing:?}, wrong {wrong:?}\n",
+                        events.len(),
+                        got.len()
+                    ));
+                }
+                for i in instances {
+                    why.push_str(&format!("--- {} log (tail):\n", i.name));
+                    let log = i.log_text();
+                    let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                    why.push_str(&tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+                    why.push('\n');
+                }
+                panic!("PostgreSQL does not hold the halls' events:\n{why}");
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+#[test]
+fn two_instances_store_every_event_once_and_refuse_forgeries() {
+    let Some(county) = County::new("two_instances_store_every_event_once", 3) else {
+        return;
+    };
+    let a = county.instance("a");
+    let b = county.instance("b");
+    let stop = Arc::new(AtomicBool::new(false));
+    let taken = county.load(stop, 60).join().expect("load");
+    assert_eq!(taken, 180);
+    county.wait_until_whole(Duration::from_secs(60), &[&a, &b]);
+    // The shared subscription split the events between the two.
+    let per: BTreeMap<String, i64> = county
+        .pg
+        .sql("SELECT instance || ' ' || count(*) FROM events GROUP BY instance")
+        .lines()
+        .filter_map(|l| {
+            l.split_once(' ')
+                .map(|(i, n)| (i.to_string(), n.parse().unwrap_or(0)))
+        })
+        .collect();
+    assert!(
+        per.get("a").copied().unwrap_or(0) > 0 && per.get("b").copied().unwrap_or(0) > 0,
+        "{per:?}"
+    );
+    // Each controller's state arrived, and nothing is missing.
+    let controllers = a.get("/api/v1/controllers");
+    let list = controllers["controllers"].as_array().expect("list");
+    assert_eq!(list.len(), 3, "{controllers}");
+    for c in list {
+        assert_eq!(c["missing"], 0, "{c}");
+        assert_eq!(c["status"], "online", "{c}");
+        assert_eq!(c["contiguous_seq"], c["max_seq"], "{c}");
+    }
+    let gaps = b.get("/api/v1/controllers/ctl-1/gaps");
+    assert_eq!(gaps["gaps"], json!([]), "{gaps}");
+
+    // A document naming another controller than its topic, and one that is not JSON:
+    // kept aside as rejected, nothing stored.
+    let stored_before = county.pg.sql("SELECT count(*) FROM events");
+    let mut o = rumqttc::MqttOptions::new("forger", "127.0.0.1", county.broker.port);
+    o.set_keep_alive(Duration::from_secs(10));
+    let (forger, mut conn) = rumqttc::Client::new(o, 16);
+    let forged = json!({"id": "6f1c0c1e-8d7b-4a53-9c55-0f2f3c0c2a11", "controller_id": "ctl-1",
+        "hall_id": "hall-1", "seq": 1_000_000, "schema": 1, "at": 1, "time": "t",
+        "type": "ticket_issued", "payload": {"type": "ticket_issued"}});
+    forger
+        .publish(
+            "hallq/hall-0/ctl-0/events",
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            forged.to_string(),
+        )
+        .expect("publish");
+    forger
+        .publish(
+            "hallq/hall-0/ctl-0/events",
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            "{not json",
+        )
+        .expect("publish");
+    let mut acked = 0;
+    for ev in conn.iter() {
+        if let Ok(rumqttc::Event::Incoming(rumqttc::Incoming::PubAck(_))) = ev {
+            acked += 1;
+            if acked == 2 {
+                break;
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while county.pg.sql("SELECT count(*) FROM rejected") != "2" {
+        assert!(Instant::now() < deadline, "the forgeries were not rejected");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reasons = county.pg.sql("SELECT reason FROM rejected ORDER BY n");
+    assert!(
+        reasons.contains("names hall-1/ctl-1 but came on hall-0/ctl-0"),
+        "{reasons}"
+    );
+    assert!(reasons.contains("not an event"), "{reasons}");
+    assert_eq!(county.pg.sql("SELECT count(*) FROM events"), stored_before);
+    let rejected = a.metric("hallq_server_messages_rejected_total")
+        + b.metric("hallq_server_messages_rejected_total");
+    assert_eq!(rejected, 2.0);
+}
+
+#[test]
+fn an_instance_that_hangs_and_dies_mid_load_loses_nothing() {
+    let Some(county) = County::new("an_instance_that_hangs_and_dies", 3) else {
+        return;
+    };
+    let mut a = county.instance("a");
+    let b = county.instance("b");
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = county.load(stop.clone(), 100_000);
+    std::thread::sleep(Duration::from_millis(800));
+    // Hung: the broker keeps sending a its share, which piles up unacknowledged; then
+    // killed: the broker drops those messages (mosquitto does not hand them to b).
+    a.pause(true);
+    std::thread::sleep(Duration::from_millis(1200));
+    a.kill();
+    std::thread::sleep(Duration::from_millis(2000));
+    stop.store(true, Ordering::SeqCst);
+    let taken = load.join().expect("load");
+    assert!(taken > 100, "only {taken} tickets");
+    county.wait_until_whole(Duration::from_secs(90), &[&a, &b]);
+    // The gap was found and asked for again: b is the one left to ask.
+    assert!(
+        b.metric("hallq_server_resend_requests_total") >= 1.0,
+        "no resend was needed: the kill lost nothing in flight\n{}",
+        b.metrics()
+    );
+    // Back again, a takes its share of new events.
+    a.restart();
+    let before = county
+        .pg
+        .sql("SELECT count(*) FROM events WHERE instance = 'a'");
+    let again = county
+        .load(Arc::new(AtomicBool::new(false)), 40)
+        .join()
+        .expect("load");
+    assert_eq!(again, 120);
+    county.wait_until_whole(Duration::from_secs(60), &[&a, &b]);
+    let after = county
+        .pg
+        .sql("SELECT count(*) FROM events WHERE instance = 'a'");
+    assert!(
+        after.parse::<i64>().unwrap_or(0) > before.parse::<i64>().unwrap_or(0),
+        "{before} → {after}"
+    );
+}
+
+#[test]
+fn a_postgresql_restart_mid_load_loses_nothing() {
+    let Some(mut county) = County::new("a_postgresql_restart_mid_load", 2) else {
+        return;
+    };
+    let a = county.instance("a");
+    let b = county.instance("b");
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = county.load(stop.clone(), 100_000);
+    std::thread::sleep(Duration::from_millis(800));
+    county.pg.stop(true);
+    std::thread::sleep(Duration::from_millis(2500));
+    let down = a.metric("hallq_server_database_up") + b.metric("hallq_server_database_up");
+    county.pg.start_again();
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::SeqCst);
+    let taken = load.join().expect("load");
+    assert!(taken > 100, "only {taken} tickets");
+    county.wait_until_whole(Duration::from_secs(90), &[&a, &b]);
+    assert!(down < 2.0, "neither instance noticed the database was down");
+    assert_eq!(a.metric("hallq_server_database_up"), 1.0);
+    assert_eq!(b.metric("hallq_server_database_up"), 1.0);
+}
