@@ -1,0 +1,278 @@
+//! The hall server under a county's (and a province's) load: simulated controllers
+//! publish a recorded hall day through mosquitto into two `hallq-server` instances on
+//! one PostgreSQL. A benchmark, not a timed assertion: it prints the figures and checks
+//! only that every event is stored exactly once.
+//!
+//! The hall day is recorded by `hallq gen-history` (the real store writes a working day
+//! of a hall, every event of it); each simulated controller publishes the same stream
+//! under its own controller id, with ids of its own, in the controllers' envelope
+//! (`hallq::uplink::wire::encode_event`).
+//!
+//! Two phases:
+//! 1. throughput: every controller publishes its share of the day as fast as the broker
+//!    takes it; events per second from the first publish to the last row committed;
+//! 2. lag at a steady rate: every controller publishes `HALLQ_SERVER_LOAD_RATE` events a
+//!    second (default 10: 1,000 controllers make the 10,000 events/s of a province's peak,
+//!    2,000 halls × 5), stamped when published; lag = row committed − stamped, p50/p99
+//!    over the phase's rows.
+//!
+//! `HALLQ_SERVER_LOAD_CONTROLLERS` (1000), `HALLQ_SERVER_LOAD_EVENTS` (events per
+//! controller in phase 1; CI 20, the long run 500) and `HALLQ_SERVER_LOAD_SECS`
+//! (phase 2; CI 5, the long run 60) set the size.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hallq::store::uplink::OutboxRow;
+use hallq::uplink::wire::{Origin, encode_event};
+use hallq_tests::mqtt::{Broker, BrokerOptions};
+use hallq_tests::postgres::Postgres;
+use hallq_tests::server::Instance;
+use hallq_tests::{hallq_bin, missing_prerequisite};
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A working day of a hall, as the controller stored it: `(type, payload)` in seq order.
+fn recorded_day(dir: &std::path::Path) -> Vec<(String, String)> {
+    let db = dir.join("day.db");
+    let out = std::process::Command::new(hallq_bin())
+        .args(["gen-history", "--db"])
+        .arg(&db)
+        .args(["--days", "1", "--per-day", "600"])
+        .output()
+        .expect("hallq gen-history runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = rusqlite::Connection::open(&db).expect("day db");
+    let mut q = conn
+        .prepare("SELECT type, payload FROM events ORDER BY seq")
+        .expect("query");
+    q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .map(|r| r.expect("row"))
+        .collect()
+}
+
+/// Raises the open-file limit to the hard limit: 1,000 connections each side.
+fn more_files() {
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut l = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 {
+            l.rlim_cur = l.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+        }
+    }
+}
+
+/// One simulated controller: its MQTT client and a counter of broker acknowledgements.
+struct Sim {
+    client: rumqttc::AsyncClient,
+    origin: Origin,
+    topic: String,
+    seq: i64,
+}
+
+impl Sim {
+    async fn publish(&mut self, kind: &str, payload: &str, at: i64) {
+        self.seq += 1;
+        let row = OutboxRow {
+            seq: self.seq,
+            id: uuid::Uuid::new_v4().to_string(),
+            at,
+            kind: kind.into(),
+            schema: 1,
+            payload: payload.into(),
+        };
+        let bytes = encode_event(&self.origin, &row);
+        self.client
+            .publish(&self.topic, rumqttc::QoS::AtLeastOnce, false, bytes)
+            .await
+            .expect("publish queued");
+    }
+}
+
+fn stored(pg: &Postgres) -> u64 {
+    pg.sql("SELECT count(*) FROM events").parse().unwrap_or(0)
+}
+
+fn wait_stored(pg: &Postgres, n: u64, timeout: Duration) -> Instant {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let have = stored(pg);
+        if have >= n {
+            assert_eq!(have, n, "more rows than events published");
+            return Instant::now();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {have} of {n} events stored"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_province_of_controllers_through_two_instances() {
+    let Some(pg) = Postgres::start() else {
+        missing_prerequisite(
+            "server_load",
+            "PostgreSQL server (Debian package postgresql)",
+        );
+        return;
+    };
+    more_files();
+    let controllers = env("HALLQ_SERVER_LOAD_CONTROLLERS", 1000) as usize;
+    let per = env("HALLQ_SERVER_LOAD_EVENTS", 20) as usize;
+    let secs = env("HALLQ_SERVER_LOAD_SECS", 5);
+    let rate = env("HALLQ_SERVER_LOAD_RATE", 10);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let day = recorded_day(dir.path());
+    let broker = Broker::start(&dir.path().join("broker"), &BrokerOptions::default())
+        .expect("mosquitto starts");
+    let ingest = "[ingest]\nrepair_after_secs = 30\n";
+    let a = Instance::start(dir.path(), "a", broker.port, &pg.url(), ingest);
+    let b = Instance::start(dir.path(), "b", broker.port, &pg.url(), ingest);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let acked = Arc::new(AtomicU64::new(0));
+    let mut sims: Vec<Sim> = rt.block_on(async {
+        let mut sims = Vec::with_capacity(controllers);
+        for i in 0..controllers {
+            let id = format!("sim-{i:04}");
+            let hall = format!("hall-{i:04}");
+            let mut o = rumqttc::MqttOptions::new(id.clone(), "127.0.0.1", broker.port);
+            o.set_keep_alive(Duration::from_secs(60));
+            o.set_inflight(200);
+            let (client, mut events) = rumqttc::AsyncClient::new(o, 256);
+            let acked = acked.clone();
+            tokio::spawn(async move {
+                loop {
+                    match events.poll().await {
+                        Ok(rumqttc::Event::Incoming(rumqttc::Incoming::PubAck(_))) => {
+                            acked.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(_) => {}
+                        Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    }
+                }
+            });
+            sims.push(Sim {
+                client,
+                origin: Origin::new(&id, &hall, 480),
+                topic: format!("hallq/{hall}/{id}/events"),
+                seq: 0,
+            });
+        }
+        sims
+    });
+
+    // Phase 1: as fast as the broker takes them. Each controller publishes the next
+    // `per` events of the recorded day (controller i starts at a different point).
+    let total1 = (controllers * per) as u64;
+    let started = Instant::now();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for (i, mut sim) in sims.drain(..).enumerate() {
+            let day: Vec<(String, String)> = (0..per)
+                .map(|k| day[(i * 7 + k) % day.len()].clone())
+                .collect();
+            tasks.push(tokio::spawn(async move {
+                for (kind, payload) in &day {
+                    sim.publish(kind, payload, now_ms()).await;
+                }
+                sim
+            }));
+        }
+        for t in tasks {
+            sims.push(t.await.expect("publisher"));
+        }
+    });
+    let done = wait_stored(&pg, total1, Duration::from_secs(600));
+    let took = done - started;
+    let throughput = total1 as f64 / took.as_secs_f64();
+
+    // Phase 2: a steady rate, stamped at publish.
+    let from_ms = now_ms();
+    let total2 = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for (i, mut sim) in sims.drain(..).enumerate() {
+            let day: Vec<(String, String)> = (0..(secs * rate) as usize)
+                .map(|k| day[(i * 13 + k) % day.len()].clone())
+                .collect();
+            tasks.push(tokio::spawn(async move {
+                // Spread the controllers over the first second.
+                let offset = Duration::from_micros((i as u64 * 1_000) % 1_000_000);
+                tokio::time::sleep(offset).await;
+                let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+                for (kind, payload) in &day {
+                    tick.tick().await;
+                    sim.publish(kind, payload, now_ms()).await;
+                }
+                (sim, day.len() as u64)
+            }));
+        }
+        let mut n = 0;
+        for t in tasks {
+            let (sim, k) = t.await.expect("publisher");
+            n += k;
+            sims.push(sim);
+        }
+        n
+    });
+    wait_stored(&pg, total1 + total2, Duration::from_secs(600));
+    let lags = pg.sql(&format!(
+        "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY stored_at - at) || ' ' ||
+                percentile_disc(0.99) WITHIN GROUP (ORDER BY stored_at - at) || ' ' ||
+                max(stored_at - at)
+         FROM events WHERE at >= {from_ms}"
+    ));
+    let mut l = lags.split(' ').map(|v| v.parse::<i64>().unwrap_or(-1));
+    let (p50, p99, max) = (
+        l.next().unwrap_or(-1),
+        l.next().unwrap_or(-1),
+        l.next().unwrap_or(-1),
+    );
+    // Each event once: ids and (controller, seq) are unique by the schema; the counts
+    // say nothing was dropped on the way.
+    let distinct: u64 = pg
+        .sql("SELECT count(DISTINCT (controller_id, seq)) FROM events")
+        .parse()
+        .unwrap_or(0);
+    assert_eq!(distinct, total1 + total2);
+    let per_instance = pg.sql("SELECT string_agg(instance || ' ' || n, ', ') FROM (SELECT instance, count(*) n FROM events GROUP BY instance ORDER BY instance) s");
+    println!(
+        "hall server load: {controllers} controllers, 2 instances, one PostgreSQL, one mosquitto, 2 cores\n\
+         phase 1 (as fast as published): {total1} events in {:.2} s = {throughput:.0} events/s stored\n\
+         phase 2 ({rate} events/s per controller = {} events/s for {secs} s): {total2} events, \
+         lag p50 {p50} ms, p99 {p99} ms, max {max} ms\n\
+         per instance: {per_instance}; broker acknowledgements {}",
+        took.as_secs_f64(),
+        controllers as u64 * rate,
+        acked.load(Ordering::Relaxed)
+    );
+    drop(sims);
+    drop(a);
+    drop(b);
+}
