@@ -256,3 +256,108 @@ fn a_resend_sends_every_event_from_the_seq_again_byte_for_byte_then_new_ones() {
         .expect("delivered_seq");
     assert!((last..=newest).contains(&delivered), "{state}");
 }
+
+/// `hallq receive` as a process of this test, killed when dropped.
+struct ReceiveProcess(std::process::Child);
+
+impl ReceiveProcess {
+    fn start(port: u16, db: &std::path::Path, client_id: &str, extra: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(hallq_tests::hallq_bin())
+            .args(["receive", "--broker", &format!("127.0.0.1:{port}")])
+            .arg("--db")
+            .arg(db)
+            .args(["--client-id", client_id])
+            .args(extra)
+            .env("HALLQ_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(
+                std::fs::File::create(db.with_extension(format!("{client_id}.log")))
+                    .expect("log file"),
+            )
+            .spawn()
+            .expect("hallq receive starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("receiver output");
+        assert!(line.starts_with("receiving"), "receiver said {line:?}");
+        ReceiveProcess(child)
+    }
+}
+
+impl Drop for ReceiveProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn summary(db: &std::path::Path) -> hallq::uplink::receive::Summary {
+    let conn = hallq::uplink::receive::open_db(db).expect("receiver db");
+    hallq::uplink::receive::summarize(&conn).expect("summary")
+}
+
+#[test]
+fn the_reference_receiver_asks_for_a_gap_again_and_it_is_filled() {
+    let hall = Hall::new();
+    let broker = Broker::start(&hall.dir.path().join("broker"), &BrokerOptions::default())
+        .expect("mosquitto starts");
+    let db = hall.dir.path().join("received.db");
+    let first = ReceiveProcess::start(broker.port, &db, "receiver-a", &[]);
+    add_uplink(
+        &hall.config,
+        &format!(
+            "host = \"127.0.0.1\"\nport = {}\nhall_id = \"test-hall\"\nmax_backoff_secs = 1",
+            broker.port
+        ),
+    );
+    let d = hall.start();
+    issue(&d, 3);
+    let seen = last_seq(&hall, &d);
+    wait_for(LONG, "the first events stored", || {
+        summary(&db)
+            .controllers
+            .first()
+            .is_some_and(|c| c.last_seq == seen)
+            .then_some(())
+    });
+    // The receiver goes; events published meanwhile are kept for its session, which a
+    // receiver under another client id never gets: they are lost to it.
+    drop(first);
+    issue(&d, 4);
+    let lost_to = last_seq(&hall, &d);
+    wait_for(LONG, "the missed events delivered", || {
+        (status(&hall, &d)["backlog"]["undelivered"] == 0).then_some(())
+    });
+    let _second = ReceiveProcess::start(broker.port, &db, "receiver-b", &["--repair-after", "1"]);
+    issue(&d, 1);
+    // The next event shows the gap; a second later the receiver asks, the controller
+    // sends it again and the gap closes.
+    let deadline = std::time::Instant::now() + LONG;
+    let s = loop {
+        let s = summary(&db);
+        if s.controllers
+            .first()
+            .is_some_and(|c| c.gaps.is_empty() && c.last_seq > lost_to)
+        {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let log = std::fs::read_to_string(db.with_extension("receiver-b.log"));
+            panic!("the gap stays open: {s:?}\nreceiver: {log:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let c = &s.controllers[0];
+    assert_eq!((c.first_seq, c.events), (1, c.last_seq), "{s:?}");
+    let resent = hall.events_of("events_resent");
+    assert!(!resent.is_empty(), "the receiver asked");
+    assert_eq!(resent[0]["from_seq"], seen + 1, "{resent:?}");
+    assert!(
+        resent[0]["command_id"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("receive-")
+    );
+}
