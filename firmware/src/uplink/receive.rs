@@ -94,6 +94,48 @@ pub fn first_missing(
     )
 }
 
+/// What the receiver knows of each controller's sequence while it runs.
+#[derive(Default)]
+struct Sequences {
+    /// The newest seq stored, per controller.
+    last: HashMap<String, i64>,
+    /// Gaps waiting to be filled (with repair on), per controller.
+    open: HashMap<String, OpenGap>,
+}
+
+impl Sequences {
+    /// Notes a newly stored event `e` that came on `topic`: a gap it reveals is logged,
+    /// and kept for repair when `repair` is on.
+    fn stored(
+        &mut self,
+        conn: &Connection,
+        topic: &str,
+        e: &Envelope,
+        repair: bool,
+    ) -> rusqlite::Result<()> {
+        if !self.last.contains_key(&e.controller_id) {
+            // What an earlier run stored counts: a gap may span a restart.
+            let before = stored_before(conn, &e.controller_id, e.seq)?;
+            self.last
+                .insert(e.controller_id.clone(), before.unwrap_or(e.seq - 1));
+        }
+        let last = self
+            .last
+            .entry(e.controller_id.clone())
+            .or_insert(e.seq - 1);
+        if e.seq > *last + 1 {
+            tracing::warn!(controller = %e.controller_id, from = *last + 1, to = e.seq - 1, "gap in sequence");
+            if repair && let Some(base) = topic.strip_suffix("/events") {
+                self.open
+                    .entry(e.controller_id.clone())
+                    .or_insert_with(|| OpenGap::new(*last + 1, base));
+            }
+        }
+        *last = (*last).max(e.seq);
+        Ok(())
+    }
+}
+
 /// The newest seq of `controller` stored below `seq`.
 fn stored_before(conn: &Connection, controller: &str, seq: i64) -> rusqlite::Result<Option<i64>> {
     conn.query_row(
@@ -536,8 +578,7 @@ pub async fn run(
         .clone()
         .map(|hook| tokio::spawn(poster(hook, wake.clone())));
     let mut subscriptions = 1 + usize::from(opts.sms.is_some());
-    let mut last_seq: HashMap<String, i64> = Default::default();
-    let mut gaps: HashMap<String, OpenGap> = HashMap::new();
+    let mut seqs = Sequences::default();
     let mut repair_tick = tokio::time::interval(Duration::from_secs(1));
     // Acks wait here while rumqttc's request queue is full; the event loop drains it.
     let mut acks: std::collections::VecDeque<rumqttc::Publish> = Default::default();
@@ -551,9 +592,9 @@ pub async fn run(
         }
         tokio::select! {
             _ = &mut shutdown => break,
-            _ = repair_tick.tick(), if !gaps.is_empty() => {
+            _ = repair_tick.tick(), if !seqs.open.is_empty() => {
                 if let Some(after) = opts.repair_after {
-                    repair(&conn, &client, &mut gaps, after)?;
+                    repair(&conn, &client, &mut seqs.open, after)?;
                 }
             }
             ev = events.poll() => match ev {
@@ -580,22 +621,7 @@ pub async fn run(
                     if store(&conn, &p.payload)? == Stored::New
                         && let Ok(e) = serde_json::from_slice::<Envelope>(&p.payload)
                     {
-                        if !last_seq.contains_key(&e.controller_id) {
-                            // What an earlier run stored counts: a gap may span a restart.
-                            let before = stored_before(&conn, &e.controller_id, e.seq)?;
-                            last_seq.insert(e.controller_id.clone(), before.unwrap_or(e.seq - 1));
-                        }
-                        let last = last_seq.entry(e.controller_id.clone()).or_insert(e.seq - 1);
-                        if e.seq > *last + 1 {
-                            tracing::warn!(controller = %e.controller_id, from = *last + 1, to = e.seq - 1, "gap in sequence");
-                            if opts.repair_after.is_some()
-                                && let Some(base) = p.topic.strip_suffix("/events")
-                            {
-                                gaps.entry(e.controller_id.clone())
-                                    .or_insert_with(|| OpenGap::new(*last + 1, base));
-                            }
-                        }
-                        *last = (*last).max(e.seq);
+                        seqs.stored(&conn, &p.topic, &e, opts.repair_after.is_some())?;
                     }
                     acks.push_back(p);
                 }
