@@ -941,6 +941,11 @@ struct ReceiveArgs {
     /// provider; the number is erased from the receiver's database once posted.
     #[arg(long, value_name = "URL")]
     sms_webhook: Option<String>,
+    /// Repair gaps: when a controller's sequence has a gap open this many seconds, ask
+    /// it to send the events again (the `resend` command on its `cmd` topic, from the
+    /// first missing seq; up to 3 times, 30 s apart). Needs the right to publish there.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    repair_after: Option<u64>,
 }
 
 fn receive(args: ReceiveArgs) -> anyhow::Result<()> {
@@ -956,6 +961,7 @@ fn receive(args: ReceiveArgs) -> anyhow::Result<()> {
         username,
         report,
         sms_webhook,
+        repair_after,
     } = args;
     let conn = receive::open_db(&db).with_context(|| format!("opening {}", db.display()))?;
     if report {
@@ -995,6 +1001,7 @@ fn receive(args: ReceiveArgs) -> anyhow::Result<()> {
             }
             None => None,
         },
+        repair_after: repair_after.map(std::time::Duration::from_secs),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -74,6 +74,91 @@ pub fn undelivered_after(
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
+/// Every event after `seq`, delivered or not, oldest first, at most `limit`: what the
+/// link sends from its cursor. The cursor starts at the delivered watermark (delivered
+/// events are always a prefix of the log), so normally these are the undelivered
+/// events; after a `resend` the cursor is lower and delivered events go again.
+pub fn events_after(
+    conn: &Connection,
+    seq: i64,
+    limit: usize,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, id, at, type, schema, payload FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![seq, limit as i64], |r| {
+        Ok(OutboxRow {
+            seq: r.get(0)?,
+            id: r.get(1)?,
+            at: r.get(2)?,
+            kind: r.get(3)?,
+            schema: r.get(4)?,
+            payload: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The newest sequence number ever committed (0 for an empty log), even when retention
+/// has removed that event: `sqlite_sequence` remembers it.
+pub fn newest_seq(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT MAX(COALESCE((SELECT MAX(seq) FROM events), 0), \
+         COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0))",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// What a `resend` from a sequence number can send, from the database alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ResendRange {
+    /// The first event that will be sent again (past `last_seq`: nothing to send).
+    pub from_seq: i64,
+    /// The newest event now.
+    pub last_seq: i64,
+    /// Events asked for below this seq left the database for the audit archive; they
+    /// are not sent. `None` when every event asked for is still here.
+    pub archived_before: Option<i64>,
+}
+
+/// Where a resend asked to start at `from` (≥ 1) really starts: at `from`, or just
+/// after the newest event at or after it that retention removed, so that what is sent
+/// is every event from there on, without holes (retention keeps a few old control
+/// events, which alone would make a hole-ridden resend).
+pub fn resend_range(conn: &Connection, from: i64) -> Result<ResendRange, StoreError> {
+    let last = newest_seq(conn)?;
+    if from > last {
+        return Ok(ResendRange {
+            from_seq: from,
+            last_seq: last,
+            archived_before: None,
+        });
+    }
+    // An event whose predecessor (at or after `from`) is missing marks a removed run.
+    let after_hole: Option<i64> = conn.query_row(
+        "SELECT MAX(e.seq) FROM events e WHERE e.seq > ?1 \
+         AND NOT EXISTS (SELECT 1 FROM events p WHERE p.seq = e.seq - 1)",
+        [from],
+        |r| r.get(0),
+    )?;
+    let newest_kept = conn
+        .query_row("SELECT 1 FROM events WHERE seq = ?1", [last], |_| Ok(()))
+        .optional()?
+        .is_some();
+    // A missing `from` is caught too: the first event kept after it follows a hole.
+    let archived_before = if newest_kept {
+        after_hole
+    } else {
+        Some(last + 1)
+    };
+    Ok(ResendRange {
+        from_seq: archived_before.unwrap_or(from),
+        last_seq: last,
+        archived_before,
+    })
+}
+
 /// Marks every undelivered event up to and including `upto` as delivered at `at`.
 /// Returns how many rows changed.
 pub fn mark_delivered(conn: &Connection, upto: i64, at: i64) -> Result<usize, StoreError> {
@@ -256,6 +341,56 @@ mod tests {
         // Sequence numbers are never reused after a deletion.
         events(&mut store, 1);
         assert_eq!(store.last_seq().unwrap(), 6);
+    }
+
+    #[test]
+    fn a_resend_reads_delivered_events_again_and_starts_after_what_retention_removed() {
+        let mut store = Store::in_memory().unwrap();
+        events(&mut store, 10);
+        mark_delivered(store.conn(), 10, 5_000).unwrap();
+        assert!(undelivered_after(store.conn(), 0, 100).unwrap().is_empty());
+        let again = events_after(store.conn(), 3, 100).unwrap();
+        assert_eq!(
+            again.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            (4..=10).collect::<Vec<_>>()
+        );
+        // Sending again changes no delivered mark.
+        assert_eq!(delivered_watermark(store.conn()).unwrap(), 10);
+        let whole = |from| resend_range(store.conn(), from).unwrap();
+        assert_eq!(
+            whole(4),
+            ResendRange {
+                from_seq: 4,
+                last_seq: 10,
+                archived_before: None
+            }
+        );
+        // Past the newest event: nothing to send, not an error.
+        assert_eq!(whole(11).from_seq, 11);
+        assert_eq!(whole(11).archived_before, None);
+        // Retention removed 1–3 and 5–6 but kept 4 (say, a kiosk lock).
+        store
+            .conn()
+            .execute("DELETE FROM events WHERE seq IN (1, 2, 3, 5, 6)", [])
+            .unwrap();
+        for from in [1, 2, 4, 5, 7] {
+            let r = whole(from);
+            let expected = if from < 7 { Some(7) } else { None };
+            assert_eq!(r.archived_before, expected, "from {from}");
+            assert_eq!(r.from_seq, 7, "from {from}");
+            assert_eq!(r.last_seq, 10);
+        }
+        // Everything removed: the newest seq is still known, nothing can be sent.
+        store.conn().execute("DELETE FROM events", []).unwrap();
+        assert_eq!(newest_seq(store.conn()).unwrap(), 10);
+        assert_eq!(
+            whole(8),
+            ResendRange {
+                from_seq: 11,
+                last_seq: 10,
+                archived_before: Some(11)
+            }
+        );
     }
 
     #[test]

@@ -117,6 +117,7 @@ async fn drain(dir: &std::path::Path, port: u16, n: usize) -> BenchResult<(Durat
         shared: shared.clone(),
         last_will: b"{}".to_vec(),
         offline: b"{}".to_vec(),
+        resend: super::link::Resend::default(),
     };
     let started = Instant::now();
     let task = tokio::spawn(link.run(stop_rx));

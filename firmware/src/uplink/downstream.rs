@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::link::{Inbound, Message, MqttLink};
+use super::link::{Inbound, Message, MqttLink, Resend};
 use super::outbox::Outbox;
 use super::wire::{Cmd, CmdAck, CmdMessage, ConfigAck, ConfigSet, Origin, Topics};
 use super::{Shared, apply};
@@ -78,6 +78,7 @@ pub fn start(
     let (out_tx, out_rx) = mpsc::channel(256);
     let (in_tx, in_rx) = mpsc::channel(256);
     let want_state = Arc::new(Notify::new());
+    let resend = Resend::default();
     let identity = json!({
         "controller_id": controller,
         "hall_id": cfg.hall_id,
@@ -102,6 +103,7 @@ pub fn start(
         shared: shared.clone(),
         last_will: offline("connection lost"),
         offline: offline("shut down"),
+        resend: resend.clone(),
     };
     let worker = Worker {
         hall: hall.clone(),
@@ -114,6 +116,7 @@ pub fn start(
         remembered: HashMap::new(),
         order: VecDeque::new(),
         want_state: want_state.clone(),
+        resend,
     };
     let state = StateTask {
         hall: hall.clone(),
@@ -163,6 +166,8 @@ struct Worker {
     remembered: HashMap<String, CmdAck>,
     order: VecDeque<String>,
     want_state: Arc<Notify>,
+    /// Hands resends to the link.
+    resend: Resend,
 }
 
 fn event(kind: &str, mut body: Value) -> NewEvent {
@@ -398,6 +403,44 @@ impl Worker {
         ))
     }
 
+    /// Sends events again from `from_seq` (the hall server found a gap): recorded as
+    /// `events_resent`, then handed to the link, which rewinds its cursor. Events that
+    /// retention moved to the archive cannot be sent; the result says from where on
+    /// they are sent instead.
+    async fn resend_events(&self, id: &str, from_seq: &Value) -> Result<Option<Value>, String> {
+        let from = from_seq
+            .as_i64()
+            .filter(|n| *n >= 1)
+            .ok_or("from_seq: an integer of at least 1, the first seq to send again")?;
+        let range = self
+            .outbox
+            .resend_range(from)
+            .await
+            .map_err(|e| format!("not read: {e}"))?;
+        self.append(vec![event(
+            "events_resent",
+            json!({
+                "command_id": id, "from_seq": range.from_seq, "last_seq": range.last_seq,
+                "archived_before": range.archived_before,
+            }),
+        )])
+        .await
+        .map_err(|e| format!("not recorded: {e}"))?;
+        if range.from_seq <= range.last_seq {
+            self.resend.ask(range.from_seq);
+        }
+        tracing::info!(
+            from_seq = range.from_seq,
+            last_seq = range.last_seq,
+            archived_before = range.archived_before,
+            "the hall server asked for events again"
+        );
+        Ok(Some(json!({
+            "from_seq": range.from_seq, "last_seq": range.last_seq,
+            "archived_before": range.archived_before,
+        })))
+    }
+
     /// Runs one command; `Ok` carries the optional result for the ack.
     // Over 100 lines: one arm per command of the hall server, side by side to compare.
     async fn execute(&self, msg: &CmdMessage) -> Result<Option<Value>, String> {
@@ -499,6 +542,7 @@ impl Worker {
                 note,
                 by,
             } => self.follow_up(&id, *ticket, step, note, by).await,
+            Cmd::Resend { from_seq } => self.resend_events(&id, from_seq).await,
             Cmd::RequestReport { period } => {
                 let p = parse_period(period).ok_or_else(|| {
                     "period: a day YYYY-MM-DD, an ISO week YYYY-Www or a month YYYY-MM".to_string()
@@ -611,6 +655,7 @@ impl StateTask {
             .await
             .map_err(|e| e.to_string())?;
         let backlog = self.outbox.backlog().await.map_err(|e| e.to_string())?;
+        let (last_seq, delivered) = self.outbox.seqs().await.map_err(|e| e.to_string())?;
         let now = wall_now().0;
         let status = self.shared.status();
         let mut doc = self.identity.clone();
@@ -625,6 +670,12 @@ impl StateTask {
         doc["queue"] = queue;
         doc["backlog"] =
             json!({ "undelivered": backlog.undelivered, "oldest_at": backlog.oldest_at });
+        // The tail, for a gap with no later event to show it: the broker may have
+        // dropped events it acknowledged (no subscriber, or one that died).
+        doc["events"] = json!({
+            "last_seq": last_seq,
+            "delivered_seq": delivered.max(status.acked_seq).min(last_seq),
+        });
         doc["devices"] = self.shared.devices();
         Ok(doc)
     }

@@ -7,16 +7,21 @@
 //! unacknowledged publishes only in memory, so after any break this task itself starts
 //! again from the first undelivered event in the database. Events published but not
 //! acknowledged before a break are sent again with the same ids; receivers deduplicate.
+//!
+//! A `resend` from the hall server (see [`Resend`]) moves the read cursor back, within
+//! the session and without touching a delivered mark: the link sends from the lower seq
+//! on again, in order, through the same window, and carries on past the newest event as
+//! usual. A resend cut short by a break is taken up again by the next session.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rumqttc::{
     AsyncClient, ConnectReturnCode, Event, Incoming, LastWill, MqttOptions, Outgoing, QoS,
     TlsConfiguration, Transport,
 };
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 
 use super::outbox::{MARK_INTERVAL, Outbox};
 use super::settings::UplinkConfig;
@@ -46,6 +51,30 @@ pub struct Inbound {
     pub topic: String,
     /// Raw bytes.
     pub payload: Vec<u8>,
+}
+
+/// Resends asked for by the hall server, waiting for the link to take them: the lowest
+/// `from_seq` asked since the link last looked (a resend from 10 covers one from 50).
+/// Shared by the downstream worker, which asks, and the link, which sends.
+#[derive(Clone, Default)]
+pub struct Resend {
+    from: Arc<Mutex<Option<i64>>>,
+    wake: Arc<Notify>,
+}
+
+impl Resend {
+    /// Asks the link to send every event from `from_seq` on again.
+    pub fn ask(&self, from_seq: i64) {
+        let mut from = self.from.lock().unwrap_or_else(|p| p.into_inner());
+        *from = Some(from.map_or(from_seq, |f| f.min(from_seq)));
+        drop(from);
+        self.wake.notify_one();
+    }
+
+    /// The resend waiting, if any, now taken.
+    fn take(&self) -> Option<i64> {
+        self.from.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
 }
 
 /// Why a session ended.
@@ -92,6 +121,20 @@ pub struct MqttLink {
     pub last_will: Vec<u8>,
     /// The retained document published on a clean shutdown.
     pub offline: Vec<u8>,
+    /// Resends asked for by the hall server.
+    pub resend: Resend,
+}
+
+/// One event publish handed to rumqttc and not yet behind the acknowledged front.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Publish {
+    /// Counts the session's event publishes: the window's order, and the way to find a
+    /// PUBACK's publish when a resend has the same seq in flight twice.
+    nr: u64,
+    /// The event.
+    seq: i64,
+    /// Its PUBACK came.
+    acked: bool,
 }
 
 /// Per-session bookkeeping of what is in flight.
@@ -99,14 +142,18 @@ pub struct MqttLink {
 struct Flight {
     /// Everything at or below this seq is acknowledged (or was delivered before).
     acked: i64,
-    /// The last seq handed to rumqttc.
+    /// The last seq handed to rumqttc: the read cursor when the buffer is empty.
     sent: i64,
     /// Publish requests in the order rumqttc will number them.
     requested: VecDeque<Sent>,
-    /// Packet id → seq, for events rumqttc has put on the wire.
-    on_wire: HashMap<u16, i64>,
-    /// Events handed over, oldest first, with whether their PUBACK came.
-    window: VecDeque<(i64, bool)>,
+    /// Packet id → publish number, for events rumqttc has put on the wire.
+    on_wire: HashMap<u16, u64>,
+    /// Event publishes handed over, in order, with whether their PUBACK came.
+    window: VecDeque<Publish>,
+    /// Event publishes handed over in this session.
+    published: u64,
+    /// A resend runs until the cursor passes this seq (0: none since the session began).
+    resend_to: i64,
     /// Encoded events read ahead of sending.
     buffer: VecDeque<(i64, Vec<u8>)>,
     /// The table may hold more undelivered events than the buffer.
@@ -122,8 +169,8 @@ struct Flight {
 /// What a publish request was, for the packet id rumqttc gives it.
 #[derive(Debug)]
 enum Sent {
-    /// An event, by seq.
-    Event(i64),
+    /// An event, by publish number.
+    Event(u64),
     /// A text message, by id.
     Sms(String),
     /// State or a reply.
@@ -131,16 +178,70 @@ enum Sent {
 }
 
 impl Flight {
+    /// Takes the next buffered event into the window; returns its bytes to publish.
+    fn next_publish(&mut self) -> Option<Vec<u8>> {
+        let (seq, bytes) = self.buffer.pop_front()?;
+        self.published += 1;
+        self.window.push_back(Publish {
+            nr: self.published,
+            seq,
+            acked: false,
+        });
+        self.requested.push_back(Sent::Event(self.published));
+        self.sent = seq;
+        Some(bytes)
+    }
+
     fn puback(&mut self, pkid: u16) {
-        let Some(seq) = self.on_wire.remove(&pkid) else {
+        let Some(nr) = self.on_wire.remove(&pkid) else {
             return;
         };
-        if let Ok(i) = self.window.binary_search_by_key(&seq, |(s, _)| *s) {
-            self.window[i].1 = true;
+        if let Some(front) = self.window.front().map(|p| p.nr)
+            && let Some(p) = nr
+                .checked_sub(front)
+                .and_then(|i| self.window.get_mut(usize::try_from(i).ok()?))
+        {
+            p.acked = true;
         }
-        while let Some(&(s, true)) = self.window.front() {
-            self.acked = s;
+        // The front moves in publish order, so everything published before an
+        // acknowledged event is acknowledged too: within a pass that is every lower
+        // seq; a resend's repeats of lower seqs never move the mark back.
+        while let Some(&Publish {
+            seq, acked: true, ..
+        }) = self.window.front()
+        {
+            self.acked = self.acked.max(seq);
             self.window.pop_front();
+        }
+    }
+
+    /// Sends again from `from_seq` on: the read cursor goes back (never forward: a
+    /// resend of events not handed over yet changes nothing), the read-ahead is
+    /// dropped, and what is in flight stays in flight.
+    fn rewind(&mut self, from_seq: i64) {
+        let cursor = from_seq.max(1) - 1;
+        if cursor >= self.sent {
+            return;
+        }
+        self.resend_to = self.resend_to.max(self.sent);
+        self.sent = cursor;
+        self.buffer.clear();
+        self.more = true;
+    }
+
+    /// Where a resend cut short by the end of the session must start again: the lowest
+    /// seq of its range not yet acknowledged, or `None` when it is done.
+    fn unfinished_resend(&self) -> Option<i64> {
+        let in_flight = self
+            .window
+            .iter()
+            .filter(|p| !p.acked && p.seq <= self.resend_to)
+            .map(|p| p.seq)
+            .min();
+        let unsent = (self.sent < self.resend_to).then_some(self.sent + 1);
+        match (in_flight, unsent) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 }
@@ -260,6 +361,10 @@ impl MqttLink {
         let outcome = self
             .pump(&client, &mut events, &mut f, &mut marked, pending, shutdown)
             .await;
+        // A resend under way is taken up again by the next session.
+        if let Some(from) = f.unfinished_resend() {
+            self.resend.ask(from);
+        }
         // Whatever ended the session, keep the acknowledgements already received.
         if f.acked > marked {
             self.outbox.mark(f.acked).await?;
@@ -284,6 +389,11 @@ impl MqttLink {
         let mut poll_sms = tokio::time::interval(Duration::from_secs(1));
         let window = usize::from(self.cfg.inflight);
         loop {
+            // A resend asked for goes back before reading on.
+            if let Some(from) = self.resend.take() {
+                tracing::info!(from_seq = from, sent = f.sent, "resending events");
+                f.rewind(from);
+            }
             // Read ahead when the buffer runs low.
             if f.more && f.buffer.len() < window {
                 let origin = self.origin.clone();
@@ -297,13 +407,10 @@ impl MqttLink {
             }
             // Fill the window.
             while f.window.len() < window {
-                let Some((seq, bytes)) = f.buffer.pop_front() else {
+                let Some(bytes) = f.next_publish() else {
                     break;
                 };
                 client.try_publish(self.topics.events.clone(), QoS::AtLeastOnce, false, bytes)?;
-                f.requested.push_back(Sent::Event(seq));
-                f.window.push_back((seq, false));
-                f.sent = seq;
             }
             if f.sms_due {
                 f.sms_due = false;
@@ -346,8 +453,8 @@ impl MqttLink {
             tokio::select! {
                 ev = events.poll() => match ev? {
                     Event::Outgoing(Outgoing::Publish(pkid)) => match f.requested.pop_front() {
-                        Some(Sent::Event(seq)) => {
-                            f.on_wire.insert(pkid, seq);
+                        Some(Sent::Event(nr)) => {
+                            f.on_wire.insert(pkid, nr);
                         }
                         Some(Sent::Sms(id)) => {
                             f.sms_on_wire.insert(pkid, id);
@@ -384,6 +491,8 @@ impl MqttLink {
                     }
                 }
                 _ = poll_db.tick(), if idle => f.more = true,
+                // Taken at the top of the loop.
+                _ = self.resend.wake.notified() => {}
                 _ = poll_sms.tick() => f.sms_due = true,
                 m = self.outgoing.recv(), if pending.len() < 256 => {
                     if let Some(m) = m {
@@ -441,8 +550,8 @@ impl MqttLink {
         while let Ok(Ok(ev)) = tokio::time::timeout_at(deadline, events.poll()).await {
             match ev {
                 Event::Outgoing(Outgoing::Publish(pkid)) => match f.requested.pop_front() {
-                    Some(Sent::Event(seq)) => {
-                        f.on_wire.insert(pkid, seq);
+                    Some(Sent::Event(nr)) => {
+                        f.on_wire.insert(pkid, nr);
                     }
                     Some(Sent::Other) if f.requested.is_empty() => last_pkid = Some(pkid),
                     _ => {}
@@ -475,4 +584,103 @@ fn set_state(shared: &Shared, state: &str, error: Option<String>) {
             s.in_flight = 0;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A session's flight that starts after `watermark`.
+    fn flight(watermark: i64) -> Flight {
+        Flight {
+            acked: watermark,
+            sent: watermark,
+            more: true,
+            ..Flight::default()
+        }
+    }
+
+    fn read(f: &mut Flight, upto: i64) {
+        let after = f.buffer.back().map_or(f.sent, |(s, _)| *s);
+        f.buffer
+            .extend((after + 1..=upto).map(|s| (s, s.to_string().into_bytes())));
+    }
+
+    /// Hands over `n` events and puts them on the wire; returns their seqs.
+    fn publish(f: &mut Flight, n: usize, pkid: &mut u16) -> Vec<i64> {
+        let mut seqs = Vec::new();
+        for _ in 0..n {
+            let bytes = f.next_publish().expect("an event buffered");
+            seqs.push(String::from_utf8(bytes).unwrap().parse().unwrap());
+            let Some(Sent::Event(nr)) = f.requested.pop_front() else {
+                panic!("an event request");
+            };
+            *pkid += 1;
+            f.on_wire.insert(*pkid, nr);
+        }
+        seqs
+    }
+
+    #[test]
+    fn a_resend_sends_the_lower_seqs_again_in_order_and_never_moves_the_mark_back() {
+        let (mut f, mut pkid) = (flight(0), 0);
+        read(&mut f, 10);
+        assert_eq!(publish(&mut f, 8, &mut pkid), (1..=8).collect::<Vec<_>>());
+        for p in 1..=5 {
+            f.puback(p);
+        }
+        assert_eq!(f.acked, 5);
+        // Resend from 3 while 6–8 are in flight and 9–10 read ahead.
+        f.rewind(3);
+        assert_eq!((f.sent, f.buffer.len(), f.resend_to), (2, 0, 8));
+        read(&mut f, 11);
+        assert_eq!(publish(&mut f, 9, &mut pkid), (3..=11).collect::<Vec<_>>());
+        // The repeats of 3–5 are acknowledged before 6–8 of the first pass.
+        for p in 9..=11 {
+            f.puback(p);
+        }
+        assert_eq!(f.acked, 5, "the mark never goes back, nor past 6–8");
+        assert_eq!(f.unfinished_resend(), Some(6));
+        for p in 6..=8 {
+            f.puback(p);
+        }
+        assert_eq!(f.acked, 8);
+        // The second pass's 6–8 still count for the resend until acknowledged.
+        assert_eq!(f.unfinished_resend(), Some(6));
+        for p in 12..=17 {
+            f.puback(p);
+        }
+        assert_eq!((f.acked, f.window.len()), (11, 0));
+        assert_eq!(f.unfinished_resend(), None);
+    }
+
+    #[test]
+    fn a_resend_of_events_not_sent_yet_changes_nothing() {
+        let (mut f, mut pkid) = (flight(4), 0);
+        read(&mut f, 10);
+        publish(&mut f, 2, &mut pkid);
+        f.rewind(7);
+        assert_eq!((f.sent, f.buffer.len(), f.resend_to), (6, 4, 0));
+        assert_eq!(f.unfinished_resend(), None);
+    }
+
+    #[test]
+    fn a_resend_cut_short_resumes_from_its_first_unsent_event() {
+        let (mut f, mut pkid) = (flight(0), 0);
+        read(&mut f, 20);
+        publish(&mut f, 20, &mut pkid);
+        (1..=20).for_each(|p| f.puback(p));
+        f.rewind(5);
+        read(&mut f, 20);
+        publish(&mut f, 3, &mut pkid);
+        assert_eq!(f.unfinished_resend(), Some(5));
+        (21..=23).for_each(|p| f.puback(p));
+        assert_eq!(f.unfinished_resend(), Some(8));
+        let r = Resend::default();
+        r.ask(12);
+        r.ask(8);
+        r.ask(30);
+        assert_eq!(r.take(), Some(8));
+        assert_eq!(r.take(), None);
+    }
 }

@@ -78,7 +78,8 @@ impl Outbox {
         self.with(rows::delivered_watermark).await
     }
 
-    /// A page of undelivered events after `seq`, each encoded by `encode`.
+    /// A page of the events after `seq` (see [`rows::events_after`]: undelivered ones,
+    /// unless a resend rewound the link), each encoded by `encode`.
     pub async fn page<T: Send + 'static>(
         &self,
         after: i64,
@@ -88,12 +89,23 @@ impl Outbox {
             // Checked on every page too (one lookup in a one-row table): history
             // generated into the file after the link started never goes up either.
             refuse_generated(c)?;
-            Ok(rows::undelivered_after(c, after, PAGE)?
+            Ok(rows::events_after(c, after, PAGE)?
                 .iter()
                 .map(|r| (r.seq, encode(r)))
                 .collect())
         })
         .await
+    }
+
+    /// Where a resend from `from` starts and ends (see [`rows::resend_range`]).
+    pub async fn resend_range(&self, from: i64) -> Result<rows::ResendRange, StoreError> {
+        self.with(move |c| rows::resend_range(c, from)).await
+    }
+
+    /// The newest committed seq and the newest delivered one (the watermark).
+    pub async fn seqs(&self) -> Result<(i64, i64), StoreError> {
+        self.with(|c| Ok((rows::newest_seq(c)?, rows::delivered_watermark(c)?)))
+            .await
     }
 
     /// Marks everything up to `upto` delivered now.

@@ -8,9 +8,15 @@
 //! `…/sms`), stores each once by id, and posts each to the webhook (as a hall server
 //! hands them to its SMS provider) until one post is answered 2xx; then the mobile
 //! number is erased from its row. A message sent again (same id) is never posted twice.
+//!
+//! With `repair_after` it repairs gaps as a hall server would: a gap in a controller's
+//! sequence that stays open that long makes it publish a `resend` command from the
+//! first missing seq on the controller's `cmd` topic (at most [`RESEND_TRIES`] times
+//! for one gap, [`RESEND_AGAIN`] apart).
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS, TlsConfiguration, Transport};
 use rusqlite::{Connection, params};
@@ -36,6 +42,159 @@ pub struct ReceiveOptions {
     pub credentials: Option<(String, String)>,
     /// Where near-turn text messages go, if anywhere.
     pub sms: Option<SmsWebhook>,
+    /// Ask a controller to send again when a gap stays open this long (`None`: never).
+    pub repair_after: Option<Duration>,
+}
+
+/// Times a receiver asks for one gap before it leaves it to a person (events the
+/// controller archived cannot come again).
+pub const RESEND_TRIES: u32 = 3;
+/// How long a `resend` gets to fill a gap before it is asked again.
+pub const RESEND_AGAIN: Duration = Duration::from_secs(30);
+
+/// A gap in one controller's sequence, waiting to be filled.
+#[derive(Debug, Clone)]
+struct OpenGap {
+    /// Its first missing seq.
+    from: i64,
+    /// The controller's topics (`<prefix>/<hall>/<controller>`).
+    base: String,
+    /// Since when `from` has been missing.
+    since: Instant,
+    /// Resends asked for this `from`, and when the last was.
+    asked: u32,
+    asked_at: Option<Instant>,
+}
+
+impl OpenGap {
+    fn new(from: i64, base: &str) -> OpenGap {
+        OpenGap {
+            from,
+            base: base.into(),
+            since: Instant::now(),
+            asked: 0,
+            asked_at: None,
+        }
+    }
+}
+
+/// The first seq of `controller` missing at or after `from` and below its newest stored
+/// event, or `None` when nothing is missing there.
+pub fn first_missing(
+    conn: &Connection,
+    controller: &str,
+    from: i64,
+) -> rusqlite::Result<Option<i64>> {
+    conn.query_row(
+        "SELECT MIN(r.seq) + 1 FROM received r WHERE r.controller_id = ?1 AND r.seq >= ?2 - 1 \
+         AND r.seq < (SELECT MAX(seq) FROM received WHERE controller_id = ?1) \
+         AND NOT EXISTS (SELECT 1 FROM received n WHERE n.controller_id = ?1 AND n.seq = r.seq + 1)",
+        params![controller, from],
+        |r| r.get(0),
+    )
+}
+
+/// What the receiver knows of each controller's sequence while it runs.
+#[derive(Default)]
+struct Sequences {
+    /// The newest seq stored, per controller.
+    last: HashMap<String, i64>,
+    /// Gaps waiting to be filled (with repair on), per controller.
+    open: HashMap<String, OpenGap>,
+}
+
+impl Sequences {
+    /// Notes a newly stored event `e` that came on `topic`: a gap it reveals is logged,
+    /// and kept for repair when `repair` is on.
+    fn stored(
+        &mut self,
+        conn: &Connection,
+        topic: &str,
+        e: &Envelope,
+        repair: bool,
+    ) -> rusqlite::Result<()> {
+        if !self.last.contains_key(&e.controller_id) {
+            // What an earlier run stored counts: a gap may span a restart.
+            let before = stored_before(conn, &e.controller_id, e.seq)?;
+            self.last
+                .insert(e.controller_id.clone(), before.unwrap_or(e.seq - 1));
+        }
+        let last = self
+            .last
+            .entry(e.controller_id.clone())
+            .or_insert(e.seq - 1);
+        if e.seq > *last + 1 {
+            tracing::warn!(controller = %e.controller_id, from = *last + 1, to = e.seq - 1, "gap in sequence");
+            if repair && let Some(base) = topic.strip_suffix("/events") {
+                self.open
+                    .entry(e.controller_id.clone())
+                    .or_insert_with(|| OpenGap::new(*last + 1, base));
+            }
+        }
+        *last = (*last).max(e.seq);
+        Ok(())
+    }
+}
+
+/// The newest seq of `controller` stored below `seq`.
+fn stored_before(conn: &Connection, controller: &str, seq: i64) -> rusqlite::Result<Option<i64>> {
+    conn.query_row(
+        "SELECT MAX(seq) FROM received WHERE controller_id = ?1 AND seq < ?2",
+        params![controller, seq],
+        |r| r.get(0),
+    )
+}
+
+/// Looks at every open gap: forgets the filled ones, and asks for the ones open longer
+/// than `after` (again after [`RESEND_AGAIN`], at most [`RESEND_TRIES`] times).
+fn repair(
+    conn: &Connection,
+    client: &AsyncClient,
+    gaps: &mut HashMap<String, OpenGap>,
+    after: Duration,
+) -> rusqlite::Result<()> {
+    let mut filled = Vec::new();
+    for (controller, g) in gaps.iter_mut() {
+        let Some(first) = first_missing(conn, controller, g.from)? else {
+            filled.push(controller.clone());
+            continue;
+        };
+        if first != g.from {
+            // Part of it came (or it moved on): give the rest time again.
+            *g = OpenGap::new(first, &g.base);
+        }
+        let due = match g.asked_at {
+            None => g.since.elapsed() >= after,
+            Some(t) => t.elapsed() >= RESEND_AGAIN && g.asked < RESEND_TRIES,
+        };
+        if !due {
+            continue;
+        }
+        let id = format!(
+            "receive-{controller}-{}-{}",
+            g.from,
+            crate::core::wall_now().0
+        );
+        let body = serde_json::json!({"id": id, "command": "resend", "from_seq": g.from});
+        let topic = format!("{}/cmd", g.base);
+        if let Err(e) = client.try_publish(topic, QoS::AtLeastOnce, false, body.to_string()) {
+            tracing::warn!(controller = %controller, error = %e, "resend not asked; next second");
+            continue;
+        }
+        g.asked += 1;
+        g.asked_at = Some(Instant::now());
+        if g.asked == RESEND_TRIES {
+            tracing::warn!(controller = %controller, from_seq = g.from, tries = g.asked, "gap asked for the last time; see the cmd/ack answer (archived events cannot come again)");
+        } else {
+            tracing::info!(controller = %controller, from_seq = g.from, "gap still open: asked the controller to send again");
+        }
+    }
+    for controller in filled {
+        if let Some(g) = gaps.remove(&controller) {
+            tracing::info!(controller = %controller, from_seq = g.from, "gap filled");
+        }
+    }
+    Ok(())
 }
 
 /// Near-turn text messages: the topic they come on and the HTTP endpoint they go to.
@@ -419,7 +578,8 @@ pub async fn run(
         .clone()
         .map(|hook| tokio::spawn(poster(hook, wake.clone())));
     let mut subscriptions = 1 + usize::from(opts.sms.is_some());
-    let mut last_seq: std::collections::HashMap<String, i64> = Default::default();
+    let mut seqs = Sequences::default();
+    let mut repair_tick = tokio::time::interval(Duration::from_secs(1));
     // Acks wait here while rumqttc's request queue is full; the event loop drains it.
     let mut acks: std::collections::VecDeque<rumqttc::Publish> = Default::default();
     tokio::pin!(shutdown);
@@ -432,6 +592,11 @@ pub async fn run(
         }
         tokio::select! {
             _ = &mut shutdown => break,
+            _ = repair_tick.tick(), if !seqs.open.is_empty() => {
+                if let Some(after) = opts.repair_after {
+                    repair(&conn, &client, &mut seqs.open, after)?;
+                }
+            }
             ev = events.poll() => match ev {
                 Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
                     tracing::info!(session_present = ack.session_present, "receiver connected");
@@ -456,11 +621,7 @@ pub async fn run(
                     if store(&conn, &p.payload)? == Stored::New
                         && let Ok(e) = serde_json::from_slice::<Envelope>(&p.payload)
                     {
-                        let last = last_seq.entry(e.controller_id.clone()).or_insert(e.seq - 1);
-                        if e.seq > *last + 1 {
-                            tracing::warn!(controller = %e.controller_id, from = *last + 1, to = e.seq - 1, "gap in sequence");
-                        }
-                        *last = (*last).max(e.seq);
+                        seqs.stored(&conn, &p.topic, &e, opts.repair_after.is_some())?;
                     }
                     acks.push_back(p);
                 }
@@ -509,5 +670,14 @@ mod tests {
         assert_eq!(s.controllers[0].events, 4);
         assert_eq!(s.controllers[0].gaps, vec![(3, 4), (6, 6)]);
         assert!(s.to_text().contains("MISSING 3-4, 6"), "{}", s.to_text());
+        // Gap repair asks from the first missing seq on, and stops when it is filled.
+        assert_eq!(first_missing(&conn, "c1", 3).unwrap(), Some(3));
+        assert_eq!(first_missing(&conn, "c1", 5).unwrap(), Some(6));
+        store(&conn, &msg("c", 3)).unwrap();
+        store(&conn, &msg("d", 4)).unwrap();
+        assert_eq!(first_missing(&conn, "c1", 3).unwrap(), Some(6));
+        store(&conn, &msg("f", 6)).unwrap();
+        assert_eq!(first_missing(&conn, "c1", 3).unwrap(), None);
+        assert_eq!(first_missing(&conn, "other", 1).unwrap(), None);
     }
 }

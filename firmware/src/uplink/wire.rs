@@ -283,6 +283,13 @@ pub enum Cmd {
         /// The period.
         period: String,
     },
+    /// Send every event from `from_seq` on again (the hall server found a gap).
+    Resend {
+        /// Read as any JSON value so that a missing, fractional or text value is
+        /// refused by name (`from_seq`) through `command_refused`, like other bad fields.
+        #[serde(default)]
+        from_seq: serde_json::Value,
+    },
 }
 
 impl Cmd {
@@ -296,6 +303,7 @@ impl Cmd {
             Cmd::ReprintTicket { .. } => "reprint_ticket",
             Cmd::RequestReport { .. } => "request_report",
             Cmd::FollowUp { .. } => "follow_up",
+            Cmd::Resend { .. } => "resend",
         }
     }
 }
@@ -376,6 +384,30 @@ mod tests {
         assert_eq!(id.as_deref(), Some("c3"));
         assert!(reason.contains("reboot"), "{reason}");
         assert!(CmdMessage::parse(b"{\"command\":\"unlock_kiosk\"}").is_err());
+    }
+
+    #[test]
+    fn a_resend_reads_whatever_from_seq_is_for_the_worker_to_judge() {
+        let m = CmdMessage::parse(br#"{"id":"r1","command":"resend","from_seq":42}"#).unwrap();
+        assert_eq!(
+            m.command,
+            Cmd::Resend {
+                from_seq: 42.into()
+            }
+        );
+        assert_eq!(m.command.name(), "resend");
+        let m = CmdMessage::parse(br#"{"id":"r2","command":"resend"}"#).unwrap();
+        assert_eq!(
+            m.command,
+            Cmd::Resend {
+                from_seq: serde_json::Value::Null
+            }
+        );
+        let (id, reason) =
+            CmdMessage::parse(br#"{"id":"r3","command":"resend","from_seq":1,"to_seq":2}"#)
+                .unwrap_err();
+        assert_eq!(id.as_deref(), Some("r3"));
+        assert!(reason.contains("to_seq"), "{reason}");
     }
 
     #[test]
