@@ -334,7 +334,7 @@ region = "330122000000"
         let e = ServerConfig::parse(&bad, "s.toml")
             .expect_err("bad port")
             .to_string();
-        assert!(e.contains("broker.port") && e.contains("s.toml:6"), "{e}");
+        assert!(e.contains("broker.port") && e.contains("s.toml:5:"), "{e}");
         let bad = BASE.replace("code = \"330122100000\"", "code = \"3301221\"");
         let e = ServerConfig::parse(&bad, "s.toml")
             .expect_err("bad code")
