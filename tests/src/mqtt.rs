@@ -382,3 +382,28 @@ pub fn assert_events_match_schema(events: &[Value]) -> std::collections::BTreeSe
     }
     types
 }
+
+/// Takes `n` tickets for service SB at the controller `d`.
+pub fn issue(d: &crate::Daemon, n: usize) {
+    let c = crate::client();
+    for _ in 0..n {
+        let (s, b) = crate::send(
+            c.post(format!("{}/api/v1/tickets", d.url))
+                .send_json(serde_json::json!({"service": "SB"})),
+        );
+        assert_eq!(s, 201, "{b}");
+    }
+}
+
+/// `hallq uplink status --json` of a running controller.
+pub fn uplink_status(hall: &crate::Hall, d: &crate::Daemon) -> Value {
+    let out = hall.cli(&["uplink", "status", "--json", "--api", &d.url]);
+    serde_json::from_str(&out).expect("status JSON")
+}
+
+/// The controller's newest sequence number, from `hallq uplink status --json`.
+pub fn last_seq(hall: &crate::Hall, d: &crate::Daemon) -> i64 {
+    uplink_status(hall, d)["backlog"]["last_seq"]
+        .as_i64()
+        .expect("last_seq")
+}

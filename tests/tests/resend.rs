@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use hallq_tests::Hall;
 use hallq_tests::mqtt::{
-    Broker, BrokerOptions, CONTROLLER, HallServer, add_uplink, assert_events_match_schema, wait_for,
+    Broker, BrokerOptions, CONTROLLER, HallServer, add_uplink, assert_events_match_schema, issue,
+    last_seq, uplink_status, wait_for,
 };
-use hallq_tests::{Daemon, Hall, client, send};
 use serde_json::{Value, json};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -89,28 +90,6 @@ fn covers(msgs: &[Vec<u8>], from: i64, to: i64) -> bool {
     (from..=to).all(|s| seen.contains(&s))
 }
 
-fn issue(d: &Daemon, n: usize) {
-    let c = client();
-    for _ in 0..n {
-        let (s, b) = send(
-            c.post(format!("{}/api/v1/tickets", d.url))
-                .send_json(json!({"service": "SB"})),
-        );
-        assert_eq!(s, 201, "{b}");
-    }
-}
-
-fn status(hall: &Hall, d: &Daemon) -> Value {
-    let out = hall.cli(&["uplink", "status", "--json", "--api", &d.url]);
-    serde_json::from_str(&out).expect("status JSON")
-}
-
-fn last_seq(hall: &Hall, d: &Daemon) -> i64 {
-    status(hall, d)["backlog"]["last_seq"]
-        .as_i64()
-        .expect("last_seq")
-}
-
 fn resend(server: &HallServer, id: &str, from_seq: Value) -> Value {
     let mut body = json!({"id": id, "command": "resend"});
     if !from_seq.is_null() {
@@ -140,7 +119,7 @@ fn a_resend_sends_every_event_from_the_seq_again_byte_for_byte_then_new_ones() {
     assert!(last >= 12, "{last}");
     tap.wait(0, "every event's first copy", |m| covers(m, 1, last));
     wait_for(LONG, "every event delivered", || {
-        (status(&hall, &d)["backlog"]["undelivered"] == 0).then_some(())
+        (uplink_status(&hall, &d)["backlog"]["undelivered"] == 0).then_some(())
     });
     let mut first: BTreeMap<i64, Vec<u8>> = BTreeMap::new();
     for m in &tap.seen {
@@ -194,7 +173,7 @@ fn a_resend_sends_every_event_from_the_seq_again_byte_for_byte_then_new_ones() {
     );
     // Delivery marks stay as they were: nothing is pending but the new record.
     wait_for(LONG, "the record delivered", || {
-        (status(&hall, &d)["backlog"]["undelivered"] == 0).then_some(())
+        (uplink_status(&hall, &d)["backlog"]["undelivered"] == 0).then_some(())
     });
 
     // Bad values are refused naming from_seq, and recorded.
@@ -328,7 +307,7 @@ fn the_reference_receiver_asks_for_a_gap_again_and_it_is_filled() {
     issue(&d, 4);
     let lost_to = last_seq(&hall, &d);
     wait_for(LONG, "the missed events delivered", || {
-        (status(&hall, &d)["backlog"]["undelivered"] == 0).then_some(())
+        (uplink_status(&hall, &d)["backlog"]["undelivered"] == 0).then_some(())
     });
     let _second = ReceiveProcess::start(broker.port, &db, "receiver-b", &["--repair-after", "1"]);
     issue(&d, 1);

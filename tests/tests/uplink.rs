@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hallq_tests::mqtt::{
     Broker, BrokerOptions, BrokerTls, CONTROLLER, Certs, HallServer, Receiver, add_uplink,
-    assert_events_match_schema, password_file, wait_for,
+    assert_events_match_schema, issue, last_seq, password_file, uplink_status, wait_for,
 };
 use hallq_tests::{Daemon, Hall, client, send};
 use serde_json::{Value, json};
@@ -15,29 +15,6 @@ const LONG: Duration = Duration::from_secs(60);
 
 fn plain_uplink(port: u16) -> String {
     format!("host = \"127.0.0.1\"\nport = {port}\nhall_id = \"test-hall\"\nmax_backoff_secs = 1")
-}
-
-fn issue(d: &Daemon, n: usize) {
-    let c = client();
-    for _ in 0..n {
-        let (s, b) = send(
-            c.post(format!("{}/api/v1/tickets", d.url))
-                .send_json(json!({"service": "SB"})),
-        );
-        assert_eq!(s, 201, "{b}");
-    }
-}
-
-/// The controller's newest sequence number, from `hallq uplink status --json`.
-fn status(hall: &Hall, d: &Daemon) -> Value {
-    let out = hall.cli(&["uplink", "status", "--json", "--api", &d.url]);
-    serde_json::from_str(&out).expect("status JSON")
-}
-
-fn last_seq(hall: &Hall, d: &Daemon) -> i64 {
-    status(hall, d)["backlog"]["last_seq"]
-        .as_i64()
-        .expect("last_seq")
 }
 
 /// One unlabelled gauge from the controller's `/metrics`.
@@ -192,7 +169,7 @@ fn every_event_is_delivered_once_in_order_and_matches_the_schema() {
     assert_eq!(e["hall_id"], "test-hall");
     // The outbox is empty once everything is acknowledged.
     let st = wait_for(LONG, "an empty backlog", || {
-        let st = status(&hall, &d);
+        let st = uplink_status(&hall, &d);
         (st["backlog"]["undelivered"] == 0).then_some(st)
     });
     assert_eq!(st["link"]["state"], "connected", "{st}");
@@ -225,7 +202,7 @@ fn a_broker_restart_mid_stream_loses_nothing_and_repeats_are_dropped_by_id() {
     broker.stop();
     // Tickets go on while the hall server is unreachable.
     std::thread::sleep(Duration::from_millis(1500));
-    let during = status(&hall, &d);
+    let during = uplink_status(&hall, &d);
     assert_ne!(during["link"]["state"], "connected", "{during}");
     // A technician's scrape sees the link down and the backlog growing.
     assert_eq!(metric(&d, "hallq_uplink_connected"), Some(0.0));
@@ -279,7 +256,7 @@ fn a_controller_killed_mid_backlog_resumes_and_nothing_is_lost() {
         // Learn the backlog before anything is sent.
         broker.stop();
         let d = hall.start();
-        let st = status(&hall, &d);
+        let st = uplink_status(&hall, &d);
         assert_eq!(
             st["backlog"]["undelivered"], st["backlog"]["last_seq"],
             "{st}"
@@ -376,12 +353,12 @@ fn tls_with_a_generated_certificate_client_certificate_and_password() {
     std::fs::write(&hall.config, text).expect("config");
     let d = hall.start();
     let st = wait_for(LONG, "the refusal in the status", || {
-        let st = status(&hall, &d);
+        let st = uplink_status(&hall, &d);
         st["link"]["last_error"].as_str().is_some().then_some(st)
     });
     assert_ne!(st["link"]["state"], "connected", "{st}");
     issue(&d, 1);
-    let st = status(&hall, &d);
+    let st = uplink_status(&hall, &d);
     assert!(st["backlog"]["undelivered"].as_i64() >= Some(1), "{st}");
 }
 
@@ -411,7 +388,7 @@ fn a_bad_configuration_is_refused_with_its_reason_and_the_old_one_stays() {
     add_uplink(&hall.config, &plain_uplink(broker.port));
     let d = hall.start();
     wait_for(LONG, "the uplink to connect", || {
-        (status(&hall, &d)["link"]["state"] == "connected").then_some(())
+        (uplink_status(&hall, &d)["link"]["state"] == "connected").then_some(())
     });
     let server = HallServer::connect(broker.port, "test-hall");
     let before = service_codes(&d);
@@ -483,7 +460,7 @@ fn a_bad_configuration_is_refused_with_its_reason_and_the_old_one_stays() {
         "民政事务（新）",
         "the pushed configuration survives a restart"
     );
-    assert_eq!(status(&hall, &d)["config_version"], 4);
+    assert_eq!(uplink_status(&hall, &d)["config_version"], 4);
     let server = HallServer::connect(broker.port, "test-hall");
     let ack = server.request(
         "config/set",
@@ -504,7 +481,7 @@ fn a_lock_stops_ticket_issue_and_a_notice_scrolls_on_the_board_both_surviving_a_
     let d = hall.start();
     let server = HallServer::connect(broker.port, "test-hall");
     wait_for(LONG, "the uplink to connect", || {
-        (status(&hall, &d)["link"]["state"] == "connected").then_some(())
+        (uplink_status(&hall, &d)["link"]["state"] == "connected").then_some(())
     });
     let c = client();
     let (_, k) = send(c.get(format!("{}/api/v1/kiosk", d.url)).call());

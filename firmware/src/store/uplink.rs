@@ -52,6 +52,18 @@ pub fn delivered_watermark(conn: &Connection) -> Result<i64, StoreError> {
     }
 }
 
+/// An outbox row from `SELECT seq, id, at, type, schema, payload`.
+fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+    Ok(OutboxRow {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        at: r.get(2)?,
+        kind: r.get(3)?,
+        schema: r.get(4)?,
+        payload: r.get(5)?,
+    })
+}
+
 /// Undelivered events after `seq`, oldest first, at most `limit`.
 pub fn undelivered_after(
     conn: &Connection,
@@ -61,16 +73,7 @@ pub fn undelivered_after(
     let mut stmt = conn.prepare_cached(
         "SELECT seq, id, at, type, schema, payload FROM events WHERE delivered_at IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![seq, limit as i64], |r| {
-        Ok(OutboxRow {
-            seq: r.get(0)?,
-            id: r.get(1)?,
-            at: r.get(2)?,
-            kind: r.get(3)?,
-            schema: r.get(4)?,
-            payload: r.get(5)?,
-        })
-    })?;
+    let rows = stmt.query_map(params![seq, limit as i64], outbox_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
@@ -86,16 +89,7 @@ pub fn events_after(
     let mut stmt = conn.prepare_cached(
         "SELECT seq, id, at, type, schema, payload FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![seq, limit as i64], |r| {
-        Ok(OutboxRow {
-            seq: r.get(0)?,
-            id: r.get(1)?,
-            at: r.get(2)?,
-            kind: r.get(3)?,
-            schema: r.get(4)?,
-            payload: r.get(5)?,
-        })
-    })?;
+    let rows = stmt.query_map(params![seq, limit as i64], outbox_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
