@@ -68,18 +68,23 @@ fn recorded_day(dir: &std::path::Path) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Raises the open-file limit to the hard limit: 1,000 connections each side.
-fn more_files() {
+/// Raises the open-file limit to the hard limit (1,000 connections each side, in this
+/// process and in the broker it starts) and returns it.
+fn more_files() -> u64 {
     // SAFETY: getrlimit/setrlimit on a local struct.
     unsafe {
         let mut l = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
         };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 {
-            l.rlim_cur = l.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) != 0 {
+            return 1024;
         }
+        l.rlim_cur = l.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &l) != 0 {
+            return 1024;
+        }
+        l.rlim_cur
     }
 }
 
@@ -139,8 +144,14 @@ fn a_province_of_controllers_through_two_instances() {
         );
         return;
     };
-    more_files();
-    let controllers = env("HALLQ_SERVER_LOAD_CONTROLLERS", 1000) as usize;
+    let files = more_files();
+    let mut controllers = env("HALLQ_SERVER_LOAD_CONTROLLERS", 1000) as usize;
+    // Each controller is a socket here and one in the broker; keep room for the rest.
+    let fit = (files.saturating_sub(256) as usize).max(10);
+    if controllers > fit {
+        println!("open-file limit {files}: {fit} controllers instead of {controllers}");
+        controllers = fit;
+    }
     let per = env("HALLQ_SERVER_LOAD_EVENTS", 20) as usize;
     let secs = env("HALLQ_SERVER_LOAD_SECS", 5);
     let rate = env("HALLQ_SERVER_LOAD_RATE", 10);
