@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio_postgres::Client;
 
+use crate::config::{Hall, Region};
+use crate::halls::{halls_now, regions_now};
 use crate::metrics::Metrics;
 
 /// What the handlers share.
@@ -22,16 +24,26 @@ pub struct Web {
     pub metrics: Arc<Metrics>,
     db_url: String,
     db: Mutex<Option<Arc<Client>>>,
+    regions: Vec<Region>,
+    halls: Vec<Hall>,
 }
 
 impl Web {
     /// The shared state.
-    pub fn new(instance: String, metrics: Arc<Metrics>, db_url: String) -> Arc<Web> {
+    pub fn new(
+        instance: String,
+        metrics: Arc<Metrics>,
+        db_url: String,
+        regions: Vec<Region>,
+        halls: Vec<Hall>,
+    ) -> Arc<Web> {
         Arc::new(Web {
             instance,
             metrics,
             db_url,
             db: Mutex::new(None),
+            regions,
+            halls,
         })
     }
 
@@ -64,6 +76,7 @@ pub fn router(web: Arc<Web>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
+        .route("/api/v1/halls", get(halls))
         .route("/api/v1/controllers", get(controllers))
         .route("/api/v1/controllers/{id}/gaps", get(gaps))
         .with_state(web)
@@ -74,6 +87,27 @@ async fn metrics(State(web): State<Arc<Web>>) -> impl IntoResponse {
         [("content-type", "text/plain; version=0.0.4")],
         web.metrics.render(&web.instance),
     )
+}
+
+/// Every hall's live figures from its controllers' states, and every region's sums.
+async fn halls(State(web): State<Arc<Web>>) -> Result<Json<Value>, Response> {
+    let db = web.db().await?;
+    let states: Vec<(String, String, Option<Value>)> = db
+        .query(
+            "SELECT controller_id, hall_id, state FROM controllers ORDER BY controller_id",
+            &[],
+        )
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(|r| {
+            let state: Option<tokio_postgres::types::Json<Value>> = r.get(2);
+            (r.get(0), r.get(1), state.map(|j| j.0))
+        })
+        .collect();
+    let halls = halls_now(&web.halls, &states);
+    let regions = regions_now(&web.regions, &halls);
+    Ok(Json(json!({ "halls": halls, "regions": regions })))
 }
 
 /// Every controller: what is stored, what is missing, its last state.

@@ -9,10 +9,12 @@
 //! - [`ingest`]: the MQTT 5 session, batches, acknowledgement after commit.
 //! - [`repair`]: gaps by seq, and the `resend` command to their controller.
 //! - [`metrics`]: the instance's counters for `/metrics`.
-//! - [`http`]: health, metrics and the ingest's JSON.
+//! - [`halls`]: each hall's live figures, rolled up the region tree.
+//! - [`http`]: health, metrics, halls, regions and the ingest's JSON.
 
 pub mod config;
 pub mod db;
+pub mod halls;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
@@ -68,7 +70,13 @@ pub async fn serve(
         metrics.clone(),
         stop_rx.clone(),
     )));
-    let web = http::Web::new(config.server.name.clone(), metrics, url);
+    let web = http::Web::new(
+        config.server.name.clone(),
+        metrics,
+        url,
+        config.regions.clone(),
+        config.halls.clone(),
+    );
     let listener = tokio::net::TcpListener::bind(config.http.listen).await?;
     ready(listener.local_addr()?);
     let mut web_stop = stop_rx.clone();

@@ -15,6 +15,28 @@ use hallq_tests::server::Instance;
 use hallq_tests::{Daemon, Hall, client, missing_prerequisite, send};
 use serde_json::json;
 
+/// 青山县 with the county hall, and 青山镇 below it with two township halls.
+const TREE: &str = "
+[[region]]
+code = \"330122000000\"
+name = \"青山县\"
+[[region]]
+code = \"330122100000\"
+name = \"青山镇\"
+[[hall]]
+id = \"hall-0\"
+name = \"青山县政务服务中心\"
+region = \"330122000000\"
+[[hall]]
+id = \"hall-1\"
+name = \"青山镇便民服务中心\"
+region = \"330122100000\"
+[[hall]]
+id = \"hall-2\"
+name = \"青山镇东区服务点\"
+region = \"330122100000\"
+";
+
 const INGEST: &str =
     "[ingest]\nrepair_after_secs = 2\nrepair_every_secs = 1\nreceive_maximum = 200\n";
 
@@ -64,6 +86,17 @@ impl County {
             halls,
             dir,
         })
+    }
+
+    /// An instance that knows the county's regions and halls.
+    fn instance_with_tree(&self, name: &str) -> Instance {
+        Instance::start(
+            self.dir.path(),
+            name,
+            self.broker.port,
+            &self.pg.url(),
+            &format!("{INGEST}{TREE}"),
+        )
     }
 
     fn instance(&self, name: &str) -> Instance {
@@ -184,7 +217,7 @@ fn two_instances_store_every_event_once_and_refuse_forgeries() {
     let Some(county) = County::new("two_instances_store_every_event_once", 3) else {
         return;
     };
-    let a = county.instance("a");
+    let a = county.instance_with_tree("a");
     let b = county.instance("b");
     let stop = Arc::new(AtomicBool::new(false));
     let taken = county.load(stop, 60).join().expect("load");
@@ -213,6 +246,50 @@ fn two_instances_store_every_event_once_and_refuse_forgeries() {
         assert_eq!(c["status"], "online", "{c}");
         assert_eq!(c["contiguous_seq"], c["max_seq"], "{c}");
     }
+    // Live figures per hall from the controllers' states, rolled up the region tree:
+    // 60 tickets waiting in each hall, nobody called.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let overview = loop {
+        let o = a.get("/api/v1/halls");
+        let county = o["regions"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["code"] == "330122000000"))
+            .cloned();
+        if county
+            .as_ref()
+            .is_some_and(|c| c["waiting"] == 180 && c["halls_online"] == 3)
+        {
+            break o;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the halls' figures did not arrive: {o}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let town = overview["regions"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["code"] == "330122100000"))
+        .cloned()
+        .expect("township");
+    assert_eq!(
+        (
+            town["halls"].clone(),
+            town["waiting"].clone(),
+            town["parent"].clone()
+        ),
+        (json!(2), json!(120), json!("330122000000")),
+        "{overview}"
+    );
+    let hall1 = overview["halls"]
+        .as_array()
+        .and_then(|h| h.iter().find(|h| h["id"] == "hall-1"))
+        .cloned()
+        .expect("hall-1");
+    assert_eq!(hall1["name"], "青山镇便民服务中心");
+    assert_eq!(hall1["controllers"], json!(["ctl-1"]));
+    assert_eq!(hall1["online"], 1);
+    assert!(hall1["longest_wait_secs"].as_i64().is_some(), "{hall1}");
     let gaps = b.get("/api/v1/controllers/ctl-1/gaps");
     assert_eq!(gaps["gaps"], json!([]), "{gaps}");
 
