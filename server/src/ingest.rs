@@ -364,12 +364,14 @@ impl Writer {
             let stored = db::store(&mut self.db, &mut batch.rows, &self.instance, at).await?;
             self.metrics
                 .stored(&stored, &batch.rows, at, started.elapsed());
+            // Committed: a retry of what follows must not store (and count) them again.
+            batch.rows.clear();
         }
         for (hall, controller, state) in &batch.states {
             db::store_state(&self.db, controller, hall, state, at).await?;
         }
-        for (hall, controller, ack) in &batch.acks {
-            crate::repair::answered(&self.db, hall, controller, ack).await?;
+        for (_, controller, ack) in &batch.acks {
+            crate::repair::answered(&self.db, controller, ack).await?;
         }
         for (topic, why, body) in &batch.rejected {
             tracing::warn!("refused a message on {topic}: {why}");
@@ -379,7 +381,6 @@ impl Writer {
         batch.states.clear();
         batch.acks.clear();
         batch.rejected.clear();
-        batch.rows.clear();
         Ok(())
     }
 }

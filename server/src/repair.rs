@@ -202,7 +202,6 @@ pub async fn pass(
 /// no longer waited for.
 pub async fn answered(
     db: &Client,
-    _hall: &str,
     controller: &str,
     ack: &serde_json::Value,
 ) -> Result<(), DbError> {
