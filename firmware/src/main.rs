@@ -375,15 +375,7 @@ fn tune_malloc() {
 }
 
 fn real_main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HALLQ_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        // Under systemd stderr goes to the journal, where colour codes are noise.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    hallq::server::init_logging();
     match Cli::parse().command {
         Cmd::Run {
             config,

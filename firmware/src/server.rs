@@ -235,6 +235,20 @@ async fn revoke_stale_sign_ins(hall: HallCore) {
     }
 }
 
+/// Logs to standard error, filtered by `HALLQ_LOG` (default `info`), without colour
+/// codes unless standard error is a terminal: under systemd it goes to the journal.
+/// The controller and the hall server log the same way.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HALLQ_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -932,17 +932,13 @@ fn a_checklist_and_a_ticket_print_on_the_halls_printer() {
 /// real downstream commands): the kiosk shows the locked screen with the reason at start,
 /// on the stream event, and when a ticket request answers 423; unlocking brings home back.
 fn the_hall_servers_lock_shows_its_reason_and_unlocking_returns_home() {
-    use hallq_tests::mqtt::{Broker, BrokerOptions, HallServer, add_uplink, wait_for};
+    use hallq_tests::mqtt::{
+        Broker, BrokerOptions, HallServer, add_uplink, uplink_section, wait_for,
+    };
     let hall = Hall::new();
     let broker = Broker::start(&hall.dir.path().join("broker"), &BrokerOptions::default())
         .expect("mosquitto starts");
-    add_uplink(
-        &hall.config,
-        &format!(
-            "host = \"127.0.0.1\"\nport = {}\nhall_id = \"test-hall\"\nmax_backoff_secs = 1",
-            broker.port
-        ),
-    );
+    add_uplink(&hall.config, &uplink_section(broker.port, "test-hall"));
     let daemon = hall.start();
     let server = HallServer::connect(broker.port, "test-hall");
     wait_for(Duration::from_secs(60), "the uplink to connect", || {

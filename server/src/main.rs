@@ -16,27 +16,32 @@ struct Cli {
     command: Cmd,
 }
 
+/// `--config`, for every subcommand.
+#[derive(clap::Args)]
+struct ConfigFile {
+    /// The configuration file.
+    #[arg(long, default_value = "/etc/hallq-server/hallq-server.toml")]
+    config: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run an instance: ingest, gap repair and the web listener. Start several with
     /// the same broker, database and `broker.share_group` (and each its own
     /// `server.name`) to share the load.
     Run {
-        /// The configuration file.
-        #[arg(long, default_value = "/etc/hallq-server/hallq-server.toml")]
-        config: PathBuf,
+        #[command(flatten)]
+        file: ConfigFile,
     },
     /// Check a configuration file; an error names the line and the key.
     CheckConfig {
-        /// The configuration file.
-        #[arg(long, default_value = "/etc/hallq-server/hallq-server.toml")]
-        config: PathBuf,
+        #[command(flatten)]
+        file: ConfigFile,
     },
     /// Create or update the database schema, then exit (`run` does it too).
     Migrate {
-        /// The configuration file.
-        #[arg(long, default_value = "/etc/hallq-server/hallq-server.toml")]
-        config: PathBuf,
+        #[command(flatten)]
+        file: ConfigFile,
     },
 }
 
@@ -51,14 +56,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn real_main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HALLQ_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    hallq::server::init_logging();
     let rt = || {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -66,7 +64,9 @@ fn real_main() -> anyhow::Result<()> {
             .context("starting the runtime")
     };
     match Cli::parse().command {
-        Cmd::CheckConfig { config } => {
+        Cmd::CheckConfig {
+            file: ConfigFile { config },
+        } => {
             let c = ServerConfig::load(&config)?;
             println!(
                 "{}: ok ({} regions, {} halls)",
@@ -76,7 +76,9 @@ fn real_main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Cmd::Migrate { config } => {
+        Cmd::Migrate {
+            file: ConfigFile { config },
+        } => {
             let c = ServerConfig::load(&config)?;
             rt()?.block_on(async {
                 let mut db =
@@ -86,7 +88,9 @@ fn real_main() -> anyhow::Result<()> {
                 anyhow::Ok(())
             })
         }
-        Cmd::Run { config } => {
+        Cmd::Run {
+            file: ConfigFile { config },
+        } => {
             let c = ServerConfig::load(&config)?;
             rt()?.block_on(hallq_server::serve(
                 c,

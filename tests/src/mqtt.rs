@@ -25,6 +25,12 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
     }
 }
 
+/// The `[uplink]` keys of a controller publishing to a local broker as `hall_id`,
+/// reconnecting within a second.
+pub fn uplink_section(port: u16, hall_id: &str) -> String {
+    format!("host = \"127.0.0.1\"\nport = {port}\nhall_id = \"{hall_id}\"\nmax_backoff_secs = 1")
+}
+
 /// Adds an `[uplink]` section to a hall's configuration file.
 pub fn add_uplink(config: &Path, section: &str) {
     let mut text = std::fs::read_to_string(config).expect("config readable");

@@ -118,21 +118,26 @@ impl Postgres {
         self.dir.path()
     }
 
-    fn run(&self, tool: &str, args: &[&str]) -> Output {
+    /// A server tool, run as the cluster's owner.
+    fn command(&self, tool: &str, args: &[&str]) -> Command {
         let exe = self.bin.join(tool);
-        let out = match self.as_user {
-            Some(user) => Command::new("runuser")
-                .args(["-u", user, "--"])
-                .arg(&exe)
-                .args(args)
-                .current_dir(self.dir.path())
-                .output(),
-            None => Command::new(&exe)
-                .args(args)
-                .current_dir(self.dir.path())
-                .output(),
-        }
-        .unwrap_or_else(|e| panic!("{} runs: {e}", exe.display()));
+        let mut c = match self.as_user {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        c.args(args).current_dir(self.dir.path());
+        c
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> Output {
+        let out = self
+            .command(tool, args)
+            .output()
+            .unwrap_or_else(|e| panic!("{tool} runs: {e}"));
         assert!(
             out.status.success(),
             "{tool} {args:?} failed: {}{}",
@@ -210,16 +215,9 @@ impl Drop for Postgres {
     fn drop(&mut self) {
         if self.running {
             let data = self.data();
-            let exe = self.bin.join("pg_ctl");
-            let args = ["-D", data.as_str(), "-m", "immediate", "-w", "stop"];
-            let _ = match self.as_user {
-                Some(user) => Command::new("runuser")
-                    .args(["-u", user, "--"])
-                    .arg(&exe)
-                    .args(args)
-                    .output(),
-                None => Command::new(&exe).args(args).output(),
-            };
+            let _ = self
+                .command("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"])
+                .output();
         }
     }
 }

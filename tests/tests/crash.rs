@@ -44,7 +44,9 @@ use hallq_hardware::window::keys::Key;
 use hallq_hardware::window::sim::{SimBus, SimSpec};
 use hallq_lazyfs::{CutMode, Mounted, Options};
 use hallq_tests::dice::{Dice, env_or};
-use hallq_tests::mqtt::{Broker, BrokerOptions, CONTROLLER, Receiver, add_uplink, wait_for};
+use hallq_tests::mqtt::{
+    Broker, BrokerOptions, CONTROLLER, Receiver, add_uplink, uplink_section, wait_for,
+};
 use hallq_tests::{Daemon, Hall, client, lazyfs_bin, missing_prerequisite};
 use serde_json::{Value, json};
 
@@ -569,13 +571,7 @@ fn power_cuts(test: &str, cycles: usize, env: &[(&str, &str)]) {
         .expect("mosquitto starts");
     let wire = wire_subscriber(broker.port);
     let receiver = Receiver::start(hall.dir.path(), broker.port, &[]);
-    add_uplink(
-        &hall.config,
-        &format!(
-            "host = \"127.0.0.1\"\nport = {}\nhall_id = \"test-hall\"\nmax_backoff_secs = 1",
-            broker.port
-        ),
-    );
+    add_uplink(&hall.config, &uplink_section(broker.port, "test-hall"));
 
     // Staff sign in once; sessions are stored and outlive the cuts.
     let tokens: Vec<String> = {

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use chrono::{Datelike, NaiveDate, Weekday};
 use hallq_tests::mqtt::{
-    Broker, BrokerOptions, HallServer, Receiver, add_uplink, assert_events_match_schema, wait_for,
+    Broker, BrokerOptions, HallServer, Receiver, add_uplink, assert_events_match_schema,
+    uplink_section, wait_for,
 };
 use hallq_tests::webdriver::Driver;
 use hallq_tests::{Daemon, Hall, client, send, sign_in};
@@ -73,13 +74,7 @@ fn a_pad_rating_reaches_the_hall_server_in_the_standards_shape_and_its_follow_up
     let broker = Broker::start(&hall.dir.path().join("broker"), &BrokerOptions::default())
         .expect("mosquitto starts");
     let receiver = Receiver::start(hall.dir.path(), broker.port, &[]);
-    add_uplink(
-        &hall.config,
-        &format!(
-            "host = \"127.0.0.1\"\nport = {}\nhall_id = \"test-hall\"\nmax_backoff_secs = 1",
-            broker.port
-        ),
-    );
+    add_uplink(&hall.config, &uplink_section(broker.port, "test-hall"));
     let clock = hall.dir.path().join("faketime");
     let Some(d) = Daemon::start_faked_clock(
         &hallq_tests::hallq_bin(),

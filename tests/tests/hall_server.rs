@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use hallq_tests::mqtt::{Broker, BrokerOptions, add_uplink};
+use hallq_tests::mqtt::{Broker, BrokerOptions, add_uplink, uplink_section};
 use hallq_tests::postgres::Postgres;
 use hallq_tests::server::Instance;
 use hallq_tests::{Daemon, Hall, client, missing_prerequisite, send};
@@ -72,10 +72,7 @@ impl County {
             .expect("config");
             add_uplink(
                 &hall.config,
-                &format!(
-                    "host = \"127.0.0.1\"\nport = {}\nhall_id = \"hall-{i}\"\nmax_backoff_secs = 1",
-                    broker.port
-                ),
+                &uplink_section(broker.port, &format!("hall-{i}")),
             );
             let d = hall.start();
             halls.push((hall, d, controller));

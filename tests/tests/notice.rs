@@ -11,7 +11,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hallq_tests::mqtt::{Broker, BrokerOptions, Receiver, add_uplink, wait_for};
+use hallq_tests::mqtt::{Broker, BrokerOptions, Receiver, add_uplink, uplink_section, wait_for};
 use hallq_tests::{Hall, client, send, sign_in};
 use serde_json::{Value, json};
 
@@ -21,12 +21,7 @@ const LONG: Duration = Duration::from_secs(60);
 /// to its `[phone]` section.
 fn hall_with_uplink(port: u16, phone: &str) -> Hall {
     let hall = Hall::with_config(&format!("[phone]\n{phone}\n"));
-    add_uplink(
-        &hall.config,
-        &format!(
-            "host = \"127.0.0.1\"\nport = {port}\nhall_id = \"test-hall\"\nmax_backoff_secs = 1"
-        ),
-    );
+    add_uplink(&hall.config, &uplink_section(port, "test-hall"));
     hall
 }
 

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hallq_hardware::virtual_printer::{VirtualPrinter, VirtualPrinterHandle};
-use hallq_tests::mqtt::{Broker, BrokerOptions, Receiver, add_uplink};
+use hallq_tests::mqtt::{Broker, BrokerOptions, Receiver, add_uplink, uplink_section};
 use hallq_tests::webdriver::{Browser, Driver};
 use hallq_tests::{Hall, client, send, sign_in};
 use serde_json::{Value, json};
@@ -254,13 +254,7 @@ fn the_event_carries_the_tokens_hash_and_the_token_is_nowhere_but_the_qr_code() 
     let broker = Broker::start(&hall.dir.path().join("broker"), &BrokerOptions::default())
         .expect("mosquitto starts");
     let receiver = Receiver::start(hall.dir.path(), broker.port, &[]);
-    add_uplink(
-        &hall.config,
-        &format!(
-            "host = \"127.0.0.1\"\nport = {}\nhall_id = \"test-hall\"\nmax_backoff_secs = 1",
-            broker.port
-        ),
-    );
+    add_uplink(&hall.config, &uplink_section(broker.port, "test-hall"));
     hall.add_staff("S001", "135790", &["--window", "1"]);
     let log = hall.dir.path().join("daemon.log");
     let d = hall.start_logging(&log);
@@ -382,10 +376,7 @@ fn a_phone_follows_its_ticket_from_the_queue_to_the_window_and_through_a_restart
     let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = nobody.local_addr().unwrap().port();
     drop(nobody);
-    add_uplink(
-        &hall.config,
-        &format!("host = \"127.0.0.1\"\nport = {port}\nhall_id = \"h\"\nmax_backoff_secs = 1"),
-    );
+    add_uplink(&hall.config, &uplink_section(port, "h"));
     hall.add_staff("S001", "135790", &["--window", "3"]);
     let d = hall.start();
     // Window 3 serves 民政 (MZ); the other ticket is for 社保 (SB).

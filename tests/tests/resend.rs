@@ -10,7 +10,7 @@ use std::time::Duration;
 use hallq_tests::Hall;
 use hallq_tests::mqtt::{
     Broker, BrokerOptions, CONTROLLER, HallServer, add_uplink, assert_events_match_schema, issue,
-    last_seq, uplink_status, wait_for,
+    last_seq, uplink_section, uplink_status, wait_for,
 };
 use serde_json::{Value, json};
 
@@ -105,13 +105,7 @@ fn a_resend_sends_every_event_from_the_seq_again_byte_for_byte_then_new_ones() {
         .expect("mosquitto starts");
     // Subscribed before the controller starts, so the tap sees every first copy.
     let mut tap = Tap::connect(broker.port);
-    add_uplink(
-        &hall.config,
-        &format!(
-            "host = \"127.0.0.1\"\nport = {}\nhall_id = \"test-hall\"\nmax_backoff_secs = 1",
-            broker.port
-        ),
-    );
+    add_uplink(&hall.config, &uplink_section(broker.port, "test-hall"));
     let d = hall.start();
     let server = HallServer::connect(broker.port, "test-hall");
     issue(&d, 12);
@@ -284,13 +278,7 @@ fn the_reference_receiver_asks_for_a_gap_again_and_it_is_filled() {
         .expect("mosquitto starts");
     let db = hall.dir.path().join("received.db");
     let first = ReceiveProcess::start(broker.port, &db, "receiver-a", &[]);
-    add_uplink(
-        &hall.config,
-        &format!(
-            "host = \"127.0.0.1\"\nport = {}\nhall_id = \"test-hall\"\nmax_backoff_secs = 1",
-            broker.port
-        ),
-    );
+    add_uplink(&hall.config, &uplink_section(broker.port, "test-hall"));
     let d = hall.start();
     issue(&d, 3);
     let seen = last_seq(&hall, &d);

@@ -88,7 +88,7 @@ fn more_files() -> u64 {
     }
 }
 
-/// One simulated controller: its MQTT client and a counter of broker acknowledgements.
+/// One simulated controller: its MQTT client, its envelope's origin, its topic and seq.
 struct Sim {
     client: rumqttc::AsyncClient,
     origin: Origin,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use hallq_hardware::virtual_printer::{VirtualPrinter, VirtualPrinterHandle};
 use hallq_hardware::window::keys::{CallerKey, Key};
 use hallq_hardware::window::sim::{SimBus, SimSpec};
-use hallq_tests::mqtt::{Broker, BrokerOptions, HallServer, add_uplink};
+use hallq_tests::mqtt::{Broker, BrokerOptions, HallServer, add_uplink, uplink_section};
 use hallq_tests::{Daemon, Hall, client, send};
 use serde_json::{Value, json};
 use serialport::{SerialPort, TTYPort};
@@ -253,13 +253,7 @@ fn a_pushed_setup_is_in_force_everywhere_at_once_and_after_a_power_cut() {
     ));
     let broker = Broker::start(&dir.path().join("broker"), &BrokerOptions::default())
         .expect("mosquitto starts");
-    add_uplink(
-        &hall.config,
-        &format!(
-            "host = \"127.0.0.1\"\nport = {}\nhall_id = \"test-hall\"\nmax_backoff_secs = 1",
-            broker.port
-        ),
-    );
+    add_uplink(&hall.config, &uplink_section(broker.port, "test-hall"));
     let d = hall.start();
     let (s, b) = send(client().get(format!("{}/rate/{NEW_WINDOW}", d.url)).call());
     assert_eq!(s, 404, "no window 10 before the push: {b}");

@@ -6,16 +6,13 @@ use std::time::Duration;
 
 use hallq_tests::mqtt::{
     Broker, BrokerOptions, BrokerTls, CONTROLLER, Certs, HallServer, Receiver, add_uplink,
-    assert_events_match_schema, issue, last_seq, password_file, uplink_status, wait_for,
+    assert_events_match_schema, issue, last_seq, password_file, uplink_section, uplink_status,
+    wait_for,
 };
 use hallq_tests::{Daemon, Hall, client, send};
 use serde_json::{Value, json};
 
 const LONG: Duration = Duration::from_secs(60);
-
-fn plain_uplink(port: u16) -> String {
-    format!("host = \"127.0.0.1\"\nport = {port}\nhall_id = \"test-hall\"\nmax_backoff_secs = 1")
-}
 
 /// One unlabelled gauge from the controller's `/metrics`.
 fn metric(d: &Daemon, name: &str) -> Option<f64> {
@@ -63,7 +60,7 @@ fn every_event_is_delivered_once_in_order_and_matches_the_schema() {
     let broker = Broker::start(&hall.dir.path().join("broker"), &BrokerOptions::default())
         .expect("mosquitto starts");
     let receiver = Receiver::start(hall.dir.path(), broker.port, &[]);
-    add_uplink(&hall.config, &plain_uplink(broker.port));
+    add_uplink(&hall.config, &uplink_section(broker.port, "test-hall"));
     let d = hall.start();
     let c = client();
     issue(&d, 20);
@@ -184,7 +181,7 @@ fn a_broker_restart_mid_stream_loses_nothing_and_repeats_are_dropped_by_id() {
     let mut broker = Broker::start(&hall.dir.path().join("broker"), &BrokerOptions::default())
         .expect("mosquitto starts");
     let receiver = Receiver::start(hall.dir.path(), broker.port, &[]);
-    add_uplink(&hall.config, &plain_uplink(broker.port));
+    add_uplink(&hall.config, &uplink_section(broker.port, "test-hall"));
     let d = hall.start();
     let url = d.url.clone();
     let issuing = std::thread::spawn(move || {
@@ -251,7 +248,7 @@ fn a_controller_killed_mid_backlog_resumes_and_nothing_is_lost() {
     let mut broker = Broker::start(&hall.dir.path().join("broker"), &BrokerOptions::default())
         .expect("mosquitto starts");
     let receiver = Receiver::start(hall.dir.path(), broker.port, &[]);
-    add_uplink(&hall.config, &plain_uplink(broker.port));
+    add_uplink(&hall.config, &uplink_section(broker.port, "test-hall"));
     let total = {
         // Learn the backlog before anything is sent.
         broker.stop();
@@ -336,7 +333,7 @@ fn tls_with_a_generated_certificate_client_certificate_and_password() {
         &hall.config,
         &format!(
             "{}\nusername = \"qingshan-main\"\npassword = \"controller-secret\"\n[uplink.tls]\nca = {ca:?}\ncert = {cert:?}\nkey = {key:?}",
-            plain_uplink(broker.port)
+            uplink_section(broker.port, "test-hall")
         ),
     );
     let d = hall.start();
@@ -385,7 +382,7 @@ fn a_bad_configuration_is_refused_with_its_reason_and_the_old_one_stays() {
     let broker = Broker::start(&hall.dir.path().join("broker"), &BrokerOptions::default())
         .expect("mosquitto starts");
     let original = queue_json(&hall);
-    add_uplink(&hall.config, &plain_uplink(broker.port));
+    add_uplink(&hall.config, &uplink_section(broker.port, "test-hall"));
     let d = hall.start();
     wait_for(LONG, "the uplink to connect", || {
         (uplink_status(&hall, &d)["link"]["state"] == "connected").then_some(())
@@ -477,7 +474,7 @@ fn a_lock_stops_ticket_issue_and_a_notice_scrolls_on_the_board_both_surviving_a_
     let hall = Hall::new();
     let broker = Broker::start(&hall.dir.path().join("broker"), &BrokerOptions::default())
         .expect("mosquitto starts");
-    add_uplink(&hall.config, &plain_uplink(broker.port));
+    add_uplink(&hall.config, &uplink_section(broker.port, "test-hall"));
     let d = hall.start();
     let server = HallServer::connect(broker.port, "test-hall");
     wait_for(LONG, "the uplink to connect", || {
@@ -594,7 +591,7 @@ fn a_reprint_command_prints_the_ticket_again_on_the_halls_printer() {
     let broker = Broker::start(&hall.dir.path().join("broker"), &BrokerOptions::default())
         .expect("mosquitto starts");
     let receiver = Receiver::start(hall.dir.path(), broker.port, &[]);
-    add_uplink(&hall.config, &plain_uplink(broker.port));
+    add_uplink(&hall.config, &uplink_section(broker.port, "test-hall"));
     let d = hall.start();
     let server = HallServer::connect(broker.port, "test-hall");
     let (s, t) = send(
@@ -660,7 +657,10 @@ fn the_retained_state_says_online_with_the_queue_and_the_last_will_says_offline(
         .expect("mosquitto starts");
     add_uplink(
         &hall.config,
-        &format!("{}\nkeep_alive_secs = 5", plain_uplink(broker.port)),
+        &format!(
+            "{}\nkeep_alive_secs = 5",
+            uplink_section(broker.port, "test-hall")
+        ),
     );
     let d = hall.start();
     let server = HallServer::connect(broker.port, "test-hall");

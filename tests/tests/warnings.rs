@@ -8,7 +8,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use hallq_tests::mqtt::{
-    Broker, BrokerOptions, Receiver, add_uplink, assert_events_match_schema, wait_for,
+    Broker, BrokerOptions, Receiver, add_uplink, assert_events_match_schema, uplink_section,
+    wait_for,
 };
 use hallq_tests::webdriver::Driver;
 use hallq_tests::{Hall, client, send, sign_in};
@@ -242,13 +243,7 @@ fn an_unhandled_warning_is_escalated_once_and_both_steps_reach_the_hall_server()
     let broker = Broker::start(&hall.dir.path().join("broker"), &BrokerOptions::default())
         .expect("mosquitto starts");
     let receiver = Receiver::start(hall.dir.path(), broker.port, &[]);
-    add_uplink(
-        &hall.config,
-        &format!(
-            "host = \"127.0.0.1\"\nport = {}\nhall_id = \"test-hall\"\nmax_backoff_secs = 1",
-            broker.port
-        ),
-    );
+    add_uplink(&hall.config, &uplink_section(broker.port, "test-hall"));
     let d = hall.start();
     let ticket = issue(&d.url);
     let sup = sign_in(&d.url, "J001", "246801", None);

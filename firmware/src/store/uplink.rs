@@ -64,19 +64,6 @@ fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
     })
 }
 
-/// Undelivered events after `seq`, oldest first, at most `limit`.
-pub fn undelivered_after(
-    conn: &Connection,
-    seq: i64,
-    limit: usize,
-) -> Result<Vec<OutboxRow>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, id, at, type, schema, payload FROM events WHERE delivered_at IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(params![seq, limit as i64], outbox_row)?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
-}
-
 /// Every event after `seq`, delivered or not, oldest first, at most `limit`: what the
 /// link sends from its cursor. The cursor starts at the delivered watermark (delivered
 /// events are always a prefix of the log), so normally these are the undelivered
@@ -278,7 +265,7 @@ mod tests {
         assert_eq!(delivered_watermark(store.conn()).unwrap(), 0);
         assert_eq!(mark_delivered(store.conn(), 4, 5_000).unwrap(), 4);
         assert_eq!(delivered_watermark(store.conn()).unwrap(), 4);
-        let rows = undelivered_after(store.conn(), 4, 3).unwrap();
+        let rows = events_after(store.conn(), 4, 3).unwrap();
         assert_eq!(
             rows.iter().map(|r| r.seq).collect::<Vec<_>>(),
             vec![5, 6, 7]
@@ -342,7 +329,7 @@ mod tests {
         let mut store = Store::in_memory().unwrap();
         events(&mut store, 10);
         mark_delivered(store.conn(), 10, 5_000).unwrap();
-        assert!(undelivered_after(store.conn(), 0, 100).unwrap().is_empty());
+        assert_eq!(backlog(store.conn()).unwrap().undelivered, 0);
         let again = events_after(store.conn(), 3, 100).unwrap();
         assert_eq!(
             again.iter().map(|r| r.seq).collect::<Vec<_>>(),
