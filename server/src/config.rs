@@ -26,6 +26,9 @@ pub struct ServerConfig {
     /// The web listener (dashboard, API, metrics).
     #[serde(default)]
     pub http: Http,
+    /// Sign-in: lockout and sessions.
+    #[serde(default)]
+    pub auth: Auth,
     /// The region tree, by statistical code.
     #[serde(default, rename = "region")]
     pub regions: Vec<Region>,
@@ -118,9 +121,34 @@ impl Default for Http {
     }
 }
 
+/// Sign-in to the dashboard and the API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// Wrong passwords in a row before the account is locked.
+    pub max_failures: u32,
+    /// How long a lockout lasts.
+    pub lockout_minutes: u32,
+    /// A session unused this long ends.
+    pub session_idle_minutes: u32,
+    /// A session ends this long after sign-in, used or not.
+    pub session_max_hours: u32,
+}
+
+impl Default for Auth {
+    fn default() -> Auth {
+        Auth {
+            max_failures: 5,
+            lockout_minutes: 15,
+            session_idle_minutes: 30,
+            session_max_hours: 12,
+        }
+    }
+}
+
 /// A region of the statistical code tree (统计用区划代码): 12 digits, province (2),
 /// city (2), county (2), township (3), village (3); a level's unused digits are zeros.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Region {
     /// The 12-digit code.
@@ -130,7 +158,7 @@ pub struct Region {
 }
 
 /// A hall and where it sits.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Hall {
     /// The controllers' `uplink.hall_id`.
@@ -218,6 +246,17 @@ impl ServerConfig {
                 "ingest.batch_max".into(),
                 "batch_max and receive_maximum must be at least 1".into(),
             ));
+        }
+        let a = &config.auth;
+        for (key, v) in [
+            ("auth.max_failures", a.max_failures),
+            ("auth.lockout_minutes", a.lockout_minutes),
+            ("auth.session_idle_minutes", a.session_idle_minutes),
+            ("auth.session_max_hours", a.session_max_hours),
+        ] {
+            if v == 0 {
+                return Err(fail(key.into(), "must be at least 1".into()));
+            }
         }
         let mut codes = BTreeMap::new();
         for (i, r) in config.regions.iter().enumerate() {

@@ -73,6 +73,58 @@ const MIGRATIONS: &[&str] = &[
         reason text NOT NULL,
         body text NOT NULL
     );",
+    // 2: the warnings (预警) of every hall with their follow-up, and the people who
+    // sign in: accounts with a role over a region, their sessions, and what they did.
+    "CREATE TABLE warnings (
+        controller_id text NOT NULL,
+        seq bigint NOT NULL,
+        hall_id text NOT NULL,
+        type text,
+        at bigint,
+        payload jsonb,
+        escalated_at bigint,
+        handled_at bigint,
+        outcome text,
+        PRIMARY KEY (controller_id, seq)
+    );
+    CREATE INDEX warnings_open ON warnings (hall_id, at) WHERE handled_at IS NULL AND type IS NOT NULL;
+    CREATE TABLE accounts (
+        login text PRIMARY KEY,
+        name text NOT NULL,
+        role text NOT NULL,
+        region text NOT NULL,
+        password text NOT NULL,
+        failures int NOT NULL DEFAULT 0,
+        locked_until bigint,
+        disabled_at bigint,
+        created_at bigint NOT NULL,
+        password_at bigint NOT NULL
+    );
+    CREATE TABLE sessions (
+        token_hash text PRIMARY KEY,
+        login text NOT NULL REFERENCES accounts ON DELETE CASCADE,
+        created_at bigint NOT NULL,
+        seen_at bigint NOT NULL
+    );
+    CREATE TABLE audit (
+        n bigserial PRIMARY KEY,
+        at bigint NOT NULL,
+        login text NOT NULL,
+        action text NOT NULL,
+        target text,
+        detail jsonb
+    );",
+];
+
+/// The event types that are warnings (预警): each stays open until a `warning_handled`
+/// names its seq.
+pub const WARNING_TYPES: &[&str] = &[
+    "wait_alarm",
+    "service_over_time",
+    "queue_alarm",
+    "pause_alarm",
+    "unmanned_alarm",
+    "device_fault",
 ];
 
 /// Connects, retrying every second until `give_up` has passed.
@@ -247,6 +299,7 @@ pub async fn store(
             }
         }
     }
+    track_warnings(&tx, rows.iter().filter(|r| new.contains(&r.id))).await?;
     if !per.is_empty() {
         let c: Vec<&str> = per.keys().copied().collect();
         let h: Vec<&str> = per.values().map(|v| v.0).collect();
@@ -273,6 +326,69 @@ pub async fn store(
     }
     tx.commit().await?;
     Ok(out)
+}
+
+/// Keeps the `warnings` table up to date with a batch's new events: a warning opens a
+/// row, `warning_escalated` and `warning_handled` mark it. The follow-up may arrive
+/// before its warning (a resend fills a gap later), so each side upserts the row and
+/// keeps what the other wrote; rows are written in key order, as events are.
+async fn track_warnings<'a>(
+    tx: &tokio_postgres::Transaction<'_>,
+    new: impl Iterator<Item = &'a Row>,
+) -> Result<(), DbError> {
+    let mut marks: Vec<(&str, i64, &str, &Row)> = Vec::new();
+    for r in new {
+        if WARNING_TYPES.contains(&r.kind.as_str()) {
+            marks.push((&r.controller_id, r.seq, "raised", r));
+        } else if (r.kind == "warning_handled" || r.kind == "warning_escalated")
+            && let Some(seq) = r.payload.get("warning").and_then(serde_json::Value::as_i64)
+        {
+            marks.push((&r.controller_id, seq, r.kind.as_str(), r));
+        }
+    }
+    marks.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    for (controller, seq, what, r) in marks {
+        match what {
+            "raised" => {
+                tx.execute(
+                    "INSERT INTO warnings (controller_id, seq, hall_id, type, at, payload)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (controller_id, seq) DO UPDATE SET
+                       type = excluded.type, at = excluded.at, payload = excluded.payload",
+                    &[
+                        &controller,
+                        &seq,
+                        &r.hall_id,
+                        &r.kind,
+                        &r.at,
+                        &Json(&r.payload),
+                    ],
+                )
+                .await?;
+            }
+            "warning_handled" => {
+                let outcome = r.payload.get("outcome").and_then(serde_json::Value::as_str);
+                tx.execute(
+                    "INSERT INTO warnings (controller_id, seq, hall_id, handled_at, outcome)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (controller_id, seq) DO UPDATE SET
+                       handled_at = excluded.handled_at, outcome = excluded.outcome",
+                    &[&controller, &seq, &r.hall_id, &r.at, &outcome],
+                )
+                .await?;
+            }
+            _ => {
+                tx.execute(
+                    "INSERT INTO warnings (controller_id, seq, hall_id, escalated_at)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (controller_id, seq) DO UPDATE SET escalated_at = excluded.escalated_at",
+                    &[&controller, &seq, &r.hall_id, &r.at],
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Keeps a controller's retained state document.

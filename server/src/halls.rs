@@ -33,6 +33,8 @@ pub struct HallNow {
     pub device_faults: i64,
     /// Whether its kiosks are locked from above.
     pub kiosk_locked: bool,
+    /// Warnings (预警) of the last day nobody has handled yet.
+    pub open_warnings: i64,
 }
 
 /// A region with its halls' figures added up.
@@ -56,6 +58,10 @@ pub struct RegionNow {
     pub longest_wait_secs: i64,
     /// Devices not `ok`.
     pub device_faults: i64,
+    /// Warnings not handled yet.
+    pub open_warnings: i64,
+    /// Events its halls have not delivered yet.
+    pub backlog: i64,
 }
 
 /// The halls from the configuration and the controllers' states: `(controller, hall,
@@ -137,6 +143,8 @@ pub fn regions_now(regions: &[Region], halls: &[HallNow]) -> Vec<RegionNow> {
                 r.windows_staffed += h.windows_staffed;
                 r.longest_wait_secs = r.longest_wait_secs.max(h.longest_wait_secs);
                 r.device_faults += h.device_faults;
+                r.open_warnings += h.open_warnings;
+                r.backlog += h.backlog;
             }
             code = region_parent(&c);
         }

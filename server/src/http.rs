@@ -1,18 +1,22 @@
-//! The web side: health, metrics, and the controllers' ingest state as JSON.
+//! The web side: health and metrics (open), the county dashboard's pages, sign-in, and
+//! the JSON API behind them. Every API call but sign-in needs a session's bearer token,
+//! and answers only about the halls in the caller's region.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio_postgres::Client;
 
-use crate::config::{Hall, Region};
+use crate::auth::{self, Account, AuthError};
+use crate::config::{Auth, Hall, Region};
 use crate::halls::{halls_now, regions_now};
 use crate::metrics::Metrics;
 
@@ -26,6 +30,7 @@ pub struct Web {
     db: Mutex<Option<Arc<Client>>>,
     regions: Vec<Region>,
     halls: Vec<Hall>,
+    auth: Auth,
 }
 
 impl Web {
@@ -36,6 +41,7 @@ impl Web {
         db_url: String,
         regions: Vec<Region>,
         halls: Vec<Hall>,
+        auth: Auth,
     ) -> Arc<Web> {
         Arc::new(Web {
             instance,
@@ -44,7 +50,53 @@ impl Web {
             db: Mutex::new(None),
             regions,
             halls,
+            auth,
         })
+    }
+
+    /// The halls `a` may see.
+    fn halls_of(&self, a: &Account) -> Vec<Hall> {
+        self.halls
+            .iter()
+            .filter(|h| a.sees(&h.region))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether `a`'s region is a top of the tree: then it also sees the halls that
+    /// publish without being listed under `[[hall]]` (a controller set up with a wrong
+    /// `hall_id` shows there, to be put right).
+    fn sees_unlisted(&self, a: &Account) -> bool {
+        crate::config::region_parent(&a.region)
+            .is_none_or(|p| !self.regions.iter().any(|r| r.code == p))
+    }
+
+    /// Every hall id under `[[hall]]`.
+    fn listed_ids(&self) -> Vec<String> {
+        self.halls.iter().map(|h| h.id.clone()).collect()
+    }
+
+    /// The listed regions from `a`'s own down to `code`, top first.
+    fn region_path(&self, code: &str, a: &Account) -> Vec<Region> {
+        let mut path = Vec::new();
+        let mut c = Some(code.to_string());
+        while let Some(x) = c.filter(|x| a.sees(x)) {
+            if let Some(r) = self.regions.iter().find(|r| r.code == x) {
+                path.push(r.clone());
+            }
+            c = crate::config::region_parent(&x);
+        }
+        path.reverse();
+        path
+    }
+
+    /// The regions `a` may see: its own and those below.
+    fn regions_of(&self, a: &Account) -> Vec<Region> {
+        self.regions
+            .iter()
+            .filter(|r| a.sees(&r.code))
+            .cloned()
+            .collect()
     }
 
     async fn db(&self) -> Result<Arc<Client>, Response> {
@@ -71,14 +123,63 @@ fn unavailable(e: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
+fn error(status: StatusCode, error: &str, field: Option<&str>, message: &str) -> Response {
+    let mut body = json!({"error": error, "message": message});
+    if let Some(f) = field {
+        body["field"] = json!(f);
+    }
+    (status, Json(body)).into_response()
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// The caller of an API route: a live session's account, or 401.
+pub struct Signed(pub Account);
+
+impl FromRequestParts<Arc<Web>> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, web: &Arc<Web>) -> Result<Self, Response> {
+        let refuse = || {
+            error(
+                StatusCode::UNAUTHORIZED,
+                "sign_in_required",
+                None,
+                "sign in first: POST /api/v1/session, then send Authorization: Bearer <token>",
+            )
+        };
+        let Some(token) = bearer(parts) else {
+            return Err(refuse());
+        };
+        let db = web.db().await?;
+        match auth::session(&db, &web.auth, token, crate::now_ms()).await {
+            Ok(Some(a)) => Ok(Signed(a)),
+            Ok(None) => Err(refuse()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
 /// The routes.
 pub fn router(web: Arc<Web>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
+        .route("/api/v1/session", post(sign_in).get(who).delete(sign_out))
         .route("/api/v1/halls", get(halls))
+        .route("/api/v1/halls/{id}", get(hall))
         .route("/api/v1/controllers", get(controllers))
         .route("/api/v1/controllers/{id}/gaps", get(gaps))
+        .merge(crate::pages::routes())
         .with_state(web)
 }
 
@@ -89,13 +190,39 @@ async fn metrics(State(web): State<Arc<Web>>) -> impl IntoResponse {
     )
 }
 
-/// Every hall's live figures from its controllers' states, and every region's sums.
-async fn halls(State(web): State<Arc<Web>>) -> Result<Json<Value>, Response> {
+/// Every hall's live figures from its controllers' states, and every region's sums: the
+/// caller's region and what lies below it.
+async fn halls(State(web): State<Arc<Web>>, Signed(who): Signed) -> Result<Json<Value>, Response> {
     let db = web.db().await?;
+    let halls = live(&web, &db, &who, None).await?;
+    let regions = regions_now(&web.regions_of(&who), &halls);
+    Ok(Json(
+        json!({ "halls": halls, "regions": regions, "region": who.region }),
+    ))
+}
+
+/// The halls `who` sees (or the one `only`), live, with their open warnings.
+async fn live(
+    web: &Web,
+    db: &Client,
+    who: &Account,
+    only: Option<&str>,
+) -> Result<Vec<crate::halls::HallNow>, Response> {
+    let visible = web.halls_of(who);
+    let all = web.sees_unlisted(who);
+    let listed_ids = web.listed_ids();
+    let ids: Vec<String> = visible
+        .iter()
+        .map(|h| h.id.clone())
+        .filter(|id| only.is_none_or(|o| o == id))
+        .collect();
     let states: Vec<(String, String, Option<Value>)> = db
         .query(
-            "SELECT controller_id, hall_id, state FROM controllers ORDER BY controller_id",
-            &[],
+            "SELECT controller_id, hall_id, state FROM controllers
+             WHERE (hall_id = ANY($1) OR ($2 AND NOT hall_id = ANY($4)))
+               AND ($3::text IS NULL OR hall_id = $3)
+             ORDER BY controller_id",
+            &[&ids, &all, &only, &listed_ids],
         )
         .await
         .map_err(unavailable)?
@@ -105,22 +232,244 @@ async fn halls(State(web): State<Arc<Web>>) -> Result<Json<Value>, Response> {
             (r.get(0), r.get(1), state.map(|j| j.0))
         })
         .collect();
-    let halls = halls_now(&web.halls, &states);
-    let regions = regions_now(&web.regions, &halls);
-    Ok(Json(json!({ "halls": halls, "regions": regions })))
+    let since = crate::now_ms() - WARNINGS_LOOK_BACK_MS;
+    let open: std::collections::HashMap<String, i64> = db
+        .query(
+            "SELECT hall_id, count(*) FROM warnings
+             WHERE handled_at IS NULL AND type IS NOT NULL AND at >= $1
+               AND (hall_id = ANY($2) OR ($3 AND NOT hall_id = ANY($5)))
+               AND ($4::text IS NULL OR hall_id = $4)
+             GROUP BY hall_id",
+            &[&since, &ids, &all, &only, &listed_ids],
+        )
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let listed: Vec<Hall> = visible
+        .into_iter()
+        .filter(|h| ids.contains(&h.id))
+        .collect();
+    let mut now: Vec<crate::halls::HallNow> = halls_now(&listed, &states)
+        .into_iter()
+        .filter(|h| only.is_none_or(|o| o == h.id))
+        .collect();
+    for h in &mut now {
+        h.open_warnings = open.get(&h.id).copied().unwrap_or(0);
+    }
+    Ok(now)
+}
+
+/// Warnings older than this are not counted open on the dashboard (the controller
+/// escalates within its day, and looks back one day).
+const WARNINGS_LOOK_BACK_MS: i64 = 24 * 3_600_000;
+
+/// One hall in full: its figures, its controllers, every window as it is now, its
+/// services, devices, notice and kiosk lock, and its open warnings.
+async fn hall(
+    State(web): State<Arc<Web>>,
+    Signed(who): Signed,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Response> {
+    let db = web.db().await?;
+    let Some(h) = live(&web, &db, &who, Some(&id)).await?.into_iter().next() else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            Some("id"),
+            &format!("no hall {id} in your region"),
+        ));
+    };
+    let rows = db
+        .query(
+            "SELECT controller_id, state FROM controllers WHERE hall_id = $1 ORDER BY controller_id",
+            &[&id],
+        )
+        .await
+        .map_err(unavailable)?;
+    let (mut controllers, mut windows, mut services, mut devices) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut notice, mut kiosk) = (Value::Null, Value::Null);
+    for r in &rows {
+        let controller: String = r.get(0);
+        let state = r
+            .get::<_, Option<tokio_postgres::types::Json<Value>>>(1)
+            .map(|j| j.0)
+            .unwrap_or(Value::Null);
+        let tagged = |list: Option<&Value>| -> Vec<Value> {
+            list.and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|v| {
+                    let mut v = v.clone();
+                    v["controller_id"] = json!(controller);
+                    v
+                })
+                .collect()
+        };
+        windows.extend(tagged(state.pointer("/queue/windows")));
+        services.extend(tagged(state.pointer("/queue/services")));
+        devices.extend(tagged(state.get("devices")));
+        if !state.get("notice").is_none_or(Value::is_null) {
+            notice = state["notice"].clone();
+        }
+        if state.pointer("/kiosk/locked").and_then(Value::as_bool) == Some(true) || kiosk.is_null()
+        {
+            kiosk = state.get("kiosk").cloned().unwrap_or(Value::Null);
+        }
+        controllers.push(json!({
+            "controller_id": controller,
+            "status": state.get("status"),
+            "at": state.get("at"),
+            "version": state.get("version"),
+            "config_version": state.get("config_version"),
+            "day": state.pointer("/queue/day"),
+            "backlog": state.get("backlog"),
+            "events": state.get("events"),
+            "reason": state.get("reason"),
+        }));
+    }
+    let since = crate::now_ms() - WARNINGS_LOOK_BACK_MS;
+    let warnings: Vec<Value> = db
+        .query(
+            "SELECT controller_id, seq, type, at, escalated_at, payload FROM warnings
+             WHERE hall_id = $1 AND handled_at IS NULL AND type IS NOT NULL AND at >= $2
+             ORDER BY at DESC LIMIT 200",
+            &[&id, &since],
+        )
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(|r| {
+            let payload: Option<tokio_postgres::types::Json<Value>> = r.get(5);
+            json!({
+                "controller_id": r.get::<_, String>(0),
+                "seq": r.get::<_, i64>(1),
+                "type": r.get::<_, Option<String>>(2),
+                "at": r.get::<_, Option<i64>>(3),
+                "escalated_at": r.get::<_, Option<i64>>(4),
+                "detail": payload.map(|j| j.0),
+            })
+        })
+        .collect();
+    let path = web.region_path(h.region.as_deref().unwrap_or_default(), &who);
+    Ok(Json(json!({
+        "hall": h, "path": path, "controllers": controllers, "windows": windows,
+        "services": services, "devices": devices, "notice": notice, "kiosk": kiosk,
+        "warnings": warnings,
+    })))
+}
+
+#[derive(serde::Deserialize)]
+struct SignIn {
+    login: Option<String>,
+    password: Option<String>,
+}
+
+/// `POST /api/v1/session`: a login and password for a bearer token.
+async fn sign_in(State(web): State<Arc<Web>>, body: axum::body::Bytes) -> Response {
+    let form: SignIn = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                None,
+                &format!("a JSON object with login and password: {e}"),
+            );
+        }
+    };
+    let Some(login) = form.login.filter(|l| !l.is_empty()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "missing",
+            Some("login"),
+            "login is required",
+        );
+    };
+    let Some(password) = form.password.filter(|p| !p.is_empty()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "missing",
+            Some("password"),
+            "password is required",
+        );
+    };
+    let db = match web.db().await {
+        Ok(db) => db,
+        Err(r) => return r,
+    };
+    match auth::sign_in(&db, &web.auth, &login, &password, crate::now_ms()).await {
+        Ok((token, account)) => {
+            let region_name = web
+                .regions
+                .iter()
+                .find(|r| r.code == account.region)
+                .map(|r| r.name.clone());
+            Json(json!({
+                "token": token, "account": account, "region_name": region_name,
+                "idle_minutes": web.auth.session_idle_minutes,
+            }))
+            .into_response()
+        }
+        Err(AuthError::Locked(until)) => (
+            StatusCode::LOCKED,
+            Json(json!({"error": "account_locked", "until": until,
+                        "message": "too many wrong passwords: the account is locked for a while"})),
+        )
+            .into_response(),
+        Err(AuthError::WrongCredentials) => error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            None,
+            "wrong login or password",
+        ),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// `GET /api/v1/session`: who is signed in, and the region tree they see.
+async fn who(State(web): State<Arc<Web>>, Signed(who): Signed) -> Json<Value> {
+    let region_name = web
+        .regions
+        .iter()
+        .find(|r| r.code == who.region)
+        .map(|r| r.name.clone());
+    Json(json!({ "account": who, "region_name": region_name, "regions": web.regions_of(&who) }))
+}
+
+/// `DELETE /api/v1/session`: signs out.
+async fn sign_out(State(web): State<Arc<Web>>, parts: Parts) -> Response {
+    let Some(token) = bearer(&parts) else {
+        return StatusCode::NO_CONTENT.into_response();
+    };
+    let db = match web.db().await {
+        Ok(db) => db,
+        Err(r) => return r,
+    };
+    match auth::sign_out(&db, token, crate::now_ms()).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => unavailable(e),
+    }
 }
 
 /// Every controller: what is stored, what is missing, its last state.
-async fn controllers(State(web): State<Arc<Web>>) -> Result<Json<Value>, Response> {
+async fn controllers(
+    State(web): State<Arc<Web>>,
+    Signed(who): Signed,
+) -> Result<Json<Value>, Response> {
     let db = web.db().await?;
+    let visible: Vec<String> = web.halls_of(&who).into_iter().map(|h| h.id).collect();
     let rows = db
         .query(
             "SELECT controller_id, hall_id, base_seq, max_seq, stored, contiguous_seq,
                     reported_seq, last_event_at, state_at, state->>'status', gap_since,
                     resends, resend_from, conflicts,
                     greatest(max_seq, coalesce(reported_seq, 0)) - base_seq + 1 - stored
-             FROM controllers ORDER BY hall_id, controller_id",
-            &[],
+             FROM controllers WHERE hall_id = ANY($1) OR ($2 AND NOT hall_id = ANY($3))
+             ORDER BY hall_id, controller_id",
+            &[&visible, &web.sees_unlisted(&who), &web.listed_ids()],
         )
         .await
         .map_err(unavailable)?;
@@ -152,14 +501,16 @@ async fn controllers(State(web): State<Arc<Web>>) -> Result<Json<Value>, Respons
 /// The missing ranges of one controller (the first 1000).
 async fn gaps(
     State(web): State<Arc<Web>>,
+    Signed(who): Signed,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Response> {
     let db = web.db().await?;
+    let visible: Vec<String> = web.halls_of(&who).into_iter().map(|h| h.id).collect();
     let Some(c) = db
         .query_opt(
             "SELECT base_seq, greatest(max_seq, coalesce(reported_seq, 0)) FROM controllers
-             WHERE controller_id = $1",
-            &[&id],
+             WHERE controller_id = $1 AND (hall_id = ANY($2) OR ($3 AND NOT hall_id = ANY($4)))",
+            &[&id, &visible, &web.sees_unlisted(&who), &web.listed_ids()],
         )
         .await
         .map_err(unavailable)?

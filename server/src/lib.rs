@@ -10,14 +10,18 @@
 //! - [`repair`]: gaps by seq, and the `resend` command to their controller.
 //! - [`metrics`]: the instance's counters for `/metrics`.
 //! - [`halls`]: each hall's live figures, rolled up the region tree.
-//! - [`http`]: health, metrics, halls, regions and the ingest's JSON.
+//! - [`auth`]: accounts with a role over a region, Argon2id, lockout, sessions, audit.
+//! - [`http`]: health, metrics, sign-in, and the halls, regions and ingest as JSON.
+//! - [`pages`]: the county dashboard (电子监察), three languages, embedded.
 
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod halls;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod pages;
 pub mod repair;
 
 use std::sync::Arc;
@@ -76,6 +80,7 @@ pub async fn serve(
         url,
         config.regions.clone(),
         config.halls.clone(),
+        config.auth.clone(),
     );
     let listener = tokio::net::TcpListener::bind(config.http.listen).await?;
     ready(listener.local_addr()?);

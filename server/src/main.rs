@@ -43,6 +43,128 @@ enum Cmd {
         #[command(flatten)]
         file: ConfigFile,
     },
+    /// The people who sign in to the dashboard: each with a role over one region (and
+    /// everything below it). Every change is recorded in the audit table.
+    Account {
+        #[command(flatten)]
+        file: ConfigFile,
+        #[command(subcommand)]
+        action: AccountCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCmd {
+    /// Create an account; the password is read from standard input (one line).
+    Add {
+        /// Login name: letters, digits, '.', '_' or '-'.
+        login: String,
+        /// The person's name.
+        #[arg(long)]
+        name: String,
+        /// viewer (watches), supervisor (also acts on halls) or admin.
+        #[arg(long)]
+        role: String,
+        /// The 12-digit code of the region they see (listed under [[region]]).
+        #[arg(long)]
+        region: String,
+    },
+    /// Set a new password (from standard input); the account's sessions end.
+    Password {
+        /// Login name.
+        login: String,
+    },
+    /// Lift a lockout after wrong passwords.
+    Unlock {
+        /// Login name.
+        login: String,
+    },
+    /// Stop an account from signing in; its sessions end.
+    Disable {
+        /// Login name.
+        login: String,
+    },
+    /// Let a disabled account sign in again.
+    Enable {
+        /// Login name.
+        login: String,
+    },
+    /// Remove an account and its sessions (the audit keeps its history).
+    Remove {
+        /// Login name.
+        login: String,
+    },
+    /// List the accounts as JSON lines.
+    List,
+}
+
+/// The password, one line from standard input (a pipe, or typed).
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+fn account(config: &ServerConfig, action: AccountCmd) -> anyhow::Result<()> {
+    use hallq_server::auth::{self, Change, Role};
+    let by = format!(
+        "cli:{}",
+        std::env::var("SUDO_USER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| "root".into())
+    );
+    let now = hallq_server::now_ms();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async {
+        let mut db =
+            hallq_server::db::connect(&config.database.url, std::time::Duration::ZERO).await?;
+        hallq_server::db::migrate(&mut db).await?;
+        let (login, change) = match action {
+            AccountCmd::Add {
+                login,
+                name,
+                role,
+                region,
+            } => {
+                let role = Role::parse(&role)
+                    .with_context(|| format!("--role {role}: use viewer, supervisor or admin"))?;
+                let password = read_password()?;
+                auth::add(
+                    &db,
+                    &config.regions,
+                    &login,
+                    &name,
+                    role,
+                    &region,
+                    &password,
+                    &by,
+                    now,
+                )
+                .await?;
+                println!("account {login} added");
+                return anyhow::Ok(());
+            }
+            AccountCmd::List => {
+                for a in auth::list(&db, now).await? {
+                    println!("{}", serde_json::to_string(&a)?);
+                }
+                return anyhow::Ok(());
+            }
+            AccountCmd::Password { login } => (login, Change::Password(read_password()?)),
+            AccountCmd::Unlock { login } => (login, Change::Unlock),
+            AccountCmd::Disable { login } => (login, Change::Disable),
+            AccountCmd::Enable { login } => (login, Change::Enable),
+            AccountCmd::Remove { login } => (login, Change::Remove),
+        };
+        auth::change(&db, &login, change, &by, now).await?;
+        println!("account {login}: done");
+        anyhow::Ok(())
+    })
 }
 
 fn main() -> std::process::ExitCode {
@@ -88,6 +210,10 @@ fn real_main() -> anyhow::Result<()> {
                 anyhow::Ok(())
             })
         }
+        Cmd::Account {
+            file: ConfigFile { config },
+            action,
+        } => account(&ServerConfig::load(&config)?, action),
         Cmd::Run {
             file: ConfigFile { config },
         } => {

@@ -11,6 +11,9 @@ use serde_json::Value;
 
 use crate::hallq_bin;
 
+/// The password of the tests' admin account.
+pub const ADMIN_PASSWORD: &str = "county-admin-2026";
+
 /// The `hallq-server` binary.
 pub fn server_bin() -> PathBuf {
     let bin = hallq_bin().with_file_name("hallq-server");
@@ -31,6 +34,7 @@ pub struct Instance {
     pub url: String,
     config: PathBuf,
     log: PathBuf,
+    admin: std::sync::OnceLock<String>,
 }
 
 /// The configuration of an instance: `extra` is appended (regions, halls, ingest).
@@ -64,6 +68,7 @@ impl Instance {
             url: format!("http://127.0.0.1:{port}"),
             config,
             log: dir.join(format!("{name}.log")),
+            admin: std::sync::OnceLock::new(),
         };
         i.restart();
         i
@@ -123,11 +128,89 @@ impl Instance {
         }
     }
 
-    /// A JSON document from its API.
+    /// A JSON document from its API, as the tests' admin over the configuration's first
+    /// (top) region, created on first use.
     pub fn get(&self, path: &str) -> Value {
-        let (s, b) = crate::send(crate::client().get(format!("{}{path}", self.url)).call());
+        let token = self.admin_token();
+        let (s, b) = self.get_as(&token, path);
         assert_eq!(s, 200, "{path}: {b}");
         b
+    }
+
+    /// A bearer token of the tests' admin (`it-admin`, password [`ADMIN_PASSWORD`]).
+    pub fn admin_token(&self) -> String {
+        self.admin.get_or_init(|| self.new_admin_token()).clone()
+    }
+
+    fn new_admin_token(&self) -> String {
+        let text = std::fs::read_to_string(&self.config).expect("config");
+        let top = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("code = \""))
+            .and_then(|c| c.strip_suffix('"'))
+            .expect("the configuration lists a region");
+        // A second instance on the same database finds the account there already.
+        let _ = self.account(
+            &[
+                "add",
+                "it-admin",
+                "--name",
+                "测试管理员",
+                "--role",
+                "admin",
+                "--region",
+                top,
+            ],
+            ADMIN_PASSWORD,
+        );
+        let (s, b) = self.sign_in("it-admin", ADMIN_PASSWORD);
+        assert_eq!(s, 200, "the tests' admin signs in: {b}");
+        b["token"].as_str().expect("token").to_string()
+    }
+
+    /// Runs `hallq-server account <args>` with `stdin` as its standard input: whether it
+    /// succeeded, and what it printed (both streams).
+    pub fn account(&self, args: &[&str], stdin: &str) -> (bool, String) {
+        use std::io::Write;
+        let mut child = Command::new(server_bin())
+            .arg("account")
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("hallq-server account starts");
+        if let Some(mut i) = child.stdin.take() {
+            let _ = writeln!(i, "{stdin}");
+        }
+        let out = child.wait_with_output().expect("hallq-server account ends");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    /// `POST /api/v1/session`: status and body.
+    pub fn sign_in(&self, login: &str, password: &str) -> (u16, Value) {
+        crate::send(
+            crate::client()
+                .post(format!("{}/api/v1/session", self.url))
+                .send_json(serde_json::json!({"login": login, "password": password})),
+        )
+    }
+
+    /// A GET with a bearer token: status and body.
+    pub fn get_as(&self, token: &str, path: &str) -> (u16, Value) {
+        crate::send(
+            crate::client()
+                .get(format!("{}{path}", self.url))
+                .header("Authorization", format!("Bearer {token}"))
+                .call(),
+        )
     }
 
     /// Its `/metrics` text.

@@ -50,6 +50,11 @@ struct County {
 
 impl County {
     fn new(test: &str, n: usize) -> Option<County> {
+        County::prepared(test, n, |_, _| {})
+    }
+
+    /// As [`County::new`], with `prepare(i, hall)` run on each hall before it starts.
+    fn prepared(test: &str, n: usize, prepare: impl Fn(usize, &Hall)) -> Option<County> {
         let Some(pg) = Postgres::start() else {
             missing_prerequisite(test, "PostgreSQL server (Debian package postgresql)");
             return None;
@@ -74,6 +79,7 @@ impl County {
                 &hall.config,
                 &uplink_section(broker.port, &format!("hall-{i}")),
             );
+            prepare(i, &hall);
             let d = hall.start();
             halls.push((hall, d, controller));
         }
@@ -86,23 +92,13 @@ impl County {
     }
 
     /// An instance that knows the county's regions and halls.
-    fn instance_with_tree(&self, name: &str) -> Instance {
-        Instance::start(
-            self.dir.path(),
-            name,
-            self.broker.port,
-            &self.pg.url(),
-            &format!("{INGEST}{TREE}"),
-        )
-    }
-
     fn instance(&self, name: &str) -> Instance {
         Instance::start(
             self.dir.path(),
             name,
             self.broker.port,
             &self.pg.url(),
-            INGEST,
+            &format!("{INGEST}{TREE}"),
         )
     }
 
@@ -214,7 +210,7 @@ fn two_instances_store_every_event_once_and_refuse_forgeries() {
     let Some(county) = County::new("two_instances_store_every_event_once", 3) else {
         return;
     };
-    let a = county.instance_with_tree("a");
+    let a = county.instance("a");
     let b = county.instance("b");
     let stop = Arc::new(AtomicBool::new(false));
     let taken = county.load(stop, 60).join().expect("load");
@@ -409,4 +405,328 @@ fn a_postgresql_restart_mid_load_loses_nothing() {
     assert!(down < 2.0, "neither instance noticed the database was down");
     assert_eq!(a.metric("hallq_server_database_up"), 1.0);
     assert_eq!(b.metric("hallq_server_database_up"), 1.0);
+}
+
+/// A township's viewer sees only the township; a wrong password five times locks the
+/// account even against the right one; no token, no figures. Then the county dashboard
+/// in Chromium: a county supervisor signs in, sees every hall live, drills down region →
+/// township → hall → window, reads the hall's open warning, and switches language.
+#[test]
+fn the_county_dashboard_and_accounts_per_region() {
+    // Hall 0 raises a long-wait warning for every HJ ticket at once, and has a clerk.
+    let Some(county) = County::prepared("the_county_dashboard", 3, |i, hall| {
+        if i == 0 {
+            let text = std::fs::read_to_string(&hall.config).expect("config");
+            let text = text.replacen(
+                "expected_minutes = 7",
+                "expected_minutes = 7\nwait_alarm_minutes = 0",
+                1,
+            );
+            std::fs::write(&hall.config, text).expect("config");
+            hall.add_staff_named("S001", "王芳", "135790", &["--window", "1"]);
+        }
+    }) else {
+        return;
+    };
+    let a = county.instance("a");
+    let take = |i: usize, service: &str, n: usize| {
+        for _ in 0..n {
+            let (s, b) = send(
+                client()
+                    .post(format!("{}/api/v1/tickets", county.halls[i].1.url))
+                    .send_json(json!({ "service": service })),
+            );
+            assert_eq!(s, 201, "{b}");
+        }
+    };
+    take(0, "SB", 4);
+    take(0, "HJ", 1);
+    take(1, "SB", 3);
+    take(2, "SB", 2);
+    let url0 = county.halls[0].1.url.clone();
+    let clerk = hallq_tests::sign_in(&url0, "S001", "135790", Some(1));
+    let (s, called) = send(
+        client()
+            .post(format!("{url0}/api/v1/windows/1/call-next"))
+            .header("Authorization", &clerk)
+            .send_json(json!({})),
+    );
+    assert_eq!(s, 200, "{called}");
+    let number = called["events"][0]["number"]
+        .as_str()
+        .expect("called number")
+        .to_string();
+
+    // Accounts: a county supervisor, a township viewer.
+    let county_pw = "qingshan county 1";
+    let town_pw = "qingshan-town-22";
+    for (login, name, role, region, pw) in [
+        ("wang.fang", "王芳", "supervisor", "330122000000", county_pw),
+        ("li.ming", "李明", "viewer", "330122100000", town_pw),
+    ] {
+        let (ok, out) = a.account(
+            &[
+                "add", login, "--name", name, "--role", role, "--region", region,
+            ],
+            pw,
+        );
+        assert!(ok, "{out}");
+    }
+    let (ok, out) = a.account(
+        &[
+            "add",
+            "bad",
+            "--name",
+            "x",
+            "--role",
+            "viewer",
+            "--region",
+            "330122999000",
+        ],
+        "long enough 1",
+    );
+    assert!(!ok && out.contains("region"), "{out}");
+    let (ok, out) = a.account(
+        &[
+            "add",
+            "weak",
+            "--name",
+            "x",
+            "--role",
+            "viewer",
+            "--region",
+            "330122000000",
+        ],
+        "short",
+    );
+    assert!(!ok && out.contains("password"), "{out}");
+
+    // No token, no figures; the sign-in names a missing field.
+    let (s, b) = send(client().get(format!("{}/api/v1/halls", a.url)).call());
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (401, Some("sign_in_required")),
+        "{b}"
+    );
+    let (s, b) = send(
+        client()
+            .post(format!("{}/api/v1/session", a.url))
+            .send_json(json!({"login": "li.ming"})),
+    );
+    assert_eq!((s, b["field"].as_str()), (400, Some("password")), "{b}");
+
+    // The township's viewer: its two halls only, not the county's own.
+    let (s, b) = a.sign_in("li.ming", town_pw);
+    assert_eq!(s, 200, "{b}");
+    let town = b["token"].as_str().expect("token").to_string();
+    let (s, o) = a.get_as(&town, "/api/v1/halls");
+    assert_eq!(s, 200, "{o}");
+    let ids: Vec<&str> = o["halls"]
+        .as_array()
+        .expect("halls")
+        .iter()
+        .filter_map(|h| h["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["hall-1", "hall-2"], "{o}");
+    let codes: Vec<&str> = o["regions"]
+        .as_array()
+        .expect("regions")
+        .iter()
+        .filter_map(|r| r["code"].as_str())
+        .collect();
+    assert_eq!(codes, ["330122100000"], "{o}");
+    let (s, b) = a.get_as(&town, "/api/v1/halls/hall-0");
+    assert_eq!((s, b["field"].as_str()), (404, Some("id")), "{b}");
+    let (s, b) = a.get_as(&town, "/api/v1/controllers/ctl-0/gaps");
+    assert_eq!(s, 404, "{b}");
+    let (_, b) = a.get_as(&town, "/api/v1/controllers");
+    assert_eq!(b["controllers"].as_array().map(Vec::len), Some(2), "{b}");
+
+    // Five wrong passwords lock the account; then even the right one is refused, until
+    // an admin unlocks it. Signing out ends the session.
+    for i in 1..=5 {
+        let (s, b) = a.sign_in("li.ming", "wrong password 9");
+        let want = if i < 5 { 401 } else { 423 };
+        assert_eq!(s, want, "attempt {i}: {b}");
+    }
+    let (s, b) = a.sign_in("li.ming", town_pw);
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (423, Some("account_locked")),
+        "{b}"
+    );
+    let (ok, out) = a.account(&["unlock", "li.ming"], "");
+    assert!(ok, "{out}");
+    let (s, b) = a.sign_in("li.ming", town_pw);
+    assert_eq!(s, 200, "{b}");
+    let (s, _) = send(
+        client()
+            .delete(format!("{}/api/v1/session", a.url))
+            .header("Authorization", format!("Bearer {town}"))
+            .call(),
+    );
+    assert_eq!(s, 204);
+    assert_eq!(a.get_as(&town, "/api/v1/halls").0, 401);
+    let audit = county
+        .pg
+        .sql("SELECT action FROM audit WHERE login = 'li.ming' ORDER BY n");
+    for action in ["signed_in", "sign_in_failed", "signed_out"] {
+        assert!(audit.contains(action), "{action} not audited: {audit}");
+    }
+
+    // The hall's detail reaches the server: window 1 calling, the open warning.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = a.get("/api/v1/halls/hall-0");
+        let w1 = d["windows"]
+            .as_array()
+            .and_then(|w| w.iter().find(|w| w["number"] == 1))
+            .cloned()
+            .unwrap_or_default();
+        if w1["state"] == "called"
+            && w1["current"]["number"] == number.as_str()
+            && d["warnings"].as_array().is_some_and(|w| !w.is_empty())
+        {
+            assert_eq!(w1["staff"]["id"], "S001", "{w1}");
+            assert_eq!(d["hall"]["open_warnings"], 1, "{d}");
+            assert_eq!(d["warnings"][0]["type"], "wait_alarm", "{d}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hall-0 never showed its call: {d}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    dashboard_in_a_browser(&a, county_pw, &number);
+}
+
+fn dashboard_in_a_browser(a: &Instance, password: &str, number: &str) {
+    use hallq_tests::webdriver::Driver;
+    let driver = match Driver::start() {
+        Ok(d) => d,
+        Err(e) => {
+            missing_prerequisite(
+                "the_county_dashboard",
+                &format!("chromium and chromium-driver ({e})"),
+            );
+            return;
+        }
+    };
+    let b = driver.browser(1440, 1000).expect("browser");
+    b.go(&a.url).expect("dashboard");
+    b.wait_for("the sign-in form", 20, |b| b.visible("#login-name"))
+        .expect("sign-in form");
+    b.type_into("#login-name", "wang.fang").expect("login");
+    b.type_into("#login-password", "not the password 1")
+        .expect("password");
+    b.click("#login-submit").expect("submit");
+    b.wait_for("the refusal", 20, |b| {
+        b.text("#login-message") == "账号或密码错误"
+    })
+    .expect("refusal");
+    b.js(
+        "document.getElementById('login-password').value = ''",
+        json!([]),
+    )
+    .expect("clear");
+    b.type_into("#login-password", password).expect("password");
+    b.click("#login-submit").expect("submit");
+    // The county: three halls, the township below, the sums.
+    b.wait_for("every hall", 20, |b| {
+        b.js(
+            "return document.querySelectorAll('#halls tbody tr').length",
+            json!([]),
+        )
+        .ok()
+            == Some(json!(3))
+            && b.text("[data-figure='waiting'] .n") == "9"
+    })
+    .expect("the county's halls");
+    assert_eq!(b.text("#scope"), "· 青山县");
+    assert!(b.text("#who").contains("王芳"), "{}", b.text("#who"));
+    assert_eq!(
+        b.text("#regions tr[data-region='330122100000'] td:first-child"),
+        "青山镇"
+    );
+    // The hall with the open warning comes first.
+    assert_eq!(
+        b.js(
+            "return document.querySelector('#halls tbody tr').dataset.hall",
+            json!([])
+        )
+        .expect("first row"),
+        json!("hall-0")
+    );
+    b.screenshot(&hallq_tests::screens_dir().join("county-dashboard.png"))
+        .expect("screenshot");
+    // Drill down: the township, then back up, then the county's own hall.
+    b.click("#regions tr[data-region='330122100000']")
+        .expect("township");
+    b.wait_for("the township's halls", 20, |b| {
+        b.js(
+            "return document.querySelectorAll('#halls tbody tr').length",
+            json!([]),
+        )
+        .ok()
+            == Some(json!(2))
+            && b.text("#crumbs").contains("青山镇")
+    })
+    .expect("township");
+    b.click("#crumbs a[data-region='330122000000']")
+        .expect("county");
+    b.wait_for("the county again", 20, |b| {
+        b.js(
+            "return document.querySelectorAll('#halls tbody tr').length",
+            json!([]),
+        )
+        .ok()
+            == Some(json!(3))
+    })
+    .expect("county");
+    b.click("#halls tr[data-hall='hall-0']").expect("hall");
+    b.wait_for("the hall's windows", 20, |b| {
+        b.visible("#hall-view") && b.text("#windows tr[data-window='1'] td.ticket") == number
+    })
+    .expect("hall view");
+    assert_eq!(
+        b.text("#windows tr[data-window='1'] td:nth-child(2)"),
+        "呼叫中"
+    );
+    assert_eq!(
+        b.text("#windows tr[data-window='1'] td:nth-child(3)"),
+        "S001"
+    );
+    assert!(
+        b.text("#warnings li[data-type='wait_alarm']")
+            .contains("超时等候"),
+        "{}",
+        b.text("#warnings")
+    );
+    assert_eq!(b.text("#hall-name"), "青山县政务服务中心");
+    b.screenshot(&hallq_tests::screens_dir().join("county-hall.png"))
+        .expect("screenshot");
+    // English.
+    b.click("#langs button[data-lang='en']").expect("English");
+    b.wait_for("English texts", 20, |b| {
+        b.text("#windows tr[data-window='1'] td:nth-child(2)") == "Calling"
+    })
+    .expect("English");
+    assert!(
+        b.text("#warnings li[data-type='wait_alarm']")
+            .contains("Long wait"),
+        "{}",
+        b.text("#warnings")
+    );
+    b.click("#langs button[data-lang='zh-TW']").expect("繁體");
+    b.wait_for("traditional texts", 20, |b| {
+        b.text("#windows tr[data-window='1'] td:nth-child(2)") == "呼叫中"
+            && b.text("#sign-out") == "登出"
+    })
+    .expect("繁體");
+    // Signing out shows the form again and the token no longer works.
+    b.click("#sign-out").expect("sign out");
+    b.wait_for("the sign-in form again", 20, |b| b.visible("#login-name"))
+        .expect("signed out");
 }

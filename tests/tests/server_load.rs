@@ -286,4 +286,90 @@ fn a_province_of_controllers_through_two_instances() {
     drop(sims);
     drop(a);
     drop(b);
+    dashboard_of_200_halls(&pg, dir.path(), broker.port);
+}
+
+/// Phase 3: the county dashboard's two questions against a county of 200 halls (20
+/// townships of 10), each hall's retained state with 8 windows and 6 services, and a few
+/// open warnings, on the database phase 1 and 2 filled. Prints the answer times of
+/// `GET /api/v1/halls` (every hall live, rolled up) and `GET /api/v1/halls/{id}` (one
+/// hall in full), over HTTP as the page asks them.
+fn dashboard_of_200_halls(pg: &Postgres, dir: &std::path::Path, broker_port: u16) {
+    let halls = 200;
+    let mut tree = String::from("[[region]]\ncode = \"330122000000\"\nname = \"青山县\"\n");
+    for t in 0..20 {
+        tree.push_str(&format!(
+            "[[region]]\ncode = \"330122{:03}000\"\nname = \"镇{t}\"\n",
+            100 + t
+        ));
+    }
+    for h in 0..halls {
+        tree.push_str(&format!(
+            "[[hall]]\nid = \"hall-{h:04}\"\nname = \"便民服务中心 {h}\"\nregion = \"330122{:03}000\"\n",
+            100 + h % 20
+        ));
+    }
+    let windows: Vec<serde_json::Value> = (1..=8)
+        .map(|n| {
+            serde_json::json!({"number": n, "name": format!("窗口{n}"), "state": "serving",
+                "services": ["SB"], "staff": {"id": format!("S{n:03}"), "role": "A", "since": 1},
+                "current": {"id": n, "number": format!("A{n:03}"), "service": "SB", "state": "serving", "since": 1},
+                "paused": null, "vacant_since": null})
+        })
+        .collect();
+    let services: Vec<serde_json::Value> = ["SB", "MZ", "HJ", "YB", "GJ", "BZ"]
+        .iter()
+        .map(|c| {
+            serde_json::json!({"code": c, "name": {"zh-CN": c}, "waiting": 5, "issued": 80,
+                "open_windows": 2, "estimated_wait_minutes": 9, "longest_wait_secs": 600})
+        })
+        .collect();
+    let state =
+        serde_json::json!({"status": "online", "queue": {"waiting": 30, "windows_staffed": 8,
+        "services": services, "windows": windows}, "backlog": {"undelivered": 0},
+        "devices": [{"device": "printer", "health": {"state": "ok"}, "since": 1}],
+        "kiosk": {"locked": false}, "events": {"last_seq": 1, "delivered_seq": 1}})
+        .to_string()
+        .replace('\'', "''");
+    pg.sql(&format!(
+        "INSERT INTO controllers (controller_id, hall_id, state, state_at)
+         SELECT 'dash-' || g, 'hall-' || lpad(g::text, 4, '0'), '{state}'::jsonb, 1
+         FROM generate_series(0, {}) g
+         ON CONFLICT (controller_id) DO NOTHING",
+        halls - 1
+    ));
+    pg.sql(&format!(
+        "INSERT INTO warnings (controller_id, seq, hall_id, type, at, payload)
+         SELECT 'dash-' || g, g, 'hall-' || lpad((g % {halls})::text, 4, '0'), 'wait_alarm',
+                {}, '{{}}'::jsonb
+         FROM generate_series(0, 599) g",
+        now_ms()
+    ));
+    let c = Instance::start(dir, "dash", broker_port, &pg.url(), &tree);
+    let token = c.admin_token();
+    let time = |path: &str| -> (f64, f64) {
+        let mut ms: Vec<f64> = (0..21)
+            .map(|_| {
+                let t = Instant::now();
+                let (s, b) = c.get_as(&token, path);
+                assert_eq!(s, 200, "{path}: {b}");
+                t.elapsed().as_secs_f64() * 1000.0
+            })
+            .skip(1)
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        (ms[ms.len() / 2], ms[ms.len() - 1])
+    };
+    let (all_p50, all_max) = time("/api/v1/halls");
+    let (one_p50, one_max) = time("/api/v1/halls/hall-0007");
+    let n = c.get("/api/v1/halls")["halls"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(n, halls, "every hall listed");
+    println!(
+        "county dashboard, {halls} halls in 20 townships ({} events in the database): \
+         GET /api/v1/halls p50 {all_p50:.1} ms, max {all_max:.1} ms; \
+         GET /api/v1/halls/{{id}} p50 {one_p50:.1} ms, max {one_max:.1} ms (20 requests each)",
+        pg.sql("SELECT count(*) FROM events")
+    );
 }

@@ -286,9 +286,15 @@ fn hash_pin(pin: &str) -> Result<String, StaffError> {
     if !(6..=12).contains(&pin.len()) || !pin.chars().all(|c| c.is_ascii_digit()) {
         return Err(StaffError::WeakPin);
     }
+    hash_secret(pin)
+}
+
+/// The Argon2id PHC string of a secret (a PIN checked by the caller, or the hall
+/// server's passwords), with a fresh random salt. Check it with [`pin_matches`].
+pub fn hash_secret(secret: &str) -> Result<String, StaffError> {
     let salt = random_bytes::<16>()?;
     Ok(hasher()
-        .hash_password_with_salt(pin.as_bytes(), &salt)
+        .hash_password_with_salt(secret.as_bytes(), &salt)
         .map_err(|e| StaffError::Hash(e.to_string()))?
         .to_string())
 }

@@ -633,11 +633,14 @@ impl StateTask {
             .hall
             .query(|e, _| {
                 let services: Vec<Value> = e
-                    .loads()
-                    .into_iter()
-                    .map(|l| {
+                    .setup()
+                    .services
+                    .iter()
+                    .zip(e.loads())
+                    .map(|(d, l)| {
                         json!({
-                            "code": l.code, "waiting": l.waiting, "issued": l.issued,
+                            "code": l.code, "name": crate::report::period::names(&d.name),
+                            "waiting": l.waiting, "issued": l.issued,
                             "open_windows": l.open_windows,
                             "estimated_wait_minutes": l.estimated_wait_minutes,
                             "longest_wait_secs": l.longest_wait_secs,
@@ -645,7 +648,17 @@ impl StateTask {
                     })
                     .collect();
                 let staffed = e.windows().values().filter(|w| w.staff.is_some()).count();
+                // Each window as supervision shows it (staff ids, never names), for the
+                // hall server's drill-down.
+                let windows: Vec<Value> = e
+                    .setup()
+                    .windows
+                    .iter()
+                    .filter_map(|d| e.windows().get(&d.number).map(|w| (d, w)))
+                    .map(|(d, w)| crate::api::supervision::window_row(e, d, w))
+                    .collect();
                 json!({
+                    "windows": windows,
                     "day": e.day().to_string(),
                     "waiting": services.iter().map(|s| s["waiting"].as_u64().unwrap_or(0)).sum::<u64>(),
                     "windows_staffed": staffed,

@@ -1,0 +1,355 @@
+// The county dashboard (县域电子监察): every hall of the signed-in person's region, live;
+// drill down region → hall → window. A client of the hall server's JSON API; the bearer
+// token stays in sessionStorage and goes in a header, never a cookie. Texts in three
+// languages. Every value from the server is set as text, never as markup.
+'use strict';
+
+(() => {
+  const LANGS = ['zh-CN', 'zh-TW', 'en'];
+  const LANG_LABEL = { 'zh-CN': '简体', 'zh-TW': '繁體', en: 'EN' };
+  // [zh-CN, zh-TW, en]
+  const T = {
+    title: ['县域电子监察', '縣域電子監察', 'County supervision'],
+    sign_in_title: ['监察人员登录', '監察人員登入', 'Supervisor sign-in'],
+    login: ['账号', '帳號', 'Login'],
+    password: ['密码', '密碼', 'Password'],
+    sign_in: ['登录', '登入', 'Sign in'],
+    sign_out: ['退出', '登出', 'Sign out'],
+    offline: ['无法连接平台，正在重试…', '無法連線平台，正在重試…', 'Cannot reach the server — retrying…'],
+    err_invalid_credentials: ['账号或密码错误', '帳號或密碼錯誤', 'Wrong login or password'],
+    err_account_locked: ['密码错误次数过多，账号已锁定至 {t}', '密碼錯誤次數過多，帳號已鎖定至 {t}', 'Too many wrong passwords: locked until {t}'],
+    err_other: ['登录失败：{m}', '登入失敗：{m}', 'Sign-in failed: {m}'],
+    sub_regions: ['下级区域', '下級區域', 'Regions below'],
+    halls: ['大厅', '大廳', 'Halls'],
+    hall: ['大厅', '大廳', 'Hall'],
+    region: ['区域', '區域', 'Region'],
+    halls_online: ['大厅在线', '大廳在線', 'Halls online'],
+    waiting: ['等候', '等候', 'Waiting'],
+    windows_open: ['开放窗口', '開放窗口', 'Windows open'],
+    longest_wait: ['最长等候', '最長等候', 'Longest wait'],
+    open_warnings: ['未处理预警', '未處理預警', 'Open warnings'],
+    device_faults: ['设备故障', '設備故障', 'Device faults'],
+    backlog: ['待上报', '待上報', 'Not yet reported'],
+    link: ['连接', '連線', 'Link'],
+    l_online: ['在线', '在線', 'online'],
+    l_partial: ['部分在线', '部分在線', 'partly online'],
+    l_offline: ['离线', '離線', 'offline'],
+    l_never: ['未接入', '未接入', 'never connected'],
+    windows: ['窗口', '窗口', 'Windows'],
+    window: ['窗口', '窗口', 'Window'],
+    window_n: ['{n} 号窗口', '{n} 號窗口', 'Window {n}'],
+    state: ['状态', '狀態', 'State'],
+    staff: ['工号', '工號', 'Staff no.'],
+    current: ['当前号码', '當前號碼', 'Current ticket'],
+    since: ['持续', '持續', 'For'],
+    services: ['事项', '事項', 'Services'],
+    service: ['事项', '事項', 'Service'],
+    issued: ['今日取号', '今日取號', 'Issued today'],
+    estimated: ['预计等候', '預計等候', 'Estimated wait'],
+    minutes: ['{n} 分钟', '{n} 分鐘', '{n} min'],
+    devices: ['设备', '設備', 'Devices'],
+    controllers: ['叫号控制器', '叫號控制器', 'Controllers'],
+    controller: ['控制器', '控制器', 'Controller'],
+    last_seen: ['最近状态', '最近狀態', 'Last state'],
+    config_version: ['配置版本', '配置版本', 'Setup version'],
+    version: ['软件版本', '軟體版本', 'Software'],
+    updated: ['更新于', '更新於', 'Updated'],
+    st_absent: ['无人值守', '無人值守', 'Unstaffed'],
+    st_paused: ['暂停服务', '暫停服務', 'Paused'],
+    st_idle: ['空闲', '空閒', 'Idle'],
+    st_called: ['呼叫中', '呼叫中', 'Calling'],
+    st_serving: ['办理中', '辦理中', 'Serving'],
+    kiosk_locked: ['取号机已锁定：{m}', '取號機已鎖定：{m}', 'Kiosks locked: {m}'],
+    notice: ['公告：{m}', '公告：{m}', 'Notice: {m}'],
+    none: ['无', '無', 'None'],
+    escalated: ['已上报', '已上報', 'escalated'],
+    w_wait_alarm: ['超时等候', '超時等候', 'Long wait'],
+    w_service_over_time: ['办理超时', '辦理超時', 'Service over time'],
+    w_queue_alarm: ['排队过长', '排隊過長', 'Long queue'],
+    w_pause_alarm: ['暂停过久', '暫停過久', 'Paused too long'],
+    w_unmanned_alarm: ['窗口空岗', '窗口空崗', 'Window unmanned'],
+    w_device_fault: ['设备故障', '設備故障', 'Device fault'],
+    hall_count: ['{n} 个大厅', '{n} 個大廳', '{n} halls'],
+    role_viewer: ['查看', '查看', 'viewer'],
+    role_supervisor: ['监察', '監察', 'supervisor'],
+    role_admin: ['管理员', '管理員', 'admin'],
+  };
+  let lang = localStorage.getItem('hallq-lang');
+  if (!LANGS.includes(lang)) lang = 'zh-CN';
+  const t = (key, vars = {}) => {
+    const row = T[key];
+    let s = row ? row[LANGS.indexOf(lang)] : key;
+    for (const [k, v] of Object.entries(vars)) s = s.replace(`{${k}}`, v);
+    return s;
+  };
+  const $ = (id) => document.getElementById(id);
+  const el = (tag, attrs = {}, ...kids) => {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (k === 'class') e.className = v;
+      else if (k === 'text') e.textContent = v;
+      else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v);
+    }
+    for (const k of kids) e.append(k);
+    return e;
+  };
+  const dur = (secs) => {
+    if (secs == null || secs < 0) return '—';
+    const m = Math.floor(secs / 60);
+    const s = secs % 60;
+    if (m < 60) return `${m}:${String(s).padStart(2, '0')}`;
+    return `${Math.floor(m / 60)}:${String(m % 60).padStart(2, '0')}:${String(s).padStart(2, '0')}`;
+  };
+  const clock = (ms) => (ms ? new Date(ms).toLocaleTimeString(lang, { hour12: false }) : '—');
+  const name3 = (n, fallback) => {
+    if (!n) return fallback;
+    if (typeof n === 'string') return n;
+    return n[lang] || n['zh-CN'] || fallback;
+  };
+
+  let token = sessionStorage.getItem('hallq-county-token');
+  let me = null;
+  let last = null;
+  let timer = null;
+
+  async function api(path, opts = {}) {
+    const headers = { 'Content-Type': 'application/json' };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const res = await fetch(path, { ...opts, headers });
+    if (res.status === 401 && path !== '/api/v1/session') {
+      signedOut();
+      throw new Error('sign_in_required');
+    }
+    const body = res.status === 204 ? null : await res.json();
+    if (!res.ok) {
+      const e = new Error(body && body.message ? body.message : res.statusText);
+      e.body = body;
+      e.status = res.status;
+      throw e;
+    }
+    return body;
+  }
+
+  function applyLang() {
+    document.documentElement.lang = lang;
+    for (const e of document.querySelectorAll('[data-i18n]')) e.textContent = t(e.dataset.i18n);
+    document.title = `${t('title')} · hallq`;
+    const box = $('langs');
+    box.replaceChildren(...LANGS.map((l) => el('button', {
+      type: 'button', 'data-lang': l, 'aria-pressed': String(l === lang), text: LANG_LABEL[l],
+      onclick: () => { lang = l; localStorage.setItem('hallq-lang', l); applyLang(); render(); },
+    })));
+    showWho();
+  }
+
+  function showWho() {
+    if (!me) { $('who').textContent = ''; $('scope').textContent = ''; return; }
+    $('who').textContent = `${me.account.name}（${t(`role_${me.account.role}`)}）`;
+    $('scope').textContent = me.region_name ? `· ${me.region_name}` : '';
+  }
+
+  function signedOut() {
+    token = null; me = null; last = null;
+    sessionStorage.removeItem('hallq-county-token');
+    clearInterval(timer); timer = null;
+    for (const id of ['region-view', 'hall-view', 'crumbs', 'sign-out']) $(id).hidden = true;
+    $('login').hidden = false;
+    showWho();
+  }
+
+  async function signedIn() {
+    me = await api('/api/v1/session');
+    $('login').hidden = true;
+    $('sign-out').hidden = false;
+    $('crumbs').hidden = false;
+    showWho();
+    await refresh();
+    clearInterval(timer);
+    timer = setInterval(refresh, 5000);
+  }
+
+  $('login').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    $('login-message').textContent = '';
+    try {
+      const r = await api('/api/v1/session', {
+        method: 'POST',
+        body: JSON.stringify({ login: $('login-name').value.trim(), password: $('login-password').value }),
+      });
+      token = r.token;
+      sessionStorage.setItem('hallq-county-token', token);
+      $('login-password').value = '';
+      await signedIn();
+    } catch (e) {
+      const b = e.body || {};
+      let m;
+      if (b.error === 'invalid_credentials') m = t('err_invalid_credentials');
+      else if (b.error === 'account_locked') m = t('err_account_locked', { t: clock(b.until) });
+      else m = t('err_other', { m: e.message });
+      $('login-message').textContent = m;
+    }
+  });
+  $('sign-out').addEventListener('click', async () => {
+    try { await api('/api/v1/session', { method: 'DELETE' }); } catch (_) { /* signed out anyway */ }
+    signedOut();
+  });
+  window.addEventListener('hashchange', () => refresh());
+
+  // Where the page is: '#r/<code>' a region, '#h/<id>' a hall, '' the person's region.
+  const place = () => {
+    const h = location.hash.slice(1);
+    if (h.startsWith('h/')) return { hall: decodeURIComponent(h.slice(2)) };
+    if (h.startsWith('r/')) return { region: decodeURIComponent(h.slice(2)) };
+    return { region: me ? me.account.region : null };
+  };
+
+  async function refresh() {
+    if (!token) return;
+    const p = place();
+    try {
+      last = p.hall ? { hall: await api(`/api/v1/halls/${encodeURIComponent(p.hall)}`) }
+        : { county: await api('/api/v1/halls') };
+      $('offline').hidden = true;
+      $('updated').textContent = clock(Date.now());
+    } catch (e) {
+      if (e.message === 'sign_in_required') return;
+      if (e.status === 404) { location.hash = ''; return; }
+      $('offline').hidden = false;
+      return;
+    }
+    render();
+  }
+
+  function crumbs(path) {
+    const nav = $('crumbs');
+    const parts = [];
+    path.forEach((r, i) => {
+      if (i > 0) parts.push(el('span', { class: 'sep', text: '›' }));
+      parts.push(el('a', { href: `#r/${r.code}`, 'data-region': r.code, text: r.name }));
+    });
+    nav.replaceChildren(...parts);
+  }
+
+  function regionPath(code, regions) {
+    const by = new Map(regions.map((r) => [r.code, r]));
+    const out = [];
+    let r = by.get(code);
+    while (r) { out.unshift(r); r = r.parent ? by.get(r.parent) : null; }
+    return out;
+  }
+
+  const linkState = (h) => {
+    if (!h.controllers.length) return 'never';
+    if (h.online === h.controllers.length) return 'online';
+    return h.online > 0 ? 'partial' : 'offline';
+  };
+  const badge = (state) => el('span', { class: `badge ${state}`, 'data-link': state, text: t(`l_${state}`) });
+  const cell = (text, cls = 'num') => el('td', { class: cls, text: String(text) });
+  const alertCell = (n) => el('td', { class: n > 0 ? 'num alert' : 'num', text: String(n) });
+  const figure = (key, value, alert = false) =>
+    el('div', { class: alert ? 'figure alert' : 'figure', 'data-figure': key },
+      el('div', { class: 'n', text: String(value) }), el('div', { class: 'k', text: t(key) }));
+
+  function render() {
+    if (!last || !me) return;
+    if (last.hall) renderHall(last.hall);
+    else renderRegion(last.county);
+  }
+
+  function renderRegion(c) {
+    $('hall-view').hidden = true;
+    $('region-view').hidden = false;
+    const code = place().region || c.region;
+    const here = c.regions.find((r) => r.code === code) || c.regions.find((r) => r.code === c.region);
+    if (!here) return;
+    crumbs(regionPath(here.code, c.regions));
+    $('region-figures').replaceChildren(
+      figure('halls_online', `${here.halls_online}/${here.halls}`, here.halls_online < here.halls),
+      figure('waiting', here.waiting),
+      figure('windows_open', here.windows_staffed),
+      figure('longest_wait', dur(here.longest_wait_secs)),
+      figure('open_warnings', here.open_warnings, here.open_warnings > 0),
+      figure('device_faults', here.device_faults, here.device_faults > 0),
+      figure('backlog', here.backlog),
+    );
+    const children = c.regions.filter((r) => r.parent === here.code);
+    $('regions-panel').hidden = children.length === 0;
+    $('regions').tBodies[0].replaceChildren(...children.map((r) => el('tr', {
+      class: 'go', 'data-region': r.code, onclick: () => { location.hash = `r/${r.code}`; },
+    }, cell(r.name, ''), cell(`${r.halls_online}/${r.halls}`), cell(r.waiting), cell(r.windows_staffed),
+    cell(dur(r.longest_wait_secs)), alertCell(r.open_warnings), alertCell(r.device_faults), cell(r.backlog))));
+    const names = new Map(c.regions.map((r) => [r.code, r.name]));
+    const inside = (h) => {
+      for (let r = h.region; r; r = (c.regions.find((x) => x.code === r) || {}).parent) if (r === here.code) return true;
+      return false;
+    };
+    const halls = c.halls.filter(inside).sort((a, b) =>
+      b.open_warnings - a.open_warnings || b.longest_wait_secs - a.longest_wait_secs || a.name.localeCompare(b.name));
+    $('halls').tBodies[0].replaceChildren(...halls.map((h) => el('tr', {
+      class: 'go', 'data-hall': h.id, onclick: () => { location.hash = `h/${h.id}`; },
+    }, cell(h.name, ''), cell(names.get(h.region) || '', ''), el('td', {}, badge(linkState(h))),
+    cell(h.waiting), cell(h.windows_staffed), cell(dur(h.longest_wait_secs)), alertCell(h.open_warnings),
+    alertCell(h.device_faults), cell(h.backlog))));
+  }
+
+  function renderHall(d) {
+    $('region-view').hidden = true;
+    $('hall-view').hidden = false;
+    const h = d.hall;
+    crumbs(d.path);
+    const nav = $('crumbs');
+    nav.append(el('span', { class: 'sep', text: '›' }), el('span', { text: h.name }));
+    $('hall-name').textContent = h.name;
+    $('hall-link').replaceWith(Object.assign(badge(linkState(h)), { id: 'hall-link' }));
+    const banners = [];
+    if (d.kiosk && d.kiosk.locked) banners.push(el('div', { class: 'banner locked', text: t('kiosk_locked', { m: d.kiosk.message || '' }) }));
+    if (d.notice && d.notice.text) banners.push(el('div', { class: 'banner notice', text: t('notice', { m: d.notice.text }) }));
+    $('hall-banners').replaceChildren(...banners);
+    $('hall-figures').replaceChildren(
+      figure('waiting', h.waiting),
+      figure('windows_open', h.windows_staffed),
+      figure('longest_wait', dur(h.longest_wait_secs)),
+      figure('open_warnings', h.open_warnings, h.open_warnings > 0),
+      figure('device_faults', h.device_faults, h.device_faults > 0),
+      figure('backlog', h.backlog),
+    );
+    const now = Date.now();
+    $('windows').tBodies[0].replaceChildren(...d.windows.map((w) => {
+      const since = w.current ? w.current.since : w.paused ? w.paused.since : w.staff ? w.staff.since : null;
+      return el('tr', { 'data-window': w.number, 'data-state': w.state },
+        cell(w.name ? `${w.number} · ${w.name}` : t('window_n', { n: w.number }), ''),
+        el('td', { class: `st-${w.state}`, text: t(`st_${w.state}`) + (w.paused && w.paused.reason ? `（${w.paused.reason}）` : '') }),
+        cell(w.staff ? w.staff.id : '—', ''),
+        cell(w.current ? w.current.number : '—', 'ticket'),
+        cell(since ? dur(Math.floor((now - since) / 1000)) : '—'),
+        cell((w.services || []).join(' '), ''));
+    }));
+    $('services').tBodies[0].replaceChildren(...d.services.map((s) => el('tr', { 'data-service': s.code },
+      cell(name3(s.name, s.code), ''), cell(s.waiting), cell(s.issued), cell(s.open_windows),
+      cell(dur(s.longest_wait_secs)), cell(s.estimated_wait_minutes == null ? '—' : t('minutes', { n: s.estimated_wait_minutes }))))); 
+    $('warn-count').textContent = d.warnings.length ? String(d.warnings.length) : '';
+    $('warnings').replaceChildren(...(d.warnings.length ? d.warnings.map((w) => {
+      const x = w.detail || {};
+      const where = [x.window ? t('window_n', { n: x.window }) : null, x.service, x.number, x.device, x.code]
+        .filter(Boolean).join(' · ');
+      const li = el('li', { 'data-warning': `${w.controller_id}/${w.seq}`, 'data-type': w.type },
+        el('span', { class: 'when', text: clock(w.at) }), el('strong', { text: t(`w_${w.type}`) }),
+        document.createTextNode(where ? `  ${where}` : ''));
+      if (w.escalated_at) { li.classList.add('escalated'); li.dataset.escalated = t('escalated'); }
+      return li;
+    }) : [el('li', { class: 'empty', text: t('none') })]));
+    const faulty = d.devices.filter((x) => !x.health || x.health.state !== 'ok');
+    $('devices').replaceChildren(...(faulty.length ? faulty.map((x) => el('li', { 'data-device': x.device },
+      el('span', { class: 'when', text: clock(x.since) }), el('strong', { text: x.device }),
+      document.createTextNode(`  ${x.health ? x.health.state : ''}`))) : [el('li', { class: 'empty', text: t('none') })]));
+    $('controllers').tBodies[0].replaceChildren(...d.controllers.map((c) => el('tr', { 'data-controller': c.controller_id },
+      cell(c.controller_id, ''), el('td', {}, badge(c.status === 'online' ? 'online' : 'offline')),
+      cell(clock(c.at), ''), cell(c.backlog ? c.backlog.undelivered : '—'), cell(c.config_version == null ? '—' : c.config_version),
+      cell(c.version || '—', ''))));
+  }
+
+  applyLang();
+  if (token) signedIn().catch(() => signedOut());
+  else signedOut();
+})();
