@@ -56,6 +56,7 @@ pub mod simulate;
 pub mod store;
 pub mod systemd;
 pub mod uplink;
+pub mod window_view;
 
 #[cfg(test)]
 mod testing;

@@ -296,7 +296,12 @@ fn a_province_of_controllers_through_two_instances() {
 /// hall in full), over HTTP as the page asks them.
 fn dashboard_of_200_halls(pg: &Postgres, dir: &std::path::Path, broker_port: u16) {
     let halls = 200;
-    let mut tree = String::from("[[region]]\ncode = \"330122000000\"\nname = \"青山县\"\n");
+    // The city above the county, so the county's supervisor is not at the top of the
+    // tree (the top also sees the 800 other simulated halls, which are not listed).
+    let mut tree = String::from(
+        "[[region]]\ncode = \"330100000000\"\nname = \"杭州市\"\n\
+         [[region]]\ncode = \"330122000000\"\nname = \"青山县\"\n",
+    );
     for t in 0..20 {
         tree.push_str(&format!(
             "[[region]]\ncode = \"330122{:03}000\"\nname = \"镇{t}\"\n",
@@ -346,7 +351,23 @@ fn dashboard_of_200_halls(pg: &Postgres, dir: &std::path::Path, broker_port: u16
         now_ms()
     ));
     let c = Instance::start(dir, "dash", broker_port, &pg.url(), &tree);
-    let token = c.admin_token();
+    let (ok, out) = c.account(
+        &[
+            "add",
+            "county",
+            "--name",
+            "县监察",
+            "--role",
+            "supervisor",
+            "--region",
+            "330122000000",
+        ],
+        "county supervisor 1",
+    );
+    assert!(ok, "{out}");
+    let (s, b) = c.sign_in("county", "county supervisor 1");
+    assert_eq!(s, 200, "{b}");
+    let token = b["token"].as_str().expect("token").to_string();
     let time = |path: &str| -> (f64, f64) {
         let mut ms: Vec<f64> = (0..21)
             .map(|_| {
@@ -362,7 +383,7 @@ fn dashboard_of_200_halls(pg: &Postgres, dir: &std::path::Path, broker_port: u16
     };
     let (all_p50, all_max) = time("/api/v1/halls");
     let (one_p50, one_max) = time("/api/v1/halls/hall-0007");
-    let n = c.get("/api/v1/halls")["halls"]
+    let n = c.get_as(&token, "/api/v1/halls").1["halls"]
         .as_array()
         .map_or(0, Vec::len);
     assert_eq!(n, halls, "every hall listed");

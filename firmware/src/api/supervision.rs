@@ -221,34 +221,6 @@ fn with_actions(list: &mut [Value], actions: &HashMap<i64, warnings::Action>) {
     }
 }
 
-/// One window as it is now: its state (`absent`, `paused`, `idle`, or the current
-/// ticket's `called`/`serving`), who is signed in, the ticket at it and the pause. The
-/// supervision dashboard shows it, and the state document carries it to the hall server.
-pub(crate) fn window_row(
-    e: &Engine,
-    d: &hallq_engine::setup::WindowDef,
-    w: &hallq_engine::WindowState,
-) -> Value {
-    let current = w.current.and_then(|id| e.ticket(id));
-    let state = match (&w.staff, &w.paused, current) {
-        (None, _, _) => "absent",
-        (Some(_), Some(_), _) => "paused",
-        (Some(_), None, Some(t)) => t.state.as_str(),
-        (Some(_), None, None) => "idle",
-    };
-    json!({
-        "number": d.number, "name": d.name, "location": d.location, "state": state,
-        "services": d.services.iter().map(|s| s.code.clone()).collect::<Vec<_>>(),
-        "staff": w.staff.as_ref().map(|(id, role, since)| json!({ "id": id, "role": role, "since": since.0 })),
-        "current": current.map(|t| json!({
-            "id": t.id, "number": t.number, "service": t.service, "state": t.state,
-            "since": t.serving_at.or(t.called_at).map(|s| s.0),
-        })),
-        "paused": w.paused.as_ref().map(|(since, reason)| json!({ "since": since.0, "reason": reason })),
-        "vacant_since": w.vacant_since.map(|t| t.0),
-    })
-}
-
 /// The hall as the engine holds it now, for the dashboard.
 // Over 100 lines: one pass over the engine's state builds every part of the picture.
 fn picture(e: &Engine) -> (Value, Present, i64) {
@@ -322,7 +294,7 @@ fn picture(e: &Engine) -> (Value, Present, i64) {
         .iter()
         .filter_map(|d| e.windows().get(&d.number).map(|w| (d, w)))
         .map(|(d, w)| {
-            let mut row = window_row(e, d, w);
+            let mut row = crate::window_view::window_row(e, d, w);
             row["served"] = json!(served_at.get(&d.number).copied().unwrap_or(0));
             row
         })

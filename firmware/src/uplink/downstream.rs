@@ -655,7 +655,7 @@ impl StateTask {
                     .windows
                     .iter()
                     .filter_map(|d| e.windows().get(&d.number).map(|w| (d, w)))
-                    .map(|(d, w)| crate::api::supervision::window_row(e, d, w))
+                    .map(|(d, w)| crate::window_view::window_row(e, d, w))
                     .collect();
                 json!({
                     "windows": windows,
