@@ -1,9 +1,10 @@
-//! The web side: health, metrics, and the controllers' ingest state as JSON.
+//! The web side: health, metrics, the controllers' ingest state as JSON, and the
+//! 好差评 export for download.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -26,6 +27,7 @@ pub struct Web {
     db: Mutex<Option<Arc<Client>>>,
     regions: Vec<Region>,
     halls: Vec<Hall>,
+    export: crate::export::Settings,
 }
 
 impl Web {
@@ -36,6 +38,7 @@ impl Web {
         db_url: String,
         regions: Vec<Region>,
         halls: Vec<Hall>,
+        export: crate::export::Settings,
     ) -> Arc<Web> {
         Arc::new(Web {
             instance,
@@ -44,6 +47,7 @@ impl Web {
             db: Mutex::new(None),
             regions,
             halls,
+            export,
         })
     }
 
@@ -79,6 +83,7 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/api/v1/halls", get(halls))
         .route("/api/v1/controllers", get(controllers))
         .route("/api/v1/controllers/{id}/gaps", get(gaps))
+        .route("/api/v1/ratings/export", get(ratings_export))
         .with_state(web)
 }
 
@@ -190,4 +195,90 @@ async fn gaps(
     Ok(Json(
         json!({ "controller_id": id, "base_seq": base, "top_seq": top, "gaps": ranges }),
     ))
+}
+
+/// A 400 naming the query parameter at fault.
+fn bad_field(field: &str, message: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": "bad_request", "field": field, "message": message})),
+    )
+        .into_response()
+}
+
+/// The two shapes of the export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// JSON lines.
+    Jsonl,
+    /// CSV.
+    Csv,
+}
+
+/// A day's export of the halls in `visible` (`None`: every hall) as a file's text:
+/// the query a handler runs once it knows which halls the request may see.
+pub async fn export_text(
+    db: &Client,
+    settings: &crate::export::Settings,
+    visible: Option<&[String]>,
+    day: chrono::NaiveDate,
+    format: ExportFormat,
+) -> Result<String, crate::db::DbError> {
+    let rated = crate::export::day_ratings(db, settings, day, visible).await?;
+    Ok(match format {
+        ExportFormat::Jsonl => crate::export::jsonl(&settings.fields, &rated),
+        ExportFormat::Csv => crate::export::csv(&settings.fields, &rated),
+    })
+}
+
+/// `GET /api/v1/ratings/export?day=YYYY-MM-DD&format=jsonl|csv[&region=CODE]`: the
+/// day's 好差评 records as the daily files have them, of every hall or of a region's.
+async fn ratings_export(
+    State(web): State<Arc<Web>>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, Response> {
+    let day = q
+        .get("day")
+        .ok_or_else(|| bad_field("day", "give the day, YYYY-MM-DD".into()))?;
+    let day = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .map_err(|_| bad_field("day", format!("{day:?} is not a date YYYY-MM-DD")))?;
+    let (format, content_type) = match q.get("format").map_or("jsonl", String::as_str) {
+        "jsonl" => (ExportFormat::Jsonl, "application/x-ndjson; charset=utf-8"),
+        "csv" => (ExportFormat::Csv, "text/csv; charset=utf-8"),
+        other => {
+            return Err(bad_field("format", format!("{other:?}: use jsonl or csv")));
+        }
+    };
+    let visible = match q.get("region") {
+        None => None,
+        Some(code) => {
+            if !web.regions.iter().any(|r| &r.code == code) {
+                return Err(bad_field(
+                    "region",
+                    format!("{code:?} is not a region of this server"),
+                ));
+            }
+            crate::export::halls_of_region(&web.halls, code)
+        }
+    };
+    let db = web.db().await?;
+    let text = export_text(&db, &web.export, visible.as_deref(), day, format)
+        .await
+        .map_err(unavailable)?;
+    let ext = if format == ExportFormat::Csv {
+        "csv"
+    } else {
+        "jsonl"
+    };
+    Ok((
+        [
+            ("content-type", content_type.to_string()),
+            (
+                "content-disposition",
+                format!("attachment; filename=\"ratings-{day}.{ext}\""),
+            ),
+        ],
+        text,
+    )
+        .into_response())
 }

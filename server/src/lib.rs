@@ -10,15 +10,19 @@
 //! - [`repair`]: gaps by seq, and the `resend` command to their controller.
 //! - [`metrics`]: the instance's counters for `/metrics`.
 //! - [`halls`]: each hall's live figures, rolled up the region tree.
-//! - [`http`]: health, metrics, halls, regions and the ingest's JSON.
+//! - [`sms`]: the near-turn text messages to the SMS provider's webhook.
+//! - [`export`]: the daily 好差评 files in the provincial platform's shape.
+//! - [`http`]: health, metrics, halls, regions, the ingest's JSON, the export.
 
 pub mod config;
 pub mod db;
+pub mod export;
 pub mod halls;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod repair;
+pub mod sms;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +53,10 @@ pub async fn serve(
     }
     let metrics = Arc::new(metrics::Metrics::default());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let sms_wake = config
+        .sms
+        .as_ref()
+        .map(|_| Arc::new(tokio::sync::Notify::new()));
     let (client, mut tasks) = ingest::start(
         &config.broker,
         &config.server.name,
@@ -56,8 +64,29 @@ pub async fn serve(
         db,
         url.clone(),
         metrics.clone(),
+        sms_wake.clone(),
         stop_rx.clone(),
     )?;
+    if let (Some(sms), Some(wake)) = (&config.sms, sms_wake) {
+        let sender = sms::Sender {
+            config: sms.clone(),
+            instance: config.server.name.clone(),
+            db_url: url.clone(),
+            metrics: metrics.clone(),
+            wake,
+        };
+        tasks.push(tokio::spawn(sender.run(stop_rx.clone())));
+    }
+    let export = config.export_settings();
+    if let Some(dir) = export.dir.clone() {
+        tasks.push(tokio::spawn(export::run_daily(
+            export.clone(),
+            dir,
+            url.clone(),
+            config.server.name.clone(),
+            stop_rx.clone(),
+        )));
+    }
     let repair = repair::Repair {
         prefix: config.broker.topic_prefix.clone(),
         after: Duration::from_secs(config.ingest.repair_after_secs),
@@ -76,6 +105,7 @@ pub async fn serve(
         url,
         config.regions.clone(),
         config.halls.clone(),
+        export,
     );
     let listener = tokio::net::TcpListener::bind(config.http.listen).await?;
     ready(listener.local_addr()?);

@@ -43,6 +43,24 @@ enum Cmd {
         #[command(flatten)]
         file: ConfigFile,
     },
+    /// Write one day's 好差评 records in the provincial platform's shape:
+    /// `ratings-<day>.jsonl` and `ratings-<day>.csv` in `--out`, each field as
+    /// `[export.fields]` maps it (the record's own fields without it). `run` writes the
+    /// previous day's by itself when `[export] dir` is set.
+    ExportRatings {
+        #[command(flatten)]
+        file: ConfigFile,
+        /// The day, YYYY-MM-DD, in the halls' time (`[export] utc_offset`, +08:00).
+        #[arg(long)]
+        day: chrono::NaiveDate,
+        /// Only the halls of this region and the regions below it (a 12-digit code
+        /// listed under `[[region]]`); every hall without it.
+        #[arg(long)]
+        region: Option<String>,
+        /// The directory the two files are written to (made if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -87,6 +105,35 @@ fn real_main() -> anyhow::Result<()> {
                 println!("{n} step(s) applied");
                 anyhow::Ok(())
             })
+        }
+        Cmd::ExportRatings {
+            file: ConfigFile { config },
+            day,
+            region,
+            out,
+        } => {
+            let c = ServerConfig::load(&config)?;
+            let visible = match &region {
+                None => None,
+                Some(code) if c.regions.iter().any(|r| &r.code == code) => {
+                    hallq_server::export::halls_of_region(&c.halls, code)
+                }
+                Some(code) => anyhow::bail!(
+                    "--region {code}: not a region listed under [[region]] in {}",
+                    config.display()
+                ),
+            };
+            let settings = c.export_settings();
+            let rated = rt()?.block_on(async {
+                let db =
+                    hallq_server::db::connect(&c.database.url, std::time::Duration::ZERO).await?;
+                hallq_server::export::day_ratings(&db, &settings, day, visible.as_deref()).await
+            })?;
+            let w = hallq_server::export::write_day(&out, &settings, day, &rated)
+                .with_context(|| format!("writing into {}", out.display()))?;
+            let files: Vec<String> = w.files.iter().map(|f| f.display().to_string()).collect();
+            println!("{} ratings: {}", w.ratings, files.join(", "));
+            Ok(())
         }
         Cmd::Run {
             file: ConfigFile { config },
