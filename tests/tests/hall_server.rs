@@ -712,7 +712,62 @@ fn ratings_are_exported_per_day_through_the_field_map_as_json_lines_and_csv() {
         .iter()
         .map(|(k, v)| format!("{k} = \"{v}\"\n"))
         .collect();
-    let a = county.instance_with("a", &format!("[export.fields]\n{map}"));
+    // The daily run (at 00:00, so yesterday is due at once) after a platform stopped
+    // for two days: the days since the last one written come out at the start, once,
+    // however many instances there are.
+    let daily = county.dir.path().join("daily");
+    let export = format!(
+        "[export]\ndir = \"{}\"\nat = \"00:00\"\n[export.fields]\n{map}",
+        daily.display()
+    );
+    let (config, _) = hallq_tests::server::write_config(
+        county.dir.path(),
+        "migrate",
+        county.broker.port,
+        &county.pg.url(),
+        &format!("{TREE}{export}"),
+    );
+    let migrated = std::process::Command::new(hallq_tests::server::server_bin())
+        .args(["migrate", "--config"])
+        .arg(&config)
+        .output()
+        .expect("migrate runs");
+    assert!(migrated.status.success(), "{migrated:?}");
+    let day_before = |n: i64| {
+        (chrono::Utc::now() + chrono::Duration::hours(8) - chrono::Duration::days(n))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    county.pg.sql(&format!(
+        "INSERT INTO exports (day, written_at, instance, ratings) VALUES ('{}', 0, 'old', 0)",
+        day_before(3)
+    ));
+    let a = county.instance_with("a", &export);
+    let b = county.instance_with("b", &export);
+    wait_for(LONG, "the daily export", || {
+        (county.pg.sql("SELECT count(*) FROM exports") == "3").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        county
+            .pg
+            .sql("SELECT string_agg(day || ' ' || ratings, ',' ORDER BY day) FROM exports WHERE instance <> 'old'"),
+        format!("{} 0,{} 0", day_before(2), day_before(1))
+    );
+    let mut written: Vec<String> = std::fs::read_dir(&daily)
+        .expect("the daily directory")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(
+        written,
+        [2, 1]
+            .iter()
+            .flat_map(|n| ["csv", "jsonl"].map(|ext| format!("ratings-{}.{ext}", day_before(*n))))
+            .collect::<Vec<_>>(),
+        "no temporary file left, no day twice"
+    );
+    drop(b);
     let ratings = [
         ("非常满意", json!([]), json!("很好, 谢谢")),
         (
