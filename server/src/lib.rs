@@ -39,7 +39,8 @@ pub fn now_ms() -> i64 {
 }
 
 /// Runs an instance until `shutdown` resolves: migrates the schema, starts the ingest,
-/// the gap repair and the web listener. `ready` is called once the listener is bound.
+/// the gap repair, the SMS sender (with `[sms]`), the daily 好差评 export (with
+/// `[export] dir`) and the web listener. `ready` is called once the listener is bound.
 pub async fn serve(
     config: ServerConfig,
     ready: impl FnOnce(std::net::SocketAddr),

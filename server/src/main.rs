@@ -26,9 +26,10 @@ struct ConfigFile {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run an instance: ingest, gap repair and the web listener. Start several with
-    /// the same broker, database and `broker.share_group` (and each its own
-    /// `server.name`) to share the load.
+    /// Run an instance: ingest, gap repair and the web listener; with `[sms]` the
+    /// near-turn text messages to the webhook, with `[export] dir` the previous day's
+    /// 好差评 files every day. Start several with the same broker, database and
+    /// `broker.share_group` (and each its own `server.name`) to share the load.
     Run {
         #[command(flatten)]
         file: ConfigFile,
@@ -86,8 +87,16 @@ fn real_main() -> anyhow::Result<()> {
             file: ConfigFile { config },
         } => {
             let c = ServerConfig::load(&config)?;
+            let sms = match &c.sms {
+                Some(s) => format!("text messages to {}", s.webhook_url),
+                None => "no SMS webhook".into(),
+            };
+            let export = match &c.export.dir {
+                Some(d) => format!("好差评 files daily at {} into {}", c.export.at, d.display()),
+                None => "no daily 好差评 files".into(),
+            };
             println!(
-                "{}: ok ({} regions, {} halls)",
+                "{}: ok ({} regions, {} halls; {sms}; {export})",
                 config.display(),
                 c.regions.len(),
                 c.halls.len()
