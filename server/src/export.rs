@@ -452,7 +452,13 @@ pub async fn run_daily(
     let mut db: Option<tokio_postgres::Client> = None;
     loop {
         if db.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
-            db = crate::db::connect(&db_url, Duration::ZERO).await.ok();
+            db = match crate::db::connect(&db_url, Duration::ZERO).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!("好差评 export: {e}; again in 30 s");
+                    None
+                }
+            };
         }
         if let (Some(c), Some(due)) = (db.as_mut(), settings.due_day(crate::now_ms()))
             && let Err(e) = daily_round(c, &settings, &dir, due, &instance).await

@@ -106,9 +106,23 @@ impl Sender {
         let poll = Duration::from_millis(self.config.retry_min_ms.clamp(10, 1000));
         let mut db: Option<Client> = None;
         let mut pruned_at = 0;
+        let mut told = false;
         loop {
             if db.as_ref().is_none_or(Client::is_closed) {
-                db = crate::db::connect(&self.db_url, Duration::ZERO).await.ok();
+                db = match crate::db::connect(&self.db_url, Duration::ZERO).await {
+                    Ok(c) => {
+                        told = false;
+                        Some(c)
+                    }
+                    Err(e) => {
+                        // Once per outage, not once per poll.
+                        if !told {
+                            tracing::warn!("SMS webhook: {e}; posting waits for the database");
+                        }
+                        told = true;
+                        None
+                    }
+                };
             }
             let mut more = false;
             if let Some(c) = db.as_ref() {
