@@ -35,6 +35,63 @@ pub struct ServerConfig {
     /// The halls.
     #[serde(default, rename = "hall")]
     pub halls: Vec<Hall>,
+    /// The near-turn text messages' webhook (none: the `sms` topic is not taken).
+    pub sms: Option<Sms>,
+    /// The 好差评 export in the provincial platform's shape.
+    #[serde(default)]
+    pub export: Export,
+}
+
+/// `[sms]`: where the controllers' near-turn text messages go (an SMS provider's or a
+/// relay's HTTP endpoint).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sms {
+    /// `http://host[:port]/path`: each message is POSTed there as JSON.
+    pub webhook_url: String,
+    /// Sent as `Authorization: Bearer <token>` when set.
+    pub token: Option<String>,
+    /// How long one POST may take, in milliseconds.
+    #[serde(default = "default_sms_timeout")]
+    pub timeout_ms: u64,
+    /// The first retry's wait after a refused or failed POST, in milliseconds; it
+    /// doubles at every further failure …
+    #[serde(default = "default_retry_min")]
+    pub retry_min_ms: u64,
+    /// … up to this.
+    #[serde(default = "default_retry_max")]
+    pub retry_max_ms: u64,
+    /// A message not posted this long after its `near_turn` is dropped with its number
+    /// (the citizen's turn has passed) and counted as expired.
+    #[serde(default = "default_sms_age")]
+    pub max_age_minutes: u64,
+}
+
+/// `[export]`: the daily 好差评 files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Export {
+    /// Where `hallq-server run` writes the previous day's files every day; without it,
+    /// no daily run (`export-ratings` and the API still work).
+    pub dir: Option<std::path::PathBuf>,
+    /// The local time of the daily run, `HH:MM`.
+    pub at: String,
+    /// The halls' offset from UTC, `+08:00` (Beijing time): the days and `at` are in it.
+    pub utc_offset: String,
+    /// Output name → the record's field it takes (see [`crate::export::known_paths`]);
+    /// without it, the record's own fields under their own names.
+    pub fields: Option<crate::export::FieldMap>,
+}
+
+impl Default for Export {
+    fn default() -> Export {
+        Export {
+            dir: None,
+            at: "01:30".into(),
+            utc_offset: "+08:00".into(),
+            fields: None,
+        }
+    }
 }
 
 /// One running instance; several share the load.
@@ -179,6 +236,18 @@ fn default_prefix() -> String {
 fn default_group() -> String {
     "hallq-server".into()
 }
+fn default_sms_timeout() -> u64 {
+    10_000
+}
+fn default_retry_min() -> u64 {
+    1_000
+}
+fn default_retry_max() -> u64 {
+    60_000
+}
+fn default_sms_age() -> u64 {
+    30
+}
 
 /// The level of a 12-digit code: 1 province … 5 village.
 pub fn region_level(code: &str) -> Option<u8> {
@@ -223,7 +292,10 @@ impl ServerConfig {
 
     /// Parses and checks text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<ServerConfig, ConfigError> {
-        let config: ServerConfig = read_toml(text, file)?;
+        let mut config: ServerConfig = read_toml(text, file)?;
+        if let Some(fields) = &mut config.export.fields {
+            fields.in_file_order(text);
+        }
         let fail = |key: String, message: String| ConfigError::Invalid {
             file: file.into(),
             line: key_line(text, &key),
@@ -308,7 +380,87 @@ impl ServerConfig {
                 ));
             }
         }
+        config.check_out(&fail)?;
         Ok(config)
+    }
+
+    /// Checks `[sms]` and `[export]`.
+    fn check_out(&self, fail: &dyn Fn(String, String) -> ConfigError) -> Result<(), ConfigError> {
+        if let Some(sms) = &self.sms {
+            if sms.webhook_url.starts_with("https://") {
+                return Err(fail(
+                    "sms.webhook_url".into(),
+                    "https is not built into hallq-server: post to a relay on the local \
+                     network or loopback (http://…) that forwards to the provider"
+                        .into(),
+                ));
+            }
+            let host = sms
+                .webhook_url
+                .strip_prefix("http://")
+                .map(|rest| rest.split(['/', '?']).next().unwrap_or(""));
+            if host.is_none_or(str::is_empty) || sms.webhook_url.parse::<ureq::http::Uri>().is_err()
+            {
+                return Err(fail(
+                    "sms.webhook_url".into(),
+                    "must be a URL like http://host:port/path".into(),
+                ));
+            }
+            if sms.timeout_ms < 100 {
+                return Err(fail("sms.timeout_ms".into(), "must be at least 100".into()));
+            }
+            if sms.retry_min_ms < 10 || sms.retry_max_ms < sms.retry_min_ms {
+                return Err(fail(
+                    "sms.retry_min_ms".into(),
+                    "retry_min_ms must be at least 10 and at most retry_max_ms".into(),
+                ));
+            }
+            if sms.max_age_minutes == 0 {
+                return Err(fail(
+                    "sms.max_age_minutes".into(),
+                    "must be at least 1".into(),
+                ));
+            }
+        }
+        let e = &self.export;
+        if crate::export::parse_hhmm(&e.at).is_none() {
+            return Err(fail(
+                "export.at".into(),
+                format!("{:?} is not a time of day HH:MM", e.at),
+            ));
+        }
+        if crate::export::parse_offset(&e.utc_offset).is_none() {
+            return Err(fail(
+                "export.utc_offset".into(),
+                format!("{:?} is not an offset like +08:00", e.utc_offset),
+            ));
+        }
+        if let Some(fields) = &e.fields {
+            let known = crate::export::known_paths();
+            if fields.0.is_empty() {
+                return Err(fail(
+                    "export.fields".into(),
+                    "map at least one output name to a field of the record".into(),
+                ));
+            }
+            for (name, path) in &fields.0 {
+                if !known.iter().any(|k| k == path) {
+                    return Err(fail(
+                        format!("export.fields.{name}"),
+                        format!(
+                            "{path:?} is not a field of the 好差评 record (known: {})",
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The export's settings, checked.
+    pub fn export_settings(&self) -> crate::export::Settings {
+        crate::export::Settings::new(&self.export)
     }
 }
 
@@ -379,5 +531,43 @@ region = "330122000000"
             .expect_err("bad code")
             .to_string();
         assert!(e.contains("region[2].code"), "{e}");
+    }
+
+    #[test]
+    fn the_field_map_keeps_its_order_and_refuses_unknown_fields() {
+        let good = format!(
+            "{BASE}[export]\nat = \"02:00\"\n[export.fields]\nzz = \"level\"\nevaluate_id = \"id\"\n"
+        );
+        let c = ServerConfig::parse(&good, "s.toml").expect("valid");
+        let s = c.export_settings();
+        assert_eq!(
+            s.fields,
+            vec![
+                ("zz".to_string(), "level".to_string()),
+                ("evaluate_id".to_string(), "id".to_string())
+            ]
+        );
+        assert_eq!(s.at_minutes, 120);
+        let bad = good.replace("\"id\"", "\"evaluation_id\"");
+        let e = ServerConfig::parse(&bad, "s.toml")
+            .expect_err("unknown field")
+            .to_string();
+        assert!(
+            e.contains("export.fields.evaluate_id") && e.contains("s.toml:25:"),
+            "{e}"
+        );
+        let bad = format!("{BASE}[sms]\nwebhook_url = \"https://sms.example/x\"\n");
+        let e = ServerConfig::parse(&bad, "s.toml")
+            .expect_err("https")
+            .to_string();
+        assert!(
+            e.contains("sms.webhook_url") && e.contains("s.toml:22:"),
+            "{e}"
+        );
+        let bad = format!("{BASE}[export]\nat = \"1:30pm\"\n");
+        let e = ServerConfig::parse(&bad, "s.toml")
+            .expect_err("at")
+            .to_string();
+        assert!(e.contains("export.at"), "{e}");
     }
 }

@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use hallq::uplink::wire::SmsMessage;
 use thiserror::Error;
 use tokio_postgres::types::Json;
 use tokio_postgres::{Client, NoTls};
@@ -114,6 +115,34 @@ const MIGRATIONS: &[&str] = &[
         target text,
         detail jsonb
     );",
+    // 3: near-turn text messages for the SMS webhook (the number erased once posted or
+    // expired), the days of the daily 好差评 export, and the ratings by time.
+    "CREATE TABLE sms (
+        id text PRIMARY KEY,
+        controller_id text NOT NULL,
+        hall_id text NOT NULL,
+        at bigint NOT NULL,
+        time text NOT NULL,
+        mobile text,
+        near_turn jsonb NOT NULL,
+        received_at bigint NOT NULL,
+        instance text NOT NULL,
+        state text NOT NULL DEFAULT 'pending',
+        attempts int NOT NULL DEFAULT 0,
+        next_at bigint NOT NULL,
+        lease_until bigint,
+        lease_by text,
+        posted_at bigint,
+        last_error text
+    );
+    CREATE INDEX sms_due ON sms (next_at) WHERE mobile IS NOT NULL;
+    CREATE TABLE exports (
+        day text PRIMARY KEY,
+        written_at bigint NOT NULL,
+        instance text NOT NULL,
+        ratings bigint NOT NULL
+    );
+    CREATE INDEX events_ratings ON events (at) WHERE type = 'rating_recorded';",
 ];
 
 /// The event types that are warnings (预警): each stays open until a `warning_handled`
@@ -212,13 +241,19 @@ pub struct Stored {
     /// Events whose `(controller, seq)` was taken by another id: kept aside in
     /// `conflicts` (a controller whose database was replaced starts again at seq 1).
     pub conflicts: u64,
+    /// New near-turn text messages.
+    pub sms: u64,
+    /// Text messages already stored (same id).
+    pub sms_duplicates: u64,
 }
 
-/// Stores a batch in one transaction: the events, the controllers' counters, and the
-/// conflicting events aside. `stored_at` is the commit's time (ms).
+/// Stores a batch in one transaction: the events, the controllers' counters, the
+/// conflicting events aside, and the near-turn text messages (once by id, due at once
+/// for the sender, see [`crate::sms`]). `stored_at` is the commit's time (ms).
 pub async fn store(
     client: &mut Client,
     rows: &mut [Row],
+    sms: &mut [SmsMessage],
     instance: &str,
     stored_at: i64,
 ) -> Result<Stored, DbError> {
@@ -231,6 +266,7 @@ pub async fn store(
     let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
     let payloads: Vec<Json<&serde_json::Value>> = rows.iter().map(|r| Json(&r.payload)).collect();
     let tx = client.transaction().await?;
+    let (sms_new, sms_duplicates) = store_sms(&tx, sms, instance, stored_at).await?;
     let inserted = tx
         .query(
             "INSERT INTO events (id, controller_id, hall_id, seq, at, type, payload, stored_at, instance)
@@ -245,6 +281,8 @@ pub async fn store(
         .await?;
     let mut out = Stored {
         inserted: inserted.len() as u64,
+        sms: sms_new,
+        sms_duplicates,
         ..Stored::default()
     };
     let new: std::collections::HashSet<uuid::Uuid> = inserted.iter().map(|r| r.get(0)).collect();
@@ -389,6 +427,49 @@ async fn track_warnings<'a>(
         }
     }
     Ok(())
+}
+
+/// Inserts text messages in id order, each once; returns (new, already stored).
+async fn store_sms(
+    tx: &tokio_postgres::Transaction<'_>,
+    sms: &mut [SmsMessage],
+    instance: &str,
+    at: i64,
+) -> Result<(u64, u64), DbError> {
+    if sms.is_empty() {
+        return Ok((0, 0));
+    }
+    sms.sort_by(|a, b| a.id.cmp(&b.id));
+    let ids: Vec<&str> = sms.iter().map(|m| m.id.as_str()).collect();
+    let controllers: Vec<&str> = sms.iter().map(|m| m.controller_id.as_str()).collect();
+    let halls: Vec<&str> = sms.iter().map(|m| m.hall_id.as_str()).collect();
+    let ats: Vec<i64> = sms.iter().map(|m| m.at).collect();
+    let times: Vec<&str> = sms.iter().map(|m| m.time.as_str()).collect();
+    let mobiles: Vec<&str> = sms.iter().map(|m| m.mobile.as_str()).collect();
+    let near: Vec<Json<&serde_json::Value>> = sms.iter().map(|m| Json(&m.near_turn)).collect();
+    let n = tx
+        .execute(
+            "INSERT INTO sms (id, controller_id, hall_id, at, time, mobile, near_turn,
+                              received_at, instance, next_at)
+             SELECT u.id, u.c, u.h, u.a, u.t, u.m, u.n, $8, $9, $8
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[],
+                         $7::jsonb[]) AS u(id, c, h, a, t, m, n)
+             ORDER BY u.id
+             ON CONFLICT (id) DO NOTHING",
+            &[
+                &ids,
+                &controllers,
+                &halls,
+                &ats,
+                &times,
+                &mobiles,
+                &near,
+                &at,
+                &instance,
+            ],
+        )
+        .await?;
+    Ok((n, sms.len() as u64 - n))
 }
 
 /// Keeps a controller's retained state document.

@@ -1,11 +1,12 @@
 //! The web side: health and metrics (open), the county dashboard's pages, sign-in, and
-//! the JSON API behind them. Every API call but sign-in needs a session's bearer token,
-//! and answers only about the halls in the caller's region.
+//! the JSON API behind them (the halls, the ingest, the 好差评 export for download).
+//! Every API call but sign-in needs a session's bearer token, and answers only about
+//! the halls in the caller's region.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -31,6 +32,7 @@ pub struct Web {
     regions: Vec<Region>,
     halls: Vec<Hall>,
     auth: Auth,
+    export: crate::export::Settings,
 }
 
 impl Web {
@@ -42,6 +44,7 @@ impl Web {
         regions: Vec<Region>,
         halls: Vec<Hall>,
         auth: Auth,
+        export: crate::export::Settings,
     ) -> Arc<Web> {
         Arc::new(Web {
             instance,
@@ -51,6 +54,7 @@ impl Web {
             regions,
             halls,
             auth,
+            export,
         })
     }
 
@@ -179,6 +183,7 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/api/v1/halls/{id}", get(hall))
         .route("/api/v1/controllers", get(controllers))
         .route("/api/v1/controllers/{id}/gaps", get(gaps))
+        .route("/api/v1/ratings/export", get(ratings_export))
         .merge(crate::pages::routes())
         .with_state(web)
 }
@@ -541,4 +546,95 @@ async fn gaps(
     Ok(Json(
         json!({ "controller_id": id, "base_seq": base, "top_seq": top, "gaps": ranges }),
     ))
+}
+
+/// A 400 naming the query parameter at fault.
+fn bad_field(field: &str, message: String) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        Some(field),
+        &message,
+    )
+}
+
+/// The two shapes of the export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// JSON lines.
+    Jsonl,
+    /// CSV.
+    Csv,
+}
+
+/// A day's export of the halls in `visible` (`None`: every hall) as a file's text:
+/// the query a handler runs once it knows which halls the request may see.
+pub async fn export_text(
+    db: &Client,
+    settings: &crate::export::Settings,
+    visible: Option<&[String]>,
+    day: chrono::NaiveDate,
+    format: ExportFormat,
+) -> Result<String, crate::db::DbError> {
+    let rated = crate::export::day_ratings(db, settings, day, visible).await?;
+    Ok(match format {
+        ExportFormat::Jsonl => crate::export::jsonl(&settings.fields, &rated),
+        ExportFormat::Csv => crate::export::csv(&settings.fields, &rated),
+    })
+}
+
+/// `GET /api/v1/ratings/export?day=YYYY-MM-DD&format=jsonl|csv[&region=CODE]`: the
+/// day's 好差评 records as the daily files have them, of every hall or of a region's.
+async fn ratings_export(
+    State(web): State<Arc<Web>>,
+    Signed(who): Signed,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, Response> {
+    let day = q
+        .get("day")
+        .ok_or_else(|| bad_field("day", "give the day, YYYY-MM-DD".into()))?;
+    let day = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .map_err(|_| bad_field("day", format!("{day:?} is not a date YYYY-MM-DD")))?;
+    let (format, content_type) = match q.get("format").map_or("jsonl", String::as_str) {
+        "jsonl" => (ExportFormat::Jsonl, "application/x-ndjson; charset=utf-8"),
+        "csv" => (ExportFormat::Csv, "text/csv; charset=utf-8"),
+        other => {
+            return Err(bad_field("format", format!("{other:?}: use jsonl or csv")));
+        }
+    };
+    // The caller's halls (at the top of the tree, also those not listed), or a region's
+    // within the caller's.
+    let visible = match q.get("region") {
+        None if web.sees_unlisted(&who) => None,
+        None => Some(web.halls_of(&who).into_iter().map(|h| h.id).collect()),
+        Some(code) => {
+            if !web.regions.iter().any(|r| &r.code == code) || !who.sees(code) {
+                return Err(bad_field(
+                    "region",
+                    format!("{code:?} is not a region of yours on this server"),
+                ));
+            }
+            crate::export::halls_of_region(&web.halls, code)
+        }
+    };
+    let db = web.db().await?;
+    let text = export_text(&db, &web.export, visible.as_deref(), day, format)
+        .await
+        .map_err(unavailable)?;
+    let ext = if format == ExportFormat::Csv {
+        "csv"
+    } else {
+        "jsonl"
+    };
+    Ok((
+        [
+            ("content-type", content_type.to_string()),
+            (
+                "content-disposition",
+                format!("attachment; filename=\"ratings-{day}.{ext}\""),
+            ),
+        ],
+        text,
+    )
+        .into_response())
 }

@@ -6,7 +6,9 @@
 //!   others at once;
 //! - `$share/<group>/<prefix>/+/+/cmd/ack`: the controllers' answers to commands;
 //! - `<prefix>/+/+/state` (not shared, retained): every instance knows every
-//!   controller's state.
+//!   controller's state;
+//! - with `[sms]`, `$share/<group>/<prefix>/+/+/sms`: the near-turn text messages,
+//!   stored in the same transaction as the events and posted by [`crate::sms`].
 //!
 //! A message is acknowledged to the broker only after the transaction that stored it
 //! has committed. While PostgreSQL is down the batch is retried and nothing more is
@@ -20,11 +22,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use hallq::uplink::wire::Envelope;
+use hallq::uplink::wire::{Envelope, SmsMessage};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish};
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_postgres::Client;
 
 use crate::config::{Broker, Ingest};
@@ -55,6 +57,13 @@ pub enum Topic {
         /// Controller in the topic.
         controller: String,
     },
+    /// `sms`.
+    Sms {
+        /// Hall in the topic.
+        hall: String,
+        /// Controller in the topic.
+        controller: String,
+    },
 }
 
 /// Reads a topic; `None` for one this server does not take.
@@ -67,6 +76,7 @@ pub fn topic(prefix: &str, t: &str) -> Option<Topic> {
         "events" => Some(Topic::Events { hall, controller }),
         "state" => Some(Topic::State { hall, controller }),
         "cmd/ack" => Some(Topic::CmdAck { hall, controller }),
+        "sms" => Some(Topic::Sms { hall, controller }),
         _ => None,
     }
 }
@@ -104,6 +114,7 @@ struct Reader {
     client: AsyncClient,
     connection: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
+    sms: bool,
 }
 
 impl Reader {
@@ -121,6 +132,7 @@ impl Reader {
             client,
             connection,
             metrics,
+            sms,
         } = self;
         let mut backoff = Duration::from_millis(200);
         loop {
@@ -137,11 +149,15 @@ impl Reader {
                     connection.fetch_add(1, Ordering::SeqCst);
                     metrics.set_mqtt(true);
                     tracing::info!("connected to the broker");
-                    for (filter, shared) in [
+                    let mut filters = vec![
                         (format!("{prefix}/+/+/events"), true),
                         (format!("{prefix}/+/+/cmd/ack"), true),
                         (format!("{prefix}/+/+/state"), false),
-                    ] {
+                    ];
+                    if sms {
+                        filters.push((format!("{prefix}/+/+/sms"), true));
+                    }
+                    for (filter, shared) in filters {
                         let filter = if shared {
                             format!("$share/{group}/{filter}")
                         } else {
@@ -177,6 +193,9 @@ impl Reader {
 }
 
 /// Starts the session and the writer; returns the client (for commands) and the tasks.
+/// With `sms` (the sender's wake-up), the `sms` topic is taken too and the sender is
+/// woken after each commit that stored new text messages.
+#[allow(clippy::too_many_arguments)] // the instance's parts, each used once
 pub fn start(
     broker: &Broker,
     instance: &str,
@@ -184,6 +203,7 @@ pub fn start(
     db: Client,
     db_url: String,
     metrics: Arc<Metrics>,
+    sms: Option<Arc<Notify>>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(AsyncClient, Vec<tokio::task::JoinHandle<()>>)> {
     let o = options(broker, &format!("hallq-server-{instance}"), ingest)?;
@@ -196,6 +216,7 @@ pub fn start(
         client: client.clone(),
         connection: connection.clone(),
         metrics: metrics.clone(),
+        sms: sms.is_some(),
     };
     let reader = tokio::spawn(reader.run(events, tx, shutdown));
     let writer = Writer {
@@ -208,6 +229,7 @@ pub fn start(
         db_url,
         connection,
         metrics,
+        sms_wake: sms,
     };
     let writer = tokio::spawn(writer.run(rx));
     Ok((client, vec![reader, writer]))
@@ -224,12 +246,14 @@ struct Writer {
     db_url: String,
     connection: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
+    sms_wake: Option<Arc<Notify>>,
 }
 
 /// A batch, read.
 #[derive(Default)]
 struct Batch {
     rows: Vec<Row>,
+    sms: Vec<SmsMessage>,
     states: Vec<(String, String, serde_json::Value)>,
     acks: Vec<(String, String, serde_json::Value)>,
     rejected: Vec<(String, String, Vec<u8>)>,
@@ -292,6 +316,17 @@ impl Writer {
                         .rejected
                         .push((name, format!("cmd/ack: {e}"), body.to_vec())),
                 },
+                Some(Topic::Sms { hall, controller }) => {
+                    match crate::sms::read_sms(&hall, &controller, body) {
+                        Ok(m) => b.sms.push(m),
+                        // The body may hold a mobile number: it is not kept.
+                        Err(why) => b.rejected.push((
+                            name,
+                            format!("sms: {why}"),
+                            b"(withheld: a text message may hold a mobile number)".to_vec(),
+                        )),
+                    }
+                }
                 None => b
                     .rejected
                     .push((name, "unknown topic".into(), body.to_vec())),
@@ -360,12 +395,25 @@ impl Writer {
     async fn try_write(&mut self, batch: &mut Batch) -> Result<(), db::DbError> {
         let started = Instant::now();
         let at = crate::now_ms();
-        if !batch.rows.is_empty() {
-            let stored = db::store(&mut self.db, &mut batch.rows, &self.instance, at).await?;
+        if !batch.rows.is_empty() || !batch.sms.is_empty() {
+            let stored = db::store(
+                &mut self.db,
+                &mut batch.rows,
+                &mut batch.sms,
+                &self.instance,
+                at,
+            )
+            .await?;
             self.metrics
                 .stored(&stored, &batch.rows, at, started.elapsed());
             // Committed: a retry of what follows must not store (and count) them again.
             batch.rows.clear();
+            batch.sms.clear();
+            if stored.sms > 0
+                && let Some(wake) = &self.sms_wake
+            {
+                wake.notify_one();
+            }
         }
         for (hall, controller, state) in &batch.states {
             db::store_state(&self.db, controller, hall, state, at).await?;
@@ -405,7 +453,14 @@ mod tests {
                 controller: "main".into()
             })
         );
-        assert_eq!(topic("hallq", "hallq/qs/main/sms"), None);
+        assert_eq!(
+            topic("hallq", "hallq/qs/main/sms"),
+            Some(Topic::Sms {
+                hall: "qs".into(),
+                controller: "main".into()
+            })
+        );
+        assert_eq!(topic("hallq", "hallq/qs/main/config/set"), None);
         assert_eq!(topic("hallq", "other/qs/main/events"), None);
     }
 

@@ -11,18 +11,22 @@
 //! - [`metrics`]: the instance's counters for `/metrics`.
 //! - [`halls`]: each hall's live figures, rolled up the region tree.
 //! - [`auth`]: accounts with a role over a region, Argon2id, lockout, sessions, audit.
-//! - [`http`]: health, metrics, sign-in, and the halls, regions and ingest as JSON.
+//! - [`sms`]: the near-turn text messages to the SMS provider's webhook.
+//! - [`export`]: the daily 好差评 files in the provincial platform's shape.
+//! - [`http`]: health, metrics, sign-in, the halls, regions, the ingest's JSON, the export.
 //! - [`pages`]: the county dashboard (电子监察), three languages, embedded.
 
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod export;
 pub mod halls;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod pages;
 pub mod repair;
+pub mod sms;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +43,8 @@ pub fn now_ms() -> i64 {
 }
 
 /// Runs an instance until `shutdown` resolves: migrates the schema, starts the ingest,
-/// the gap repair and the web listener. `ready` is called once the listener is bound.
+/// the gap repair, the SMS sender (with `[sms]`), the daily 好差评 export (with
+/// `[export] dir`) and the web listener. `ready` is called once the listener is bound.
 pub async fn serve(
     config: ServerConfig,
     ready: impl FnOnce(std::net::SocketAddr),
@@ -53,6 +58,10 @@ pub async fn serve(
     }
     let metrics = Arc::new(metrics::Metrics::default());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let sms_wake = config
+        .sms
+        .as_ref()
+        .map(|_| Arc::new(tokio::sync::Notify::new()));
     let (client, mut tasks) = ingest::start(
         &config.broker,
         &config.server.name,
@@ -60,8 +69,29 @@ pub async fn serve(
         db,
         url.clone(),
         metrics.clone(),
+        sms_wake.clone(),
         stop_rx.clone(),
     )?;
+    if let (Some(sms), Some(wake)) = (&config.sms, sms_wake) {
+        let sender = sms::Sender {
+            config: sms.clone(),
+            instance: config.server.name.clone(),
+            db_url: url.clone(),
+            metrics: metrics.clone(),
+            wake,
+        };
+        tasks.push(tokio::spawn(sender.run(stop_rx.clone())));
+    }
+    let export = config.export_settings();
+    if let Some(dir) = export.dir.clone() {
+        tasks.push(tokio::spawn(export::run_daily(
+            export.clone(),
+            dir,
+            url.clone(),
+            config.server.name.clone(),
+            stop_rx.clone(),
+        )));
+    }
     let repair = repair::Repair {
         prefix: config.broker.topic_prefix.clone(),
         after: Duration::from_secs(config.ingest.repair_after_secs),
@@ -81,6 +111,7 @@ pub async fn serve(
         config.regions.clone(),
         config.halls.clone(),
         config.auth.clone(),
+        export,
     );
     let listener = tokio::net::TcpListener::bind(config.http.listen).await?;
     ready(listener.local_addr()?);

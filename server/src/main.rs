@@ -26,9 +26,10 @@ struct ConfigFile {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run an instance: ingest, gap repair and the web listener. Start several with
-    /// the same broker, database and `broker.share_group` (and each its own
-    /// `server.name`) to share the load.
+    /// Run an instance: ingest, gap repair and the web listener; with `[sms]` the
+    /// near-turn text messages to the webhook, with `[export] dir` the previous day's
+    /// 好差评 files every day. Start several with the same broker, database and
+    /// `broker.share_group` (and each its own `server.name`) to share the load.
     Run {
         #[command(flatten)]
         file: ConfigFile,
@@ -42,6 +43,24 @@ enum Cmd {
     Migrate {
         #[command(flatten)]
         file: ConfigFile,
+    },
+    /// Write one day's 好差评 records in the provincial platform's shape:
+    /// `ratings-<day>.jsonl` and `ratings-<day>.csv` in `--out`, each field as
+    /// `[export.fields]` maps it (the record's own fields without it). `run` writes the
+    /// previous day's by itself when `[export] dir` is set.
+    ExportRatings {
+        #[command(flatten)]
+        file: ConfigFile,
+        /// The day, YYYY-MM-DD, in the halls' time (`[export] utc_offset`, +08:00).
+        #[arg(long)]
+        day: chrono::NaiveDate,
+        /// Only the halls of this region and the regions below it (a 12-digit code
+        /// listed under `[[region]]`); every hall without it.
+        #[arg(long)]
+        region: Option<String>,
+        /// The directory the two files are written to (made if missing).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// The people who sign in to the dashboard: each with a role over one region (and
     /// everything below it). Every change is recorded in the audit table.
@@ -190,8 +209,16 @@ fn real_main() -> anyhow::Result<()> {
             file: ConfigFile { config },
         } => {
             let c = ServerConfig::load(&config)?;
+            let sms = match &c.sms {
+                Some(s) => format!("text messages to {}", s.webhook_url),
+                None => "no SMS webhook".into(),
+            };
+            let export = match &c.export.dir {
+                Some(d) => format!("好差评 files daily at {} into {}", c.export.at, d.display()),
+                None => "no daily 好差评 files".into(),
+            };
             println!(
-                "{}: ok ({} regions, {} halls)",
+                "{}: ok ({} regions, {} halls; {sms}; {export})",
                 config.display(),
                 c.regions.len(),
                 c.halls.len()
@@ -214,6 +241,35 @@ fn real_main() -> anyhow::Result<()> {
             file: ConfigFile { config },
             action,
         } => account(&ServerConfig::load(&config)?, action),
+        Cmd::ExportRatings {
+            file: ConfigFile { config },
+            day,
+            region,
+            out,
+        } => {
+            let c = ServerConfig::load(&config)?;
+            let visible = match &region {
+                None => None,
+                Some(code) if c.regions.iter().any(|r| &r.code == code) => {
+                    hallq_server::export::halls_of_region(&c.halls, code)
+                }
+                Some(code) => anyhow::bail!(
+                    "--region {code}: not a region listed under [[region]] in {}",
+                    config.display()
+                ),
+            };
+            let settings = c.export_settings();
+            let rated = rt()?.block_on(async {
+                let db =
+                    hallq_server::db::connect(&c.database.url, std::time::Duration::ZERO).await?;
+                hallq_server::export::day_ratings(&db, &settings, day, visible.as_deref()).await
+            })?;
+            let w = hallq_server::export::write_day(&out, &settings, day, &rated)
+                .with_context(|| format!("writing into {}", out.display()))?;
+            let files: Vec<String> = w.files.iter().map(|f| f.display().to_string()).collect();
+            println!("{} ratings: {}", w.ratings, files.join(", "));
+            Ok(())
+        }
         Cmd::Run {
             file: ConfigFile { config },
         } => {

@@ -25,6 +25,12 @@ pub struct Metrics {
     mqtt_up: AtomicBool,
     db_up: AtomicBool,
     lags: Mutex<VecDeque<i64>>,
+    sms_received: AtomicU64,
+    sms_duplicates: AtomicU64,
+    sms_posted: AtomicU64,
+    sms_retries: AtomicU64,
+    sms_expired: AtomicU64,
+    sms_pending: AtomicU64,
 }
 
 impl Metrics {
@@ -33,6 +39,9 @@ impl Metrics {
         self.stored.fetch_add(s.inserted, Ordering::Relaxed);
         self.duplicates.fetch_add(s.duplicates, Ordering::Relaxed);
         self.conflicts.fetch_add(s.conflicts, Ordering::Relaxed);
+        self.sms_received.fetch_add(s.sms, Ordering::Relaxed);
+        self.sms_duplicates
+            .fetch_add(s.sms_duplicates, Ordering::Relaxed);
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.batch_micros
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
@@ -44,6 +53,26 @@ impl Metrics {
                 lags.push_back(at - r.at);
             }
         }
+    }
+
+    /// A text message was posted (answered 2xx).
+    pub fn sms_posted(&self) {
+        self.sms_posted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A POST of a text message failed and will be retried.
+    pub fn sms_retry(&self) {
+        self.sms_retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Text messages dropped unposted, too old.
+    pub fn sms_expired(&self, n: u64) {
+        self.sms_expired.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Text messages waiting to be posted (every instance's), at the last look.
+    pub fn set_sms_pending(&self, n: u64) {
+        self.sms_pending.store(n, Ordering::Relaxed);
     }
 
     /// A message could not be read.
@@ -163,6 +192,46 @@ impl Metrics {
             "1 while PostgreSQL takes batches.",
             u8::from(self.db_up.load(Ordering::Relaxed)).to_string(),
         );
+        for (name, kind, help, value) in [
+            (
+                "hallq_server_sms_received_total",
+                "counter",
+                "Near-turn text messages stored by this instance.",
+                &self.sms_received,
+            ),
+            (
+                "hallq_server_sms_duplicate_total",
+                "counter",
+                "Text messages received again and not stored twice.",
+                &self.sms_duplicates,
+            ),
+            (
+                "hallq_server_sms_posted_total",
+                "counter",
+                "Text messages this instance posted to the webhook (answered 2xx).",
+                &self.sms_posted,
+            ),
+            (
+                "hallq_server_sms_retries_total",
+                "counter",
+                "Posts to the webhook that failed and are retried.",
+                &self.sms_retries,
+            ),
+            (
+                "hallq_server_sms_expired_total",
+                "counter",
+                "Text messages dropped unposted after sms.max_age_minutes.",
+                &self.sms_expired,
+            ),
+            (
+                "hallq_server_sms_pending",
+                "gauge",
+                "Text messages waiting to be posted, all instances.",
+                &self.sms_pending,
+            ),
+        ] {
+            line(name, kind, help, get(value));
+        }
         for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
             if let Some(v) = self.lag_quantile(q) {
                 line(

@@ -16,6 +16,7 @@ pub mod server;
 use serde_json::Value;
 
 pub mod webdriver;
+pub mod webhook;
 
 /// The `hallq` binary built beside this test (scripts/test builds it first).
 pub fn hallq_bin() -> PathBuf {

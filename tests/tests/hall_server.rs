@@ -3,17 +3,24 @@
 //! subscription, a real PostgreSQL. Every test ends by comparing, controller by
 //! controller, the events in the controller's own database with the rows in
 //! PostgreSQL: the same ids with the same seqs, each once.
+//!
+//! The "Out" side too: the near-turn text messages reach an SMS webhook (a local HTTP
+//! receiver) exactly once from two instances, retried while it answers 500, and their
+//! numbers are gone from PostgreSQL afterwards; the day's 好差评 records come out of
+//! `hallq-server export-ratings` and the API as the controllers made them, through a
+//! field map, as JSON lines and as CSV.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use hallq_tests::mqtt::{Broker, BrokerOptions, add_uplink, uplink_section};
+use hallq_tests::mqtt::{Broker, BrokerOptions, add_uplink, uplink_section, wait_for};
 use hallq_tests::postgres::Postgres;
 use hallq_tests::server::Instance;
-use hallq_tests::{Daemon, Hall, client, missing_prerequisite, send};
-use serde_json::json;
+use hallq_tests::webhook::Webhook;
+use hallq_tests::{Daemon, Hall, client, missing_prerequisite, send, sign_in};
+use serde_json::{Value, json};
 
 /// 青山县 with the county hall, and 青山镇 below it with two township halls.
 const TREE: &str = "
@@ -50,11 +57,12 @@ struct County {
 
 impl County {
     fn new(test: &str, n: usize) -> Option<County> {
-        County::prepared(test, n, |_, _| {})
+        County::build(test, n, "", |_, _| {})
     }
 
-    /// As [`County::new`], with `prepare(i, hall)` run on each hall before it starts.
-    fn prepared(test: &str, n: usize, prepare: impl Fn(usize, &Hall)) -> Option<County> {
+    /// `n` controllers with `extra` in their configuration, each `prepare(i, hall)`d
+    /// before it starts (staff accounts, settings).
+    fn build(test: &str, n: usize, extra: &str, prepare: impl Fn(usize, &Hall)) -> Option<County> {
         let Some(pg) = Postgres::start() else {
             missing_prerequisite(test, "PostgreSQL server (Debian package postgresql)");
             return None;
@@ -64,7 +72,8 @@ impl County {
             .expect("mosquitto starts");
         let mut halls = Vec::new();
         for i in 0..n {
-            let hall = Hall::new();
+            let hall = Hall::with_config(extra);
+            prepare(i, &hall);
             let controller = format!("ctl-{i}");
             let text = std::fs::read_to_string(&hall.config).expect("config");
             std::fs::write(
@@ -79,7 +88,6 @@ impl County {
                 &hall.config,
                 &uplink_section(broker.port, &format!("hall-{i}")),
             );
-            prepare(i, &hall);
             let d = hall.start();
             halls.push((hall, d, controller));
         }
@@ -92,6 +100,17 @@ impl County {
     }
 
     /// An instance that knows the county's regions and halls.
+    /// An instance with the tree and `extra` (`[sms]`, `[export]`) in its configuration.
+    fn instance_with(&self, name: &str, extra: &str) -> Instance {
+        Instance::start(
+            self.dir.path(),
+            name,
+            self.broker.port,
+            &self.pg.url(),
+            &format!("{INGEST}{TREE}{extra}"),
+        )
+    }
+
     fn instance(&self, name: &str) -> Instance {
         Instance::start(
             self.dir.path(),
@@ -414,7 +433,7 @@ fn a_postgresql_restart_mid_load_loses_nothing() {
 #[test]
 fn the_county_dashboard_and_accounts_per_region() {
     // Hall 0 raises a long-wait warning for every HJ ticket at once, and has a clerk.
-    let Some(county) = County::prepared("the_county_dashboard", 3, |i, hall| {
+    let Some(county) = County::build("the_county_dashboard", 3, "", |i, hall| {
         if i == 0 {
             let text = std::fs::read_to_string(&hall.config).expect("config");
             let text = text.replacen(
@@ -729,4 +748,509 @@ fn dashboard_in_a_browser(a: &Instance, password: &str, number: &str) {
     b.click("#sign-out").expect("sign out");
     b.wait_for("the sign-in form again", 20, |b| b.visible("#login-name"))
         .expect("signed out");
+}
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// A window action at window 1.
+fn act(url: &str, bearer: &str, action: &str, body: Value) -> Value {
+    let (s, b) = send(
+        client()
+            .post(format!("{url}/api/v1/windows/1/{action}"))
+            .header("Authorization", bearer)
+            .send_json(body),
+    );
+    assert_eq!(s, 200, "{action}: {b}");
+    b
+}
+
+/// Takes a ticket for SB: (id, number, token).
+fn issue(url: &str) -> (u64, String, String) {
+    let (s, b) = send(
+        client()
+            .post(format!("{url}/api/v1/tickets"))
+            .send_json(json!({ "service": "SB" })),
+    );
+    assert_eq!(s, 201, "{b}");
+    (
+        b["ticket"]["id"].as_u64().expect("id"),
+        b["ticket"]["number"].as_str().expect("number").to_string(),
+        b["token"].as_str().expect("token").to_string(),
+    )
+}
+
+/// The sum of a metric over instances.
+fn total(instances: &[&Instance], name: &str) -> f64 {
+    instances.iter().map(|i| i.metric(name)).sum()
+}
+
+#[test]
+fn near_turn_messages_reach_the_sms_webhook_once_from_two_instances_and_the_numbers_go() {
+    let Some(county) = County::build(
+        "near_turn_messages_reach_the_sms_webhook",
+        1,
+        "[phone]\nnotify_ahead = 1\nnotify_minutes = 0\n",
+        |_, hall| hall.add_staff("S001", "135790", &["--window", "1"]),
+    ) else {
+        return;
+    };
+    // The SMS relay answers 500 twice before it takes anything.
+    let hook = Webhook::start(2, "500 Internal Server Error");
+    let sms = format!(
+        "[sms]\nwebhook_url = \"{}\"\ntoken = \"relay-secret\"\ntimeout_ms = 2000\n\
+         retry_min_ms = 200\nretry_max_ms = 800\nmax_age_minutes = 30\n",
+        hook.url
+    );
+    let a = county.instance_with("a", &sms);
+    let b = county.instance_with("b", &sms);
+    let (hall, d, controller) = &county.halls[0];
+    let tickets: Vec<_> = (0..3).map(|_| issue(&d.url)).collect();
+    let mobile = |i: usize| format!("1391234{i:04}");
+    // Ticket 2 has one ahead: its message goes at once; ticket 3 once the first is called.
+    for i in [1, 2] {
+        let (id, _, token) = &tickets[i];
+        let (s, b) = send(
+            client()
+                .post(format!("{}/api/v1/tickets/{id}/notice", d.url))
+                .header("X-Ticket-Token", token)
+                .send_json(json!({ "mobile": mobile(i) })),
+        );
+        assert_eq!(s, 201, "{b}");
+    }
+    let bearer = sign_in(&d.url, "S001", "135790", Some(1));
+    act(&d.url, &bearer, "call-next", json!({}));
+    wait_for(LONG, "two posts accepted by the webhook", || {
+        (hook.posts().len() >= 2).then_some(())
+    });
+    // Nothing more comes: each message once, though both instances post.
+    std::thread::sleep(Duration::from_secs(3));
+    let posts = hook.accepted();
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    assert_eq!(hook.refused(), 2);
+    let near: Vec<String> = {
+        let db = hall.database();
+        let mut q = db
+            .prepare("SELECT id FROM events WHERE type = 'near_turn' ORDER BY seq")
+            .expect("query");
+        q.query_map([], |r| r.get(0))
+            .expect("rows")
+            .map(|r| r.expect("row"))
+            .collect()
+    };
+    assert_eq!(near.len(), 2);
+    for (k, i) in [1usize, 2].into_iter().enumerate() {
+        let p = posts
+            .iter()
+            .find(|p| p.body["near_turn"]["ticket"] == tickets[i].0)
+            .unwrap_or_else(|| panic!("no post for ticket {i}: {posts:?}"));
+        assert_eq!(p.authorization.as_deref(), Some("Bearer relay-secret"));
+        assert_eq!(p.body["mobile"], mobile(i), "{:?}", p.body);
+        assert_eq!(p.body["id"], near[k].as_str(), "the near_turn event's id");
+        assert_eq!(p.body["controller_id"], controller.as_str());
+        assert_eq!(p.body["hall_id"], "hall-0");
+        let m: hallq::uplink::wire::SmsMessage =
+            serde_json::from_value(p.body.clone()).expect("the message");
+        let text = p.body["text"].as_str().expect("text");
+        assert_eq!(text, hallq::uplink::receive::sms_text(&m));
+        assert!(
+            text.starts_with(&format!("您的{}号前面还有", tickets[i].1)),
+            "{text}"
+        );
+    }
+    // Posted: the numbers are gone from PostgreSQL, the rows stay against a resend.
+    assert_eq!(
+        county.pg.sql("SELECT string_agg(state, ',') FROM sms"),
+        "posted,posted"
+    );
+    assert_eq!(
+        county
+            .pg
+            .sql("SELECT count(*) FROM sms WHERE mobile IS NOT NULL"),
+        "0"
+    );
+    let everything = county.pg.sql(
+        "SELECT coalesce((SELECT string_agg(t::text, '') FROM sms t), '') ||
+                coalesce((SELECT string_agg(t::text, '') FROM events t), '') ||
+                coalesce((SELECT string_agg(t::text, '') FROM rejected t), '')",
+    );
+    assert!(everything.contains(&near[0]), "the query sees the rows");
+    let instances = [&a, &b];
+    assert_eq!(total(&instances, "hallq_server_sms_received_total"), 2.0);
+    assert_eq!(total(&instances, "hallq_server_sms_posted_total"), 2.0);
+    assert_eq!(total(&instances, "hallq_server_sms_retries_total"), 2.0);
+    wait_for(LONG, "no message pending", || {
+        (total(&instances, "hallq_server_sms_pending") == 0.0).then_some(())
+    });
+
+    // A message from long ago (its turn has passed) is dropped with its number, never
+    // posted; one naming another controller than its topic is refused, not kept.
+    let mut o = rumqttc::MqttOptions::new("late", "127.0.0.1", county.broker.port);
+    o.set_keep_alive(Duration::from_secs(10));
+    let (late, mut conn) = rumqttc::Client::new(o, 16);
+    let old_at = chrono::Utc::now().timestamp_millis() - 2 * 3_600_000;
+    let message = |id: &str, controller: &str, number: &str| {
+        json!({"id": id, "controller_id": controller, "hall_id": "hall-0", "at": old_at,
+               "time": "t", "mobile": number,
+               "near_turn": {"type": "near_turn", "ticket": 99, "number": "099", "ahead": 1, "minutes": 2}})
+        .to_string()
+    };
+    let topic = format!("hallq/hall-0/{controller}/sms");
+    for body in [
+        message("old-1", controller, "13700000001"),
+        message("forged-1", "ctl-x", "13700000002"),
+    ] {
+        late.publish(topic.as_str(), rumqttc::QoS::AtLeastOnce, false, body)
+            .expect("publish");
+    }
+    let mut acked = 0;
+    for ev in conn.iter() {
+        if let Ok(rumqttc::Event::Incoming(rumqttc::Incoming::PubAck(_))) = ev {
+            acked += 1;
+            if acked == 2 {
+                break;
+            }
+        }
+    }
+    wait_for(LONG, "the old message to expire", || {
+        (county.pg.sql("SELECT state FROM sms WHERE id = 'old-1'") == "expired").then_some(())
+    });
+    wait_for(LONG, "the forged message to be refused", || {
+        (county.pg.sql("SELECT count(*) FROM rejected") == "1").then_some(())
+    });
+    let reason = county.pg.sql("SELECT reason FROM rejected");
+    assert!(reason.contains("names hall-0/ctl-x"), "{reason}");
+    assert_eq!(total(&instances, "hallq_server_sms_expired_total"), 1.0);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(hook.posts().len(), 2, "the old message was not posted");
+    assert_eq!(
+        county
+            .pg
+            .sql("SELECT count(*) FROM sms WHERE mobile IS NOT NULL"),
+        "0"
+    );
+
+    // No number anywhere: PostgreSQL, the instances' logs and metrics.
+    let everything = county.pg.sql(
+        "SELECT coalesce((SELECT string_agg(t::text, '') FROM sms t), '') ||
+                coalesce((SELECT string_agg(t::text, '') FROM events t), '') ||
+                coalesce((SELECT string_agg(t::text, '') FROM rejected t), '') ||
+                coalesce((SELECT string_agg(t::text, '') FROM controllers t), '')",
+    );
+    let logs = format!(
+        "{}{}{}{}",
+        a.log_text(),
+        b.log_text(),
+        a.metrics(),
+        b.metrics()
+    );
+    for number in [
+        mobile(1),
+        mobile(2),
+        "13700000001".into(),
+        "13700000002".into(),
+    ] {
+        assert!(!everything.contains(&number), "{number} in PostgreSQL");
+        assert!(!logs.contains(&number), "{number} in a log or the metrics");
+    }
+}
+
+/// The day (UTC+8) of now.
+fn today() -> String {
+    (chrono::Utc::now() + chrono::Duration::hours(8))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// Parses CSV (RFC 4180) into rows of fields.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let (mut rows, mut row, mut field) = (Vec::new(), Vec::new(), String::new());
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') if field.is_empty() => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\r') if chars.peek() == Some(&'\n') => {}
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    assert!(
+        !quoted && field.is_empty() && row.is_empty(),
+        "CSV ends with CRLF"
+    );
+    rows
+}
+
+/// A GET's status and body as text.
+/// A GET with a bearer token, as text.
+fn get_text(url: &str, token: &str) -> (u16, String) {
+    match client()
+        .get(url)
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+    {
+        Ok(mut r) => (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap_or_default(),
+        ),
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+#[test]
+fn ratings_are_exported_per_day_through_the_field_map_as_json_lines_and_csv() {
+    let Some(county) = County::build("ratings_are_exported_per_day", 2, "", |_, hall| {
+        hall.add_staff("S001", "135790", &["--window", "1"])
+    }) else {
+        return;
+    };
+    // The platform's names: three renamed, the event's id and the hall added.
+    let fields: [(&str, &str); 10] = [
+        ("evaluate_id", "id"),
+        ("hall", "hall_id"),
+        ("evaluate_level", "level"),
+        ("level_code", "level_code"),
+        ("reasons", "reasons"),
+        ("evaluate_content", "comment"),
+        ("ticket", "ticket"),
+        ("window", "window"),
+        ("case_no", "case_no"),
+        ("bad", "bad"),
+    ];
+    let map: String = fields
+        .iter()
+        .map(|(k, v)| format!("{k} = \"{v}\"\n"))
+        .collect();
+    // The daily run (at 00:00, so yesterday is due at once) after a platform stopped
+    // for two days: the days since the last one written come out at the start, once,
+    // however many instances there are.
+    let daily = county.dir.path().join("daily");
+    let export = format!(
+        "[export]\ndir = \"{}\"\nat = \"00:00\"\n[export.fields]\n{map}",
+        daily.display()
+    );
+    let (config, _) = hallq_tests::server::write_config(
+        county.dir.path(),
+        "migrate",
+        county.broker.port,
+        &county.pg.url(),
+        &format!("{TREE}{export}"),
+    );
+    let migrated = std::process::Command::new(hallq_tests::server::server_bin())
+        .args(["migrate", "--config"])
+        .arg(&config)
+        .output()
+        .expect("migrate runs");
+    assert!(migrated.status.success(), "{migrated:?}");
+    let day_before = |n: i64| {
+        (chrono::Utc::now() + chrono::Duration::hours(8) - chrono::Duration::days(n))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    county.pg.sql(&format!(
+        "INSERT INTO exports (day, written_at, instance, ratings) VALUES ('{}', 0, 'old', 0)",
+        day_before(3)
+    ));
+    let a = county.instance_with("a", &export);
+    let b = county.instance_with("b", &export);
+    wait_for(LONG, "the daily export", || {
+        (county.pg.sql("SELECT count(*) FROM exports") == "3").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        county
+            .pg
+            .sql("SELECT string_agg(day || ' ' || ratings, ',' ORDER BY day) FROM exports WHERE instance <> 'old'"),
+        format!("{} 0,{} 0", day_before(2), day_before(1))
+    );
+    let mut written: Vec<String> = std::fs::read_dir(&daily)
+        .expect("the daily directory")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(
+        written,
+        [2, 1]
+            .iter()
+            .flat_map(|n| ["csv", "jsonl"].map(|ext| format!("ratings-{}.{ext}", day_before(*n))))
+            .collect::<Vec<_>>(),
+        "no temporary file left, no day twice"
+    );
+    drop(b);
+    let ratings = [
+        ("非常满意", json!([]), json!("很好, 谢谢")),
+        (
+            "不满意",
+            json!(["办事效率低"]),
+            json!("等了\"很久\",\n下次快点"),
+        ),
+        ("满意", json!([]), Value::Null),
+    ];
+    for (_, d, _) in &county.halls {
+        let clerk = sign_in(&d.url, "S001", "135790", Some(1));
+        for (k, (level, reasons, comment)) in ratings.iter().enumerate() {
+            let (ticket, _, _) = issue(&d.url);
+            act(&d.url, &clerk, "call-next", json!({}));
+            act(&d.url, &clerk, "start", json!({}));
+            let finish = if k == 0 {
+                json!({"case_no": "SB-2026-000731"})
+            } else {
+                json!({})
+            };
+            act(&d.url, &clerk, "finish", finish);
+            let mut rating = json!({"ticket": ticket, "level": level});
+            if reasons != &json!([]) {
+                rating["reasons"] = reasons.clone();
+            }
+            if !comment.is_null() {
+                rating["comment"] = comment.clone();
+            }
+            let (s, b) = send(
+                client()
+                    .post(format!("{}/api/v1/ratings", d.url))
+                    .header("X-Rating-Pad", "1")
+                    .send_json(rating),
+            );
+            assert_eq!(s, 201, "{b}");
+        }
+    }
+    county.wait_until_whole(LONG, &[&a]);
+    // What the controllers recorded, mapped by hand: hall-0's, then hall-1's.
+    let expected: Vec<Vec<(String, Value)>> = county
+        .halls
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (hall, _, _))| {
+            let db = hall.database();
+            let mut q = db
+                .prepare(
+                    "SELECT id, payload FROM events WHERE type = 'rating_recorded' ORDER BY seq",
+                )
+                .expect("query");
+            let rows: Vec<(String, String)> = q
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .expect("rows")
+                .map(|r| r.expect("row"))
+                .collect();
+            rows.into_iter()
+                .map(|(id, payload)| {
+                    let p: Value = serde_json::from_str(&payload).expect("payload");
+                    fields
+                        .iter()
+                        .map(|(name, path)| {
+                            let v = match *path {
+                                "id" => json!(id),
+                                "hall_id" => json!(format!("hall-{i}")),
+                                f => p["record"][f].clone(),
+                            };
+                            (name.to_string(), v)
+                        })
+                        .collect()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(expected.len(), 6);
+    assert_eq!(expected[1][5].1, json!("等了\"很久\",\n下次快点"));
+
+    let out = county.dir.path().join("export");
+    let day = today();
+    let run = |region: Option<&str>, out: &std::path::Path| {
+        let mut c = std::process::Command::new(hallq_tests::server::server_bin());
+        c.args(["export-ratings", "--config"])
+            .arg(county.dir.path().join("a.toml"))
+            .args(["--day", &day, "--out"])
+            .arg(out);
+        if let Some(r) = region {
+            c.args(["--region", r]);
+        }
+        let o = c.output().expect("export-ratings runs");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let said = run(None, &out);
+    assert!(said.starts_with("6 ratings"), "{said}");
+    let jsonl = std::fs::read_to_string(out.join(format!("ratings-{day}.jsonl"))).expect("jsonl");
+    let lines: Vec<&str> = jsonl.lines().collect();
+    assert_eq!(lines.len(), 6, "{jsonl}");
+    for (line, want) in lines.iter().zip(&expected) {
+        let got: Value = serde_json::from_str(line).expect("a JSON line");
+        let want_obj: serde_json::Map<String, Value> = want.iter().cloned().collect();
+        assert_eq!(got, Value::Object(want_obj), "{line}");
+        assert!(
+            line.starts_with("{\"evaluate_id\":\""),
+            "in the map's order: {line}"
+        );
+    }
+    let csv = std::fs::read_to_string(out.join(format!("ratings-{day}.csv"))).expect("csv");
+    let rows = parse_csv(&csv);
+    let names: Vec<String> = fields.iter().map(|(n, _)| n.to_string()).collect();
+    assert_eq!(rows[0], names);
+    assert_eq!(rows.len(), 7, "{csv}");
+    let cell = |v: &Value| match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    for (row, want) in rows[1..].iter().zip(&expected) {
+        let want: Vec<String> = want.iter().map(|(_, v)| cell(v)).collect();
+        assert_eq!(row, &want);
+    }
+    // The township's halls only (hall-1; hall-0 is the county's).
+    let town = county.dir.path().join("town");
+    let said = run(Some("330122100000"), &town);
+    assert!(said.starts_with("3 ratings"), "{said}");
+    let lines = std::fs::read_to_string(town.join(format!("ratings-{day}.jsonl"))).expect("jsonl");
+    assert!(
+        lines.lines().all(|l| l.contains("\"hall\":\"hall-1\"")),
+        "{lines}"
+    );
+    // The same for download, and bad requests name their parameter.
+    let token = a.admin_token();
+    let base = format!("{}/api/v1/ratings/export?day={day}", a.url);
+    assert_eq!(
+        get_text(&format!("{base}&format=csv"), &token),
+        (200, csv.clone())
+    );
+    assert_eq!(
+        get_text(&format!("{base}&format=jsonl"), &token),
+        (200, jsonl.clone())
+    );
+    assert_eq!(
+        get_text(&format!("{base}&format=jsonl&region=330122100000"), &token),
+        (200, lines)
+    );
+    for (query, field) in [
+        (format!("{base}&format=xml"), "format"),
+        (
+            format!("{}/api/v1/ratings/export?day=2026-13-01", a.url),
+            "day",
+        ),
+        (format!("{base}&region=330122999000"), "region"),
+    ] {
+        let (s, b) = send(
+            client()
+                .get(&query)
+                .header("Authorization", format!("Bearer {token}"))
+                .call(),
+        );
+        assert_eq!(s, 400, "{query}: {b}");
+        assert_eq!(b["field"], field, "{b}");
+    }
+    // Another day has none.
+    let (s, empty) = get_text(
+        &format!("{}/api/v1/ratings/export?day=2020-01-01&format=csv", a.url),
+        &token,
+    );
+    assert_eq!((s, parse_csv(&empty).len()), (200, 1));
 }

@@ -6,12 +6,11 @@
 //! webhook, a local HTTP server here.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hallq_tests::mqtt::{Broker, BrokerOptions, Receiver, add_uplink, uplink_section, wait_for};
+use hallq_tests::webhook::Webhook;
 use hallq_tests::{Hall, client, send, sign_in};
 use serde_json::{Value, json};
 
@@ -211,65 +210,12 @@ fn the_kiosk_is_told_the_offer_and_a_number_is_checked_masked_and_kept_apart() {
     }
 }
 
-/// A local HTTP server that answers 200 to every POST and keeps their bodies; the first
-/// `refuse` posts get a 503 (an SMS relay that is down for a moment).
-struct Webhook {
-    url: String,
-    posts: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Webhook {
-    fn start(refuse: usize) -> Webhook {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}/sms", listener.local_addr().expect("addr"));
-        let posts = Arc::new(Mutex::new(Vec::new()));
-        let kept = posts.clone();
-        std::thread::spawn(move || {
-            let mut refused = 0;
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-                let mut length = 0;
-                let mut line = String::new();
-                while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                    line.clear();
-                }
-                let mut body = vec![0; length];
-                if reader.read_exact(&mut body).is_err() {
-                    continue;
-                }
-                let status = if refused < refuse {
-                    refused += 1;
-                    "503 Service Unavailable"
-                } else {
-                    kept.lock()
-                        .unwrap()
-                        .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-                    "200 OK"
-                };
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                );
-            }
-        });
-        Webhook { url, posts }
-    }
-
-    fn posts(&self) -> Vec<Value> {
-        self.posts.lock().unwrap().clone()
-    }
-}
-
 #[test]
 fn each_near_turn_goes_once_across_a_sigkill_and_reaches_the_sms_webhook_once() {
     let dir = tempfile::tempdir().expect("temp dir");
     let broker =
         Broker::start(&dir.path().join("broker"), &BrokerOptions::default()).expect("mosquitto");
-    let hook = Webhook::start(1);
+    let hook = Webhook::start(1, "503 Service Unavailable");
     let receiver = Receiver::start(dir.path(), broker.port, &["--sms-webhook", &hook.url]);
     // By people ahead only, so the test does not hang on the estimate.
     let hall = hall_with_uplink(broker.port, "notify_ahead = 2\nnotify_minutes = 0");
