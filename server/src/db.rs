@@ -7,13 +7,16 @@
 //! controllers' rows updated in controller order, so two instances writing at once
 //! never deadlock. Per controller the row keeps the highest seq, how many events are
 //! stored and the highest seq below which nothing is missing (`contiguous_seq`): when
-//! `stored` equals the span from `base_seq` to `max_seq` there is no gap.
+//! `stored` equals the span from `base_seq` to `max_seq` there is no gap. The same
+//! transaction adds the inserted events to the period figures ([`crate::rollup`]).
 
 use std::time::Duration;
 
 use thiserror::Error;
 use tokio_postgres::types::Json;
 use tokio_postgres::{Client, NoTls};
+
+use crate::rollup::DayClock;
 
 /// A database failure.
 #[derive(Debug, Error)]
@@ -72,6 +75,82 @@ const MIGRATIONS: &[&str] = &[
         received_at bigint NOT NULL,
         reason text NOT NULL,
         body text NOT NULL
+    );",
+    // 2: period figures kept by the ingest (`crate::rollup`), and what they remember
+    // between events.
+    "CREATE TABLE period_figures (
+        hall_id text NOT NULL,
+        day date NOT NULL,
+        scope text NOT NULL,
+        key text NOT NULL,
+        issued bigint NOT NULL DEFAULT 0,
+        called bigint NOT NULL DEFAULT 0,
+        served bigint NOT NULL DEFAULT 0,
+        no_shows bigint NOT NULL DEFAULT 0,
+        transfers bigint NOT NULL DEFAULT 0,
+        waits bigint NOT NULL DEFAULT 0,
+        wait_sum bigint NOT NULL DEFAULT 0,
+        wait_max bigint NOT NULL DEFAULT 0,
+        services bigint NOT NULL DEFAULT 0,
+        service_sum bigint NOT NULL DEFAULT 0,
+        service_max bigint NOT NULL DEFAULT 0,
+        over_limit bigint NOT NULL DEFAULT 0,
+        pauses bigint NOT NULL DEFAULT 0,
+        pause_secs bigint NOT NULL DEFAULT 0,
+        signed_in_secs bigint NOT NULL DEFAULT 0,
+        very_satisfied bigint NOT NULL DEFAULT 0,
+        satisfied bigint NOT NULL DEFAULT 0,
+        basically_satisfied bigint NOT NULL DEFAULT 0,
+        dissatisfied bigint NOT NULL DEFAULT 0,
+        very_dissatisfied bigint NOT NULL DEFAULT 0,
+        warnings bigint NOT NULL DEFAULT 0,
+        warnings_handled bigint NOT NULL DEFAULT 0,
+        PRIMARY KEY (hall_id, day, scope, key)
+    );
+    CREATE INDEX period_figures_scope_day ON period_figures (scope, day);
+    CREATE TABLE period_reasons (
+        hall_id text NOT NULL,
+        day date NOT NULL,
+        scope text NOT NULL,
+        key text NOT NULL,
+        reason text NOT NULL,
+        n bigint NOT NULL,
+        PRIMARY KEY (hall_id, day, scope, key, reason)
+    );
+    CREATE TABLE rollup_calls (
+        controller_id text NOT NULL,
+        ticket bigint NOT NULL,
+        service text,
+        PRIMARY KEY (controller_id, ticket)
+    );
+    CREATE TABLE rollup_sessions (
+        controller_id text NOT NULL,
+        window_no bigint NOT NULL,
+        staff text NOT NULL,
+        since bigint NOT NULL,
+        PRIMARY KEY (controller_id, window_no)
+    );
+    CREATE TABLE rollup_ratings (
+        controller_id text NOT NULL,
+        ticket bigint NOT NULL,
+        hall_id text NOT NULL,
+        at bigint NOT NULL,
+        level int NOT NULL,
+        service text,
+        window_no bigint,
+        staff text,
+        reasons text[] NOT NULL,
+        PRIMARY KEY (controller_id, ticket)
+    );
+    CREATE TABLE rollup_warnings (
+        controller_id text NOT NULL,
+        seq bigint NOT NULL,
+        hall_id text NOT NULL,
+        at bigint NOT NULL,
+        service text,
+        window_no bigint,
+        staff text,
+        PRIMARY KEY (controller_id, seq)
     );",
 ];
 
@@ -162,13 +241,15 @@ pub struct Stored {
     pub conflicts: u64,
 }
 
-/// Stores a batch in one transaction: the events, the controllers' counters, and the
-/// conflicting events aside. `stored_at` is the commit's time (ms).
+/// Stores a batch in one transaction: the events, the controllers' counters, the
+/// conflicting events aside, and the period figures of the events inserted
+/// ([`crate::rollup`], days placed by `clock`). `stored_at` is the commit's time (ms).
 pub async fn store(
     client: &mut Client,
     rows: &mut [Row],
     instance: &str,
     stored_at: i64,
+    clock: &DayClock,
 ) -> Result<Stored, DbError> {
     rows.sort_by_key(|r| r.id);
     let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
@@ -271,6 +352,10 @@ pub async fn store(
         )
         .await?;
     }
+    // The controllers' rows are locked now, in controller order: the figures of the
+    // same controller are folded by one transaction at a time.
+    let fresh: Vec<&Row> = rows.iter().filter(|r| new.contains(&r.id)).collect();
+    crate::rollup::apply(&tx, clock, &fresh).await?;
     tx.commit().await?;
     Ok(out)
 }

@@ -1,9 +1,12 @@
-//! The web side: health, metrics, and the controllers' ingest state as JSON.
+//! The web side: health, metrics, the halls live and over a period, and the
+//! controllers' ingest state as JSON.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -12,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio_postgres::Client;
 
-use crate::config::{Hall, Region};
+use crate::config::{Hall, Region, region_level};
 use crate::halls::{halls_now, regions_now};
 use crate::metrics::Metrics;
 
@@ -77,6 +80,7 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .route("/api/v1/halls", get(halls))
+        .route("/api/v1/period", get(period))
         .route("/api/v1/controllers", get(controllers))
         .route("/api/v1/controllers/{id}/gaps", get(gaps))
         .with_state(web)
@@ -108,6 +112,66 @@ async fn halls(State(web): State<Arc<Web>>) -> Result<Json<Value>, Response> {
     let halls = halls_now(&web.halls, &states);
     let regions = regions_now(&web.regions, &halls);
     Ok(Json(json!({ "halls": halls, "regions": regions })))
+}
+
+/// A 400 naming the query parameter.
+fn bad_request(field: &str, message: impl std::fmt::Display) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": "invalid_parameter", "field": field, "message": message.to_string()})),
+    )
+        .into_response()
+}
+
+/// `GET /api/v1/period`: every hall and region this server knows.
+async fn period(
+    State(web): State<Arc<Web>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, Response> {
+    let halls: Vec<&Hall> = web.halls.iter().collect();
+    let regions: Vec<&Region> = web.regions.iter().collect();
+    period_of(&web, &q, &halls, &regions).await.map(Json)
+}
+
+/// The period view (`month=` or `from=&to=`, optional `region=` and `hall=`) over the
+/// halls and regions a caller may see: an account's handler passes its own.
+pub async fn period_of(
+    web: &Web,
+    q: &HashMap<String, String>,
+    halls: &[&Hall],
+    regions: &[&Region],
+) -> Result<Value, Response> {
+    let span = crate::period::span(q).map_err(|e| bad_request(e.field, e.message))?;
+    let (mut halls, mut regions) = (halls.to_vec(), regions.to_vec());
+    if let Some(code) = q.get("region") {
+        if region_level(code).is_none() {
+            return Err(bad_request(
+                "region",
+                format!("{code:?} is not a 12-digit region code"),
+            ));
+        }
+        if !regions.iter().any(|r| r.code == *code) {
+            return Err(bad_request("region", format!("no region {code} here")));
+        }
+        let (r, h) = crate::period::within(code, &web.regions, &web.halls);
+        regions.retain(|x| r.iter().any(|y| y.code == x.code));
+        halls.retain(|x| h.iter().any(|y| y.id == x.id));
+    }
+    let db = web.db().await?;
+    let view = crate::period::period(&db, &halls, &regions, span)
+        .await
+        .map_err(unavailable)?;
+    let mut out = json!(view);
+    if let Some(id) = q.get("hall") {
+        if !halls.iter().any(|h| h.id == *id) {
+            return Err(bad_request("hall", format!("no hall {id} here")));
+        }
+        let detail = crate::period::detail(&db, id, span)
+            .await
+            .map_err(unavailable)?;
+        out["detail"] = json!(detail);
+    }
+    Ok(out)
 }
 
 /// Every controller: what is stored, what is missing, its last state.

@@ -30,6 +30,7 @@ use tokio_postgres::Client;
 use crate::config::{Broker, Ingest};
 use crate::db::{self, Row};
 use crate::metrics::Metrics;
+use crate::rollup::DayClock;
 
 /// What a topic is, under `<prefix>/<hall>/<controller>/`.
 #[derive(Debug, Clone, PartialEq)]
@@ -177,9 +178,12 @@ impl Reader {
 }
 
 /// Starts the session and the writer; returns the client (for commands) and the tasks.
+// Eight arguments: each a dependency `serve` hands in (no configuration read here).
+#[allow(clippy::too_many_arguments)]
 pub fn start(
     broker: &Broker,
     instance: &str,
+    clock: DayClock,
     ingest: &Ingest,
     db: Client,
     db_url: String,
@@ -203,6 +207,7 @@ pub fn start(
         instance: instance.into(),
         batch_max: ingest.batch_max,
         batch_wait: Duration::from_millis(ingest.batch_ms),
+        clock,
         client: client.clone(),
         db,
         db_url,
@@ -219,6 +224,7 @@ struct Writer {
     instance: String,
     batch_max: usize,
     batch_wait: Duration,
+    clock: DayClock,
     client: AsyncClient,
     db: Client,
     db_url: String,
@@ -361,7 +367,14 @@ impl Writer {
         let started = Instant::now();
         let at = crate::now_ms();
         if !batch.rows.is_empty() {
-            let stored = db::store(&mut self.db, &mut batch.rows, &self.instance, at).await?;
+            let stored = db::store(
+                &mut self.db,
+                &mut batch.rows,
+                &self.instance,
+                at,
+                &self.clock,
+            )
+            .await?;
             self.metrics
                 .stored(&stored, &batch.rows, at, started.elapsed());
             // Committed: a retry of what follows must not store (and count) them again.

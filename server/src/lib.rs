@@ -10,6 +10,8 @@
 //! - [`repair`]: gaps by seq, and the `resend` command to their controller.
 //! - [`metrics`]: the instance's counters for `/metrics`.
 //! - [`halls`]: each hall's live figures, rolled up the region tree.
+//! - [`rollup`]: the period figures per hall and day, kept by the ingest's transaction.
+//! - [`period`]: the period view and appraisal across halls and per region.
 //! - [`http`]: health, metrics, halls, regions and the ingest's JSON.
 
 pub mod config;
@@ -18,7 +20,9 @@ pub mod halls;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod period;
 pub mod repair;
+pub mod rollup;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +56,7 @@ pub async fn serve(
     let (client, mut tasks) = ingest::start(
         &config.broker,
         &config.server.name,
+        config.server.clock(),
         &config.ingest,
         db,
         url.clone(),
