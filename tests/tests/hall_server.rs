@@ -2,7 +2,9 @@
 //! publishing through a real mosquitto, two `hallq-server` instances sharing the
 //! subscription, a real PostgreSQL. Every test ends by comparing, controller by
 //! controller, the events in the controller's own database with the rows in
-//! PostgreSQL: the same ids with the same seqs, each once.
+//! PostgreSQL: the same ids with the same seqs, each once. The period figures the
+//! ingest keeps are compared with each controller's own, hall by hall, and timed for a
+//! county's month.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,8 +14,8 @@ use std::time::{Duration, Instant};
 use hallq_tests::mqtt::{Broker, BrokerOptions, add_uplink, uplink_section};
 use hallq_tests::postgres::Postgres;
 use hallq_tests::server::Instance;
-use hallq_tests::{Daemon, Hall, client, missing_prerequisite, send};
-use serde_json::json;
+use hallq_tests::{Daemon, Hall, client, missing_prerequisite, send, sign_in};
+use serde_json::{Value, json};
 
 /// 青山县 with the county hall, and 青山镇 below it with two township halls.
 const TREE: &str = "
@@ -50,6 +52,11 @@ struct County {
 
 impl County {
     fn new(test: &str, n: usize) -> Option<County> {
+        County::new_with(test, n, &|_| {})
+    }
+
+    /// As [`County::new`], with `prepare` run on each hall before its controller starts.
+    fn new_with(test: &str, n: usize, prepare: &dyn Fn(&Hall)) -> Option<County> {
         let Some(pg) = Postgres::start() else {
             missing_prerequisite(test, "PostgreSQL server (Debian package postgresql)");
             return None;
@@ -74,6 +81,7 @@ impl County {
                 &hall.config,
                 &uplink_section(broker.port, &format!("hall-{i}")),
             );
+            prepare(&hall);
             let d = hall.start();
             halls.push((hall, d, controller));
         }
@@ -409,4 +417,400 @@ fn a_postgresql_restart_mid_load_loses_nothing() {
     assert!(down < 2.0, "neither instance noticed the database was down");
     assert_eq!(a.metric("hallq_server_database_up"), 1.0);
     assert_eq!(b.metric("hallq_server_database_up"), 1.0);
+}
+
+/// A clerk's action at window 1; its answer.
+fn act(url: &str, token: &str, action: &str, body: Value) -> Value {
+    let (s, b) = send(
+        client()
+            .post(format!("{url}/api/v1/windows/1/{action}"))
+            .header("Authorization", token)
+            .send_json(body),
+    );
+    assert_eq!(s, 200, "{action}: {b}");
+    b
+}
+
+/// The ticket a call-next called.
+fn called(answer: &Value) -> u64 {
+    answer["events"][0]["ticket"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no ticket called: {answer}"))
+}
+
+/// A rating from window 1's pad.
+fn rate(url: &str, ticket: u64, level: &str, reasons: &[&str]) {
+    let (s, b) = send(
+        client()
+            .post(format!("{url}/api/v1/ratings"))
+            .header("X-Rating-Pad", "1")
+            .send_json(json!({"ticket": ticket, "level": level, "reasons": reasons})),
+    );
+    assert_eq!(s, 201, "{b}");
+}
+
+/// A row's figures as the server and the controller both give them: without its key,
+/// names and department, and without the time signed in (the controller counts open
+/// sessions up to now, the server when they end).
+fn figures_only(row: &Value) -> Value {
+    let mut f = row.clone();
+    if let Some(o) = f.as_object_mut() {
+        for k in [
+            "key",
+            "name",
+            "department",
+            "signed_in_secs",
+            "id",
+            "region",
+            "appraisal",
+        ] {
+            o.remove(k);
+        }
+    }
+    f
+}
+
+/// The rows of a table that counted something, by key.
+fn counted_rows(rows: &Value) -> BTreeMap<String, Value> {
+    rows.as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap_or_default().to_string(),
+                figures_only(r),
+            )
+        })
+        .filter(|(_, f)| {
+            f.as_object().is_some_and(|o| {
+                o.iter().any(|(k, v)| {
+                    k != "ratings" && k != "bad_reasons" && v.as_i64().is_some_and(|n| n != 0)
+                })
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn period_figures_match_each_halls_own_and_a_replay_counts_nothing_twice() {
+    let Some(county) = County::new_with("period_figures_match_each_halls_own", 3, &|hall| {
+        hall.add_staff_named("S001", "张三", "135790", &["--window", "1"]);
+        hall.add_staff("J001", "246801", &["--role", "supervisor"]);
+    }) else {
+        return;
+    };
+    let a = county.instance_with_tree("a");
+    let b = county.instance("b");
+    // A day's work at each hall: 3, 4 and 5 tickets; one served and rated 不满意, a
+    // pause, a no-show, one more served and rated 非常满意 (at hall-1 and hall-2), one
+    // transferred.
+    for (i, (_, d, _)) in county.halls.iter().enumerate() {
+        let url = &d.url;
+        for _ in 0..3 + i {
+            let (s, t) = send(
+                client()
+                    .post(format!("{url}/api/v1/tickets"))
+                    .send_json(json!({"service": "SB"})),
+            );
+            assert_eq!(s, 201, "{t}");
+        }
+        let clerk = sign_in(url, "S001", "135790", Some(1));
+        let first = called(&act(url, &clerk, "call-next", json!({})));
+        act(url, &clerk, "start", json!({}));
+        act(url, &clerk, "finish", json!({}));
+        rate(url, first, "不满意", &["办事效率低"]);
+        act(url, &clerk, "pause", json!({"reason": "break"}));
+        act(url, &clerk, "resume", json!({}));
+        act(url, &clerk, "call-next", json!({}));
+        act(url, &clerk, "no-show", json!({}));
+        if i > 0 {
+            let next = called(&act(url, &clerk, "call-next", json!({})));
+            act(url, &clerk, "start", json!({}));
+            act(url, &clerk, "finish", json!({}));
+            rate(url, next, "非常满意", &[]);
+        }
+        act(url, &clerk, "call-next", json!({}));
+        act(url, &clerk, "transfer", json!({"service": "MZ"}));
+    }
+    county.wait_until_whole(Duration::from_secs(60), &[&a, &b]);
+
+    let (_, d0, _) = &county.halls[0];
+    let sup0 = sign_in(&d0.url, "J001", "246801", None);
+    let controller_period = |url: &str, token: &str, q: &str| -> Value {
+        let (s, v) = send(
+            client()
+                .get(format!("{url}/api/v1/supervision/period?{q}"))
+                .header("Authorization", token)
+                .call(),
+        );
+        assert_eq!(s, 200, "{v}");
+        v
+    };
+    let today = controller_period(&d0.url, &sup0, "month=2000-01")["today"]
+        .as_str()
+        .expect("today")
+        .to_string();
+    let q = format!("from={today}&to={today}");
+    for (i, (_, d, _)) in county.halls.iter().enumerate() {
+        let sup = sign_in(&d.url, "J001", "246801", None);
+        let own = controller_period(&d.url, &sup, &format!("day={today}"));
+        let server = a.get(&format!("/api/v1/period?{q}&hall=hall-{i}"));
+        let hall = server["halls"]
+            .as_array()
+            .and_then(|h| h.iter().find(|h| h["id"] == format!("hall-{i}")))
+            .cloned()
+            .expect("the hall in the view");
+        assert_eq!(
+            figures_only(&hall),
+            figures_only(&own["hall"]),
+            "hall-{i}: the server's figures (left) and the controller's"
+        );
+        assert_eq!(hall["issued"], json!(3 + i), "{hall}");
+        let detail = &server["detail"];
+        for table in ["windows", "services", "staff", "hours"] {
+            assert_eq!(
+                counted_rows(&detail[table]),
+                counted_rows(&own[table]),
+                "hall-{i} {table}: the server's (left) and the controller's"
+            );
+        }
+        assert_eq!(
+            counted_rows(&detail["days"]),
+            counted_rows(&own["days"]),
+            "hall-{i} days"
+        );
+    }
+    // The regions add up their halls, and the halls are ranked: hall-1 and hall-2
+    // have one good rating of two, hall-0 only a bad one.
+    let view = a.get(&format!("/api/v1/period?month={}", &today[..7]));
+    let hall = |id: &str| -> Value {
+        view["halls"]
+            .as_array()
+            .and_then(|h| h.iter().find(|h| h["id"] == id))
+            .cloned()
+            .expect("hall")
+    };
+    let region = |code: &str| -> Value {
+        view["regions"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["code"] == code))
+            .cloned()
+            .expect("region")
+    };
+    for field in [
+        "issued",
+        "called",
+        "served",
+        "no_shows",
+        "transfers",
+        "rated",
+        "bad",
+        "pauses",
+    ] {
+        let sum = |ids: &[&str]| -> i64 {
+            ids.iter()
+                .map(|h| hall(h)[field].as_i64().unwrap_or(0))
+                .sum()
+        };
+        assert_eq!(
+            region("330122000000")[field].as_i64(),
+            Some(sum(&["hall-0", "hall-1", "hall-2"])),
+            "county {field}"
+        );
+        assert_eq!(
+            region("330122100000")[field].as_i64(),
+            Some(sum(&["hall-1", "hall-2"])),
+            "township {field}"
+        );
+    }
+    assert_eq!(region("330122000000")["issued"], 12);
+    assert_eq!(region("330122000000")["halls"], 3);
+    assert_eq!(region("330122000000")["satisfaction"], json!(0.4));
+    assert_eq!(
+        region("330122100000")["bad_reasons"],
+        json!({"办事效率低": 2})
+    );
+    let ranked: Vec<&str> = view["ranking"]
+        .as_array()
+        .expect("ranking")
+        .iter()
+        .filter_map(|r| r["hall"].as_str())
+        .collect();
+    assert_eq!(ranked.len(), 3);
+    assert_eq!(ranked[2], "hall-0", "{}", view["ranking"]);
+    // Within a township: its halls and regions only.
+    let town = a.get(&format!("/api/v1/period?{q}&region=330122100000"));
+    assert_eq!(town["halls"].as_array().map(Vec::len), Some(2), "{town}");
+    assert_eq!(town["regions"].as_array().map(Vec::len), Some(1), "{town}");
+    // Refusals name the parameter.
+    for (query, field) in [
+        (format!("from={today}"), "to"),
+        ("from=2026-12-02&to=2026-12-01".to_string(), "to"),
+        ("month=2026-13".to_string(), "month"),
+        (format!("{q}&region=3301"), "region"),
+        (format!("{q}&region=330122200000"), "region"),
+        (format!("{q}&hall=nowhere"), "hall"),
+    ] {
+        let (s, body) = send(
+            client()
+                .get(format!("{}/api/v1/period?{query}", a.url))
+                .call(),
+        );
+        assert_eq!(
+            (s, body["field"].as_str()),
+            (400, Some(field)),
+            "{query}: {body}"
+        );
+    }
+
+    // Replayed: the controllers send every event again (`resend` from seq 1), the
+    // server stores none twice and counts none twice.
+    let before = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("elapsed_ms");
+        }
+        v
+    };
+    let view_before = before(&view);
+    let dup_before = a.metric("hallq_server_events_duplicate_total")
+        + b.metric("hallq_server_events_duplicate_total");
+    let stored: f64 = county
+        .pg
+        .sql("SELECT count(*) FROM events")
+        .parse()
+        .expect("count");
+    let mut o = rumqttc::MqttOptions::new("replayer", "127.0.0.1", county.broker.port);
+    o.set_keep_alive(Duration::from_secs(10));
+    let (replayer, mut conn) = rumqttc::Client::new(o, 16);
+    for (i, (_, _, controller)) in county.halls.iter().enumerate() {
+        let cmd = json!({"id": format!("replay-{i}"), "command": "resend", "from_seq": 1});
+        replayer
+            .publish(
+                format!("hallq/hall-{i}/{controller}/cmd"),
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                cmd.to_string(),
+            )
+            .expect("publish");
+    }
+    let mut acked = 0;
+    for ev in conn.iter() {
+        if let Ok(rumqttc::Event::Incoming(rumqttc::Incoming::PubAck(_))) = ev {
+            acked += 1;
+            if acked == county.halls.len() {
+                break;
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let dup = a.metric("hallq_server_events_duplicate_total")
+            + b.metric("hallq_server_events_duplicate_total");
+        let resent = county
+            .pg
+            .sql("SELECT count(*) FROM events WHERE type = 'events_resent'");
+        // At least one `events_resent` per controller (the server's own gap repair may
+        // have asked too, while the replay's first events looked like news).
+        let resent_all = resent.parse::<usize>().unwrap_or(0) >= county.halls.len();
+        if dup - dup_before >= stored && resent_all {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replay did not arrive: {} duplicates of {stored}, {resent} events_resent",
+            dup - dup_before
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    county.wait_until_whole(Duration::from_secs(30), &[&a, &b]);
+    let after = before(&a.get(&format!("/api/v1/period?month={}", &today[..7])));
+    assert_eq!(after, view_before, "the replay changed the figures");
+}
+
+/// 200 halls (20 townships of 10) with a month of figures: 20 services, 12 windows,
+/// 12 staff and 10 hours per hall and day.
+fn county_of_200() -> String {
+    let mut t = String::from("[[region]]\ncode = \"330122000000\"\nname = \"青山县\"\n");
+    for k in 0..20 {
+        t.push_str(&format!(
+            "[[region]]\ncode = \"330122{:03}000\"\nname = \"镇{k}\"\n",
+            101 + k
+        ));
+        for j in 0..10 {
+            t.push_str(&format!(
+                "[[hall]]\nid = \"hall-{}\"\nname = \"便民服务中心 {k}-{j}\"\nregion = \"330122{:03}000\"\n",
+                k * 10 + j,
+                101 + k
+            ));
+        }
+    }
+    t
+}
+
+#[test]
+fn a_county_months_roll_up_is_timed() {
+    let Some(county) = County::new("a_county_months_roll_up_is_timed", 0) else {
+        return;
+    };
+    let a = Instance::start(
+        county.dir.path(),
+        "a",
+        county.broker.port,
+        &county.pg.url(),
+        &county_of_200(),
+    );
+    let filled = Instant::now();
+    county.pg.sql(
+        "INSERT INTO period_figures (hall_id, day, scope, key, issued, called, served, no_shows,
+             waits, wait_sum, wait_max, services, service_sum, service_max, very_satisfied,
+             satisfied, dissatisfied, warnings, warnings_handled)
+         SELECT 'hall-' || h, d::date, s.scope, s.key, 20 + (h + s.n) % 30, 18, 17, 1,
+             18, 18 * (300 + h), 1800, 17, 17 * 600, 2400, 10, 5, (h + s.n) % 2, 2, 1
+         FROM generate_series(0, 199) AS h,
+              generate_series('2026-11-01'::date, '2026-11-30'::date, '1 day') AS d,
+              (SELECT 'hall' AS scope, '' AS key, 0 AS n
+               UNION ALL SELECT 'service', 'S' || i, i FROM generate_series(1, 20) AS i
+               UNION ALL SELECT 'window', i::text, i FROM generate_series(1, 12) AS i
+               UNION ALL SELECT 'staff', 'S' || lpad(i::text, 3, '0'), i
+                         FROM generate_series(1, 12) AS i
+               UNION ALL SELECT 'hour', lpad(i::text, 2, '0'), i FROM generate_series(8, 17) AS i)
+              AS s;
+         INSERT INTO period_reasons (hall_id, day, scope, key, reason, n)
+         SELECT hall_id, day, scope, key, '办事效率低', dissatisfied FROM period_figures
+         WHERE dissatisfied > 0;
+         ANALYZE period_figures; ANALYZE period_reasons;",
+    );
+    let rows = county.pg.sql("SELECT count(*) FROM period_figures");
+    let fill = filled.elapsed();
+    let mut times = Vec::new();
+    let mut view = Value::Null;
+    for _ in 0..9 {
+        let started = Instant::now();
+        view = a.get("/api/v1/period?month=2026-11");
+        times.push(started.elapsed());
+    }
+    times.sort();
+    assert_eq!(view["halls"].as_array().map(Vec::len), Some(200));
+    assert_eq!(view["regions"].as_array().map(Vec::len), Some(21));
+    let county_issued: i64 = view["halls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| h["issued"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(view["regions"][0]["issued"].as_i64(), Some(county_issued));
+    let started = Instant::now();
+    let one = a.get("/api/v1/period?month=2026-11&hall=hall-7");
+    let detail = started.elapsed();
+    assert_eq!(one["detail"]["services"].as_array().map(Vec::len), Some(20));
+    println!(
+        "period roll-up: {rows} rows in period_figures (200 halls × 30 days × 55), filled in {:.1} s; \
+         GET /api/v1/period?month=2026-11 (200 halls, 21 regions, ranking), 9 runs: \
+         p50 {} ms, max {} ms; with one hall's detail: {} ms",
+        fill.as_secs_f64(),
+        times[times.len() / 2].as_millis(),
+        times[times.len() - 1].as_millis(),
+        detail.as_millis()
+    );
 }
