@@ -76,8 +76,8 @@ const MIGRATIONS: &[&str] = &[
         reason text NOT NULL,
         body text NOT NULL
     );",
-    // 2: period figures kept by the ingest (`crate::rollup`), and what they remember
-    // between events.
+    // 2: period figures kept by the ingest (`crate::rollup`), what they remember
+    // between events, and the 好差评 follow-ups (`crate::follow_ups`).
     "CREATE TABLE period_figures (
         hall_id text NOT NULL,
         day date NOT NULL,
@@ -151,7 +151,27 @@ const MIGRATIONS: &[&str] = &[
         window_no bigint,
         staff text,
         PRIMARY KEY (controller_id, seq)
-    );",
+    );
+    CREATE TABLE follow_ups (
+        controller_id text NOT NULL,
+        ticket bigint NOT NULL,
+        hall_id text NOT NULL,
+        number text NOT NULL,
+        service text,
+        window_no bigint,
+        staff text,
+        level text,
+        reasons text[],
+        rated_at bigint,
+        due_day date,
+        due_at bigint,
+        state text NOT NULL DEFAULT 'open',
+        steps jsonb NOT NULL DEFAULT '[]',
+        late boolean NOT NULL DEFAULT false,
+        updated_at bigint NOT NULL,
+        PRIMARY KEY (controller_id, ticket)
+    );
+    CREATE INDEX follow_ups_open ON follow_ups (due_at) WHERE state <> 'closed';",
 ];
 
 /// Connects, retrying every second until `give_up` has passed.
@@ -356,6 +376,7 @@ pub async fn store(
     // same controller are folded by one transaction at a time.
     let fresh: Vec<&Row> = rows.iter().filter(|r| new.contains(&r.id)).collect();
     crate::rollup::apply(&tx, clock, &fresh).await?;
+    crate::follow_ups::apply(&tx, &fresh).await?;
     tx.commit().await?;
     Ok(out)
 }

@@ -81,6 +81,7 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/halls", get(halls))
         .route("/api/v1/period", get(period))
+        .route("/api/v1/follow-ups", get(follow_ups))
         .route("/api/v1/controllers", get(controllers))
         .route("/api/v1/controllers/{id}/gaps", get(gaps))
         .with_state(web)
@@ -172,6 +173,46 @@ pub async fn period_of(
         out["detail"] = json!(detail);
     }
     Ok(out)
+}
+
+/// `GET /api/v1/follow-ups`: every hall this server knows.
+async fn follow_ups(
+    State(web): State<Arc<Web>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, Response> {
+    let halls: Vec<&Hall> = web.halls.iter().collect();
+    follow_ups_of(&web, &q, &halls).await.map(Json)
+}
+
+/// The open (`state=open`, the default) or overdue (`state=overdue`) 好差评 follow-ups
+/// of the halls a caller may see, optionally `region=`, the soonest due first (1000 at
+/// most).
+pub async fn follow_ups_of(
+    web: &Web,
+    q: &HashMap<String, String>,
+    halls: &[&Hall],
+) -> Result<Value, Response> {
+    let Some(which) = crate::follow_ups::Which::parse(q.get("state").map(String::as_str)) else {
+        return Err(bad_request("state", "use state=open or state=overdue"));
+    };
+    let mut halls = halls.to_vec();
+    if let Some(code) = q.get("region") {
+        if region_level(code).is_none() || !web.regions.iter().any(|r| r.code == *code) {
+            return Err(bad_request("region", format!("no region {code:?} here")));
+        }
+        let (_, h) = crate::period::within(code, &web.regions, &web.halls);
+        halls.retain(|x| h.iter().any(|y| y.id == x.id));
+    }
+    let db = web.db().await?;
+    let now = crate::now_ms();
+    let list = crate::follow_ups::list(&db, &halls, which, now, 1000)
+        .await
+        .map_err(unavailable)?;
+    Ok(json!({
+        "state": if which == crate::follow_ups::Which::Overdue { "overdue" } else { "open" },
+        "now": now,
+        "follow_ups": list,
+    }))
 }
 
 /// Every controller: what is stored, what is missing, its last state.

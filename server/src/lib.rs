@@ -12,10 +12,12 @@
 //! - [`halls`]: each hall's live figures, rolled up the region tree.
 //! - [`rollup`]: the period figures per hall and day, kept by the ingest's transaction.
 //! - [`period`]: the period view and appraisal across halls and per region.
+//! - [`follow_ups`]: the 好差评 follow-ups of every hall, open and overdue.
 //! - [`http`]: health, metrics, halls, regions and the ingest's JSON.
 
 pub mod config;
 pub mod db;
+pub mod follow_ups;
 pub mod halls;
 pub mod http;
 pub mod ingest;

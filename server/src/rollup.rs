@@ -332,10 +332,16 @@ async fn recall(tx: &Transaction<'_>, rows: &[&Row]) -> Result<Memory, tokio_pos
     let mut m = Memory::default();
     let (mut call_c, mut call_t, mut rate_c, mut rate_t, mut warn_c, mut warn_s) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
+    // Sessions matter to sign-ins, sign-outs and warnings only.
     let mut controllers: BTreeSet<&str> = BTreeSet::new();
     for r in rows {
-        controllers.insert(&r.controller_id);
         let p = &r.payload;
+        if r.kind.starts_with("staff_signed")
+            || r.kind.ends_with("_alarm")
+            || matches!(r.kind.as_str(), "service_over_time" | "device_fault")
+        {
+            controllers.insert(&r.controller_id);
+        }
         match r.kind.as_str() {
             "ticket_called" | "ticket_no_show" | "ticket_finished" | "ticket_cancelled"
             | "service_over_time" => {
@@ -373,14 +379,17 @@ async fn recall(tx: &Transaction<'_>, rows: &[&Row]) -> Result<Memory, tokio_pos
         }
     }
     let controllers: Vec<&str> = controllers.into_iter().collect();
-    for row in tx
-        .query(
+    let sessions = if controllers.is_empty() {
+        Vec::new()
+    } else {
+        tx.query(
             "SELECT controller_id, window_no, staff, since FROM rollup_sessions
              WHERE controller_id = ANY($1)",
             &[&controllers],
         )
         .await?
-    {
+    };
+    for row in sessions {
         m.sessions
             .insert((row.get(0), row.get(1)), (row.get(2), row.get(3)));
     }

@@ -492,6 +492,8 @@ fn counted_rows(rows: &Value) -> BTreeMap<String, Value> {
 }
 
 #[test]
+// Over 100 lines: one day's work at three halls, then each view compared in turn; the
+// replay and the follow-ups build on that day.
 fn period_figures_match_each_halls_own_and_a_replay_counts_nothing_twice() {
     let Some(county) = County::new_with("period_figures_match_each_halls_own", 3, &|hall| {
         hall.add_staff_named("S001", "张三", "135790", &["--window", "1"]);
@@ -726,6 +728,83 @@ fn period_figures_match_each_halls_own_and_a_replay_counts_nothing_twice() {
     county.wait_until_whole(Duration::from_secs(30), &[&a, &b]);
     let after = before(&a.get(&format!("/api/v1/period?month={}", &today[..7])));
     assert_eq!(after, view_before, "the replay changed the figures");
+
+    // Each hall's bad rating opened a follow-up, open and not yet overdue; one closed
+    // from above (`follow_up`) leaves the other two.
+    let open = a.get("/api/v1/follow-ups?state=open");
+    let list = open["follow_ups"].as_array().cloned().unwrap_or_default();
+    assert_eq!(list.len(), 3, "{open}");
+    for f in &list {
+        assert_eq!(
+            (&f["state"], &f["overdue"], &f["level"], &f["reasons"]),
+            (
+                &json!("open"),
+                &json!(false),
+                &json!("不满意"),
+                &json!(["办事效率低"])
+            ),
+            "{f}"
+        );
+    }
+    let overdue = a.get("/api/v1/follow-ups?state=overdue");
+    assert_eq!(overdue["follow_ups"], json!([]), "{overdue}");
+    let town = a.get("/api/v1/follow-ups?region=330122100000");
+    assert_eq!(
+        town["follow_ups"].as_array().map(Vec::len),
+        Some(2),
+        "{town}"
+    );
+    let (s, body) = send(
+        client()
+            .get(format!("{}/api/v1/follow-ups?state=closed", a.url))
+            .call(),
+    );
+    assert_eq!((s, body["field"].as_str()), (400, Some("state")), "{body}");
+    let hall0 = list
+        .iter()
+        .find(|f| f["hall_id"] == "hall-0")
+        .cloned()
+        .expect("hall-0's follow-up");
+    let mut o = rumqttc::MqttOptions::new("supervisor", "127.0.0.1", county.broker.port);
+    o.set_keep_alive(Duration::from_secs(10));
+    let (supervisor, mut conn) = rumqttc::Client::new(o, 16);
+    let step = json!({"id": "follow-up-1", "command": "follow_up", "ticket": hall0["ticket"],
+        "step": "closed", "note": "已电话回访，群众表示理解", "by": "county"});
+    supervisor
+        .publish(
+            "hallq/hall-0/ctl-0/cmd",
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            step.to_string(),
+        )
+        .expect("publish");
+    for ev in conn.iter() {
+        if let Ok(rumqttc::Event::Incoming(rumqttc::Incoming::PubAck(_))) = ev {
+            break;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let open = a.get("/api/v1/follow-ups");
+        let halls: Vec<&str> = open["follow_ups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["hall_id"].as_str())
+            .collect();
+        if halls == ["hall-1", "hall-2"] || halls == ["hall-2", "hall-1"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the follow-up was not closed: {open}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let closed = county.pg.sql(
+        "SELECT state || ' ' || jsonb_array_length(steps) FROM follow_ups WHERE hall_id = 'hall-0'",
+    );
+    assert_eq!(closed, "closed 1");
 }
 
 /// 200 halls (20 townships of 10) with a month of figures: 20 services, 12 windows,
