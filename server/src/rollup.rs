@@ -323,8 +323,9 @@ pub async fn apply(
     for r in &counted {
         count(&mut fold, &mut memory, clock, r);
     }
-    write_figures(tx, &fold).await?;
-    write_memory(tx, &memory).await
+    // Pipelined on the one connection: the server still runs them in this order.
+    tokio::try_join!(write_figures(tx, &fold), write_memory(tx, &memory))?;
+    Ok(())
 }
 
 /// Reads what the batch's events need to know from earlier batches.
@@ -350,7 +351,9 @@ async fn recall(tx: &Transaction<'_>, rows: &[&Row]) -> Result<Memory, tokio_pos
                     call_t.push(t);
                 }
             }
-            "rating_recorded" => {
+            // The rating a replacing one takes off (only those: a first rating needs
+            // nothing earlier).
+            "rating_recorded" if p.get("replaced").and_then(Value::as_bool) == Some(true) => {
                 if let Some(t) = p.pointer("/rating/ticket").and_then(Value::as_i64) {
                     rate_c.push(r.controller_id.as_str());
                     rate_t.push(t);
