@@ -100,6 +100,24 @@ impl Default for Export {
 pub struct Instance {
     /// Unique per instance: the MQTT client id is `hallq-server-<name>`.
     pub name: String,
+    /// The halls' offset from UTC in minutes (their `[queue] utc_offset_minutes`):
+    /// places events on service days for the period figures.
+    #[serde(default = "default_offset")]
+    pub utc_offset_minutes: i32,
+    /// The local time the halls' service day starts (their `[queue] day_starts_at`),
+    /// `HH:MM`.
+    #[serde(default = "default_day_start")]
+    pub day_starts_at: String,
+}
+
+impl Instance {
+    /// The clock that places events on service days (checked by
+    /// [`ServerConfig::parse`]; an unreadable `day_starts_at` counts as 03:00).
+    pub fn clock(&self) -> crate::rollup::DayClock {
+        let start = chrono::NaiveTime::parse_from_str(&self.day_starts_at, "%H:%M")
+            .unwrap_or_else(|_| chrono::NaiveTime::from_hms_opt(3, 0, 0).unwrap_or_default());
+        crate::rollup::DayClock::new(self.utc_offset_minutes, start)
+    }
 }
 
 /// The broker.
@@ -227,6 +245,12 @@ pub struct Hall {
     pub region: String,
 }
 
+fn default_offset() -> i32 {
+    480
+}
+fn default_day_start() -> String {
+    "03:00".into()
+}
 fn default_port() -> u16 {
     1883
 }
@@ -311,6 +335,18 @@ impl ServerConfig {
             return Err(fail(
                 "server.name".into(),
                 "use letters, digits, - and _ only".into(),
+            ));
+        }
+        if !(-720..=840).contains(&config.server.utc_offset_minutes) {
+            return Err(fail(
+                "server.utc_offset_minutes".into(),
+                "must be between -720 and 840".into(),
+            ));
+        }
+        if chrono::NaiveTime::parse_from_str(&config.server.day_starts_at, "%H:%M").is_err() {
+            return Err(fail(
+                "server.day_starts_at".into(),
+                format!("{:?} is not a time HH:MM", config.server.day_starts_at),
             ));
         }
         if config.ingest.batch_max == 0 || config.ingest.receive_maximum == 0 {
@@ -531,6 +567,16 @@ region = "330122000000"
             .expect_err("bad code")
             .to_string();
         assert!(e.contains("region[2].code"), "{e}");
+        let bad = BASE.replace("name = \"a\"\n", "name = \"a\"\nday_starts_at = \"3 am\"\n");
+        let e = ServerConfig::parse(&bad, "s.toml")
+            .expect_err("bad time")
+            .to_string();
+        assert!(
+            e.contains("server.day_starts_at") && e.contains("s.toml:4"),
+            "{e}"
+        );
+        let c = ServerConfig::parse(BASE, "s.toml").expect("valid");
+        assert_eq!(c.server.clock(), crate::rollup::DayClock::default());
     }
 
     #[test]

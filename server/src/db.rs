@@ -7,7 +7,8 @@
 //! controllers' rows updated in controller order, so two instances writing at once
 //! never deadlock. Per controller the row keeps the highest seq, how many events are
 //! stored and the highest seq below which nothing is missing (`contiguous_seq`): when
-//! `stored` equals the span from `base_seq` to `max_seq` there is no gap.
+//! `stored` equals the span from `base_seq` to `max_seq` there is no gap. The same
+//! transaction adds the inserted events to the period figures ([`crate::rollup`]).
 
 use std::time::Duration;
 
@@ -15,6 +16,8 @@ use hallq::uplink::wire::SmsMessage;
 use thiserror::Error;
 use tokio_postgres::types::Json;
 use tokio_postgres::{Client, NoTls};
+
+use crate::rollup::DayClock;
 
 /// A database failure.
 #[derive(Debug, Error)]
@@ -143,6 +146,131 @@ const MIGRATIONS: &[&str] = &[
         ratings bigint NOT NULL
     );
     CREATE INDEX events_ratings ON events (at) WHERE type = 'rating_recorded';",
+    // 4: period figures kept by the ingest (`crate::rollup`), what they remember
+    // between events, and the 好差评 follow-ups (`crate::follow_ups`). The figures'
+    // rows are updated in place many times a day: half-full pages keep those updates
+    // on the page (HOT), so the indexes are not written again.
+    "CREATE TABLE period_figures (
+        hall_id text NOT NULL,
+        day date NOT NULL,
+        scope text NOT NULL,
+        key text NOT NULL,
+        issued bigint NOT NULL DEFAULT 0,
+        called bigint NOT NULL DEFAULT 0,
+        served bigint NOT NULL DEFAULT 0,
+        no_shows bigint NOT NULL DEFAULT 0,
+        transfers bigint NOT NULL DEFAULT 0,
+        waits bigint NOT NULL DEFAULT 0,
+        wait_sum bigint NOT NULL DEFAULT 0,
+        wait_max bigint NOT NULL DEFAULT 0,
+        services bigint NOT NULL DEFAULT 0,
+        service_sum bigint NOT NULL DEFAULT 0,
+        service_max bigint NOT NULL DEFAULT 0,
+        over_limit bigint NOT NULL DEFAULT 0,
+        pauses bigint NOT NULL DEFAULT 0,
+        pause_secs bigint NOT NULL DEFAULT 0,
+        signed_in_secs bigint NOT NULL DEFAULT 0,
+        very_satisfied bigint NOT NULL DEFAULT 0,
+        satisfied bigint NOT NULL DEFAULT 0,
+        basically_satisfied bigint NOT NULL DEFAULT 0,
+        dissatisfied bigint NOT NULL DEFAULT 0,
+        very_dissatisfied bigint NOT NULL DEFAULT 0,
+        warnings bigint NOT NULL DEFAULT 0,
+        warnings_handled bigint NOT NULL DEFAULT 0,
+        PRIMARY KEY (hall_id, day, scope, key)
+    ) WITH (fillfactor = 50);
+    CREATE INDEX period_figures_scope_day ON period_figures (scope, day);
+    CREATE TABLE period_reasons (
+        hall_id text NOT NULL,
+        day date NOT NULL,
+        scope text NOT NULL,
+        key text NOT NULL,
+        reason text NOT NULL,
+        n bigint NOT NULL,
+        PRIMARY KEY (hall_id, day, scope, key, reason)
+    ) WITH (fillfactor = 50);
+    CREATE TABLE rollup_calls (
+        controller_id text NOT NULL,
+        ticket bigint NOT NULL,
+        service text,
+        PRIMARY KEY (controller_id, ticket)
+    );
+    CREATE TABLE rollup_sessions (
+        controller_id text NOT NULL,
+        window_no bigint NOT NULL,
+        staff text NOT NULL,
+        since bigint NOT NULL,
+        PRIMARY KEY (controller_id, window_no)
+    );
+    CREATE TABLE rollup_ratings (
+        controller_id text NOT NULL,
+        ticket bigint NOT NULL,
+        hall_id text NOT NULL,
+        at bigint NOT NULL,
+        level int NOT NULL,
+        service text,
+        window_no bigint,
+        staff text,
+        reasons text[] NOT NULL,
+        PRIMARY KEY (controller_id, ticket)
+    );
+    CREATE TABLE rollup_warnings (
+        controller_id text NOT NULL,
+        seq bigint NOT NULL,
+        hall_id text NOT NULL,
+        at bigint NOT NULL,
+        service text,
+        window_no bigint,
+        staff text,
+        PRIMARY KEY (controller_id, seq)
+    );
+    CREATE TABLE follow_ups (
+        controller_id text NOT NULL,
+        ticket bigint NOT NULL,
+        hall_id text NOT NULL,
+        number text NOT NULL,
+        service text,
+        window_no bigint,
+        staff text,
+        level text,
+        reasons text[],
+        rated_at bigint,
+        due_day date,
+        due_at bigint,
+        state text NOT NULL DEFAULT 'open',
+        steps jsonb NOT NULL DEFAULT '[]',
+        late boolean NOT NULL DEFAULT false,
+        updated_at bigint NOT NULL,
+        PRIMARY KEY (controller_id, ticket)
+    );
+    CREATE INDEX follow_ups_open ON follow_ups (due_at) WHERE state <> 'closed';",
+    // 5: pushes from above (`crate::push`): who sent what to which halls, and each
+    // controller's answer.
+    "CREATE TABLE pushes (
+        id text PRIMARY KEY,
+        at bigint NOT NULL,
+        login text NOT NULL,
+        command text NOT NULL,
+        scope text NOT NULL,
+        body jsonb NOT NULL
+    );
+    CREATE INDEX pushes_at ON pushes (at);
+    CREATE TABLE push_targets (
+        push_id text NOT NULL REFERENCES pushes ON DELETE CASCADE,
+        controller_id text NOT NULL,
+        hall_id text NOT NULL,
+        version bigint,
+        sent_at bigint,
+        attempts int NOT NULL DEFAULT 0,
+        answered_at bigint,
+        ok boolean,
+        reason text,
+        result jsonb,
+        PRIMARY KEY (push_id, controller_id)
+    );
+    CREATE INDEX push_targets_hall ON push_targets (hall_id);
+    CREATE INDEX push_targets_version ON push_targets (controller_id, version);
+    CREATE INDEX push_targets_unanswered ON push_targets (sent_at) WHERE answered_at IS NULL;",
 ];
 
 /// The event types that are warnings (预警): each stays open until a `warning_handled`
@@ -248,14 +376,16 @@ pub struct Stored {
 }
 
 /// Stores a batch in one transaction: the events, the controllers' counters, the
-/// conflicting events aside, and the near-turn text messages (once by id, due at once
-/// for the sender, see [`crate::sms`]). `stored_at` is the commit's time (ms).
+/// conflicting events aside, the near-turn text messages (once by id, due at once
+/// for the sender, see [`crate::sms`]) and the period figures of the events inserted
+/// ([`crate::rollup`], days placed by `clock`). `stored_at` is the commit's time (ms).
 pub async fn store(
     client: &mut Client,
     rows: &mut [Row],
     sms: &mut [SmsMessage],
     instance: &str,
     stored_at: i64,
+    clock: &DayClock,
 ) -> Result<Stored, DbError> {
     rows.sort_by_key(|r| r.id);
     let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
@@ -362,6 +492,11 @@ pub async fn store(
         )
         .await?;
     }
+    // The controllers' rows are locked now, in controller order: the figures of the
+    // same controller are folded by one transaction at a time.
+    let fresh: Vec<&Row> = rows.iter().filter(|r| new.contains(&r.id)).collect();
+    crate::rollup::apply(&tx, clock, &fresh).await?;
+    crate::follow_ups::apply(&tx, &fresh).await?;
     tx.commit().await?;
     Ok(out)
 }

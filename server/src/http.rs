@@ -1,10 +1,12 @@
 //! The web side: health and metrics (open), the county dashboard's pages, sign-in, and
-//! the JSON API behind them (the halls, the ingest, the 好差评 export for download).
+//! the JSON API behind them (the halls live and over a period, the 好差评 follow-ups, the ingest, the 好差评 export for download).
 //! Every API call but sign-in needs a session's bearer token, and answers only about
 //! the halls in the caller's region.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use std::collections::HashMap;
 
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -17,7 +19,7 @@ use tokio::sync::Mutex;
 use tokio_postgres::Client;
 
 use crate::auth::{self, Account, AuthError};
-use crate::config::{Auth, Hall, Region};
+use crate::config::{Auth, Hall, Region, region_level};
 use crate::halls::{halls_now, regions_now};
 use crate::metrics::Metrics;
 
@@ -33,10 +35,12 @@ pub struct Web {
     halls: Vec<Hall>,
     auth: Auth,
     export: crate::export::Settings,
+    pusher: crate::push::Pusher,
 }
 
 impl Web {
     /// The shared state.
+    #[allow(clippy::too_many_arguments)] // the instance's parts, each handed in by `serve`
     pub fn new(
         instance: String,
         metrics: Arc<Metrics>,
@@ -45,6 +49,7 @@ impl Web {
         halls: Vec<Hall>,
         auth: Auth,
         export: crate::export::Settings,
+        pusher: crate::push::Pusher,
     ) -> Arc<Web> {
         Arc::new(Web {
             instance,
@@ -55,6 +60,7 @@ impl Web {
             halls,
             auth,
             export,
+            pusher,
         })
     }
 
@@ -181,9 +187,18 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/api/v1/session", post(sign_in).get(who).delete(sign_out))
         .route("/api/v1/halls", get(halls))
         .route("/api/v1/halls/{id}", get(hall))
+        .route("/api/v1/period", get(period))
+        .route("/api/v1/follow-ups", get(follow_ups))
         .route("/api/v1/controllers", get(controllers))
         .route("/api/v1/controllers/{id}/gaps", get(gaps))
         .route("/api/v1/ratings/export", get(ratings_export))
+        .route("/api/v1/halls/{id}/pushes", post(push_to_hall))
+        .route("/api/v1/regions/{code}/pushes", post(push_to_region))
+        .route("/api/v1/pushes", get(pushes))
+        .route(
+            "/api/v1/follow-ups/{controller}/{ticket}/steps",
+            post(follow_up_step),
+        )
         .merge(crate::pages::routes())
         .with_state(web)
 }
@@ -459,6 +474,107 @@ async fn sign_out(State(web): State<Arc<Web>>, parts: Parts) -> Response {
     }
 }
 
+/// `GET /api/v1/period`: the caller's halls and regions.
+async fn period(
+    State(web): State<Arc<Web>>,
+    Signed(who): Signed,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, Response> {
+    let (halls, regions) = (web.halls_of(&who), web.regions_of(&who));
+    let halls: Vec<&Hall> = halls.iter().collect();
+    let regions: Vec<&Region> = regions.iter().collect();
+    period_of(&web, &q, &halls, &regions).await.map(Json)
+}
+
+/// The period view (`month=` or `from=&to=`, optional `region=` and `hall=`) over the
+/// halls and regions a caller may see: an account's handler passes its own.
+pub async fn period_of(
+    web: &Web,
+    q: &HashMap<String, String>,
+    halls: &[&Hall],
+    regions: &[&Region],
+) -> Result<Value, Response> {
+    let span = crate::period::span(q).map_err(|e| bad_field(e.field, e.message.to_string()))?;
+    let (mut halls, mut regions) = (halls.to_vec(), regions.to_vec());
+    if let Some(code) = q.get("region") {
+        if region_level(code).is_none() {
+            return Err(bad_field(
+                "region",
+                format!("{code:?} is not a 12-digit region code"),
+            ));
+        }
+        if !regions.iter().any(|r| r.code == *code) {
+            return Err(bad_field("region", format!("no region {code} here")));
+        }
+        let (r, h) = crate::period::within(code, &web.regions, &web.halls);
+        regions.retain(|x| r.iter().any(|y| y.code == x.code));
+        halls.retain(|x| h.iter().any(|y| y.id == x.id));
+    }
+    let db = web.db().await?;
+    let view = crate::period::period(&db, &halls, &regions, span)
+        .await
+        .map_err(unavailable)?;
+    let mut out = json!(view);
+    if let Some(id) = q.get("hall") {
+        if !halls.iter().any(|h| h.id == *id) {
+            return Err(bad_field("hall", format!("no hall {id} here")));
+        }
+        let detail = crate::period::detail(&db, id, span)
+            .await
+            .map_err(unavailable)?;
+        out["detail"] = json!(detail);
+    }
+    Ok(out)
+}
+
+/// `GET /api/v1/follow-ups`: the caller's halls.
+async fn follow_ups(
+    State(web): State<Arc<Web>>,
+    Signed(who): Signed,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, Response> {
+    if let Some(code) = q.get("region").filter(|c| !who.sees(c)) {
+        return Err(bad_field(
+            "region",
+            format!("{code:?} is not a region of yours on this server"),
+        ));
+    }
+    let halls = web.halls_of(&who);
+    let halls: Vec<&Hall> = halls.iter().collect();
+    follow_ups_of(&web, &q, &halls).await.map(Json)
+}
+
+/// The open (`state=open`, the default) or overdue (`state=overdue`) 好差评 follow-ups
+/// of the halls a caller may see, optionally `region=`, the soonest due first (1000 at
+/// most).
+pub async fn follow_ups_of(
+    web: &Web,
+    q: &HashMap<String, String>,
+    halls: &[&Hall],
+) -> Result<Value, Response> {
+    let Some(which) = crate::follow_ups::Which::parse(q.get("state").map(String::as_str)) else {
+        return Err(bad_field("state", "use state=open or state=overdue".into()));
+    };
+    let mut halls = halls.to_vec();
+    if let Some(code) = q.get("region") {
+        if region_level(code).is_none() || !web.regions.iter().any(|r| r.code == *code) {
+            return Err(bad_field("region", format!("no region {code:?} here")));
+        }
+        let (_, h) = crate::period::within(code, &web.regions, &web.halls);
+        halls.retain(|x| h.iter().any(|y| y.id == x.id));
+    }
+    let db = web.db().await?;
+    let now = crate::now_ms();
+    let list = crate::follow_ups::list(&db, &halls, which, now, 1000)
+        .await
+        .map_err(unavailable)?;
+    Ok(json!({
+        "state": if which == crate::follow_ups::Which::Overdue { "overdue" } else { "open" },
+        "now": now,
+        "follow_ups": list,
+    }))
+}
+
 /// Every controller: what is stored, what is missing, its last state.
 async fn controllers(
     State(web): State<Arc<Web>>,
@@ -637,4 +753,196 @@ async fn ratings_export(
         text,
     )
         .into_response())
+}
+
+/// 403 for a viewer (watching only); `None` for those who may act.
+fn refused_to_act(who: &Account) -> Option<Response> {
+    (!who.role.may_act()).then(|| {
+        error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            None,
+            "a viewer may watch but not act on halls: ask for a supervisor's account",
+        )
+    })
+}
+
+/// The 400 for a body that is not JSON.
+fn not_json(e: serde_json::Error) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        None,
+        &format!("a JSON object: {e}"),
+    )
+}
+
+/// Records a push, sends it, and answers `202` with its id and targets.
+async fn push(
+    web: &Web,
+    who: &Account,
+    scope: &str,
+    halls: &[String],
+    controller: Option<&str>,
+    push: crate::push::Push,
+) -> Result<Response, Response> {
+    let now = crate::now_ms();
+    let (id, targets) =
+        match crate::push::record(&web.db_url, who, scope, halls, controller, &push, now).await {
+            Ok(r) => r,
+            Err(crate::push::PushError::NoControllers) => {
+                return Err(error(
+                    StatusCode::CONFLICT,
+                    "no_controllers",
+                    None,
+                    &crate::push::PushError::NoControllers.to_string(),
+                ));
+            }
+            Err(crate::push::PushError::Db(e)) => return Err(unavailable(e)),
+        };
+    tracing::info!(
+        "{} pushes {} to {scope}: {} controller(s), push {id}",
+        who.login,
+        push.name(),
+        targets.len()
+    );
+    let db = web.db().await?;
+    crate::push::send(&db, &web.pusher, &id, &push, &targets, now)
+        .await
+        .map_err(unavailable)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "command": push.name(), "scope": scope, "targets": targets })),
+    )
+        .into_response())
+}
+
+/// `POST /api/v1/halls/{id}/pushes`: a command or setup to every controller of a hall.
+async fn push_to_hall(
+    State(web): State<Arc<Web>>,
+    Signed(who): Signed,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, Response> {
+    if let Some(refused) = refused_to_act(&who) {
+        return Err(refused);
+    }
+    let listed = web.halls.iter().find(|h| h.id == id);
+    let visible = match listed {
+        Some(h) => who.sees(&h.region),
+        None => web.sees_unlisted(&who),
+    };
+    if !visible {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            Some("id"),
+            &format!("no hall {id} in your region"),
+        ));
+    }
+    let what = crate::push::read(&serde_json::from_slice(&body).map_err(not_json)?)
+        .map_err(|b| bad_field(&b.field, b.message))?;
+    push(&web, &who, &format!("hall:{id}"), &[id], None, what).await
+}
+
+/// `POST /api/v1/regions/{code}/pushes`: a command or setup to every hall of a region
+/// (its own and those below).
+async fn push_to_region(
+    State(web): State<Arc<Web>>,
+    Signed(who): Signed,
+    Path(code): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, Response> {
+    if let Some(refused) = refused_to_act(&who) {
+        return Err(refused);
+    }
+    if !who.sees(&code) || !web.regions.iter().any(|r| r.code == code) {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            Some("code"),
+            &format!("no region {code} in your region"),
+        ));
+    }
+    let what = crate::push::read(&serde_json::from_slice(&body).map_err(not_json)?)
+        .map_err(|b| bad_field(&b.field, b.message))?;
+    let halls: Vec<String> = web
+        .halls_of(&who)
+        .into_iter()
+        .filter(|h| auth::within(&h.region, &code))
+        .map(|h| h.id)
+        .collect();
+    push(&web, &who, &format!("region:{code}"), &halls, None, what).await
+}
+
+/// `POST /api/v1/follow-ups/{controller}/{ticket}/steps`: a step of a bad rating's
+/// follow-up, entered here, sent to the controller that holds it (`by` is the account's
+/// name).
+async fn follow_up_step(
+    State(web): State<Arc<Web>>,
+    Signed(who): Signed,
+    Path((controller, ticket)): Path<(String, i64)>,
+    body: axum::body::Bytes,
+) -> Result<Response, Response> {
+    if let Some(refused) = refused_to_act(&who) {
+        return Err(refused);
+    }
+    let db = web.db().await?;
+    let hall: Option<String> = db
+        .query_opt(
+            "SELECT hall_id FROM follow_ups WHERE controller_id = $1 AND ticket = $2",
+            &[&controller, &ticket],
+        )
+        .await
+        .map_err(unavailable)?
+        .map(|r| r.get(0));
+    let visible = hall.filter(|h| match web.halls.iter().find(|x| &x.id == h) {
+        Some(x) => who.sees(&x.region),
+        None => web.sees_unlisted(&who),
+    });
+    let Some(hall) = visible else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            Some("ticket"),
+            &format!("no follow-up of ticket {ticket} at {controller} in your region"),
+        ));
+    };
+    let by = format!("{} ({})", who.name, who.login);
+    let what = crate::push::follow_up(
+        ticket,
+        &serde_json::from_slice(&body).map_err(not_json)?,
+        &by,
+    )
+    .map_err(|b| bad_field(&b.field, b.message))?;
+    push(
+        &web,
+        &who,
+        &format!("follow-up:{controller}/{ticket}"),
+        &[hall],
+        Some(&controller),
+        what,
+    )
+    .await
+}
+
+/// `GET /api/v1/pushes?hall=`: the latest 100 pushes to the caller's halls, with each
+/// controller's answer.
+async fn pushes(
+    State(web): State<Arc<Web>>,
+    Signed(who): Signed,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, Response> {
+    let db = web.db().await?;
+    let halls: Option<Vec<String>> =
+        (!web.sees_unlisted(&who)).then(|| web.halls_of(&who).into_iter().map(|h| h.id).collect());
+    let list = crate::push::list(
+        &db,
+        halls.as_deref(),
+        q.get("hall").map(String::as_str),
+        100,
+    )
+    .await
+    .map_err(unavailable)?;
+    Ok(Json(json!({ "pushes": list })))
 }

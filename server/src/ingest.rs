@@ -4,7 +4,8 @@
 //! - `$share/<group>/<prefix>/+/+/events`, QoS 1: the instances of one platform split
 //!   the events between them, and when one dies the broker sends new events to the
 //!   others at once;
-//! - `$share/<group>/<prefix>/+/+/cmd/ack`: the controllers' answers to commands;
+//! - `$share/<group>/<prefix>/+/+/cmd/ack` and `…/config/ack`: the controllers' answers
+//!   to commands and setups (the gap repair's `resend`, [`crate::push`]'s pushes);
 //! - `<prefix>/+/+/state` (not shared, retained): every instance knows every
 //!   controller's state;
 //! - with `[sms]`, `$share/<group>/<prefix>/+/+/sms`: the near-turn text messages,
@@ -32,6 +33,7 @@ use tokio_postgres::Client;
 use crate::config::{Broker, Ingest};
 use crate::db::{self, Row};
 use crate::metrics::Metrics;
+use crate::rollup::DayClock;
 
 /// What a topic is, under `<prefix>/<hall>/<controller>/`.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +59,13 @@ pub enum Topic {
         /// Controller in the topic.
         controller: String,
     },
+    /// `config/ack`.
+    ConfigAck {
+        /// Hall in the topic.
+        hall: String,
+        /// Controller in the topic.
+        controller: String,
+    },
     /// `sms`.
     Sms {
         /// Hall in the topic.
@@ -76,6 +85,7 @@ pub fn topic(prefix: &str, t: &str) -> Option<Topic> {
         "events" => Some(Topic::Events { hall, controller }),
         "state" => Some(Topic::State { hall, controller }),
         "cmd/ack" => Some(Topic::CmdAck { hall, controller }),
+        "config/ack" => Some(Topic::ConfigAck { hall, controller }),
         "sms" => Some(Topic::Sms { hall, controller }),
         _ => None,
     }
@@ -152,6 +162,7 @@ impl Reader {
                     let mut filters = vec![
                         (format!("{prefix}/+/+/events"), true),
                         (format!("{prefix}/+/+/cmd/ack"), true),
+                        (format!("{prefix}/+/+/config/ack"), true),
                         (format!("{prefix}/+/+/state"), false),
                     ];
                     if sms {
@@ -199,6 +210,7 @@ impl Reader {
 pub fn start(
     broker: &Broker,
     instance: &str,
+    clock: DayClock,
     ingest: &Ingest,
     db: Client,
     db_url: String,
@@ -224,6 +236,7 @@ pub fn start(
         instance: instance.into(),
         batch_max: ingest.batch_max,
         batch_wait: Duration::from_millis(ingest.batch_ms),
+        clock,
         client: client.clone(),
         db,
         db_url,
@@ -241,6 +254,7 @@ struct Writer {
     instance: String,
     batch_max: usize,
     batch_wait: Duration,
+    clock: DayClock,
     client: AsyncClient,
     db: Client,
     db_url: String,
@@ -256,6 +270,7 @@ struct Batch {
     sms: Vec<SmsMessage>,
     states: Vec<(String, String, serde_json::Value)>,
     acks: Vec<(String, String, serde_json::Value)>,
+    config_acks: Vec<(String, serde_json::Value)>,
     rejected: Vec<(String, String, Vec<u8>)>,
 }
 
@@ -315,6 +330,12 @@ impl Writer {
                     Err(e) => b
                         .rejected
                         .push((name, format!("cmd/ack: {e}"), body.to_vec())),
+                },
+                Some(Topic::ConfigAck { controller, .. }) => match serde_json::from_slice(body) {
+                    Ok(v) => b.config_acks.push((controller, v)),
+                    Err(e) => b
+                        .rejected
+                        .push((name, format!("config/ack: {e}"), body.to_vec())),
                 },
                 Some(Topic::Sms { hall, controller }) => {
                     match crate::sms::read_sms(&hall, &controller, body) {
@@ -402,6 +423,7 @@ impl Writer {
                 &mut batch.sms,
                 &self.instance,
                 at,
+                &self.clock,
             )
             .await?;
             self.metrics
@@ -420,6 +442,10 @@ impl Writer {
         }
         for (_, controller, ack) in &batch.acks {
             crate::repair::answered(&self.db, controller, ack).await?;
+            crate::push::command_answered(&self.db, controller, ack, at).await?;
+        }
+        for (controller, ack) in &batch.config_acks {
+            crate::push::setup_answered(&self.db, controller, ack, at).await?;
         }
         for (topic, why, body) in &batch.rejected {
             tracing::warn!("refused a message on {topic}: {why}");
@@ -428,6 +454,7 @@ impl Writer {
         }
         batch.states.clear();
         batch.acks.clear();
+        batch.config_acks.clear();
         batch.rejected.clear();
         Ok(())
     }

@@ -13,19 +13,27 @@
 //! - [`auth`]: accounts with a role over a region, Argon2id, lockout, sessions, audit.
 //! - [`sms`]: the near-turn text messages to the SMS provider's webhook.
 //! - [`export`]: the daily 好差评 files in the provincial platform's shape.
-//! - [`http`]: health, metrics, sign-in, the halls, regions, the ingest's JSON, the export.
+//! - [`rollup`]: the period figures per hall and day, kept by the ingest's transaction.
+//! - [`period`]: the period view and appraisal across halls and per region.
+//! - [`push`]: commands and queue setups sent down to halls, with who and the answers.
+//! - [`follow_ups`]: the 好差评 follow-ups of every hall, open and overdue.
+//! - [`http`]: health, metrics, sign-in, the halls, regions, the period view, follow-ups, the ingest's JSON, the export.
 //! - [`pages`]: the county dashboard (电子监察), three languages, embedded.
 
 pub mod auth;
 pub mod config;
 pub mod db;
 pub mod export;
+pub mod follow_ups;
 pub mod halls;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod pages;
+pub mod period;
+pub mod push;
 pub mod repair;
+pub mod rollup;
 pub mod sms;
 
 use std::sync::Arc;
@@ -65,6 +73,7 @@ pub async fn serve(
     let (client, mut tasks) = ingest::start(
         &config.broker,
         &config.server.name,
+        config.server.clock(),
         &config.ingest,
         db,
         url.clone(),
@@ -97,6 +106,10 @@ pub async fn serve(
         after: Duration::from_secs(config.ingest.repair_after_secs),
         every: Duration::from_secs(config.ingest.repair_every_secs.max(1)),
     };
+    let pusher = push::Pusher {
+        client: client.clone(),
+        prefix: config.broker.topic_prefix.clone(),
+    };
     tasks.push(tokio::spawn(repair::run(
         repair,
         url.clone(),
@@ -112,6 +125,7 @@ pub async fn serve(
         config.halls.clone(),
         config.auth.clone(),
         export,
+        pusher,
     );
     let listener = tokio::net::TcpListener::bind(config.http.listen).await?;
     ready(listener.local_addr()?);

@@ -86,7 +86,8 @@ struct Gapped {
     resend_at: Option<i64>,
 }
 
-/// Runs until `shutdown`.
+/// Runs until `shutdown`: every `repair.every`, the gap repair's pass, and the pushes
+/// not answered sent again ([`crate::push::resend_due`]).
 pub async fn run(
     repair: Repair,
     db_url: String,
@@ -106,6 +107,20 @@ pub async fn run(
         let Some(conn) = db.as_ref() else { continue };
         if let Err(e) = pass(&repair, conn, &client, &metrics).await {
             tracing::warn!("gap repair: {e}");
+        }
+        let pusher = crate::push::Pusher {
+            client: client.clone(),
+            prefix: repair.prefix.clone(),
+        };
+        if let Err(e) = crate::push::resend_due(
+            conn,
+            &pusher,
+            repair.after.as_millis() as i64,
+            crate::now_ms(),
+        )
+        .await
+        {
+            tracing::warn!("pushes not answered: {e}");
         }
     }
 }

@@ -203,6 +203,16 @@ impl Instance {
         )
     }
 
+    /// A POST of JSON with a bearer token: status and body.
+    pub fn post_as(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {
+        crate::send(
+            crate::client()
+                .post(format!("{}{path}", self.url))
+                .header("Authorization", format!("Bearer {token}"))
+                .send_json(body),
+        )
+    }
+
     /// A GET with a bearer token: status and body.
     pub fn get_as(&self, token: &str, path: &str) -> (u16, Value) {
         crate::send(

@@ -2,7 +2,9 @@
 //! publishing through a real mosquitto, two `hallq-server` instances sharing the
 //! subscription, a real PostgreSQL. Every test ends by comparing, controller by
 //! controller, the events in the controller's own database with the rows in
-//! PostgreSQL: the same ids with the same seqs, each once.
+//! PostgreSQL: the same ids with the same seqs, each once. The period figures the
+//! ingest keeps are compared with each controller's own, hall by hall, and timed for a
+//! county's month.
 //!
 //! The "Out" side too: the near-turn text messages reach an SMS webhook (a local HTTP
 //! receiver) exactly once from two instances, retried while it answers 500, and their
@@ -99,7 +101,6 @@ impl County {
         })
     }
 
-    /// An instance that knows the county's regions and halls.
     /// An instance with the tree and `extra` (`[sms]`, `[export]`) in its configuration.
     fn instance_with(&self, name: &str, extra: &str) -> Instance {
         Instance::start(
@@ -111,14 +112,9 @@ impl County {
         )
     }
 
+    /// An instance that knows the county's regions and halls.
     fn instance(&self, name: &str) -> Instance {
-        Instance::start(
-            self.dir.path(),
-            name,
-            self.broker.port,
-            &self.pg.url(),
-            &format!("{INGEST}{TREE}"),
-        )
+        self.instance_with(name, "")
     }
 
     /// Takes tickets on every controller, round robin, until `stop` (at most `max` each).
@@ -1253,4 +1249,728 @@ fn ratings_are_exported_per_day_through_the_field_map_as_json_lines_and_csv() {
         &token,
     );
     assert_eq!((s, parse_csv(&empty).len()), (200, 1));
+}
+
+/// The ticket a call-next called.
+fn called(answer: &Value) -> u64 {
+    answer["events"][0]["ticket"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no ticket called: {answer}"))
+}
+
+/// A rating from window 1's pad.
+fn rate(url: &str, ticket: u64, level: &str, reasons: &[&str]) {
+    let (s, b) = send(
+        client()
+            .post(format!("{url}/api/v1/ratings"))
+            .header("X-Rating-Pad", "1")
+            .send_json(json!({"ticket": ticket, "level": level, "reasons": reasons})),
+    );
+    assert_eq!(s, 201, "{b}");
+}
+
+/// A row's figures as the server and the controller both give them: without its key,
+/// names and department, and without the time signed in (the controller counts open
+/// sessions up to now, the server when they end).
+fn figures_only(row: &Value) -> Value {
+    let mut f = row.clone();
+    if let Some(o) = f.as_object_mut() {
+        for k in [
+            "key",
+            "name",
+            "department",
+            "signed_in_secs",
+            "id",
+            "region",
+            "appraisal",
+        ] {
+            o.remove(k);
+        }
+    }
+    f
+}
+
+/// The rows of a table that counted something, by key.
+fn counted_rows(rows: &Value) -> BTreeMap<String, Value> {
+    rows.as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap_or_default().to_string(),
+                figures_only(r),
+            )
+        })
+        .filter(|(_, f)| {
+            f.as_object().is_some_and(|o| {
+                o.iter().any(|(k, v)| {
+                    k != "ratings" && k != "bad_reasons" && v.as_i64().is_some_and(|n| n != 0)
+                })
+            })
+        })
+        .collect()
+}
+
+#[test]
+// Over 100 lines: one day's work at three halls, then each view compared in turn; the
+// replay and the follow-ups build on that day.
+fn period_figures_match_each_halls_own_and_a_replay_counts_nothing_twice() {
+    let Some(county) = County::build("period_figures_match_each_halls_own", 3, "", |_, hall| {
+        hall.add_staff_named("S001", "张三", "135790", &["--window", "1"]);
+        hall.add_staff("J001", "246801", &["--role", "supervisor"]);
+    }) else {
+        return;
+    };
+    let a = county.instance("a");
+    let b = county.instance("b");
+    // A day's work at each hall: 3, 4 and 5 tickets; one served and rated 不满意, a
+    // pause, a no-show, one more served and rated 非常满意 (at hall-1 and hall-2), one
+    // transferred.
+    for (i, (_, d, _)) in county.halls.iter().enumerate() {
+        let url = &d.url;
+        for _ in 0..3 + i {
+            let (s, t) = send(
+                client()
+                    .post(format!("{url}/api/v1/tickets"))
+                    .send_json(json!({"service": "SB"})),
+            );
+            assert_eq!(s, 201, "{t}");
+        }
+        let clerk = sign_in(url, "S001", "135790", Some(1));
+        let first = called(&act(url, &clerk, "call-next", json!({})));
+        act(url, &clerk, "start", json!({}));
+        act(url, &clerk, "finish", json!({}));
+        rate(url, first, "不满意", &["办事效率低"]);
+        act(url, &clerk, "pause", json!({"reason": "break"}));
+        act(url, &clerk, "resume", json!({}));
+        act(url, &clerk, "call-next", json!({}));
+        act(url, &clerk, "no-show", json!({}));
+        if i > 0 {
+            let next = called(&act(url, &clerk, "call-next", json!({})));
+            act(url, &clerk, "start", json!({}));
+            act(url, &clerk, "finish", json!({}));
+            rate(url, next, "非常满意", &[]);
+        }
+        act(url, &clerk, "call-next", json!({}));
+        act(url, &clerk, "transfer", json!({"service": "MZ"}));
+    }
+    county.wait_until_whole(Duration::from_secs(60), &[&a, &b]);
+
+    let (_, d0, _) = &county.halls[0];
+    let sup0 = sign_in(&d0.url, "J001", "246801", None);
+    let controller_period = |url: &str, token: &str, q: &str| -> Value {
+        let (s, v) = send(
+            client()
+                .get(format!("{url}/api/v1/supervision/period?{q}"))
+                .header("Authorization", token)
+                .call(),
+        );
+        assert_eq!(s, 200, "{v}");
+        v
+    };
+    let today = controller_period(&d0.url, &sup0, "month=2000-01")["today"]
+        .as_str()
+        .expect("today")
+        .to_string();
+    let q = format!("from={today}&to={today}");
+    for (i, (_, d, _)) in county.halls.iter().enumerate() {
+        let sup = sign_in(&d.url, "J001", "246801", None);
+        let own = controller_period(&d.url, &sup, &format!("day={today}"));
+        let server = a.get(&format!("/api/v1/period?{q}&hall=hall-{i}"));
+        let hall = server["halls"]
+            .as_array()
+            .and_then(|h| h.iter().find(|h| h["id"] == format!("hall-{i}")))
+            .cloned()
+            .expect("the hall in the view");
+        assert_eq!(
+            figures_only(&hall),
+            figures_only(&own["hall"]),
+            "hall-{i}: the server's figures (left) and the controller's"
+        );
+        assert_eq!(hall["issued"], json!(3 + i), "{hall}");
+        let detail = &server["detail"];
+        for table in ["windows", "services", "staff", "hours"] {
+            assert_eq!(
+                counted_rows(&detail[table]),
+                counted_rows(&own[table]),
+                "hall-{i} {table}: the server's (left) and the controller's"
+            );
+        }
+        assert_eq!(
+            counted_rows(&detail["days"]),
+            counted_rows(&own["days"]),
+            "hall-{i} days"
+        );
+    }
+    // The regions add up their halls, and the halls are ranked: hall-1 and hall-2
+    // have one good rating of two, hall-0 only a bad one.
+    let view = a.get(&format!("/api/v1/period?month={}", &today[..7]));
+    let hall = |id: &str| -> Value {
+        view["halls"]
+            .as_array()
+            .and_then(|h| h.iter().find(|h| h["id"] == id))
+            .cloned()
+            .expect("hall")
+    };
+    let region = |code: &str| -> Value {
+        view["regions"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["code"] == code))
+            .cloned()
+            .expect("region")
+    };
+    for field in [
+        "issued",
+        "called",
+        "served",
+        "no_shows",
+        "transfers",
+        "rated",
+        "bad",
+        "pauses",
+    ] {
+        let sum = |ids: &[&str]| -> i64 {
+            ids.iter()
+                .map(|h| hall(h)[field].as_i64().unwrap_or(0))
+                .sum()
+        };
+        assert_eq!(
+            region("330122000000")[field].as_i64(),
+            Some(sum(&["hall-0", "hall-1", "hall-2"])),
+            "county {field}"
+        );
+        assert_eq!(
+            region("330122100000")[field].as_i64(),
+            Some(sum(&["hall-1", "hall-2"])),
+            "township {field}"
+        );
+    }
+    assert_eq!(region("330122000000")["issued"], 12);
+    assert_eq!(region("330122000000")["halls"], 3);
+    assert_eq!(region("330122000000")["satisfaction"], json!(0.4));
+    assert_eq!(
+        region("330122100000")["bad_reasons"],
+        json!({"办事效率低": 2})
+    );
+    let ranked: Vec<&str> = view["ranking"]
+        .as_array()
+        .expect("ranking")
+        .iter()
+        .filter_map(|r| r["hall"].as_str())
+        .collect();
+    assert_eq!(ranked.len(), 3);
+    assert_eq!(ranked[2], "hall-0", "{}", view["ranking"]);
+    // Within a township: its halls and regions only.
+    let town = a.get(&format!("/api/v1/period?{q}&region=330122100000"));
+    assert_eq!(town["halls"].as_array().map(Vec::len), Some(2), "{town}");
+    assert_eq!(town["regions"].as_array().map(Vec::len), Some(1), "{town}");
+    // Refusals name the parameter.
+    for (query, field) in [
+        (format!("from={today}"), "to"),
+        ("from=2026-12-02&to=2026-12-01".to_string(), "to"),
+        ("month=2026-13".to_string(), "month"),
+        (format!("{q}&region=3301"), "region"),
+        (format!("{q}&region=330122200000"), "region"),
+        (format!("{q}&hall=nowhere"), "hall"),
+    ] {
+        let (s, body) = a.get_as(&a.admin_token(), &format!("/api/v1/period?{query}"));
+        assert_eq!(
+            (s, body["field"].as_str()),
+            (400, Some(field)),
+            "{query}: {body}"
+        );
+    }
+
+    // Replayed: the controllers send every event again (`resend` from seq 1), the
+    // server stores none twice and counts none twice.
+    let before = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("elapsed_ms");
+        }
+        v
+    };
+    let view_before = before(&view);
+    let dup_before = a.metric("hallq_server_events_duplicate_total")
+        + b.metric("hallq_server_events_duplicate_total");
+    let stored: f64 = county
+        .pg
+        .sql("SELECT count(*) FROM events")
+        .parse()
+        .expect("count");
+    let mut o = rumqttc::MqttOptions::new("replayer", "127.0.0.1", county.broker.port);
+    o.set_keep_alive(Duration::from_secs(10));
+    let (replayer, mut conn) = rumqttc::Client::new(o, 16);
+    for (i, (_, _, controller)) in county.halls.iter().enumerate() {
+        let cmd = json!({"id": format!("replay-{i}"), "command": "resend", "from_seq": 1});
+        replayer
+            .publish(
+                format!("hallq/hall-{i}/{controller}/cmd"),
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                cmd.to_string(),
+            )
+            .expect("publish");
+    }
+    let mut acked = 0;
+    for ev in conn.iter() {
+        if let Ok(rumqttc::Event::Incoming(rumqttc::Incoming::PubAck(_))) = ev {
+            acked += 1;
+            if acked == county.halls.len() {
+                break;
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let dup = a.metric("hallq_server_events_duplicate_total")
+            + b.metric("hallq_server_events_duplicate_total");
+        let resent = county
+            .pg
+            .sql("SELECT count(*) FROM events WHERE type = 'events_resent'");
+        // At least one `events_resent` per controller (the server's own gap repair may
+        // have asked too, while the replay's first events looked like news).
+        let resent_all = resent.parse::<usize>().unwrap_or(0) >= county.halls.len();
+        if dup - dup_before >= stored && resent_all {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replay did not arrive: {} duplicates of {stored}, {resent} events_resent",
+            dup - dup_before
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    county.wait_until_whole(Duration::from_secs(30), &[&a, &b]);
+    let after = before(&a.get(&format!("/api/v1/period?month={}", &today[..7])));
+    assert_eq!(after, view_before, "the replay changed the figures");
+
+    // Each hall's bad rating opened a follow-up, open and not yet overdue; one closed
+    // from above (`follow_up`) leaves the other two.
+    let open = a.get("/api/v1/follow-ups?state=open");
+    let list = open["follow_ups"].as_array().cloned().unwrap_or_default();
+    assert_eq!(list.len(), 3, "{open}");
+    for f in &list {
+        assert_eq!(
+            (&f["state"], &f["overdue"], &f["level"], &f["reasons"]),
+            (
+                &json!("open"),
+                &json!(false),
+                &json!("不满意"),
+                &json!(["办事效率低"])
+            ),
+            "{f}"
+        );
+    }
+    let overdue = a.get("/api/v1/follow-ups?state=overdue");
+    assert_eq!(overdue["follow_ups"], json!([]), "{overdue}");
+    let town = a.get("/api/v1/follow-ups?region=330122100000");
+    assert_eq!(
+        town["follow_ups"].as_array().map(Vec::len),
+        Some(2),
+        "{town}"
+    );
+    let (s, body) = a.get_as(&a.admin_token(), "/api/v1/follow-ups?state=closed");
+    assert_eq!((s, body["field"].as_str()), (400, Some("state")), "{body}");
+    let hall0 = list
+        .iter()
+        .find(|f| f["hall_id"] == "hall-0")
+        .cloned()
+        .expect("hall-0's follow-up");
+    let mut o = rumqttc::MqttOptions::new("supervisor", "127.0.0.1", county.broker.port);
+    o.set_keep_alive(Duration::from_secs(10));
+    let (supervisor, mut conn) = rumqttc::Client::new(o, 16);
+    let step = json!({"id": "follow-up-1", "command": "follow_up", "ticket": hall0["ticket"],
+        "step": "closed", "note": "已电话回访，群众表示理解", "by": "county"});
+    supervisor
+        .publish(
+            "hallq/hall-0/ctl-0/cmd",
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            step.to_string(),
+        )
+        .expect("publish");
+    for ev in conn.iter() {
+        if let Ok(rumqttc::Event::Incoming(rumqttc::Incoming::PubAck(_))) = ev {
+            break;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let open = a.get("/api/v1/follow-ups");
+        let halls: Vec<&str> = open["follow_ups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["hall_id"].as_str())
+            .collect();
+        if halls == ["hall-1", "hall-2"] || halls == ["hall-2", "hall-1"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the follow-up was not closed: {open}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let closed = county.pg.sql(
+        "SELECT state || ' ' || jsonb_array_length(steps) FROM follow_ups WHERE hall_id = 'hall-0'",
+    );
+    assert_eq!(closed, "closed 1");
+}
+
+/// 200 halls (20 townships of 10) with a month of figures: 20 services, 12 windows,
+/// 12 staff and 10 hours per hall and day.
+fn county_of_200() -> String {
+    let mut t = String::from("[[region]]\ncode = \"330122000000\"\nname = \"青山县\"\n");
+    for k in 0..20 {
+        t.push_str(&format!(
+            "[[region]]\ncode = \"330122{:03}000\"\nname = \"镇{k}\"\n",
+            101 + k
+        ));
+        for j in 0..10 {
+            t.push_str(&format!(
+                "[[hall]]\nid = \"hall-{}\"\nname = \"便民服务中心 {k}-{j}\"\nregion = \"330122{:03}000\"\n",
+                k * 10 + j,
+                101 + k
+            ));
+        }
+    }
+    t
+}
+
+#[test]
+fn a_county_months_roll_up_is_timed() {
+    let Some(county) = County::new("a_county_months_roll_up_is_timed", 0) else {
+        return;
+    };
+    let a = Instance::start(
+        county.dir.path(),
+        "a",
+        county.broker.port,
+        &county.pg.url(),
+        &county_of_200(),
+    );
+    let filled = Instant::now();
+    county.pg.sql(
+        "INSERT INTO period_figures (hall_id, day, scope, key, issued, called, served, no_shows,
+             waits, wait_sum, wait_max, services, service_sum, service_max, very_satisfied,
+             satisfied, dissatisfied, warnings, warnings_handled)
+         SELECT 'hall-' || h, d::date, s.scope, s.key, 20 + (h + s.n) % 30, 18, 17, 1,
+             18, 18 * (300 + h), 1800, 17, 17 * 600, 2400, 10, 5, (h + s.n) % 2, 2, 1
+         FROM generate_series(0, 199) AS h,
+              generate_series('2026-11-01'::date, '2026-11-30'::date, '1 day') AS d,
+              (SELECT 'hall' AS scope, '' AS key, 0 AS n
+               UNION ALL SELECT 'service', 'S' || i, i FROM generate_series(1, 20) AS i
+               UNION ALL SELECT 'window', i::text, i FROM generate_series(1, 12) AS i
+               UNION ALL SELECT 'staff', 'S' || lpad(i::text, 3, '0'), i
+                         FROM generate_series(1, 12) AS i
+               UNION ALL SELECT 'hour', lpad(i::text, 2, '0'), i FROM generate_series(8, 17) AS i)
+              AS s;
+         INSERT INTO period_reasons (hall_id, day, scope, key, reason, n)
+         SELECT hall_id, day, scope, key, '办事效率低', dissatisfied FROM period_figures
+         WHERE dissatisfied > 0;
+         ANALYZE period_figures; ANALYZE period_reasons;",
+    );
+    let rows = county.pg.sql("SELECT count(*) FROM period_figures");
+    let fill = filled.elapsed();
+    let mut times = Vec::new();
+    let mut view = Value::Null;
+    for _ in 0..9 {
+        let started = Instant::now();
+        view = a.get("/api/v1/period?month=2026-11");
+        times.push(started.elapsed());
+    }
+    times.sort();
+    assert_eq!(view["halls"].as_array().map(Vec::len), Some(200));
+    assert_eq!(view["regions"].as_array().map(Vec::len), Some(21));
+    let county_issued: i64 = view["halls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| h["issued"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(view["regions"][0]["issued"].as_i64(), Some(county_issued));
+    let started = Instant::now();
+    let one = a.get("/api/v1/period?month=2026-11&hall=hall-7");
+    let detail = started.elapsed();
+    assert_eq!(one["detail"]["services"].as_array().map(Vec::len), Some(20));
+    println!(
+        "period roll-up: {rows} rows in period_figures (200 halls × 30 days × 55), filled in {:.1} s; \
+         GET /api/v1/period?month=2026-11 (200 halls, 21 regions, ranking), 9 runs: \
+         p50 {} ms, max {} ms; with one hall's detail: {} ms",
+        fill.as_secs_f64(),
+        times[times.len() / 2].as_millis(),
+        times[times.len() - 1].as_millis(),
+        detail.as_millis()
+    );
+}
+
+/// A hall's `[queue]` as the JSON a setup push carries.
+fn queue_of(hall: &Hall) -> Value {
+    let text = std::fs::read_to_string(&hall.config).expect("config");
+    let doc: toml::Table = toml::from_str(&text).expect("config reads");
+    serde_json::to_value(&doc["queue"]).expect("queue as JSON")
+}
+
+/// A ticket for SB at a controller: the status.
+fn ticket_status(url: &str) -> u16 {
+    send(
+        client()
+            .post(format!("{url}/api/v1/tickets"))
+            .send_json(json!({ "service": "SB" })),
+    )
+    .0
+}
+
+/// Waits until every target of push `id` has answered; the push as listed.
+fn answered(a: &Instance, token: &str, id: &str) -> Value {
+    wait_for(Duration::from_secs(60), "the push answered", || {
+        let (_, list) = a.get_as(token, "/api/v1/pushes");
+        list["pushes"]
+            .as_array()?
+            .iter()
+            .find(|p| p["id"] == id)
+            .filter(|p| {
+                p["targets"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().all(|t| !t["answered_at"].is_null()))
+            })
+            .cloned()
+    })
+}
+
+/// Pushes from above: a township supervisor locks the kiosks of the township's halls
+/// (not the county's), puts a notice on one hall's board and unlocks again; a viewer
+/// may not, and a bad request names its field. The county's admin pushes a queue setup
+/// to the county hall: it is in force at the controller (new name on the kiosk) and its
+/// version in the hall's state; a setup dropping a service with a citizen waiting comes
+/// back refused naming the key; one with a clash is refused here before it is sent. A
+/// controller that is down when a notice is pushed gets it once it is back. Every push
+/// is listed with who sent it and each controller's answer, and is in the audit.
+#[test]
+// Over 100 lines: one supervisor's session, push after push, each checked at the halls.
+#[allow(clippy::too_many_lines)]
+fn pushes_from_above_reach_a_hall_or_a_region_and_their_answers_come_back() {
+    let Some(mut county) = County::new("pushes_from_above", 3) else {
+        return;
+    };
+    let a = county.instance("a");
+    let admin = a.admin_token();
+    wait_for(
+        Duration::from_secs(60),
+        "three controllers reported",
+        || {
+            (a.get("/api/v1/controllers")["controllers"]
+                .as_array()
+                .map(Vec::len)
+                == Some(3))
+            .then_some(())
+        },
+    );
+    let town_pw = "qingshan-town-33";
+    for (login, role) in [("zhao.town", "supervisor"), ("qian.view", "viewer")] {
+        let (ok, out) = a.account(
+            &[
+                "add",
+                login,
+                "--name",
+                "赵",
+                "--role",
+                role,
+                "--region",
+                "330122100000",
+            ],
+            town_pw,
+        );
+        assert!(ok, "{out}");
+    }
+    let token = |login: &str| {
+        let (s, b) = a.sign_in(login, town_pw);
+        assert_eq!(s, 200, "{b}");
+        b["token"].as_str().expect("token").to_string()
+    };
+    let (town, viewer) = (token("zhao.town"), token("qian.view"));
+    let region = "/api/v1/regions/330122100000/pushes";
+
+    // Refusals: a viewer, a hall outside the township, bad fields.
+    let lock = json!({"command": "lock_kiosk", "message": "系统维护，请到服务台取号"});
+    let (s, b) = a.post_as(&viewer, region, &lock);
+    assert_eq!((s, b["error"].as_str()), (403, Some("forbidden")), "{b}");
+    let (s, b) = a.post_as(&town, "/api/v1/halls/hall-0/pushes", &lock);
+    assert_eq!((s, b["field"].as_str()), (404, Some("id")), "{b}");
+    let (s, b) = a.post_as(&town, "/api/v1/regions/330122000000/pushes", &lock);
+    assert_eq!((s, b["field"].as_str()), (404, Some("code")), "{b}");
+    for (body, field) in [
+        (json!({"command": "lock_kiosk"}), "message"),
+        (
+            json!({"command": "show_notice", "text": "x", "minutes": 0}),
+            "minutes",
+        ),
+        (json!({"command": "reboot"}), "command"),
+    ] {
+        let (s, b) = a.post_as(&town, region, &body);
+        assert_eq!((s, b["field"].as_str()), (400, Some(field)), "{body}: {b}");
+    }
+
+    // The township's kiosks locked, the county's not.
+    let (s, b) = a.post_as(&town, region, &lock);
+    assert_eq!(s, 202, "{b}");
+    let halls: Vec<&str> = b["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .filter_map(|t| t["hall_id"].as_str())
+        .collect();
+    assert_eq!(halls, ["hall-1", "hall-2"], "{b}");
+    let push = answered(&a, &town, b["id"].as_str().expect("id"));
+    assert_eq!(
+        (push["by"].as_str(), push["refused"].as_i64()),
+        (Some("zhao.town"), Some(0)),
+        "{push}"
+    );
+    assert_eq!(ticket_status(&county.halls[0].1.url), 201);
+    for i in [1, 2] {
+        assert_eq!(
+            ticket_status(&county.halls[i].1.url),
+            423,
+            "hall-{i} locked"
+        );
+    }
+
+    // A notice on one hall's board.
+    let notice = "今日16:00起停电检修，请提前办理";
+    let (s, b) = a.post_as(
+        &town,
+        "/api/v1/halls/hall-1/pushes",
+        &json!({"command": "show_notice", "text": notice, "minutes": 60}),
+    );
+    assert_eq!(s, 202, "{b}");
+    answered(&a, &town, b["id"].as_str().expect("id"));
+    let (_, n) = send(
+        client()
+            .get(format!("{}/api/v1/notices", county.halls[1].1.url))
+            .call(),
+    );
+    assert!(n.to_string().contains(notice), "{n}");
+
+    // Unlocked again, while hall-2's controller is down: it gets the push once back.
+    unsafe { libc::kill(county.halls[2].1.pid() as i32, libc::SIGKILL) };
+    let (s, b) = a.post_as(&town, region, &json!({"command": "unlock_kiosk"}));
+    assert_eq!(s, 202, "{b}");
+    let unlock = b["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        wait_for(Duration::from_secs(30), "hall-1 unlocked", || {
+            let s = ticket_status(&county.halls[1].1.url);
+            (s != 423).then_some(s)
+        }),
+        201
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    county.halls[2].1 = county.halls[2].0.start();
+    let push = answered(&a, &town, &unlock);
+    assert_eq!(push["refused"].as_i64(), Some(0), "{push}");
+    assert_eq!(
+        ticket_status(&county.halls[2].1.url),
+        201,
+        "hall-2 unlocked"
+    );
+
+    // A queue setup for the county hall, from the county's admin.
+    let mut queue = queue_of(&county.halls[0].0);
+    queue["services"][0]["name"]["zh-CN"] = json!("社会保障（医保）");
+    let (s, b) = a.post_as(
+        &admin,
+        "/api/v1/halls/hall-0/pushes",
+        &json!({"command": "setup", "queue": queue}),
+    );
+    assert_eq!(s, 202, "{b}");
+    assert_eq!(b["targets"][0]["version"].as_i64(), Some(1), "{b}");
+    let push = answered(&a, &admin, b["id"].as_str().expect("id"));
+    assert_eq!(push["targets"][0]["ok"], json!(true), "{push}");
+    let (_, services) = send(
+        client()
+            .get(format!("{}/api/v1/services", county.halls[0].1.url))
+            .call(),
+    );
+    assert!(
+        services.to_string().contains("社会保障（医保）"),
+        "{services}"
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "the setup's version in the hall's state",
+        || {
+            let (_, h) = a.get_as(&admin, "/api/v1/halls/hall-0");
+            (h["controllers"][0]["config_version"] == 1).then_some(())
+        },
+    );
+
+    // A clash is refused here; dropping a service with a citizen waiting, by the hall.
+    let mut clash = queue.clone();
+    clash["services"][1]["prefix"] = clash["services"][0]["prefix"].clone();
+    let (s, b) = a.post_as(
+        &admin,
+        "/api/v1/halls/hall-0/pushes",
+        &json!({"command": "setup", "queue": clash}),
+    );
+    assert_eq!(
+        (s, b["field"].as_str()),
+        (400, Some("queue.services[1].prefix")),
+        "{b}"
+    );
+    let mut without_sb = queue.clone();
+    if let Some(list) = without_sb["services"].as_array_mut() {
+        list.retain(|s| s["code"] != "SB");
+    }
+    if let Some(windows) = without_sb["windows"].as_array_mut() {
+        for w in windows.iter_mut() {
+            if let Some(serves) = w["services"].as_array_mut() {
+                serves.retain(|c| c["code"] != "SB");
+            }
+        }
+        windows.retain(|w| w["services"].as_array().is_some_and(|s| !s.is_empty()));
+    }
+    let (s, b) = a.post_as(
+        &admin,
+        "/api/v1/halls/hall-0/pushes",
+        &json!({"command": "setup", "queue": without_sb}),
+    );
+    assert_eq!(s, 202, "{b}");
+    assert_eq!(b["targets"][0]["version"].as_i64(), Some(2), "{b}");
+    let push = answered(&a, &admin, b["id"].as_str().expect("id"));
+    let target = &push["targets"][0];
+    assert_eq!(target["ok"], json!(false), "{push}");
+    assert!(
+        target["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("queue.services")),
+        "{push}"
+    );
+
+    // The township's supervisor sees the township's pushes only; the audit has them all.
+    let (_, mine) = a.get_as(&town, "/api/v1/pushes");
+    let commands: Vec<&str> = mine["pushes"]
+        .as_array()
+        .expect("pushes")
+        .iter()
+        .filter_map(|p| p["command"].as_str())
+        .collect();
+    assert_eq!(
+        commands,
+        ["unlock_kiosk", "show_notice", "lock_kiosk"],
+        "{mine}"
+    );
+    let audit = county.pg.sql(
+        "SELECT string_agg(login || ' ' || action || ' ' || target, ',' ORDER BY n) FROM audit
+         WHERE action LIKE 'push %'",
+    );
+    assert_eq!(
+        audit.trim(),
+        "zhao.town push lock_kiosk region:330122100000,\
+         zhao.town push show_notice hall:hall-1,\
+         zhao.town push unlock_kiosk region:330122100000,\
+         it-admin push setup hall:hall-0,\
+         it-admin push setup hall:hall-0"
+    );
 }
