@@ -130,10 +130,16 @@ struct Reader {
 impl Reader {
     /// Runs the MQTT session: subscribes at every connection, hands messages to the
     /// writer. Returns when `shutdown` is set.
+    ///
+    /// The hand-over never waits: the event loop polled here is also what sends the
+    /// writer's acknowledgements (and the pings), so a reader waiting for room at a
+    /// writer waiting for room to acknowledge would stop both, and the broker would drop
+    /// the session as silent (seen under a province's load). What bounds the queue is
+    /// the broker's flow control: at most `receive_maximum` messages unacknowledged.
     async fn run(
         self,
         mut events: EventLoop,
-        writer: mpsc::Sender<Taken>,
+        writer: mpsc::UnboundedSender<Taken>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let Reader {
@@ -184,7 +190,7 @@ impl Reader {
                         publish,
                         connection: connection.load(Ordering::SeqCst),
                     };
-                    if writer.send(taken).await.is_err() {
+                    if writer.send(taken).is_err() {
                         return;
                     }
                 }
@@ -220,7 +226,7 @@ pub fn start(
 ) -> anyhow::Result<(AsyncClient, Vec<tokio::task::JoinHandle<()>>)> {
     let o = options(broker, &format!("hallq-server-{instance}"), ingest)?;
     let (client, events) = AsyncClient::new(o, usize::from(ingest.receive_maximum) + 64);
-    let (tx, rx) = mpsc::channel(2 * usize::from(ingest.receive_maximum) + 64);
+    let (tx, rx) = mpsc::unbounded_channel();
     let connection = Arc::new(AtomicU64::new(0));
     let reader = Reader {
         prefix: broker.topic_prefix.clone(),
@@ -235,6 +241,7 @@ pub fn start(
         prefix: broker.topic_prefix.clone(),
         instance: instance.into(),
         batch_max: ingest.batch_max,
+        receive_maximum: usize::from(ingest.receive_maximum),
         batch_wait: Duration::from_millis(ingest.batch_ms),
         clock,
         client: client.clone(),
@@ -253,6 +260,8 @@ struct Writer {
     prefix: String,
     instance: String,
     batch_max: usize,
+    /// The most messages the broker should send unacknowledged.
+    receive_maximum: usize,
     batch_wait: Duration,
     clock: DayClock,
     client: AsyncClient,
@@ -356,12 +365,22 @@ impl Writer {
         b
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<Taken>) {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Taken>) {
         let mut taken: Vec<Taken> = Vec::with_capacity(self.batch_max);
+        let mut warned = false;
         loop {
             match rx.recv().await {
                 Some(t) => taken.push(t),
                 None => return,
+            }
+            if rx.len() > 2 * self.receive_maximum && !warned {
+                warned = true;
+                tracing::warn!(
+                    "{} messages wait to be stored, more than receive_maximum ({}) allows: the \
+                     broker does not hold to it; set its max_inflight_messages to receive_maximum",
+                    rx.len(),
+                    self.receive_maximum
+                );
             }
             let deadline = tokio::time::Instant::now() + self.batch_wait;
             while taken.len() < self.batch_max {
