@@ -73,6 +73,44 @@
     role_viewer: ['查看', '查看', 'viewer'],
     role_supervisor: ['监察', '監察', 'supervisor'],
     role_admin: ['管理员', '管理員', 'admin'],
+    period_title: ['本月办件与评价', '本月辦件與評價', 'This month: service and ratings'],
+    rank: ['排名', '排名', 'Rank'],
+    issued_n: ['取号', '取號', 'Tickets'],
+    served: ['办结', '辦結', 'Served'],
+    avg_wait: ['平均等候', '平均等候', 'Avg. wait'],
+    satisfaction: ['满意率', '滿意率', 'Satisfaction'],
+    bad: ['差评', '差評', 'Bad ratings'],
+    no_show_rate: ['过号率', '過號率', 'No-shows'],
+    follow_ups: ['差评整改', '差評整改', 'Bad-rating follow-ups'],
+    due: ['期限', '期限', 'due'],
+    overdue: ['已逾期', '已逾期', 'overdue'],
+    fu_open: ['待受理', '待受理', 'open'],
+    fu_received: ['已受理', '已受理', 'received'],
+    fu_rectified: ['已整改', '已整改', 'rectified'],
+    fu_visited: ['已回访', '已回訪', 'visited'],
+    fu_closed: ['已办结', '已辦結', 'closed'],
+    note: ['说明', '說明', 'Note'],
+    send_step: ['提交', '提交', 'Send'],
+    step_sent: ['已下发，等待大厅确认', '已下發，等待大廳確認', 'Sent; waiting for the hall'],
+    act_title_region: ['向{r}全部大厅下发', '向{r}全部大廳下發', 'Send to every hall of {r}'],
+    act_title_hall: ['向本大厅下发', '向本大廳下發', 'Send to this hall'],
+    lock_message: ['锁定提示（显示给群众）', '鎖定提示（顯示給民眾）', 'Message shown to citizens'],
+    lock: ['锁定取号机', '鎖定取號機', 'Lock kiosks'],
+    unlock: ['解锁取号机', '解鎖取號機', 'Unlock kiosks'],
+    notice_text: ['公告内容', '公告內容', 'Notice'],
+    notice_minutes: ['显示分钟（空＝直到撤下）', '顯示分鐘（空＝直到撤下）', 'Minutes (empty: until cleared)'],
+    show_notice: ['发布公告', '發布公告', 'Show notice'],
+    clear_notice: ['撤下公告', '撤下公告', 'Clear notice'],
+    sent_to: ['已下发到 {n} 台控制器', '已下發到 {n} 台控制器', 'Sent to {n} controller(s)'],
+    pushes: ['下发记录', '下發記錄', 'Sent from above'],
+    answered: ['{a}/{n} 已执行', '{a}/{n} 已執行', '{a}/{n} done'],
+    refused: ['{n} 台拒绝：{m}', '{n} 台拒絕：{m}', '{n} refused: {m}'],
+    c_lock_kiosk: ['锁定取号机', '鎖定取號機', 'Lock kiosks'],
+    c_unlock_kiosk: ['解锁取号机', '解鎖取號機', 'Unlock kiosks'],
+    c_show_notice: ['发布公告', '發布公告', 'Notice'],
+    c_clear_notice: ['撤下公告', '撤下公告', 'Notice cleared'],
+    c_setup: ['大厅配置', '大廳配置', 'Queue setup'],
+    c_follow_up: ['差评整改', '差評整改', 'Follow-up step'],
   };
   let lang = localStorage.getItem('hallq-lang');
   if (!LANGS.includes(lang)) lang = 'zh-CN';
@@ -153,7 +191,7 @@
     token = null; me = null; last = null;
     sessionStorage.removeItem('hallq-county-token');
     clearInterval(timer); timer = null;
-    for (const id of ['region-view', 'hall-view', 'crumbs', 'sign-out']) $(id).hidden = true;
+    for (const id of ['region-view', 'hall-view', 'crumbs', 'sign-out', 'shared']) $(id).hidden = true;
     $('login').hidden = false;
     showWho();
   }
@@ -204,12 +242,35 @@
     return { region: me ? me.account.region : null };
   };
 
+  // The month, the follow-ups and the pushes of where the page is; a failed one keeps
+  // what was shown.
+  const month = () => {
+    const d = new Date();
+    return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}`;
+  };
+  async function extras(p) {
+    const region = p.hall ? null : (p.region || me.account.region);
+    const q = (path) => api(path).catch(() => undefined);
+    const [period, fu, pushes] = await Promise.all([
+      region ? q(`/api/v1/period?month=${month()}&region=${encodeURIComponent(region)}`) : undefined,
+      q(region ? `/api/v1/follow-ups?region=${encodeURIComponent(region)}` : '/api/v1/follow-ups'),
+      q(p.hall ? `/api/v1/pushes?hall=${encodeURIComponent(p.hall)}` : '/api/v1/pushes'),
+    ]);
+    return { period, fu, pushes };
+  }
+  let more = {};
+
   async function refresh() {
     if (!token) return;
     const p = place();
     try {
-      last = p.hall ? { hall: await api(`/api/v1/halls/${encodeURIComponent(p.hall)}`) }
-        : { county: await api('/api/v1/halls') };
+      const [main, x] = await Promise.all([
+        p.hall ? api(`/api/v1/halls/${encodeURIComponent(p.hall)}`).then((hall) => ({ hall }))
+          : api('/api/v1/halls').then((county) => ({ county })),
+        extras(p),
+      ]);
+      last = main;
+      more = x;
       $('offline').hidden = true;
       $('updated').textContent = clock(Date.now());
     } catch (e) {
@@ -255,7 +316,138 @@
     if (!last || !me) return;
     if (last.hall) renderHall(last.hall);
     else renderRegion(last.county);
+    renderShared();
   }
+
+  const mayAct = () => me && me.account.role !== 'viewer';
+  const pct = (x) => (x == null ? '—' : `${(x * 100).toFixed(1)}%`);
+  // Where a push from the form goes: the hall shown, or the region shown.
+  let target = null;
+
+  function renderShared() {
+    $('shared').hidden = false;
+    const p = place();
+    $('period-panel').hidden = Boolean(p.hall);
+    if (!p.hall && more.period) renderPeriod(more.period);
+    if (more.fu) renderFollowUps(more.fu, p.hall);
+    if (more.pushes) renderPushes(more.pushes.pushes || []);
+    $('act').hidden = !mayAct();
+    if (p.hall && last.hall) {
+      target = { path: `/api/v1/halls/${encodeURIComponent(p.hall)}/pushes` };
+      $('act-title').textContent = t('act_title_hall');
+    } else if (last.county) {
+      const code = p.region || me.account.region;
+      const r = last.county.regions.find((x) => x.code === code);
+      target = { path: `/api/v1/regions/${encodeURIComponent(code)}/pushes` };
+      $('act-title').textContent = t('act_title_region', { r: r ? r.name : code });
+    }
+  }
+
+  function renderPeriod(v) {
+    $('period-span').textContent = `${v.from} – ${v.to}`;
+    const byId = new Map(v.halls.map((h) => [h.id, h]));
+    const order = (v.ranking || []).map((r) => [r.rank, byId.get(r.hall)]).filter((x) => x[1]);
+    for (const h of v.halls) if (!order.some((x) => x[1].id === h.id)) order.push(['—', h]);
+    $('period').tBodies[0].replaceChildren(...order.map(([rank, h]) => el('tr', {
+      class: 'go', 'data-hall': h.id, onclick: () => { location.hash = `h/${h.id}`; },
+    }, cell(rank), cell(h.name, ''), cell(h.issued), cell(h.served), cell(dur(h.avg_wait_secs)),
+    cell(pct(h.satisfaction)), alertCell(h.bad), cell(pct(h.appraisal ? h.appraisal.no_show_rate : null)))));
+  }
+
+  const STEPS = ['received', 'rectified', 'visited', 'closed'];
+  let shownFollowUps = '';
+  function renderFollowUps(v, hall) {
+    const list = (v.follow_ups || []).filter((f) => !hall || f.hall_id === hall);
+    const key = JSON.stringify([lang, list]);
+    // Not while someone is entering a step, nor when nothing changed.
+    if (key === shownFollowUps || $('follow-ups').contains(document.activeElement)) return;
+    shownFollowUps = key;
+    $('fu-count').textContent = list.length ? String(list.length) : '';
+    $('follow-ups').replaceChildren(...(list.length ? list.map((f) => {
+      const li = el('li', { 'data-follow-up': `${f.controller_id}/${f.ticket}`, 'data-state': f.state, class: f.overdue ? 'overdue' : '' },
+        el('span', { class: 'when', text: f.due_day ? `${t('due')} ${f.due_day}` : '—' }),
+        el('strong', { text: f.number }),
+        document.createTextNode(`  ${[f.hall_name, f.service, f.level, (f.reasons || []).join('、')].filter(Boolean).join(' · ')}`),
+        el('span', { class: 'state', text: t(`fu_${f.state}`) + (f.overdue ? ` · ${t('overdue')}` : '') }));
+      if (mayAct()) {
+        const next = STEPS[Math.min(STEPS.indexOf(f.state) + 1, STEPS.length - 1)];
+        const step = el('select', { class: 'step', 'aria-label': t('state') },
+          ...STEPS.map((s) => el('option', { value: s, text: t(`fu_${s}`) })));
+        step.value = next;
+        const note = el('input', { class: 'note', maxlength: '500', placeholder: t('note'), 'aria-label': t('note') });
+        const msg = el('span', { class: 'message' });
+        const send = el('button', { type: 'button', class: 'send-step', text: t('send_step') });
+        send.addEventListener('click', async () => {
+          msg.className = 'message';
+          try {
+            await api(`/api/v1/follow-ups/${encodeURIComponent(f.controller_id)}/${f.ticket}/steps`, {
+              method: 'POST', body: JSON.stringify({ step: step.value, note: note.value.trim() }),
+            });
+            msg.className = 'message ok';
+            msg.textContent = t('step_sent');
+            send.blur();
+          } catch (e) {
+            msg.textContent = e.body && e.body.field ? `${e.body.field}: ${e.message}` : e.message;
+          }
+        });
+        li.append(el('div', { class: 'step-form' }, step, note, send, msg));
+      }
+      return li;
+    }) : [el('li', { class: 'empty', text: t('none') })]));
+  }
+
+  // A push's scope (`region:<code>`, `hall:<id>`, `follow-up:<controller>/<ticket>`) by name.
+  function scopeName(scope) {
+    const [kind, id] = [scope.slice(0, scope.indexOf(':')), scope.slice(scope.indexOf(':') + 1)];
+    if (kind === 'region') {
+      const r = (me.regions || []).find((x) => x.code === id);
+      return r ? r.name : id;
+    }
+    if (kind === 'hall') {
+      if (last.hall && last.hall.hall.id === id) return last.hall.hall.name;
+      const h = last.county && last.county.halls.find((x) => x.id === id);
+      return h ? h.name : id;
+    }
+    return id;
+  }
+
+  function renderPushes(list) {
+    $('pushes').replaceChildren(...(list.length ? list.slice(0, 20).map((p) => {
+      const n = p.targets.length;
+      const detail = p.body.message || p.body.text || (p.body.step ? t(`fu_${p.body.step}`) : '');
+      const refusedBy = p.targets.filter((x) => x.ok === false);
+      const answer = refusedBy.length
+        ? el('span', { class: 'answer refused', text: t('refused', { n: refusedBy.length, m: refusedBy.map((x) => x.reason || '').join('；') }) })
+        : el('span', { class: 'answer', text: t('answered', { a: p.answered, n }) });
+      return el('li', { 'data-push': p.id, 'data-command': p.command, 'data-answered': `${p.answered}/${n}`, 'data-refused': String(p.refused) },
+        el('span', { class: 'when', text: clock(p.at) }), el('strong', { text: t(`c_${p.command}`) }),
+        document.createTextNode(`  ${[scopeName(p.scope), detail, p.by].filter(Boolean).join(' · ')}`), answer);
+    }) : [el('li', { class: 'empty', text: t('none') })]));
+  }
+
+  async function push(body) {
+    if (!target) return;
+    const msg = $('act-message');
+    msg.className = 'message';
+    msg.textContent = '';
+    try {
+      const r = await api(target.path, { method: 'POST', body: JSON.stringify(body) });
+      msg.className = 'message ok';
+      msg.textContent = t('sent_to', { n: r.targets.length });
+      refresh();
+    } catch (e) {
+      msg.textContent = e.body && e.body.field ? `${e.body.field}: ${e.message}` : e.message;
+    }
+  }
+  $('lock').addEventListener('click', () => push({ command: 'lock_kiosk', message: $('lock-message').value.trim() }));
+  $('unlock').addEventListener('click', () => push({ command: 'unlock_kiosk' }));
+  $('show-notice').addEventListener('click', () => {
+    const body = { command: 'show_notice', text: $('notice-text').value.trim() };
+    const m = $('notice-minutes').value.trim();
+    if (m) body.minutes = Number(m);
+    push(body);
+  });
+  $('clear-notice').addEventListener('click', () => push({ command: 'clear_notice' }));
 
   function renderRegion(c) {
     $('hall-view').hidden = true;

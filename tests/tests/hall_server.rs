@@ -1752,11 +1752,23 @@ fn answered(a: &Instance, token: &str, id: &str) -> Value {
 // Over 100 lines: one supervisor's session, push after push, each checked at the halls.
 #[allow(clippy::too_many_lines)]
 fn pushes_from_above_reach_a_hall_or_a_region_and_their_answers_come_back() {
-    let Some(mut county) = County::new("pushes_from_above", 3) else {
+    let Some(mut county) = County::build("pushes_from_above", 3, "", |i, hall| {
+        if i == 1 {
+            hall.add_staff_named("S001", "张三", "135790", &["--window", "1"]);
+        }
+    }) else {
         return;
     };
     let a = county.instance("a");
     let admin = a.admin_token();
+    // A citizen served at hall-1 rates 不满意: a follow-up for the township to take up.
+    let url1 = county.halls[1].1.url.clone();
+    assert_eq!(ticket_status(&url1), 201);
+    let clerk = sign_in(&url1, "S001", "135790", Some(1));
+    let rated = called(&act(&url1, &clerk, "call-next", json!({})));
+    act(&url1, &clerk, "start", json!({}));
+    act(&url1, &clerk, "finish", json!({}));
+    rate(&url1, rated, "不满意", &["办事效率低"]);
     wait_for(
         Duration::from_secs(60),
         "three controllers reported",
@@ -1973,4 +1985,81 @@ fn pushes_from_above_reach_a_hall_or_a_region_and_their_answers_come_back() {
          it-admin push setup hall:hall-0,\
          it-admin push setup hall:hall-0"
     );
+    let fu = format!("ctl-1/{rated}");
+    pushes_in_a_browser(&a, town_pw, &fu, &county.halls[2].1.url);
+}
+
+/// The township's supervisor on the dashboard: the month's figures of the township's
+/// halls, the bad rating's follow-up taken a step further, a notice to every hall of the
+/// township, each answered.
+fn pushes_in_a_browser(a: &Instance, password: &str, follow_up: &str, url2: &str) {
+    use hallq_tests::webdriver::Driver;
+    let driver = match Driver::start() {
+        Ok(d) => d,
+        Err(e) => {
+            missing_prerequisite(
+                "pushes_from_above",
+                &format!("chromium and chromium-driver ({e})"),
+            );
+            return;
+        }
+    };
+    let b = driver.browser(1440, 1400).expect("browser");
+    b.go(&a.url).expect("dashboard");
+    b.wait_for("the sign-in form", 20, |b| b.visible("#login-name"))
+        .expect("sign-in form");
+    b.type_into("#login-name", "zhao.town").expect("login");
+    b.type_into("#login-password", password).expect("password");
+    b.click("#login-submit").expect("submit");
+    let item = format!("#follow-ups li[data-follow-up='{follow_up}']");
+    b.wait_for("the month and the follow-up", 30, |b| {
+        b.text("#period tr[data-hall='hall-1'] td:nth-child(7)") == "1" && b.visible(&item)
+    })
+    .expect("the township's month");
+    assert_eq!(b.text("#act-title"), "向青山镇全部大厅下发");
+    assert!(b.text(&item).contains("办事效率低"), "{}", b.text(&item));
+    // A step of the follow-up, sent down to hall-1 and back up as its event.
+    b.js(
+        "document.querySelector(arguments[0] + ' select.step').value = 'rectified'",
+        json!([item]),
+    )
+    .expect("step");
+    b.type_into(&format!("{item} input.note"), "已约谈窗口人员并整改")
+        .expect("note");
+    b.click(&format!("{item} button.send-step"))
+        .expect("send step");
+    b.wait_for("the step come back from the hall", 40, |b| {
+        b.js(
+            "const li = document.querySelector(arguments[0]); return li && li.dataset.state",
+            json!([item]),
+        )
+        .ok()
+            == Some(json!("rectified"))
+    })
+    .expect("the follow-up rectified");
+    // A notice to every hall of the township, answered by both.
+    let notice = "明日上午系统升级，暂停办理";
+    b.type_into("#notice-text", notice).expect("notice");
+    b.type_into("#notice-minutes", "30").expect("minutes");
+    b.click("#show-notice").expect("show notice");
+    b.wait_for("both halls answered", 40, |b| {
+        b.js(
+            "const li = document.querySelector('#pushes li'); return li && [li.dataset.command, li.dataset.answered]",
+            json!([]),
+        )
+        .ok()
+            == Some(json!(["show_notice", "2/2"]))
+    })
+    .expect("the notice answered");
+    assert_eq!(b.text("#act-message"), "已下发到 2 台控制器");
+    let (_, n) = send(client().get(format!("{url2}/api/v1/notices")).call());
+    assert!(n.to_string().contains(notice), "{n}");
+    b.screenshot(&hallq_tests::screens_dir().join("county-pushes.png"))
+        .expect("screenshot");
+    b.click("#langs button[data-lang='en']").expect("English");
+    b.wait_for("English texts", 20, |b| {
+        b.text("#act-title") == "Send to every hall of 青山镇"
+            && b.text("#pushes li strong") == "Notice"
+    })
+    .expect("English");
 }
