@@ -271,6 +271,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX push_targets_hall ON push_targets (hall_id);
     CREATE INDEX push_targets_version ON push_targets (controller_id, version);
     CREATE INDEX push_targets_unanswered ON push_targets (sent_at) WHERE answered_at IS NULL;",
+    // 6: the phone page (`crate::phone`) finds a ticket by its token's hash.
+    "CREATE INDEX events_token_hash ON events ((payload->'ticket'->>'token_hash'))
+        WHERE type = 'ticket_issued';",
 ];
 
 /// The event types that are warnings (预警): each stays open until a `warning_handled`

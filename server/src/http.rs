@@ -36,6 +36,10 @@ pub struct Web {
     auth: Auth,
     export: crate::export::Settings,
     pusher: crate::push::Pusher,
+    /// The guard in front of the phone page.
+    pub phone: hallq::phone::PhoneGuard,
+    /// The halls' service days and local time.
+    pub clock: crate::rollup::DayClock,
 }
 
 impl Web {
@@ -50,6 +54,7 @@ impl Web {
         auth: Auth,
         export: crate::export::Settings,
         pusher: crate::push::Pusher,
+        clock: crate::rollup::DayClock,
     ) -> Arc<Web> {
         Arc::new(Web {
             instance,
@@ -61,6 +66,8 @@ impl Web {
             auth,
             export,
             pusher,
+            phone: hallq::phone::PhoneGuard::default(),
+            clock,
         })
     }
 
@@ -109,7 +116,8 @@ impl Web {
             .collect()
     }
 
-    async fn db(&self) -> Result<Arc<Client>, Response> {
+    /// The shared connection, connected again when it has closed; a 503 when it cannot be.
+    pub(crate) async fn db(&self) -> Result<Arc<Client>, Response> {
         let mut slot = self.db.lock().await;
         if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
@@ -125,7 +133,8 @@ impl Web {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> Response {
+/// The 503 when PostgreSQL cannot be reached.
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
         Json(json!({"error": "database_unavailable", "message": e.to_string()})),
@@ -200,14 +209,16 @@ pub fn router(web: Arc<Web>) -> Router {
             post(follow_up_step),
         )
         .merge(crate::pages::routes())
+        .merge(crate::phone::routes())
         .with_state(web)
 }
 
 async fn metrics(State(web): State<Arc<Web>>) -> impl IntoResponse {
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        web.metrics.render(&web.instance),
-    )
+    ([("content-type", "text/plain; version=0.0.4")], {
+        let mut out = web.metrics.render(&web.instance);
+        web.phone.render_metrics(&mut out);
+        out
+    })
 }
 
 /// Every hall's live figures from its controllers' states, and every region's sums: the

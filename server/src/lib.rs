@@ -18,6 +18,7 @@
 //! - [`push`]: commands and queue setups sent down to halls, with who and the answers.
 //! - [`follow_ups`]: the 好差评 follow-ups of every hall, open and overdue.
 //! - [`http`]: health, metrics, sign-in, the halls, regions, the period view, follow-ups, the ingest's JSON, the export.
+//! - [`phone`]: the citizen's ticket page (`/t/{token}`) from the events.
 //! - [`pages`]: the county dashboard (电子监察), three languages, embedded.
 
 pub mod auth;
@@ -31,6 +32,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod pages;
 pub mod period;
+pub mod phone;
 pub mod push;
 pub mod repair;
 pub mod rollup;
@@ -126,11 +128,16 @@ pub async fn serve(
         config.auth.clone(),
         export,
         pusher,
+        config.server.clock(),
     );
     let listener = tokio::net::TcpListener::bind(config.http.listen).await?;
     ready(listener.local_addr()?);
     let mut web_stop = stop_rx.clone();
-    let served = axum::serve(listener, http::router(web)).with_graceful_shutdown(async move {
+    let served = axum::serve(
+        listener,
+        http::router(web).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
         let _ = web_stop.changed().await;
     });
     let web_task = tokio::spawn(async move {

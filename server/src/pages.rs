@@ -24,6 +24,15 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("county.js", JS, include_bytes!("../web/county.js")),
 ];
 
+/// The citizen's phone page (`/t/{token}`, [`crate::phone`]): `hallq`'s own files.
+const PHONE: &[&str] = &[
+    "phone.html",
+    "phone.css",
+    "phone.js",
+    "phone-gone.html",
+    "phone-busy.html",
+];
+
 /// `/` (the dashboard) and `/web/{name}`.
 pub fn routes() -> Router<Arc<Web>> {
     Router::new()
@@ -34,8 +43,27 @@ pub fn routes() -> Router<Arc<Web>> {
         )
 }
 
-fn page(name: &str) -> Response {
-    let Some((_, mime, body)) = ASSETS.iter().find(|(n, _, _)| *n == name) else {
+/// An embedded file with a status other than 200.
+pub fn page_with_status(name: &str, status: StatusCode) -> Response {
+    let mut resp = page(name);
+    *resp.status_mut() = status;
+    resp
+}
+
+/// An embedded file (the dashboard's, or the phone page's from `hallq`), with its
+/// headers; a 404 page for any other name.
+pub fn page(name: &str) -> Response {
+    let found = ASSETS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, mime, body)| (*mime, *body))
+        .or_else(|| {
+            PHONE
+                .contains(&name)
+                .then(|| hallq::api::web_asset(name))
+                .flatten()
+        });
+    let Some((mime, body)) = found else {
         return (
             StatusCode::NOT_FOUND,
             [(header::CONTENT_TYPE, HeaderValue::from_static(HTML))],
@@ -55,7 +83,7 @@ fn page(name: &str) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    if *mime == HTML {
+    if mime == HTML {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(

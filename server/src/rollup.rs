@@ -163,6 +163,12 @@ impl DayClock {
         days * DAY_MS - self.offset_ms + self.day_start_ms
     }
 
+    /// The local time of an instant, `09:05`.
+    pub fn local_hm(&self, at: i64) -> String {
+        let mins = at.saturating_add(self.offset_ms).rem_euclid(DAY_MS) / 60_000;
+        format!("{:02}:{:02}", mins / 60, mins % 60)
+    }
+
     /// The local hour of an instant, `09`.
     pub fn hour(&self, at: i64) -> String {
         format!(

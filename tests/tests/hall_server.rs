@@ -2063,3 +2063,132 @@ fn pushes_in_a_browser(a: &Instance, password: &str, follow_up: &str, url2: &str
     })
     .expect("English");
 }
+
+/// The fields of a ticket page's status both pages must agree on.
+fn page_fields(status: &Value) -> Value {
+    json!({
+        "number": status["number"], "service": status["service"], "state": status["state"],
+        "ahead": status["ahead"], "window": status["window"], "recalls": status["recalls"],
+        "service_name": status["service_name"], "requeued": status["requeued"],
+    })
+}
+
+/// The ticket page a phone opens outside the hall: served by the hall server from the
+/// events, it follows a ticket as the controller's own page does (waiting with two
+/// ahead, then one, then called to window 1, recalled, finished), over `/status` and the
+/// stream; an unknown or malformed token gets the friendly page, counted.
+#[test]
+fn the_phone_page_outside_the_hall_follows_the_ticket_from_the_events() {
+    use std::io::{Read, Write};
+    let Some(county) = County::build("the_phone_page_outside_the_hall", 1, "", |_, hall| {
+        hall.add_staff_named("S001", "张三", "135790", &["--window", "1"]);
+    }) else {
+        return;
+    };
+    let a = county.instance("a");
+    let hall = county.halls[0].1.url.clone();
+    let tickets: Vec<(u64, String, String)> = (0..3).map(|_| issue(&hall)).collect();
+    let (_, number, token) = tickets[2].clone();
+    // Both pages agree, once the events are in.
+    let agree = |what: &str| -> Value {
+        let (s, own) = send(client().get(format!("{hall}/t/{token}/status")).call());
+        assert_eq!(s, 200, "{own}");
+        let own = page_fields(&own["status"]);
+        wait_for(Duration::from_secs(30), what, || {
+            // Gently: the page's guard allows 60 requests at once, then one a second.
+            std::thread::sleep(Duration::from_millis(250));
+            let (s, server) = send(client().get(format!("{}/t/{token}/status", a.url)).call());
+            (s == 200 && page_fields(&server["status"]) == own).then_some(server["status"].clone())
+        })
+    };
+    let first = agree("the server's page: waiting, two ahead");
+    assert_eq!(
+        (
+            first["number"].as_str(),
+            first["state"].as_str(),
+            first["ahead"].as_i64()
+        ),
+        (Some(number.as_str()), Some("waiting"), Some(2)),
+        "{first}"
+    );
+    assert!(
+        first["estimated_wait_minutes"].as_i64().is_some(),
+        "{first}"
+    );
+    assert_eq!(first["service_name"]["zh-CN"], "社会保障", "{first}");
+    let page = client()
+        .get(format!("{}/t/{token}", a.url))
+        .call()
+        .expect("page");
+    assert_eq!(page.status().as_u16(), 200);
+    assert_eq!(
+        page.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    let html = page.into_body().read_to_string().expect("html");
+    assert!(html.contains("phone.js"), "{html}");
+    let css = send(client().get(format!("{}/web/phone.css", a.url)).call()).0;
+    assert_eq!(css, 200);
+
+    // The stream: the first status at once, the call as it comes.
+    let addr = a.url.trim_start_matches("http://").to_string();
+    let mut sock = std::net::TcpStream::connect(&addr).expect("connect");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    write!(
+        sock,
+        "GET /t/{token}/stream HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .expect("request");
+    let mut got = Vec::new();
+    let mut read_until = |needle: &str, got: &mut Vec<u8>| {
+        let end = Instant::now() + Duration::from_secs(30);
+        let mut buf = [0u8; 4096];
+        while Instant::now() < end && !String::from_utf8_lossy(got).contains(needle) {
+            if let Ok(n) = sock.read(&mut buf) {
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        String::from_utf8_lossy(got).into_owned()
+    };
+    let text = read_until("event: status", &mut got);
+    assert!(text.contains("\"ahead\":2"), "{text}");
+
+    let clerk = sign_in(&hall, "S001", "135790", Some(1));
+    act(&hall, &clerk, "call-next", json!({}));
+    let one = agree("one ahead");
+    assert_eq!(one["ahead"], 1, "{one}");
+    act(&hall, &clerk, "start", json!({}));
+    act(&hall, &clerk, "finish", json!({}));
+    act(&hall, &clerk, "call-next", json!({}));
+    act(&hall, &clerk, "start", json!({}));
+    act(&hall, &clerk, "finish", json!({}));
+    act(&hall, &clerk, "call-next", json!({}));
+    let called = agree("called to window 1");
+    assert_eq!(
+        (called["state"].as_str(), called["window"].as_i64()),
+        (Some("called"), Some(1)),
+        "{called}"
+    );
+    let text = read_until("\"state\":\"called\"", &mut got);
+    assert!(text.contains("\"window\":1"), "{text}");
+    act(&hall, &clerk, "recall", json!({}));
+    assert_eq!(agree("recalled")["recalls"], 1);
+    act(&hall, &clerk, "start", json!({}));
+    act(&hall, &clerk, "finish", json!({}));
+    assert_eq!(agree("finished")["state"], "finished");
+
+    // Unknown and malformed tokens: the friendly page, counted.
+    for bad in ["0123456789abcdef0123456789abcdef", "not-a-token"] {
+        let (s, body) = get_text(&format!("{}/t/{bad}", a.url), "");
+        assert_eq!(s, 404, "{body}");
+        assert!(body.contains("phone.css"), "{body}");
+    }
+    assert!(
+        a.metrics().contains("hallq_phone_unknown_tokens_total 2"),
+        "{}",
+        a.metrics()
+    );
+}

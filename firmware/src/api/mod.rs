@@ -16,6 +16,7 @@ mod kiosk;
 mod metrics;
 mod notice;
 mod pages;
+pub use pages::asset as web_asset;
 mod period;
 mod phone;
 mod queue;

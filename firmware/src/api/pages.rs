@@ -94,6 +94,12 @@ pub(super) fn routes() -> Router<AppState> {
         )
 }
 
+/// An embedded file under `/web/`: its media type and bytes (the hall server serves
+/// the citizen's phone page from the same files).
+pub fn asset(name: &str) -> Option<(&'static str, &'static [u8])> {
+    find(name).map(|a| (a.mime, a.body))
+}
+
 fn find(name: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|a| a.name == name)
 }
