@@ -26,9 +26,11 @@ struct ConfigFile {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run an instance: ingest, gap repair and the web listener; with `[sms]` the
-    /// near-turn text messages to the webhook, with `[export] dir` the previous day's
-    /// 好差评 files every day. Start several with the same broker, database and
+    /// Run an instance: ingest (with the period figures and follow-ups), gap repair,
+    /// pushes from above sent again until answered, and the web listener (the county
+    /// dashboard at /, the JSON API, the citizens' ticket pages at /t/{token}); with
+    /// `[sms]` the near-turn text messages to the webhook, with `[export] dir` the
+    /// previous day's 好差评 files every day. Start several with the same broker, database and
     /// `broker.share_group` (and each its own `server.name`) to share the load.
     Run {
         #[command(flatten)]
