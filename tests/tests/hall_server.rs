@@ -2192,3 +2192,99 @@ fn the_phone_page_outside_the_hall_follows_the_ticket_from_the_events() {
         a.metrics()
     );
 }
+
+/// TLS to the broker with client certificates, as the controllers have it: mosquitto
+/// refuses any client without a certificate signed by the county's CA; a controller and
+/// an instance with theirs get every event through, and an instance without one is
+/// refused and says so on `/metrics`.
+#[test]
+fn the_ingest_over_tls_with_client_certificates() {
+    use hallq_tests::mqtt::{BrokerTls, Certs};
+    let Some(pg) = Postgres::start() else {
+        missing_prerequisite(
+            "the_ingest_over_tls",
+            "PostgreSQL server (Debian package postgresql)",
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let certs = Certs::generate(&dir.path().join("certs"));
+    let broker = Broker::start(
+        &dir.path().join("broker"),
+        &BrokerOptions {
+            tls: Some(BrokerTls {
+                ca: certs.ca.clone(),
+                cert: certs.server.0.clone(),
+                key: certs.server.1.clone(),
+                require_client_cert: true,
+            }),
+            password_file: None,
+        },
+    )
+    .expect("mosquitto starts with TLS");
+    let tls = format!(
+        "ca = {:?}\ncert = {:?}\nkey = {:?}\n",
+        certs.ca.display().to_string(),
+        certs.client.0.display().to_string(),
+        certs.client.1.display().to_string()
+    );
+    let hall = Hall::new();
+    add_uplink(
+        &hall.config,
+        &format!(
+            "{}\n[uplink.tls]\n{tls}",
+            uplink_section(broker.port, "hall-0")
+        ),
+    );
+    let d = hall.start();
+    let a = Instance::start(
+        dir.path(),
+        "a",
+        broker.port,
+        &pg.url(),
+        &format!("{INGEST}[broker.tls]\n{tls}"),
+    );
+    // Without a client certificate (the CA only): refused by the broker.
+    let b = Instance::start(
+        dir.path(),
+        "b",
+        broker.port,
+        &pg.url(),
+        &format!(
+            "{INGEST}[broker.tls]\nca = {:?}\n",
+            certs.ca.display().to_string()
+        ),
+    );
+    for _ in 0..5 {
+        issue(&d.url);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let at_hall: i64 = hall
+            .database()
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .expect("count");
+        let stored: i64 = pg
+            .sql("SELECT count(*) FROM events WHERE controller_id = 'qingshan-main'")
+            .parse()
+            .unwrap_or(0);
+        if at_hall >= 5 && stored == at_hall {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{stored} of {at_hall} events over TLS; a's log:\n{}\nthe broker's log:\n{}",
+            a.log_text(),
+            std::fs::read_to_string(broker.dir.join("mosquitto.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(a.metric("hallq_server_broker_up"), 1.0);
+    assert_eq!(b.metric("hallq_server_broker_up"), 0.0);
+    assert!(
+        b.log_text().contains("broker"),
+        "the refusal in b's log: {}",
+        b.log_text()
+    );
+    drop(d);
+}
