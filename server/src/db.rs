@@ -278,14 +278,7 @@ const MIGRATIONS: &[&str] = &[
 
 /// The event types that are warnings (预警): each stays open until a `warning_handled`
 /// names its seq.
-pub const WARNING_TYPES: &[&str] = &[
-    "wait_alarm",
-    "service_over_time",
-    "queue_alarm",
-    "pause_alarm",
-    "unmanned_alarm",
-    "device_fault",
-];
+pub const WARNING_TYPES: &[&str] = hallq::store::warnings::RAISED;
 
 /// Connects, retrying every second until `give_up` has passed.
 pub async fn connect(url: &str, give_up: Duration) -> Result<Client, DbError> {

@@ -342,6 +342,16 @@ async fn look(web: &Web, from: SocketAddr, token: &str) -> Result<Option<Value>,
     Ok(found)
 }
 
+/// The 404 of `/status` and `/stream` for an unknown or expired token.
+fn unknown_ticket() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"error": "unknown_ticket",
+            "message": "no ticket of today has this token"})),
+    )
+        .into_response()
+}
+
 fn too_many(wait: Duration) -> Response {
     let secs = wait.as_secs().max(1);
     (
@@ -385,14 +395,7 @@ async fn status_json(
     }
     match look(&web, from, &token).await {
         Ok(Some(s)) => private(axum::Json(json!({ "status": s })).into_response()),
-        Ok(None) => private(
-            (
-                StatusCode::NOT_FOUND,
-                axum::Json(json!({"error": "unknown_ticket",
-                    "message": "no ticket of today has this token"})),
-            )
-                .into_response(),
-        ),
+        Ok(None) => private(unknown_ticket()),
         Err(r) => r,
     }
 }
@@ -407,16 +410,7 @@ async fn stream(
     }
     let first = match look(&web, from, &token).await {
         Ok(Some(s)) => s,
-        Ok(None) => {
-            return private(
-                (
-                    StatusCode::NOT_FOUND,
-                    axum::Json(json!({"error": "unknown_ticket",
-                        "message": "no ticket of today has this token"})),
-                )
-                    .into_response(),
-            );
-        }
+        Ok(None) => return private(unknown_ticket()),
         Err(r) => return r,
     };
     web.phone.served();

@@ -21,6 +21,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{NaiveDate, NaiveTime, Timelike};
+// The event types that count somewhere: those the controller counts.
+use hallq::store::figures::COUNTED;
 use serde_json::Value;
 use tokio_postgres::Transaction;
 use tokio_postgres::types::ToSql;
@@ -277,28 +279,6 @@ impl Fold {
         }
     }
 }
-
-/// The event types that count somewhere (as `hallq::store::figures` counts them).
-const COUNTED: &[&str] = &[
-    "ticket_issued",
-    "ticket_called",
-    "ticket_no_show",
-    "ticket_transferred",
-    "ticket_finished",
-    "ticket_cancelled",
-    "staff_signed_in",
-    "staff_signed_out",
-    "window_paused",
-    "window_resumed",
-    "rating_recorded",
-    "wait_alarm",
-    "service_over_time",
-    "queue_alarm",
-    "pause_alarm",
-    "unmanned_alarm",
-    "device_fault",
-    "warning_handled",
-];
 
 fn int(p: &Value, key: &str) -> Option<i64> {
     p.get(key).and_then(Value::as_i64)

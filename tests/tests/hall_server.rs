@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use hallq_tests::mqtt::{Broker, BrokerOptions, add_uplink, uplink_section, wait_for};
 use hallq_tests::postgres::Postgres;
 use hallq_tests::server::Instance;
+use hallq_tests::webdriver::{Browser, Driver};
 use hallq_tests::webhook::Webhook;
 use hallq_tests::{Daemon, Hall, client, missing_prerequisite, send, sign_in};
 use serde_json::{Value, json};
@@ -617,22 +618,27 @@ fn the_county_dashboard_and_accounts_per_region() {
     dashboard_in_a_browser(&a, county_pw, &number);
 }
 
-fn dashboard_in_a_browser(a: &Instance, password: &str, number: &str) {
-    use hallq_tests::webdriver::Driver;
+/// Chromium on the dashboard's sign-in form: the driver (keep it) and the browser, or
+/// `None` (counted as missing) without Chromium.
+fn open_dashboard(test: &str, a: &Instance, height: u32) -> Option<(Driver, Browser)> {
     let driver = match Driver::start() {
         Ok(d) => d,
         Err(e) => {
-            missing_prerequisite(
-                "the_county_dashboard",
-                &format!("chromium and chromium-driver ({e})"),
-            );
-            return;
+            missing_prerequisite(test, &format!("chromium and chromium-driver ({e})"));
+            return None;
         }
     };
-    let b = driver.browser(1440, 1000).expect("browser");
+    let b = driver.browser(1440, height).expect("browser");
     b.go(&a.url).expect("dashboard");
     b.wait_for("the sign-in form", 20, |b| b.visible("#login-name"))
         .expect("sign-in form");
+    Some((driver, b))
+}
+
+fn dashboard_in_a_browser(a: &Instance, password: &str, number: &str) {
+    let Some((_driver, b)) = open_dashboard("the_county_dashboard", a, 1000) else {
+        return;
+    };
     b.type_into("#login-name", "wang.fang").expect("login");
     b.type_into("#login-password", "not the password 1")
         .expect("password");
@@ -1993,21 +1999,9 @@ fn pushes_from_above_reach_a_hall_or_a_region_and_their_answers_come_back() {
 /// halls, the bad rating's follow-up taken a step further, a notice to every hall of the
 /// township, each answered.
 fn pushes_in_a_browser(a: &Instance, password: &str, follow_up: &str, url2: &str) {
-    use hallq_tests::webdriver::Driver;
-    let driver = match Driver::start() {
-        Ok(d) => d,
-        Err(e) => {
-            missing_prerequisite(
-                "pushes_from_above",
-                &format!("chromium and chromium-driver ({e})"),
-            );
-            return;
-        }
+    let Some((_driver, b)) = open_dashboard("pushes_from_above", a, 1400) else {
+        return;
     };
-    let b = driver.browser(1440, 1400).expect("browser");
-    b.go(&a.url).expect("dashboard");
-    b.wait_for("the sign-in form", 20, |b| b.visible("#login-name"))
-        .expect("sign-in form");
     b.type_into("#login-name", "zhao.town").expect("login");
     b.type_into("#login-password", password).expect("password");
     b.click("#login-submit").expect("submit");

@@ -328,8 +328,8 @@ pub(super) fn apply(
     }
 }
 
-/// The event types that count somewhere.
-const COUNTED: &[&str] = &[
+/// The event types that count somewhere (the hall server folds the same ones).
+pub const COUNTED: &[&str] = &[
     "ticket_issued",
     "ticket_called",
     "ticket_no_show",
