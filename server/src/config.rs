@@ -504,6 +504,13 @@ impl ServerConfig {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_packaged_example_reads() {
+        let c = ServerConfig::parse(include_str!("../examples/hallq-server.toml"), "example")
+            .expect("the shipped example is valid");
+        assert_eq!((c.regions.len(), c.halls.len()), (2, 2));
+    }
+
     const BASE: &str = r#"
 [server]
 name = "a"

@@ -67,6 +67,8 @@ pub async fn serve(
         tracing::info!("database schema: {applied} step(s) applied");
     }
     let metrics = Arc::new(metrics::Metrics::default());
+    // Connected and migrated: up until a batch says otherwise.
+    metrics.set_db(true);
     let (stop_tx, stop_rx) = watch::channel(false);
     let sms_wake = config
         .sms
