@@ -16,6 +16,13 @@
 //!    2,000 halls × 5), stamped when published; lag = row committed − stamped, p50/p99
 //!    over the phase's rows.
 //!
+//! 3. failover under that load (`HALLQ_SERVER_LOAD_FAIL_SECS`, default 6): the same
+//!    steady rate while instance b is killed (SIGKILL, its in-flight messages lost), then
+//!    PostgreSQL is stopped for 2 s and started again, and b restarted: every event ends
+//!    up stored exactly once, the lost ones asked for again by the gap repair and sent
+//!    again by the simulated controllers (each answers `resend` from what it published);
+//! 4. the county dashboard of 200 halls, timed.
+//!
 //! `HALLQ_SERVER_LOAD_CONTROLLERS` (1000), `HALLQ_SERVER_LOAD_EVENTS` (events per
 //! controller in phase 1; CI 20, the long run 500) and `HALLQ_SERVER_LOAD_SECS`
 //! (phase 2; CI 5, the long run 60) set the size.
@@ -88,12 +95,21 @@ fn more_files() -> u64 {
     }
 }
 
-/// One simulated controller: its MQTT client, its envelope's origin, its topic and seq.
+/// One simulated controller: its MQTT client, its envelope's origin, its topic and seq,
+/// and every message it published (by seq) to send again when the server asks.
 struct Sim {
     client: rumqttc::AsyncClient,
     origin: Origin,
     topic: String,
     seq: i64,
+    sent: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+/// `from_seq` of a `resend` command, if the message is one.
+fn resend_from(body: &[u8]) -> Option<usize> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    (v["command"] == "resend").then_some(())?;
+    usize::try_from(v["from_seq"].as_u64()?).ok()
 }
 
 impl Sim {
@@ -108,6 +124,10 @@ impl Sim {
             payload: payload.into(),
         };
         let bytes = encode_event(&self.origin, &row);
+        self.sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(bytes.clone());
         self.client
             .publish(&self.topic, rumqttc::QoS::AtLeastOnce, false, bytes)
             .await
@@ -137,7 +157,7 @@ fn wait_stored(pg: &Postgres, n: u64, timeout: Duration) -> Instant {
 
 #[test]
 fn a_province_of_controllers_through_two_instances() {
-    let Some(pg) = Postgres::start() else {
+    let Some(mut pg) = Postgres::start() else {
         missing_prerequisite(
             "server_load",
             "PostgreSQL server (Debian package postgresql)",
@@ -159,15 +179,16 @@ fn a_province_of_controllers_through_two_instances() {
     let day = recorded_day(dir.path());
     let broker = Broker::start(&dir.path().join("broker"), &BrokerOptions::default())
         .expect("mosquitto starts");
-    let ingest = "[ingest]\nrepair_after_secs = 30\n";
+    let ingest = "[ingest]\nrepair_after_secs = 3\nrepair_every_secs = 1\n";
     let a = Instance::start(dir.path(), "a", broker.port, &pg.url(), ingest);
-    let b = Instance::start(dir.path(), "b", broker.port, &pg.url(), ingest);
+    let mut b = Instance::start(dir.path(), "b", broker.port, &pg.url(), ingest);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
     let acked = Arc::new(AtomicU64::new(0));
+    let resends = Arc::new(AtomicU64::new(0));
     let mut sims: Vec<Sim> = rt.block_on(async {
         let mut sims = Vec::with_capacity(controllers);
         for i in 0..controllers {
@@ -178,11 +199,42 @@ fn a_province_of_controllers_through_two_instances() {
             o.set_inflight(200);
             let (client, mut events) = rumqttc::AsyncClient::new(o, 256);
             let acked = acked.clone();
+            let resends = resends.clone();
+            let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let topic = format!("hallq/{hall}/{id}/events");
+            let cmd = format!("hallq/{hall}/{id}/cmd");
+            let (again, again_sent, again_topic) = (client.clone(), sent.clone(), topic.clone());
             tokio::spawn(async move {
                 loop {
                     match events.poll().await {
                         Ok(rumqttc::Event::Incoming(rumqttc::Incoming::PubAck(_))) => {
                             acked.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(rumqttc::Event::Incoming(rumqttc::Incoming::ConnAck(_))) => {
+                            let _ = again.try_subscribe(&cmd, rumqttc::QoS::AtLeastOnce);
+                        }
+                        Ok(rumqttc::Event::Incoming(rumqttc::Incoming::Publish(p))) => {
+                            // The server found a gap: everything from `from_seq` again, in
+                            // order, as the controller does (apart from this loop).
+                            let Some(from) = resend_from(&p.payload) else {
+                                continue;
+                            };
+                            resends.fetch_add(1, Ordering::Relaxed);
+                            let list: Vec<Vec<u8>> = again_sent
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .iter()
+                                .skip(from.saturating_sub(1))
+                                .cloned()
+                                .collect();
+                            let (c, t) = (again.clone(), again_topic.clone());
+                            tokio::spawn(async move {
+                                for bytes in list {
+                                    let _ = c
+                                        .publish(&t, rumqttc::QoS::AtLeastOnce, false, bytes)
+                                        .await;
+                                }
+                            });
                         }
                         Ok(_) => {}
                         Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
@@ -192,8 +244,9 @@ fn a_province_of_controllers_through_two_instances() {
             sims.push(Sim {
                 client,
                 origin: Origin::new(&id, &hall, 480),
-                topic: format!("hallq/{hall}/{id}/events"),
+                topic,
                 seq: 0,
+                sent,
             });
         }
         sims
@@ -283,13 +336,66 @@ fn a_province_of_controllers_through_two_instances() {
         controllers as u64 * rate,
         acked.load(Ordering::Relaxed)
     );
+
+    // Phase 3: failover under the same steady load.
+    let fail_secs = env("HALLQ_SERVER_LOAD_FAIL_SECS", 6).max(4);
+    let before = total1 + total2;
+    let resends_before = resends.load(Ordering::Relaxed);
+    let mut tasks = Vec::new();
+    for (i, mut sim) in sims.drain(..).enumerate() {
+        let day: Vec<(String, String)> = (0..(fail_secs * rate) as usize)
+            .map(|k| day[(i * 17 + k) % day.len()].clone())
+            .collect();
+        tasks.push(rt.spawn(async move {
+            let offset = Duration::from_micros((i as u64 * 1_000) % 1_000_000);
+            tokio::time::sleep(offset).await;
+            let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+            for (kind, payload) in &day {
+                tick.tick().await;
+                sim.publish(kind, payload, now_ms()).await;
+            }
+            (sim, day.len() as u64)
+        }));
+    }
+    std::thread::sleep(Duration::from_secs(fail_secs / 3));
+    b.kill();
+    std::thread::sleep(Duration::from_secs(1));
+    pg.stop(true);
+    std::thread::sleep(Duration::from_secs(2));
+    pg.start_again();
+    b.restart();
+    let total3 = rt.block_on(async {
+        let mut n = 0;
+        for t in tasks {
+            let (sim, k) = t.await.expect("publisher");
+            n += k;
+            sims.push(sim);
+        }
+        n
+    });
+    let published = Instant::now();
+    let whole = wait_stored(&pg, before + total3, Duration::from_secs(300));
+    let distinct: u64 = pg
+        .sql("SELECT count(DISTINCT (controller_id, seq)) FROM events")
+        .parse()
+        .unwrap_or(0);
+    assert_eq!(distinct, before + total3, "each event once");
+    println!(
+        "phase 3 (failover at {} events/s for {fail_secs} s: b killed at {} s, PostgreSQL \
+         stopped for 2 s a second later, b restarted): {total3} events, every one stored \
+         once {:.1} s after the last was published; resend commands answered {}",
+        controllers as u64 * rate,
+        fail_secs / 3,
+        (whole - published).as_secs_f64(),
+        resends.load(Ordering::Relaxed) - resends_before
+    );
     drop(sims);
     drop(a);
     drop(b);
     dashboard_of_200_halls(&pg, dir.path(), broker.port);
 }
 
-/// Phase 3: the county dashboard's two questions against a county of 200 halls (20
+/// Phase 4: the county dashboard's two questions against a county of 200 halls (20
 /// townships of 10), each hall's retained state with 8 windows and 6 services, and a few
 /// open warnings, on the database phase 1 and 2 filled. Prints the answer times of
 /// `GET /api/v1/halls` (every hall live, rolled up) and `GET /api/v1/halls/{id}` (one
