@@ -88,6 +88,15 @@ impl Web {
             .is_none_or(|p| !self.regions.iter().any(|r| r.code == p))
     }
 
+    /// Whether `a` may see hall `id`: a listed hall in its region, or (at the top of the
+    /// tree) one that publishes without being listed.
+    fn sees_hall(&self, a: &Account, id: &str) -> bool {
+        match self.halls.iter().find(|h| h.id == id) {
+            Some(h) => a.sees(&h.region),
+            None => self.sees_unlisted(a),
+        }
+    }
+
     /// Every hall id under `[[hall]]`.
     fn listed_ids(&self) -> Vec<String> {
         self.halls.iter().map(|h| h.id.clone()).collect()
@@ -838,12 +847,7 @@ async fn push_to_hall(
     if let Some(refused) = refused_to_act(&who) {
         return Err(refused);
     }
-    let listed = web.halls.iter().find(|h| h.id == id);
-    let visible = match listed {
-        Some(h) => who.sees(&h.region),
-        None => web.sees_unlisted(&who),
-    };
-    if !visible {
+    if !web.sees_hall(&who, &id) {
         return Err(error(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -907,11 +911,7 @@ async fn follow_up_step(
         .await
         .map_err(unavailable)?
         .map(|r| r.get(0));
-    let visible = hall.filter(|h| match web.halls.iter().find(|x| &x.id == h) {
-        Some(x) => who.sees(&x.region),
-        None => web.sees_unlisted(&who),
-    });
-    let Some(hall) = visible else {
+    let Some(hall) = hall.filter(|h| web.sees_hall(&who, h)) else {
         return Err(error(
             StatusCode::NOT_FOUND,
             "not_found",

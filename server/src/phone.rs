@@ -65,14 +65,15 @@ fn plausible(token: &str) -> bool {
     (16..=128).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// The ticket's status (the shape of the controller's `/t/{token}/status`), or `None`
-/// for an unknown token or a ticket of another service day.
-pub async fn status(
-    db: &Client,
-    clock: &DayClock,
-    token: &str,
-    now: i64,
-) -> Result<Option<Value>, DbError> {
+/// A ticket's `ticket_issued` event: where to follow it from.
+pub struct Issued {
+    controller: String,
+    seq: i64,
+    event: Value,
+}
+
+/// The `ticket_issued` event whose `token_hash` is the token's, if any.
+pub async fn find(db: &Client, token: &str) -> Result<Option<Issued>, DbError> {
     if !plausible(token) {
         return Ok(None);
     }
@@ -88,10 +89,27 @@ pub async fn status(
     else {
         return Ok(None);
     };
-    let controller: String = row.get(0);
-    let seq: i64 = row.get(1);
-    let issued: Json<Value> = row.get(2);
-    let ticket = &issued.0["ticket"];
+    Ok(Some(Issued {
+        controller: row.get(0),
+        seq: row.get(1),
+        event: row.get::<_, Json<Value>>(2).0,
+    }))
+}
+
+/// The status of the ticket `issued` at `now` (the shape of the controller's
+/// `/t/{token}/status`) from the events after it, or `None` once its service day is over.
+pub async fn follow(
+    db: &Client,
+    clock: &DayClock,
+    issued: &Issued,
+    now: i64,
+) -> Result<Option<Value>, DbError> {
+    let Issued {
+        controller,
+        seq,
+        event,
+    } = issued;
+    let ticket = &event["ticket"];
     let today = clock.day(now).map(|d| d.format("%Y-%m-%d").to_string());
     if ticket["day"].as_str().is_none() || ticket["day"].as_str() != today.as_deref() {
         return Ok(None);
@@ -109,13 +127,13 @@ pub async fn status(
         .query(
             "SELECT type, payload FROM events
              WHERE controller_id = $1 AND seq > $2 AND type = ANY($3) ORDER BY seq",
-            &[&controller, &seq, &types],
+            &[controller, seq, &types],
         )
         .await?
         .iter()
         .map(|r| (r.get::<_, String>(0), r.get::<_, Json<Value>>(1).0))
         .collect();
-    let mut t = Followed::new(&issued.0);
+    let mut t = Followed::new(event);
     for (kind, payload) in &later {
         t.apply(kind, payload, &state);
     }
@@ -328,12 +346,23 @@ fn admit(web: &Web, from: SocketAddr) -> Result<(), Duration> {
     web.phone.admit(Some(from.ip()), Instant::now())
 }
 
-/// Looks the token up; an unknown one is counted against the address.
-async fn look(web: &Web, from: SocketAddr, token: &str) -> Result<Option<Value>, Response> {
+/// Looks the token up: the ticket and its status now; an unknown or expired one is
+/// counted against the address.
+async fn look(
+    web: &Web,
+    from: SocketAddr,
+    token: &str,
+) -> Result<Option<(Issued, Value)>, Response> {
     let db = web.db().await?;
-    let found = status(&db, &web.clock, token, crate::now_ms())
-        .await
-        .map_err(crate::http::unavailable)?;
+    let found = async {
+        let Some(issued) = find(&db, token).await? else {
+            return Ok(None);
+        };
+        let status = follow(&db, &web.clock, &issued, crate::now_ms()).await?;
+        Ok::<_, DbError>(status.map(|s| (issued, s)))
+    }
+    .await
+    .map_err(crate::http::unavailable)?;
     if found.is_none() {
         web.phone.unknown(Some(from.ip()), Instant::now());
         let shown: String = token.chars().take(4).collect();
@@ -394,7 +423,7 @@ async fn status_json(
         return private(too_many(wait));
     }
     match look(&web, from, &token).await {
-        Ok(Some(s)) => private(axum::Json(json!({ "status": s })).into_response()),
+        Ok(Some((_, s))) => private(axum::Json(json!({ "status": s })).into_response()),
         Ok(None) => private(unknown_ticket()),
         Err(r) => r,
     }
@@ -408,8 +437,8 @@ async fn stream(
     if let Err(wait) = admit(&web, from) {
         return private(too_many(wait));
     }
-    let first = match look(&web, from, &token).await {
-        Ok(Some(s)) => s,
+    let (issued, first) = match look(&web, from, &token).await {
+        Ok(Some(found)) => found,
         Ok(None) => return private(unknown_ticket()),
         Err(r) => return r,
     };
@@ -431,7 +460,8 @@ async fn stream(
                 _ = tx.closed() => return,
             }
             let Ok(db) = web.db().await else { continue };
-            match status(&db, &web.clock, &token, crate::now_ms()).await {
+            // The ticket is known now: only the events after it are read again.
+            match follow(&db, &web.clock, &issued, crate::now_ms()).await {
                 Ok(Some(now)) if now != last => {
                     if tx.send(Ok(event(&now))).await.is_err() {
                         return;

@@ -135,6 +135,54 @@ impl Sim {
     }
 }
 
+/// Every controller publishing `rate` events a second for `secs` seconds (controller i
+/// from `stride * i` into the recorded day), spread over the first second, stamped at
+/// publish; each task gives its controller back with how many it published.
+fn paced(
+    rt: &tokio::runtime::Runtime,
+    sims: &mut Vec<Sim>,
+    day: &[(String, String)],
+    secs: u64,
+    rate: u64,
+    stride: usize,
+) -> Vec<tokio::task::JoinHandle<(Sim, u64)>> {
+    sims.drain(..)
+        .enumerate()
+        .map(|(i, mut sim)| {
+            let day: Vec<(String, String)> = (0..(secs * rate) as usize)
+                .map(|k| day[(i * stride + k) % day.len()].clone())
+                .collect();
+            rt.spawn(async move {
+                let offset = Duration::from_micros((i as u64 * 1_000) % 1_000_000);
+                tokio::time::sleep(offset).await;
+                let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+                for (kind, payload) in &day {
+                    tick.tick().await;
+                    sim.publish(kind, payload, now_ms()).await;
+                }
+                (sim, day.len() as u64)
+            })
+        })
+        .collect()
+}
+
+/// Waits for the [`paced`] tasks: the controllers back in `sims`, the events published.
+fn join(
+    rt: &tokio::runtime::Runtime,
+    sims: &mut Vec<Sim>,
+    tasks: Vec<tokio::task::JoinHandle<(Sim, u64)>>,
+) -> u64 {
+    rt.block_on(async {
+        let mut n = 0;
+        for t in tasks {
+            let (sim, k) = t.await.expect("publisher");
+            n += k;
+            sims.push(sim);
+        }
+        n
+    })
+}
+
 fn stored(pg: &Postgres) -> u64 {
     pg.sql("SELECT count(*) FROM events").parse().unwrap_or(0)
 }
@@ -287,32 +335,8 @@ fn a_province_of_controllers_through_two_instances() {
 
     // Phase 2: a steady rate, stamped at publish.
     let from_ms = now_ms();
-    let total2 = rt.block_on(async {
-        let mut tasks = Vec::new();
-        for (i, mut sim) in sims.drain(..).enumerate() {
-            let day: Vec<(String, String)> = (0..(secs * rate) as usize)
-                .map(|k| day[(i * 13 + k) % day.len()].clone())
-                .collect();
-            tasks.push(tokio::spawn(async move {
-                // Spread the controllers over the first second.
-                let offset = Duration::from_micros((i as u64 * 1_000) % 1_000_000);
-                tokio::time::sleep(offset).await;
-                let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
-                for (kind, payload) in &day {
-                    tick.tick().await;
-                    sim.publish(kind, payload, now_ms()).await;
-                }
-                (sim, day.len() as u64)
-            }));
-        }
-        let mut n = 0;
-        for t in tasks {
-            let (sim, k) = t.await.expect("publisher");
-            n += k;
-            sims.push(sim);
-        }
-        n
-    });
+    let tasks = paced(&rt, &mut sims, &day, secs, rate, 13);
+    let total2 = join(&rt, &mut sims, tasks);
     wait_stored(&pg, total1 + total2, Duration::from_secs(600));
     let lags = pg.sql(&format!(
         "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY stored_at - at) || ' ' ||
@@ -349,22 +373,7 @@ fn a_province_of_controllers_through_two_instances() {
     let fail_secs = env("HALLQ_SERVER_LOAD_FAIL_SECS", 6).max(4);
     let before = total1 + total2;
     let resends_before = resends.load(Ordering::Relaxed);
-    let mut tasks = Vec::new();
-    for (i, mut sim) in sims.drain(..).enumerate() {
-        let day: Vec<(String, String)> = (0..(fail_secs * rate) as usize)
-            .map(|k| day[(i * 17 + k) % day.len()].clone())
-            .collect();
-        tasks.push(rt.spawn(async move {
-            let offset = Duration::from_micros((i as u64 * 1_000) % 1_000_000);
-            tokio::time::sleep(offset).await;
-            let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
-            for (kind, payload) in &day {
-                tick.tick().await;
-                sim.publish(kind, payload, now_ms()).await;
-            }
-            (sim, day.len() as u64)
-        }));
-    }
+    let tasks = paced(&rt, &mut sims, &day, fail_secs, rate, 17);
     std::thread::sleep(Duration::from_secs(fail_secs / 3));
     b.kill();
     std::thread::sleep(Duration::from_secs(1));
@@ -372,15 +381,7 @@ fn a_province_of_controllers_through_two_instances() {
     std::thread::sleep(Duration::from_secs(2));
     pg.start_again();
     b.restart();
-    let total3 = rt.block_on(async {
-        let mut n = 0;
-        for t in tasks {
-            let (sim, k) = t.await.expect("publisher");
-            n += k;
-            sims.push(sim);
-        }
-        n
-    });
+    let total3 = join(&rt, &mut sims, tasks);
     let published = Instant::now();
     let whole = wait_stored(&pg, before + total3, Duration::from_secs(300));
     let distinct: u64 = pg
