@@ -377,13 +377,18 @@ pub struct Stored {
 /// ([`crate::rollup`], days placed by `clock`). `stored_at` is the commit's time (ms).
 pub async fn store(
     client: &mut Client,
-    rows: &mut [Row],
+    rows: &mut Vec<Row>,
     sms: &mut [SmsMessage],
     instance: &str,
     stored_at: i64,
     clock: &DayClock,
 ) -> Result<Stored, DbError> {
     rows.sort_by_key(|r| r.id);
+    // The same event twice in one batch (a resend crossing the original): the insert
+    // takes it once, so it is counted, folded and stored once.
+    let before = rows.len();
+    rows.dedup_by_key(|r| r.id);
+    let twice = (before - rows.len()) as u64;
     let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
     let controllers: Vec<&str> = rows.iter().map(|r| r.controller_id.as_str()).collect();
     let halls: Vec<&str> = rows.iter().map(|r| r.hall_id.as_str()).collect();
@@ -407,6 +412,7 @@ pub async fn store(
         .await?;
     let mut out = Stored {
         inserted: inserted.len() as u64,
+        duplicates: twice,
         sms: sms_new,
         sms_duplicates,
         ..Stored::default()

@@ -29,6 +29,85 @@ pub struct Hole {
     pub first_missing: Option<i64>,
 }
 
+/// [`find_hole`] for every gapped controller of a pass in one query: the first
+/// `PAGE` stored seqs above each one's contiguous mark (a gap is nearly always among
+/// them); only a controller whose page runs out without one is paged further alone.
+async fn find_holes(db: &Client, gapped: Vec<Gapped>) -> Result<Vec<(Gapped, Hole)>, DbError> {
+    const PAGE: i64 = 500;
+    if gapped.is_empty() {
+        return Ok(Vec::new());
+    }
+    let c: Vec<&str> = gapped.iter().map(|g| g.controller.as_str()).collect();
+    let f: Vec<i64> = gapped.iter().map(|g| g.from).collect();
+    let rows = db
+        .query(
+            "SELECT u.i, e.seq
+             FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY AS u(c, f, i)
+             CROSS JOIN LATERAL (
+               SELECT seq FROM events WHERE controller_id = u.c AND seq > u.f
+               ORDER BY seq LIMIT $3) e
+             ORDER BY u.i, e.seq",
+            &[&c, &f, &PAGE],
+        )
+        .await?;
+    let mut seqs: Vec<Vec<i64>> = vec![Vec::new(); gapped.len()];
+    for r in &rows {
+        let i: i64 = r.get(0);
+        if let Some(list) = usize::try_from(i - 1).ok().and_then(|i| seqs.get_mut(i)) {
+            list.push(r.get(1));
+        }
+    }
+    let mut out = Vec::with_capacity(gapped.len());
+    for (g, list) in gapped.into_iter().zip(seqs) {
+        let mut contiguous = g.from;
+        let mut broke = false;
+        for &seq in &list {
+            if seq != contiguous + 1 {
+                broke = true;
+                break;
+            }
+            contiguous = seq;
+        }
+        let hole = if !broke && list.len() as i64 == PAGE {
+            find_hole(db, &g.controller, contiguous, g.target).await?
+        } else {
+            Hole {
+                contiguous,
+                first_missing: (contiguous < g.target).then_some(contiguous + 1),
+            }
+        };
+        out.push((g, hole));
+    }
+    Ok(out)
+}
+
+/// Writes what a pass found in one statement: how far each controller is stored
+/// without a gap, and since when a gap has been open (cleared when it closed). Rows a
+/// batch of the ingest holds are skipped, not waited for (under load nearly every
+/// controller is in some batch; the next pass writes them): a pass never holds up the
+/// ingest.
+async fn mark(db: &Client, holes: &[(Gapped, Hole)], now: i64) -> Result<(), DbError> {
+    if holes.is_empty() {
+        return Ok(());
+    }
+    let c: Vec<&str> = holes.iter().map(|(g, _)| g.controller.as_str()).collect();
+    let s: Vec<i64> = holes.iter().map(|(_, h)| h.contiguous).collect();
+    let open: Vec<bool> = holes.iter().map(|(_, h)| h.first_missing.is_some()).collect();
+    db.execute(
+        "UPDATE controllers k SET contiguous_seq = greatest(k.contiguous_seq, m.s),
+                gap_since = CASE WHEN m.open THEN coalesce(k.gap_since, $4) END
+         FROM (SELECT c.controller_id, u.s, u.open
+               FROM unnest($1::text[], $2::int8[], $3::bool[]) AS u(c, s, open)
+               JOIN controllers c ON c.controller_id = u.c
+               ORDER BY c.controller_id
+               FOR UPDATE OF c SKIP LOCKED) m
+         WHERE k.controller_id = m.controller_id",
+        &[&c, &s, &open, &now],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Walks a controller's stored seqs upward from `from` (everything at or below it is
 /// stored) to `target` and finds the first missing one.
 pub async fn find_hole(
@@ -153,31 +232,21 @@ pub async fn pass(
         .collect();
     let now = crate::now_ms();
     let after = repair.after.as_millis() as i64;
+    let holes = find_holes(db, gapped).await?;
+    mark(db, &holes, now).await?;
     let mut open = 0;
-    for g in gapped {
-        let hole = find_hole(db, &g.controller, g.from, g.target).await?;
+    for (g, hole) in holes {
         let Some(first) = hole.first_missing else {
-            db.execute(
-                "UPDATE controllers SET contiguous_seq = greatest(contiguous_seq, $2), gap_since = NULL
-                 WHERE controller_id = $1",
-                &[&g.controller, &hole.contiguous],
-            )
-            .await?;
             continue;
         };
         open += 1;
         let since = g.gap_since.unwrap_or(now);
-        db.execute(
-            "UPDATE controllers SET contiguous_seq = greatest(contiguous_seq, $2),
-                    gap_since = coalesce(gap_since, $3)
-             WHERE controller_id = $1",
-            &[&g.controller, &hole.contiguous, &now],
-        )
-        .await?;
         let due = now - since >= after && g.resend_at.is_none_or(|t| now - t >= after);
         if !due {
             continue;
         }
+        // One instance asks: the first to move `resend_at` on (rare enough to wait for
+        // the row).
         let claimed = db
             .execute(
                 "UPDATE controllers SET resend_at = $2, resend_from = $3, resends = resends + 1

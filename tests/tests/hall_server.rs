@@ -351,6 +351,119 @@ fn two_instances_store_every_event_once_and_refuse_forgeries() {
     let rejected = a.metric("hallq_server_messages_rejected_total")
         + b.metric("hallq_server_messages_rejected_total");
     assert_eq!(rejected, 2.0);
+
+    // One event six times in a burst (a resend crossing the original): each instance
+    // gets three in one batch. Stored, counted and folded into the figures once.
+    let issued = "SELECT coalesce(sum(issued), 0) FROM period_figures
+                  WHERE hall_id = 'hall-0' AND scope = 'hall'";
+    let issued_before: i64 = county.pg.sql(issued).parse().expect("issued");
+    let payload: Value = serde_json::from_str(&county.pg.sql(
+        "SELECT payload FROM events WHERE controller_id = 'ctl-0' AND type = 'ticket_issued'
+         ORDER BY seq LIMIT 1",
+    ))
+    .expect("a ticket_issued payload");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let twice = json!({"id": "0b6f3f52-4f7e-4a5e-9a43-6f0f5d1f1d99", "controller_id": "ctl-dup",
+        "hall_id": "hall-0", "seq": 1, "schema": 1, "at": now, "time": "t",
+        "type": "ticket_issued", "payload": payload});
+    let duplicates_before = a.metric("hallq_server_events_duplicate_total")
+        + b.metric("hallq_server_events_duplicate_total");
+    for _ in 0..6 {
+        forger
+            .publish(
+                "hallq/hall-0/ctl-dup/events",
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                twice.to_string(),
+            )
+            .expect("publish");
+    }
+    let mut acked = 0;
+    for ev in conn.iter() {
+        if let Ok(rumqttc::Event::Incoming(rumqttc::Incoming::PubAck(_))) = ev {
+            acked += 1;
+            if acked == 6 {
+                break;
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let duplicates = a.metric("hallq_server_events_duplicate_total")
+            + b.metric("hallq_server_events_duplicate_total");
+        if duplicates - duplicates_before >= 5.0 {
+            assert_eq!(duplicates - duplicates_before, 5.0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the six copies were not all taken");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        county.pg.sql(
+            "SELECT count(*) || ' ' || (SELECT stored || ' ' || contiguous_seq FROM controllers
+             WHERE controller_id = 'ctl-dup') FROM events WHERE controller_id = 'ctl-dup'"
+        ),
+        "1 1 1"
+    );
+    let issued_after: i64 = county.pg.sql(issued).parse().expect("issued");
+    assert_eq!(issued_after, issued_before + 1);
+}
+
+/// A batch that holds one event twice (a resend that crossed its original in the
+/// broker): `db::store` inserts it once, and counts it once, so the controller's run of
+/// seqs is seen whole. (Counting each copy made `stored` run ahead of the rows, which
+/// could take a real gap for a whole run, and folded the copy into the figures twice.)
+#[test]
+fn a_batch_holding_one_event_twice_counts_it_once() {
+    let Some(pg) = Postgres::start() else {
+        missing_prerequisite("hall_server", "PostgreSQL server (Debian package postgresql)");
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let row = |seq: i64, id: &str| hallq_server::db::Row {
+        id: uuid::Uuid::parse_str(id).expect("uuid"),
+        controller_id: "ctl-x".into(),
+        hall_id: "hall-x".into(),
+        seq,
+        at: 1_796_000_000_000 + seq,
+        kind: "hall_closed".into(),
+        payload: json!({"type": "hall_closed"}),
+    };
+    let stored = rt.block_on(async {
+        let mut db = hallq_server::db::connect(&pg.url(), Duration::from_secs(10))
+            .await
+            .expect("connect");
+        hallq_server::db::migrate(&mut db).await.expect("migrate");
+        let first = "9a0e9b4e-3c1b-4b8e-9d51-2f6a3c1e0a01";
+        let mut rows = vec![
+            row(1, first),
+            row(2, "9a0e9b4e-3c1b-4b8e-9d51-2f6a3c1e0a02"),
+            row(1, first),
+        ];
+        hallq_server::db::store(
+            &mut db,
+            &mut rows,
+            &mut [],
+            "a",
+            1_796_000_001_000,
+            &hallq_server::rollup::DayClock::default(),
+        )
+        .await
+        .expect("store")
+    });
+    assert_eq!((stored.inserted, stored.duplicates), (2, 1));
+    assert_eq!(
+        pg.sql(
+            "SELECT (SELECT count(*) FROM events) || ' ' || stored || ' ' || max_seq || ' ' ||
+                    contiguous_seq FROM controllers WHERE controller_id = 'ctl-x'"
+        ),
+        "2 2 2 2"
+    );
 }
 
 #[test]
