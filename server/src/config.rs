@@ -171,9 +171,9 @@ pub struct Ingest {
 impl Default for Ingest {
     fn default() -> Ingest {
         Ingest {
-            batch_max: 2000,
+            batch_max: 8000,
             batch_ms: 20,
-            receive_maximum: 4000,
+            receive_maximum: 16000,
             repair_after_secs: 10,
             repair_every_secs: 2,
         }

@@ -194,23 +194,25 @@ fn join(
     })
 }
 
-/// CPU seconds used so far by the processes of the load, by name: PostgreSQL's
-/// backends, mosquitto, both `hallq-server` instances and this test (the simulated
-/// controllers). Read from `/proc` (user + system ticks of 1/100 s).
-fn cpu_by_name() -> BTreeMap<String, f64> {
+/// CPU seconds used so far by each process of the load: PostgreSQL's backends,
+/// mosquitto, both `hallq-server` instances and this test (the simulated controllers),
+/// by pid. Read from `/proc` (user + system ticks of 1/100 s).
+fn cpu_by_pid() -> BTreeMap<u32, (String, f64)> {
     let mut m = BTreeMap::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return m;
     };
-    let me = std::process::id().to_string();
     for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
         let Ok(s) = std::fs::read_to_string(e.path().join("stat")) else {
             continue;
         };
         let (Some(a), Some(b)) = (s.find('('), s.rfind(')')) else {
             continue;
         };
-        let name = if e.file_name().to_string_lossy() == me {
+        let name = if pid == std::process::id() {
             "simulated controllers"
         } else {
             &s[a + 1..b]
@@ -220,9 +222,27 @@ fn cpu_by_name() -> BTreeMap<String, f64> {
         }
         let f: Vec<&str> = s[b + 2..].split(' ').collect();
         let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        *m.entry(name.to_string()).or_insert(0.0) += (ticks(11) + ticks(12)) / 100.0;
+        m.insert(pid, (name.to_string(), (ticks(11) + ticks(12)) / 100.0));
     }
     m
+}
+
+/// The CPU each kind of process used between two [`cpu_by_pid`] readings, in µs an
+/// event (processes that ended in between are left out).
+fn cpu_an_event(
+    before: &BTreeMap<u32, (String, f64)>,
+    after: &BTreeMap<u32, (String, f64)>,
+    events: u64,
+) -> String {
+    let mut used: BTreeMap<&str, f64> = BTreeMap::new();
+    for (pid, (name, t)) in after {
+        let t0 = before.get(pid).map_or(0.0, |b| b.1);
+        *used.entry(name.as_str()).or_insert(0.0) += t - t0;
+    }
+    used.iter()
+        .map(|(name, t)| format!("{name} {:.1}", t * 1e6 / events.max(1) as f64))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn stored(pg: &Postgres) -> u64 {
@@ -376,7 +396,7 @@ fn a_province_of_controllers_through_two_instances() {
                 .collect()
         })
         .collect();
-    let cpu0 = cpu_by_name();
+    let cpu0 = cpu_by_pid();
     let started = Instant::now();
     rt.block_on(async {
         let mut tasks = Vec::new();
@@ -395,14 +415,7 @@ fn a_province_of_controllers_through_two_instances() {
     let done = wait_stored(&pg, total1, Duration::from_secs(600));
     let took = done - started;
     let throughput = total1 as f64 / took.as_secs_f64();
-    let cpu1 = cpu_by_name();
-    let cpu: Vec<String> = cpu1
-        .iter()
-        .map(|(name, t)| {
-            let used = t - cpu0.get(name).copied().unwrap_or(0.0);
-            format!("{name} {:.1}", used * 1e6 / total1 as f64)
-        })
-        .collect();
+    let cpu = cpu_an_event(&cpu0, &cpu_by_pid(), total1);
 
     // Phase 2: a steady rate, stamped at publish.
     let from_ms = now_ms();
@@ -437,7 +450,7 @@ fn a_province_of_controllers_through_two_instances() {
          lag p50 {p50} ms, p99 {p99} ms, max {max} ms\n\
          per instance: {per_instance}; broker acknowledgements {}",
         took.as_secs_f64(),
-        cpu.join(", "),
+        cpu,
         controllers as u64 * rate,
         acked.load(Ordering::Relaxed)
     );
