@@ -156,6 +156,39 @@ pub struct FollowUp {
     pub late: bool,
 }
 
+/// The columns [`read`] takes, in its order.
+const COLUMNS: &str = "hall_id, controller_id, ticket, number, service, window_no, staff, level,
+     coalesce(reasons, '{}'), rated_at, due_day::text, due_at, state, steps, late";
+
+/// One row of [`COLUMNS`], its hall named from `halls`, overdue at `now`.
+fn read(r: &tokio_postgres::Row, halls: &[&Hall], now: i64) -> FollowUp {
+    let hall_id: String = r.get(0);
+    let due_at: Option<i64> = r.get(11);
+    let state: String = r.get(12);
+    FollowUp {
+        hall_name: halls
+            .iter()
+            .find(|h| h.id == hall_id)
+            .map_or_else(|| hall_id.clone(), |h| h.name.clone()),
+        hall_id,
+        controller_id: r.get(1),
+        ticket: r.get(2),
+        number: r.get(3),
+        service: r.get(4),
+        window: r.get(5),
+        staff: r.get(6),
+        level: r.get(7),
+        reasons: r.get(8),
+        rated_at: r.get(9),
+        due_day: r.get(10),
+        due_at,
+        overdue: state != "closed" && due_at.is_some_and(|d| d < now),
+        state,
+        steps: r.get::<_, Json<Value>>(13).0,
+        late: r.get(14),
+    }
+}
+
 /// The open (or overdue) follow-ups of `halls` at `now` (ms), the soonest due first, at
 /// most `limit`.
 pub async fn list(
@@ -169,45 +202,39 @@ pub async fn list(
     let overdue_only = which == Which::Overdue;
     let rows = db
         .query(
-            "SELECT hall_id, controller_id, ticket, number, service, window_no, staff, level,
-                    coalesce(reasons, '{}'), rated_at, due_day::text, due_at, state, steps, late
-             FROM follow_ups
-             WHERE state <> 'closed' AND hall_id = ANY($1)
-               AND (NOT $2 OR due_at < $3)
-             ORDER BY due_at NULLS LAST, hall_id, controller_id, ticket
-             LIMIT $4",
+            &format!(
+                "SELECT {COLUMNS} FROM follow_ups
+                 WHERE state <> 'closed' AND hall_id = ANY($1)
+                   AND (NOT $2 OR due_at < $3)
+                 ORDER BY due_at NULLS LAST, hall_id, controller_id, ticket
+                 LIMIT $4"
+            ),
             &[&ids, &overdue_only, &now, &limit],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let hall_id: String = r.get(0);
-            let due_at: Option<i64> = r.get(11);
-            FollowUp {
-                hall_name: halls
-                    .iter()
-                    .find(|h| h.id == hall_id)
-                    .map_or_else(|| hall_id.clone(), |h| h.name.clone()),
-                hall_id,
-                controller_id: r.get(1),
-                ticket: r.get(2),
-                number: r.get(3),
-                service: r.get(4),
-                window: r.get(5),
-                staff: r.get(6),
-                level: r.get(7),
-                reasons: r.get(8),
-                rated_at: r.get(9),
-                due_day: r.get(10),
-                due_at,
-                overdue: due_at.is_some_and(|d| d < now),
-                state: r.get(12),
-                steps: r.get::<_, Json<Value>>(13).0,
-                late: r.get(14),
-            }
-        })
-        .collect())
+    Ok(rows.iter().map(|r| read(r, halls, now)).collect())
+}
+
+/// Every follow-up of `hall`'s bad ratings given from `from` (ms, inclusive) to `to`
+/// (exclusive), closed or not, the newest rating first.
+pub async fn rated_between(
+    db: &Client,
+    hall: &Hall,
+    from: i64,
+    to: i64,
+    now: i64,
+) -> Result<Vec<FollowUp>, tokio_postgres::Error> {
+    let rows = db
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM follow_ups
+                 WHERE hall_id = $1 AND rated_at >= $2 AND rated_at < $3
+                 ORDER BY rated_at DESC, controller_id, ticket"
+            ),
+            &[&hall.id, &from, &to],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| read(r, &[hall], now)).collect())
 }
 
 #[cfg(test)]

@@ -530,16 +530,25 @@ pub async fn period_of(
         regions.retain(|x| r.iter().any(|y| y.code == x.code));
         halls.retain(|x| h.iter().any(|y| y.id == x.id));
     }
+    // The hall whose tables are asked for: one the caller sees here.
+    let mut one = None;
+    if let Some(id) = q.get("hall") {
+        one = Some(
+            halls
+                .iter()
+                .copied()
+                .find(|h| h.id == *id)
+                .ok_or_else(|| bad_field("hall", format!("no hall {id} here")))?,
+        );
+    }
     let db = web.db().await?;
-    let view = crate::period::period(&db, &halls, &regions, span)
+    let now = crate::now_ms();
+    let view = crate::period::period(&db, &halls, &regions, span, &web.clock, now)
         .await
         .map_err(unavailable)?;
     let mut out = json!(view);
-    if let Some(id) = q.get("hall") {
-        if !halls.iter().any(|h| h.id == *id) {
-            return Err(bad_field("hall", format!("no hall {id} here")));
-        }
-        let detail = crate::period::detail(&db, id, span)
+    if let Some(hall) = one {
+        let detail = crate::period::detail(&db, hall, span, &web.clock, now)
             .await
             .map_err(unavailable)?;
         out["detail"] = json!(detail);

@@ -16,7 +16,8 @@
 //! - [`rollup`]: the period figures per hall and day, kept by the ingest's transaction.
 //! - [`period`]: the period view and appraisal across halls and per region.
 //! - [`push`]: commands and queue setups sent down to halls, with who and the answers.
-//! - [`follow_ups`]: the 好差评 follow-ups of every hall, open and overdue.
+//! - [`follow_ups`]: the 好差评 follow-ups of every hall, open and overdue, and those of
+//!   a period's bad ratings.
 //! - [`http`]: health, metrics, sign-in, the halls, regions, the period view, follow-ups, the ingest's JSON, the export.
 //! - [`phone`]: the citizen's ticket page (`/t/{token}`) from the events.
 //! - [`pages`]: the county dashboard (电子监察), three languages, embedded.

@@ -2,11 +2,14 @@
 //! each visible hall's figures for a span of service days, every visible region's
 //! sums along the code tree, the appraisal rates and a ranking of the halls — summed
 //! from `period_figures` ([`crate::rollup`]), a few rows per hall and day, so a month
-//! of a county answers without reading its events.
+//! of a county answers without reading its events. The 好差评 follow-ups (回访整改) of
+//! the bad ratings given in the span come from `follow_ups` ([`crate::follow_ups`]), one
+//! row per bad rating.
 //!
 //! Which halls and regions a caller sees is the caller's business: [`period`] takes
 //! them as parameters (an account's regions, or all of them).
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Datelike, NaiveDate};
@@ -15,7 +18,8 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use crate::config::{Hall, Region, region_parent};
-use crate::rollup::{COLUMNS, LEVEL_KEYS, Sums, is_max};
+use crate::follow_ups::FollowUp;
+use crate::rollup::{COLUMNS, DayClock, LEVEL_KEYS, Sums, is_max};
 
 /// The longest span asked for at once, in days.
 pub const MAX_DAYS: i64 = 366;
@@ -101,6 +105,39 @@ pub struct Appraisal {
     pub no_show_rate: Option<f64>,
     /// Share of the raised warnings a supervisor followed up.
     pub warnings_handled_rate: Option<f64>,
+    /// Share of the bad ratings' follow-ups (回访整改) closed, null without any.
+    pub follow_ups_closed_rate: Option<f64>,
+}
+
+/// The 好差评 follow-ups (回访整改) of the bad ratings given in the span, as they stand.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct FollowUpCounts {
+    /// Bad ratings given in the span whose follow-up was opened.
+    pub opened: i64,
+    /// Of those, closed.
+    pub closed: i64,
+    /// Not closed and past their due time.
+    pub overdue: i64,
+    /// A step came after the due time.
+    pub late: i64,
+}
+
+impl FollowUpCounts {
+    fn add(&mut self, o: &FollowUpCounts) {
+        self.opened += o.opened;
+        self.closed += o.closed;
+        self.overdue += o.overdue;
+        self.late += o.late;
+    }
+
+    fn count(&mut self, f: &FollowUp) {
+        self.add(&FollowUpCounts {
+            opened: 1,
+            closed: i64::from(f.state == "closed"),
+            overdue: i64::from(f.overdue),
+            late: i64::from(f.late),
+        });
+    }
 }
 
 /// Totals with their bad-rating reasons, before they become [`Figures`].
@@ -162,14 +199,29 @@ fn share(part: i64, whole: i64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
 
-fn appraisal(f: &Figures) -> Appraisal {
+fn appraisal(f: &Figures, u: &FollowUpCounts) -> Appraisal {
     Appraisal {
         satisfaction: f.satisfaction,
         bad_rate: share(f.bad, f.rated),
         avg_wait_secs: f.avg_wait_secs,
         no_show_rate: share(f.no_shows, f.served + f.no_shows),
         warnings_handled_rate: share(f.warnings_handled, f.warnings),
+        follow_ups_closed_rate: share(u.closed, u.opened),
     }
+}
+
+/// The order of the ranking: satisfaction (higher first, none last), then average wait
+/// (shorter first), then no-show rate (lower first).
+fn compare(a: &Appraisal, b: &Appraisal) -> Ordering {
+    let sat = |x: &Appraisal| x.satisfaction.map_or(f64::INFINITY, |s| -s);
+    sat(a)
+        .total_cmp(&sat(b))
+        .then(a.avg_wait_secs.cmp(&b.avg_wait_secs))
+        .then(
+            a.no_show_rate
+                .unwrap_or(0.0)
+                .total_cmp(&b.no_show_rate.unwrap_or(0.0)),
+        )
 }
 
 /// One hall's figures for the span.
@@ -184,6 +236,8 @@ pub struct HallPeriod {
     /// The figures (the controller's period figures, without departments).
     #[serde(flatten)]
     pub figures: Figures,
+    /// The follow-ups of its bad ratings in the span.
+    pub follow_ups: FollowUpCounts,
     /// The rates it is compared by.
     pub appraisal: Appraisal,
 }
@@ -202,8 +256,13 @@ pub struct RegionPeriod {
     /// The halls' figures added up (longest wait and service: the longest).
     #[serde(flatten)]
     pub figures: Figures,
+    /// The halls' follow-ups added up.
+    pub follow_ups: FollowUpCounts,
     /// The rates of the sums.
     pub appraisal: Appraisal,
+    /// Its place among the regions of the view with the same parent (a county's
+    /// townships, a township's villages), 1 best, ranked as the halls are.
+    pub rank: usize,
 }
 
 /// A hall's place in the ranking.
@@ -231,9 +290,14 @@ pub struct Row {
     /// The figures.
     #[serde(flatten)]
     pub figures: Figures,
+    /// The follow-ups of the bad ratings at this window, of this service or staff
+    /// member (not per hour or day).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow_ups: Option<FollowUpCounts>,
 }
 
-/// One hall in detail: per window, service, staff member, hour and day.
+/// One hall in detail: per window, service, staff member, hour and day, and its bad
+/// ratings.
 #[derive(Debug, Clone, Serialize)]
 pub struct HallDetail {
     /// Hall id.
@@ -248,7 +312,13 @@ pub struct HallDetail {
     pub hours: Vec<Row>,
     /// Per day with data.
     pub days: Vec<Row>,
+    /// The bad ratings given in the span with their follow-ups, the newest first (at most
+    /// [`MAX_BAD_RATINGS`]; the counts above take them all).
+    pub bad_ratings: Vec<FollowUp>,
 }
+
+/// The bad ratings a hall's detail lists at most.
+pub const MAX_BAD_RATINGS: usize = 1000;
 
 /// The period view.
 #[derive(Debug, Clone, Serialize)]
@@ -291,17 +361,51 @@ fn sums_of(r: &tokio_postgres::Row, from: usize) -> Sums {
     s
 }
 
-/// The view of `span` over `halls` and `regions` (what the caller may see).
+/// The span's instants on the halls' clock, ms: from the start of its first day
+/// (inclusive) to the start of the day after its last (exclusive).
+pub fn span_ms(clock: &DayClock, span: Span) -> (i64, i64) {
+    let after = span.to.succ_opt().unwrap_or(span.to);
+    (clock.day_start(span.from), clock.day_start(after))
+}
+
+/// The view of `span` over `halls` and `regions` (what the caller may see), the
+/// follow-ups overdue at `now` (ms).
 pub async fn period(
     db: &Client,
     halls: &[&Hall],
     regions: &[&Region],
     span: Span,
+    clock: &DayClock,
+    now: i64,
 ) -> Result<PeriodView, tokio_postgres::Error> {
     let started = std::time::Instant::now();
     let (from, to) = (span.from.to_string(), span.to.to_string());
     let ids: Vec<&str> = halls.iter().map(|h| h.id.as_str()).collect();
     let mut totals: BTreeMap<String, Totals> = BTreeMap::new();
+    let (from_ms, to_ms) = span_ms(clock, span);
+    let mut follow_ups: HashMap<String, FollowUpCounts> = HashMap::new();
+    for r in db
+        .query(
+            "SELECT hall_id, count(*), count(*) FILTER (WHERE state = 'closed'),
+                    count(*) FILTER (WHERE state <> 'closed' AND due_at < $4),
+                    count(*) FILTER (WHERE late)
+             FROM follow_ups
+             WHERE hall_id = ANY($1) AND rated_at >= $2 AND rated_at < $3
+             GROUP BY hall_id",
+            &[&ids, &from_ms, &to_ms, &now],
+        )
+        .await?
+    {
+        follow_ups.insert(
+            r.get(0),
+            FollowUpCounts {
+                opened: r.get(1),
+                closed: r.get(2),
+                overdue: r.get(3),
+                late: r.get(4),
+            },
+        );
+    }
     let sql = format!(
         "SELECT hall_id, {} FROM period_figures
          WHERE scope = 'hall' AND day BETWEEN $1::text::date AND $2::text::date
@@ -329,16 +433,18 @@ pub async fn period(
             .insert(r.get(1), r.get(2));
     }
     let listed: BTreeMap<&str, &Region> = regions.iter().map(|r| (r.code.as_str(), *r)).collect();
-    let mut region_totals: BTreeMap<&str, (usize, Totals)> = BTreeMap::new();
+    let mut region_totals: BTreeMap<&str, (usize, Totals, FollowUpCounts)> = BTreeMap::new();
     let mut out_halls = Vec::new();
     for h in halls {
         let t = totals.remove(&h.id).unwrap_or_default();
+        let u = follow_ups.remove(&h.id).unwrap_or_default();
         let mut code = Some(h.region.clone());
         while let Some(c) = code {
             if let Some((k, _)) = listed.get_key_value(c.as_str()) {
                 let e = region_totals.entry(k).or_default();
                 e.0 += 1;
                 e.1.add(&t);
+                e.2.add(&u);
             }
             code = region_parent(&c);
         }
@@ -347,14 +453,15 @@ pub async fn period(
             id: h.id.clone(),
             name: h.name.clone(),
             region: h.region.clone(),
-            appraisal: appraisal(&figures),
+            appraisal: appraisal(&figures, &u),
             figures,
+            follow_ups: u,
         });
     }
-    let out_regions = regions
+    let mut out_regions: Vec<RegionPeriod> = regions
         .iter()
         .map(|r| {
-            let (n, t) = region_totals
+            let (n, t, u) = region_totals
                 .get(r.code.as_str())
                 .cloned()
                 .unwrap_or_default();
@@ -364,11 +471,14 @@ pub async fn period(
                 name: r.name.clone(),
                 parent: region_parent(&r.code).filter(|p| listed.contains_key(p.as_str())),
                 halls: n,
-                appraisal: appraisal(&figures),
+                appraisal: appraisal(&figures, &u),
                 figures,
+                follow_ups: u,
+                rank: 0,
             }
         })
         .collect();
+    rank_regions(&mut out_regions);
     Ok(PeriodView {
         from,
         to,
@@ -383,20 +493,7 @@ pub async fn period(
 /// average wait (shorter first), then no-show rate (lower first), then id.
 pub fn ranking(halls: &[HallPeriod]) -> Vec<Ranked> {
     let mut order: Vec<&HallPeriod> = halls.iter().collect();
-    let key = |h: &HallPeriod| {
-        (
-            h.appraisal.satisfaction.map_or(f64::INFINITY, |s| -s),
-            h.appraisal.avg_wait_secs,
-            h.appraisal.no_show_rate.unwrap_or(0.0),
-        )
-    };
-    order.sort_by(|a, b| {
-        let (ka, kb) = (key(a), key(b));
-        ka.0.total_cmp(&kb.0)
-            .then(ka.1.cmp(&kb.1))
-            .then(ka.2.total_cmp(&kb.2))
-            .then(a.id.cmp(&b.id))
-    });
+    order.sort_by(|a, b| compare(&a.appraisal, &b.appraisal).then(a.id.cmp(&b.id)));
     order
         .into_iter()
         .enumerate()
@@ -411,13 +508,35 @@ pub fn ranking(halls: &[HallPeriod]) -> Vec<Ranked> {
         .collect()
 }
 
-/// One hall's tables for the span.
+/// Sets each region's `rank` among the regions with the same parent, ordered as the
+/// halls are ([`ranking`]), then by code.
+pub fn rank_regions(regions: &mut [RegionPeriod]) {
+    let mut order: Vec<usize> = (0..regions.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (&regions[a], &regions[b]);
+        x.parent
+            .cmp(&y.parent)
+            .then(compare(&x.appraisal, &y.appraisal))
+            .then(x.code.cmp(&y.code))
+    });
+    let mut places: HashMap<Option<String>, usize> = HashMap::new();
+    for i in order {
+        let place = places.entry(regions[i].parent.clone()).or_default();
+        *place += 1;
+        regions[i].rank = *place;
+    }
+}
+
+/// One hall's tables for the span, the follow-ups overdue at `now` (ms).
 pub async fn detail(
     db: &Client,
-    hall: &str,
+    hall: &Hall,
     span: Span,
+    clock: &DayClock,
+    now: i64,
 ) -> Result<HallDetail, tokio_postgres::Error> {
     let (from, to) = (span.from.to_string(), span.to.to_string());
+    let id = hall.id.as_str();
     let mut by: BTreeMap<(String, String), Totals> = BTreeMap::new();
     let sql = format!(
         "SELECT scope, key, {} FROM period_figures
@@ -425,7 +544,7 @@ pub async fn detail(
          GROUP BY scope, key",
         sums_sql()
     );
-    for r in db.query(&sql, &[&hall, &from, &to]).await? {
+    for r in db.query(&sql, &[&id, &from, &to]).await? {
         by.entry((r.get(0), r.get(1))).or_default().sums = sums_of(&r, 2);
     }
     for r in db
@@ -433,7 +552,7 @@ pub async fn detail(
             "SELECT scope, key, reason, sum(n)::int8 FROM period_reasons
              WHERE hall_id = $1 AND day BETWEEN $2::text::date AND $3::text::date
              GROUP BY scope, key, reason",
-            &[&hall, &from, &to],
+            &[&id, &from, &to],
         )
         .await?
     {
@@ -449,7 +568,7 @@ pub async fn detail(
         sums_sql()
     );
     let days = db
-        .query(&sql, &[&hall, &from, &to])
+        .query(&sql, &[&id, &from, &to])
         .await?
         .iter()
         .map(|r| Row {
@@ -459,17 +578,47 @@ pub async fn detail(
                 reasons: BTreeMap::new(),
             }
             .figures(),
+            follow_ups: None,
         })
         .collect();
+    let (from_ms, to_ms) = span_ms(clock, span);
+    let mut bad_ratings = crate::follow_ups::rated_between(db, hall, from_ms, to_ms, now).await?;
+    let mut counted: BTreeMap<(&str, String), FollowUpCounts> = BTreeMap::new();
+    for f in &bad_ratings {
+        let keys = [
+            ("window", f.window.map(|w| w.to_string())),
+            ("service", f.service.clone()),
+            ("staff", f.staff.clone()),
+        ];
+        for (scope, key) in keys {
+            if let Some(k) = key {
+                counted.entry((scope, k)).or_default().count(f);
+            }
+        }
+    }
+    bad_ratings.truncate(MAX_BAD_RATINGS);
     let table = |scope: &str| -> Vec<Row> {
+        // Windows, services and staff carry their follow-ups, zero where none.
+        let followed = matches!(scope, "window" | "service" | "staff");
         let mut rows: Vec<Row> = by
             .iter()
             .filter(|((s, _), _)| s == scope)
             .map(|((_, k), t)| Row {
                 key: k.clone(),
                 figures: t.figures(),
+                follow_ups: followed.then(FollowUpCounts::default),
             })
             .collect();
+        for ((_, k), u) in counted.iter().filter(|((s, _), _)| *s == scope) {
+            match rows.iter_mut().find(|r| r.key == *k) {
+                Some(r) => r.follow_ups = Some(*u),
+                None => rows.push(Row {
+                    key: k.clone(),
+                    figures: Totals::default().figures(),
+                    follow_ups: Some(*u),
+                }),
+            }
+        }
         // Windows by number, the rest by key.
         rows.sort_by(|a, b| {
             (a.key.parse::<i64>().ok(), &a.key).cmp(&(b.key.parse::<i64>().ok(), &b.key))
@@ -477,12 +626,13 @@ pub async fn detail(
         rows
     };
     Ok(HallDetail {
-        hall: hall.to_string(),
+        hall: id.to_string(),
         windows: table("window"),
         services: table("service"),
         staff: table("staff"),
         hours: table("hour"),
         days,
+        bad_ratings,
     })
 }
 
@@ -552,6 +702,7 @@ mod tests {
             name: id.into(),
             region: "330122000000".into(),
             figures: Totals::default().figures(),
+            follow_ups: FollowUpCounts::default(),
             appraisal: Appraisal {
                 satisfaction: sat,
                 avg_wait_secs: wait,
@@ -567,6 +718,116 @@ mod tests {
         let order: Vec<&str> = ranked.iter().map(|r| r.hall.as_str()).collect();
         assert_eq!(order, ["best", "fast", "slow", "none"]);
         assert_eq!(ranked[3].rank, 4);
+    }
+
+    #[test]
+    fn regions_rank_among_their_siblings_as_halls_do() {
+        let region = |code: &str, parent: Option<&str>, sat: Option<f64>, wait: i64| RegionPeriod {
+            code: code.into(),
+            name: code.into(),
+            parent: parent.map(str::to_string),
+            halls: 1,
+            figures: Totals::default().figures(),
+            follow_ups: FollowUpCounts::default(),
+            appraisal: Appraisal {
+                satisfaction: sat,
+                avg_wait_secs: wait,
+                ..Appraisal::default()
+            },
+            rank: 0,
+        };
+        let county = Some("330122000000");
+        let town = Some("330122100000");
+        let mut regions = vec![
+            region("330122000000", None, Some(0.5), 100),
+            region("330122100000", county, Some(0.5), 300),
+            region("330122200000", county, None, 10),
+            region("330122300000", county, Some(0.5), 200),
+            region("330122400000", county, Some(0.9), 900),
+            region("330122100201", town, Some(0.1), 10),
+            region("330122100202", town, Some(0.2), 10),
+        ];
+        rank_regions(&mut regions);
+        let ranks: Vec<(&str, usize)> = regions.iter().map(|r| (&r.code[6..], r.rank)).collect();
+        assert_eq!(
+            ranks,
+            [
+                ("000000", 1),
+                ("100000", 3),
+                ("200000", 4),
+                ("300000", 2),
+                ("400000", 1),
+                ("100201", 2),
+                ("100202", 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn follow_ups_count_closed_overdue_and_late() {
+        let f = |state: &str, overdue: bool, late: bool| FollowUp {
+            hall_id: "h".into(),
+            hall_name: "h".into(),
+            controller_id: "c".into(),
+            ticket: 1,
+            number: "A001".into(),
+            service: None,
+            window: None,
+            staff: None,
+            level: None,
+            reasons: vec![],
+            rated_at: None,
+            due_day: None,
+            due_at: None,
+            overdue,
+            state: state.into(),
+            steps: serde_json::json!([]),
+            late,
+        };
+        let mut u = FollowUpCounts::default();
+        for x in [
+            f("open", true, false),
+            f("closed", false, true),
+            f("rectified", false, false),
+            f("closed", false, false),
+        ] {
+            u.count(&x);
+        }
+        assert_eq!(
+            u,
+            FollowUpCounts {
+                opened: 4,
+                closed: 2,
+                overdue: 1,
+                late: 1
+            }
+        );
+        let a = appraisal(&Totals::default().figures(), &u);
+        assert_eq!(a.follow_ups_closed_rate, Some(0.5));
+        assert_eq!(
+            appraisal(&Totals::default().figures(), &FollowUpCounts::default())
+                .follow_ups_closed_rate,
+            None
+        );
+    }
+
+    #[test]
+    fn a_span_runs_from_its_first_days_start_to_the_next_after_its_last() {
+        let clock = DayClock::default(); // +08:00, days from 03:00
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("day");
+        let (from, to) = span_ms(
+            &clock,
+            Span {
+                from: day("2026-12-01"),
+                to: day("2026-12-02"),
+            },
+        );
+        // 2026-12-01 03:00 +08:00 is 2026-11-30 19:00 UTC.
+        assert_eq!(from, 1_796_065_200_000);
+        assert_eq!(to - from, 2 * 86_400_000);
+        assert_eq!(clock.day(from), Some(day("2026-12-01")));
+        assert_eq!(clock.day(to - 1), Some(day("2026-12-02")));
+        assert_eq!(clock.day(to), Some(day("2026-12-03")));
     }
 
     #[test]

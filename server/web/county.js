@@ -73,14 +73,74 @@
     role_viewer: ['查看', '查看', 'viewer'],
     role_supervisor: ['监察', '監察', 'supervisor'],
     role_admin: ['管理员', '管理員', 'admin'],
-    period_title: ['本月办件与评价', '本月辦件與評價', 'This month: service and ratings'],
+    period_title: ['办件与评价', '辦件與評價', 'Service and ratings'],
     rank: ['排名', '排名', 'Rank'],
     issued_n: ['取号', '取號', 'Tickets'],
     served: ['办结', '辦結', 'Served'],
     avg_wait: ['平均等候', '平均等候', 'Avg. wait'],
     satisfaction: ['满意率', '滿意率', 'Satisfaction'],
     bad: ['差评', '差評', 'Bad ratings'],
-    no_show_rate: ['过号率', '過號率', 'No-shows'],
+    no_show_rate: ['过号率', '過號率', 'No-show rate'],
+    // The period view and appraisal.
+    p_kind: ['统计时段', '統計時段', 'Period'],
+    p_kind_month: ['按月', '按月', 'A month'],
+    p_kind_range: ['按日期', '按日期', 'Days from … to'],
+    p_month: ['月份', '月份', 'Month'],
+    p_from: ['起始日', '起始日', 'From'],
+    p_to: ['截止日', '截止日', 'To'],
+    p_show: ['查询', '查詢', 'Show'],
+    p_span: ['{from} 至 {to}', '{from} 至 {to}', '{from} to {to}'],
+    p_need: ['请选择日期', '請選擇日期', 'Choose a day'],
+    p_need_month: ['请选择月份', '請選擇月份', 'Choose a month'],
+    p_err_month: ['月份无效', '月份無效', 'Not a month'],
+    p_err_from: ['起始日无效', '起始日無效', 'Not a valid first day'],
+    p_err_to: ['截止日须不早于起始日，且最长 366 天', '截止日須不早於起始日，且最長 366 天', 'The last day must not be before the first, and 366 days at most'],
+    p_err_other: ['查询失败：{m}', '查詢失敗：{m}', 'Could not show the period: {m}'],
+    p_regions: ['下级区域考核', '下級區域考核', 'Regions below, ranked'],
+    p_halls: ['大厅排名', '大廳排名', 'Halls, ranked'],
+    p_windows: ['按窗口', '按窗口', 'Per window'],
+    p_staff: ['按工作人员（工号）', '按工作人員（工號）', 'Per member of staff (staff no.)'],
+    p_services: ['按事项', '按事項', 'Per service'],
+    p_hours: ['按时段', '按時段', 'Per hour of day'],
+    p_days: ['按日', '按日', 'Per day'],
+    p_bad_ratings: ['差评及整改', '差評及整改', 'Bad ratings and their follow-ups'],
+    p_csv: ['下载 CSV', '下載 CSV', 'CSV'],
+    p_csv_label: ['下载“{table}” CSV', '下載「{table}」CSV', 'Download “{table}” as CSV'],
+    p_none: ['该时段无数据', '該時段無數據', 'Nothing in this period'],
+    p_halls_n: ['大厅数', '大廳數', 'Halls'],
+    p_name: ['名称', '名稱', 'Name'],
+    p_code: ['编码', '編碼', 'Code'],
+    p_hour: ['时段', '時段', 'Hour'],
+    p_day: ['日期', '日期', 'Day'],
+    p_called: ['呼叫', '呼叫', 'Called'],
+    p_no_shows: ['过号', '過號', 'No-shows'],
+    p_transfers: ['转移', '轉移', 'Transfers'],
+    p_max_wait: ['最长等候', '最長等候', 'Longest wait'],
+    p_avg_service: ['平均办理', '平均辦理', 'Avg. service'],
+    p_max_service: ['最长办理', '最長辦理', 'Longest service'],
+    p_pauses: ['暂停', '暫停', 'Pauses'],
+    p_signed_in: ['在岗时长', '在崗時長', 'Signed in'],
+    p_rated: ['评价数', '評價數', 'Ratings'],
+    p_bad_rate: ['差评率', '差評率', 'Bad-rating rate'],
+    p_fu_opened: ['需整改', '需整改', 'Follow-ups'],
+    p_fu_closed: ['整改办结', '整改辦結', 'Follow-ups closed'],
+    p_fu_overdue: ['整改逾期', '整改逾期', 'Follow-ups overdue'],
+    p_warnings: ['预警', '預警', 'Warnings'],
+    p_warnings_handled: ['预警已处理', '預警已處理', 'Warnings handled'],
+    p_rated_at: ['评价时间', '評價時間', 'Rated at'],
+    p_number: ['号码', '號碼', 'Ticket'],
+    p_level: ['评价', '評價', 'Rating'],
+    p_reasons: ['差评原因', '差評原因', 'Reasons'],
+    p_fu_state: ['整改状态', '整改狀態', 'Follow-up'],
+    p_levels: ['评价分布', '評價分佈', 'Ratings by level'],
+    p_colon: ['：', '：', ': '],
+    p_secs: ['（秒）', '（秒）', ' (s)'],
+    p_pct: ['（%）', '（%）', ' (%)'],
+    lv_very_satisfied: ['非常满意', '非常滿意', 'Very satisfied'],
+    lv_satisfied: ['满意', '滿意', 'Satisfied'],
+    lv_basically_satisfied: ['基本满意', '基本滿意', 'Fairly satisfied'],
+    lv_dissatisfied: ['不满意', '不滿意', 'Dissatisfied'],
+    lv_very_dissatisfied: ['非常不满意', '非常不滿意', 'Very dissatisfied'],
     follow_ups: ['差评整改', '差評整改', 'Bad-rating follow-ups'],
     due: ['期限', '期限', 'due'],
     overdue: ['已逾期', '已逾期', 'overdue'],
@@ -242,8 +302,8 @@
     return { region: me ? me.account.region : null };
   };
 
-  // The month, the follow-ups and the pushes of where the page is; a failed one keeps
-  // what was shown.
+  // The period (the month by default), the follow-ups and the pushes of where the page
+  // is; a failed one keeps what was shown.
   const month = () => {
     const d = new Date();
     return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}`;
@@ -251,12 +311,13 @@
   async function extras(p) {
     const region = p.hall ? null : (p.region || me.account.region);
     const q = (path) => api(path).catch(() => undefined);
+    const periodFor = periodPath(p);
     const [period, fu, pushes] = await Promise.all([
-      region ? q(`/api/v1/period?month=${month()}&region=${encodeURIComponent(region)}`) : undefined,
+      q(periodFor),
       q(region ? `/api/v1/follow-ups?region=${encodeURIComponent(region)}` : '/api/v1/follow-ups'),
       q(p.hall ? `/api/v1/pushes?hall=${encodeURIComponent(p.hall)}` : '/api/v1/pushes'),
     ]);
-    return { period, fu, pushes };
+    return { period, periodFor, fu, pushes };
   }
   let more = {};
 
@@ -327,8 +388,7 @@
   function renderShared() {
     $('shared').hidden = false;
     const p = place();
-    $('period-panel').hidden = Boolean(p.hall);
-    if (!p.hall && more.period) renderPeriod(more.period);
+    renderPeriod(p);
     if (more.fu) renderFollowUps(more.fu, p.hall);
     if (more.pushes) renderPushes(more.pushes.pushes || []);
     $('act').hidden = !mayAct();
@@ -343,16 +403,310 @@
     }
   }
 
-  function renderPeriod(v) {
-    $('period-span').textContent = `${v.from} – ${v.to}`;
-    const byId = new Map(v.halls.map((h) => [h.id, h]));
-    const order = (v.ranking || []).map((r) => [r.rank, byId.get(r.hall)]).filter((x) => x[1]);
-    for (const h of v.halls) if (!order.some((x) => x[1].id === h.id)) order.push(['—', h]);
-    $('period').tBodies[0].replaceChildren(...order.map(([rank, h]) => el('tr', {
-      class: 'go', 'data-hall': h.id, onclick: () => { location.hash = `h/${h.id}`; },
-    }, cell(rank), cell(h.name, ''), cell(h.issued), cell(h.served), cell(dur(h.avg_wait_secs)),
-    cell(pct(h.satisfaction)), alertCell(h.bad), cell(pct(h.appraisal ? h.appraisal.no_show_rate : null)))));
+  // ----- The period view and appraisal -----------------------------------------------
+  // A month or any days (GET /api/v1/period): the region's figures, its child regions and
+  // its halls ranked, each child region a link down; for a hall, its tables per window,
+  // staff number, service, hour and day and its bad ratings with their follow-ups. Every
+  // table downloads as CSV (RFC 4180, UTF-8 with a BOM, CRLF), as shown, made here.
+  const PERIOD_KEY = 'hallq-county-period';
+  let periodChoice = (() => {
+    try {
+      const v = JSON.parse(sessionStorage.getItem(PERIOD_KEY));
+      if (v && (v.month || (v.from && v.to))) return v;
+    } catch (_) { /* none kept */ }
+    return null;
+  })();
+  const periodQuery = (c) => {
+    const v = c || periodChoice || { month: month() };
+    return v.month ? `month=${encodeURIComponent(v.month)}` : `from=${encodeURIComponent(v.from)}&to=${encodeURIComponent(v.to)}`;
+  };
+  function periodPath(p, choice) {
+    const where = p.hall ? `hall=${encodeURIComponent(p.hall)}` : `region=${encodeURIComponent(p.region || me.account.region)}`;
+    return `/api/v1/period?${periodQuery(choice)}&${where}`;
   }
+  // What the view shows: the answer to `path`, from the 5-s refresh or the picker.
+  let periodData = null;
+  let periodShown = '';
+  let periodTables = {};
+
+  const LEVELS = ['very_satisfied', 'satisfied', 'basically_satisfied', 'dissatisfied', 'very_dissatisfied'];
+  const LEVEL_BY_NAME = { 非常满意: 'very_satisfied', 满意: 'satisfied', 基本满意: 'basically_satisfied', 不满意: 'dissatisfied', 非常不满意: 'very_dissatisfied' };
+  const levelName = (n) => (LEVEL_BY_NAME[n] ? t(`lv_${LEVEL_BY_NAME[n]}`) : n || '');
+  const share = (a, b) => (b > 0 ? a / b : null);
+  const hm = (secs) => {
+    const m = Math.round(secs / 60);
+    return `${Math.floor(m / 60)}:${String(m % 60).padStart(2, '0')}`;
+  };
+  const two = (n) => String(n).padStart(2, '0');
+  const stamp = (ms) => {
+    if (!ms) return '';
+    const d = new Date(ms);
+    return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}`;
+  };
+  const fuOf = (r, k) => (r.follow_ups ? r.follow_ups[k] : null);
+  // Columns: [header text key, kind, value]. Kinds: t text, n count, d seconds (m:ss),
+  // h seconds (h:mm), p a share (%). The CSV has the value itself: seconds, percent.
+  const PC = {
+    rank: ['rank', 'n', (r) => r.rank],
+    region: ['region', 't', (r) => r.name],
+    hall: ['hall', 't', (r) => r.name],
+    halls: ['p_halls_n', 'n', (r) => r.halls],
+    window: ['window', 't', (r) => r.key],
+    staff: ['staff', 't', (r) => r.key],
+    code: ['p_code', 't', (r) => r.key],
+    name: ['p_name', 't', (r) => r.name || ''],
+    hour: ['p_hour', 't', (r) => `${r.key}:00`],
+    day: ['p_day', 't', (r) => r.key],
+    issued: ['issued_n', 'n', (r) => r.issued],
+    called: ['p_called', 'n', (r) => r.called],
+    served: ['served', 'n', (r) => r.served],
+    no_shows: ['p_no_shows', 'n', (r) => r.no_shows],
+    transfers: ['p_transfers', 'n', (r) => r.transfers],
+    avg_wait: ['avg_wait', 'd', (r) => r.avg_wait_secs],
+    max_wait: ['p_max_wait', 'd', (r) => r.max_wait_secs],
+    avg_service: ['p_avg_service', 'd', (r) => r.avg_service_secs],
+    max_service: ['p_max_service', 'd', (r) => r.max_service_secs],
+    pauses: ['p_pauses', 'n', (r) => r.pauses],
+    signed_in: ['p_signed_in', 'h', (r) => r.signed_in_secs],
+    rated: ['p_rated', 'n', (r) => r.rated],
+    satisfaction: ['satisfaction', 'p', (r) => r.satisfaction],
+    bad: ['bad', 'n', (r) => r.bad],
+    bad_rate: ['p_bad_rate', 'p', (r) => share(r.bad, r.rated)],
+    no_show_rate: ['no_show_rate', 'p', (r) => share(r.no_shows, r.served + r.no_shows)],
+    fu_opened: ['p_fu_opened', 'n', (r) => fuOf(r, 'opened')],
+    fu_closed: ['p_fu_closed', 'n', (r) => fuOf(r, 'closed')],
+    fu_overdue: ['p_fu_overdue', 'n', (r) => fuOf(r, 'overdue')],
+    warnings: ['p_warnings', 'n', (r) => r.warnings],
+    warnings_handled: ['p_warnings_handled', 'n', (r) => r.warnings_handled],
+    rated_at: ['p_rated_at', 't', (r) => stamp(r.rated_at)],
+    number: ['p_number', 't', (r) => r.number],
+    b_service: ['service', 't', (r) => r.service_name || r.service || ''],
+    b_window: ['window', 't', (r) => (r.window == null ? '' : String(r.window))],
+    b_staff: ['staff', 't', (r) => r.staff || ''],
+    level: ['p_level', 't', (r) => levelName(r.level)],
+    reasons: ['p_reasons', 't', (r) => (r.reasons || []).join('、')],
+    fu_state: ['p_fu_state', 't', (r) => t(`fu_${r.state}`) + (r.overdue ? ` · ${t('overdue')}` : '')],
+  };
+  const AT_WINDOW = ['called', 'served', 'no_shows', 'transfers', 'avg_wait', 'avg_service', 'max_service', 'pauses',
+    'signed_in', 'rated', 'satisfaction', 'bad', 'fu_opened', 'fu_closed', 'fu_overdue'];
+  const APPRAISED = ['issued', 'served', 'avg_wait', 'no_show_rate', 'rated', 'satisfaction', 'bad', 'bad_rate',
+    'fu_opened', 'fu_closed', 'fu_overdue', 'warnings', 'warnings_handled'];
+  // Each table: its element, its title's text key, its columns, and where a row leads.
+  const P_TABLES = {
+    regions: { id: 'p-regions', title: 'p_regions', cols: ['rank', 'region', 'halls', ...APPRAISED], link: 'region', to: (r) => `r/${r.code}`, data: (r) => ({ 'data-region': r.code }) },
+    // The halls' first eight columns as they always were (rank, hall, tickets, served,
+    // wait, satisfaction, bad, no-shows).
+    halls: { id: 'period', title: 'p_halls', cols: ['rank', 'hall', 'issued', 'served', 'avg_wait', 'satisfaction', 'bad', 'no_show_rate', 'rated', 'bad_rate', 'fu_opened', 'fu_closed', 'fu_overdue', 'warnings', 'warnings_handled'], link: 'hall', to: (r) => `h/${r.id}`, data: (r) => ({ 'data-hall': r.id }) },
+    windows: { id: 'p-windows', title: 'p_windows', cols: ['window', 'name', ...AT_WINDOW] },
+    staff: { id: 'p-staff', title: 'p_staff', cols: ['staff', ...AT_WINDOW] },
+    services: { id: 'p-services', title: 'p_services', cols: ['code', 'name', 'issued', 'served', 'no_shows', 'transfers', 'avg_wait', 'max_wait', 'avg_service', 'rated', 'satisfaction', 'bad', 'fu_opened', 'fu_closed', 'fu_overdue'] },
+    hours: { id: 'p-hours', title: 'p_hours', cols: ['hour', 'issued', 'avg_wait', 'max_wait'] },
+    days: { id: 'p-days', title: 'p_days', cols: ['day', 'issued', 'served', 'no_shows', 'avg_wait', 'max_wait', 'avg_service', 'rated', 'satisfaction', 'bad', 'warnings', 'warnings_handled'] },
+    bad_ratings: { id: 'p-bad', title: 'p_bad_ratings', cols: ['rated_at', 'number', 'b_service', 'b_window', 'b_staff', 'level', 'reasons', 'fu_state'], data: (r) => ({ 'data-ticket': `${r.controller_id}/${r.ticket}`, 'data-state': r.state }) },
+  };
+  const NUMERIC = new Set(['n', 'd', 'h', 'p']);
+  function shownValue(kind, v) {
+    if (v == null || v === '') return kind === 't' ? '' : '—';
+    if (kind === 'd') return dur(v);
+    if (kind === 'h') return hm(v);
+    if (kind === 'p') return pct(v);
+    return String(v);
+  }
+  const csvValue = (kind, v) => {
+    if (v == null) return '';
+    return kind === 'p' ? (v * 100).toFixed(1) : String(v);
+  };
+  function colHead(id, csv) {
+    const [key, kind] = PC[id];
+    if (!csv) return t(key);
+    if (kind === 'd' || kind === 'h') return t(key) + t('p_secs');
+    return kind === 'p' ? t(key) + t('p_pct') : t(key);
+  }
+
+  function fillTable(kind, rows) {
+    const spec = P_TABLES[kind];
+    const table = $(spec.id);
+    periodTables[kind] = rows;
+    table.tHead.replaceChildren(el('tr', {}, ...spec.cols.map((c) =>
+      el('th', { scope: 'col', class: NUMERIC.has(PC[c][1]) ? 'num' : '', 'data-col': c, text: colHead(c) }))));
+    table.tBodies[0].replaceChildren(...(rows.length ? rows.map((r) => {
+      const attrs = { 'data-key': r.key ?? r.id ?? r.code ?? '', ...(spec.data ? spec.data(r) : {}) };
+      if (spec.to) {
+        attrs.class = 'go';
+        attrs.onclick = (ev) => { if (!ev.target.closest('a')) location.hash = spec.to(r); };
+      }
+      return el('tr', attrs, ...spec.cols.map((c) => {
+        const [, k, get] = PC[c];
+        const v = get(r);
+        const cls = [NUMERIC.has(k) ? 'num' : '', c === 'bad' && v > 0 ? 'alert' : ''].filter(Boolean).join(' ');
+        const td = el('td', { class: cls, 'data-col': c, 'data-value': v == null ? '' : String(v) });
+        if (c === spec.link) td.append(el('a', { href: `#${spec.to(r)}`, text: shownValue(k, v) }));
+        else td.textContent = shownValue(k, v);
+        return td;
+      }));
+    }) : [el('tr', { class: 'none' }, el('td', { colspan: String(spec.cols.length), class: 'empty', text: t('p_none') }))]));
+  }
+
+  // One figure of the region or hall shown, its raw value in data-value.
+  function periodFigure(id, r, text, alert = false) {
+    const [key, kind, get] = PC[id];
+    const v = get(r);
+    return el('div', { class: alert ? 'figure alert' : 'figure', 'data-p-figure': id, 'data-value': v == null ? '' : String(v) },
+      el('div', { class: 'n', text: text || shownValue(kind, v) }), el('div', { class: 'k', text: t(key) }));
+  }
+
+  function periodFigures(r, rank) {
+    const overdue = fuOf(r, 'overdue') || 0;
+    const cards = [
+      ...(rank ? [el('div', { class: 'figure', 'data-p-figure': 'rank', 'data-value': String(rank.rank) },
+        el('div', { class: 'n', text: `${rank.rank}/${rank.of}` }), el('div', { class: 'k', text: t('rank') }))] : []),
+      ...['issued', 'served', 'avg_wait', 'avg_service', 'no_show_rate', 'rated', 'satisfaction'].map((c) => periodFigure(c, r)),
+      periodFigure('bad', r, null, r.bad > 0),
+      periodFigure('fu_opened', r),
+      periodFigure('fu_closed', r),
+      periodFigure('fu_overdue', r, null, overdue > 0),
+    ];
+    $('p-figures').replaceChildren(...cards);
+    const counts = r.ratings || {};
+    const reasons = Object.entries(r.bad_reasons || {}).sort((a, b) => b[1] - a[1]);
+    $('p-levels').replaceChildren(
+      el('strong', { text: t('p_levels') + t('p_colon') }),
+      ...LEVELS.map((l) => el('span', { class: 'level', 'data-level': l }, `${t(`lv_${l}`)} `, el('b', { text: String(counts[l] || 0) }))),
+      el('span', { class: 'reasons', 'data-reasons': '' }, el('strong', { text: t('p_reasons') + t('p_colon') }),
+        reasons.length ? reasons.map(([k, n]) => `${k} ${n}`).join('、') : '—'));
+  }
+
+  function renderPeriod(p) {
+    const want = periodPath(p);
+    if (more.period && more.periodFor === want) periodData = { path: want, v: more.period };
+    $('p-region').hidden = Boolean(p.hall);
+    $('p-hall').hidden = !p.hall;
+    const v = periodData && periodData.path === want ? periodData.v : null;
+    if (!v) return;
+    // The hall's window and service names, from its controllers' state.
+    const live = p.hall && last.hall && last.hall.hall.id === p.hall ? last.hall : null;
+    const windowNames = new Map(((live && live.windows) || []).map((w) => [String(w.number), w.name || '']));
+    const serviceNames = new Map(((live && live.services) || []).map((x) => [x.code, name3(x.name, x.code)]));
+    const key = JSON.stringify([lang, want, { ...v, elapsed_ms: 0 }, [...windowNames], [...serviceNames]]);
+    if (key === periodShown) return;
+    periodShown = key;
+    const panel = $('period-panel');
+    panel.dataset.from = v.from;
+    panel.dataset.to = v.to;
+    panel.dataset.scope = p.hall ? `hall:${p.hall}` : `region:${p.region || me.account.region}`;
+    $('period-span').textContent = t('p_span', { from: v.from, to: v.to });
+    periodTables = {};
+    if (p.hall) {
+      const h = v.halls.find((x) => x.id === p.hall);
+      const d = v.detail || {};
+      const ranked = (v.ranking || []).find((x) => x.hall === p.hall);
+      if (h) periodFigures(h, ranked ? { rank: ranked.rank, of: v.ranking.length } : null);
+      const named = (names) => (r) => ({ ...r, name: names.get(r.key) || '' });
+      fillTable('windows', (d.windows || []).map(named(windowNames)));
+      fillTable('staff', d.staff || []);
+      fillTable('services', (d.services || []).map(named(serviceNames)));
+      fillTable('hours', d.hours || []);
+      fillTable('days', d.days || []);
+      fillTable('bad_ratings', (d.bad_ratings || []).map((r) => ({ ...r, service_name: serviceNames.get(r.service) })));
+    } else {
+      const code = p.region || me.account.region;
+      const here = v.regions.find((r) => r.code === code);
+      if (here) periodFigures(here, null);
+      const children = v.regions.filter((r) => r.parent === code).sort((a, b) => a.rank - b.rank || a.code.localeCompare(b.code));
+      $('p-regions-box').hidden = children.length === 0;
+      fillTable('regions', children);
+      const byId = new Map(v.halls.map((h) => [h.id, h]));
+      const rows = (v.ranking || []).map((r) => ({ ...byId.get(r.hall), rank: r.rank })).filter((h) => h.id);
+      for (const h of v.halls) if (!rows.some((x) => x.id === h.id)) rows.push({ ...h, rank: null });
+      fillTable('halls', rows);
+    }
+    for (const b of panel.querySelectorAll('button.csv')) {
+      b.setAttribute('aria-label', t('p_csv_label', { table: t(P_TABLES[b.dataset.table].title) }));
+    }
+  }
+
+  const csvField = (s) => (/[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+  // The table as shown (its columns, in the page's language) as RFC 4180 CSV with a BOM
+  // for Excel.
+  function csvOf(kind) {
+    const spec = P_TABLES[kind];
+    const lines = [spec.cols.map((c) => csvField(colHead(c, true)))];
+    for (const r of periodTables[kind] || []) {
+      lines.push(spec.cols.map((c) => csvField(csvValue(PC[c][1], PC[c][2](r)))));
+    }
+    return `\ufeff${lines.map((l) => l.join(',')).join('\r\n')}\r\n`;
+  }
+  for (const b of $('period-panel').querySelectorAll('button.csv')) {
+    b.addEventListener('click', () => {
+      if (!periodData) return;
+      const v = periodData.v;
+      const p = place();
+      const scope = p.hall || p.region || me.account.region;
+      const url = URL.createObjectURL(new Blob([csvOf(b.dataset.table)], { type: 'text/csv;charset=utf-8' }));
+      const a = el('a', { href: url, download: `hallq-${scope}-${v.from}_${v.to}-${b.dataset.table}.csv`, hidden: '' });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    });
+  }
+
+  // The picker: the choice kept for the session; a field left empty is named here, the
+  // rest (a day after the last, more than 366 days, not a date) by the API, next to the
+  // field it names.
+  function pickerKind() {
+    const range = $('pk-range').checked;
+    $('pf-month').hidden = range;
+    $('pf-from').hidden = !range;
+    $('pf-to').hidden = !range;
+    return range ? 'range' : 'month';
+  }
+  function clearPeriodErrors() {
+    for (const f of ['month', 'from', 'to']) {
+      $(`p-${f}`).removeAttribute('aria-invalid');
+      $(`p-${f}-error`).replaceChildren();
+    }
+    $('p-message').textContent = '';
+  }
+  function periodError(field, text, detail) {
+    $(`p-${field}`).setAttribute('aria-invalid', 'true');
+    $(`p-${field}-error`).replaceChildren(document.createTextNode(text),
+      ...(detail ? [el('span', { class: 'detail', lang: 'en', text: ` (${detail})` })] : []));
+    $(`p-${field}`).focus();
+  }
+  {
+    const now = new Date();
+    const today = `${now.getFullYear()}-${two(now.getMonth() + 1)}-${two(now.getDate())}`;
+    const c = periodChoice || {};
+    $('p-month').value = c.month || month();
+    $('p-from').value = c.from || `${today.slice(0, 8)}01`;
+    $('p-to').value = c.to || today;
+    $(c.from ? 'pk-range' : 'pk-month').checked = true;
+    pickerKind();
+  }
+  for (const r of document.querySelectorAll('input[name="period-kind"]')) {
+    r.addEventListener('change', () => { pickerKind(); clearPeriodErrors(); });
+  }
+  $('period-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    clearPeriodErrors();
+    const choice = pickerKind() === 'month' ? { month: $('p-month').value } : { from: $('p-from').value, to: $('p-to').value };
+    if (choice.month === '') { periodError('month', t('p_need_month')); return; }
+    for (const f of ['from', 'to']) if (choice[f] === '') { periodError(f, t('p_need')); return; }
+    const path = periodPath(place(), choice);
+    try {
+      const v = await api(path);
+      periodChoice = choice;
+      sessionStorage.setItem(PERIOD_KEY, JSON.stringify(choice));
+      periodData = { path, v };
+      render();
+    } catch (e) {
+      if (e.message === 'sign_in_required') return;
+      const field = e.body && e.body.field;
+      if (e.status === 400 && ['month', 'from', 'to'].includes(field)) periodError(field, t(`p_err_${field}`), e.message);
+      else $('p-message').textContent = t('p_err_other', { m: e.body && e.body.field ? `${e.body.field}: ${e.message}` : e.message });
+    }
+  });
 
   const STEPS = ['received', 'rectified', 'visited', 'closed'];
   let shownFollowUps = '';

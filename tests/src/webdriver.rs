@@ -166,6 +166,19 @@ impl Browser {
             .map(drop)
     }
 
+    /// Lets the page's downloads (a link with `download`, a CSV made in the page) go to
+    /// `dir`, as a person's browser saves them.
+    pub fn downloads_to(&self, dir: &Path) -> Result<()> {
+        self.cmd(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({ "cmd": "Browser.setDownloadBehavior", "params": {
+                "behavior": "allow", "downloadPath": dir.display().to_string(),
+            }})),
+        )
+        .map(drop)
+    }
+
     /// Runs JavaScript in the page and returns its result.
     pub fn js(&self, script: &str, args: Value) -> Result<Value> {
         self.cmd(

@@ -1402,6 +1402,7 @@ fn figures_only(row: &Value) -> Value {
             "id",
             "region",
             "appraisal",
+            "follow_ups",
         ] {
             o.remove(k);
         }
@@ -1789,7 +1790,15 @@ fn a_county_months_roll_up_is_timed() {
          INSERT INTO period_reasons (hall_id, day, scope, key, reason, n)
          SELECT hall_id, day, scope, key, '办事效率低', dissatisfied FROM period_figures
          WHERE dissatisfied > 0;
-         ANALYZE period_figures; ANALYZE period_reasons;",
+         INSERT INTO follow_ups (controller_id, ticket, hall_id, number, service, window_no,
+             staff, level, reasons, rated_at, due_day, due_at, state, updated_at)
+         SELECT 'ctl-' || hall_id, day - '2026-11-01'::date, hall_id, 'A001', 'S1', 1, 'S001',
+             '不满意', '{办事效率低}',
+             extract(epoch FROM day + time '10:00')::int8 * 1000 - 28800000,
+             day + 3, extract(epoch FROM day + 4)::int8 * 1000 - 18000000,
+             CASE WHEN day < '2026-11-20' THEN 'closed' ELSE 'open' END, 0
+         FROM period_figures WHERE scope = 'hall' AND dissatisfied > 0;
+         ANALYZE period_figures; ANALYZE period_reasons; ANALYZE follow_ups;",
     );
     let rows = county.pg.sql("SELECT count(*) FROM period_figures");
     let fill = filled.elapsed();
@@ -1810,12 +1819,25 @@ fn a_county_months_roll_up_is_timed() {
         .map(|h| h["issued"].as_i64().unwrap_or(0))
         .sum();
     assert_eq!(view["regions"][0]["issued"].as_i64(), Some(county_issued));
+    let follow_ups: i64 = county
+        .pg
+        .sql("SELECT count(*) FROM follow_ups")
+        .parse()
+        .expect("count");
+    assert!(follow_ups > 0);
+    assert_eq!(
+        view["regions"][0]["follow_ups"]["opened"].as_i64(),
+        Some(follow_ups),
+        "{}",
+        view["regions"][0]
+    );
     let started = Instant::now();
     let one = a.get("/api/v1/period?month=2026-11&hall=hall-7");
     let detail = started.elapsed();
     assert_eq!(one["detail"]["services"].as_array().map(Vec::len), Some(20));
     println!(
-        "period roll-up: {rows} rows in period_figures (200 halls × 30 days × 55), filled in {:.1} s; \
+        "period roll-up: {rows} rows in period_figures (200 halls × 30 days × 55) and \
+         {follow_ups} follow-ups, filled in {:.1} s; \
          GET /api/v1/period?month=2026-11 (200 halls, 21 regions, ranking), 9 runs: \
          p50 {} ms, max {} ms; with one hall's detail: {} ms",
         fill.as_secs_f64(),
@@ -1823,6 +1845,463 @@ fn a_county_months_roll_up_is_timed() {
         times[times.len() - 1].as_millis(),
         detail.as_millis()
     );
+}
+
+/// 青山县 with its hall, 青山镇 (its hall, and 东村 below it with a village hall) and 石门乡
+/// with its hall: two townships to rank, a village to drill into.
+const PERIOD_TREE: &str = "
+[[region]]
+code = \"330122000000\"
+name = \"青山县\"
+[[region]]
+code = \"330122100000\"
+name = \"青山镇\"
+[[region]]
+code = \"330122100201\"
+name = \"东村\"
+[[region]]
+code = \"330122200000\"
+name = \"石门乡\"
+[[hall]]
+id = \"hall-0\"
+name = \"青山县政务服务中心\"
+region = \"330122000000\"
+[[hall]]
+id = \"hall-1\"
+name = \"青山镇便民服务中心\"
+region = \"330122100000\"
+[[hall]]
+id = \"hall-2\"
+name = \"东村便民服务站\"
+region = \"330122100201\"
+[[hall]]
+id = \"hall-3\"
+name = \"石门乡便民服务中心\"
+region = \"330122200000\"
+";
+
+/// A rating's level and reasons.
+type Rating<'a> = (&'a str, &'a [&'a str]);
+
+/// Calls the next ticket at window 1, serves it and rates it from the pad: the ticket.
+fn serve_and_rate(url: &str, clerk: &str, level: &str, reasons: &[&str]) -> u64 {
+    let ticket = called(&act(url, clerk, "call-next", json!({})));
+    act(url, clerk, "start", json!({}));
+    act(url, clerk, "finish", json!({}));
+    rate(url, ticket, level, reasons);
+    ticket
+}
+
+/// The period views on the county dashboard, from a day's work at four halls: the
+/// county's figures, its two townships ranked and its four halls ranked; a follow-up
+/// closed on the dashboard counted closed; the picker's days (the API's refusal shown
+/// next to the field, an empty day, the day itself); drilling into a township and its
+/// village; a hall's tables per window, staff number, service, hour and day and its bad
+/// ratings; a table downloaded as CSV; three languages.
+#[test]
+// Over 100 lines: one day's work, then one supervisor's session through the views.
+#[allow(clippy::too_many_lines)]
+fn the_period_views_and_appraisal_on_the_county_dashboard() {
+    let Some(county) = County::build("the_period_views", 4, "", |_, hall| {
+        hall.add_staff_named("S001", "张三", "135790", &["--window", "1"]);
+    }) else {
+        return;
+    };
+    let a = Instance::start(
+        county.dir.path(),
+        "a",
+        county.broker.port,
+        &county.pg.url(),
+        &format!("{INGEST}{PERIOD_TREE}"),
+    );
+    // hall-0: 3 tickets, one served and rated 不满意, two no-shows. hall-1: 4 tickets, two
+    // served (非常满意, 不满意). hall-2: 2 tickets, one served (满意). hall-3: 3 tickets,
+    // all served (非常满意, 不满意, 非常不满意).
+    let work: [(usize, &[Rating]); 4] = [
+        (3, &[("不满意", &["办事效率低"])]),
+        (4, &[("非常满意", &[]), ("不满意", &["服务态度差"])]),
+        (2, &[("满意", &[])]),
+        (
+            3,
+            &[
+                ("非常满意", &[]),
+                ("不满意", &["办事效率低"]),
+                ("非常不满意", &["多次跑腿"]),
+            ],
+        ),
+    ];
+    let mut last_bad = Vec::new();
+    for (i, (tickets, ratings)) in work.iter().enumerate() {
+        let url = &county.halls[i].1.url;
+        for _ in 0..*tickets {
+            issue(url);
+        }
+        let clerk = sign_in(url, "S001", "135790", Some(1));
+        let mut bad = 0;
+        for (level, reasons) in *ratings {
+            let t = serve_and_rate(url, &clerk, level, reasons);
+            if !reasons.is_empty() {
+                bad = t;
+            }
+        }
+        if i == 0 {
+            // Two no-shows each (the first sends a ticket back to the queue).
+            for _ in 0..4 {
+                act(url, &clerk, "call-next", json!({}));
+                act(url, &clerk, "no-show", json!({}));
+            }
+        }
+        last_bad.push(bad);
+    }
+    county.wait_until_whole(Duration::from_secs(60), &[&a]);
+    // Every bad rating's follow-up is in.
+    wait_for(Duration::from_secs(30), "the four follow-ups", || {
+        let open = a.get("/api/v1/follow-ups");
+        (open["follow_ups"].as_array().map(Vec::len) == Some(4)).then_some(())
+    });
+    let today = county
+        .pg
+        .sql("SELECT max(day)::text FROM period_figures WHERE scope = 'hall'");
+    let yesterday = (chrono::NaiveDate::parse_from_str(&today, "%Y-%m-%d").expect("day")
+        - chrono::Duration::days(1))
+    .to_string();
+    let day_q = format!("from={today}&to={today}");
+    // What the API says, for the figures the pages must show.
+    let view = a.get(&format!("/api/v1/period?{day_q}"));
+    let region = |code: &str| -> Value {
+        view["regions"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["code"] == code))
+            .cloned()
+            .expect("region")
+    };
+    assert_eq!(region("330122000000")["issued"], 12, "{view}");
+    assert_eq!(region("330122000000")["bad"], 4, "{view}");
+    assert_eq!(region("330122000000")["follow_ups"]["opened"], 4, "{view}");
+    assert_eq!(
+        (
+            region("330122100000")["rank"].as_u64(),
+            region("330122200000")["rank"].as_u64(),
+            region("330122100201")["rank"].as_u64()
+        ),
+        (Some(1), Some(2), Some(1)),
+        "{view}"
+    );
+    let ranked: Vec<&str> = view["ranking"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["hall"].as_str())
+        .collect();
+    assert_eq!(ranked, ["hall-2", "hall-1", "hall-3", "hall-0"], "{view}");
+    let hall1 = a.get(&format!("/api/v1/period?{day_q}&hall=hall-1"));
+    let w1 = hall1["detail"]["windows"]
+        .as_array()
+        .and_then(|w| w.iter().find(|w| w["key"] == "1"))
+        .cloned()
+        .expect("window 1");
+    assert_eq!(
+        (
+            &w1["served"],
+            &w1["rated"],
+            &w1["bad"],
+            &w1["follow_ups"]["opened"]
+        ),
+        (&json!(2), &json!(2), &json!(1), &json!(1)),
+        "{w1}"
+    );
+    let bad1 = &hall1["detail"]["bad_ratings"];
+    assert_eq!(bad1.as_array().map(Vec::len), Some(1), "{bad1}");
+    assert_eq!(bad1[0]["reasons"], json!(["服务态度差"]), "{bad1}");
+
+    let (ok, out) = a.account(
+        &[
+            "add",
+            "wang.fang",
+            "--name",
+            "王芳",
+            "--role",
+            "supervisor",
+            "--region",
+            "330122000000",
+        ],
+        "qingshan county 1",
+    );
+    assert!(ok, "{out}");
+    let Some((_driver, b)) = open_dashboard("the_period_views", &a, 1100) else {
+        return;
+    };
+    let downloads = tempfile::tempdir().expect("downloads");
+    b.downloads_to(downloads.path()).expect("downloads");
+    b.type_into("#login-name", "wang.fang").expect("login");
+    b.type_into("#login-password", "qingshan county 1")
+        .expect("password");
+    b.click("#login-submit").expect("submit");
+    b.wait_for("the dashboard", 20, |b| b.visible("#period-panel"))
+        .expect("dashboard");
+    let pick = |b: &Browser, kind: &str, values: &[(&str, &str)]| {
+        b.click(&format!("#pk-{kind}")).expect("kind");
+        for (id, v) in values {
+            b.js(
+                "const e = document.getElementById(arguments[0]); e.value = arguments[1]; \
+                 e.dispatchEvent(new Event('input', {bubbles: true}));",
+                json!([id, v]),
+            )
+            .expect("value");
+        }
+        b.click("#p-show").expect("show");
+    };
+    let figure = |b: &Browser, id: &str| {
+        b.js(
+            "const e = document.querySelector(`#p-figures [data-p-figure='${arguments[0]}']`); \
+             return e ? e.dataset.value : null;",
+            json!([id]),
+        )
+        .unwrap_or(Value::Null)
+    };
+    let cell = |b: &Browser, table: &str, row: &str, col: &str| {
+        b.text(&format!(
+            "#{table} tr[data-key='{row}'] td[data-col='{col}']"
+        ))
+    };
+    let rows = |b: &Browser, table: &str| -> Vec<String> {
+        b.js(
+            "return [...document.querySelectorAll(`#${arguments[0]} tbody tr[data-key]`)].map((r) => r.dataset.key)",
+            json!([table]),
+        )
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+    };
+    let span = |b: &Browser| {
+        b.js(
+            "const p = document.getElementById('period-panel'); return [p.dataset.from || '', p.dataset.to || '']",
+            json!([]),
+        )
+        .unwrap_or(Value::Null)
+    };
+
+    // The county's month: its figures, its townships ranked, its halls ranked.
+    pick(&b, "month", &[("p-month", &today[..7])]);
+    b.wait_for("the county's month", 30, |b| {
+        figure(b, "issued") == json!("12") && rows(b, "period").len() == 4
+    })
+    .expect("the county's month");
+    assert_eq!(figure(&b, "bad"), json!("4"));
+    assert_eq!(figure(&b, "rated"), json!("7"));
+    assert_eq!(
+        b.text("#p-figures [data-p-figure='satisfaction'] .n"),
+        "42.9%"
+    );
+    assert_eq!(figure(&b, "fu_opened"), json!("4"));
+    assert_eq!(rows(&b, "p-regions"), ["330122100000", "330122200000"]);
+    assert_eq!(cell(&b, "p-regions", "330122100000", "rank"), "1");
+    assert_eq!(cell(&b, "p-regions", "330122100000", "region"), "青山镇");
+    assert_eq!(cell(&b, "p-regions", "330122100000", "halls"), "2");
+    assert_eq!(cell(&b, "p-regions", "330122100000", "issued"), "6");
+    assert_eq!(
+        cell(&b, "p-regions", "330122100000", "satisfaction"),
+        "66.7%"
+    );
+    assert_eq!(cell(&b, "p-regions", "330122200000", "rank"), "2");
+    assert_eq!(cell(&b, "p-regions", "330122200000", "bad"), "2");
+    assert_eq!(
+        cell(&b, "p-regions", "330122200000", "satisfaction"),
+        "33.3%"
+    );
+    assert_eq!(rows(&b, "period"), ["hall-2", "hall-1", "hall-3", "hall-0"]);
+    assert_eq!(cell(&b, "period", "hall-0", "no_show_rate"), "66.7%");
+    assert!(
+        b.text("#p-levels [data-level='very_dissatisfied']")
+            .ends_with('1'),
+        "{}",
+        b.text("#p-levels")
+    );
+    assert!(
+        b.text("#p-levels .reasons").contains("办事效率低 2"),
+        "{}",
+        b.text("#p-levels")
+    );
+    // A follow-up closed on the dashboard comes back from the hall and counts closed.
+    let item = format!("#follow-ups li[data-follow-up='ctl-3/{}']", last_bad[3]);
+    b.wait_for("hall-3's follow-up", 20, |b| b.visible(&item))
+        .expect("follow-up listed");
+    b.js(
+        "document.querySelector(arguments[0] + ' select.step').value = 'closed'",
+        json!([item]),
+    )
+    .expect("step");
+    b.type_into(&format!("{item} input.note"), "已回访，群众满意")
+        .expect("note");
+    b.click(&format!("{item} button.send-step"))
+        .expect("send step");
+    b.wait_for("the follow-up closed in the figures", 40, |b| {
+        figure(b, "fu_closed") == json!("1")
+            && cell(b, "p-regions", "330122200000", "fu_closed") == "1"
+    })
+    .expect("closed counted");
+    assert_eq!(cell(&b, "period", "hall-3", "fu_closed"), "1");
+    b.js(
+        "document.getElementById('period-panel').scrollIntoView()",
+        json!([]),
+    )
+    .expect("scroll");
+    b.screenshot(&hallq_tests::screens_dir().join("county-period.png"))
+        .expect("screenshot");
+
+    // Days: a last day before the first is the API's to refuse, next to the field.
+    let month_span = span(&b);
+    pick(&b, "range", &[("p-from", &today), ("p-to", &yesterday)]);
+    b.wait_for("the refusal next to the last day", 20, |b| {
+        b.text("#p-to-error").contains("截止日须不早于起始日")
+    })
+    .expect("refusal");
+    assert!(
+        b.text("#p-to-error").contains("the span must be"),
+        "{}",
+        b.text("#p-to-error")
+    );
+    assert_eq!(
+        b.js(
+            "return document.getElementById('p-to').getAttribute('aria-invalid')",
+            json!([])
+        )
+        .expect("aria"),
+        json!("true")
+    );
+    assert_eq!(span(&b), month_span, "the refused days changed the view");
+    // The day before: nothing; the day itself: the day's figures.
+    pick(&b, "range", &[("p-from", &yesterday), ("p-to", &yesterday)]);
+    b.wait_for("the day before", 20, |b| {
+        span(b) == json!([yesterday, yesterday]) && figure(b, "issued") == json!("0")
+    })
+    .expect("the day before");
+    assert_eq!(b.text("#p-to-error"), "");
+    assert_eq!(cell(&b, "period", "hall-1", "satisfaction"), "—");
+    pick(&b, "range", &[("p-from", &today), ("p-to", &today)]);
+    b.wait_for("the day", 20, |b| {
+        span(b) == json!([today, today]) && figure(b, "issued") == json!("12")
+    })
+    .expect("the day");
+
+    // Down to 青山镇 from its row (the keyboard: its link and Enter): its village ranked,
+    // its two halls ranked; the days chosen stay.
+    b.js(
+        "document.querySelector(\"#p-regions tr[data-region='330122100000'] a\").focus()",
+        json!([]),
+    )
+    .expect("focus");
+    b.press("\u{E007}").expect("Enter");
+    b.wait_for("the township's period", 20, |b| {
+        b.text("#crumbs").contains("青山镇") && rows(b, "period") == ["hall-2", "hall-1"]
+    })
+    .expect("township");
+    assert_eq!(span(&b), json!([today, today]));
+    assert_eq!(figure(&b, "issued"), json!("6"));
+    assert_eq!(rows(&b, "p-regions"), ["330122100201"]);
+    assert_eq!(cell(&b, "p-regions", "330122100201", "region"), "东村");
+    assert_eq!(cell(&b, "p-regions", "330122100201", "rank"), "1");
+
+    // A hall's tables.
+    b.click("#period tr[data-hall='hall-1'] a").expect("hall-1");
+    b.wait_for("hall-1's tables", 30, |b| {
+        b.visible("#p-hall") && cell(b, "p-windows", "1", "served") == "2"
+    })
+    .expect("hall tables");
+    assert_eq!(b.text("#p-figures [data-p-figure='rank'] .n"), "2/4");
+    assert_eq!(cell(&b, "p-windows", "1", "rated"), "2");
+    assert_eq!(cell(&b, "p-windows", "1", "bad"), "1");
+    assert_eq!(cell(&b, "p-windows", "1", "satisfaction"), "50.0%");
+    assert_eq!(cell(&b, "p-windows", "1", "fu_opened"), "1");
+    assert_eq!(rows(&b, "p-staff"), ["S001"]);
+    assert_eq!(cell(&b, "p-staff", "S001", "served"), "2");
+    assert_eq!(cell(&b, "p-services", "SB", "issued"), "4");
+    // The service's name comes from the hall's state (the period figures have codes).
+    let live = a.get("/api/v1/halls/hall-1");
+    let sb = live["services"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["code"] == "SB"))
+        .map(|s| &s["name"])
+        .and_then(|n| n.as_str().or_else(|| n["zh-CN"].as_str()))
+        .unwrap_or_else(|| panic!("SB's name: {live}"))
+        .to_string();
+    assert_eq!(cell(&b, "p-services", "SB", "name"), sb);
+    assert_ne!(sb, "SB");
+    let by_hour: i64 = b
+        .js(
+            "return [...document.querySelectorAll(\"#p-hours td[data-col='issued']\")].reduce((s, c) => s + Number(c.dataset.value), 0)",
+            json!([]),
+        )
+        .ok()
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0);
+    assert_eq!(by_hour, 4);
+    assert_eq!(rows(&b, "p-days"), [today.as_str()]);
+    let bad_row = "#p-bad tbody tr[data-ticket]";
+    assert!(
+        b.text(bad_row).contains("服务态度差") && b.text(bad_row).contains("待受理"),
+        "{}",
+        b.text("#p-bad")
+    );
+    assert!(
+        !b.text("#period-panel").contains("张三"),
+        "a staff member's name on the page"
+    );
+    b.js(
+        "document.getElementById('period-panel').scrollIntoView()",
+        json!([]),
+    )
+    .expect("scroll");
+    b.screenshot(&hallq_tests::screens_dir().join("county-period-hall.png"))
+        .expect("screenshot");
+
+    // The windows table as CSV: a file as Excel takes it, the figures as shown.
+    b.click("#p-hall button.csv[data-table='windows']")
+        .expect("CSV");
+    let file = downloads
+        .path()
+        .join(format!("hallq-hall-1-{today}_{today}-windows.csv"));
+    let bytes = wait_for(Duration::from_secs(20), "the CSV file", || {
+        std::fs::read(&file).ok().filter(|b| !b.is_empty())
+    });
+    assert!(bytes.starts_with(b"\xEF\xBB\xBF"), "no BOM");
+    let text = String::from_utf8(bytes[3..].to_vec()).expect("UTF-8");
+    assert!(text.contains("\r\n") && !text.replace("\r\n", "").contains('\n'));
+    let table = parse_csv(&text);
+    assert_eq!(
+        table[0][..6],
+        ["窗口", "名称", "呼叫", "办结", "过号", "转移"],
+        "{text}"
+    );
+    let col = |name: &str| {
+        table[0]
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name}: {text}"))
+    };
+    let row1 = table
+        .iter()
+        .find(|r| r[0] == "1")
+        .expect("window 1 in the CSV");
+    assert_eq!(row1[col("办结")], w1["served"].to_string());
+    assert_eq!(row1[col("满意率（%）")], "50.0");
+    assert_eq!(row1[col("平均等候（秒）")], w1["avg_wait_secs"].to_string());
+    assert_eq!(row1[col("需整改")], "1");
+
+    // English and 繁體.
+    b.click("#langs button[data-lang='en']").expect("English");
+    b.wait_for("English headers", 20, |b| {
+        b.text("#p-windows th[data-col='served']") == "Served"
+            && b.text("#p-bad-title") == "Bad ratings and their follow-ups"
+    })
+    .expect("English");
+    assert!(b.text(bad_row).contains("open"), "{}", b.text(bad_row));
+    b.click("#langs button[data-lang='zh-TW']").expect("繁體");
+    b.wait_for("traditional headers", 20, |b| {
+        b.text("#p-windows th[data-col='satisfaction']") == "滿意率"
+            && b.text("#p-staff-title") == "按工作人員（工號）"
+    })
+    .expect("繁體");
 }
 
 /// A hall's `[queue]` as the JSON a setup push carries.
