@@ -397,7 +397,10 @@ fn two_instances_store_every_event_once_and_refuse_forgeries() {
             assert_eq!(duplicates - duplicates_before, 5.0);
             break;
         }
-        assert!(Instant::now() < deadline, "the six copies were not all taken");
+        assert!(
+            Instant::now() < deadline,
+            "the six copies were not all taken"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(
@@ -418,7 +421,10 @@ fn two_instances_store_every_event_once_and_refuse_forgeries() {
 #[test]
 fn a_batch_holding_one_event_twice_counts_it_once() {
     let Some(pg) = Postgres::start() else {
-        missing_prerequisite("hall_server", "PostgreSQL server (Debian package postgresql)");
+        missing_prerequisite(
+            "hall_server",
+            "PostgreSQL server (Debian package postgresql)",
+        );
         return;
     };
     let rt = tokio::runtime::Builder::new_current_thread()
