@@ -150,7 +150,14 @@ pub struct Database {
     /// A libpq-style connection string, e.g.
     /// `host=127.0.0.1 port=5432 user=hallq dbname=hallq`.
     pub url: String,
+    /// The months of `events` made ahead, after the current one (UTC months): the
+    /// server makes them at start and every day ([`crate::partitions`]).
+    #[serde(default = "default_months_ahead")]
+    pub months_ahead: u32,
 }
+
+/// The most months `[database] months_ahead` may make ahead.
+pub const MAX_MONTHS_AHEAD: u32 = 60;
 
 /// Batching and gap repair.
 #[derive(Debug, Clone, Deserialize)]
@@ -251,6 +258,9 @@ fn default_offset() -> i32 {
 fn default_day_start() -> String {
     "03:00".into()
 }
+fn default_months_ahead() -> u32 {
+    2
+}
 fn default_port() -> u16 {
     1883
 }
@@ -347,6 +357,15 @@ impl ServerConfig {
             return Err(fail(
                 "server.day_starts_at".into(),
                 format!("{:?} is not a time HH:MM", config.server.day_starts_at),
+            ));
+        }
+        if !(1..=MAX_MONTHS_AHEAD).contains(&config.database.months_ahead) {
+            return Err(fail(
+                "database.months_ahead".into(),
+                format!(
+                    "must be between 1 and {MAX_MONTHS_AHEAD} (the next month's partition is \
+                     made before it starts)"
+                ),
             ));
         }
         if config.ingest.batch_max == 0 || config.ingest.receive_maximum == 0 {
@@ -582,8 +601,17 @@ region = "330122000000"
             e.contains("server.day_starts_at") && e.contains("s.toml:4"),
             "{e}"
         );
+        let bad = BASE.replace("dbname=hallq\"\n", "dbname=hallq\"\nmonths_ahead = 0\n");
+        let e = ServerConfig::parse(&bad, "s.toml")
+            .expect_err("no month ahead")
+            .to_string();
+        assert!(
+            e.contains("database.months_ahead") && e.contains("s.toml:8:"),
+            "{e}"
+        );
         let c = ServerConfig::parse(BASE, "s.toml").expect("valid");
         assert_eq!(c.server.clock(), crate::rollup::DayClock::default());
+        assert_eq!(c.database.months_ahead, 2);
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! PostgreSQL: the schema, and the one transaction that stores a batch of events.
 //!
-//! Every event is stored once: the event id is the primary key and `(controller_id,
-//! seq)` is unique, and a batch is inserted with `ON CONFLICT DO NOTHING`, so an event
-//! sent twice (a controller's resend, a broker's redelivery, two instances racing) adds
-//! nothing the second time. The batch's rows are inserted in id order and the
-//! controllers' rows updated in controller order, so two instances writing at once
-//! never deadlock. Per controller the row keeps the highest seq, how many events are
-//! stored and the highest seq below which nothing is missing (`contiguous_seq`): when
-//! `stored` equals the span from `base_seq` to `max_seq` there is no gap. The same
-//! transaction adds the inserted events to the period figures ([`crate::rollup`]).
+//! Every event is stored once: its id and its `(controller_id, seq)` are unique in the
+//! narrow table `event_keys`, which a batch inserts into first with `ON CONFLICT DO
+//! NOTHING`; only the events whose keys it took go into `events`, partitioned by month
+//! of `at` ([`crate::partitions`]). So an event sent twice (a controller's resend, a
+//! broker's redelivery, two instances racing) adds nothing the second time, whatever
+//! month it names. The batch's keys are inserted in id order and the controllers' rows
+//! updated in controller order, so two instances writing at once never deadlock. Per
+//! controller the row keeps the highest seq, how many events are stored and the highest
+//! seq below which nothing is missing (`contiguous_seq`): when `stored` equals the span
+//! from `base_seq` to `max_seq` there is no gap. The same transaction adds the inserted
+//! events to the period figures ([`crate::rollup`]).
 
 use std::time::Duration;
 
@@ -274,6 +276,63 @@ const MIGRATIONS: &[&str] = &[
     // 6: the phone page (`crate::phone`) finds a ticket by its token's hash.
     "CREATE INDEX events_token_hash ON events ((payload->'ticket'->>'token_hash'))
         WHERE type = 'ticket_issued';",
+    // 7: `events` partitioned by month of `at` (UTC), the exactly-once keys in a narrow
+    // table of their own (`crate::partitions`). A partitioned table's unique keys must
+    // hold `at`, so `id` and `(controller_id, seq)` are unique in `event_keys`, which is
+    // not partitioned, and the wide rows go into the month of their `at`; a row of a
+    // month without a partition goes into `events_default`. The rows of version 6 move
+    // into a partition per month they fall in (those outside 2000–2099 into the
+    // default); every index the queries use is made again on the partitioned table. The
+    // months ahead are made by the server (`partitions::ensure`);
+    // `events_dropped` records the months dropped (`hallq-server partitions drop`), which
+    // are not made again.
+    "ALTER TABLE events RENAME TO events_v6;
+    CREATE TABLE event_keys (
+        id uuid NOT NULL,
+        controller_id text NOT NULL,
+        seq bigint NOT NULL
+    );
+    INSERT INTO event_keys (id, controller_id, seq) SELECT id, controller_id, seq FROM events_v6;
+    ALTER TABLE event_keys ADD CONSTRAINT event_keys_pkey PRIMARY KEY (id),
+        ADD CONSTRAINT event_keys_controller_seq UNIQUE (controller_id, seq);
+    CREATE TABLE events (
+        id uuid NOT NULL,
+        controller_id text NOT NULL,
+        hall_id text NOT NULL,
+        seq bigint NOT NULL,
+        at bigint NOT NULL,
+        type text NOT NULL,
+        payload jsonb NOT NULL,
+        stored_at bigint NOT NULL,
+        instance text NOT NULL
+    ) PARTITION BY RANGE (at);
+    CREATE TABLE events_default PARTITION OF events DEFAULT;
+    DO $$
+    DECLARE m timestamp;
+    BEGIN
+        FOR m IN SELECT DISTINCT date_trunc('month', to_timestamp(at / 1000.0) AT TIME ZONE 'UTC')
+                 FROM events_v6 WHERE at >= 946684800000 AND at < 4102444800000 LOOP
+            EXECUTE format('CREATE TABLE %I PARTITION OF events FOR VALUES FROM (%s) TO (%s)',
+                'events_' || to_char(m, 'YYYY_MM'),
+                (extract(epoch FROM m) * 1000)::bigint,
+                (extract(epoch FROM m + interval '1 month') * 1000)::bigint);
+        END LOOP;
+    END $$;
+    INSERT INTO events (id, controller_id, hall_id, seq, at, type, payload, stored_at, instance)
+        SELECT id, controller_id, hall_id, seq, at, type, payload, stored_at, instance FROM events_v6;
+    DROP TABLE events_v6;
+    CREATE INDEX events_hall_at ON events (hall_id, at);
+    CREATE INDEX events_ratings ON events (at) WHERE type = 'rating_recorded';
+    CREATE INDEX events_token_hash ON events ((payload->'ticket'->>'token_hash'))
+        WHERE type = 'ticket_issued';
+    CREATE TABLE events_dropped (
+        name text NOT NULL,
+        from_at bigint,
+        to_at bigint NOT NULL,
+        rows bigint NOT NULL,
+        keys bigint NOT NULL,
+        dropped_at bigint NOT NULL
+    );",
 ];
 
 /// The event types that are warnings (预警): each stays open until a `warning_handled`
@@ -305,6 +364,16 @@ pub async fn connect(url: &str, give_up: Duration) -> Result<Client, DbError> {
 /// Brings the schema up to date. Instances starting together take turns on an advisory
 /// lock, so each step runs once.
 pub async fn migrate(client: &mut Client) -> Result<usize, DbError> {
+    migrate_to(client, MIGRATIONS.len()).await
+}
+
+/// The newest schema version.
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// Brings the schema up to `version` (at most [`SCHEMA_VERSION`]); returns the steps
+/// applied. The server always wants the newest; an older one is how a test makes the
+/// database a release before left, to run the next step on it.
+pub async fn migrate_to(client: &mut Client, version: usize) -> Result<usize, DbError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock(4851)", &[])
         .await?;
@@ -319,7 +388,7 @@ pub async fn migrate(client: &mut Client) -> Result<usize, DbError> {
         .await?
         .get(0);
     let mut applied = 0;
-    for (i, step) in MIGRATIONS.iter().enumerate() {
+    for (i, step) in MIGRATIONS.iter().enumerate().take(version) {
         let version = i as i32 + 1;
         if version <= have {
             continue;
@@ -391,36 +460,51 @@ pub async fn store(
     let twice = (before - rows.len()) as u64;
     let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
     let controllers: Vec<&str> = rows.iter().map(|r| r.controller_id.as_str()).collect();
-    let halls: Vec<&str> = rows.iter().map(|r| r.hall_id.as_str()).collect();
     let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-    let ats: Vec<i64> = rows.iter().map(|r| r.at).collect();
-    let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
-    let payloads: Vec<Json<&serde_json::Value>> = rows.iter().map(|r| Json(&r.payload)).collect();
     let tx = client.transaction().await?;
     let (sms_new, sms_duplicates) = store_sms(&tx, sms, instance, stored_at).await?;
-    let inserted = tx
+    // The keys first: what this transaction takes is new, once across every month.
+    let taken = tx
         .query(
-            "INSERT INTO events (id, controller_id, hall_id, seq, at, type, payload, stored_at, instance)
-             SELECT u.id, u.c, u.h, u.s, u.a, u.t, u.p, $8, $9
-             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[], $7::jsonb[])
-                  AS u(id, c, h, s, a, t, p)
+            "INSERT INTO event_keys (id, controller_id, seq)
+             SELECT u.id, u.c, u.s FROM unnest($1::uuid[], $2::text[], $3::int8[]) AS u(id, c, s)
              ORDER BY u.id
              ON CONFLICT DO NOTHING
              RETURNING id",
+            &[&ids, &controllers, &seqs],
+        )
+        .await?;
+    let new: std::collections::HashSet<uuid::Uuid> = taken.iter().map(|r| r.get(0)).collect();
+    // The wide rows of the keys taken, into the month of their `at`.
+    let fresh: Vec<&Row> = rows.iter().filter(|r| new.contains(&r.id)).collect();
+    if !fresh.is_empty() {
+        let ids: Vec<uuid::Uuid> = fresh.iter().map(|r| r.id).collect();
+        let controllers: Vec<&str> = fresh.iter().map(|r| r.controller_id.as_str()).collect();
+        let halls: Vec<&str> = fresh.iter().map(|r| r.hall_id.as_str()).collect();
+        let seqs: Vec<i64> = fresh.iter().map(|r| r.seq).collect();
+        let ats: Vec<i64> = fresh.iter().map(|r| r.at).collect();
+        let kinds: Vec<&str> = fresh.iter().map(|r| r.kind.as_str()).collect();
+        let payloads: Vec<Json<&serde_json::Value>> =
+            fresh.iter().map(|r| Json(&r.payload)).collect();
+        tx.execute(
+            "INSERT INTO events (id, controller_id, hall_id, seq, at, type, payload, stored_at, instance)
+             SELECT u.id, u.c, u.h, u.s, u.a, u.t, u.p, $8, $9
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[], $7::jsonb[])
+                  AS u(id, c, h, s, a, t, p)",
             &[&ids, &controllers, &halls, &seqs, &ats, &kinds, &payloads, &stored_at, &instance],
         )
         .await?;
+    }
     let mut out = Stored {
-        inserted: inserted.len() as u64,
+        inserted: fresh.len() as u64,
         duplicates: twice,
         sms: sms_new,
         sms_duplicates,
         ..Stored::default()
     };
-    let new: std::collections::HashSet<uuid::Uuid> = inserted.iter().map(|r| r.get(0)).collect();
     // Per controller: how many new, the highest seq and time among them.
     let mut per: std::collections::BTreeMap<&str, (&str, i64, i64, i64)> = Default::default();
-    for r in rows.iter().filter(|r| new.contains(&r.id)) {
+    for r in &fresh {
         let e = per.entry(&r.controller_id).or_insert((&r.hall_id, 0, 0, 0));
         e.1 += 1;
         e.2 = e.2.max(r.seq);
@@ -431,7 +515,7 @@ pub async fn store(
         // Same id already stored: a duplicate. Otherwise the seq is taken by another id.
         let left_ids: Vec<uuid::Uuid> = leftover.iter().map(|r| r.id).collect();
         let known: std::collections::HashSet<uuid::Uuid> = tx
-            .query("SELECT id FROM events WHERE id = ANY($1)", &[&left_ids])
+            .query("SELECT id FROM event_keys WHERE id = ANY($1)", &[&left_ids])
             .await?
             .iter()
             .map(|r| r.get(0))
@@ -469,7 +553,7 @@ pub async fn store(
             }
         }
     }
-    track_warnings(&tx, rows.iter().filter(|r| new.contains(&r.id))).await?;
+    track_warnings(&tx, fresh.iter().copied()).await?;
     if !per.is_empty() {
         let c: Vec<&str> = per.keys().copied().collect();
         let h: Vec<&str> = per.values().map(|v| v.0).collect();
@@ -496,7 +580,6 @@ pub async fn store(
     }
     // The controllers' rows are locked now, in controller order: the figures of the
     // same controller are folded by one transaction at a time.
-    let fresh: Vec<&Row> = rows.iter().filter(|r| new.contains(&r.id)).collect();
     crate::rollup::apply(&tx, clock, &fresh).await?;
     crate::follow_ups::apply(&tx, &fresh).await?;
     tx.commit().await?;

@@ -677,7 +677,7 @@ async fn gaps(
         .query(
             "SELECT seq + 1, next - 1 FROM (
                  SELECT seq, lead(seq) OVER (ORDER BY seq) AS next FROM (
-                     SELECT seq FROM events WHERE controller_id = $1 AND seq BETWEEN $2 AND $3
+                     SELECT seq FROM event_keys WHERE controller_id = $1 AND seq BETWEEN $2 AND $3
                      UNION ALL SELECT $2 - 1 UNION ALL SELECT $3 + 1) s) t
              WHERE next > seq + 1 ORDER BY seq LIMIT 1000",
             &[&id, &base, &top],

@@ -33,6 +33,7 @@ use tokio_postgres::Client;
 use crate::config::{Broker, Ingest};
 use crate::db::{self, Row};
 use crate::metrics::Metrics;
+use crate::partitions::Months;
 use crate::rollup::DayClock;
 
 /// What a topic is, under `<prefix>/<hall>/<controller>/`.
@@ -211,7 +212,8 @@ impl Reader {
 
 /// Starts the session and the writer; returns the client (for commands) and the tasks.
 /// With `sms` (the sender's wake-up), the `sms` topic is taken too and the sender is
-/// woken after each commit that stored new text messages.
+/// woken after each commit that stored new text messages. `months` is woken after a
+/// commit that stored a row into `events_default` whose month can be made.
 #[allow(clippy::too_many_arguments)] // the instance's parts, each used once
 pub fn start(
     broker: &Broker,
@@ -222,6 +224,7 @@ pub fn start(
     db_url: String,
     metrics: Arc<Metrics>,
     sms: Option<Arc<Notify>>,
+    months: Arc<Months>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(AsyncClient, Vec<tokio::task::JoinHandle<()>>)> {
     let o = options(broker, &format!("hallq-server-{instance}"), ingest)?;
@@ -250,6 +253,7 @@ pub fn start(
         connection,
         metrics,
         sms_wake: sms,
+        months,
     };
     let writer = tokio::spawn(writer.run(rx));
     Ok((client, vec![reader, writer]))
@@ -270,6 +274,7 @@ struct Writer {
     connection: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
     sms_wake: Option<Arc<Notify>>,
+    months: Arc<Months>,
 }
 
 /// A batch, read.
@@ -447,6 +452,9 @@ impl Writer {
             .await?;
             self.metrics
                 .stored(&stored, &batch.rows, at, started.elapsed());
+            if batch.rows.iter().any(|r| self.months.wants(r.at)) {
+                self.months.wake();
+            }
             // Committed: a retry of what follows must not store (and count) them again.
             batch.rows.clear();
             batch.sms.clear();

@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`config`]: `hallq-server.toml` (broker, database, ingest, regions, halls).
 //! - [`db`]: the PostgreSQL schema and the one transaction per batch.
+//! - [`partitions`]: the months of `events`, made ahead, listed, dropped.
 //! - [`ingest`]: the MQTT 5 session, batches, acknowledgement after commit.
 //! - [`repair`]: gaps by seq, and the `resend` command to their controller.
 //! - [`metrics`]: the instance's counters for `/metrics`.
@@ -32,6 +33,7 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod pages;
+pub mod partitions;
 pub mod period;
 pub mod phone;
 pub mod push;
@@ -53,7 +55,8 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Runs an instance until `shutdown` resolves: migrates the schema, starts the ingest,
+/// Runs an instance until `shutdown` resolves: migrates the schema, makes the months of
+/// `events` ahead (and every day after), starts the ingest,
 /// the gap repair, the SMS sender (with `[sms]`), the daily 好差评 export (with
 /// `[export] dir`) and the web listener. `ready` is called once the listener is bound.
 pub async fn serve(
@@ -67,6 +70,8 @@ pub async fn serve(
     if applied > 0 {
         tracing::info!("database schema: {applied} step(s) applied");
     }
+    let months = Arc::new(partitions::Months::default());
+    partitions::keep(&mut db, config.database.months_ahead, &months).await;
     let metrics = Arc::new(metrics::Metrics::default());
     // Connected and migrated: up until a batch says otherwise.
     metrics.set_db(true);
@@ -84,6 +89,7 @@ pub async fn serve(
         url.clone(),
         metrics.clone(),
         sms_wake.clone(),
+        months.clone(),
         stop_rx.clone(),
     )?;
     if let (Some(sms), Some(wake)) = (&config.sms, sms_wake) {
@@ -106,6 +112,12 @@ pub async fn serve(
             stop_rx.clone(),
         )));
     }
+    tasks.push(tokio::spawn(partitions::keeper(
+        url.clone(),
+        config.database.months_ahead,
+        months,
+        stop_rx.clone(),
+    )));
     let repair = repair::Repair {
         prefix: config.broker.topic_prefix.clone(),
         after: Duration::from_secs(config.ingest.repair_after_secs),

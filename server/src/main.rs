@@ -41,7 +41,8 @@ enum Cmd {
         #[command(flatten)]
         file: ConfigFile,
     },
-    /// Create or update the database schema, then exit (`run` does it too).
+    /// Create or update the database schema and make the months of `events` ahead,
+    /// then exit (`run` does both too).
     Migrate {
         #[command(flatten)]
         file: ConfigFile,
@@ -71,6 +72,51 @@ enum Cmd {
         file: ConfigFile,
         #[command(subcommand)]
         action: AccountCmd,
+    },
+    /// The months of the events table: PostgreSQL partitions of `events` by month of the
+    /// event's time (UTC), `events_YYYY_MM`, and `events_default` for rows of a month
+    /// without one. `run` makes the current month and `[database] months_ahead` more by
+    /// itself; list them with their rows, or drop old months whole with their keys.
+    Partitions {
+        #[command(flatten)]
+        file: ConfigFile,
+        #[command(subcommand)]
+        action: PartitionsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum PartitionsCmd {
+    /// List the partitions of `events` as JSON lines: name, month, from and to (ms, UTC),
+    /// whether it is the default, whether still attached, and its rows (counted: this
+    /// reads every row; `--estimate` for PostgreSQL's estimate).
+    List {
+        /// Rows as PostgreSQL estimates them (quick on big months) instead of counted.
+        #[arg(long)]
+        estimate: bool,
+    },
+    /// Detach and drop whole months before a given one, with their rows' keys (the
+    /// exactly-once keys), and delete those months' rows from `events_default`; each
+    /// controller's gap repair is moved past the seqs dropped, so they are never asked
+    /// for again. Never the current month. Keep a month first with `pg_dump -t
+    /// events_YYYY_MM` if it is to be archived. Prints one JSON line per table.
+    Drop {
+        /// Keep the current month and this many before it; drop every month older
+        /// (0: every month before the current one).
+        #[arg(
+            long,
+            value_name = "MONTHS",
+            required_unless_present = "before",
+            conflicts_with = "before"
+        )]
+        older_than: Option<u32>,
+        /// Drop the months before this one, YYYY-MM (refused if later than the current
+        /// month).
+        #[arg(long, value_name = "YYYY-MM")]
+        before: Option<String>,
+        /// Only count what would be dropped.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -188,6 +234,44 @@ fn account(config: &ServerConfig, action: AccountCmd) -> anyhow::Result<()> {
     })
 }
 
+fn partitions(config: &ServerConfig, action: PartitionsCmd) -> anyhow::Result<()> {
+    use hallq_server::partitions::{self, Month};
+    let now = hallq_server::now_ms();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async {
+        let mut db =
+            hallq_server::db::connect(&config.database.url, std::time::Duration::ZERO).await?;
+        hallq_server::db::migrate(&mut db).await?;
+        match action {
+            PartitionsCmd::List { estimate } => {
+                for p in partitions::list(&db, !estimate).await? {
+                    println!("{}", serde_json::to_string(&p)?);
+                }
+            }
+            PartitionsCmd::Drop {
+                older_than,
+                before,
+                dry_run,
+            } => {
+                let current = Month::of(now).context("the clock is outside 1970 … 9999")?;
+                let before = match (older_than, before) {
+                    (_, Some(text)) => Month::parse(&text)
+                        .with_context(|| format!("--before {text}: not a month YYYY-MM"))?,
+                    (Some(n), None) => current.plus(-i64::from(n)),
+                    (None, None) => anyhow::bail!("--older-than or --before is needed"),
+                };
+                for d in partitions::drop_before(&mut db, before, now, dry_run).await? {
+                    println!("{}", serde_json::to_string(&d)?);
+                }
+            }
+        }
+        anyhow::Ok(())
+    })
+}
+
 fn main() -> std::process::ExitCode {
     match real_main() {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -236,6 +320,13 @@ fn real_main() -> anyhow::Result<()> {
                     hallq_server::db::connect(&c.database.url, std::time::Duration::ZERO).await?;
                 let n = hallq_server::db::migrate(&mut db).await?;
                 println!("{n} step(s) applied");
+                // The months ahead, and those of rows waiting in the default (logged).
+                hallq_server::partitions::keep(
+                    &mut db,
+                    c.database.months_ahead,
+                    &hallq_server::partitions::Months::default(),
+                )
+                .await;
                 anyhow::Ok(())
             })
         }
@@ -243,6 +334,10 @@ fn real_main() -> anyhow::Result<()> {
             file: ConfigFile { config },
             action,
         } => account(&ServerConfig::load(&config)?, action),
+        Cmd::Partitions {
+            file: ConfigFile { config },
+            action,
+        } => partitions(&ServerConfig::load(&config)?, action),
         Cmd::ExportRatings {
             file: ConfigFile { config },
             day,

@@ -5,8 +5,10 @@
 //!
 //! The server holds no secret: the token (what the citizen's QR code carries) is hashed
 //! (`sha256`, lowercase hex) and the `ticket_issued` event with that `token_hash` found
-//! (an index on it); a ticket of an earlier service day is gone. The ticket is then
-//! followed through the events of its controller after it (by seq, on the unique index):
+//! (an index on it, among the events of the last two days: the months' partitions of
+//! `events` outside them are not read); a ticket of an earlier service day is gone. The
+//! ticket is then followed through the events of its controller after it (by seq),
+//! read by hall and time on `events_hall_at` from a little before it was taken:
 //! called, recalled, serving, no-show (sent back or not), transferred, finished,
 //! withdrawn, and its near-turn notice (the number masked, as the event has it).
 //!
@@ -68,22 +70,37 @@ fn plausible(token: &str) -> bool {
 /// A ticket's `ticket_issued` event: where to follow it from.
 pub struct Issued {
     controller: String,
+    hall: String,
     seq: i64,
+    at: i64,
     event: Value,
 }
 
-/// The `ticket_issued` event whose `token_hash` is the token's, if any.
-pub async fn find(db: &Client, token: &str) -> Result<Option<Issued>, DbError> {
+/// A ticket of today was taken less than this long ago (a service day, and as much
+/// again for a hall's clock off by hours): older `ticket_issued` events are not looked
+/// at, so only the newest month's partitions of `events` are read.
+const TODAY_AT_MOST_MS: i64 = 2 * 86_400_000;
+
+/// Events after a ticket are looked for among its hall's from this long before it was
+/// taken (a hall's clock stepped back a little after it); an event stamped earlier still
+/// is not seen. Read by hall and time, only the ticket's month's partitions are read and
+/// the wide rows need no index by controller and seq.
+const CLOCK_SLACK_MS: i64 = 10 * 60_000;
+
+/// The `ticket_issued` event of the last two days (at `now`) whose `token_hash` is the
+/// token's, if any.
+pub async fn find(db: &Client, token: &str, now: i64) -> Result<Option<Issued>, DbError> {
     if !plausible(token) {
         return Ok(None);
     }
     let hash = hex::encode(Sha256::digest(token.to_ascii_lowercase().as_bytes()));
     let Some(row) = db
         .query_opt(
-            "SELECT controller_id, seq, payload FROM events
+            "SELECT controller_id, hall_id, seq, at, payload FROM events
              WHERE type = 'ticket_issued' AND payload->'ticket'->>'token_hash' = $1
+               AND at >= $2
              ORDER BY at DESC LIMIT 1",
-            &[&hash],
+            &[&hash, &(now - TODAY_AT_MOST_MS)],
         )
         .await?
     else {
@@ -91,8 +108,10 @@ pub async fn find(db: &Client, token: &str) -> Result<Option<Issued>, DbError> {
     };
     Ok(Some(Issued {
         controller: row.get(0),
-        seq: row.get(1),
-        event: row.get::<_, Json<Value>>(2).0,
+        hall: row.get(1),
+        seq: row.get(2),
+        at: row.get(3),
+        event: row.get::<_, Json<Value>>(4).0,
     }))
 }
 
@@ -106,7 +125,9 @@ pub async fn follow(
 ) -> Result<Option<Value>, DbError> {
     let Issued {
         controller,
+        hall,
         seq,
+        at,
         event,
     } = issued;
     let ticket = &event["ticket"];
@@ -126,8 +147,10 @@ pub async fn follow(
     let later: Vec<(String, Value)> = db
         .query(
             "SELECT type, payload FROM events
-             WHERE controller_id = $1 AND seq > $2 AND type = ANY($3) ORDER BY seq",
-            &[controller, seq, &types],
+             WHERE hall_id = $1 AND at >= $2 AND controller_id = $3 AND seq > $4
+               AND type = ANY($5)
+             ORDER BY seq",
+            &[hall, &(at - CLOCK_SLACK_MS), controller, seq, &types],
         )
         .await?
         .iter()
@@ -355,7 +378,7 @@ async fn look(
 ) -> Result<Option<(Issued, Value)>, Response> {
     let db = web.db().await?;
     let found = async {
-        let Some(issued) = find(&db, token).await? else {
+        let Some(issued) = find(&db, token, crate::now_ms()).await? else {
             return Ok(None);
         };
         let status = follow(&db, &web.clock, &issued, crate::now_ms()).await?;

@@ -121,7 +121,7 @@ pub async fn find_hole(
     loop {
         let rows = db
             .query(
-                "SELECT seq FROM events WHERE controller_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                "SELECT seq FROM event_keys WHERE controller_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
                 &[&controller, &contiguous, &PAGE],
             )
             .await?;
@@ -303,7 +303,7 @@ pub async fn answered(
     {
         db.execute(
             "UPDATE controllers SET base_seq = $2,
-                    stored = (SELECT count(*) FROM events WHERE controller_id = $1 AND seq >= $2)
+                    stored = (SELECT count(*) FROM event_keys WHERE controller_id = $1 AND seq >= $2)
              WHERE controller_id = $1 AND base_seq < $2",
             &[&controller, &base],
         )

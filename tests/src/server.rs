@@ -194,6 +194,24 @@ impl Instance {
         (out.status.success(), text)
     }
 
+    /// Runs `hallq-server <command> --config <its configuration> <args>`: whether it
+    /// succeeded, and what it printed (standard output, then standard error).
+    pub fn cli(&self, command: &str, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(server_bin())
+            .arg(command)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("hallq-server runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// `POST /api/v1/session`: status and body.
     pub fn sign_in(&self, login: &str, password: &str) -> (u16, Value) {
         crate::send(

@@ -2880,3 +2880,433 @@ fn the_ingest_over_tls_with_client_certificates() {
     );
     drop(d);
 }
+
+/// The first instant (ms, UTC) of the month `offset` months from the current one, and
+/// the name of its partition.
+fn month(offset: i32) -> (i64, String) {
+    use chrono::Datelike;
+    let now = chrono::Utc::now();
+    let index = now.year() * 12 + now.month0() as i32 + offset;
+    let (year, month0) = (index.div_euclid(12), index.rem_euclid(12) as u32);
+    let start = chrono::NaiveDate::from_ymd_opt(year, month0 + 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .expect("a month")
+        .and_utc()
+        .timestamp_millis();
+    (start, format!("events_{year:04}_{:02}", month0 + 1))
+}
+
+/// An event of controller `ctl-p` at hall-0, in the controllers' envelope.
+fn envelope(id: &str, seq: i64, at: i64) -> Value {
+    json!({"id": id, "controller_id": "ctl-p", "hall_id": "hall-0", "seq": seq, "schema": 1,
+        "at": at, "time": "t", "type": "note", "payload": {"type": "note", "seq": seq}})
+}
+
+/// Publishes events on `hallq/hall-0/ctl-p/events` and waits for the broker's PUBACKs.
+fn publish_events(port: u16, events: &[Value]) {
+    let mut o =
+        rumqttc::MqttOptions::new(format!("ctl-p-{}", uuid::Uuid::new_v4()), "127.0.0.1", port);
+    o.set_keep_alive(Duration::from_secs(10));
+    let (c, mut conn) = rumqttc::Client::new(o, 64);
+    for e in events {
+        c.publish(
+            "hallq/hall-0/ctl-p/events",
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            e.to_string(),
+        )
+        .expect("publish");
+    }
+    let mut acked = 0;
+    for ev in conn.iter() {
+        if let Ok(rumqttc::Event::Incoming(rumqttc::Incoming::PubAck(_))) = ev {
+            acked += 1;
+            if acked == events.len() {
+                break;
+            }
+        }
+    }
+}
+
+/// Polls `sql` until it returns `want` (20 s at most).
+fn wait_sql(pg: &Postgres, sql: &str, want: &str, a: &Instance) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = pg.sql(sql);
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sql}: {got:?}, not {want:?}; a's log:\n{}",
+            a.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn events_land_in_their_months_once_and_old_months_are_dropped_whole() {
+    let Some(county) = County::new("events_land_in_their_months_once", 0) else {
+        return;
+    };
+    let a = county.instance("a");
+    let (older, older_name) = month(-2);
+    let (last, last_name) = month(-1);
+    let (this, this_name) = month(0);
+    let (next, next_name) = month(1);
+    let day = 86_400_000;
+    // The current month and two ahead are made at start; the two past months are not.
+    let made = county.pg.sql(
+        "SELECT string_agg(c.relname, ' ' ORDER BY c.relname) FROM pg_inherits i
+         JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'events'::regclass",
+    );
+    let (_, after_next) = month(2);
+    assert_eq!(
+        made,
+        format!("{this_name} {next_name} {after_next} events_default")
+    );
+    let ids: Vec<String> = (0..6).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    // Four events in four months: the two past ones go to the default partition at first,
+    // and their months are made for them and take them over.
+    publish_events(
+        county.broker.port,
+        &[
+            envelope(&ids[0], 1, older + 2 * day),
+            envelope(&ids[1], 2, last + 2 * day),
+            envelope(&ids[2], 3, now_ms()),
+            envelope(&ids[3], 4, next + 2 * day),
+        ],
+    );
+    let placed = format!("1 {older_name}\n2 {last_name}\n3 {this_name}\n4 {next_name}");
+    let where_sql = "SELECT seq || ' ' || tableoid::regclass FROM events ORDER BY seq";
+    wait_sql(&county.pg, where_sql, &placed, &a);
+    // The same event again with another month's time: stored once, where it was. A new
+    // id with a seq already taken: a conflict, kept aside.
+    publish_events(
+        county.broker.port,
+        &[
+            envelope(&ids[1], 2, this + day),
+            envelope(&ids[4], 3, older + 3 * day),
+        ],
+    );
+    wait_sql(
+        &county.pg,
+        "SELECT count(*) FROM conflicts WHERE controller_id = 'ctl-p' AND seq = 3",
+        "1",
+        &a,
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while a.metric("hallq_server_events_duplicate_total") < 1.0 {
+        assert!(Instant::now() < deadline, "the resend was not counted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(county.pg.sql(where_sql), placed);
+    assert_eq!(
+        county
+            .pg
+            .sql("SELECT count(*) || ' ' || count(DISTINCT id) FROM event_keys"),
+        "4 4"
+    );
+    assert_eq!(
+        county.pg.sql(
+            "SELECT stored || ' ' || max_seq || ' ' || contiguous_seq || ' ' || conflicts
+             FROM controllers WHERE controller_id = 'ctl-p'"
+        ),
+        "4 4 4 1"
+    );
+    // A day's query reads that month's partition only.
+    let plan = county.pg.sql(&format!(
+        "EXPLAIN (COSTS OFF) SELECT id FROM events WHERE type = 'rating_recorded'
+         AND at >= {this} AND at < {}",
+        this + day
+    ));
+    assert!(
+        plan.contains(&this_name) && !plan.contains(&last_name) && !plan.contains("events_default"),
+        "{plan}"
+    );
+
+    // Dropping the months before the next one would drop the current month: refused.
+    let (ok, _, err) = a.cli(
+        "partitions",
+        &[
+            "drop",
+            "--before",
+            &next_name["events_".len()..].replace('_', "-"),
+        ],
+    );
+    assert!(!ok && err.contains("current month"), "{err}");
+    assert_eq!(county.pg.sql("SELECT count(*) FROM events"), "4");
+    // Older than one month: the month before last goes, with its keys.
+    let (ok, out, err) = a.cli("partitions", &["drop", "--older-than", "1"]);
+    assert!(ok, "{out}{err}");
+    let dropped: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(dropped.len(), 2, "{out}");
+    assert_eq!(
+        (
+            dropped[0]["name"].as_str(),
+            &dropped[0]["rows"],
+            &dropped[0]["keys"]
+        ),
+        (Some(older_name.as_str()), &json!(1), &json!(1)),
+        "{out}"
+    );
+    assert_eq!(dropped[1]["name"], "events_default", "{out}");
+    assert_eq!(
+        county.pg.sql(where_sql),
+        format!("2 {last_name}\n3 {this_name}\n4 {next_name}")
+    );
+    assert_eq!(county.pg.sql("SELECT count(*) FROM event_keys"), "3");
+    assert_eq!(
+        county
+            .pg
+            .sql(&format!("SELECT to_regclass('{older_name}') IS NULL")),
+        "t"
+    );
+    // A copy of the dropped event, and an event older still: new to the keys, so stored
+    // (into the default partition), and their months are not made again.
+    publish_events(
+        county.broker.port,
+        &[
+            envelope(&ids[0], 1, older + 2 * day),
+            envelope(&ids[5], 5, older - 20 * day),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !a.log_text().contains("2 rows are in events_default") {
+        assert!(
+            Instant::now() < deadline,
+            "the keeper did not look; a's log:\n{}",
+            a.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        county.pg.sql(where_sql),
+        format!("1 events_default\n2 {last_name}\n3 {this_name}\n4 {next_name}\n5 events_default")
+    );
+    let (ok, out, err) = a.cli("partitions", &["list"]);
+    assert!(ok, "{out}{err}");
+    let listed: Vec<(String, i64)> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("a JSON line"))
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or("").to_string(),
+                p["rows"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (last_name.clone(), 1),
+            (this_name.clone(), 1),
+            (next_name.clone(), 1),
+            (after_next, 0),
+            ("events_default".to_string(), 2)
+        ]
+    );
+    // The next drop takes them out of the default partition too.
+    let (ok, out, err) = a.cli("partitions", &["drop", "--older-than", "1"]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains(r#"{"name":"events_default","month":null,"rows":2,"keys":2}"#),
+        "{out}"
+    );
+    assert_eq!(
+        county.pg.sql(where_sql),
+        format!("2 {last_name}\n3 {this_name}\n4 {next_name}")
+    );
+    assert_eq!(county.pg.sql("SELECT count(*) FROM event_keys"), "3");
+}
+
+/// Milliseconds since the epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[test]
+fn a_database_of_version_6_is_partitioned_by_month_with_every_row_kept() {
+    let Some(pg) = Postgres::start() else {
+        missing_prerequisite(
+            "a_database_of_version_6_is_partitioned",
+            "PostgreSQL server (Debian package postgresql)",
+        );
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let url = pg.url();
+    rt.block_on(async {
+        let mut db = hallq_server::db::connect(&url, Duration::from_secs(10))
+            .await
+            .expect("connects");
+        hallq_server::db::migrate_to(&mut db, 6)
+            .await
+            .expect("version 6");
+    });
+    // Version 6's events: two controllers' 1,500 events each, about an hour apart from
+    // the start of the month before last into the current month, tickets with their
+    // token hash and ratings among them; and a third controller's two with clocks far
+    // off (1970, 2191).
+    let (older, older_name) = month(-2);
+    let (_, last_name) = month(-1);
+    let (this, this_name) = month(0);
+    pg.sql(&format!(
+        "INSERT INTO events (id, controller_id, hall_id, seq, at, type, payload, stored_at, instance)
+         SELECT gen_random_uuid(), 'm-' || c, 'hall-' || c, g, {older} + g::int8 * 5000000,
+                CASE WHEN g % 50 = 0 THEN 'rating_recorded'
+                     WHEN g % 3 = 0 THEN 'ticket_issued' ELSE 'ticket_called' END,
+                CASE WHEN g % 3 = 0
+                     THEN jsonb_build_object('ticket', jsonb_build_object('token_hash', md5(c || '-' || g)))
+                     ELSE jsonb_build_object('n', g) END,
+                {this}, 'v6'
+         FROM generate_series(1, 2) c, generate_series(1, 1500) g;
+         INSERT INTO events VALUES
+           (gen_random_uuid(), 'm-3', 'hall-3', 1, 5, 'note', '{{}}', {this}, 'v6'),
+           (gen_random_uuid(), 'm-3', 'hall-3', 2, 7000000000000, 'note', '{{}}', {this}, 'v6');
+         INSERT INTO controllers (controller_id, hall_id, max_seq, stored, contiguous_seq)
+         VALUES ('m-1', 'hall-1', 1500, 1500, 1500), ('m-2', 'hall-2', 1500, 1500, 1500),
+                ('m-3', 'hall-3', 2, 2, 2)"
+    ));
+    let digest = "SELECT count(*) || ' ' || md5(string_agg(id || controller_id || hall_id || seq
+                  || at || type || payload::text || stored_at || instance, ',' ORDER BY id))
+                  FROM events";
+    let before = pg.sql(digest);
+    assert!(before.starts_with("3002 "), "{before}");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (config, _) = hallq_tests::server::write_config(dir.path(), "m", 1883, &url, "");
+    let out = std::process::Command::new(hallq_tests::server::server_bin())
+        .args(["migrate", "--config"])
+        .arg(&config)
+        .output()
+        .expect("hallq-server migrate runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("1 step(s) applied"),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every row kept, once, each in the partition of its month (the two far off in the
+    // default), with its key.
+    assert_eq!(pg.sql(digest), before);
+    assert_eq!(
+        pg.sql("SELECT count(*) || ' ' || count(DISTINCT id) || ' ' || count(DISTINCT (controller_id, seq)) FROM event_keys"),
+        "3002 3002 3002"
+    );
+    assert_eq!(
+        pg.sql(
+            "SELECT count(*) FROM events e LEFT JOIN event_keys k USING (id)
+             WHERE k.controller_id IS DISTINCT FROM e.controller_id OR k.seq IS DISTINCT FROM e.seq"
+        ),
+        "0"
+    );
+    assert_eq!(
+        pg.sql(
+            "SELECT count(*) FROM events WHERE tableoid::regclass::text <>
+             CASE WHEN at < 946684800000 OR at >= 4102444800000 THEN 'events_default'
+                  ELSE 'events_' || to_char(to_timestamp(at / 1000.0) AT TIME ZONE 'UTC', 'YYYY_MM') END"
+        ),
+        "0"
+    );
+    assert_eq!(
+        pg.sql("SELECT string_agg(DISTINCT tableoid::regclass::text, ' ') FROM events"),
+        {
+            let mut names = [
+                older_name.clone(),
+                last_name,
+                this_name.clone(),
+                "events_default".into(),
+            ];
+            names.sort();
+            names.join(" ")
+        }
+    );
+    // Every index the queries use, on the parent and on each partition; the keys' two.
+    assert_eq!(
+        pg.sql(
+            "SELECT string_agg(indexrelid::regclass::text, ' ' ORDER BY indexrelid::regclass::text)
+             FROM pg_index WHERE indrelid = 'events'::regclass"
+        ),
+        "events_hall_at events_ratings events_token_hash"
+    );
+    let partitions: i64 = pg
+        .sql("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass")
+        .parse()
+        .expect("count");
+    for index in ["events_hall_at", "events_ratings", "events_token_hash"] {
+        assert_eq!(
+            pg.sql(&format!(
+                "SELECT count(*) FROM pg_inherits WHERE inhparent = '{index}'::regclass"
+            )),
+            partitions.to_string(),
+            "{index} on every partition"
+        );
+    }
+    assert_eq!(
+        pg.sql(
+            "SELECT string_agg(conname || ' ' || contype::text, ', ' ORDER BY conname) FROM pg_constraint
+             WHERE conrelid = 'event_keys'::regclass AND contype IN ('p', 'u')"
+        ),
+        "event_keys_controller_seq u, event_keys_pkey p"
+    );
+    // The ingest on the migrated table: a migrated event sent again is a duplicate, a new
+    // event goes into its month, a taken seq with another id is a conflict.
+    let old: Vec<String> = pg
+        .sql("SELECT id || ' ' || at FROM events WHERE controller_id = 'm-1' AND seq = 7")
+        .split(' ')
+        .map(str::to_string)
+        .collect();
+    let row = |id: uuid::Uuid, seq: i64, at: i64| hallq_server::db::Row {
+        id,
+        controller_id: "m-1".into(),
+        hall_id: "hall-1".into(),
+        seq,
+        at,
+        kind: "note".into(),
+        payload: json!({"type": "note"}),
+    };
+    let now = now_ms();
+    let mut rows = vec![
+        row(
+            old[0].parse().expect("uuid"),
+            7,
+            old[1].parse().expect("at"),
+        ),
+        row(uuid::Uuid::new_v4(), 1501, now),
+        row(uuid::Uuid::new_v4(), 8, now),
+    ];
+    let stored = rt.block_on(async {
+        let mut db = hallq_server::db::connect(&url, Duration::from_secs(10))
+            .await
+            .expect("connects");
+        hallq_server::db::store(
+            &mut db,
+            &mut rows,
+            &mut [],
+            "t",
+            now,
+            &hallq_server::rollup::DayClock::default(),
+        )
+        .await
+        .expect("stored")
+    });
+    assert_eq!(
+        (stored.inserted, stored.duplicates, stored.conflicts),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        pg.sql("SELECT tableoid::regclass FROM events WHERE controller_id = 'm-1' AND seq = 1501"),
+        this_name
+    );
+    assert_eq!(pg.sql("SELECT count(*) FROM events"), "3003");
+}
