@@ -333,6 +333,16 @@ const MIGRATIONS: &[&str] = &[
         keys bigint NOT NULL,
         dropped_at bigint NOT NULL
     );",
+    // 8: each controller's setup in force, as it publishes it on its retained `setup`
+    // topic (`store_setup`): what the dashboard's setup editor starts from.
+    "CREATE TABLE setups (
+        controller_id text PRIMARY KEY,
+        hall_id text NOT NULL,
+        version bigint,
+        document jsonb NOT NULL,
+        received_at bigint NOT NULL
+    );
+    CREATE INDEX setups_hall ON setups (hall_id);",
 ];
 
 /// The event types that are warnings (预警): each stays open until a `warning_handled`
@@ -711,6 +721,28 @@ pub async fn store_state(
                state = excluded.state, state_at = excluded.state_at,
                reported_seq = coalesce(greatest(k.reported_seq, excluded.reported_seq), k.reported_seq)",
             &[&controller_id, &hall_id, &Json(state), &at, &reported],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Keeps a controller's setup in force (its retained `setup` document), the latest per
+/// controller.
+pub async fn store_setup(
+    client: &Client,
+    controller_id: &str,
+    hall_id: &str,
+    setup: &hallq::uplink::wire::SetupDocument,
+    at: i64,
+) -> Result<(), DbError> {
+    client
+        .execute(
+            "INSERT INTO setups (controller_id, hall_id, version, document, received_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (controller_id) DO UPDATE SET
+               hall_id = excluded.hall_id, version = excluded.version,
+               document = excluded.document, received_at = excluded.received_at",
+            &[&controller_id, &hall_id, &setup.version, &Json(setup), &at],
         )
         .await?;
     Ok(())

@@ -211,6 +211,7 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/api/v1/controllers/{id}/gaps", get(gaps))
         .route("/api/v1/ratings/export", get(ratings_export))
         .route("/api/v1/halls/{id}/pushes", post(push_to_hall))
+        .route("/api/v1/halls/{id}/setup", get(hall_setup))
         .route("/api/v1/regions/{code}/pushes", post(push_to_region))
         .route("/api/v1/pushes", get(pushes))
         .route(
@@ -867,6 +868,54 @@ async fn push_to_hall(
     let what = crate::push::read(&serde_json::from_slice(&body).map_err(not_json)?)
         .map_err(|b| bad_field(&b.field, b.message))?;
     push(&web, &who, &format!("hall:{id}"), &[id], None, what).await
+}
+
+/// `GET /api/v1/halls/{id}/setup`: the setup in force at each of the hall's controllers,
+/// as they last published it (the newest version first): what the setup editor starts
+/// from. `404` (field `setup`) while none has published one.
+async fn hall_setup(
+    State(web): State<Arc<Web>>,
+    Signed(who): Signed,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Response> {
+    if !web.sees_hall(&who, &id) {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            Some("id"),
+            &format!("no hall {id} in your region"),
+        ));
+    }
+    let db = web.db().await?;
+    let setups: Vec<Value> = db
+        .query(
+            "SELECT controller_id, version, received_at, document FROM setups
+             WHERE hall_id = $1 ORDER BY version DESC NULLS LAST, controller_id",
+            &[&id],
+        )
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(|r| {
+            let doc: tokio_postgres::types::Json<Value> = r.get(3);
+            json!({
+                "controller_id": r.get::<_, String>(0),
+                "version": r.get::<_, Option<i64>>(1),
+                "received_at": r.get::<_, i64>(2),
+                "queue": doc.0.get("queue"),
+                "guide": doc.0.get("guide"),
+            })
+        })
+        .collect();
+    if setups.is_empty() {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            Some("setup"),
+            &format!("no controller of hall {id} has published its setup yet"),
+        ));
+    }
+    Ok(Json(json!({ "hall_id": id, "setups": setups })))
 }
 
 /// `POST /api/v1/regions/{code}/pushes`: a command or setup to every hall of a region

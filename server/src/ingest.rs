@@ -8,6 +8,8 @@
 //!   to commands and setups (the gap repair's `resend`, [`crate::push`]'s pushes);
 //! - `<prefix>/+/+/state` (not shared, retained): every instance knows every
 //!   controller's state;
+//! - `<prefix>/+/+/setup` (not shared, retained): each controller's setup in force, for
+//!   the dashboard's setup editor;
 //! - with `[sms]`, `$share/<group>/<prefix>/+/+/sms`: the near-turn text messages,
 //!   stored in the same transaction as the events and posted by [`crate::sms`].
 //!
@@ -23,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use hallq::uplink::wire::{Envelope, SmsMessage};
+use hallq::uplink::wire::{Envelope, SetupDocument, SmsMessage};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish};
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
@@ -48,6 +50,13 @@ pub enum Topic {
     },
     /// `state`.
     State {
+        /// Hall in the topic.
+        hall: String,
+        /// Controller in the topic.
+        controller: String,
+    },
+    /// `setup`.
+    Setup {
         /// Hall in the topic.
         hall: String,
         /// Controller in the topic.
@@ -85,6 +94,7 @@ pub fn topic(prefix: &str, t: &str) -> Option<Topic> {
     match parts.next()? {
         "events" => Some(Topic::Events { hall, controller }),
         "state" => Some(Topic::State { hall, controller }),
+        "setup" => Some(Topic::Setup { hall, controller }),
         "cmd/ack" => Some(Topic::CmdAck { hall, controller }),
         "config/ack" => Some(Topic::ConfigAck { hall, controller }),
         "sms" => Some(Topic::Sms { hall, controller }),
@@ -171,6 +181,7 @@ impl Reader {
                         (format!("{prefix}/+/+/cmd/ack"), true),
                         (format!("{prefix}/+/+/config/ack"), true),
                         (format!("{prefix}/+/+/state"), false),
+                        (format!("{prefix}/+/+/setup"), false),
                     ];
                     if sms {
                         filters.push((format!("{prefix}/+/+/sms"), true));
@@ -283,6 +294,7 @@ struct Batch {
     rows: Vec<Row>,
     sms: Vec<SmsMessage>,
     states: Vec<(String, String, serde_json::Value)>,
+    setups: Vec<(String, String, SetupDocument)>,
     acks: Vec<(String, String, serde_json::Value)>,
     config_acks: Vec<(String, serde_json::Value)>,
     rejected: Vec<(String, String, Vec<u8>)>,
@@ -337,6 +349,18 @@ impl Writer {
                         Err(e) => b
                             .rejected
                             .push((name, format!("state: {e}"), body.to_vec())),
+                    }
+                }
+                Some(Topic::Setup { hall, controller }) => {
+                    // An empty retained message clears it: nothing to keep.
+                    if body.is_empty() {
+                        continue;
+                    }
+                    match SetupDocument::parse(body) {
+                        Ok(doc) => b.setups.push((hall, controller, doc)),
+                        Err(e) => b
+                            .rejected
+                            .push((name, format!("setup: {e}"), body.to_vec())),
                     }
                 }
                 Some(Topic::CmdAck { hall, controller }) => match serde_json::from_slice(body) {
@@ -467,6 +491,9 @@ impl Writer {
         for (hall, controller, state) in &batch.states {
             db::store_state(&self.db, controller, hall, state, at).await?;
         }
+        for (hall, controller, setup) in &batch.setups {
+            db::store_setup(&self.db, controller, hall, setup, at).await?;
+        }
         for (_, controller, ack) in &batch.acks {
             crate::repair::answered(&self.db, controller, ack).await?;
             crate::push::command_answered(&self.db, controller, ack, at).await?;
@@ -480,6 +507,7 @@ impl Writer {
             self.metrics.rejected();
         }
         batch.states.clear();
+        batch.setups.clear();
         batch.acks.clear();
         batch.config_acks.clear();
         batch.rejected.clear();
@@ -510,6 +538,13 @@ mod tests {
         assert_eq!(
             topic("hallq", "hallq/qs/main/sms"),
             Some(Topic::Sms {
+                hall: "qs".into(),
+                controller: "main".into()
+            })
+        );
+        assert_eq!(
+            topic("hallq", "hallq/qs/main/setup"),
+            Some(Topic::Setup {
                 hall: "qs".into(),
                 controller: "main".into()
             })

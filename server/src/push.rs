@@ -15,8 +15,9 @@
 //! mistake is answered at once naming its key (`queue.services[1].prefix`); what only
 //! the hall can judge (a service with citizens waiting cannot go) comes back as the
 //! controller's refusal. Versions grow per controller: each push takes the next above
-//! what the controller reports in force and what was pushed to it before, under an
-//! advisory lock so two instances never hand out the same one.
+//! what the controller reports in force (in its state and its `setup` document) and what
+//! was pushed to it before, under an advisory lock so two instances never hand out the
+//! same one.
 
 use rumqttc::v5::AsyncClient;
 use rumqttc::v5::mqttbytes::QoS;
@@ -313,6 +314,7 @@ pub async fn record(
                     greatest(
                         CASE WHEN jsonb_typeof(c.state->'config_version') = 'number'
                              THEN (c.state->>'config_version')::numeric::bigint END,
+                        (SELECT s.version FROM setups s WHERE s.controller_id = c.controller_id),
                         (SELECT max(t.version) FROM push_targets t
                          WHERE t.controller_id = c.controller_id),
                         0) + 1

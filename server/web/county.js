@@ -378,6 +378,7 @@
     if (last.hall) renderHall(last.hall);
     else renderRegion(last.county);
     renderShared();
+    renderSetup();
   }
 
   const mayAct = () => me && me.account.role !== 'viewer';
@@ -894,6 +895,484 @@
       cell(clock(c.at), ''), cell(c.backlog ? c.backlog.undelivered : '—'), cell(c.config_version == null ? '—' : c.config_version),
       cell(c.version || '—', ''))));
   }
+
+  // ---- The setup editor (排队配置) ------------------------------------------------------
+  // A hall's queue setup in force, as its controllers publish it (GET
+  // /api/v1/halls/{id}/setup), edited here and pushed to the hall or to every hall of a
+  // region (POST …/pushes, command "setup"; the server gives each controller the next
+  // version). The server reads it with the controllers' own rules and names the key of a
+  // mistake (queue.services[1].prefix): the message shows next to that field. Each
+  // controller's answer and the version in force come back below it. A viewer sees the
+  // setup read-only, without the push buttons.
+  Object.assign(T, {
+    su_title: ['排队配置', '排隊配置', 'Queue setup'],
+    su_none: ['本大厅的控制器尚未上报配置', '本大廳的控制器尚未上報配置', 'No controller of this hall has reported its setup yet'],
+    su_version: ['生效版本 {v}', '生效版本 {v}', 'version {v} in force'],
+    su_file: ['控制器本地配置', '控制器本地配置', "the controller's own file"],
+    su_changed: ['大厅的配置已更新，您的修改基于旧版本', '大廳的配置已更新，您的修改基於舊版本', 'The setup in force has changed since you started editing'],
+    su_reload: ['载入最新配置', '載入最新配置', 'Load the latest'],
+    su_rules: ['叫号规则', '叫號規則', 'Calling rules'],
+    su_hours: ['办公时间', '辦公時間', 'Opening hours'],
+    su_recall_limit: ['重呼次数上限', '重呼次數上限', 'Recalls allowed'],
+    su_no_show: ['过号处理', '過號處理', 'No-show'],
+    su_ns_requeue_once: ['首次过号重新排队', '首次過號重新排隊', 'Back of the queue once'],
+    su_ns_drop: ['过号作废', '過號作廢', 'The ticket ends'],
+    su_per_citizen: ['每人每日取号上限', '每人每日取號上限', 'Tickets per citizen a day'],
+    su_pause_alarm: ['暂停预警（分钟）', '暫停預警（分鐘）', 'Pause warning (min)'],
+    su_unmanned_alarm: ['空岗预警（分钟）', '空崗預警（分鐘）', 'Unmanned warning (min)'],
+    su_weekdays: ['工作日', '工作日', 'Weekdays'],
+    su_saturday: ['周六', '週六', 'Saturday'],
+    su_sunday: ['周日', '週日', 'Sunday'],
+    su_hours_hint: ['如 09:00-12:00, 13:30-17:30', '如 09:00-12:00, 13:30-17:30', 'e.g. 09:00-12:00, 13:30-17:30'],
+    su_holidays: ['节假日', '節假日', 'Holidays'],
+    su_workdays: ['调休工作日', '調休工作日', 'Make-up working days'],
+    su_dates_hint: ['如 2026-10-01, 2026-10-02', '如 2026-10-01, 2026-10-02', 'e.g. 2026-10-01, 2026-10-02'],
+    su_stop_before: ['闭厅前停止取号（分钟）', '閉廳前停止取號（分鐘）', 'Stop issuing before closing (min)'],
+    su_always_open: ['全天开放', '全天開放', 'Always open'],
+    su_code: ['事项编码', '事項編碼', 'Code'],
+    su_prefix: ['号码字头', '號碼字頭', 'Prefix'],
+    su_name_zh_cn: ['名称（简体）', '名稱（簡體）', 'Name (Simplified)'],
+    su_name_zh_tw: ['名称（繁體）', '名稱（繁體）', 'Name (Traditional)'],
+    su_name_en: ['名称（英文）', '名稱（英文）', 'Name (English)'],
+    su_department: ['部门', '部門', 'Department'],
+    su_daily_cap: ['每日限号', '每日限號', 'Daily cap'],
+    su_quota_minutes: ['分时段（分钟）', '分時段（分鐘）', 'Quota slice (min)'],
+    su_quota_max: ['每时段限号', '每時段限號', 'Tickets per slice'],
+    su_wait_alarm: ['等候预警（分钟）', '等候預警（分鐘）', 'Wait warning (min)'],
+    su_queue_alarm: ['排队预警（人）', '排隊預警（人）', 'Queue warning (people)'],
+    su_time_limit: ['办理时限（分钟）', '辦理時限（分鐘）', 'Service time limit (min)'],
+    su_expected: ['预计办理（分钟）', '預計辦理（分鐘）', 'Usual service time (min)'],
+    su_cap_n: ['每日限号 {n}', '每日限號 {n}', '{n} a day'],
+    su_quota_n: ['每 {m} 分钟 {n} 号', '每 {m} 分鐘 {n} 號', '{n} per {m} min'],
+    su_add_service: ['添加事项', '新增事項', 'Add a service'],
+    su_remove_service: ['删除事项 {c}', '刪除事項 {c}', 'Remove service {c}'],
+    su_number: ['窗口号', '窗口號', 'Number'],
+    su_w_name: ['窗口名称', '窗口名稱', 'Name'],
+    su_kind: ['类型', '類型', 'Kind'],
+    su_k_resident: ['常驻窗口', '常駐窗口', 'Resident'],
+    su_k_comprehensive: ['综合窗口', '綜合窗口', 'Comprehensive'],
+    su_location: ['位置', '位置', 'Location'],
+    su_green: ['绿色通道', '綠色通道', 'Green channel'],
+    su_w_open: ['办公时间内应有人值守', '辦公時間內應有人值守', 'Staffed in office hours'],
+    su_serves: ['办理事项', '辦理事項', 'Serves'],
+    su_add_window: ['添加窗口', '新增窗口', 'Add a window'],
+    su_remove_window: ['删除 {n} 号窗口', '刪除 {n} 號窗口', 'Remove window {n}'],
+    su_push_hall: ['推送到本大厅', '推送到本大廳', 'Push to this hall'],
+    su_region: ['区域', '區域', 'Region'],
+    su_push_region: ['推送到{r}全部大厅', '推送到{r}全部大廳', 'Push to every hall of {r}'],
+    su_discard: ['放弃修改', '放棄修改', 'Discard changes'],
+    su_bad: ['配置有误：{k}：{m}', '配置有誤：{k}：{m}', 'Not valid: {k}: {m}'],
+    su_pushed: ['已下发到 {n} 台控制器（版本 {v}），执行结果见下表', '已下發到 {n} 台控制器（版本 {v}），執行結果見下表', 'Sent to {n} controller(s) (version {v}); their answers are below'],
+    su_answers: ['各控制器的配置', '各控制器的配置', 'At each controller'],
+    su_in_force: ['生效版本', '生效版本', 'In force'],
+    su_sent: ['下发版本', '下發版本', 'Sent'],
+    su_answer: ['执行结果', '執行結果', 'Answer'],
+    su_a_pending: ['等待执行', '等待執行', 'waiting'],
+    su_a_ok: ['已生效', '已生效', 'applied'],
+    su_a_refused: ['拒绝：{m}', '拒絕：{m}', 'refused: {m}'],
+  });
+
+  // The editor's state: the hall, what the server last said, the setup the edit started
+  // from (`base`), the edited queue (`draft`) and guides, and whether it was changed.
+  const su = { hall: null, data: null, loadedAt: 0, loading: false, base: null, draft: null, guide: null, dirty: false, rev: 0, built: '', error: null, open: new WeakSet() };
+  const clone = (x) => JSON.parse(JSON.stringify(x));
+  // A path under the queue (['services', 1, 'prefix']) as the server names it.
+  const keyOf = (path) => `queue${path.map((k) => (typeof k === 'number' ? `[${k}]` : `.${k}`)).join('')}`;
+  const getAt = (o, path) => path.reduce((x, k) => (x == null ? undefined : x[k]), o);
+  const setAt = (o, path, v) => {
+    let x = o;
+    for (const k of path.slice(0, -1)) {
+      if (x[k] == null || typeof x[k] !== 'object') x[k] = {};
+      x = x[k];
+    }
+    if (v === undefined) delete x[path[path.length - 1]];
+    else x[path[path.length - 1]] = v;
+  };
+  const splitList = (v) => v.split(/[,，;；\s]+/).filter(Boolean);
+  // A whole number typed, or the text as typed (the server names what is wrong with it);
+  // nothing when empty.
+  const wholeOrText = (v) => {
+    const s = v.trim();
+    if (s === '') return undefined;
+    return /^-?\d+$/.test(s) ? Number(s) : s;
+  };
+
+  async function loadSetup(hall) {
+    su.loading = true;
+    try {
+      su.data = await api(`/api/v1/halls/${encodeURIComponent(hall)}/setup`);
+    } catch (e) {
+      if (e.status === 404 && e.body && e.body.field === 'setup') su.data = { setups: [] };
+    } finally {
+      su.loading = false;
+      su.loadedAt = Date.now();
+    }
+    if (su.hall === hall && last && last.hall) renderSetupNow();
+  }
+
+  function renderSetup() {
+    const p = place();
+    if (!p.hall || !last || !last.hall) return;
+    if (su.hall !== p.hall || su.login !== me.account.login) {
+      Object.assign(su, { hall: p.hall, login: me.account.login, data: null, loadedAt: 0, base: null, draft: null, guide: null, dirty: false, built: '', error: null });
+      $('su-message').textContent = '';
+    }
+    if (!su.loading && Date.now() - su.loadedAt > 4000) loadSetup(p.hall);
+    renderSetupNow();
+  }
+
+  function renderSetupNow() {
+    const setups = su.data ? su.data.setups : null;
+    const first = setups && setups[0];
+    $('su-none').hidden = !setups || Boolean(first);
+    $('su-form').hidden = !first;
+    if (first) {
+      // The edit starts from the newest version in force among the hall's controllers.
+      const changed = !su.base || su.base.version !== first.version
+        || JSON.stringify(su.base.queue) !== JSON.stringify(first.queue);
+      if (changed && !su.dirty) {
+        su.base = clone(first);
+        su.draft = clone(first.queue);
+        su.guide = first.guide ? clone(first.guide) : null;
+        su.rev += 1;
+        su.error = null;
+      }
+      $('su-changed').hidden = !(changed && su.dirty);
+      $('su-version').textContent = `· ${su.base.version == null ? t('su_file') : t('su_version', { v: su.base.version })}`;
+      $('su-version').dataset.version = su.base.version == null ? '' : String(su.base.version);
+      const key = `${lang}|${mayAct()}|${su.rev}`;
+      if (su.built !== key) {
+        su.built = key;
+        buildSetupForm();
+      }
+    } else {
+      $('su-changed').hidden = true;
+      $('su-version').textContent = '';
+    }
+    renderSetupAnswers();
+  }
+
+  // One labelled control bound to the draft at `path`, with the place for its error.
+  // `kind`: text, whole (a whole number, empty leaves it out), list (comma separated),
+  // check, or select with `options` [[value, label key]].
+  function suField(path, labelKey, kind = 'text', extra = {}) {
+    const key = keyOf(path);
+    const id = `su-${key.replace(/[^A-Za-z0-9]+/g, '-')}`;
+    const cur = getAt(su.draft, path);
+    let input;
+    if (kind === 'select') {
+      input = el('select', { id }, ...extra.options.map(([v, k]) => el('option', { value: v, text: t(k) })));
+      input.value = cur == null ? extra.options[0][0] : cur;
+    } else if (kind === 'check') {
+      input = el('input', { id, type: 'checkbox' });
+      input.checked = cur == null ? Boolean(extra.default) : Boolean(cur);
+    } else {
+      input = el('input', { id, type: 'text' });
+      if (kind === 'whole') input.setAttribute('inputmode', 'numeric');
+      if (extra.hint) input.setAttribute('placeholder', t(extra.hint));
+      if (extra.max) input.setAttribute('maxlength', String(extra.max));
+      input.value = cur == null ? '' : kind === 'list' ? cur.join(', ') : String(cur);
+    }
+    input.dataset.key = key;
+    const read = () => {
+      if (kind === 'check') return input.checked;
+      if (kind === 'select') return input.value;
+      if (kind === 'whole') return wholeOrText(input.value);
+      if (kind === 'list') return splitList(input.value);
+      return input.value.trim();
+    };
+    input.addEventListener(kind === 'check' || kind === 'select' ? 'change' : 'input', () => {
+      setAt(su.draft, path, read());
+      su.dirty = true;
+      clearFieldError(input);
+      if (extra.onchange) extra.onchange(input);
+    });
+    if (extra.oncommit) input.addEventListener('change', () => extra.oncommit(input));
+    const error = el('span', { class: 'field-error', id: `${id}-error` });
+    const label = el('label', { for: id, text: t(labelKey) });
+    return el('div', { class: kind === 'check' ? 'su-field check' : 'su-field' },
+      ...(kind === 'check' ? [input, label] : [label, input]), error);
+  }
+
+  function clearFieldError(input) {
+    input.removeAttribute('aria-invalid');
+    input.removeAttribute('aria-describedby');
+    const e = document.getElementById(`${input.id}-error`);
+    if (e) e.textContent = '';
+  }
+
+  // Shows the server's message next to the field it names: the one whose key is the
+  // longest start of it (queue.calendar.weekdays[1] → the weekdays field), else the first
+  // inside it (queue.services[0].quota → its slice); focus goes there when `focus`.
+  function showSetupError(field, message, focus = true) {
+    const inputs = [...$('su-form').querySelectorAll('[data-key]')];
+    const starts = (k, of) => of === k || of.startsWith(`${k}.`) || of.startsWith(`${k}[`);
+    let best = null;
+    for (const i of inputs) if (starts(i.dataset.key, field) && (!best || i.dataset.key.length > best.dataset.key.length)) best = i;
+    if (!best) best = inputs.find((i) => starts(field, i.dataset.key)) || null;
+    if (!best) return false;
+    const box = best.closest('details');
+    if (box) box.open = true;
+    best.setAttribute('aria-invalid', 'true');
+    best.setAttribute('aria-describedby', `${best.id}-error`);
+    document.getElementById(`${best.id}-error`).textContent = message;
+    if (focus) best.focus();
+    return true;
+  }
+
+  function buildSetupForm() {
+    const q = su.draft;
+    $('su-fields').disabled = !mayAct();
+    const rules = [
+      suField(['recall_limit'], 'su_recall_limit', 'whole'),
+      suField(['no_show'], 'su_no_show', 'select', { options: [['requeue_once', 'su_ns_requeue_once'], ['drop', 'su_ns_drop']] }),
+      suField(['per_citizen_daily_limit'], 'su_per_citizen', 'whole'),
+      suField(['pause_alarm_minutes'], 'su_pause_alarm', 'whole'),
+      suField(['unmanned_alarm_minutes'], 'su_unmanned_alarm', 'whole'),
+    ];
+    $('su-rules').replaceChildren(el('legend', { text: t('su_rules') }), el('div', { class: 'su-grid' }, ...rules));
+    const hours = [
+      suField(['calendar', 'weekdays'], 'su_weekdays', 'list', { hint: 'su_hours_hint' }),
+      suField(['calendar', 'saturday'], 'su_saturday', 'list', { hint: 'su_hours_hint' }),
+      suField(['calendar', 'sunday'], 'su_sunday', 'list', { hint: 'su_hours_hint' }),
+      suField(['calendar', 'holidays'], 'su_holidays', 'list', { hint: 'su_dates_hint' }),
+      suField(['calendar', 'workdays'], 'su_workdays', 'list', { hint: 'su_dates_hint' }),
+      suField(['calendar', 'stop_issuing_minutes_before_close'], 'su_stop_before', 'whole'),
+      suField(['calendar', 'always_open'], 'su_always_open', 'check'),
+    ];
+    $('su-hours').replaceChildren(el('legend', { text: t('su_hours') }), el('div', { class: 'su-grid' }, ...hours));
+    const services = (q.services || []).map((s, i) => serviceCard(s, i));
+    const addService = el('button', { type: 'button', id: 'su-add-service', class: 'su-add', text: t('su_add_service') });
+    addService.addEventListener('click', () => {
+      q.services = q.services || [];
+      q.services.push({ code: '', prefix: '', name: { 'zh-CN': '', 'zh-TW': '', en: '' }, department: '', expected_minutes: 8 });
+      su.open.add(q.services[q.services.length - 1]);
+      su.dirty = true;
+      rebuildAndFocus(`queue.services[${q.services.length - 1}].code`);
+    });
+    $('su-service-list').replaceChildren(...services, ...(mayAct() ? [addService] : []));
+    buildWindows();
+    $('su-actions').replaceChildren(...(mayAct() ? setupActions() : []));
+    if (su.error) showSetupError(su.error.field, su.error.message, false);
+  }
+
+  // A service or window as a card that opens to edit it, its summary kept up to date;
+  // which cards are open survives a rebuild (another language, a card added).
+  function card(item, attrs, summary) {
+    const sum = el('summary');
+    const show = () => sum.replaceChildren(...summary());
+    show();
+    const box = el('details', { class: 'su-card', ...attrs }, sum);
+    box.open = su.open.has(item);
+    box.addEventListener('toggle', () => { if (box.open) su.open.add(item); else su.open.delete(item); });
+    box.addEventListener('input', show);
+    box.addEventListener('change', show);
+    return box;
+  }
+  const facts = (...xs) => el('span', { class: 'muted', text: xs.filter(Boolean).join(' · ') });
+
+  function serviceCard(s, i) {
+    const at = (...k) => ['services', i, ...k];
+    const box = card(s, { 'data-service': s.code || '' }, () => [
+      el('strong', { text: [s.code || '—', s.prefix].filter(Boolean).join(' · ') }),
+      document.createTextNode(`  ${name3(s.name, '')}  `),
+      facts(s.daily_cap != null && s.daily_cap !== '' ? t('su_cap_n', { n: s.daily_cap }) : '',
+        s.quota && s.quota.max != null ? t('su_quota_n', { m: s.quota.minutes, n: s.quota.max }) : ''),
+    ]);
+    box.append(el('div', { class: 'su-grid' },
+      suField(at('code'), 'su_code', 'text', { max: 32, oncommit: (input) => renameService(box, input.value.trim()) }),
+      suField(at('prefix'), 'su_prefix', 'text', { max: 3 }),
+      suField(at('name', 'zh-CN'), 'su_name_zh_cn'),
+      suField(at('name', 'zh-TW'), 'su_name_zh_tw'),
+      suField(at('name', 'en'), 'su_name_en'),
+      suField(at('department'), 'su_department'),
+      suField(at('daily_cap'), 'su_daily_cap', 'whole'),
+      suField(at('quota', 'minutes'), 'su_quota_minutes', 'whole'),
+      suField(at('quota', 'max'), 'su_quota_max', 'whole'),
+      suField(at('wait_alarm_minutes'), 'su_wait_alarm', 'whole'),
+      suField(at('queue_alarm'), 'su_queue_alarm', 'whole'),
+      suField(at('time_limit_minutes'), 'su_time_limit', 'whole'),
+      suField(at('expected_minutes'), 'su_expected', 'whole')));
+    if (mayAct()) {
+      const remove = el('button', { type: 'button', class: 'su-remove', text: t('su_remove_service', { c: s.code || '' }) });
+      remove.addEventListener('click', () => {
+        const code = su.draft.services[i].code;
+        su.draft.services.splice(i, 1);
+        for (const w of su.draft.windows || []) w.services = (w.services || []).filter((x) => x.code !== code);
+        su.dirty = true;
+        rebuildAndFocus(null, 'su-add-service');
+      });
+      box.append(remove);
+    }
+    return box;
+  }
+
+  // A service's code changed: the windows that serve it and its guide follow.
+  function renameService(box, code) {
+    const old = box.dataset.service;
+    box.dataset.service = code;
+    if (old && old !== code) {
+      for (const w of su.draft.windows || []) for (const x of w.services || []) if (x.code === old) x.code = code;
+      if (su.guide && su.guide[old] && !su.guide[code]) { su.guide[code] = su.guide[old]; delete su.guide[old]; }
+    }
+    buildWindows();
+  }
+
+  function buildWindows() {
+    const q = su.draft;
+    const codes = (q.services || []).map((s) => s.code).filter(Boolean);
+    const cards = (q.windows || []).map((w, i) => {
+      const at = (...k) => ['windows', i, ...k];
+      const box = card(w, { 'data-window': String(w.number) }, () => [
+        el('strong', { text: t('window_n', { n: w.number }) }),
+        document.createTextNode(`  ${[w.name, w.location].filter(Boolean).join(' · ')}  `),
+        facts((w.services || []).map((x) => x.code).join(' '), w.green_channel ? t('su_green') : ''),
+      ]);
+      const serves = el('fieldset', { class: 'su-serves' }, el('legend', { text: t('su_serves') }),
+        ...codes.map((code) => {
+          const id = `su-w${i}-serves-${code.replace(/[^A-Za-z0-9]+/g, '-')}`;
+          const tick = el('input', { id, type: 'checkbox', 'data-serves': code });
+          tick.checked = (w.services || []).some((x) => x.code === code);
+          tick.addEventListener('change', () => {
+            w.services = w.services || [];
+            if (tick.checked) { if (!w.services.some((x) => x.code === code)) w.services.push({ code }); }
+            else w.services = w.services.filter((x) => x.code !== code);
+            su.dirty = true;
+          });
+          return el('span', { class: 'su-check' }, tick, el('label', { for: id, text: code }));
+        }));
+      serves.dataset.key = keyOf(at('services'));
+      serves.id = `su-${keyOf(at('services')).replace(/[^A-Za-z0-9]+/g, '-')}`;
+      serves.tabIndex = -1;
+      box.append(el('div', { class: 'su-grid' },
+        suField(at('number'), 'su_number', 'whole'),
+        suField(at('name'), 'su_w_name'),
+        suField(at('kind'), 'su_kind', 'select', { options: [['resident', 'su_k_resident'], ['comprehensive', 'su_k_comprehensive']] }),
+        suField(at('location'), 'su_location'),
+        suField(at('green_channel'), 'su_green', 'check'),
+        suField(at('open'), 'su_w_open', 'check', { default: true })),
+      serves, el('span', { class: 'field-error', id: `${serves.id}-error` }));
+      if (mayAct()) {
+        const remove = el('button', { type: 'button', class: 'su-remove', text: t('su_remove_window', { n: w.number }) });
+        remove.addEventListener('click', () => {
+          su.draft.windows.splice(i, 1);
+          su.dirty = true;
+          rebuildAndFocus(null, 'su-add-window');
+        });
+        box.append(remove);
+      }
+      return box;
+    });
+    const add = el('button', { type: 'button', id: 'su-add-window', class: 'su-add', text: t('su_add_window') });
+    add.addEventListener('click', () => {
+      q.windows = q.windows || [];
+      const n = q.windows.reduce((m, w) => Math.max(m, Number(w.number) || 0), 0) + 1;
+      q.windows.push({ number: n, name: '', services: [] });
+      su.open.add(q.windows[q.windows.length - 1]);
+      su.dirty = true;
+      rebuildAndFocus(`queue.windows[${q.windows.length - 1}].name`);
+    });
+    $('su-window-list').replaceChildren(...cards, ...(mayAct() ? [add] : []));
+  }
+
+  function rebuildAndFocus(key, id) {
+    su.rev += 1;
+    su.error = null;
+    renderSetupNow();
+    const target = key ? $('su-form').querySelector(`[data-key="${key}"]`) : $(id);
+    if (target) target.focus();
+  }
+
+  // Push to the hall, or to every hall of a region on the way down to it (the caller's own
+  // and those below; the hall's own chosen first).
+  function setupActions() {
+    const path = last.hall.path || [];
+    const hall = el('button', { type: 'button', id: 'su-push-hall', class: 'primary', text: t('su_push_hall') });
+    hall.addEventListener('click', () => pushSetup(`/api/v1/halls/${encodeURIComponent(su.hall)}/pushes`));
+    const toRegion = [];
+    if (path.length) {
+      const region = el('select', { id: 'su-region' },
+        ...path.map((r) => el('option', { value: r.code, text: r.name })));
+      region.value = path[path.length - 1].code;
+      const button = el('button', { type: 'button', id: 'su-push-region' });
+      const name = () => { button.textContent = t('su_push_region', { r: region.selectedOptions[0].textContent }); };
+      name();
+      region.addEventListener('change', name);
+      button.addEventListener('click', () => pushSetup(`/api/v1/regions/${encodeURIComponent(region.value)}/pushes`));
+      toRegion.push(el('label', { for: 'su-region', class: 'su-region', text: t('su_region') }), region, button);
+    }
+    const discard = el('button', { type: 'button', id: 'su-discard', text: t('su_discard') });
+    discard.addEventListener('click', () => {
+      su.dirty = false;
+      su.base = null;
+      $('su-message').textContent = '';
+      renderSetupNow();
+    });
+    return [hall, ...toRegion, discard];
+  }
+
+  // The draft as pushed: a quota left empty is no quota; the guides of the services kept.
+  function setupBody() {
+    const queue = clone(su.draft);
+    for (const s of queue.services || []) {
+      if (s.quota && Object.keys(s.quota).length === 0) delete s.quota;
+    }
+    const body = { command: 'setup', queue };
+    if (su.guide) {
+      const codes = new Set((queue.services || []).map((s) => s.code));
+      body.guide = Object.fromEntries(Object.entries(su.guide).filter(([c]) => codes.has(c)));
+    }
+    return body;
+  }
+
+  async function pushSetup(path) {
+    const msg = $('su-message');
+    msg.className = 'message';
+    msg.textContent = '';
+    for (const i of $('su-form').querySelectorAll('[aria-invalid]')) clearFieldError(i);
+    su.error = null;
+    try {
+      const r = await api(path, { method: 'POST', body: JSON.stringify(setupBody()) });
+      su.dirty = false;
+      msg.className = 'message ok';
+      msg.textContent = t('su_pushed', { n: r.targets.length, v: [...new Set(r.targets.map((x) => x.version))].join(', ') });
+      refresh();
+    } catch (e) {
+      const b = e.body || {};
+      if (b.field) {
+        su.error = { field: b.field, message: b.message };
+        msg.textContent = t('su_bad', { k: b.field, m: b.message });
+        showSetupError(b.field, b.message);
+      } else {
+        msg.textContent = e.message;
+      }
+    }
+  }
+
+  // Each controller of the hall: the version in force it published, the last setup sent
+  // to it and its answer.
+  function renderSetupAnswers() {
+    const setups = (su.data && su.data.setups) || [];
+    const ids = [...new Set([...setups.map((x) => x.controller_id), ...(last.hall.controllers || []).map((c) => c.controller_id)])].sort();
+    const sent = ((more.pushes && more.pushes.pushes) || []).filter((p) => p.command === 'setup');
+    $('su-answers').tBodies[0].replaceChildren(...ids.map((id) => {
+      const s = setups.find((x) => x.controller_id === id);
+      const push = sent.find((p) => p.targets.some((x) => x.controller_id === id));
+      const target = push && push.targets.find((x) => x.controller_id === id);
+      const answer = !target ? '' : target.ok == null ? 'pending' : target.ok ? 'ok' : 'refused';
+      const text = !target ? '—' : answer === 'refused' ? t('su_a_refused', { m: target.reason || '' }) : t(`su_a_${answer}`);
+      return el('tr', { 'data-controller': id, 'data-in-force': s && s.version != null ? String(s.version) : '', 'data-sent': target ? String(target.version) : '', 'data-answer': answer },
+        cell(id, ''), cell(s ? (s.version == null ? t('su_file') : s.version) : '—'), cell(target ? target.version : '—'),
+        el('td', { class: answer === 'refused' ? 'answer refused' : 'answer', text }));
+    }));
+  }
+  $('su-form').addEventListener('submit', (ev) => ev.preventDefault());
+  $('su-reload').addEventListener('click', () => {
+    su.dirty = false;
+    su.base = null;
+    renderSetupNow();
+  });
+  // ---- end of the setup editor ----------------------------------------------------------
 
   applyLang();
   if (token) signedIn().catch(() => signedOut());

@@ -11,6 +11,10 @@
 //! numbers are gone from PostgreSQL afterwards; the day's 好差评 records come out of
 //! `hallq-server export-ratings` and the API as the controllers made them, through a
 //! field map, as JSON lines and as CSV.
+//!
+//! And down: pushes from above answered by the controllers, and a hall's setup in force,
+//! up from its controller on the retained `setup` topic, edited on the dashboard and
+//! pushed back to the hall or a region, then run by the controller.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -3309,4 +3313,323 @@ fn a_database_of_version_6_is_partitioned_by_month_with_every_row_kept() {
         this_name
     );
     assert_eq!(pg.sql("SELECT count(*) FROM events"), "3003");
+}
+
+/// The setup editor: each controller's setup in force comes up on its retained `setup`
+/// topic (the file's, without a version) and `GET /api/v1/halls/{id}/setup` serves it to
+/// whoever sees the hall; a hall whose controllers never published one is a 404 naming
+/// `setup`, a hall outside the caller's region a 404 naming `id`, and a viewer may read
+/// but not push (403). Then on the dashboard a county supervisor edits the county hall's
+/// setup, is shown the server's refusal of a clash next to the field it names, adds a
+/// service with a daily cap at window 8 and pushes it: the controller runs it (its own
+/// API lists the service, numbers its tickets and stops at the cap) and the page shows
+/// the new version in force. From a township hall's page the same editor pushes to every
+/// hall of the township. A viewer sees the setup without the push buttons.
+#[test]
+fn a_halls_setup_comes_up_from_its_controller_and_is_edited_and_pushed_from_the_dashboard() {
+    let Some(county) = County::new("setup_editor", 2) else {
+        return;
+    };
+    let a = county.instance("a");
+    let admin = a.admin_token();
+    for (i, (hall, _, controller)) in county.halls.iter().enumerate() {
+        let got = wait_for(LONG, "the hall's setup on the server", || {
+            let (s, b) = a.get_as(&admin, &format!("/api/v1/halls/hall-{i}/setup"));
+            (s == 200).then_some(b)
+        });
+        let setup = &got["setups"][0];
+        assert_eq!(
+            (setup["controller_id"].as_str(), setup["version"].clone()),
+            (Some(controller.as_str()), Value::Null),
+            "{got}"
+        );
+        let on_server =
+            hallq::uplink::apply::parse_setup(&setup["queue"]).expect("a setup the hall reads");
+        let in_file = hallq::uplink::apply::parse_setup(&queue_of(hall)).expect("the file's");
+        assert_eq!(on_server, in_file, "hall-{i}");
+        assert!(setup["guide"]["SB"]["item_code"].is_string(), "{got}");
+    }
+    let (s, b) = a.get_as(&admin, "/api/v1/halls/hall-2/setup");
+    assert_eq!((s, b["field"].as_str()), (404, Some("setup")), "{b}");
+
+    let pw = "qingshan-setup-44";
+    for (login, role, region) in [
+        ("wang.fang", "supervisor", "330122000000"),
+        ("qian.view", "viewer", "330122100000"),
+    ] {
+        let (ok, out) = a.account(
+            &[
+                "add", login, "--name", "王芳", "--role", role, "--region", region,
+            ],
+            pw,
+        );
+        assert!(ok, "{out}");
+    }
+    let (s, b) = a.sign_in("qian.view", pw);
+    assert_eq!(s, 200, "{b}");
+    let viewer = b["token"].as_str().expect("token").to_string();
+    let (s, b) = a.get_as(&viewer, "/api/v1/halls/hall-1/setup");
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = a.get_as(&viewer, "/api/v1/halls/hall-0/setup");
+    assert_eq!((s, b["field"].as_str()), (404, Some("id")), "{b}");
+    let (s, b) = a.post_as(
+        &viewer,
+        "/api/v1/halls/hall-1/pushes",
+        &json!({"command": "setup", "queue": queue_of(&county.halls[1].0)}),
+    );
+    assert_eq!((s, b["error"].as_str()), (403, Some("forbidden")), "{b}");
+
+    setup_in_a_browser(&a, pw, &county.halls[0].1.url, &county.halls[1].1.url);
+}
+
+/// A ticket for `service` at a controller: the status and the answer.
+fn take(url: &str, service: &str) -> (u16, Value) {
+    send(
+        client()
+            .post(format!("{url}/api/v1/tickets"))
+            .send_json(json!({ "service": service })),
+    )
+}
+
+/// The dashboard's setup editor, driven as a supervisor and then a viewer would.
+// Over 100 lines: one supervisor's edit, push and check after another, then the viewer.
+#[allow(clippy::too_many_lines)]
+fn setup_in_a_browser(a: &Instance, password: &str, url0: &str, url1: &str) {
+    let Some((_driver, b)) = open_dashboard("setup_editor", a, 1400) else {
+        return;
+    };
+    let sign_in_as = |login: &str| {
+        b.type_into("#login-name", login).expect("login");
+        b.type_into("#login-password", password).expect("password");
+        b.click("#login-submit").expect("submit");
+        b.wait_for("signed in", 20, |b| b.visible("#sign-out"))
+            .expect("signed in");
+    };
+    let go = |hall: &str| {
+        b.js("location.hash = arguments[0]", json!([format!("h/{hall}")]))
+            .expect("hall page");
+    };
+    let count = |css: &str| {
+        b.js(
+            "return document.querySelectorAll(arguments[0]).length",
+            json!([css]),
+        )
+        .expect("count")
+    };
+    let data = |css: &str, name: &str| {
+        b.js(
+            "const e = document.querySelector(arguments[0]); return e ? e.dataset[arguments[1]] : null",
+            json!([css, name]),
+        )
+        .expect("data attribute")
+    };
+    sign_in_as("wang.fang");
+    go("hall-0");
+    b.wait_for("the county hall's setup in the editor", 30, |b| {
+        b.visible("#su-form")
+            && count("#su-service-list details[data-service]") == json!(6)
+            && count("#su-window-list details[data-window]") == json!(9)
+    })
+    .expect("the editor");
+    assert_eq!(b.text("#su-version"), "· 控制器本地配置");
+    assert!(b.visible("#su-push-hall"));
+
+    // A clash: the server names the key, and the message shows next to that field.
+    b.click("#su-service-list details[data-service='MZ'] > summary")
+        .expect("MZ opened");
+    let prefix1 = "[data-key='queue.services[1].prefix']";
+    assert_eq!(
+        b.js(
+            "return document.querySelector(arguments[0]).value",
+            json!([prefix1])
+        )
+        .expect("prefix"),
+        json!("B")
+    );
+    b.type_into(prefix1, "A").expect("clash");
+    b.click("#su-push-hall").expect("push");
+    b.wait_for("the refusal next to the field", 20, |b| {
+        b.js(
+            "return document.querySelector(arguments[0]).getAttribute('aria-invalid')",
+            json!([prefix1]),
+        )
+        .ok()
+            == Some(json!("true"))
+    })
+    .expect("the field marked");
+    let error = b.text("#su-queue-services-1-prefix-error");
+    assert!(error.contains("numbers would repeat"), "{error}");
+    assert!(
+        b.text("#su-message").contains("queue.services[1].prefix"),
+        "{}",
+        b.text("#su-message")
+    );
+    assert_eq!(
+        b.js(
+            "return document.activeElement && document.activeElement.dataset.key",
+            json!([])
+        )
+        .expect("focus"),
+        json!("queue.services[1].prefix"),
+        "the focus goes to the field at fault"
+    );
+
+    // Put right; a new service 住房公积金 with 2 tickets a day, at window 8.
+    b.type_into(prefix1, "B").expect("prefix");
+    assert_eq!(b.text("#su-queue-services-1-prefix-error"), "");
+    b.click("#su-add-service").expect("add a service");
+    let new = |field: &str| format!("[data-key='queue.services[6].{field}']");
+    b.wait_for("the new service's fields", 20, |b| b.visible(&new("code")))
+        .expect("new service");
+    for (field, value) in [
+        ("code", "GJJ"),
+        ("prefix", "G"),
+        ("name.zh-CN", "住房公积金"),
+        ("name.zh-TW", "住房公積金"),
+        ("name.en", "Housing fund"),
+        ("department", "县住房公积金中心"),
+        ("daily_cap", "2"),
+        ("quota.minutes", "30"),
+        ("quota.max", "20"),
+    ] {
+        b.type_into(&new(field), value).expect(field);
+    }
+    b.click("#su-window-list details[data-window='8'] > summary")
+        .expect("window 8 opened");
+    let serves = "#su-window-list details[data-window='8'] input[data-serves='GJJ']";
+    b.wait_for("window 8 may serve GJJ", 20, |b| b.visible(serves))
+        .expect("the new service among window 8's");
+    b.click(serves).expect("window 8 serves GJJ");
+    b.click("#su-push-hall").expect("push");
+    b.wait_for("the push sent", 20, |b| {
+        b.text("#su-message") == "已下发到 1 台控制器（版本 1），执行结果见下表"
+    })
+    .expect("sent");
+    b.wait_for("version 1 in force at the hall", 60, |b| {
+        data("#su-answers tr[data-controller='ctl-0']", "answer") == json!("ok")
+            && data("#su-answers tr[data-controller='ctl-0']", "inForce") == json!("1")
+            && data("#su-version", "version") == json!("1")
+            && b.visible("#su-service-list details[data-service='GJJ']")
+    })
+    .expect("version 1 in force");
+    assert_eq!(b.text("#su-version"), "· 生效版本 1");
+    assert!(
+        b.text("#pushes li[data-command='setup']")
+            .contains("大厅配置"),
+        "{}",
+        b.text("#pushes")
+    );
+
+    // The controller runs it: the service at window 8, its numbers, its daily cap.
+    let (_, services) = send(client().get(format!("{url0}/api/v1/services")).call());
+    let gjj = services["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .find(|s| s["code"] == "GJJ")
+        .cloned()
+        .unwrap_or_else(|| panic!("no GJJ at the hall: {services}"));
+    assert_eq!(
+        (gjj["prefix"].clone(), gjj["windows"].clone()),
+        (json!("G"), json!([8])),
+        "{gjj}"
+    );
+    for n in ["G000001", "G000002"] {
+        let (s, t) = take(url0, "GJJ");
+        assert_eq!((s, t["ticket"]["number"].as_str()), (201, Some(n)), "{t}");
+    }
+    let (s, t) = take(url0, "GJJ");
+    assert_eq!(
+        t["error"]["code"].as_str(),
+        Some("daily_cap_reached"),
+        "{s} {t}"
+    );
+    for open in [
+        "#su-service-list details[data-service='GJJ'] > summary",
+        "#su-window-list details[data-window='8'] > summary",
+    ] {
+        b.click(open).expect("open");
+    }
+    assert!(
+        b.text("#su-service-list details[data-service='GJJ'] > summary")
+            .contains("每日限号 2 · 每 30 分钟 20 号"),
+        "{}",
+        b.text("#su-service-list details[data-service='GJJ'] > summary")
+    );
+    b.js(
+        "document.getElementById('su-answers').scrollIntoView({ block: 'end' })",
+        json!([]),
+    )
+    .expect("scroll");
+    b.screenshot(&hallq_tests::screens_dir().join("county-setup.png"))
+        .expect("screenshot");
+
+    // From a township hall, to every hall of the township: starts from that hall's setup.
+    go("hall-1");
+    b.wait_for("the township hall's setup", 30, |b| {
+        b.visible("#su-form")
+            && count("#su-service-list details[data-service]") == json!(6)
+            && data("#su-version", "version") == json!("")
+    })
+    .expect("hall-1's setup");
+    b.click("#su-service-list details[data-service='MZ'] > summary")
+        .expect("MZ opened");
+    b.type_into(
+        "[data-key='queue.services[1].name.zh-CN']",
+        "民政事务（婚姻登记）",
+    )
+    .expect("name");
+    b.js(
+        "const r = document.getElementById('su-region'); r.value = arguments[0]; \
+         r.dispatchEvent(new Event('change'));",
+        json!(["330122100000"]),
+    )
+    .expect("region");
+    assert_eq!(b.text("#su-push-region"), "推送到青山镇全部大厅");
+    b.click("#su-push-region").expect("push to the township");
+    b.wait_for("version 1 in force at hall-1", 60, |_| {
+        data("#su-answers tr[data-controller='ctl-1']", "answer") == json!("ok")
+            && data("#su-version", "version") == json!("1")
+    })
+    .expect("the township's push in force");
+    let (_, services) = send(client().get(format!("{url1}/api/v1/services")).call());
+    assert!(
+        services.to_string().contains("民政事务（婚姻登记）"),
+        "{services}"
+    );
+    b.click("#langs button[data-lang='en']").expect("English");
+    b.wait_for("English texts", 20, |b| {
+        b.js(
+            "return document.querySelector(\"label[for='su-queue-services-1-prefix']\").textContent",
+            json!([]),
+        )
+        .ok()
+            == Some(json!("Prefix"))
+            && b.text("#su-push-region") == "Push to every hall of 青山镇"
+    })
+    .expect("English");
+    assert_eq!(b.text("#su-version"), "· version 1 in force");
+    b.click("#langs button[data-lang='zh-CN']").expect("简体");
+    b.click("#sign-out").expect("sign out");
+    b.wait_for("the sign-in form", 20, |b| b.visible("#login-name"))
+        .expect("signed out");
+
+    // A viewer reads the setup, and has nothing to push it with.
+    sign_in_as("qian.view");
+    go("hall-1");
+    b.wait_for("the setup, read-only", 30, |b| {
+        b.visible("#su-form")
+            && data("#su-version", "version") == json!("1")
+            && b.js(
+                "return document.getElementById('su-fields').disabled",
+                json!([]),
+            )
+            .ok()
+                == Some(json!(true))
+    })
+    .expect("read-only setup");
+    assert_eq!(
+        count("#su-push-hall, #su-push-region, .su-add, .su-remove"),
+        json!(0)
+    );
 }

@@ -169,8 +169,8 @@ fn yes() -> bool {
     true
 }
 
-/// A span of opening hours, written "09:00-12:00".
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// A span of opening hours, written "09:00-12:00" (and written back so).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Span {
     /// Opening time.
     pub open: NaiveTime,
@@ -182,6 +182,16 @@ impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!(
+            "{}-{}",
+            self.open.format("%H:%M"),
+            self.close.format("%H:%M")
+        ))
     }
 }
 
@@ -302,7 +312,8 @@ impl Default for RatingRules {
     }
 }
 
-/// Everything the engine is configured with.
+/// Everything the engine is configured with. It serialises to the shape it is read
+/// from (the `[queue]` table as JSON), so a setup in force can be sent up and read back.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Setup {
@@ -310,7 +321,11 @@ pub struct Setup {
     #[serde(default = "default_offset")]
     pub utc_offset_minutes: i32,
     /// Local time at which numbering restarts ("03:00" keeps late work on the same day).
-    #[serde(default = "default_day_start", deserialize_with = "de_time")]
+    #[serde(
+        default = "default_day_start",
+        deserialize_with = "de_time",
+        serialize_with = "ser_time"
+    )]
     pub day_starts_at: NaiveTime,
     /// Digits after the prefix (A001 has 3).
     #[serde(default = "default_width")]
@@ -372,6 +387,10 @@ fn de_time<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveTime, D::Error> {
     let s = String::deserialize(d)?;
     NaiveTime::parse_from_str(&s, "%H:%M")
         .map_err(|_| serde::de::Error::custom(format!("expected a time like \"03:00\", got {s:?}")))
+}
+
+fn ser_time<S: serde::Serializer>(t: &NaiveTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.format("%H:%M").to_string())
 }
 
 /// A setup the engine cannot work with, naming the offending key path.
@@ -510,5 +529,41 @@ impl Setup {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_setup_serialises_to_the_shape_it_is_read_from() {
+        let text = r#"{
+            "day_starts_at": "04:30", "number_width": 4, "no_show": "drop",
+            "per_citizen_daily_limit": 2, "pause_alarm_minutes": 20,
+            "calendar": { "weekdays": ["08:30-12:00", "13:00-17:30"], "saturday": ["09:00-11:45"],
+                          "holidays": ["2026-10-01"], "workdays": ["2026-10-10"],
+                          "stop_issuing_minutes_before_close": 15 },
+            "services": [
+                { "code": "SB", "prefix": "A", "name": { "zh-CN": "社保", "en": "Social insurance" },
+                  "daily_cap": 300, "quota": { "minutes": 30, "max": 40 }, "wait_alarm_minutes": 45 },
+                { "code": "MZ", "prefix": "B", "name": { "zh-CN": "民政" } }
+            ],
+            "windows": [
+                { "number": 1, "name": "社保窗口", "services": [{ "code": "SB" }] },
+                { "number": 8, "name": "综合窗口", "kind": "comprehensive", "open": false,
+                  "services": [{ "code": "MZ", "priority": 1, "weight": 2 }, { "code": "SB" }] }
+            ]
+        }"#;
+        let setup: Setup = serde_json::from_str(text).expect("reads");
+        let written = serde_json::to_value(&setup).expect("writes");
+        assert_eq!(written["day_starts_at"], "04:30");
+        assert_eq!(
+            written["calendar"]["weekdays"],
+            serde_json::json!(["08:30-12:00", "13:00-17:30"])
+        );
+        let again: Setup = serde_json::from_value(written).expect("reads back");
+        assert_eq!(again, setup);
+        assert_eq!(again.validate(), Ok(()));
     }
 }

@@ -2,13 +2,15 @@
 //! rules as `[queue]` in `hallq.toml`, validated by the engine, and then checked against
 //! the hall as it is right now (by the core, with `Engine::fits`): a service that still
 //! has citizens waiting, or a window with someone signed in, cannot disappear under them.
-//! Guides pushed with it are read with the rules of `[guide.<code>]`.
+//! Guides pushed with it are read with the rules of `[guide.<code>]`. The other way,
+//! [`document`] writes the setup in force in the shape `config/set` takes, for the
+//! retained `setup` topic the hall server edits from.
 
 use std::collections::BTreeMap;
 
 use hallq_engine::Setup;
 
-use super::wire::ConfigSet;
+use super::wire::{ConfigSet, SetupDocument};
 use crate::core::ReconfigureError;
 use crate::guide::Guide;
 use crate::in_force::InForce;
@@ -87,6 +89,18 @@ pub fn in_force(
     })
 }
 
+/// The setup in force as a `config/set` document: its version (null for the file's),
+/// the queue setup and the guides in force, each in the shape it is read from, so that
+/// reading it back with [`in_force`] gives the same setup and guides. It holds no
+/// personal data: services, windows, hours and rules, and the published guides.
+pub fn document(now: &InForce) -> Result<SetupDocument, serde_json::Error> {
+    Ok(SetupDocument {
+        version: now.version,
+        queue: serde_json::to_value(&now.setup)?,
+        guide: Some(serde_json::to_value(&now.guides)?),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +123,32 @@ mod tests {
         let setup = unlimited_setup();
         let parsed = parse_setup(&as_json(&setup)).unwrap();
         assert_eq!(parsed.services.len(), setup.services.len());
+    }
+
+    #[test]
+    fn the_document_of_a_setup_in_force_reads_back_to_the_same_setup_and_guides() {
+        let file = crate::config::Config::example();
+        let now = InForce {
+            version: Some(7),
+            setup: file.queue.clone(),
+            guides: file.guide.clone(),
+        };
+        let doc = serde_json::to_value(document(&now).unwrap()).unwrap();
+        assert_eq!(doc["version"], 7);
+        assert_eq!(doc["queue"]["calendar"]["weekdays"][0], "09:00-12:00");
+        let set: ConfigSet = serde_json::from_value(doc.clone()).expect("a config/set document");
+        let again = in_force(&set, &BTreeMap::new()).expect("reads back");
+        assert_eq!(again.setup, now.setup);
+        assert_eq!(again.version, Some(7));
+        let guides = |g: &BTreeMap<String, Guide>| -> Vec<(String, serde_json::Value)> {
+            g.iter().map(|(c, g)| (c.clone(), g.to_json())).collect()
+        };
+        assert_eq!(guides(&again.guides), guides(&now.guides));
+        assert!(!now.guides.is_empty());
+        // The file's own setup has no version.
+        let file_doc = document(&InForce::file(file.queue.clone(), BTreeMap::new())).unwrap();
+        assert_eq!(file_doc.version, None);
+        assert_eq!(file_doc.guide, Some(serde_json::json!({})));
     }
 
     #[test]

@@ -114,6 +114,7 @@ async fn drain(dir: &std::path::Path, port: u16, n: usize) -> BenchResult<(Durat
         outgoing,
         inbound,
         want_state: Arc::new(Notify::new()),
+        want_setup: Arc::new(Notify::new()),
         shared: shared.clone(),
         last_will: b"{}".to_vec(),
         offline: b"{}".to_vec(),

@@ -1,7 +1,9 @@
 //! Starting the uplink, and what comes down from the hall server: versioned queue
 //! configuration and commands. Each is handled in arrival order by one worker, each
 //! leaves an event in the log (so it goes back up too), and each is answered on its
-//! `…/ack` topic. A state task keeps the retained `state` topic current.
+//! `…/ack` topic. A state task keeps the retained `state` topic current, and a setup
+//! task the retained `setup` topic (the setup in force, at every connection and after
+//! every change).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -37,6 +39,9 @@ const REMEMBERED_COMMANDS: usize = 1000;
 const STATE_MIN_GAP: Duration = Duration::from_secs(1);
 /// Longest gap between two state documents.
 const STATE_MAX_GAP: Duration = Duration::from_secs(30);
+/// A setup document larger than this is not published (the hall server and the link
+/// take packets up to 1 MiB): a warning says so, and the hall server keeps the last one.
+const SETUP_MAX_BYTES: usize = 512 * 1024;
 
 /// A running uplink; [`Running::stop`] publishes the offline state and disconnects.
 pub struct Running {
@@ -78,6 +83,7 @@ pub fn start(
     let (out_tx, out_rx) = mpsc::channel(256);
     let (in_tx, in_rx) = mpsc::channel(256);
     let want_state = Arc::new(Notify::new());
+    let want_setup = Arc::new(Notify::new());
     let resend = Resend::default();
     let identity = json!({
         "controller_id": controller,
@@ -100,6 +106,7 @@ pub fn start(
         outgoing: out_rx,
         inbound: in_tx,
         want_state: want_state.clone(),
+        want_setup: want_setup.clone(),
         shared: shared.clone(),
         last_will: offline("connection lost"),
         offline: offline("shut down"),
@@ -118,6 +125,13 @@ pub fn start(
         want_state: want_state.clone(),
         resend,
     };
+    let setup = SetupTask {
+        hall: hall.clone(),
+        shared: shared.clone(),
+        topic: topics.setup.clone(),
+        out: out_tx.clone(),
+        want_setup,
+    };
     let state = StateTask {
         hall: hall.clone(),
         shared,
@@ -135,6 +149,7 @@ pub fn start(
     let others = vec![
         tokio::spawn(worker.run(in_rx)),
         tokio::spawn(state.run()),
+        tokio::spawn(setup.run()),
         tokio::spawn(async move {
             let mut hourly = tokio::time::interval(Duration::from_secs(3600));
             loop {
@@ -577,6 +592,63 @@ fn parse_period(text: &str) -> Option<crate::report::Period> {
     }
 }
 
+/// Keeps the retained `setup` topic current: the setup in force as a `config/set`
+/// document ([`apply::document`]), published when the link connects (it asks) and
+/// whenever the hall core puts another setup in force (a pushed one applied; the file's
+/// is read at start, and a start is a connection).
+struct SetupTask {
+    hall: HallCore,
+    shared: Shared,
+    topic: String,
+    out: mpsc::Sender<Message>,
+    want_setup: Arc<Notify>,
+}
+
+impl SetupTask {
+    async fn run(self) {
+        let mut changed = self.hall.setting().changed();
+        loop {
+            tokio::select! {
+                _ = self.want_setup.notified() => {}
+                r = changed.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                }
+            }
+            // Not connected: the connection asks again.
+            if self.shared.status().state != "connected" {
+                continue;
+            }
+            let now = changed.borrow_and_update().clone();
+            let payload = match apply::document(&now).and_then(|d| serde_json::to_vec(&d)) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "the setup in force could not be written");
+                    continue;
+                }
+            };
+            if payload.len() > SETUP_MAX_BYTES {
+                tracing::warn!(
+                    bytes = payload.len(),
+                    version = ?now.version,
+                    "the setup in force is too large to publish on the setup topic"
+                );
+                continue;
+            }
+            tracing::debug!(version = ?now.version, "setup document");
+            let message = Message {
+                topic: self.topic.clone(),
+                payload,
+                retain: true,
+            };
+            if self.out.send(message).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
 struct StateTask {
     hall: HallCore,
     shared: Shared,
@@ -691,5 +763,161 @@ impl StateTask {
         });
         doc["devices"] = self.shared.devices();
         Ok(doc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::in_force::InForce;
+    use crate::store::Store;
+    use crate::uplink::broker::{Broker, BrokerOptions};
+
+    /// What a client of the broker heard on its filters, in order of arrival.
+    struct Heard {
+        rx: mpsc::UnboundedReceiver<(String, Value)>,
+        kept: Vec<(String, Value)>,
+    }
+
+    impl Heard {
+        /// A client subscribed to `filters`.
+        fn listen(port: u16, name: &str, filters: &[String]) -> Heard {
+            let mut o = rumqttc::MqttOptions::new(name, "127.0.0.1", port);
+            o.set_max_packet_size(1 << 20, 1 << 20);
+            let (client, mut events) = rumqttc::AsyncClient::new(o, 16);
+            for f in filters {
+                client
+                    .try_subscribe(f.clone(), rumqttc::QoS::AtLeastOnce)
+                    .expect("subscribe");
+            }
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(async move {
+                let _client = client;
+                while let Ok(ev) = events.poll().await {
+                    if let rumqttc::Event::Incoming(rumqttc::Incoming::Publish(p)) = ev {
+                        let body = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                        if tx.send((p.topic.clone(), body)).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+            Heard {
+                rx,
+                kept: Vec::new(),
+            }
+        }
+
+        /// The first message on `topic` that `f` accepts, heard already or within 20 s;
+        /// the others stay for later questions.
+        async fn first(&mut self, topic: &str, f: impl Fn(&Value) -> bool) -> Value {
+            if let Some(i) = self.kept.iter().position(|(t, b)| t == topic && f(b)) {
+                return self.kept.remove(i).1;
+            }
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                    Ok(Some((t, body))) if t == topic && f(&body) => return body,
+                    Ok(Some(other)) => self.kept.push(other),
+                    Ok(None) => panic!("the listener stopped"),
+                    Err(_) => panic!("nothing on {topic} within 20 s; heard {:?}", self.kept),
+                }
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_setup_in_force_is_published_retained_at_connect_and_after_a_pushed_setup_applies()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::start(&dir.path().join("broker"), &BrokerOptions::default())
+            .expect("mosquitto (Debian package mosquitto) starts");
+        let mut config = Config::example();
+        config.storage.data_dir = dir.path().join("data");
+        config.uplink = Some(
+            toml::from_str(&format!(
+                "host = \"127.0.0.1\"\nport = {}\nhall_id = \"qingshan\"",
+                broker.port
+            ))
+            .unwrap(),
+        );
+        std::fs::create_dir_all(&config.storage.data_dir).unwrap();
+        let store = Store::open(&config.database()).unwrap();
+        let shared = Shared::load(store.conn()).unwrap();
+        let file = InForce::file(config.queue.clone(), config.guide.clone());
+        let (hall, _core) = HallCore::start(file, store).unwrap();
+        let topics = Topics::new("hallq", "qingshan", &config.hall.controller_id);
+        let mut heard = Heard::listen(
+            broker.port,
+            "test-hall-server",
+            &[topics.setup.clone(), topics.config_ack.clone()],
+        );
+        let running = start(&config, &hall, shared, None)
+            .unwrap()
+            .expect("uplink");
+
+        // At connect: the file's setup, without a version, with the file's guides.
+        let first = heard.first(&topics.setup, |_| true).await;
+        assert!(first["version"].is_null(), "{first}");
+        let set: ConfigSet = serde_json::from_value(json!({
+            "version": 1, "queue": first["queue"], "guide": first["guide"],
+        }))
+        .expect("the document is what config/set takes");
+        let read = apply::in_force(&set, &std::collections::BTreeMap::new()).expect("reads back");
+        assert_eq!(read.setup, config.queue);
+        assert_eq!(
+            first["guide"].as_object().map(|g| g.len()),
+            Some(config.guide.len())
+        );
+
+        // A pushed setup applied: published again, with its version and the change.
+        let mut queue = first["queue"].clone();
+        queue["services"][0]["quota"] = json!({"minutes": 30, "max": 12});
+        queue["services"][0]["name"]["zh-CN"] = json!("社会保障（医保）");
+        let client = {
+            let mut o = rumqttc::MqttOptions::new("test-pusher", "127.0.0.1", broker.port);
+            o.set_max_packet_size(1 << 20, 1 << 20);
+            let (client, mut events) = rumqttc::AsyncClient::new(o, 16);
+            tokio::spawn(async move { while events.poll().await.is_ok() {} });
+            client
+        };
+        client
+            .publish(
+                topics.config_set.clone(),
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                json!({"version": 1, "queue": queue}).to_string(),
+            )
+            .await
+            .unwrap();
+        let ack = heard.first(&topics.config_ack, |_| true).await;
+        assert_eq!(
+            (ack["ok"].clone(), ack["in_force"].clone()),
+            (json!(true), json!(1)),
+            "{ack}"
+        );
+        let second = heard.first(&topics.setup, |d| d["version"] == 1).await;
+        assert_eq!(second["queue"]["services"][0]["quota"]["max"], 12);
+        assert_eq!(
+            second["queue"]["services"][0]["name"]["zh-CN"],
+            "社会保障（医保）"
+        );
+        // A pushed setup without guides keeps the file's guides of its services: in force,
+        // so in the document.
+        assert_eq!(second["guide"], first["guide"]);
+
+        // Retained: whoever subscribes later gets the setup in force at once.
+        let mut later = Heard::listen(
+            broker.port,
+            "test-late",
+            std::slice::from_ref(&topics.setup),
+        );
+        let retained = later.first(&topics.setup, |_| true).await;
+        assert_eq!(retained, second);
+
+        running.stop().await;
+        drop(later);
+        drop(heard);
+        hall.close().await;
     }
 }

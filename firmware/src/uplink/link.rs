@@ -115,6 +115,8 @@ pub struct MqttLink {
     pub inbound: mpsc::Sender<Inbound>,
     /// Asks the state task for a fresh state document (on every connect).
     pub want_state: Arc<tokio::sync::Notify>,
+    /// Asks the setup task to publish the setup in force (on every connect).
+    pub want_setup: Arc<tokio::sync::Notify>,
     /// Shared status.
     pub shared: Shared,
     /// The retained document the broker publishes if this controller disappears.
@@ -350,6 +352,7 @@ impl MqttLink {
         client.try_subscribe(self.topics.config_set.clone(), QoS::AtLeastOnce)?;
         client.try_subscribe(self.topics.cmd.clone(), QoS::AtLeastOnce)?;
         self.want_state.notify_one();
+        self.want_setup.notify_one();
         let mut f = Flight {
             acked: watermark,
             sent: watermark,

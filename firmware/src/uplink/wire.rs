@@ -14,6 +14,9 @@ pub struct Topics {
     pub events: String,
     /// Retained state; the last will sets it offline.
     pub state: String,
+    /// Retained: the queue setup in force, in the shape `config/set` takes (version,
+    /// queue, guide), at every connection and whenever it changes.
+    pub setup: String,
     /// Configuration from the hall server.
     pub config_set: String,
     /// Replies to configuration.
@@ -34,6 +37,7 @@ impl Topics {
         Topics {
             events: format!("{base}/events"),
             state: format!("{base}/state"),
+            setup: format!("{base}/setup"),
             config_set: format!("{base}/config/set"),
             config_ack: format!("{base}/config/ack"),
             cmd: format!("{base}/cmd"),
@@ -188,6 +192,37 @@ impl ConfigSet {
         de.end()
             .map_err(|e| (None, format!("after the document: {e}")))?;
         Ok(set)
+    }
+}
+
+/// The setup in force as a controller publishes it on `setup` (retained): the shape
+/// `config/set` takes, so that the hall server can edit it and push it back. `version` is
+/// the hall server's number of the pushed setup in force, null for the file's own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupDocument {
+    /// The version in force; null while the file's `[queue]` is.
+    #[serde(default)]
+    pub version: Option<i64>,
+    /// The queue setup in force, in the shape of `[queue]`.
+    pub queue: serde_json::Value,
+    /// The guides in force by service code, in the shape of the `[guide.<code>]` tables.
+    #[serde(default)]
+    pub guide: Option<serde_json::Value>,
+}
+
+impl SetupDocument {
+    /// Reads a setup document: one JSON object whose `queue` (and `guide`, if any) are
+    /// objects; on failure why.
+    pub fn parse(bytes: &[u8]) -> Result<SetupDocument, String> {
+        let doc: SetupDocument = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if !doc.queue.is_object() {
+            return Err("queue: an object, the [queue] table as JSON".into());
+        }
+        if doc.guide.as_ref().is_some_and(|g| !g.is_object()) {
+            return Err("guide: an object of guides by service code".into());
+        }
+        Ok(doc)
     }
 }
 
@@ -366,6 +401,27 @@ mod tests {
         );
         let (key, _) = ConfigSet::parse(br#"{"version":"x","queue":{}}"#).unwrap_err();
         assert_eq!(key.as_deref(), Some("version"));
+    }
+
+    #[test]
+    fn a_setup_document_reads_with_its_version_or_none() {
+        let doc =
+            SetupDocument::parse(br#"{"version":3,"queue":{"services":[]},"guide":{}}"#).unwrap();
+        assert_eq!(doc.version, Some(3));
+        let file = SetupDocument::parse(br#"{"version":null,"queue":{}}"#).unwrap();
+        assert_eq!((file.version, file.guide), (None, None));
+        for bad in [
+            &br#"{"version":1,"queue":[]}"#[..],
+            br#"{"version":1,"queue":{},"guide":"x"}"#,
+            br#"{"version":1,"queue":{},"mobile":"13800000000"}"#,
+            b"{",
+        ] {
+            assert!(
+                SetupDocument::parse(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]
