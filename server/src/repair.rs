@@ -44,7 +44,7 @@ async fn find_holes(db: &Client, gapped: Vec<Gapped>) -> Result<Vec<(Gapped, Hol
             "SELECT u.i, e.seq
              FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY AS u(c, f, i)
              CROSS JOIN LATERAL (
-               SELECT seq FROM events WHERE controller_id = u.c AND seq > u.f
+               SELECT seq FROM event_keys WHERE controller_id = u.c AND seq > u.f
                ORDER BY seq LIMIT $3) e
              ORDER BY u.i, e.seq",
             &[&c, &f, &PAGE],
@@ -92,7 +92,10 @@ async fn mark(db: &Client, holes: &[(Gapped, Hole)], now: i64) -> Result<(), DbE
     }
     let c: Vec<&str> = holes.iter().map(|(g, _)| g.controller.as_str()).collect();
     let s: Vec<i64> = holes.iter().map(|(_, h)| h.contiguous).collect();
-    let open: Vec<bool> = holes.iter().map(|(_, h)| h.first_missing.is_some()).collect();
+    let open: Vec<bool> = holes
+        .iter()
+        .map(|(_, h)| h.first_missing.is_some())
+        .collect();
     db.execute(
         "UPDATE controllers k SET contiguous_seq = greatest(k.contiguous_seq, m.s),
                 gap_since = CASE WHEN m.open THEN coalesce(k.gap_since, $4) END
