@@ -3196,7 +3196,7 @@ fn a_database_of_version_6_is_partitioned_by_month_with_every_row_kept() {
         .expect("hallq-server migrate runs");
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && said.contains("1 step(s) applied"),
+        out.status.success() && said.contains("2 step(s) applied"),
         "{said}{}",
         String::from_utf8_lossy(&out.stderr)
     );
