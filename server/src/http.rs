@@ -315,12 +315,7 @@ async fn hall(
 ) -> Result<Json<Value>, Response> {
     let db = web.db().await?;
     let Some(h) = live(&web, &db, &who, Some(&id)).await?.into_iter().next() else {
-        return Err(error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            Some("id"),
-            &format!("no hall {id} in your region"),
-        ));
+        return Err(unseen_hall(&id));
     };
     let rows = db
         .query(
@@ -858,16 +853,21 @@ async fn push_to_hall(
         return Err(refused);
     }
     if !web.sees_hall(&who, &id) {
-        return Err(error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            Some("id"),
-            &format!("no hall {id} in your region"),
-        ));
+        return Err(unseen_hall(&id));
     }
     let what = crate::push::read(&serde_json::from_slice(&body).map_err(not_json)?)
         .map_err(|b| bad_field(&b.field, b.message))?;
     push(&web, &who, &format!("hall:{id}"), &[id], None, what).await
+}
+
+/// The answer about a hall the caller does not see: as if it did not exist.
+fn unseen_hall(id: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        Some("id"),
+        &format!("no hall {id} in your region"),
+    )
 }
 
 /// `GET /api/v1/halls/{id}/setup`: the setup in force at each of the hall's controllers,
@@ -879,12 +879,7 @@ async fn hall_setup(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Response> {
     if !web.sees_hall(&who, &id) {
-        return Err(error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            Some("id"),
-            &format!("no hall {id} in your region"),
-        ));
+        return Err(unseen_hall(&id));
     }
     let db = web.db().await?;
     let setups: Vec<Value> = db

@@ -183,14 +183,8 @@ fn account(config: &ServerConfig, action: AccountCmd) -> anyhow::Result<()> {
             .unwrap_or_else(|_| "root".into())
     );
     let now = hallq_server::now_ms();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    rt.block_on(async {
-        let mut db =
-            hallq_server::db::connect(&config.database.url, std::time::Duration::ZERO).await?;
-        hallq_server::db::migrate(&mut db).await?;
+    cli_runtime()?.block_on(async {
+        let db = migrated(&config.database.url).await?;
         let (login, change) = match action {
             AccountCmd::Add {
                 login,
@@ -237,14 +231,8 @@ fn account(config: &ServerConfig, action: AccountCmd) -> anyhow::Result<()> {
 fn partitions(config: &ServerConfig, action: PartitionsCmd) -> anyhow::Result<()> {
     use hallq_server::partitions::{self, Month};
     let now = hallq_server::now_ms();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    rt.block_on(async {
-        let mut db =
-            hallq_server::db::connect(&config.database.url, std::time::Duration::ZERO).await?;
-        hallq_server::db::migrate(&mut db).await?;
+    cli_runtime()?.block_on(async {
+        let mut db = migrated(&config.database.url).await?;
         match action {
             PartitionsCmd::List { estimate } => {
                 for p in partitions::list(&db, !estimate).await? {
@@ -280,6 +268,22 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The runtime of a CLI command that talks to the database.
+fn cli_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
+
+/// A connection to the database, its schema brought up to date (a CLI command may run
+/// before any instance has started).
+async fn migrated(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let mut db = hallq_server::db::connect(url, std::time::Duration::ZERO).await?;
+    hallq_server::db::migrate(&mut db).await?;
+    Ok(db)
 }
 
 fn real_main() -> anyhow::Result<()> {
