@@ -150,16 +150,7 @@ pub fn start(
         tokio::spawn(worker.run(in_rx)),
         tokio::spawn(state.run()),
         tokio::spawn(setup.run()),
-        tokio::spawn(async move {
-            let mut hourly = tokio::time::interval(Duration::from_secs(3600));
-            loop {
-                hourly.tick().await;
-                // Each month removed is logged by the archive; a failure removes nothing.
-                if let Err(e) = outbox.prune(retention.clone()).await {
-                    tracing::warn!(error = %e, "retention stopped: nothing removed");
-                }
-            }
-        }),
+        tokio::spawn(keep_retention(outbox, retention)),
     ];
     let link = tokio::spawn(link.run(shutdown_rx));
     Ok(Some(Running {
@@ -167,6 +158,18 @@ pub fn start(
         link,
         others,
     }))
+}
+
+/// Hourly, moves the events older than the retention to the archive. Each month removed
+/// is logged by the archive; a failure removes nothing.
+async fn keep_retention(outbox: Outbox, retention: crate::store::archive::Retention) {
+    let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        hourly.tick().await;
+        if let Err(e) = outbox.prune(retention.clone()).await {
+            tracing::warn!(error = %e, "retention stopped: nothing removed");
+        }
+    }
 }
 
 struct Worker {
