@@ -29,6 +29,28 @@ pub struct Hole {
     pub first_missing: Option<i64>,
 }
 
+impl Hole {
+    /// Stored without a gap up to `contiguous`, of events up to `target`.
+    fn at(contiguous: i64, target: i64) -> Hole {
+        Hole {
+            contiguous,
+            first_missing: (contiguous < target).then_some(contiguous + 1),
+        }
+    }
+}
+
+/// Moves `contiguous` up along `seqs` (ascending, all above it) while they follow on;
+/// whether a seq was missing before the list ran out.
+fn walk(contiguous: &mut i64, seqs: impl IntoIterator<Item = i64>) -> bool {
+    for seq in seqs {
+        if seq != *contiguous + 1 {
+            return true;
+        }
+        *contiguous = seq;
+    }
+    false
+}
+
 /// [`find_hole`] for every gapped controller of a pass in one query: the first
 /// `PAGE` stored seqs above each one's contiguous mark (a gap is nearly always among
 /// them); only a controller whose page runs out without one is paged further alone.
@@ -60,21 +82,11 @@ async fn find_holes(db: &Client, gapped: Vec<Gapped>) -> Result<Vec<(Gapped, Hol
     let mut out = Vec::with_capacity(gapped.len());
     for (g, list) in gapped.into_iter().zip(seqs) {
         let mut contiguous = g.from;
-        let mut broke = false;
-        for &seq in &list {
-            if seq != contiguous + 1 {
-                broke = true;
-                break;
-            }
-            contiguous = seq;
-        }
+        let broke = walk(&mut contiguous, list.iter().copied());
         let hole = if !broke && list.len() as i64 == PAGE {
             find_hole(db, &g.controller, contiguous, g.target).await?
         } else {
-            Hole {
-                contiguous,
-                first_missing: (contiguous < g.target).then_some(contiguous + 1),
-            }
+            Hole::at(contiguous, g.target)
         };
         out.push((g, hole));
     }
@@ -128,21 +140,9 @@ pub async fn find_hole(
                 &[&controller, &contiguous, &PAGE],
             )
             .await?;
-        let mut broke = false;
-        for r in &rows {
-            let seq: i64 = r.get(0);
-            if seq != contiguous + 1 {
-                broke = true;
-                break;
-            }
-            contiguous = seq;
-        }
+        let broke = walk(&mut contiguous, rows.iter().map(|r| r.get::<_, i64>(0)));
         if broke || (rows.len() as i64) < PAGE {
-            let first_missing = (contiguous < target).then_some(contiguous + 1);
-            return Ok(Hole {
-                contiguous,
-                first_missing,
-            });
+            return Ok(Hole::at(contiguous, target));
         }
     }
 }
