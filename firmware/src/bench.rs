@@ -9,7 +9,7 @@ use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
 use hallq_engine::{Class, Command, Engine, Role, Timestamp};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::config::{Config, EXAMPLE_HALL};
 use crate::history::{HistoryError, generate_history, unlimited_setup};
@@ -448,6 +448,58 @@ struct DiskFigures {
     fsync_p50: Duration,
 }
 
+/// The pages each commit still in `db`'s write-ahead log wrote (oldest first), read from
+/// the WAL file itself: its header's salts mark the frames of the current log, and a
+/// frame whose "database size" field is not zero ends a commit.
+pub fn commits_in_wal(db: &Path) -> BenchResult<Vec<Vec<u32>>> {
+    let wal = std::fs::read(format!("{}-wal", db.display()))?;
+    let be = |b: &[u8], at: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    };
+    let page_size = be(&wal, 8).ok_or_else(|| BenchError::new("WAL without a header"))? as usize;
+    let salts = wal
+        .get(16..24)
+        .ok_or_else(|| BenchError::new("WAL without salts"))?;
+    let (mut commits, mut current) = (Vec::new(), Vec::new());
+    let mut at = 32;
+    while let Some(frame) = wal.get(at..at + 24) {
+        if &frame[8..16] != salts || wal.len() < at + 24 + page_size {
+            break;
+        }
+        current.push(be(frame, 0).unwrap_or(0));
+        if be(frame, 4).unwrap_or(0) != 0 {
+            commits.push(std::mem::take(&mut current));
+        }
+        at += 24 + page_size;
+    }
+    Ok(commits)
+}
+
+/// What a ticket's commits write, from the WAL of `db` after a run of single tickets:
+/// the median number of pages a commit, how many commits that is of, and the pages of
+/// the last commit named by the table or index they belong to (SQLite's `dbstat`).
+pub fn ticket_pages(db: &Path) -> BenchResult<(usize, usize, Vec<String>)> {
+    let commits = commits_in_wal(db)?;
+    let last = commits
+        .last()
+        .ok_or_else(|| BenchError::new("no commit in the WAL"))?;
+    let conn = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut stmt = conn.prepare("SELECT name FROM dbstat WHERE pageno = ?1")?;
+    let names = last
+        .iter()
+        .map(|p| {
+            let name: Option<String> = stmt
+                .query_row([p], |r| r.get(0))
+                .optional()
+                .map_err(StoreError::from)?;
+            Ok(name.unwrap_or_else(|| format!("page {p}")))
+        })
+        .collect::<BenchResult<Vec<_>>>()?;
+    let mut sizes: Vec<usize> = commits.iter().map(Vec::len).collect();
+    sizes.sort_unstable();
+    Ok((sizes[sizes.len() / 2], sizes.len(), names))
+}
+
 /// One write and fdatasync (as SQLite syncs its WAL) of a small file in `dir`, `n` times:
 /// what one sync costs there.
 fn fsync_p50(dir: &Path, n: usize) -> BenchResult<Duration> {
@@ -616,6 +668,12 @@ fn disk_figures(exe: &Path, dir: &Path, opts: &BenchOptions) -> BenchResult<Disk
         }
         seq.push(issue_one(&agent, &daemon.url, &format!("seq-{i}")).map_err(BenchError::new)?);
     }
+    // One more ticket, and the pages its commit wrote (read before the checkpointer's
+    // next pass could start a new log).
+    // The pages of the tickets' commits still in the logs (the checkpointer starts a
+    // new log at most every quarter second; read before the daemon stops).
+    let pages = ticket_pages(&dir.join("core.db"))?;
+    let http_pages = ticket_pages(&run_dir.join("data").join("hallq.db"))?;
     drop(core);
     for v in [&mut bare, &mut in_process, &mut round_trip, &mut seq] {
         v.sort();
@@ -633,6 +691,13 @@ fn disk_figures(exe: &Path, dir: &Path, opts: &BenchOptions) -> BenchResult<Disk
         ratio(&in_process, 0.5),
         ratio(&in_process, 0.99)
     );
+    for (what, (median, commits, last)) in [("a ticket's commit", pages), ("over HTTP", http_pages)]
+    {
+        println!(
+            "  {what:<22}  {median} pages of the WAL (median of the last {commits} commits); the last: {}",
+            last.join(", ")
+        );
+    }
     println!(
         "HTTP round trip, no disk: p50 {:>7.3} ms   p99 {:>7.3} ms   (GET /api/v1/health through the core thread)",
         ms(percentile(&round_trip, 0.5)),

@@ -461,6 +461,23 @@ struct Core {
     evaluation: crate::evaluation::EvaluationConfig,
 }
 
+/// The batch being gathered: what its requests produced, what of it is already written
+/// into its open transaction, and what to answer once that transaction is on disk.
+#[derive(Default)]
+struct Batch {
+    /// Events of the batch, in order; `stored` holds the first of them as written.
+    pending: Vec<NewEvent>,
+    /// The events written so far, with their sequence numbers (`pending[..stored.len()]`).
+    stored: Vec<StoredEvent>,
+    /// Near-turn notice rows not yet written.
+    notices: Vec<crate::store::notices::NewNotice>,
+    /// A command ran (near-turn notices may be due).
+    moved: bool,
+    /// The transaction is open.
+    open: bool,
+    replies: Vec<Reply>,
+}
+
 /// What to send back once the batch is on disk. Lives only for one batch, so the
 /// size of the largest variant does not matter.
 #[allow(clippy::large_enum_variant)]
@@ -546,47 +563,63 @@ impl Core {
         let mut carried: Vec<Request> = Vec::new();
         let mut stopping = false;
         loop {
-            let mut batch = std::mem::take(&mut carried);
-            if batch.is_empty() {
+            let mut queued = std::mem::take(&mut carried);
+            if queued.is_empty() {
                 if stopping {
                     break;
                 }
                 let wait = (self.engine.next_deadline().0 - wall_now().0).clamp(0, 60_000);
                 match rx.recv_timeout(Duration::from_millis(wait as u64)) {
                     Ok(Request::Stop) | Err(RecvTimeoutError::Disconnected) => break,
-                    Ok(r) => batch.push(r),
+                    Ok(r) => queued.push(r),
                     Err(RecvTimeoutError::Timeout) => {
                         let (tx, _rx) = oneshot::channel();
-                        batch.push(Request::Command(Command::Tick, tx));
+                        queued.push(Request::Command(Command::Tick, tx));
                     }
                 }
             }
             if !stopping {
-                stopping = drain(&rx, &mut batch);
+                stopping = drain(&rx, &mut queued);
             }
-            let mut writers = batch.iter().filter(|r| is_writer(r)).count();
+            // Each request is run and written into the open transaction as it comes:
+            // while the batch waits for writers on their way, the work of those already
+            // in is done, and the commit after the last one is little more than its sync.
+            let started = Instant::now();
+            let mut batch = Batch::default();
+            let mut writers = 0;
+            let mut taken = 0;
+            for r in queued {
+                writers += usize::from(is_writer(&r));
+                taken += 1;
+                self.take(r, &mut batch);
+            }
             let budget = gather.budget(writers);
             let gathering = Instant::now();
+            let mut waited = Duration::ZERO;
             if !budget.is_zero() && !stopping {
-                let until = Instant::now() + budget;
-                while writers < gather.expected && batch.len() < MAX_BATCH {
-                    match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                let until = gathering + budget;
+                while writers < gather.expected && taken < MAX_BATCH {
+                    let asked = Instant::now();
+                    let got = rx.recv_timeout(until.saturating_duration_since(asked));
+                    waited += asked.elapsed();
+                    match got {
                         Ok(Request::Stop) => {
                             stopping = true;
                             break;
                         }
                         Ok(r) => {
                             writers += usize::from(is_writer(&r));
-                            batch.push(r);
+                            taken += 1;
+                            self.take(r, &mut batch);
                         }
                         Err(_) => break,
                     }
                 }
             }
             let gathered = gathering.elapsed();
-            let started = Instant::now();
-            self.handle_batch(batch);
-            let took = started.elapsed();
+            self.finish(batch);
+            // The transaction's own time: its work and its sync, not the wait for writers.
+            let took = started.elapsed().saturating_sub(waited);
             gather.last_commit = took;
             self.stats.record(writers, took, gathered);
             if !stopping {
@@ -597,34 +630,26 @@ impl Core {
         tracing::info!("hall core stopped");
     }
 
-    /// Splits the batch at reconfigurations, so each segment runs under one setup.
-    fn handle_batch(&mut self, batch: Vec<Request>) {
-        let mut segment = Vec::with_capacity(batch.len());
-        for request in batch {
-            match request {
-                Request::Reconfigure(r) => {
-                    if !segment.is_empty() {
-                        self.handle_segment(std::mem::take(&mut segment));
-                    }
-                    self.reconfigure(*r);
-                }
-                Request::Account(change, tx) => {
-                    if !segment.is_empty() {
-                        self.handle_segment(std::mem::take(&mut segment));
-                    }
-                    let outcome = self.account(&change);
-                    if let Ok((events, _)) = &outcome {
-                        for e in events {
-                            let _ = self.fanout.send(Arc::new(e.clone()));
-                        }
-                    }
-                    let _ = tx.send(outcome);
-                }
-                other => segment.push(other),
+    /// Takes one request into the open batch. A reconfiguration or an account change
+    /// has a transaction of its own: what came before it is committed first, so each
+    /// transaction runs under one setup.
+    fn take(&mut self, request: Request, batch: &mut Batch) {
+        match request {
+            Request::Reconfigure(r) => {
+                self.finish(std::mem::take(batch));
+                self.reconfigure(*r);
             }
-        }
-        if !segment.is_empty() {
-            self.handle_segment(segment);
+            Request::Account(change, tx) => {
+                self.finish(std::mem::take(batch));
+                let outcome = self.account(&change);
+                if let Ok((events, _)) = &outcome {
+                    for e in events {
+                        let _ = self.fanout.send(Arc::new(e.clone()));
+                    }
+                }
+                let _ = tx.send(outcome);
+            }
+            other => self.execute(other, batch),
         }
     }
 
@@ -731,8 +756,10 @@ impl Core {
         Ok((engine, stored))
     }
 
-    fn handle_segment(&mut self, batch: Vec<Request>) {
-        if self.broken {
+    /// Runs one request into the batch and writes what it changed into the batch's
+    /// transaction (opened by the first request that changes anything).
+    fn execute(&mut self, request: Request, batch: &mut Batch) {
+        if batch.replies.is_empty() && self.broken {
             match restore(&self.setup, &self.store)
                 .and_then(|e| Ok((e, self.watch.reloaded(&self.store)?)))
             {
@@ -745,64 +772,91 @@ impl Core {
                 Err(e) => tracing::error!(error = %e, "database still unavailable"),
             }
         }
-        let mut pending: Vec<NewEvent> = Vec::new();
-        let mut notices = Vec::new();
-        let mut moved = false;
-        let mut replies = Vec::with_capacity(batch.len());
-        for request in batch {
-            match request {
-                Request::Query(q) => replies.push(Reply::Query(q)),
-                Request::Reconfigure(_) | Request::Account(..) => {
-                    unreachable!("handle_batch splits at reconfigurations and account changes")
-                }
-                Request::Stop => unreachable!("the run loop takes the stop out of the batch"),
-                Request::Append(events, tx) => {
-                    let start = pending.len();
-                    pending.extend(events);
-                    replies.push(Reply::Append {
-                        tx,
-                        range: start..pending.len(),
-                    });
-                }
-                Request::Notice(ask, tx) => {
-                    let start = pending.len();
-                    let outcome = self.notice(ask, &mut pending, &mut notices);
-                    replies.push(Reply::Notice {
-                        tx,
-                        range: start..pending.len(),
-                        outcome,
-                    });
-                }
-                Request::Command(cmd, tx) => {
-                    moved = true;
-                    replies.push(self.reply(cmd, None, tx, &mut pending));
-                }
-                Request::Guarded(cmd, guard, tx) => {
-                    moved = true;
-                    replies.push(self.reply(cmd, Some(guard), tx, &mut pending));
-                }
+        match request {
+            Request::Query(q) => batch.replies.push(Reply::Query(q)),
+            Request::Reconfigure(_) | Request::Account(..) => {
+                unreachable!("take gives reconfigurations and account changes their own")
+            }
+            Request::Stop => unreachable!("the run loop takes the stop out of the batch"),
+            Request::Append(events, tx) => {
+                let start = batch.pending.len();
+                batch.pending.extend(events);
+                batch.replies.push(Reply::Append {
+                    tx,
+                    range: start..batch.pending.len(),
+                });
+            }
+            Request::Notice(ask, tx) => {
+                let start = batch.pending.len();
+                let outcome = self.notice(ask, &mut batch.pending, &mut batch.notices);
+                batch.replies.push(Reply::Notice {
+                    tx,
+                    range: start..batch.pending.len(),
+                    outcome,
+                });
+            }
+            Request::Command(cmd, tx) => {
+                batch.moved = true;
+                let reply = self.reply(cmd, None, tx, &mut batch.pending);
+                batch.replies.push(reply);
+            }
+            Request::Guarded(cmd, guard, tx) => {
+                batch.moved = true;
+                let reply = self.reply(cmd, Some(guard), tx, &mut batch.pending);
+                batch.replies.push(reply);
             }
         }
-        if moved && !self.broken {
+        self.write(batch);
+    }
+
+    /// Writes what the batch holds and has not written yet into its transaction. On a
+    /// failure the transaction is rolled back and every writer in the batch so far hears
+    /// why; the batch starts again empty.
+    fn write(&mut self, batch: &mut Batch) {
+        let changes = self.engine.take_changes();
+        let events = &batch.pending[batch.stored.len()..];
+        if events.is_empty() && changes.is_empty() && batch.notices.is_empty() {
+            return;
+        }
+        let result = if batch.open {
+            Ok(())
+        } else {
+            self.store.begin()
+        }
+        .and_then(|()| {
+            batch.open = true;
+            self.store.write(events, &changes, &batch.notices)
+        });
+        match result {
+            Ok(stored) => {
+                batch.stored.extend(stored);
+                batch.notices.clear();
+            }
+            Err(e) => {
+                self.store.abandon();
+                self.failed(&e, std::mem::take(batch).replies);
+            }
+        }
+    }
+
+    /// Commits the batch and answers its requests (queries last, on the committed
+    /// state); then its events fan out.
+    fn finish(&mut self, mut batch: Batch) {
+        if batch.moved && !self.broken {
             let at = self.engine.now();
             for e in self.watch.due(&self.engine) {
-                push_event(&mut pending, at, &e);
+                push_event(&mut batch.pending, at, &e);
             }
+            self.write(&mut batch);
         }
-        let changes = self.engine.take_changes();
-        let stored = if pending.is_empty() && changes.is_empty() && notices.is_empty() {
-            Ok(Vec::new())
-        } else {
-            self.store.commit_with(&pending, &changes, &notices)
-        };
-        let stored = match stored {
-            Ok(s) => s,
-            Err(e) => {
-                self.failed(&e, replies);
-                return;
-            }
-        };
-        for r in replies {
+        if batch.open
+            && let Err(e) = self.store.end()
+        {
+            self.failed(&e, batch.replies);
+            return;
+        }
+        let stored = batch.stored;
+        for r in batch.replies {
             match r {
                 Reply::Command { tx, range, outcome } => {
                     let _ = tx.send(outcome.map(|mut done| {
@@ -819,6 +873,9 @@ impl Core {
         }
         for e in stored {
             let _ = self.fanout.send(Arc::new(e));
+        }
+        if batch.open {
+            self.store.restart_log_if_due();
         }
     }
 
@@ -1017,6 +1074,60 @@ fn push_event(pending: &mut Vec<NewEvent>, at: Timestamp, e: &crate::events::Hal
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Open tickets exist only on the newest day that has tickets: a ticket left
+    /// waiting when the hall closed is found days later (through the by-day index, not
+    /// a scan of the history) and cancelled as the day it belonged to has ended.
+    #[test]
+    fn a_ticket_left_open_when_the_hall_closed_is_loaded_days_later_and_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("hallq.db")).unwrap();
+        let setup = crate::history::unlimited_setup();
+        let day = 86_400_000;
+        let mut at = Timestamp(wall_now().0 - 4 * day);
+        let mut engine = Engine::new(setup.clone(), at).unwrap();
+        for _ in 0..2 {
+            engine.handle(issue("SB"), at).unwrap();
+            store.commit(&[], &engine.take_changes()).unwrap();
+            at = Timestamp(at.0 + day);
+        }
+        // Two days on: the first day's ticket was cancelled when the second began.
+        let ids: Vec<(u64, String)> = store
+            .conn()
+            .prepare("SELECT id, state FROM tickets ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(ids, [(1, "cancelled".into()), (2, "waiting".into())]);
+        let clock = hallq_engine::LocalClock::new(setup.utc_offset_minutes);
+        let now = Timestamp(at.0 + day);
+        let snap = store.load(clock, setup.day_starts_at, now).unwrap();
+        let loaded: Vec<u64> = snap.tickets.iter().map(|t| t.id.0).collect();
+        assert_eq!(
+            loaded,
+            [2],
+            "the open ticket of the newest day, and only it"
+        );
+        // As at a real start: the engine resumes on the day of the last activity (the
+        // second day) and the first tick of today ends it.
+        let last = Timestamp(at.0 - day);
+        let snap = store.load(clock, setup.day_starts_at, last).unwrap();
+        let mut engine = Engine::restore(setup, snap).unwrap();
+        let events = engine.handle(Command::Tick, now).unwrap();
+        assert!(
+            events.iter().any(|e| matches!(
+                e,
+                Event::TicketCancelled {
+                    ticket,
+                    reason: hallq_engine::CancelReason::DayEnded,
+                    ..
+                } if ticket.0 == 2
+            )),
+            "{events:?}"
+        );
+    }
 
     /// A normal ticket for `service`, without a retry key.
     fn issue(service: &str) -> Command {

@@ -324,7 +324,12 @@ impl Vm {
         let t = Instant::now();
         loop {
             let out = self.console.since(from);
-            if let Some(i) = out.find(&end) {
+            // The exit code and its closing `@@` may not have arrived yet: the console is a
+            // stream and a read can end right after the marker.
+            let done = out
+                .find(&end)
+                .filter(|&i| out[i + end.len()..].contains("@@"));
+            if let Some(i) = done {
                 // Drop prompts and the echoed command line (before `stty -echo`).
                 let body: String = out[..i]
                     .replace("root@hallq:~# ", "")

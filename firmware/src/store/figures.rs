@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{NaiveDate, NaiveTime, Timelike};
 use hallq_engine::{Event, Level, LocalClock, Rating, Setup, Timestamp};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::{NewEvent, StoreError};
@@ -126,7 +126,7 @@ fn level_index(l: Level) -> usize {
 
 /// Where one event's amounts go: `(scope, key)` pairs on one day.
 struct Place<'a> {
-    tx: &'a Transaction<'a>,
+    tx: &'a Connection,
     rules: &'a Rules,
     day: String,
 }
@@ -259,7 +259,7 @@ struct Open {
     since: i64,
 }
 
-fn open_get(tx: &Transaction<'_>, kind: &str, id: &str) -> Result<Option<Open>, StoreError> {
+fn open_get(tx: &Connection, kind: &str, id: &str) -> Result<Option<Open>, StoreError> {
     Ok(tx
         .prepare_cached(
             "SELECT staff, service, window, since FROM figure_open WHERE kind = ?1 AND id = ?2",
@@ -275,7 +275,7 @@ fn open_get(tx: &Transaction<'_>, kind: &str, id: &str) -> Result<Option<Open>, 
         .optional()?)
 }
 
-fn open_put(tx: &Transaction<'_>, kind: &str, id: &str, o: &Open) -> Result<(), StoreError> {
+fn open_put(tx: &Connection, kind: &str, id: &str, o: &Open) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT OR REPLACE INTO figure_open (kind, id, staff, service, window, since) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -284,7 +284,7 @@ fn open_put(tx: &Transaction<'_>, kind: &str, id: &str, o: &Open) -> Result<(), 
     Ok(())
 }
 
-fn open_end(tx: &Transaction<'_>, kind: &str, id: &str) -> Result<Option<Open>, StoreError> {
+fn open_end(tx: &Connection, kind: &str, id: &str) -> Result<Option<Open>, StoreError> {
     let found = open_get(tx, kind, id)?;
     if found.is_some() {
         tx.prepare_cached("DELETE FROM figure_open WHERE kind = ?1 AND id = ?2")?
@@ -294,14 +294,14 @@ fn open_end(tx: &Transaction<'_>, kind: &str, id: &str) -> Result<Option<Open>, 
 }
 
 /// Who is signed in at a window, as the figures know it.
-fn staff_at(tx: &Transaction<'_>, window: u32) -> Result<Option<String>, StoreError> {
+fn staff_at(tx: &Connection, window: u32) -> Result<Option<String>, StoreError> {
     Ok(open_get(tx, "session", &window.to_string())?.and_then(|o| o.staff))
 }
 
 /// Counts an event being appended (`seq` is its row). Called inside the transaction
 /// that appends it, before the rows the batch changes are written.
 pub(super) fn apply(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     rules: &Rules,
     e: &NewEvent,
     seq: i64,
@@ -309,20 +309,34 @@ pub(super) fn apply(
     if !COUNTED.contains(&e.kind.as_str()) {
         return Ok(());
     }
-    let payload: serde_json::Value = serde_json::from_str(&e.payload)?;
-    let event = Committed::of(&e.kind, &payload);
+    apply_parsed(tx, rules, e, &serde_json::from_str(&e.payload)?, seq)
+}
+
+/// [`apply`] with the event's payload already parsed (the append parses it once for
+/// the stored event and the figures).
+pub(super) fn apply_parsed(
+    tx: &Connection,
+    rules: &Rules,
+    e: &NewEvent,
+    payload: &serde_json::Value,
+    seq: i64,
+) -> Result<(), StoreError> {
+    if !COUNTED.contains(&e.kind.as_str()) {
+        return Ok(());
+    }
+    let event = Committed::of(&e.kind, payload);
     let place = Place {
         tx,
         rules,
         day: rules.day(e.at.0).to_string(),
     };
     match event {
-        Committed::Engine(ev) => engine_event(&place, e.at.0, seq, &payload, ev),
+        Committed::Engine(ev) => engine_event(&place, e.at.0, seq, payload, ev),
         Committed::Hall(HallEvent::WarningHandled { warning, .. }) => {
             handled(&place, &warning.to_string())
         }
         Committed::Hall(HallEvent::DeviceFault { .. }) => {
-            warning(&place, e.at.0, seq, &payload, None).map(drop)
+            warning(&place, e.at.0, seq, payload, None).map(drop)
         }
         _ => Ok(()),
     }
@@ -554,7 +568,7 @@ fn session_time(p: &Place<'_>, window: u32, o: &Open, until: i64) -> Result<(), 
 }
 
 /// The rating stored for a ticket (before this batch's rows are written).
-fn stored_rating(tx: &Transaction<'_>, ticket: u64) -> Result<Option<Rating>, StoreError> {
+fn stored_rating(tx: &Connection, ticket: u64) -> Result<Option<Rating>, StoreError> {
     let record: Option<String> = tx
         .prepare_cached("SELECT record FROM ratings WHERE ticket = ?1")?
         .query_row(params![ticket as i64], |r| r.get(0))

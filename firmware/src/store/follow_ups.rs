@@ -3,7 +3,7 @@
 //! that appends them, like `store::help`. Supervision lists the ones not closed, and
 //! marks those whose due time has passed as overdue.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::{NewEvent, StoreError};
@@ -45,7 +45,7 @@ pub struct FollowUp {
 }
 
 /// Applies a follow-up event being appended as `seq`.
-pub(super) fn apply(tx: &Transaction<'_>, e: &NewEvent, seq: i64) -> Result<(), StoreError> {
+pub(super) fn apply(tx: &Connection, e: &NewEvent, seq: i64) -> Result<(), StoreError> {
     if e.kind == "rating_recorded" {
         return replaced(tx, e);
     }
@@ -107,7 +107,7 @@ pub(super) fn apply(tx: &Transaction<'_>, e: &NewEvent, seq: i64) -> Result<(), 
 /// A rating replaced within the replace window (a keypad's reason key pressed after
 /// the level, a citizen changing their mind) updates the level and reasons of its
 /// follow-up while the hall server has not taken it on yet.
-fn replaced(tx: &Transaction<'_>, e: &NewEvent) -> Result<(), StoreError> {
+fn replaced(tx: &Connection, e: &NewEvent) -> Result<(), StoreError> {
     let v: serde_json::Value = serde_json::from_str(&e.payload)?;
     let r = &v["rating"];
     let (Some(true), Some(ticket), Some(level)) = (

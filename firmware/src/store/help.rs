@@ -4,7 +4,7 @@
 //! transaction that appends them, so the state never depends on events that retention
 //! may prune.
 
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::{NewEvent, StoreError};
@@ -25,7 +25,7 @@ pub struct HelpRequest {
 
 /// Applies a help event being appended as `seq` to the open requests. A request for a
 /// kiosk that already has one keeps the first (the earliest press is the citizen's wait).
-pub(super) fn apply(tx: &Transaction<'_>, e: &NewEvent, seq: i64) -> Result<(), StoreError> {
+pub(super) fn apply(tx: &Connection, e: &NewEvent, seq: i64) -> Result<(), StoreError> {
     if e.kind != "help_requested" && e.kind != "help_acknowledged" {
         return Ok(());
     }

@@ -54,6 +54,9 @@ pub enum StoreError {
          the uplink never publishes from it: use a real hall's database or remove [uplink]"
     )]
     Generated(String),
+    /// [`Store::write`] without [`Store::begin`] first.
+    #[error("a write outside a transaction (begin first)")]
+    NotBegun,
 }
 
 impl StoreError {
@@ -145,6 +148,9 @@ pub struct Store {
     /// How the period figures place events (the setup in force's clock, day start and
     /// departments).
     figure_rules: figures::Rules,
+    /// Set by the checkpoint thread when the log has grown long: the writer then lets
+    /// it start over (see [`checkpoint`]).
+    log_restart: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The durability settings every connection that writes hall data runs with (and the
@@ -195,6 +201,22 @@ impl Store {
         self.path.as_deref()
     }
 
+    /// When the checkpoint thread has asked for it, copies the few pages committed since
+    /// its last pass, so that the next commit starts the log over (see [`checkpoint`]).
+    /// The core calls it between batches, after the answers are out. True when it ran.
+    pub fn restart_log_if_due(&mut self) -> bool {
+        if !self
+            .log_restart
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            return false;
+        }
+        if let Err(e) = checkpoint::checkpoint(&self.conn) {
+            tracing::debug!(error = %e, "the writer's catch-up checkpoint did not run");
+        }
+        true
+    }
+
     /// An in-memory database, for tests.
     pub fn in_memory() -> Result<Store, StoreError> {
         Store::prepare(Connection::open_in_memory()?)
@@ -225,6 +247,7 @@ impl Store {
             conn,
             path: None,
             figure_rules: figures::Rules::default(),
+            log_restart: Default::default(),
         })
     }
 
@@ -267,7 +290,12 @@ impl Store {
                     r.get(0)
                 })?;
         let mut stmt = self.conn.prepare(
-            "SELECT * FROM tickets WHERE day = ?1 UNION SELECT * FROM tickets WHERE state IN ('waiting', 'called', 'serving', 'transferred') ORDER BY id",
+            // Today's tickets, and the open ones: those exist only on the newest day
+            // with tickets (the engine cancels every open ticket when the day turns),
+            // which the (day, …) index finds without reading older days.
+            "SELECT * FROM tickets WHERE day = ?1 UNION SELECT * FROM tickets \
+             WHERE day = (SELECT MAX(day) FROM tickets) \
+             AND state IN ('waiting', 'called', 'serving', 'transferred') ORDER BY id",
         )?;
         let tickets = stmt
             .query_map([&day], ticket_from_row)?
@@ -331,14 +359,63 @@ impl Store {
         changes: &Changes,
         notices: &[notices::NewNotice],
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        notices::put(&tx, notices)?;
-        let stored = append(&tx, events, &self.figure_rules)?;
-        persist(&tx, changes)?;
-        tx.commit()?;
+        self.begin()?;
+        let written = self.write(events, changes, notices);
+        match written {
+            Ok(stored) => {
+                self.end()?;
+                Ok(stored)
+            }
+            Err(e) => {
+                self.abandon();
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens a write transaction that [`Store::write`] adds to and [`Store::end`] makes
+    /// durable (the core's group commit writes each request as it comes in, while it
+    /// waits for the rest of the batch). Nothing written before `end` returns is
+    /// committed; [`Store::abandon`] undoes it.
+    pub fn begin(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    /// Writes notices, events and changed rows into the transaction [`Store::begin`]
+    /// opened; returns the events with the sequence numbers they will have once it ends.
+    pub fn write(
+        &mut self,
+        events: &[NewEvent],
+        changes: &Changes,
+        notices: &[notices::NewNotice],
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        if self.conn.is_autocommit() {
+            return Err(StoreError::NotBegun);
+        }
+        notices::put(&self.conn, notices)?;
+        let stored = append(&self.conn, events, &self.figure_rules)?;
+        persist(&self.conn, changes)?;
         Ok(stored)
+    }
+
+    /// Commits the open transaction: once this returns, what it holds is on disk. On an
+    /// error nothing of it is stored (the transaction is rolled back).
+    pub fn end(&mut self) -> Result<(), StoreError> {
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            self.abandon();
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Rolls back the open transaction, if one is open.
+    pub fn abandon(&mut self) {
+        if !self.conn.is_autocommit()
+            && let Err(e) = self.conn.execute_batch("ROLLBACK")
+        {
+            tracing::error!(error = %e, "rollback failed");
+        }
     }
 
     /// Changes a staff account and appends its audit event in one durable transaction,
@@ -486,7 +563,7 @@ impl Store {
 }
 
 /// Persists the engine's changed rows inside `tx`.
-fn persist(tx: &rusqlite::Transaction<'_>, changes: &Changes) -> Result<(), StoreError> {
+fn persist(tx: &Connection, changes: &Changes) -> Result<(), StoreError> {
     let mut put = tx.prepare_cached(
             "INSERT OR REPLACE INTO tickets VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
         )?;
@@ -552,32 +629,38 @@ fn persist(tx: &rusqlite::Transaction<'_>, changes: &Changes) -> Result<(), Stor
 }
 
 fn append(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     events: &[NewEvent],
     rules: &figures::Rules,
 ) -> Result<Vec<StoredEvent>, StoreError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut put = tx.prepare_cached(
-        "INSERT INTO events (id, at, type, schema, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO events (seq, id, at, type, schema, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
+    // Numbered here, not by SQLite: past every number ever used, deleted ones included
+    // (inside the write transaction, so no other writer can take the same).
+    let mut seq = uplink::newest_seq(tx)?;
     let mut stored = Vec::with_capacity(events.len());
     for e in events {
-        // Time-ordered (v7): the unique index on ids grows at its right edge like the
-        // sequence does, instead of touching a random page on every commit.
+        seq += 1;
+        // Time-ordered (v7), unique without an index to enforce it.
         let id = uuid::Uuid::now_v7().to_string();
-        put.execute(params![id, e.at.0, e.kind, EVENT_SCHEMA, e.payload])?;
-        let seq = tx.last_insert_rowid();
+        put.execute(params![seq, id, e.at.0, e.kind, EVENT_SCHEMA, e.payload])?;
         help::apply(tx, e, seq)?;
         warnings::apply(tx, e)?;
         follow_ups::apply(tx, e, seq)?;
         notices::apply(tx, e, &id)?;
-        figures::apply(tx, rules, e, seq)?;
+        let payload = serde_json::from_str(&e.payload)?;
+        figures::apply_parsed(tx, rules, e, &payload, seq)?;
         stored.push(StoredEvent {
             seq,
             id,
             at: e.at.0,
             kind: e.kind.clone(),
             schema: EVENT_SCHEMA,
-            payload: serde_json::from_str(&e.payload)?,
+            payload,
         });
     }
     Ok(stored)

@@ -12,7 +12,7 @@
 
 use chrono::NaiveDate;
 use hallq_engine::{Event, TicketId};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::{NewEvent, StoreError};
@@ -57,7 +57,7 @@ pub struct SmsRow {
 }
 
 /// Writes (or replaces: a corrected typo) the numbers of a batch, before its events.
-pub(super) fn put(tx: &Transaction<'_>, rows: &[NewNotice]) -> Result<(), StoreError> {
+pub(super) fn put(tx: &Connection, rows: &[NewNotice]) -> Result<(), StoreError> {
     let mut put = tx.prepare_cached(
         "INSERT INTO notices (ticket, day, mobile, requested_at, sent_at) VALUES (?1, ?2, ?3, ?4, NULL) \
          ON CONFLICT (ticket) DO UPDATE SET mobile = excluded.mobile, requested_at = excluded.requested_at \
@@ -75,7 +75,7 @@ pub(super) fn put(tx: &Transaction<'_>, rows: &[NewNotice]) -> Result<(), StoreE
 }
 
 /// Keeps the notice tables in step with an event being appended with id `id`.
-pub(super) fn apply(tx: &Transaction<'_>, e: &NewEvent, id: &str) -> Result<(), StoreError> {
+pub(super) fn apply(tx: &Connection, e: &NewEvent, id: &str) -> Result<(), StoreError> {
     let ended = match e.kind.as_str() {
         "near_turn" => {
             if let HallEvent::NearTurn { ticket, .. } = serde_json::from_str(&e.payload)? {
@@ -120,7 +120,7 @@ pub(super) fn apply(tx: &Transaction<'_>, e: &NewEvent, id: &str) -> Result<(), 
     Ok(())
 }
 
-fn erase_ticket(tx: &Transaction<'_>, ticket: TicketId) -> Result<(), StoreError> {
+fn erase_ticket(tx: &Connection, ticket: TicketId) -> Result<(), StoreError> {
     let t = ticket.0 as i64;
     tx.prepare_cached("DELETE FROM notices WHERE ticket = ?1")?
         .execute([t])?;

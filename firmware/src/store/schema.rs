@@ -306,6 +306,49 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX ratings_bad ON ratings (day)
         WHERE json_extract(record, '$.level') IN ('不满意', '非常不满意');
     "#,
+    // 15: three pages fewer in every commit (issue 18: on an SD card each page written is
+    // wear and time). `events` loses `AUTOINCREMENT`, whose `sqlite_sequence` row every
+    // commit rewrote, and the unique index on `id` (v7 UUIDs made here, never looked up
+    // by id in this database; receivers match them). The store numbers events itself,
+    // above both the newest stored and `events_high_water` in `meta`, which a trigger
+    // raises to any deleted event's number (retention): no number is ever used twice.
+    // `tickets_open` goes: open tickets only exist on the newest day that has tickets
+    // (the engine cancels every open ticket when the day turns), and the (day, …) index
+    // finds that day. The table is rebuilt with every row, its triggers and indexes.
+    r#"
+    INSERT OR REPLACE INTO meta (key, value) SELECT 'events_high_water', MAX(
+        COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
+        COALESCE((SELECT MAX(seq) FROM events), 0));
+    CREATE TABLE events_numbered (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        schema INTEGER NOT NULL,
+        payload TEXT NOT NULL,
+        delivered_at INTEGER
+    );
+    INSERT INTO events_numbered (seq, id, at, type, schema, payload, delivered_at)
+        SELECT seq, id, at, type, schema, payload, delivered_at FROM events ORDER BY seq;
+    DROP TABLE events;
+    ALTER TABLE events_numbered RENAME TO events;
+    CREATE TRIGGER events_append_only_update BEFORE UPDATE OF seq, id, at, type, schema, payload ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+    CREATE TRIGGER events_delivered_once BEFORE UPDATE OF delivered_at ON events
+        WHEN OLD.delivered_at IS NOT NULL
+        BEGIN SELECT RAISE(ABORT, 'an event is marked delivered only once'); END;
+    CREATE TRIGGER events_keep_undelivered BEFORE DELETE ON events
+        WHEN OLD.delivered_at IS NULL
+        BEGIN SELECT RAISE(ABORT, 'an undelivered event cannot be deleted'); END;
+    CREATE TRIGGER events_high_water AFTER DELETE ON events
+        WHEN OLD.seq > COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'events_high_water'), 0)
+        BEGIN INSERT OR REPLACE INTO meta (key, value) VALUES ('events_high_water', OLD.seq); END;
+    CREATE INDEX events_device ON events (seq) WHERE type IN ('device_fault', 'device_recovered');
+    CREATE INDEX events_undelivered ON events (seq) WHERE delivered_at IS NULL;
+    CREATE INDEX events_controls ON events (type, seq)
+        WHERE type IN ('kiosk_locked', 'kiosk_unlocked', 'notice_shown', 'notice_cleared');
+    DROP INDEX tickets_open;
+    "#,
 ];
 
 #[cfg(test)]
@@ -351,5 +394,101 @@ mod tests {
                 .is_err(),
             "the event log is append-only again"
         );
+    }
+
+    fn digest(conn: &Connection) -> String {
+        conn.query_row(
+            "SELECT group_concat(seq || '|' || id || '|' || at || '|' || type || '|' || schema \
+             || '|' || payload || '|' || COALESCE(delivered_at, '-'), '\n') \
+             FROM (SELECT * FROM events ORDER BY seq)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    /// Migration 15 rebuilds `events` without `AUTOINCREMENT` and keeps every row, the
+    /// numbers retention removed (in `events_high_water`), the triggers and indexes; the
+    /// high-water mark then follows every delete.
+    #[test]
+    fn migration_15_keeps_every_event_and_every_number_ever_used() {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in &super::MIGRATIONS[..14] {
+            conn.execute_batch(sql).unwrap();
+        }
+        for i in 1..=9 {
+            conn.execute(
+                "INSERT INTO events (id, at, type, schema, payload, delivered_at) \
+                 VALUES (?1, ?2, 'ticket_called', 1, ?3, ?4)",
+                rusqlite::params![
+                    format!("e{i}"),
+                    i * 1000,
+                    format!(r#"{{"type":"ticket_called","ticket":{i}}}"#),
+                    (i <= 7).then_some(i * 10)
+                ],
+            )
+            .unwrap();
+        }
+        // Retention removed the oldest two and, after a long idle spell, the newest
+        // delivered ones are gone too: 9 stays the newest number ever used.
+        conn.execute("DELETE FROM events WHERE seq IN (1, 2)", [])
+            .unwrap();
+        conn.execute(
+            "UPDATE events SET delivered_at = 99 WHERE seq IN (8, 9)",
+            [],
+        )
+        .unwrap();
+        conn.execute("DELETE FROM events WHERE seq IN (8, 9)", [])
+            .unwrap();
+        let before = digest(&conn);
+        conn.execute_batch(super::MIGRATIONS[14]).unwrap();
+        assert_eq!(digest(&conn), before, "every row, every column kept");
+        assert_eq!(crate::store::uplink::newest_seq(&conn).unwrap(), 9);
+        let autoincrement: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'events' AND sql LIKE '%AUTOINCREMENT%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(autoincrement, 0);
+        for index in ["events_device", "events_undelivered", "events_controls"] {
+            let n: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index' AND name = ?1",
+                    [index],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(n, 1, "{index}");
+        }
+        assert!(
+            conn.execute("UPDATE events SET payload = '{}' WHERE seq = 3", [])
+                .is_err(),
+            "append-only"
+        );
+        assert!(
+            conn.execute("UPDATE events SET delivered_at = 1 WHERE seq = 3", [])
+                .is_err(),
+            "delivered once"
+        );
+        conn.execute(
+            "INSERT INTO events (seq, id, at, type, schema, payload) VALUES (10, 'e10', 0, 'x', 1, '{}')",
+            [],
+        )
+        .unwrap();
+        assert!(
+            conn.execute("DELETE FROM events WHERE seq = 10", [])
+                .is_err(),
+            "an undelivered event stays"
+        );
+        // Everything delivered and removed: the mark still knows the newest number.
+        conn.execute(
+            "UPDATE events SET delivered_at = 5 WHERE delivered_at IS NULL",
+            [],
+        )
+        .unwrap();
+        conn.execute("DELETE FROM events", []).unwrap();
+        assert_eq!(crate::store::uplink::newest_seq(&conn).unwrap(), 10);
     }
 }

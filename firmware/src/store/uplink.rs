@@ -81,14 +81,13 @@ pub fn events_after(
 }
 
 /// The newest sequence number ever committed (0 for an empty log), even when retention
-/// has removed that event: `sqlite_sequence` remembers it.
+/// has removed that event: `events_high_water` in `meta` remembers the highest deleted.
 pub fn newest_seq(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row(
+    let mut stmt = conn.prepare_cached(
         "SELECT MAX(COALESCE((SELECT MAX(seq) FROM events), 0), \
-         COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0))",
-        [],
-        |r| r.get(0),
-    )?)
+         COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'events_high_water'), 0))",
+    )?;
+    Ok(stmt.query_row([], |r| r.get(0))?)
 }
 
 /// What a `resend` from a sequence number can send, from the database alone.

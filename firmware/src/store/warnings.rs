@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::{NewEvent, StoreError};
@@ -64,7 +64,7 @@ pub struct Warning {
 }
 
 /// Applies a warning follow-up event being appended.
-pub(super) fn apply(tx: &Transaction<'_>, e: &NewEvent) -> Result<(), StoreError> {
+pub(super) fn apply(tx: &Connection, e: &NewEvent) -> Result<(), StoreError> {
     if e.kind != "warning_handled" && e.kind != "warning_escalated" {
         return Ok(());
     }
