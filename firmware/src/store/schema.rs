@@ -462,26 +462,27 @@ mod tests {
                 .unwrap();
             assert_eq!(n, 1, "{index}");
         }
-        assert!(
-            conn.execute("UPDATE events SET payload = '{}' WHERE seq = 3", [])
-                .is_err(),
-            "append-only"
-        );
-        assert!(
-            conn.execute("UPDATE events SET delivered_at = 1 WHERE seq = 3", [])
-                .is_err(),
-            "delivered once"
-        );
         conn.execute(
             "INSERT INTO events (seq, id, at, type, schema, payload) VALUES (10, 'e10', 0, 'x', 1, '{}')",
             [],
         )
         .unwrap();
-        assert!(
-            conn.execute("DELETE FROM events WHERE seq = 10", [])
-                .is_err(),
-            "an undelivered event stays"
-        );
+        for (refused, why) in [
+            (
+                "UPDATE events SET payload = '{}' WHERE seq = 3",
+                "append-only",
+            ),
+            (
+                "UPDATE events SET delivered_at = 1 WHERE seq = 3",
+                "delivered once",
+            ),
+            (
+                "DELETE FROM events WHERE seq = 10",
+                "an undelivered event stays",
+            ),
+        ] {
+            assert!(conn.execute(refused, []).is_err(), "{why}");
+        }
         // Everything delivered and removed: the mark still knows the newest number.
         conn.execute(
             "UPDATE events SET delivered_at = 5 WHERE delivered_at IS NULL",
