@@ -311,7 +311,8 @@ pub const MIGRATIONS: &[&str] = &[
     // commit rewrote, and the unique index on `id` (v7 UUIDs made here, never looked up
     // by id in this database; receivers match them). The store numbers events itself,
     // above both the newest stored and `events_high_water` in `meta`, which a trigger
-    // raises to any deleted event's number (retention): no number is ever used twice.
+    // raises when a delete (retention) removes the newest event: no number is ever used
+    // twice. Removing old months, as retention does, writes nothing to `meta`.
     // `tickets_open` goes: open tickets only exist on the newest day that has tickets
     // (the engine cancels every open ticket when the day turns), and the (day, …) index
     // finds that day. The table is rebuilt with every row, its triggers and indexes.
@@ -341,7 +342,8 @@ pub const MIGRATIONS: &[&str] = &[
         WHEN OLD.delivered_at IS NULL
         BEGIN SELECT RAISE(ABORT, 'an undelivered event cannot be deleted'); END;
     CREATE TRIGGER events_high_water AFTER DELETE ON events
-        WHEN OLD.seq > COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'events_high_water'), 0)
+        WHEN OLD.seq > COALESCE((SELECT MAX(seq) FROM events), 0)
+        AND OLD.seq > COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'events_high_water'), 0)
         BEGIN INSERT OR REPLACE INTO meta (key, value) VALUES ('events_high_water', OLD.seq); END;
     CREATE INDEX events_device ON events (seq) WHERE type IN ('device_fault', 'device_recovered');
     CREATE INDEX events_undelivered ON events (seq) WHERE delivered_at IS NULL;
@@ -442,6 +444,15 @@ mod tests {
             .unwrap();
         let before = digest(&conn);
         conn.execute_batch(super::MIGRATIONS[14]).unwrap();
+        let mark = |c: &Connection| -> i64 {
+            c.query_row(
+                "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'events_high_water'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(mark(&conn), 9, "from sqlite_sequence");
         assert_eq!(digest(&conn), before, "every row, every column kept");
         assert_eq!(crate::store::uplink::newest_seq(&conn).unwrap(), 9);
         let autoincrement: i64 = conn
@@ -483,13 +494,18 @@ mod tests {
         ] {
             assert!(conn.execute(refused, []).is_err(), "{why}");
         }
-        // Everything delivered and removed: the mark still knows the newest number.
+        // Removing the oldest (retention's way) leaves the mark alone...
+        conn.execute("DELETE FROM events WHERE seq = 3", [])
+            .unwrap();
+        assert_eq!(mark(&conn), 9);
+        // ...removing everything delivered, the newest too, raises it to the newest.
         conn.execute(
             "UPDATE events SET delivered_at = 5 WHERE delivered_at IS NULL",
             [],
         )
         .unwrap();
         conn.execute("DELETE FROM events", []).unwrap();
+        assert_eq!(mark(&conn), 10);
         assert_eq!(crate::store::uplink::newest_seq(&conn).unwrap(), 10);
     }
 }
