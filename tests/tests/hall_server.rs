@@ -2978,7 +2978,7 @@ fn events_land_in_their_months_once_and_old_months_are_dropped_whole() {
         &[
             envelope(&ids[0], 1, older + 2 * day),
             envelope(&ids[1], 2, last + 2 * day),
-            envelope(&ids[2], 3, now_ms()),
+            envelope(&ids[2], 3, hallq_server::now_ms()),
             envelope(&ids[3], 4, next + 2 * day),
         ],
     );
@@ -3128,13 +3128,6 @@ fn events_land_in_their_months_once_and_old_months_are_dropped_whole() {
     assert_eq!(county.pg.sql("SELECT count(*) FROM event_keys"), "3");
 }
 
-/// Milliseconds since the epoch.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 #[test]
 fn a_database_of_version_6_is_partitioned_by_month_with_every_row_kept() {
     let Some(pg) = Postgres::start() else {
@@ -3279,7 +3272,7 @@ fn a_database_of_version_6_is_partitioned_by_month_with_every_row_kept() {
         kind: "note".into(),
         payload: json!({"type": "note"}),
     };
-    let now = now_ms();
+    let now = hallq_server::now_ms();
     let mut rows = vec![
         row(
             old[0].parse().expect("uuid"),

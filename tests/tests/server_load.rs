@@ -46,12 +46,6 @@ fn env(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// A working day of a hall, as the controller stored it: `(type, payload)` in seq order.
 fn recorded_day(dir: &std::path::Path) -> Vec<(String, String)> {
     let db = dir.join("day.db");
@@ -169,7 +163,7 @@ fn paced(
                 let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
                 for (kind, payload) in &day {
                     tick.tick().await;
-                    sim.publish(kind, payload, now_ms()).await;
+                    sim.publish(kind, payload, hallq_server::now_ms()).await;
                 }
                 (sim, day.len() as u64)
             })
@@ -435,7 +429,7 @@ fn a_province_of_controllers_through_two_instances() {
         .iter_mut()
         .enumerate()
         .map(|(i, sim)| {
-            let at = now_ms();
+            let at = hallq_server::now_ms();
             (0..per)
                 .map(|k| {
                     let (kind, payload) = &day[(i * 7 + k) % day.len()];
@@ -466,7 +460,7 @@ fn a_province_of_controllers_through_two_instances() {
     let cpu = cpu_an_event(&cpu0, &cpu_by_pid(), total1);
 
     // Phase 2: a steady rate, stamped at publish.
-    let from_ms = now_ms();
+    let from_ms = hallq_server::now_ms();
     let tasks = paced(&rt, &mut sims, &day, secs, rate, 13);
     let total2 = join(&rt, &mut sims, tasks);
     wait_stored(&pg, &mut counter, total1 + total2, Duration::from_secs(600));
@@ -597,7 +591,7 @@ fn dashboard_of_200_halls(pg: &Postgres, dir: &std::path::Path, broker_port: u16
          SELECT 'dash-' || g, g, 'hall-' || lpad((g % {halls})::text, 4, '0'), 'wait_alarm',
                 {}, '{{}}'::jsonb
          FROM generate_series(0, 599) g",
-        now_ms()
+        hallq_server::now_ms()
     ));
     let c = Instance::start(dir, "dash", broker_port, &pg.url(), &tree);
     let (ok, out) = c.account(
