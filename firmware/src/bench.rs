@@ -451,7 +451,7 @@ struct DiskFigures {
 /// The pages each commit still in `db`'s write-ahead log wrote (oldest first), read from
 /// the WAL file itself: its header's salts mark the frames of the current log, and a
 /// frame whose "database size" field is not zero ends a commit.
-pub fn commits_in_wal(db: &Path) -> BenchResult<Vec<Vec<u32>>> {
+fn commits_in_wal(db: &Path) -> BenchResult<Vec<Vec<u32>>> {
     let wal = std::fs::read(format!("{}-wal", db.display()))?;
     let be = |b: &[u8], at: usize| -> Option<u32> {
         Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
@@ -478,7 +478,7 @@ pub fn commits_in_wal(db: &Path) -> BenchResult<Vec<Vec<u32>>> {
 /// What a ticket's commits write, from the WAL of `db` after a run of single tickets:
 /// the median number of pages a commit, how many commits that is of, and the pages of
 /// the last commit named by the table or index they belong to (SQLite's `dbstat`).
-pub fn ticket_pages(db: &Path) -> BenchResult<(usize, usize, Vec<String>)> {
+fn ticket_pages(db: &Path) -> BenchResult<(usize, usize, Vec<String>)> {
     let commits = commits_in_wal(db)?;
     let last = commits
         .last()
@@ -668,8 +668,6 @@ fn disk_figures(exe: &Path, dir: &Path, opts: &BenchOptions) -> BenchResult<Disk
         }
         seq.push(issue_one(&agent, &daemon.url, &format!("seq-{i}")).map_err(BenchError::new)?);
     }
-    // One more ticket, and the pages its commit wrote (read before the checkpointer's
-    // next pass could start a new log).
     // The pages of the tickets' commits still in the logs (the checkpointer starts a
     // new log at most every quarter second; read before the daemon stops).
     let pages = ticket_pages(&dir.join("core.db"))?;
