@@ -120,6 +120,121 @@ struct Add {
     warnings_handled: i64,
 }
 
+impl Add {
+    /// Both amounts in one, as adding them one after the other would leave the row.
+    fn merge(&mut self, o: &Add) {
+        self.issued += o.issued;
+        self.called += o.called;
+        self.served += o.served;
+        self.no_shows += o.no_shows;
+        self.transfers += o.transfers;
+        self.waits += o.waits;
+        self.wait_sum += o.wait_sum;
+        self.wait_max = self.wait_max.max(o.wait_max);
+        self.services += o.services;
+        self.service_sum += o.service_sum;
+        self.service_max = self.service_max.max(o.service_max);
+        self.over_limit += o.over_limit;
+        self.pauses += o.pauses;
+        self.pause_secs += o.pause_secs;
+        self.signed_in_secs += o.signed_in_secs;
+        for (a, b) in self.levels.iter_mut().zip(o.levels) {
+            *a += b;
+        }
+        self.warnings += o.warnings;
+        self.warnings_handled += o.warnings_handled;
+    }
+}
+
+/// The amounts a transaction's events add, per `(day, scope, key)` row, until
+/// [`flush`] writes them into that transaction: a batch of tickets for one service
+/// updates each of its rows once, not once a ticket. Nothing reads `figures` inside a
+/// writing transaction, so holding them until its commit changes no answer.
+#[derive(Debug, Default)]
+pub struct Pending(std::cell::RefCell<BTreeMap<(String, &'static str, String), Add>>);
+
+impl Pending {
+    fn add(&self, day: &str, scope: &'static str, key: &str, a: &Add) {
+        self.0
+            .borrow_mut()
+            .entry((day.to_string(), scope, key.to_string()))
+            .or_default()
+            .merge(a);
+    }
+
+    /// Forgets what was gathered (its transaction was rolled back).
+    pub fn clear(&self) {
+        self.0.borrow_mut().clear();
+    }
+}
+
+/// Writes what `pending` gathered into the open transaction `tx`, and empties it.
+pub fn flush(tx: &Connection, pending: &Pending) -> Result<(), StoreError> {
+    let rows = std::mem::take(&mut *pending.0.borrow_mut());
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut put = tx.prepare_cached(
+        "INSERT INTO figures (day, scope, key, issued, called, served, no_shows, \
+         transfers, waits, wait_sum, wait_max, services, service_sum, service_max, \
+         over_limit, pauses, pause_secs, signed_in_secs, very_satisfied, satisfied, \
+         basically_satisfied, dissatisfied, very_dissatisfied, warnings, \
+         warnings_handled) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
+         ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) \
+         ON CONFLICT (day, scope, key) DO UPDATE SET issued = issued + excluded.issued, \
+         called = called + excluded.called, served = served + excluded.served, \
+         no_shows = no_shows + excluded.no_shows, \
+         transfers = transfers + excluded.transfers, waits = waits + excluded.waits, \
+         wait_sum = wait_sum + excluded.wait_sum, \
+         wait_max = MAX(wait_max, excluded.wait_max), \
+         services = services + excluded.services, \
+         service_sum = service_sum + excluded.service_sum, \
+         service_max = MAX(service_max, excluded.service_max), \
+         over_limit = over_limit + excluded.over_limit, \
+         pauses = pauses + excluded.pauses, \
+         pause_secs = pause_secs + excluded.pause_secs, \
+         signed_in_secs = signed_in_secs + excluded.signed_in_secs, \
+         very_satisfied = very_satisfied + excluded.very_satisfied, \
+         satisfied = satisfied + excluded.satisfied, \
+         basically_satisfied = basically_satisfied + excluded.basically_satisfied, \
+         dissatisfied = dissatisfied + excluded.dissatisfied, \
+         very_dissatisfied = very_dissatisfied + excluded.very_dissatisfied, \
+         warnings = warnings + excluded.warnings, \
+         warnings_handled = warnings_handled + excluded.warnings_handled",
+    )?;
+    for ((day, scope, key), a) in rows {
+        let l = &a.levels;
+        put.execute(params![
+            day,
+            scope,
+            key,
+            a.issued,
+            a.called,
+            a.served,
+            a.no_shows,
+            a.transfers,
+            a.waits,
+            a.wait_sum,
+            a.wait_max,
+            a.services,
+            a.service_sum,
+            a.service_max,
+            a.over_limit,
+            a.pauses,
+            a.pause_secs,
+            a.signed_in_secs,
+            l[0],
+            l[1],
+            l[2],
+            l[3],
+            l[4],
+            a.warnings,
+            a.warnings_handled
+        ])?;
+    }
+    Ok(())
+}
+
 fn level_index(l: Level) -> usize {
     Level::ALL.iter().position(|x| *x == l).unwrap_or(0)
 }
@@ -129,67 +244,22 @@ struct Place<'a> {
     tx: &'a Connection,
     rules: &'a Rules,
     day: String,
+    sums: &'a Pending,
 }
 
 impl Place<'_> {
-    fn add(&self, scope: &str, key: &str, a: &Add) -> Result<(), StoreError> {
-        let l = &a.levels;
-        self.tx
-            .prepare_cached(
-                "INSERT INTO figures (day, scope, key, issued, called, served, no_shows, \
-                 transfers, waits, wait_sum, wait_max, services, service_sum, service_max, \
-                 over_limit, pauses, pause_secs, signed_in_secs, very_satisfied, satisfied, \
-                 basically_satisfied, dissatisfied, very_dissatisfied, warnings, \
-                 warnings_handled) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-                 ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) \
-                 ON CONFLICT (day, scope, key) DO UPDATE SET issued = issued + excluded.issued, \
-                 called = called + excluded.called, served = served + excluded.served, \
-                 no_shows = no_shows + excluded.no_shows, \
-                 transfers = transfers + excluded.transfers, waits = waits + excluded.waits, \
-                 wait_sum = wait_sum + excluded.wait_sum, \
-                 wait_max = MAX(wait_max, excluded.wait_max), \
-                 services = services + excluded.services, \
-                 service_sum = service_sum + excluded.service_sum, \
-                 service_max = MAX(service_max, excluded.service_max), \
-                 over_limit = over_limit + excluded.over_limit, \
-                 pauses = pauses + excluded.pauses, \
-                 pause_secs = pause_secs + excluded.pause_secs, \
-                 signed_in_secs = signed_in_secs + excluded.signed_in_secs, \
-                 very_satisfied = very_satisfied + excluded.very_satisfied, \
-                 satisfied = satisfied + excluded.satisfied, \
-                 basically_satisfied = basically_satisfied + excluded.basically_satisfied, \
-                 dissatisfied = dissatisfied + excluded.dissatisfied, \
-                 very_dissatisfied = very_dissatisfied + excluded.very_dissatisfied, \
-                 warnings = warnings + excluded.warnings, \
-                 warnings_handled = warnings_handled + excluded.warnings_handled",
-            )?
-            .execute(params![
-                self.day,
-                scope,
-                key,
-                a.issued,
-                a.called,
-                a.served,
-                a.no_shows,
-                a.transfers,
-                a.waits,
-                a.wait_sum,
-                a.wait_max,
-                a.services,
-                a.service_sum,
-                a.service_max,
-                a.over_limit,
-                a.pauses,
-                a.pause_secs,
-                a.signed_in_secs,
-                l[0],
-                l[1],
-                l[2],
-                l[3],
-                l[4],
-                a.warnings,
-                a.warnings_handled
-            ])?;
+    /// The same place on another day.
+    fn on(&self, day: NaiveDate) -> Place<'_> {
+        Place {
+            tx: self.tx,
+            rules: self.rules,
+            day: day.to_string(),
+            sums: self.sums,
+        }
+    }
+
+    fn add(&self, scope: &'static str, key: &str, a: &Add) -> Result<(), StoreError> {
+        self.sums.add(&self.day, scope, key, a);
         Ok(())
     }
 
@@ -303,13 +373,14 @@ fn staff_at(tx: &Connection, window: u32) -> Result<Option<String>, StoreError> 
 pub(super) fn apply(
     tx: &Connection,
     rules: &Rules,
+    sums: &Pending,
     e: &NewEvent,
     seq: i64,
 ) -> Result<(), StoreError> {
     if !COUNTED.contains(&e.kind.as_str()) {
         return Ok(());
     }
-    apply_parsed(tx, rules, e, &serde_json::from_str(&e.payload)?, seq)
+    apply_parsed(tx, rules, sums, e, &serde_json::from_str(&e.payload)?, seq)
 }
 
 /// [`apply`] with the event's payload already parsed (the append parses it once for
@@ -317,6 +388,7 @@ pub(super) fn apply(
 pub(super) fn apply_parsed(
     tx: &Connection,
     rules: &Rules,
+    sums: &Pending,
     e: &NewEvent,
     payload: &serde_json::Value,
     seq: i64,
@@ -329,6 +401,7 @@ pub(super) fn apply_parsed(
         tx,
         rules,
         day: rules.day(e.at.0).to_string(),
+        sums,
     };
     match event {
         Committed::Engine(ev) => engine_event(&place, e.at.0, seq, payload, ev),
@@ -552,11 +625,7 @@ fn session_time(p: &Place<'_>, window: u32, o: &Open, until: i64) -> Result<(), 
             .map(|d| p.rules.clock.instant(d.and_time(p.rules.day_starts_at)).0)
             .unwrap_or(until);
         let end = until.min(next.max(from + 1));
-        let part = Place {
-            tx: p.tx,
-            rules: p.rules,
-            day: day.to_string(),
-        };
+        let part = p.on(day);
         let a = Add {
             signed_in_secs: (end - from) / 1000,
             ..Add::default()
@@ -579,11 +648,7 @@ fn stored_rating(tx: &Connection, ticket: u64) -> Result<Option<Rating>, StoreEr
 /// Counts a rating, taking off the one it replaces (counted on its own day).
 fn rerated(p: &Place<'_>, old: Option<&Rating>, new: &Rating) -> Result<(), StoreError> {
     if let Some(old) = old {
-        let before = Place {
-            tx: p.tx,
-            rules: p.rules,
-            day: p.rules.day(old.at.0).to_string(),
-        };
+        let before = p.on(p.rules.day(old.at.0));
         rated(&before, old, -1)?;
     }
     rated(p, new, 1)
@@ -644,11 +709,7 @@ fn handled(p: &Place<'_>, warning: &str) -> Result<(), StoreError> {
     let Some(o) = open_end(p.tx, "warning", warning)? else {
         return Ok(());
     };
-    let at = Place {
-        tx: p.tx,
-        rules: p.rules,
-        day: p.rules.day(o.since).to_string(),
-    };
+    let at = p.on(p.rules.day(o.since));
     let a = Add {
         warnings_handled: 1,
         ..Add::default()
@@ -673,6 +734,7 @@ pub fn build_once(conn: &mut Connection, rules: &Rules) -> Result<Option<u64>, S
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute_batch("DELETE FROM figures; DELETE FROM figure_reasons; DELETE FROM figure_open;")?;
     let mut n = 0u64;
+    let sums = Pending::default();
     {
         // Ratings replaced later are read back from `ratings`, which holds only the
         // last: replay each ticket's ratings from the events instead.
@@ -695,15 +757,17 @@ pub fn build_once(conn: &mut Connection, rules: &Rules) -> Result<Option<u64>, S
                     tx: &tx,
                     rules,
                     day: rules.day(at).to_string(),
+                    sums: &sums,
                 };
                 let old = last_rating.insert(rating.ticket.0, rating.clone());
                 rerated(&place, old.as_ref(), &rating)?;
             } else {
-                apply(&tx, rules, &e, seq)?;
+                apply(&tx, rules, &sums, &e, seq)?;
             }
             n += 1;
         }
     }
+    flush(&tx, &sums)?;
     tx.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES ('figures_built', ?1)",
         params![n.to_string()],
@@ -935,4 +999,90 @@ pub fn bad_ratings(
     }
     out.sort_by_key(|(_, r)| std::cmp::Reverse(r.at));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use hallq_engine::{Class, Command, Engine};
+
+    use super::*;
+    use crate::store::Store;
+
+    fn issue(engine: &mut Engine, at: Timestamp) -> Vec<NewEvent> {
+        let events = engine
+            .handle(
+                Command::Issue {
+                    token_hash: None,
+                    service: "SB".into(),
+                    class: Class::Normal,
+                    idempotency_key: None,
+                    citizen: None,
+                    channel: "test".into(),
+                    green_reason: None,
+                    proxy: false,
+                    issued_by: None,
+                },
+                at,
+            )
+            .unwrap();
+        events
+            .iter()
+            .map(|e| NewEvent::encode(engine.now(), e.kind(), e).unwrap())
+            .collect()
+    }
+
+    /// The figures a transaction's events add are held until it commits: a rolled-back
+    /// transaction leaves none behind for the next one, and a batch of requests in one
+    /// transaction counts each of them once, as separate commits would.
+    #[test]
+    fn a_batch_counts_each_ticket_once_and_a_rollback_counts_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let setup = crate::history::unlimited_setup();
+        let mut store = Store::open(&dir.path().join("hallq.db")).unwrap();
+        store.set_figure_rules(Rules::of(&setup)).unwrap();
+        let at = Timestamp(1_795_395_600_000);
+        let mut engine = Engine::new(setup, at).unwrap();
+        let hall = |store: &Store| -> (i64, i64) {
+            store
+                .conn()
+                .query_row(
+                    "SELECT COALESCE(SUM(issued), 0), COUNT(*) FROM figures WHERE scope = 'hall'",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap()
+        };
+
+        store.begin().unwrap();
+        let events = issue(&mut engine, at);
+        store
+            .write(&events, &engine.take_changes(), &[])
+            .unwrap();
+        store.abandon();
+        assert_eq!(hall(&store), (0, 0), "a rolled-back ticket counts nowhere");
+
+        store.begin().unwrap();
+        for _ in 0..3 {
+            let events = issue(&mut engine, at);
+            store
+                .write(&events, &engine.take_changes(), &[])
+                .unwrap();
+        }
+        store.end().unwrap();
+        assert_eq!(hall(&store), (3, 1), "three tickets in one row of the day");
+
+        store
+            .commit(&issue(&mut engine, at), &engine.take_changes())
+            .unwrap();
+        assert_eq!(hall(&store), (4, 1));
+        let service: i64 = store
+            .conn()
+            .query_row(
+                "SELECT issued FROM figures WHERE scope = 'service' AND key = 'SB'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(service, 4);
+    }
 }

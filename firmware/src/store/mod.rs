@@ -148,6 +148,8 @@ pub struct Store {
     /// How the period figures place events (the setup in force's clock, day start and
     /// departments).
     figure_rules: figures::Rules,
+    /// The figures the open transaction's events add, written just before it commits.
+    figures_pending: figures::Pending,
     /// Set by the checkpoint thread when the log has grown long: the writer then lets
     /// it start over (see [`checkpoint`]).
     log_restart: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -247,6 +249,7 @@ impl Store {
             conn,
             path: None,
             figure_rules: figures::Rules::default(),
+            figures_pending: Default::default(),
             log_restart: Default::default(),
         })
     }
@@ -394,7 +397,7 @@ impl Store {
             return Err(StoreError::NotBegun);
         }
         notices::put(&self.conn, notices)?;
-        let stored = append(&self.conn, events, &self.figure_rules)?;
+        let stored = append(&self.conn, events, &self.figure_rules, &self.figures_pending)?;
         persist(&self.conn, changes)?;
         Ok(stored)
     }
@@ -402,15 +405,18 @@ impl Store {
     /// Commits the open transaction: once this returns, what it holds is on disk. On an
     /// error nothing of it is stored (the transaction is rolled back).
     pub fn end(&mut self) -> Result<(), StoreError> {
-        if let Err(e) = self.conn.execute_batch("COMMIT") {
+        let committed = figures::flush(&self.conn, &self.figures_pending)
+            .and_then(|()| Ok(self.conn.execute_batch("COMMIT")?));
+        if let Err(e) = committed {
             self.abandon();
-            return Err(e.into());
+            return Err(e);
         }
         Ok(())
     }
 
     /// Rolls back the open transaction, if one is open.
     pub fn abandon(&mut self) {
+        self.figures_pending.clear();
         if !self.conn.is_autocommit()
             && let Err(e) = self.conn.execute_batch("ROLLBACK")
         {
@@ -437,7 +443,7 @@ impl Store {
         let mut events = vec![NewEvent::encode(now, audit.kind(), &audit).map_err(storage)?];
         let (more, changes) = then(&tx).map_err(storage)?;
         events.extend(more);
-        let stored = append(&tx, &events, &self.figure_rules).map_err(storage)?;
+        let stored = append_counted(&tx, &events, &self.figure_rules).map_err(storage)?;
         persist(&tx, &changes).map_err(storage)?;
         tx.commit()?;
         Ok((stored, state))
@@ -448,7 +454,7 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let stored = append(&tx, events, &self.figure_rules)?;
+        let stored = append_counted(&tx, events, &self.figure_rules)?;
         tx.commit()?;
         Ok(stored)
     }
@@ -628,10 +634,26 @@ fn persist(tx: &Connection, changes: &Changes) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// [`append`] in a transaction of its own making: its figures are written before it
+/// returns.
+fn append_counted(
+    tx: &Connection,
+    events: &[NewEvent],
+    rules: &figures::Rules,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let sums = figures::Pending::default();
+    let stored = append(tx, events, rules, &sums)?;
+    figures::flush(tx, &sums)?;
+    Ok(stored)
+}
+
+/// Appends `events` inside `tx`; the figures they add go to `sums`, for
+/// [`figures::flush`] before the commit.
 fn append(
     tx: &Connection,
     events: &[NewEvent],
     rules: &figures::Rules,
+    sums: &figures::Pending,
 ) -> Result<Vec<StoredEvent>, StoreError> {
     if events.is_empty() {
         return Ok(Vec::new());
@@ -653,7 +675,7 @@ fn append(
         follow_ups::apply(tx, e, seq)?;
         notices::apply(tx, e, &id)?;
         let payload = serde_json::from_str(&e.payload)?;
-        figures::apply_parsed(tx, rules, e, &payload, seq)?;
+        figures::apply_parsed(tx, rules, sums, e, &payload, seq)?;
         stored.push(StoredEvent {
             seq,
             id,

@@ -7,7 +7,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{NewEvent, Store, StoreError, StoredEvent, append};
+use super::{NewEvent, Store, StoreError, StoredEvent, append_counted};
 
 /// One undelivered row, as the uplink sends it (the payload stays JSON text).
 #[derive(Debug, Clone, PartialEq)]
@@ -234,7 +234,7 @@ impl Store {
             "INSERT OR REPLACE INTO pushed_config (version, document, applied_at) VALUES (?1, ?2, ?3)",
             params![version, document, at],
         )?;
-        let stored = append(&tx, events, &self.figure_rules)?;
+        let stored = append_counted(&tx, events, &self.figure_rules)?;
         tx.commit()?;
         Ok(stored)
     }
