@@ -368,12 +368,7 @@ fn replay_one(agent: &ureq::Agent, url: &str, key: &str) -> Result<Duration, Str
 }
 
 /// `POST /api/v1/tickets` with retry key `key`, expecting `status` and a ticket number.
-fn post_ticket(
-    agent: &ureq::Agent,
-    url: &str,
-    key: &str,
-    status: u16,
-) -> Result<Duration, String> {
+fn post_ticket(agent: &ureq::Agent, url: &str, key: &str, status: u16) -> Result<Duration, String> {
     let t = Instant::now();
     let mut resp = agent
         .post(format!("{url}/api/v1/tickets"))
@@ -410,14 +405,15 @@ fn sample(text: &str, name: &str) -> Option<f64> {
 }
 
 /// The daemon's group-commit counters from `/metrics`: transactions, writers, commit
-/// seconds, gather seconds.
-fn commit_totals(agent: &ureq::Agent, url: &str) -> Option<[f64; 4]> {
+/// seconds, gather seconds, sync seconds.
+fn commit_totals(agent: &ureq::Agent, url: &str) -> Option<[f64; 5]> {
     let text = scrape(agent, url)?;
     Some([
         sample(&text, "hallq_commits_total")?,
         sample(&text, "hallq_commit_writers_total")?,
         sample(&text, "hallq_commit_seconds_total")?,
         sample(&text, "hallq_commit_gather_seconds_total")?,
+        sample(&text, "hallq_commit_sync_seconds_total")?,
     ])
 }
 
@@ -464,6 +460,8 @@ struct DiskFigures {
     http_p50: Duration,
     http_p99: Duration,
     concurrent_per_sec: f64,
+    /// Mean time the concurrent run's transactions took to end (last writes and sync).
+    concurrent_sync: Duration,
     fsync_p50: Duration,
 }
 
@@ -695,7 +693,13 @@ fn disk_figures(exe: &Path, dir: &Path, opts: &BenchOptions) -> BenchResult<Disk
     let pages = ticket_pages(&dir.join("core.db"))?;
     let http_pages = ticket_pages(&run_dir.join("data").join("hallq.db"))?;
     drop(core);
-    for v in [&mut bare, &mut in_process, &mut round_trip, &mut seq, &mut replay] {
+    for v in [
+        &mut bare,
+        &mut in_process,
+        &mut round_trip,
+        &mut seq,
+        &mut replay,
+    ] {
         v.sort();
     }
     let ratio = |v: &[Duration], p: f64| ms(percentile(v, p)) / ms(percentile(&bare, p)).max(1e-9);
@@ -791,12 +795,15 @@ fn disk_figures(exe: &Path, dir: &Path, opts: &BenchOptions) -> BenchResult<Disk
             ms(b.saturating_sub(a)) / all.len().max(1) as f64
         );
     }
+    let mut concurrent_sync = Duration::ZERO;
     if let (Some(a), Some(b)) = (before, commit_totals(&agent, &daemon.url)) {
         let commits = (b[0] - a[0]).max(1.0);
+        concurrent_sync = Duration::from_secs_f64((b[4] - a[4]).max(0.0) / commits);
         println!(
-            "  group commit:           {:>10.2} tickets a transaction, {:.3} ms a transaction, {:.3} ms held for writers on their way",
+            "  group commit:           {:>10.2} tickets a transaction, {:.3} ms a transaction of which {:.3} ms its end (last writes and sync), {:.3} ms held for writers on their way",
             (b[1] - a[1]) / commits,
             (b[2] - a[2]) * 1000.0 / commits,
+            ms(concurrent_sync),
             (b[3] - a[3]) * 1000.0 / commits
         );
     }
@@ -816,6 +823,7 @@ fn disk_figures(exe: &Path, dir: &Path, opts: &BenchOptions) -> BenchResult<Disk
         http_p50: percentile(&seq, 0.5),
         http_p99: percentile(&seq, 0.99),
         concurrent_per_sec,
+        concurrent_sync,
         fsync_p50: fsync,
     })
 }
@@ -843,10 +851,27 @@ fn print_ratios(plain: &DiskFigures, sd: Option<&DiskFigures>, clients: usize) {
         "SD card:    ticket over HTTP p50 / bare insert p50 = {sd_ratio:.2}x (issue 18: ≤ 1.1x)"
     );
     println!(
+        "            lowest the exchange allows: (bare insert + the same exchange without the disk) / bare insert = {:.2}x (the answer follows the sync: the exchange cannot overlap it)",
+        ms(sd.bare_p50 + sd.replay_p50) / ms(sd.bare_p50).max(1e-9)
+    );
+    println!(
         "SD card:    {clients} clients {:.0} tickets/s / ({clients} / fsync {:.3} ms = {ideal:.0}/s) = {:.2}x (issue 18: ≥ 0.8x)",
         sd.concurrent_per_sec,
         ms(sd.fsync_p50),
         sd.concurrent_per_sec / ideal.max(1e-9)
+    );
+    // Each client waits for its answer: a round is one transaction's end plus the time
+    // its answers take to go out and the next requests to come in and run.
+    let allowed = sd.fsync_p50.mul_f64(1.25);
+    println!(
+        "            a round of {clients} took {:.3} ms, its transaction's end {:.3} ms; 0.8x allows {:.3} ms a round, which leaves {:.3} ms for {clients} answers out and {clients} requests in (one exchange without the disk: {:.3} ms)",
+        ms(Duration::from_secs_f64(
+            clients as f64 / sd.concurrent_per_sec.max(1e-9)
+        )),
+        ms(sd.concurrent_sync),
+        ms(allowed),
+        ms(allowed.saturating_sub(sd.concurrent_sync)),
+        ms(sd.replay_p50)
     );
     println!();
     println!("| figure (p50 unless said) | plain disk | SD card |");

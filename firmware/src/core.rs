@@ -162,6 +162,7 @@ pub struct CommitStats {
     writers: AtomicU64,
     commit_micros: AtomicU64,
     gather_micros: AtomicU64,
+    sync_micros: AtomicU64,
 }
 
 /// A reading of [`CommitStats`].
@@ -175,6 +176,9 @@ pub struct CommitTotals {
     pub commit_seconds: f64,
     /// Seconds batches were held back for writers on their way.
     pub gather_seconds: f64,
+    /// Seconds of those spent ending transactions: their last writes and the sync that
+    /// makes them durable (on an SD card most of a commit's time).
+    pub sync_seconds: f64,
 }
 
 impl CommitStats {
@@ -187,6 +191,11 @@ impl CommitStats {
             .fetch_add(gather.as_micros() as u64, Ordering::Relaxed);
     }
 
+    fn synced(&self, took: Duration) {
+        self.sync_micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
     /// The totals now.
     pub fn totals(&self) -> CommitTotals {
         CommitTotals {
@@ -194,6 +203,7 @@ impl CommitStats {
             writers: self.writers.load(Ordering::Relaxed),
             commit_seconds: self.commit_micros.load(Ordering::Relaxed) as f64 / 1e6,
             gather_seconds: self.gather_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            sync_seconds: self.sync_micros.load(Ordering::Relaxed) as f64 / 1e6,
         }
     }
 }
@@ -849,11 +859,14 @@ impl Core {
             }
             self.write(&mut batch);
         }
-        if batch.open
-            && let Err(e) = self.store.end()
-        {
-            self.failed(&e, batch.replies);
-            return;
+        if batch.open {
+            let ending = Instant::now();
+            let ended = self.store.end();
+            self.stats.synced(ending.elapsed());
+            if let Err(e) = ended {
+                self.failed(&e, batch.replies);
+                return;
+            }
         }
         let stored = batch.stored;
         for r in batch.replies {

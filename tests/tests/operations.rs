@@ -607,3 +607,48 @@ fn hallq_archive_verify_lists_months_and_finds_damage() {
         "{text}"
     );
 }
+
+/// `hallq bench` runs to its end on a short run and prints every figure the issue's
+/// table needs: the bare insert, the ticket in process and over HTTP, both floors (the
+/// retried POST is answered 200 from memory, or the bench stops), the pages a ticket's
+/// commit writes read back from the WAL, and the plain disk's ratio.
+#[test]
+fn the_benchmark_runs_to_its_end_and_prints_each_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("bench");
+    let out = hallq(&[
+        "bench",
+        "--dir",
+        &data.display().to_string(),
+        "--requests",
+        "40",
+        "--clients",
+        "2",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench failed: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "bare SQLite insert:",
+        "durable ticket, no HTTP:",
+        "HTTP round trip, no disk:",
+        "same exchange, no disk:",
+        "durable ticket over HTTP:",
+        "2 concurrent clients:",
+        "plain disk: ticket over HTTP p50 / (bare insert + the same exchange without the disk)",
+        "printer (PTY): committed → last byte",
+    ] {
+        assert!(text.contains(line), "no {line:?} in:\n{text}");
+    }
+    let pages = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("over HTTP"))
+        .unwrap_or_else(|| panic!("no pages of the HTTP ticket in:\n{text}"));
+    assert!(
+        pages.contains("tickets") && pages.contains("events"),
+        "{pages}"
+    );
+}

@@ -205,6 +205,11 @@ fn commit_counters(out: &mut String, t: crate::core::CommitTotals) {
             "Seconds batches were held back for writers on their way.",
             t.gather_seconds,
         ),
+        (
+            "hallq_commit_sync_seconds_total",
+            "Seconds of hallq_commit_seconds_total spent ending transactions: their last writes and the sync that makes them durable.",
+            t.sync_seconds,
+        ),
     ] {
         let _ = writeln!(
             out,

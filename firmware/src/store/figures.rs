@@ -1055,18 +1055,14 @@ mod tests {
 
         store.begin().unwrap();
         let events = issue(&mut engine, at);
-        store
-            .write(&events, &engine.take_changes(), &[])
-            .unwrap();
+        store.write(&events, &engine.take_changes(), &[]).unwrap();
         store.abandon();
         assert_eq!(hall(&store), (0, 0), "a rolled-back ticket counts nowhere");
 
         store.begin().unwrap();
         for _ in 0..3 {
             let events = issue(&mut engine, at);
-            store
-                .write(&events, &engine.take_changes(), &[])
-                .unwrap();
+            store.write(&events, &engine.take_changes(), &[]).unwrap();
         }
         store.end().unwrap();
         assert_eq!(hall(&store), (3, 1), "three tickets in one row of the day");

@@ -397,7 +397,12 @@ impl Store {
             return Err(StoreError::NotBegun);
         }
         notices::put(&self.conn, notices)?;
-        let stored = append(&self.conn, events, &self.figure_rules, &self.figures_pending)?;
+        let stored = append(
+            &self.conn,
+            events,
+            &self.figure_rules,
+            &self.figures_pending,
+        )?;
         persist(&self.conn, changes)?;
         Ok(stored)
     }
