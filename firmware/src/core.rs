@@ -1087,6 +1087,7 @@ fn push_event(pending: &mut Vec<NewEvent>, at: Timestamp, e: &crate::events::Hal
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::issue;
 
     /// Open tickets exist only on the newest day that has tickets: a ticket left
     /// waiting when the hall closed is found days later (through the by-day index, not
@@ -1140,21 +1141,6 @@ mod tests {
             )),
             "{events:?}"
         );
-    }
-
-    /// A normal ticket for `service`, without a retry key.
-    fn issue(service: &str) -> Command {
-        Command::Issue {
-            token_hash: None,
-            service: service.into(),
-            class: hallq_engine::Class::Normal,
-            idempotency_key: None,
-            citizen: None,
-            channel: "test".into(),
-            green_reason: None,
-            proxy: false,
-            issued_by: None,
-        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1003,28 +1003,13 @@ pub fn bad_ratings(
 
 #[cfg(test)]
 mod tests {
-    use hallq_engine::{Class, Command, Engine};
+    use hallq_engine::Engine;
 
     use super::*;
     use crate::store::Store;
 
     fn issue(engine: &mut Engine, at: Timestamp) -> Vec<NewEvent> {
-        let events = engine
-            .handle(
-                Command::Issue {
-                    token_hash: None,
-                    service: "SB".into(),
-                    class: Class::Normal,
-                    idempotency_key: None,
-                    citizen: None,
-                    channel: "test".into(),
-                    green_reason: None,
-                    proxy: false,
-                    issued_by: None,
-                },
-                at,
-            )
-            .unwrap();
+        let events = engine.handle(crate::testing::issue("SB"), at).unwrap();
         events
             .iter()
             .map(|e| NewEvent::encode(engine.now(), e.kind(), e).unwrap())

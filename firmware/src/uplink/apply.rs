@@ -106,7 +106,7 @@ mod tests {
     use super::*;
     use crate::history::unlimited_setup;
 
-    use hallq_engine::{Class, Command, Engine, Timestamp};
+    use hallq_engine::{Engine, Timestamp};
 
     fn as_json(setup: &Setup) -> serde_json::Value {
         // The shape a hall server sends: the TOML `[queue]` table as JSON.
@@ -169,20 +169,7 @@ mod tests {
         let mut engine = Engine::new(setup.clone(), Timestamp(1_795_395_600_000)).unwrap();
         let code = setup.services[0].code.clone();
         engine
-            .handle(
-                Command::Issue {
-                    token_hash: None,
-                    service: code.clone(),
-                    class: Class::Normal,
-                    idempotency_key: None,
-                    citizen: None,
-                    channel: "test".into(),
-                    green_reason: None,
-                    proxy: false,
-                    issued_by: None,
-                },
-                Timestamp(1_795_395_600_000),
-            )
+            .handle(crate::testing::issue(&code), Timestamp(1_795_395_600_000))
             .unwrap();
         let mut smaller = setup.clone();
         smaller.services.retain(|s| s.code != code);

@@ -234,19 +234,7 @@ async fn gpio_buttons_call_and_rate_and_the_spi_matrix_shows_it() {
     .await
     .unwrap();
     let service = service_of_window_3();
-    hall.execute(Command::Issue {
-        token_hash: None,
-        service,
-        class: Class::Normal,
-        idempotency_key: None,
-        citizen: None,
-        channel: "test".into(),
-        green_reason: None,
-        proxy: false,
-        issued_by: None,
-    })
-    .await
-    .unwrap();
+    hall.execute(crate::testing::issue(&service)).await.unwrap();
 
     // The caller's button calls as the staff signed in; the matrix shows the number.
     call.press().await;
