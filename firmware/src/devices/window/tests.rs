@@ -21,7 +21,7 @@ use super::{LinkSetup, WindowBuses, drive};
 use crate::devices::health::{Devices, Health};
 use crate::in_force::InForce;
 use embedded_hal::spi::{ErrorKind, ErrorType, Operation};
-use hallq_engine::{Class, Command, Role, TicketId};
+use hallq_engine::{Command, Role, TicketId};
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
@@ -386,19 +386,7 @@ async fn a_usb_keypad_acts_through_its_configured_keymap() {
     .unwrap();
     let service = service_of_window_3();
     for _ in 0..2 {
-        hall.execute(Command::Issue {
-            token_hash: None,
-            service: service.clone(),
-            class: Class::Normal,
-            idempotency_key: None,
-            citizen: None,
-            channel: "test".into(),
-            green_reason: None,
-            proxy: false,
-            issued_by: None,
-        })
-        .await
-        .unwrap();
+        hall.execute(crate::testing::issue(&service)).await.unwrap();
     }
     let current = || {
         futures_lite(hall.query(|e, _| {
