@@ -258,24 +258,16 @@ impl Place<'_> {
         }
     }
 
-    fn add(&self, scope: &'static str, key: &str, a: &Add) -> Result<(), StoreError> {
+    fn add(&self, scope: &'static str, key: &str, a: &Add) {
         self.sums.add(&self.day, scope, key, a);
-        Ok(())
     }
 
     /// Adds to the hall and to each of the given window, staff member and service (with
     /// its department).
-    fn spread(
-        &self,
-        window: Option<u32>,
-        staff: Option<&str>,
-        service: Option<&str>,
-        a: &Add,
-    ) -> Result<(), StoreError> {
+    fn spread(&self, window: Option<u32>, staff: Option<&str>, service: Option<&str>, a: &Add) {
         for (scope, key) in self.places(window, staff, service) {
-            self.add(scope, &key, a)?;
+            self.add(scope, &key, a);
         }
-        Ok(())
     }
 
     /// The `(scope, key)` rows an event counts in: the hall, and each of the given
@@ -369,7 +361,8 @@ fn staff_at(tx: &Connection, window: u32) -> Result<Option<String>, StoreError> 
 }
 
 /// Counts an event being appended (`seq` is its row). Called inside the transaction
-/// that appends it, before the rows the batch changes are written.
+/// that appends it, before the rows its request changes are written; the amounts go
+/// to `sums` until [`flush`].
 pub(super) fn apply(
     tx: &Connection,
     rules: &Rules,
@@ -452,8 +445,8 @@ fn engine_event(
                 issued: 1,
                 ..Add::default()
             };
-            p.spread(None, None, Some(&ticket.service), &a)?;
-            p.add("hour", &p.rules.hour(at), &a)?;
+            p.spread(None, None, Some(&ticket.service), &a);
+            p.add("hour", &p.rules.hour(at), &a);
         }
         Event::TicketCalled {
             ticket,
@@ -469,8 +462,8 @@ fn engine_event(
                 called: 1,
                 ..Add::default()
             };
-            p.add("window", &window.to_string(), &called)?;
-            p.add("staff", &staff, &called)?;
+            p.add("window", &window.to_string(), &called);
+            p.add("staff", &staff, &called);
             if first {
                 let issued_at = at - waited_secs * 1000;
                 open_put(
@@ -490,8 +483,8 @@ fn engine_event(
                     wait_max: waited_secs,
                     ..Add::default()
                 };
-                p.spread(Some(window), Some(&staff), Some(&service), &w)?;
-                p.add("hour", &p.rules.hour(issued_at), &w)?;
+                p.spread(Some(window), Some(&staff), Some(&service), &w);
+                p.add("hour", &p.rules.hour(issued_at), &w);
             }
         }
         Event::TicketNoShow {
@@ -511,7 +504,7 @@ fn engine_event(
                 Some(&staff),
                 o.as_ref().and_then(|o| o.service.as_deref()),
                 &a,
-            )?;
+            );
         }
         Event::TicketTransferred {
             from_service,
@@ -523,7 +516,7 @@ fn engine_event(
                 transfers: 1,
                 ..Add::default()
             };
-            p.spread(Some(window), Some(&staff), Some(&from_service), &a)?;
+            p.spread(Some(window), Some(&staff), Some(&from_service), &a);
         }
         Event::TicketFinished {
             ticket,
@@ -541,7 +534,7 @@ fn engine_event(
                 service_max: served_secs,
                 ..Add::default()
             };
-            p.spread(Some(window), Some(&staff), Some(&service), &a)?;
+            p.spread(Some(window), Some(&staff), Some(&service), &a);
         }
         Event::TicketCancelled { ticket, .. } => {
             open_end(tx, "called", &ticket.0.to_string())?;
@@ -549,7 +542,7 @@ fn engine_event(
         Event::StaffSignedIn { window, staff, .. } => {
             let id = window.to_string();
             if let Some(before) = open_end(tx, "session", &id)? {
-                session_time(p, window, &before, at)?;
+                session_time(p, window, &before, at);
             }
             open_put(
                 tx,
@@ -565,7 +558,7 @@ fn engine_event(
         }
         Event::StaffSignedOut { window, .. } => {
             if let Some(o) = open_end(tx, "session", &window.to_string())? {
-                session_time(p, window, &o, at)?;
+                session_time(p, window, &o, at);
             }
         }
         Event::WindowPaused { window, staff, .. } => {
@@ -573,7 +566,7 @@ fn engine_event(
                 pauses: 1,
                 ..Add::default()
             };
-            p.spread(Some(window), Some(&staff), None, &a)?;
+            p.spread(Some(window), Some(&staff), None, &a);
         }
         Event::WindowResumed {
             window,
@@ -584,7 +577,7 @@ fn engine_event(
                 pause_secs: paused_secs,
                 ..Add::default()
             };
-            p.spread(Some(window), Some(&staff), None, &a)?;
+            p.spread(Some(window), Some(&staff), None, &a);
         }
         Event::RatingRecorded { rating, replaced } => {
             let old = if replaced {
@@ -601,7 +594,7 @@ fn engine_event(
                 over_limit: 1,
                 ..Add::default()
             };
-            p.spread(Some(window), staff.as_deref(), None, &a)?;
+            p.spread(Some(window), staff.as_deref(), None, &a);
         }
         Event::WaitAlarm { .. }
         | Event::QueueAlarm { .. }
@@ -616,7 +609,7 @@ fn engine_event(
 
 /// Adds a session's time to its window and staff member (and the hall), split at the
 /// starts of the service days it spans.
-fn session_time(p: &Place<'_>, window: u32, o: &Open, until: i64) -> Result<(), StoreError> {
+fn session_time(p: &Place<'_>, window: u32, o: &Open, until: i64) {
     let mut from = o.since;
     while from < until {
         let day = p.rules.day(from);
@@ -630,13 +623,12 @@ fn session_time(p: &Place<'_>, window: u32, o: &Open, until: i64) -> Result<(), 
             signed_in_secs: (end - from) / 1000,
             ..Add::default()
         };
-        part.spread(Some(window), o.staff.as_deref(), None, &a)?;
+        part.spread(Some(window), o.staff.as_deref(), None, &a);
         from = end;
     }
-    Ok(())
 }
 
-/// The rating stored for a ticket (before this batch's rows are written).
+/// The rating stored for a ticket (before this request's rows are written).
 fn stored_rating(tx: &Connection, ticket: u64) -> Result<Option<Rating>, StoreError> {
     let record: Option<String> = tx
         .prepare_cached("SELECT record FROM ratings WHERE ticket = ?1")?
@@ -657,7 +649,7 @@ fn rerated(p: &Place<'_>, old: Option<&Rating>, new: &Rating) -> Result<(), Stor
 fn rated(p: &Place<'_>, r: &Rating, n: i64) -> Result<(), StoreError> {
     let mut a = Add::default();
     a.levels[level_index(r.level)] = n;
-    p.spread(r.window, r.staff.as_deref(), Some(&r.service), &a)?;
+    p.spread(r.window, r.staff.as_deref(), Some(&r.service), &a);
     if r.level.is_bad() && !r.reasons.is_empty() {
         let places = p.places(r.window, r.staff.as_deref(), Some(&r.service));
         p.reasons(&places, &r.reasons, n)?;
@@ -689,7 +681,7 @@ fn warning(
         warnings: 1,
         ..Add::default()
     };
-    p.spread(window, staff.as_deref(), service.as_deref(), &a)?;
+    p.spread(window, staff.as_deref(), service.as_deref(), &a);
     open_put(
         p.tx,
         "warning",
@@ -714,7 +706,8 @@ fn handled(p: &Place<'_>, warning: &str) -> Result<(), StoreError> {
         warnings_handled: 1,
         ..Add::default()
     };
-    at.spread(o.window, o.staff.as_deref(), o.service.as_deref(), &a)
+    at.spread(o.window, o.staff.as_deref(), o.service.as_deref(), &a);
+    Ok(())
 }
 
 /// Builds the figures of every stored event once, for a database that had events before
