@@ -105,6 +105,11 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// How many times `base` `d` is (0 over a zero base rather than infinity).
+fn times(d: Duration, base: Duration) -> f64 {
+    ms(d) / ms(base).max(1e-9)
+}
+
 /// Tickets per simulated day in the engine benchmark: a busy county hall's day, as in
 /// `gen-history`, so the figure is for the engine's working size rather than for one
 /// endless day that no hall ever has.
@@ -702,7 +707,7 @@ fn disk_figures(exe: &Path, dir: &Path, opts: &BenchOptions) -> BenchResult<Disk
     ] {
         v.sort();
     }
-    let ratio = |v: &[Duration], p: f64| ms(percentile(v, p)) / ms(percentile(&bare, p)).max(1e-9);
+    let ratio = |v: &[Duration], p: f64| times(percentile(v, p), percentile(&bare, p));
     println!(
         "bare SQLite insert:       p50 {:>7.3} ms   p99 {:>7.3} ms   (WAL, synchronous=FULL, same disk)",
         ms(percentile(&bare, 0.5)),
@@ -834,7 +839,7 @@ fn disk_figures(exe: &Path, dir: &Path, opts: &BenchOptions) -> BenchResult<Disk
 /// reaches). Figures only; nothing here passes or fails.
 fn print_ratios(plain: &DiskFigures, sd: Option<&DiskFigures>, clients: usize) {
     fn over(d: &DiskFigures, floor: Duration) -> f64 {
-        ms(d.http_p50) / ms(d.bare_p50 + floor).max(1e-9)
+        times(d.http_p50, d.bare_p50 + floor)
     }
     println!(
         "plain disk: ticket over HTTP p50 / (bare insert + the same exchange without the disk) p50 = {:.2}x (issue 18: ≤ 1.25x)",
@@ -845,14 +850,14 @@ fn print_ratios(plain: &DiskFigures, sd: Option<&DiskFigures>, clients: usize) {
         over(plain, plain.floor_p50)
     );
     let Some(sd) = sd else { return };
-    let sd_ratio = ms(sd.http_p50) / ms(sd.bare_p50).max(1e-9);
+    let sd_ratio = times(sd.http_p50, sd.bare_p50);
     let ideal = clients as f64 / sd.fsync_p50.as_secs_f64().max(1e-9);
     println!(
         "SD card:    ticket over HTTP p50 / bare insert p50 = {sd_ratio:.2}x (issue 18: ≤ 1.1x)"
     );
     println!(
         "            lowest the exchange allows: (bare insert + the same exchange without the disk) / bare insert = {:.2}x (the answer follows the sync: the exchange cannot overlap it)",
-        ms(sd.bare_p50 + sd.replay_p50) / ms(sd.bare_p50).max(1e-9)
+        times(sd.bare_p50 + sd.replay_p50, sd.bare_p50)
     );
     println!(
         "SD card:    {clients} clients {:.0} tickets/s / ({clients} / fsync {:.3} ms = {ideal:.0}/s) = {:.2}x (issue 18: ≥ 0.8x)",
@@ -865,9 +870,7 @@ fn print_ratios(plain: &DiskFigures, sd: Option<&DiskFigures>, clients: usize) {
     let allowed = sd.fsync_p50.mul_f64(1.25);
     println!(
         "            a round of {clients} took {:.3} ms, its transaction's end {:.3} ms; 0.8x allows {:.3} ms a round, which leaves {:.3} ms for {clients} answers out and {clients} requests in (one exchange without the disk: {:.3} ms)",
-        ms(Duration::from_secs_f64(
-            clients as f64 / sd.concurrent_per_sec.max(1e-9)
-        )),
+        1000.0 * clients as f64 / sd.concurrent_per_sec.max(1e-9),
         ms(sd.concurrent_sync),
         ms(allowed),
         ms(allowed.saturating_sub(sd.concurrent_sync)),
@@ -905,7 +908,7 @@ fn print_ratios(plain: &DiskFigures, sd: Option<&DiskFigures>, clients: usize) {
         format!("{:.2}x", over(d, d.floor_p50))
     });
     row("HTTP ticket / bare", |d| {
-        format!("{:.2}x", ms(d.http_p50) / ms(d.bare_p50).max(1e-9))
+        format!("{:.2}x", times(d.http_p50, d.bare_p50))
     });
     println!(
         "| {clients} clients / ({clients} / fsync) | {:.2}x | {:.2}x |",
